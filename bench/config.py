@@ -1,0 +1,239 @@
+"""Typed config schemas, registered with Hydra's ConfigStore.
+
+Hydra composes YAML into these dataclasses (so a wrongly typed override fails at composition), and
+``to_config`` converts the DictConfig to plain dataclasses once; ``__post_init__`` checks values only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, DictConfig, OmegaConf
+
+from .errors import ConfigError
+
+
+def _choice(what: str, value: Any, choices: List[Any]) -> None:
+    if value not in choices:
+        raise ConfigError(f"{what}={value!r} is not one of {choices}")
+
+
+def _positive(what: str, value: Optional[float]) -> None:
+    if value is not None and value <= 0:
+        raise ConfigError(f"{what} must be positive, got {value!r}")
+
+
+@dataclass
+class RecipeConfig:
+    """A model's recommended fine-tuning hyper-parameters, with where they come from."""
+
+    learning_rate: float = 2e-5
+    batch_size: int = 32
+    epochs: float = 3.0
+    warmup: float = 0.0  # fraction of the training steps
+    weight_decay: float = 0.0
+    source: str = ""
+
+
+@dataclass
+class ModelConfig:
+    name: str = MISSING
+    hub_id: Optional[str] = None
+    package: Optional[str] = None  # an installed Python package that ships the weights (offline)
+    path: Optional[str] = None  # a local checkpoint folder; wins over every other source
+    pretrained: bool = True  # false: the exact architecture with random weights
+    arch: Dict[str, Any] = field(default_factory=dict)  # model_type + the config class's values
+    recipe: RecipeConfig = field(default_factory=RecipeConfig)
+    notes: str = ""
+
+    def __post_init__(self) -> None:
+        if "model_type" not in self.arch:
+            raise ConfigError(f"model {self.name!r}: arch.model_type is required (bert, mobilebert, distilbert, ...)")
+        if self.pretrained and not (self.path or self.hub_id or self.package):
+            raise ConfigError(
+                f"model {self.name!r} has no public checkpoint: give model.path=DIR, "
+                "or model.pretrained=false for the architecture with random weights"
+            )
+
+    @property
+    def source(self) -> str:
+        """Where the weights come from: path, random, package or hub (in that order of precedence)."""
+        if self.path:
+            return "path"
+        if not self.pretrained:
+            return "random"
+        return "package" if self.package else "hub"
+
+
+@dataclass
+class LocalFormat:
+    """How a task's files look in the standard GLUE download layout (read with quoting disabled)."""
+
+    dir_name: str = MISSING
+    train_file: str = "train.tsv"
+    eval_files: Dict[str, str] = field(default_factory=lambda: {"validation": "dev.tsv"})
+    header: bool = True
+    # column names from the header, or 0-based positions as strings when there is no header; "-1" is the last
+    text_columns: List[str] = field(default_factory=list)
+    label_column: str = "label"
+
+
+@dataclass
+class HubFormat:
+    id: str = "nyu-mll/glue"
+    config: Optional[str] = None
+    text_columns: List[str] = field(default_factory=list)
+    label_column: str = "label"
+    train_split: str = "train"
+
+
+@dataclass
+class TaskConfig:
+    name: str = MISSING
+    kind: str = "classification"  # classification | regression | squad
+    labels: List[str] = field(default_factory=list)  # label values as written in the local files, in Hub order
+    metrics: List[str] = field(default_factory=list)
+    primary: List[str] = field(default_factory=list)  # the mean of these is the task's primary figure
+    split_suffix: Dict[str, str] = field(default_factory=dict)  # eval split -> metric name suffix (MNLI m/mm)
+    max_seq_length: int = 128
+    local: LocalFormat = field(default_factory=LocalFormat)
+    hub: HubFormat = field(default_factory=HubFormat)
+    # SQuAD-style tasks only
+    doc_stride: int = 128
+    n_best: int = 20
+    max_answer_length: int = 30
+    version_2: bool = False
+    null_threshold: float = 0.0
+
+    def __post_init__(self) -> None:
+        _choice("task.kind", self.kind, ["classification", "regression", "squad"])
+        if self.kind == "classification" and len(self.labels) < 2:
+            raise ConfigError(f"task {self.name!r}: a classification task needs at least two labels")
+        unknown = [m for m in self.primary if m not in self.metrics]
+        if unknown:
+            raise ConfigError(f"task {self.name!r}: primary metrics {unknown} are not among metrics {self.metrics}")
+
+    @property
+    def num_labels(self) -> int:
+        return 1 if self.kind == "regression" else len(self.labels)
+
+
+@dataclass
+class DataConfig:
+    dir: Optional[str] = None  # local data folder; None reads the Hub
+    max_train_samples: Optional[int] = None
+    max_eval_samples: Optional[int] = None
+    split_by_article: Optional[int] = None  # SQuAD offline: train on the first N articles of the eval file
+
+    def __post_init__(self) -> None:
+        _positive("data.max_train_samples", self.max_train_samples)
+        _positive("data.max_eval_samples", self.max_eval_samples)
+        _positive("data.split_by_article", self.split_by_article)
+
+
+@dataclass
+class TrainConfig:
+    """Fine-tuning settings; a None hyper-parameter takes the model's recommended recipe."""
+
+    learning_rate: Optional[float] = None
+    batch_size: Optional[int] = None
+    epochs: Optional[float] = None
+    warmup: Optional[float] = None
+    weight_decay: Optional[float] = None
+    max_steps: int = -1
+    seed: int = 42
+    precision: str = "auto"  # auto | fp32 | bf16 | fp16 (CUDA only)
+    padding: str = "dynamic"  # dynamic (pad each batch to its longest) | max_length (pad all to max_seq_length)
+    group_by_length: bool = True
+    max_seq_length: Optional[int] = None  # None: the task's value
+    eval_batch_size: int = 64
+    save_checkpoint: bool = False
+    save_predictions: bool = True
+    logging_steps: int = 50
+
+    def __post_init__(self) -> None:
+        _choice("train.precision", self.precision, ["auto", "fp32", "bf16", "fp16"])
+        _choice("train.padding", self.padding, ["dynamic", "max_length"])
+        for name in ("learning_rate", "batch_size", "epochs", "max_seq_length", "eval_batch_size", "logging_steps"):
+            _positive(f"train.{name}", getattr(self, name))
+        if self.warmup is not None and not 0 <= self.warmup < 1:
+            raise ConfigError(f"train.warmup is a fraction of the steps in [0, 1), got {self.warmup}")
+
+
+@dataclass
+class ModeConfig:
+    name: str = "finetune"  # finetune | evaluate | latency
+
+    def __post_init__(self) -> None:
+        _choice("mode.name", self.name, ["finetune", "evaluate", "latency"])
+
+
+@dataclass
+class DeviceConfig:
+    name: str = "cpu"  # cpu | cuda
+    index: int = 0
+    threads: Optional[int] = None  # CPU threads for torch; None keeps torch's default
+
+    def __post_init__(self) -> None:
+        _choice("device.name", self.name, ["cpu", "cuda"])
+        _positive("device.threads", self.threads)
+
+
+@dataclass
+class TimingConfig:
+    batch_sizes: List[int] = field(default_factory=lambda: [1, 8])
+    seq_lens: List[int] = field(default_factory=lambda: [128])
+    backends: List[str] = field(default_factory=lambda: ["eager"])
+    warmup_runs: int = 10
+    min_iterations: int = 10
+    min_seconds: float = 10.0
+    max_iterations: int = 100_000
+    inputs: str = "synthetic"  # synthetic | task
+    isolate: bool = True  # measure each model in a child process so peak RSS is its own
+    with_accuracy: bool = False
+    flops: bool = True
+    calibrate: bool = True
+
+    def __post_init__(self) -> None:
+        _choice("timing.inputs", self.inputs, ["synthetic", "task"])
+        for b in self.batch_sizes + self.seq_lens:
+            _positive("timing batch size / sequence length", b)
+        _positive("timing.min_iterations", self.min_iterations)
+        if self.min_seconds < 0 or self.warmup_runs < 0:
+            raise ConfigError("timing.min_seconds and timing.warmup_runs must not be negative")
+
+
+@dataclass
+class Config:
+    model: ModelConfig = MISSING
+    task: TaskConfig = MISSING
+    mode: ModeConfig = field(default_factory=ModeConfig)
+    device: DeviceConfig = field(default_factory=DeviceConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    timing: TimingConfig = field(default_factory=TimingConfig)
+    out_dir: Optional[str] = None  # set from Hydra's run folder; tests pass their own
+
+
+def register() -> None:
+    """Register the schemas so the YAML tree is validated against them during composition."""
+    # one schema for the whole tree: each group's YAML merges into its typed node, so nothing else is needed
+    ConfigStore.instance().store(name="base_config", node=Config)
+
+
+def to_config(cfg: DictConfig) -> Config:
+    """Convert a composed DictConfig into dataclasses, once; value errors surface as ConfigError."""
+    try:
+        obj = OmegaConf.to_object(cfg)
+    except ConfigError:
+        raise
+    except Exception as exc:  # omegaconf wraps errors raised in __post_init__
+        cause = exc.__cause__ or exc
+        if isinstance(cause, ConfigError):
+            raise cause from None
+        raise ConfigError(f"invalid config: {exc}") from None
+    if not isinstance(obj, Config):
+        raise ConfigError("the composed config is not a bench Config (was base_config left out of the defaults?)")
+    return obj

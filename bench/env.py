@@ -1,0 +1,136 @@
+"""The machine a run happens on: device selection, precision choice and the environment record."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+from functools import lru_cache
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Dict, Optional
+
+import torch
+
+from .config import DeviceConfig
+from .errors import ConfigError, DeviceError
+
+_REPO = Path(__file__).resolve().parent.parent
+
+
+def setup_device(cfg: DeviceConfig) -> torch.device:
+    """Check the device exists and apply the thread count; returns the torch device to run on."""
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    if cfg.name == "cpu":
+        return torch.device("cpu")
+    if not torch.cuda.is_available():
+        raise DeviceError(
+            "device=cuda was asked for, but torch sees no CUDA GPU here "
+            f"(torch {torch.__version__}, built for CUDA {torch.version.cuda}). Use device=cpu."
+        )
+    if cfg.index >= torch.cuda.device_count():
+        raise DeviceError(f"device.index={cfg.index}, but only {torch.cuda.device_count()} CUDA device(s) exist")
+    torch.cuda.set_device(cfg.index)
+    return torch.device("cuda", cfg.index)
+
+
+@lru_cache(maxsize=1)
+def cpu_flags() -> frozenset:
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return frozenset()
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            return frozenset(line.split(":", 1)[1].split())
+    return frozenset()
+
+
+def cpu_has_native_bf16() -> bool:
+    """AVX512-BF16 or AMX make bf16 a real speed-up; elsewhere it is emulated and slower than fp32."""
+    return bool({"avx512_bf16", "amx_bf16"} & cpu_flags())
+
+
+def resolve_precision(requested: str, device: torch.device) -> str:
+    """Turn `auto` into fp32/bf16 for this hardware and refuse what the device cannot do."""
+    if requested == "fp16" and device.type != "cuda":
+        raise ConfigError("train.precision=fp16 needs CUDA; on CPU use bf16 or fp32")
+    if requested != "auto":
+        return requested
+    if device.type == "cuda":
+        # bf16 rather than fp16: MobileBERT's NoNorm activations overflow fp16 (NaN loss)
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    return "bf16" if cpu_has_native_bf16() else "fp32"
+
+
+def _version(pkg: str) -> Optional[str]:
+    try:
+        return metadata.version(pkg)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def git_commit() -> Dict[str, Any]:
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", *args], cwd=_REPO, capture_output=True, text=True, timeout=10, check=True
+        ).stdout.strip()
+
+    try:
+        return {"commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain", "--untracked-files=no"))}
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": None, "dirty": None}
+
+
+def gpu_info() -> Optional[Dict[str, Any]]:
+    if not torch.cuda.is_available():
+        return None
+    idx = torch.cuda.current_device()
+    props = torch.cuda.get_device_properties(idx)
+    info: Dict[str, Any] = {
+        "name": props.name,
+        "count": torch.cuda.device_count(),
+        "memory_bytes": props.total_memory,
+        "capability": f"{props.major}.{props.minor}",
+        "cuda": torch.version.cuda,
+        "driver": None,
+    }
+    try:
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+            capture_output=True, text=True, timeout=10, check=True,
+        ).stdout.split()
+        info["driver"] = out[0] if out else None
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return info
+
+
+def capture() -> Dict[str, Any]:
+    """Everything needed to tell two results' machines and software apart."""
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "hostname": platform.node(),
+        "packages": {p: _version(p) for p in ("torch", "transformers", "datasets", "accelerate", "numpy",
+                                              "scikit-learn", "scipy", "hydra-core", "onnxruntime")},
+        "cpu": {
+            "model": cpu_model(),
+            "logical_cores": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(),
+            "native_bf16": cpu_has_native_bf16(),
+        },
+        "gpu": gpu_info(),
+        "git": git_commit(),
+    }

@@ -1,0 +1,175 @@
+"""mode=finetune and mode=evaluate on sequence classification/regression tasks, through transformers.Trainer.
+
+Speed comes from the Trainer's own levers, not home-made loops: dynamic padding (DataCollatorWithPadding),
+length-grouped batches (train_sampling_strategy="group_by_length") and bf16 autocast where the hardware has it.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Dict, List, Tuple
+
+import numpy as np
+import torch
+from transformers import DataCollatorWithPadding, Trainer, TrainingArguments, default_data_collator
+
+from . import env, models, tasks
+from .config import Config
+from .errors import NonFiniteLossError
+from .results import PREDICTIONS_FILE, Result, write_jsonl
+from .tasks import metrics
+
+
+@dataclass
+class Hyper:
+    """The hyper-parameters a run actually used: the override where given, else the model's recipe."""
+
+    learning_rate: float
+    batch_size: int
+    epochs: float
+    warmup: float
+    weight_decay: float
+    max_seq_length: int
+    source: str
+
+
+def resolve_hyper(cfg: Config) -> Hyper:
+    t, r = cfg.train, cfg.model.recipe
+    pick = lambda override, default: default if override is None else override  # noqa: E731
+    overridden = any(getattr(t, k) is not None for k in ("learning_rate", "batch_size", "epochs", "warmup", "weight_decay"))
+    return Hyper(
+        learning_rate=pick(t.learning_rate, r.learning_rate),
+        batch_size=pick(t.batch_size, r.batch_size),
+        epochs=pick(t.epochs, r.epochs),
+        warmup=pick(t.warmup, r.warmup),
+        weight_decay=pick(t.weight_decay, r.weight_decay),
+        max_seq_length=pick(t.max_seq_length, cfg.task.max_seq_length),
+        source=("overrides on " if overridden else "") + (r.source or "model recipe"),
+    )
+
+
+class GuardedTrainer(Trainer):
+    """Stops at the first NaN/inf loss: the Trainer would otherwise log a filtered average and train on garbage."""
+
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        loss = super().training_step(model, inputs, num_items_in_batch)
+        if not torch.isfinite(loss).all():
+            raise NonFiniteLossError(
+                f"the training loss became {loss.item()} at step {self.state.global_step + 1} "
+                f"(epoch {self.state.epoch or 0:.2f}); lower train.learning_rate, or use train.precision=fp32/bf16 "
+                "instead of fp16 (MobileBERT overflows fp16)"
+            )
+        return loss
+
+
+def training_args(cfg: Config, hyper: Hyper, device: torch.device, precision: str, out_dir: Path) -> TrainingArguments:
+    return TrainingArguments(
+        output_dir=str(out_dir / "checkpoint"),
+        per_device_train_batch_size=hyper.batch_size,
+        per_device_eval_batch_size=cfg.train.eval_batch_size,
+        learning_rate=hyper.learning_rate,
+        num_train_epochs=hyper.epochs,
+        max_steps=cfg.train.max_steps,
+        warmup_steps=hyper.warmup,  # transformers 5: a float below 1 is a fraction of the steps
+        weight_decay=hyper.weight_decay,
+        seed=cfg.train.seed,
+        data_seed=cfg.train.seed,
+        bf16=precision == "bf16",
+        fp16=precision == "fp16",
+        use_cpu=device.type == "cpu",
+        train_sampling_strategy="group_by_length" if cfg.train.group_by_length else "random",
+        length_column_name="length",
+        save_strategy="no",  # the final model is saved once, on request (train.save_checkpoint)
+        eval_strategy="no",
+        logging_steps=cfg.train.logging_steps,
+        logging_nan_inf_filter=False,
+        report_to="none",
+        dataloader_num_workers=0,
+        disable_tqdm=False,
+    )
+
+
+def make_trainer(cfg: Config, model, tokenizer, encoded, hyper: Hyper, device, precision: str) -> Trainer:
+    if cfg.train.padding == "dynamic":
+        # multiples of 8 feed tensor cores on GPU; on CPU they only add padding
+        collator = DataCollatorWithPadding(tokenizer, pad_to_multiple_of=8 if device.type == "cuda" else None)
+    else:
+        collator = default_data_collator
+    return GuardedTrainer(
+        model=model,
+        args=training_args(cfg, hyper, device, precision, Path(cfg.out_dir)),
+        data_collator=collator,
+        train_dataset=encoded.get("train"),
+        processing_class=tokenizer,
+    )
+
+
+def evaluate_splits(cfg: Config, trainer: Trainer, encoded, raw) -> Tuple[Dict[str, float], Dict[str, Any], List[dict]]:
+    """Predict every eval split; returns metrics, timing, and one prediction row per example."""
+    task = cfg.task
+    splits, rows, seconds, count = {}, [], 0.0, 0
+    for split in task.local.eval_files:
+        t0 = time.perf_counter()
+        out = trainer.predict(encoded[split])
+        seconds += time.perf_counter() - t0
+        count += len(encoded[split])
+        logits = out.predictions[0] if isinstance(out.predictions, tuple) else out.predictions
+        preds = metrics.predictions_from_logits(task, logits)
+        labels = np.asarray(raw[split]["label"])
+        splits[split] = (preds, labels)
+        for i, (idx, p, y) in enumerate(zip(raw[split]["idx"], preds, labels)):
+            row = {"split": split, "idx": int(idx), "label": y.item(), "prediction": p.item()}
+            if task.kind == "classification":
+                row["label_name"], row["prediction_name"] = task.labels[int(y)], task.labels[int(p)]
+            rows.append(row)
+    timing = {"seconds": round(seconds, 3), "examples": count, "examples_per_second": round(count / seconds, 2) if seconds else None}
+    return metrics.score(task, splits), timing, rows
+
+
+def run(cfg: Config, result: Result, train: bool = True) -> None:
+    """Fine-tune (when `train`) and evaluate; fills `result` in place."""
+    device = env.setup_device(cfg.device)
+    precision = env.resolve_precision(cfg.train.precision, device)
+    hyper = resolve_hyper(cfg)
+    tokenizer, model, result.model = models.load(cfg.model, cfg.task, seed=cfg.train.seed)
+    raw = tasks.load(cfg.task, cfg.data, seed=cfg.train.seed)
+    if not train:
+        raw.pop("train", None)
+    encoded = tasks.encode(raw, tokenizer, hyper.max_seq_length, cfg.train.padding == "max_length")
+    result.task = {
+        "name": cfg.task.name,
+        "source": "local" if cfg.data.dir else "hub",
+        "data_dir": cfg.data.dir,
+        "splits": {split: len(ds) for split, ds in raw.items()},
+        "eval_splits": list(cfg.task.local.eval_files),
+    }
+    if result.model["weights"] == "random":
+        result.notes.append("weights: random (exact architecture, untrained): metrics say nothing about the model")
+    trainer = make_trainer(cfg, model, tokenizer, encoded, hyper, device, precision)
+    if train:
+        out = trainer.train()
+        n = len(encoded["train"])
+        result.train = {
+            "seconds": round(out.metrics["train_runtime"], 3),
+            "examples": n,
+            "epochs": out.metrics.get("epoch", hyper.epochs),
+            "steps": out.global_step,
+            "examples_per_second": round(out.metrics["train_samples_per_second"], 2),
+            "final_loss": out.training_loss if math.isfinite(out.training_loss) else None,
+            "precision": precision,
+            "padding": cfg.train.padding,
+            "group_by_length": cfg.train.group_by_length,
+            "hyper": asdict(hyper),
+        }
+        if cfg.train.save_checkpoint:
+            trainer.save_model(str(Path(cfg.out_dir) / "checkpoint"))  # weights, config and tokenizer
+    result.metrics, result.eval, rows = evaluate_splits(cfg, trainer, encoded, raw)
+    result.eval["precision"] = precision
+    if cfg.train.save_predictions:
+        write_jsonl(Path(cfg.out_dir) / PREDICTIONS_FILE, rows)
+    ckpt = Path(cfg.out_dir) / "checkpoint"
+    if ckpt.is_dir() and not any(ckpt.iterdir()):
+        ckpt.rmdir()  # the Trainer makes its output folder even when nothing is saved

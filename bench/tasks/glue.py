@@ -1,0 +1,111 @@
+"""GLUE data from the standard download layout or the Hub, into one DatasetDict schema.
+
+Every split has `sentence1`, optionally `sentence2`, `label` (int class index, or float for STS-B) and `idx`.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Dict, List
+
+from datasets import Dataset, DatasetDict
+
+from ..config import DataConfig, TaskConfig
+from ..errors import DataError
+from . import hub
+
+TEXT_FIELDS = ("sentence1", "sentence2")
+GLUE_DIRS = "CoLA, SST-2, MRPC, STS-B, QQP, MNLI, QNLI, RTE, WNLI"
+
+
+def _layout(task: TaskConfig, data_dir: Path) -> str:
+    files = ", ".join([task.local.train_file, *task.local.eval_files.values()])
+    cols = task.local.text_columns + [task.local.label_column]
+    how = "tab-separated, a header row naming the columns" if task.local.header else "tab-separated, no header"
+    return (
+        f"expected the standard GLUE download layout: {data_dir}/{task.local.dir_name}/ holding {files} "
+        f"({how}; columns used: {cols}; one folder per task: {GLUE_DIRS})"
+    )
+
+
+def _column_index(spec: str, header: List[str] | None, path: Path, layout: str) -> int:
+    """A column given by position ("3", "-1" for the last) or, when the file has a header, by name."""
+    if spec.lstrip("-").isdigit():
+        return int(spec)
+    if header is None:
+        raise DataError(f"{path}: column {spec!r} is a name, but this task's files have no header; {layout}")
+    if spec not in header:
+        raise DataError(f"{path}, line 1: the header has no column {spec!r} (it has {header}); {layout}")
+    return header.index(spec)
+
+
+def read_tsv(path: Path, task: TaskConfig, layout: str) -> Dict[str, list]:
+    """Read one GLUE TSV with quoting disabled (MRPC, QNLI and STS-B hold unbalanced quotes)."""
+    if not path.is_file():
+        raise DataError(f"{path}: file not found; {layout}")
+    columns: Dict[str, list] = {name: [] for name in TEXT_FIELDS[: len(task.local.text_columns)]}
+    columns["label"], columns["idx"] = [], []
+    # utf-8-sig: the MRPC header starts with a byte-order mark
+    with path.open(encoding="utf-8-sig", newline="") as f:
+        reader = csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
+        header = next(reader, None) if task.local.header else None
+        if task.local.header and not header:
+            raise DataError(f"{path}: the file is empty; {layout}")
+        text_idx = [_column_index(c, header, path, layout) for c in task.local.text_columns]
+        label_idx = _column_index(task.local.label_column, header, path, layout)
+        used = text_idx + [label_idx]
+        need = max([i + 1 for i in used] + [-i for i in used])
+        for row in reader:
+            if not row or row == [""]:
+                continue
+            where = f"{path}, line {reader.line_num}"
+            if len(row) < need:
+                raise DataError(f"{where}: {len(row)} tab-separated fields, at least {need} expected; {layout}")
+            for name, i in zip(columns, text_idx):
+                columns[name].append(row[i])
+            columns["label"].append(_parse_label(row[label_idx], task, where))
+            columns["idx"].append(len(columns["idx"]))
+    if not columns["idx"]:
+        raise DataError(f"{path}: no data rows; {layout}")
+    return columns
+
+
+def _parse_label(raw: str, task: TaskConfig, where: str) -> float | int:
+    if task.kind == "regression":
+        try:
+            return float(raw)
+        except ValueError:
+            raise DataError(f"{where}: label {raw!r} is not a number (task {task.name} is a regression)") from None
+    try:
+        return task.labels.index(raw)
+    except ValueError:
+        raise DataError(f"{where}: label {raw!r} is not one of {task.labels}") from None
+
+
+def load_local(task: TaskConfig, data: DataConfig) -> DatasetDict:
+    data_dir = Path(data.dir).expanduser()
+    layout = _layout(task, data_dir)
+    if not data_dir.is_dir():
+        raise DataError(f"data.dir={data_dir}: no such folder; {layout}")
+    task_dir = data_dir / task.local.dir_name
+    if not task_dir.is_dir():
+        raise DataError(f"{task_dir}: no such folder; {layout}")
+    files = {"train": task.local.train_file, **task.local.eval_files}
+    return DatasetDict({split: Dataset.from_dict(read_tsv(task_dir / name, task, layout)) for split, name in files.items()})
+
+
+def load_hub(task: TaskConfig) -> DatasetDict:
+    raw = hub.load(task.hub.id, task.hub.config)
+    renames = dict(zip(task.hub.text_columns, TEXT_FIELDS))
+    renames[task.hub.label_column] = "label"
+    out = {}
+    for split in ["train", *task.local.eval_files]:
+        source = task.hub.train_split if split == "train" else split
+        if source not in raw:
+            raise DataError(f"{task.hub.id}/{task.hub.config} on the Hub has no split {source!r} (it has {list(raw)})")
+        ds = raw[source].rename_columns(renames)
+        if "idx" not in ds.column_names:
+            ds = ds.add_column("idx", list(range(len(ds))))
+        out[split] = ds.select_columns([*TEXT_FIELDS[: len(task.hub.text_columns)], "label", "idx"])
+    return DatasetDict(out)

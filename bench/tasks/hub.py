@@ -1,0 +1,39 @@
+"""The Hub paths, with the network failure turned into a message that says how to run offline."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from ..errors import OFFLINE_HINT, BenchError, HubUnreachableError
+
+# Phrases transformers, datasets and huggingface_hub use when the network (not the repository) is the problem.
+_NETWORK_SIGNS = (
+    "couldn't connect", "could not connect", "couldn't reach", "connection", "offline mode", "hf_hub_offline",
+    "name or service not known", "temporary failure in name resolution", "timed out", "localentrynotfound",
+    "cannot find the requested files in the local cache", "network is unreachable",
+)
+
+
+def is_network_error(exc: BaseException) -> bool:
+    text = f"{type(exc).__name__} {exc}".lower()
+    return isinstance(exc, ConnectionError) or any(sign in text for sign in _NETWORK_SIGNS)
+
+
+def call(what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Run a Hub download; a network failure becomes HubUnreachableError, any other OSError a BenchError."""
+    try:
+        return fn(*args, **kwargs)
+    except BenchError:
+        raise
+    except Exception as exc:  # the Hub libraries raise OSError, ConnectionError, ValueError and their own types
+        if is_network_error(exc):
+            raise HubUnreachableError(f"could not reach the Hugging Face Hub for {what}. {OFFLINE_HINT}") from None
+        if isinstance(exc, (OSError, ValueError, FileNotFoundError)):
+            raise BenchError(f"could not load {what}: {str(exc).splitlines()[0] if str(exc) else exc!r}") from None
+        raise
+
+
+def load(dataset_id: str, config: str | None) -> Any:
+    import datasets
+
+    return call(f"the dataset {dataset_id} ({config})", datasets.load_dataset, dataset_id, config)
