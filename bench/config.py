@@ -73,7 +73,8 @@ class LocalFormat:
 
     dir_name: str = MISSING
     train_file: str = "train.tsv"
-    eval_files: Dict[str, str] = field(default_factory=lambda: {"validation": "dev.tsv"})
+    # eval split -> file; no default, since Hydra would merge a task's splits into it rather than replace it
+    eval_files: Dict[str, str] = field(default_factory=dict)
     header: bool = True
     # column names from the header, or 0-based positions as strings when there is no header; "-1" is the last
     text_columns: List[str] = field(default_factory=list)
@@ -111,6 +112,8 @@ class TaskConfig:
         _choice("task.kind", self.kind, ["classification", "regression", "squad"])
         if self.kind == "classification" and len(self.labels) < 2:
             raise ConfigError(f"task {self.name!r}: a classification task needs at least two labels")
+        if not self.local.eval_files:
+            raise ConfigError(f"task {self.name!r}: local.eval_files names no evaluation split")
         unknown = [m for m in self.primary if m not in self.metrics]
         if unknown:
             raise ConfigError(f"task {self.name!r}: primary metrics {unknown} are not among metrics {self.metrics}")
@@ -237,3 +240,18 @@ def to_config(cfg: DictConfig) -> Config:
     if not isinstance(obj, Config):
         raise ConfigError("the composed config is not a bench Config (was base_config left out of the defaults?)")
     return obj
+
+
+def compose(overrides: Optional[List[str]] = None, out_dir: Optional[str] = None) -> Config:
+    """Compose the config tree as the CLI would (same defaults, same validation), for tests and benchmarks."""
+    from hydra import compose as hydra_compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from . import CONF_DIR
+
+    register()
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = to_config(hydra_compose(config_name="config", overrides=list(overrides or [])))
+    cfg.out_dir = out_dir
+    return cfg

@@ -14,7 +14,9 @@ from typing import Any, Dict, List, Tuple
 
 import numpy as np
 import torch
+from torch.utils.data import SequentialSampler
 from transformers import DataCollatorWithPadding, Trainer, TrainingArguments, default_data_collator
+from transformers.trainer_utils import has_length
 
 from . import env, models, tasks
 from .config import Config
@@ -63,6 +65,23 @@ class GuardedTrainer(Trainer):
                 "instead of fp16 (MobileBERT overflows fp16)"
             )
         return loss
+
+    def _get_eval_sampler(self, eval_dataset):
+        # transformers 5 also groups *eval* batches by length under group_by_length, in an order we cannot
+        # map back to the examples; evaluation sorts by length itself (see predict_in_order)
+        if eval_dataset is None or not has_length(eval_dataset) or self.args.world_size > 1:
+            return None
+        return SequentialSampler(eval_dataset)
+
+
+def predict_in_order(trainer: Trainer, dataset) -> Tuple[np.ndarray, np.ndarray]:
+    """Logits and labels in the dataset's order, predicted shortest-first so batches carry little padding."""
+    order = np.argsort(np.asarray(dataset["length"]), kind="stable")
+    out = trainer.predict(dataset.select(order))
+    logits = out.predictions[0] if isinstance(out.predictions, tuple) else out.predictions
+    inverse = np.empty_like(order)
+    inverse[order] = np.arange(len(order))
+    return np.asarray(logits)[inverse], np.asarray(out.label_ids)[inverse]
 
 
 def training_args(cfg: Config, hyper: Hyper, device: torch.device, precision: str, out_dir: Path) -> TrainingArguments:
@@ -113,12 +132,13 @@ def evaluate_splits(cfg: Config, trainer: Trainer, encoded, raw) -> Tuple[Dict[s
     splits, rows, seconds, count = {}, [], 0.0, 0
     for split in task.local.eval_files:
         t0 = time.perf_counter()
-        out = trainer.predict(encoded[split])
+        logits, label_ids = predict_in_order(trainer, encoded[split])
         seconds += time.perf_counter() - t0
         count += len(encoded[split])
-        logits = out.predictions[0] if isinstance(out.predictions, tuple) else out.predictions
         preds = metrics.predictions_from_logits(task, logits)
         labels = np.asarray(raw[split]["label"])
+        if not np.allclose(label_ids.reshape(labels.shape), labels):  # predictions must line up with examples
+            raise RuntimeError(f"{split}: predicted rows do not line up with the dataset's labels")
         splits[split] = (preds, labels)
         for i, (idx, p, y) in enumerate(zip(raw[split]["idx"], preds, labels)):
             row = {"split": split, "idx": int(idx), "label": y.item(), "prediction": p.item()}

@@ -1,0 +1,52 @@
+"""Shared fixtures: the real data beside the project, and tiny random versions of each architecture family."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_DATA = ROOT.parent / "shared" / "data"
+GLUE_DIR = SHARED_DATA / "glue"
+SQUAD_DIR = SHARED_DATA / "squad"
+
+# Tiny but real: the same config classes and model code as the full models, sized to train in seconds.
+TINY = {
+    "bert": ["model=bert_base", "model.arch.hidden_size=32", "model.arch.num_hidden_layers=2",
+             "model.arch.num_attention_heads=2", "model.arch.intermediate_size=64"],
+    "mobilebert": ["model=mobilebert", "model.arch.hidden_size=64", "model.arch.num_hidden_layers=2",
+                   "model.arch.num_attention_heads=2", "model.arch.intermediate_size=64",
+                   "model.arch.embedding_size=32", "model.arch.intra_bottleneck_size=32",
+                   "model.arch.true_hidden_size=32", "model.arch.num_feedforward_networks=2"],
+    "distilbert": ["model=distilbert", "model.arch.dim=32", "model.arch.n_layers=2", "model.arch.n_heads=2",
+                   "model.arch.hidden_dim=64"],
+}
+
+
+def tiny(family: str) -> list:
+    return TINY[family] + ["model.pretrained=false"]
+
+
+@pytest.fixture
+def glue_dir() -> Path:
+    if not GLUE_DIR.is_dir():
+        pytest.skip(f"real GLUE data not present at {GLUE_DIR}")
+    return GLUE_DIR
+
+
+@pytest.fixture
+def squad_dir() -> Path:
+    if not (SQUAD_DIR / "dev-v1.1.json").is_file():
+        pytest.skip(f"real SQuAD data not present at {SQUAD_DIR}")
+    return SQUAD_DIR
+
+
+def run_cli(*args: str, timeout: int = 600, env_extra: dict | None = None, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    """Run `python -m bench ...` as a user would; output captured as text."""
+    env = {**os.environ, "HYDRA_FULL_ERROR": "0", **(env_extra or {})}
+    return subprocess.run([sys.executable, "-m", "bench", *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=timeout)

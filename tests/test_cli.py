@@ -1,0 +1,88 @@
+"""The entry point as a user runs it: exit codes, messages, result files."""
+
+import json
+
+import pytest
+
+from conftest import ROOT, run_cli, tiny
+
+OFFLINE = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+
+
+def _result_of(stdout: str) -> dict:
+    line = next(l for l in stdout.splitlines() if l.startswith("bench: result written to "))
+    return json.loads(open(line.split("written to ", 1)[1]).read())
+
+
+def test_random_weights_run_offline_and_say_so(glue_dir, tmp_path):
+    p = run_cli(*tiny("mobilebert"), "task=rte", f"data.dir={glue_dir}", "data.max_train_samples=16",
+                "data.max_eval_samples=16", "train.max_steps=2", f"hydra.run.dir={tmp_path}/run", env_extra=OFFLINE)
+    assert p.returncode == 0, p.stderr[-2000:]
+    result = _result_of(p.stdout)
+    assert result["status"] == "ok" and result["model"]["weights"] == "random"
+
+
+@pytest.mark.parametrize("args", [["model=mobilebert", "task=mrpc"],
+                                  ["model=minilm_l6", "task=mrpc"]])
+def test_unreachable_hub_says_how_to_run_offline(args, tmp_path):
+    p = run_cli(*args, f"hydra.run.dir={tmp_path}/run", env_extra=OFFLINE, timeout=300)
+    assert p.returncode == 2 and "Traceback" not in p.stderr
+    assert "could not reach the Hugging Face Hub" in p.stderr
+    for hint in ("model.path", "minilm_l6", "model.pretrained=false", "data.dir"):
+        assert hint in p.stderr
+    saved = json.loads((tmp_path / "run" / "result.json").read_text())
+    assert saved["status"] == "failed" and saved["error"]["type"] == "HubUnreachableError"
+
+
+def test_cuda_without_gpu_is_a_clear_error(tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    p = run_cli("model=minilm_l6", "device=cuda", f"hydra.run.dir={tmp_path}/run")
+    assert p.returncode == 2 and "Traceback" not in p.stderr
+    assert "device=cuda was asked for, but torch sees no CUDA GPU" in p.stderr
+
+
+def test_missing_data_dir_is_a_clear_error(tmp_path):
+    p = run_cli("model=minilm_l6", f"data.dir={tmp_path}/nothing", f"hydra.run.dir={tmp_path}/run")
+    assert p.returncode == 2 and "Traceback" not in p.stderr
+    assert "no such folder" in p.stderr and "standard GLUE download layout" in p.stderr
+
+
+def test_console_script_is_the_same_entry_point():
+    import shutil
+    import subprocess
+
+    exe = shutil.which("bench")
+    if exe is None:
+        pytest.skip("console script not installed (pip install -e .)")
+    p = subprocess.run([exe, "--help"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0 and "model: bert_base, distilbert" in p.stdout
+
+
+@pytest.mark.slow
+def test_readme_offline_random_command(glue_dir, tmp_path):
+    """The issue's command, exactly: full MobileBERT, random weights, 64 RTE rows."""
+    p = run_cli("model=mobilebert", "task=rte", "model.pretrained=false", f"data.dir={glue_dir}",
+                "data.max_train_samples=64", f"hydra.run.dir={tmp_path}/run")
+    assert p.returncode == 0, p.stderr[-2000:]
+    result = _result_of(p.stdout)
+    assert result["model"]["weights"] == "random" and 24e6 < result["model"]["parameters"] < 26e6
+    assert result["task"]["splits"] == {"train": 64, "validation": 277}
+
+
+@pytest.mark.slow
+def test_no_network_at_all_ends_in_the_offline_message(tmp_path):
+    """Without HF_HUB_OFFLINE: the real network failure (retries included) still ends in the clear message."""
+    import socket
+
+    try:
+        socket.create_connection(("huggingface.co", 443), timeout=5).close()
+        pytest.skip("the Hub is reachable from here")
+    except OSError:
+        pass
+    p = run_cli("model=mobilebert", "task=mrpc", f"hydra.run.dir={tmp_path}/run",
+                env_extra={"HF_HUB_OFFLINE": "0"}, timeout=600)
+    assert p.returncode == 2 and "Traceback" not in p.stderr
+    assert "could not reach the Hugging Face Hub" in p.stderr

@@ -1,0 +1,103 @@
+from pathlib import Path
+
+import pytest
+
+from bench import tasks
+from bench.config import DataConfig, compose
+from bench.errors import DataError
+
+# rows per split, from ../shared/data/README.md
+ROWS = {"cola": (8551, 1043), "sst2": (67349, 872), "mrpc": (3668, 408), "stsb": (5749, 1500), "rte": (2490, 277)}
+
+
+@pytest.mark.parametrize("task", sorted(ROWS))
+def test_real_glue_files_load_with_official_row_counts(task, glue_dir):
+    cfg = compose([f"task={task}", f"data.dir={glue_dir}"])
+    dd = tasks.load(cfg.task, cfg.data)
+    assert (len(dd["train"]), len(dd["validation"])) == ROWS[task]
+    cols = set(dd["train"].column_names)
+    assert {"sentence1", "label", "idx"} <= cols
+    assert ("sentence2" in cols) == (task not in {"cola", "sst2"})
+    labels = set(dd["validation"]["label"])
+    if task == "stsb":
+        assert min(labels) >= 0 and max(labels) <= 5 and len(labels) > 10
+    else:
+        assert labels == {0, 1}
+
+
+def test_labels_and_text_are_read_as_written(glue_dir):
+    rte = tasks.load(compose(["task=rte"]).task, DataConfig(dir=str(glue_dir)))
+    first = rte["train"][0]  # 0\tNo Weapons of Mass Destruction Found in Iraq Yet.\t...\tnot_entailment
+    assert first["sentence1"] == "No Weapons of Mass Destruction Found in Iraq Yet."
+    assert first["label"] == 1  # not_entailment, Hub order [entailment, not_entailment]
+    mrpc = tasks.load(compose(["task=mrpc"]).task, DataConfig(dir=str(glue_dir)))
+    assert mrpc["train"][0]["label"] == 1 and mrpc["train"][0]["sentence1"].startswith("Amrozi accused")
+    cola = tasks.load(compose(["task=cola"]).task, DataConfig(dir=str(glue_dir)))
+    assert cola["validation"][0]["sentence1"] == "The sailors rode the breeze clear of the rocks."
+
+
+def test_caps_take_a_seeded_train_subset_and_the_first_eval_rows(glue_dir):
+    cfg = compose(["task=rte", f"data.dir={glue_dir}", "data.max_train_samples=50", "data.max_eval_samples=7"])
+    a, b = tasks.load(cfg.task, cfg.data, seed=1), tasks.load(cfg.task, cfg.data, seed=1)
+    assert len(a["train"]) == 50 and a["train"]["idx"] == b["train"]["idx"]
+    assert a["validation"]["idx"] == list(range(7))
+
+
+def _write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_missing_folder_names_path_and_layout(tmp_path):
+    cfg = compose(["task=rte", f"data.dir={tmp_path}"])
+    with pytest.raises(DataError) as err:
+        tasks.load(cfg.task, cfg.data)
+    assert str(tmp_path / "RTE") in str(err.value) and "standard GLUE download layout" in str(err.value)
+
+
+def test_missing_file_names_it(tmp_path):
+    _write(tmp_path / "RTE" / "train.tsv", "index\tsentence1\tsentence2\tlabel\n0\ta\tb\tentailment\n")
+    cfg = compose(["task=rte", f"data.dir={tmp_path}"])
+    with pytest.raises(DataError, match=r"RTE/dev.tsv: file not found"):
+        tasks.load(cfg.task, cfg.data)
+
+
+def test_malformed_row_names_file_and_line(tmp_path):
+    header = "index\tsentence1\tsentence2\tlabel\n"
+    _write(tmp_path / "RTE" / "train.tsv", header + "0\ta\tb\tentailment\n1\tonly one sentence\n")
+    _write(tmp_path / "RTE" / "dev.tsv", header + "0\ta\tb\tentailment\n")
+    cfg = compose(["task=rte", f"data.dir={tmp_path}"])
+    with pytest.raises(DataError, match=r"train.tsv, line 3: 2 tab-separated fields, at least 4 expected"):
+        tasks.load(cfg.task, cfg.data)
+
+
+def test_unknown_label_and_missing_header_column(tmp_path):
+    header = "index\tsentence1\tsentence2\tlabel\n"
+    _write(tmp_path / "RTE" / "train.tsv", header + "0\ta\tb\tmaybe\n")
+    _write(tmp_path / "RTE" / "dev.tsv", "index\tsentence1\tlabel\n0\ta\tentailment\n")
+    cfg = compose(["task=rte", f"data.dir={tmp_path}"])
+    with pytest.raises(DataError, match=r"line 2: label 'maybe' is not one of"):
+        tasks.load(cfg.task, cfg.data)
+    _write(tmp_path / "RTE" / "train.tsv", header + "0\ta\tb\tentailment\n")
+    with pytest.raises(DataError, match=r"dev.tsv, line 1: the header has no column 'sentence2'"):
+        tasks.load(cfg.task, cfg.data)
+
+
+def test_unbalanced_quotes_are_kept_verbatim(tmp_path):
+    header = "index\tsentence1\tsentence2\tlabel\n"
+    _write(tmp_path / "RTE" / "train.tsv", header + '0\the said "yes\tno\tentailment\n1\tc\td\tnot_entailment\n')
+    _write(tmp_path / "RTE" / "dev.tsv", header + "0\ta\tb\tentailment\n")
+    dd = tasks.load(compose(["task=rte"]).task, DataConfig(dir=str(tmp_path)))
+    assert dd["train"]["sentence1"] == ['he said "yes', "c"]
+
+
+def test_mnli_layout_gives_matched_and_mismatched_splits(tmp_path):
+    header = "index\tpromptID\tpairID\tgenre\tsentence1_binary_parse\tsentence2_binary_parse\t" \
+             "sentence1_parse\tsentence2_parse\tsentence1\tsentence2\tlabel1\tgold_label\n"
+    row = "0\t1\t1n\tfiction\t-\t-\t-\t-\tA man sleeps.\tA person rests.\tentailment\tentailment\n"
+    for name in ("train.tsv", "dev_matched.tsv", "dev_mismatched.tsv"):
+        _write(tmp_path / "MNLI" / name, header + row + row.replace("entailment", "contradiction"))
+    dd = tasks.load(compose(["task=mnli"]).task, DataConfig(dir=str(tmp_path)))
+    assert set(dd) == {"train", "validation_matched", "validation_mismatched"}
+    assert dd["validation_mismatched"]["label"] == [0, 2]
