@@ -10,6 +10,7 @@ import sys
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from . import CONF_DIR
@@ -31,11 +32,17 @@ def _hydra_main(dcfg: DictConfig) -> None:
         result = run(cfg)
     except BenchError as exc:
         print(f"bench: error: {exc}", file=sys.stderr)
+        if HydraConfig.get().mode == RunMode.MULTIRUN:
+            return  # recorded as failed in its result.json; the rest of the sweep goes on
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         print("bench: interrupted; the run was recorded as interrupted", file=sys.stderr)
         sys.exit(130)
     summary = ", ".join(f"{k}={v:.4f}" for k, v in result.metrics.items() if isinstance(v, float))
+    if result.latency:
+        from .report.console import latency_table
+
+        print(latency_table([result.to_dict()]))
     print(f"bench: {cfg.mode.name} {cfg.model.name} on {cfg.task.name}: {result.status}. {summary}")
     print(f"bench: result written to {cfg.out_dir}/result.json")
 

@@ -184,6 +184,9 @@ class DeviceConfig:
         _positive("device.threads", self.threads)
 
 
+BACKENDS = ["eager", "bf16", "fp16", "int8", "compile", "onnxruntime"]
+
+
 @dataclass
 class TimingConfig:
     batch_sizes: List[int] = field(default_factory=lambda: [1, 8])
@@ -201,6 +204,10 @@ class TimingConfig:
 
     def __post_init__(self) -> None:
         _choice("timing.inputs", self.inputs, ["synthetic", "task"])
+        for b in self.backends:
+            _choice("timing.backends entry", b, BACKENDS)
+        if not self.backends or not self.batch_sizes or not self.seq_lens:
+            raise ConfigError("timing.backends, timing.batch_sizes and timing.seq_lens must each name at least one")
         for b in self.batch_sizes + self.seq_lens:
             _positive("timing batch size / sequence length", b)
         _positive("timing.min_iterations", self.min_iterations)

@@ -74,14 +74,19 @@ class GuardedTrainer(Trainer):
         return SequentialSampler(eval_dataset)
 
 
-def predict_in_order(trainer: Trainer, dataset) -> Tuple[np.ndarray, np.ndarray]:
-    """Logits and labels in the dataset's order, predicted shortest-first so batches carry little padding."""
+def predict_in_order(trainer: Trainer, dataset) -> Tuple[List[np.ndarray], np.ndarray | None]:
+    """Model outputs (a list: logits, or start and end logits) and labels in the dataset's order.
+
+    Rows are predicted shortest-first so each batch carries little padding; the Trainer pads the batches'
+    outputs to a common width with -100, which never wins an argmax.
+    """
     order = np.argsort(np.asarray(dataset["length"]), kind="stable")
     out = trainer.predict(dataset.select(order))
-    logits = out.predictions[0] if isinstance(out.predictions, tuple) else out.predictions
+    preds = list(out.predictions) if isinstance(out.predictions, tuple) else [out.predictions]
     inverse = np.empty_like(order)
     inverse[order] = np.arange(len(order))
-    return np.asarray(logits)[inverse], np.asarray(out.label_ids)[inverse]
+    labels = None if out.label_ids is None else np.asarray(out.label_ids)[inverse]
+    return [np.asarray(p)[inverse] for p in preds], labels
 
 
 def training_args(cfg: Config, hyper: Hyper, device: torch.device, precision: str, out_dir: Path) -> TrainingArguments:
@@ -111,7 +116,7 @@ def training_args(cfg: Config, hyper: Hyper, device: torch.device, precision: st
     )
 
 
-def make_trainer(cfg: Config, model, tokenizer, encoded, hyper: Hyper, device, precision: str) -> Trainer:
+def make_trainer(cfg: Config, model, tokenizer, train_dataset, hyper: Hyper, device, precision: str) -> Trainer:
     if cfg.train.padding == "dynamic":
         # multiples of 8 feed tensor cores on GPU; on CPU they only add padding
         collator = DataCollatorWithPadding(tokenizer, pad_to_multiple_of=8 if device.type == "cuda" else None)
@@ -121,7 +126,7 @@ def make_trainer(cfg: Config, model, tokenizer, encoded, hyper: Hyper, device, p
         model=model,
         args=training_args(cfg, hyper, device, precision, Path(cfg.out_dir)),
         data_collator=collator,
-        train_dataset=encoded.get("train"),
+        train_dataset=train_dataset,
         processing_class=tokenizer,
     )
 
@@ -132,7 +137,7 @@ def evaluate_splits(cfg: Config, trainer: Trainer, encoded, raw) -> Tuple[Dict[s
     splits, rows, seconds, count = {}, [], 0.0, 0
     for split in task.local.eval_files:
         t0 = time.perf_counter()
-        logits, label_ids = predict_in_order(trainer, encoded[split])
+        (logits, *_), label_ids = predict_in_order(trainer, encoded[split])
         seconds += time.perf_counter() - t0
         count += len(encoded[split])
         preds = metrics.predictions_from_logits(task, logits)
@@ -149,16 +154,41 @@ def evaluate_splits(cfg: Config, trainer: Trainer, encoded, raw) -> Tuple[Dict[s
     return metrics.score(task, splits), timing, rows
 
 
-def run(cfg: Config, result: Result, train: bool = True) -> None:
-    """Fine-tune (when `train`) and evaluate; fills `result` in place."""
+def train_and_record(cfg: Config, trainer: Trainer, hyper: Hyper, precision: str) -> Dict[str, Any]:
+    """Train, save the model when asked, and return the result's `train` section."""
+    out = trainer.train()
+    if cfg.train.save_checkpoint:
+        trainer.save_model(str(Path(cfg.out_dir) / "checkpoint"))  # weights, config and tokenizer
+    return {
+        "seconds": round(out.metrics["train_runtime"], 3),
+        "examples": len(trainer.train_dataset),
+        "epochs": out.metrics.get("epoch", hyper.epochs),
+        "steps": out.global_step,
+        "examples_per_second": round(out.metrics["train_samples_per_second"], 2),
+        "final_loss": out.training_loss if math.isfinite(out.training_loss) else None,
+        "precision": precision,
+        "padding": cfg.train.padding,
+        "group_by_length": cfg.train.group_by_length,
+        "hyper": asdict(hyper),
+    }
+
+
+def setup(cfg: Config):
+    """Device, precision, hyper-parameters and the model: the start every fine-tuning mode shares."""
     device = env.setup_device(cfg.device)
     precision = env.resolve_precision(cfg.train.precision, device)
     hyper = resolve_hyper(cfg)
-    tokenizer, model, result.model = models.load(cfg.model, cfg.task, seed=cfg.train.seed)
-    raw = tasks.load(cfg.task, cfg.data, seed=cfg.train.seed)
-    if not train:
-        raw.pop("train", None)
-    encoded = tasks.encode(raw, tokenizer, hyper.max_seq_length, cfg.train.padding == "max_length")
+    tokenizer, model, info = models.load(cfg.model, cfg.task, seed=cfg.train.seed)
+    return device, precision, hyper, tokenizer, model, info
+
+
+def tidy(cfg: Config) -> None:
+    ckpt = Path(cfg.out_dir) / "checkpoint"
+    if ckpt.is_dir() and not any(ckpt.iterdir()):
+        ckpt.rmdir()  # the Trainer makes its output folder even when nothing is saved
+
+
+def describe_task(cfg: Config, result: Result, raw) -> None:
     result.task = {
         "name": cfg.task.name,
         "source": "local" if cfg.data.dir else "hub",
@@ -168,28 +198,21 @@ def run(cfg: Config, result: Result, train: bool = True) -> None:
     }
     if result.model["weights"] == "random":
         result.notes.append("weights: random (exact architecture, untrained): metrics say nothing about the model")
-    trainer = make_trainer(cfg, model, tokenizer, encoded, hyper, device, precision)
+
+
+def run(cfg: Config, result: Result, train: bool = True) -> None:
+    """Fine-tune (when `train`) and evaluate; fills `result` in place."""
+    device, precision, hyper, tokenizer, model, result.model = setup(cfg)
+    raw = tasks.load(cfg.task, cfg.data, seed=cfg.train.seed)
+    if not train:
+        raw.pop("train", None)
+    encoded = tasks.encode(raw, tokenizer, hyper.max_seq_length, cfg.train.padding == "max_length")
+    describe_task(cfg, result, raw)
+    trainer = make_trainer(cfg, model, tokenizer, encoded.get("train"), hyper, device, precision)
     if train:
-        out = trainer.train()
-        n = len(encoded["train"])
-        result.train = {
-            "seconds": round(out.metrics["train_runtime"], 3),
-            "examples": n,
-            "epochs": out.metrics.get("epoch", hyper.epochs),
-            "steps": out.global_step,
-            "examples_per_second": round(out.metrics["train_samples_per_second"], 2),
-            "final_loss": out.training_loss if math.isfinite(out.training_loss) else None,
-            "precision": precision,
-            "padding": cfg.train.padding,
-            "group_by_length": cfg.train.group_by_length,
-            "hyper": asdict(hyper),
-        }
-        if cfg.train.save_checkpoint:
-            trainer.save_model(str(Path(cfg.out_dir) / "checkpoint"))  # weights, config and tokenizer
+        result.train = train_and_record(cfg, trainer, hyper, precision)
     result.metrics, result.eval, rows = evaluate_splits(cfg, trainer, encoded, raw)
     result.eval["precision"] = precision
     if cfg.train.save_predictions:
         write_jsonl(Path(cfg.out_dir) / PREDICTIONS_FILE, rows)
-    ckpt = Path(cfg.out_dir) / "checkpoint"
-    if ckpt.is_dir() and not any(ckpt.iterdir()):
-        ckpt.rmdir()  # the Trainer makes its output folder even when nothing is saved
+    tidy(cfg)

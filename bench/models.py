@@ -16,7 +16,6 @@ from transformers import (
     AutoModelForQuestionAnswering,
     AutoModelForSequenceClassification,
     AutoTokenizer,
-    BertTokenizerFast,
     PreTrainedModel,
     PreTrainedTokenizerBase,
 )
@@ -63,12 +62,13 @@ def load_tokenizer(spec: ModelConfig) -> PreTrainedTokenizerBase:
     """A fast tokenizer (SQuAD needs offset mappings); random-weight models use the packaged uncased vocabulary."""
     if spec.source == "random":
         try:
-            vocab = package_dir(VOCAB_PACKAGE) / "vocab.txt"
+            # the folder's tokenizer.json, not BertTokenizerFast(vocab_file=...): transformers 5 ignores that
+            # argument and silently builds a 5-token vocabulary
+            return AutoTokenizer.from_pretrained(str(package_dir(VOCAB_PACKAGE)))
         except BenchError:
             if not spec.hub_id:
                 raise
             return hub.call(f"the tokenizer of {spec.hub_id}", AutoTokenizer.from_pretrained, spec.hub_id)
-        return BertTokenizerFast(vocab_file=str(vocab), do_lower_case=True)
     where = checkpoint_location(spec)
     tok = hub.call(f"the tokenizer of {where}", AutoTokenizer.from_pretrained, where)
     if not tok.is_fast:

@@ -71,7 +71,8 @@ class Result:
     metrics: Dict[str, Any] = field(default_factory=dict)
     train: Optional[Dict[str, Any]] = None
     eval: Optional[Dict[str, Any]] = None
-    latency: Optional[List[Dict[str, Any]]] = None
+    latency: Optional[List[Dict[str, Any]]] = None  # mode=latency: one row per backend and shape
+    timing: Optional[Dict[str, Any]] = None  # mode=latency: calibration, per-backend facts and accuracy
     notes: List[str] = field(default_factory=list)
     started_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
     duration_s: Optional[float] = None

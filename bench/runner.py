@@ -14,16 +14,19 @@ from .results import RESULT_FILE, Result
 log = logging.getLogger("bench")
 
 
-def _finetune(cfg: Config, result: Result) -> None:
-    from . import finetune
+def _task_runner(cfg: Config):
+    """Extractive QA has its own windows and post-processing; every other task is sequence classification."""
+    from . import finetune, qa
 
-    finetune.run(cfg, result, train=True)
+    return qa.run if cfg.task.kind == "squad" else finetune.run
+
+
+def _finetune(cfg: Config, result: Result) -> None:
+    _task_runner(cfg)(cfg, result, train=True)
 
 
 def _evaluate(cfg: Config, result: Result) -> None:
-    from . import finetune
-
-    finetune.run(cfg, result, train=False)
+    _task_runner(cfg)(cfg, result, train=False)
 
 
 def _latency(cfg: Config, result: Result) -> None:

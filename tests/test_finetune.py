@@ -73,3 +73,11 @@ def test_same_seed_same_metrics(glue_dir, tmp_path):
     a = run(compose(args, out_dir=str(tmp_path / "a")))
     b = run(compose(args, out_dir=str(tmp_path / "b")))
     assert a.metrics == b.metrics and math.isclose(a.train["final_loss"], b.train["final_loss"], rel_tol=1e-6)
+
+
+def test_random_weight_models_get_the_full_uncased_vocabulary():
+    from bench import models
+
+    tok = models.load_tokenizer(compose(["model=mobilebert", "model.pretrained=false"]).model)
+    assert tok.is_fast and tok.vocab_size == 30522
+    assert tok("Hello world")["input_ids"] == [101, 7592, 2088, 102]  # bert-base-uncased ids

@@ -5,12 +5,20 @@ from __future__ import annotations
 from datasets import DatasetDict
 
 from ..config import DataConfig, TaskConfig
-from . import glue
+from . import glue, squad
+
+# task kind -> (local reader, Hub reader)
+READERS = {
+    "classification": (glue.load_local, glue.load_hub),
+    "regression": (glue.load_local, glue.load_hub),
+    "squad": (squad.load_local, squad.load_hub),
+}
 
 
 def load(task: TaskConfig, data: DataConfig, seed: int = 42) -> DatasetDict:
     """The task's train and eval splits, from `data.dir` when given, else from the Hub, then capped."""
-    dd = glue.load_local(task, data) if data.dir else glue.load_hub(task)
+    local, remote = READERS[task.kind]
+    dd = local(task, data) if data.dir else remote(task)
     return cap(dd, data, seed)
 
 

@@ -1,0 +1,66 @@
+"""mode=finetune / mode=evaluate for extractive QA (SQuAD v1.1 and v2.0), through transformers.Trainer.
+
+Training and prediction reuse the sequence-classification machinery (finetune.py); what differs is the
+genuinely different part: sliding windows over long contexts and span post-processing.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from . import finetune, tasks
+from .config import Config
+from .errors import ConfigError
+from .results import Result, write_atomic
+from .tasks import squad, squad_metrics
+
+
+def run(cfg: Config, result: Result, train: bool = True) -> None:
+    device, precision, hyper, tokenizer, model, result.model = finetune.setup(cfg)
+    task = cfg.task
+    raw = tasks.load(task, cfg.data, seed=cfg.train.seed)
+    if not train:
+        raw.pop("train", None)
+    if task.doc_stride >= hyper.max_seq_length - 64:  # the question and special tokens share the window
+        raise ConfigError(f"task.doc_stride={task.doc_stride} leaves no room in windows of "
+                          f"{hyper.max_seq_length} tokens: keep it below max_seq_length - 64")
+    eval_split = next(iter(task.local.eval_files))
+    pad = cfg.train.padding == "max_length"
+    kwargs = {"tokenizer": tokenizer, "task": task, "max_length": hyper.max_seq_length, "pad": pad}
+    features = {}
+    if train:
+        features["train"] = raw["train"].map(squad.train_features, batched=True, fn_kwargs=kwargs,
+                                             remove_columns=raw["train"].column_names, desc="train windows")
+    features[eval_split] = raw[eval_split].map(squad.eval_features, batched=True, fn_kwargs=kwargs,
+                                               remove_columns=raw[eval_split].column_names, desc="eval windows")
+    finetune.describe_task(cfg, result, raw)
+    result.task["windows"] = {split: len(f) for split, f in features.items()}
+    if cfg.data.split_by_article:
+        result.task["split_by_article"] = cfg.data.split_by_article
+        result.notes.append(f"trained on the first {cfg.data.split_by_article} articles of the evaluation file and "
+                            "evaluated on the remaining ones (no SQuAD training file offline): not comparable "
+                            "with published dev-set figures")
+    trainer = finetune.make_trainer(cfg, model, tokenizer, features.get("train"), hyper, device, precision)
+    if train:
+        result.train = finetune.train_and_record(cfg, trainer, hyper, precision)
+    t0 = time.perf_counter()
+    (start, end), _ = finetune.predict_in_order(trainer, features[eval_split].remove_columns(["example_id", "offset_mapping"]))
+    predictions, null_margin = squad.postprocess(raw[eval_split], features[eval_split], start, end, task)
+    seconds = time.perf_counter() - t0
+    golds = dict(zip(raw[eval_split]["id"], (a["text"] for a in raw[eval_split]["answers"])))
+    result.metrics = squad_metrics.evaluate(predictions, golds, task.version_2, null_margin if task.version_2 else None)
+    result.metrics["primary"] = result.metrics["f1"]
+    n = len(raw[eval_split])
+    result.eval = {"seconds": round(seconds, 3), "examples": n, "windows": len(features[eval_split]),
+                   "examples_per_second": round(n / seconds, 2), "precision": precision,
+                   "null_threshold": task.null_threshold if task.version_2 else None}
+    out = Path(cfg.out_dir)
+    if cfg.train.save_predictions:
+        # the official format: {question id: answer text}; v2.0 also the null-odds file its script reads
+        write_atomic(out / "predictions.json", json.dumps(predictions, ensure_ascii=False, indent=0) + "\n")
+        if task.version_2:
+            write_atomic(out / "null_odds.json", json.dumps(
+                {q: (m if m != float("inf") else 1e9) for q, m in null_margin.items()}) + "\n")
+    finetune.tidy(cfg)

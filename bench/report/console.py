@@ -1,0 +1,44 @@
+"""Plain-text tables printed at the end of a run or a sweep."""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Iterable, List
+
+import pandas as pd
+
+
+def latency_frame(results: Iterable[Dict[str, Any]]) -> pd.DataFrame:
+    """One row per model, backend and shape from latency results, with speed-up over the same model's eager."""
+    rows: List[Dict[str, Any]] = []
+    for r in results:
+        model = r.get("model", {})
+        for row in r.get("latency") or []:
+            base = {"model": model.get("name"), "weights": model.get("weights"), "params_M": (model.get("parameters") or 0) / 1e6,
+                    "backend": row.get("backend"), "batch": row.get("batch_size"), "seq": row.get("seq_len"),
+                    "status": row.get("status")}
+            if row.get("status") == "ok":
+                lat = row["latency_s"]
+                base.update(p50_ms=1e3 * lat["p50"], p90_ms=1e3 * lat["p90"], cv_pct=100 * (lat["cv"] or 0),
+                            seq_per_s=row["throughput"]["sequences_per_s"],
+                            peak_rss_MB=row["memory"]["peak_rss_bytes"] / 2**20,
+                            GFLOPs=(row.get("flops") or 0) / 1e9, pct_gemm_peak=row.get("pct_of_gemm_peak"))
+            else:
+                base["error"] = row.get("error")
+            rows.append(base)
+    df = pd.DataFrame(rows)
+    if df.empty or "p50_ms" not in df:
+        return df
+    eager = df[df.backend == "eager"].set_index(["model", "batch", "seq"])["p50_ms"]
+    keys = list(zip(df.model, df.batch, df.seq))
+    df["speedup_vs_eager"] = [eager.get(k) / v if k in eager.index and v == v else None for k, v in zip(keys, df.p50_ms)]
+    return df
+
+
+def latency_table(results: Iterable[Dict[str, Any]]) -> str:
+    df = latency_frame(results)
+    if df.empty:
+        return "(no latency rows)"
+    cols = [c for c in ["model", "weights", "params_M", "backend", "batch", "seq", "p50_ms", "p90_ms", "cv_pct",
+                        "seq_per_s", "speedup_vs_eager", "peak_rss_MB", "GFLOPs", "pct_gemm_peak", "status", "error"]
+            if c in df]
+    return df[cols].to_string(index=False, float_format=lambda x: f"{x:.3g}" if abs(x) < 10 else f"{x:.1f}", na_rep="-")

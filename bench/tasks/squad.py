@@ -1,0 +1,175 @@
+"""SQuAD v1.1 / v2.0: the official nested JSON or the Hub, sliding-window features, span post-processing.
+
+Rows follow the Hub schema (`id`, `title`, `context`, `question`, `answers: {text, answer_start}`), so both
+sources meet in one DatasetDict.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Dict, List, Tuple
+
+import numpy as np
+from datasets import Dataset, DatasetDict
+
+from ..config import DataConfig, TaskConfig
+from ..errors import DataError
+from . import hub
+
+LAYOUT = ("expected the official SQuAD JSON: {\"version\": ..., \"data\": [{\"title\": ..., \"paragraphs\": "
+          "[{\"context\": ..., \"qas\": [{\"id\": ..., \"question\": ..., \"answers\": [{\"text\": ..., "
+          "\"answer_start\": ...}]}]}]}]}")
+
+
+def _articles(path: Path) -> List[Dict[str, Any]]:
+    if not path.is_file():
+        raise DataError(f"{path}: file not found; data.dir should hold the official files "
+                        "(train-v1.1.json, dev-v1.1.json, train-v2.0.json, dev-v2.0.json)")
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DataError(f"{path}: not valid JSON ({exc}); {LAYOUT}") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("data"), list):
+        raise DataError(f"{path}: no top-level \"data\" list; {LAYOUT}")
+    return doc["data"]
+
+
+def _rows(path: Path, articles: List[Dict[str, Any]], task: TaskConfig, offset: int = 0) -> Dict[str, list]:
+    cols: Dict[str, list] = {k: [] for k in ("id", "title", "context", "question", "answers", "article")}
+    for a, article in enumerate(articles, start=offset):
+        title = article.get("title", f"#{a}") if isinstance(article, dict) else f"#{a}"
+        try:
+            for paragraph in article["paragraphs"]:
+                context = paragraph["context"]
+                for qa in paragraph["qas"]:
+                    where = f"{path}: article {a} ({title!r}), question {qa.get('id')!r}"
+                    texts = [ans["text"] for ans in qa["answers"]]
+                    starts = [int(ans["answer_start"]) for ans in qa["answers"]]
+                    if not texts and not (task.version_2 and qa.get("is_impossible", True)):
+                        raise DataError(f"{where}: no answer, which SQuAD v1.1 does not allow (use task=squad_v2 "
+                                        "for unanswerable questions)")
+                    for t, s in zip(texts, starts):
+                        if not 0 <= s <= len(context) - len(t):
+                            raise DataError(f"{where}: answer_start {s} of {t!r} lies outside its context")
+                    cols["id"].append(str(qa["id"]))
+                    cols["question"].append(qa["question"])
+                    cols["context"].append(context)
+                    cols["title"].append(title)
+                    cols["answers"].append({"text": texts, "answer_start": starts})
+                    cols["article"].append(a)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise DataError(f"{path}: article {a} ({title!r}) is malformed (missing or bad {exc}); {LAYOUT}") from None
+    return cols
+
+
+def load_local(task: TaskConfig, data: DataConfig) -> DatasetDict:
+    """The official files from data.dir; `data.split_by_article=N` trains on the first N articles of the eval file."""
+    root = Path(data.dir).expanduser()
+    if not root.is_dir():
+        raise DataError(f"data.dir={root}: no such folder")
+    eval_split, eval_file = next(iter(task.local.eval_files.items()))
+    eval_path = root / task.local.dir_name / eval_file
+    eval_articles = _articles(eval_path)
+    if data.split_by_article:
+        n = data.split_by_article
+        if not 0 < n < len(eval_articles):
+            raise DataError(f"data.split_by_article={n}: {eval_path} has {len(eval_articles)} articles; "
+                            "give a number between 1 and one less than that")
+        return DatasetDict({
+            "train": Dataset.from_dict(_rows(eval_path, eval_articles[:n], task)),
+            eval_split: Dataset.from_dict(_rows(eval_path, eval_articles[n:], task, offset=n)),
+        })
+    train_path = root / task.local.dir_name / task.local.train_file
+    return DatasetDict({
+        "train": Dataset.from_dict(_rows(train_path, _articles(train_path), task)),
+        eval_split: Dataset.from_dict(_rows(eval_path, eval_articles, task)),
+    })
+
+
+def load_hub(task: TaskConfig) -> DatasetDict:
+    raw = hub.call(f"the dataset {task.hub.id}", __import__("datasets").load_dataset, task.hub.id)
+    eval_split = next(iter(task.local.eval_files))
+    return DatasetDict({"train": raw[task.hub.train_split], eval_split: raw["validation"]})
+
+
+def train_features(examples: Dict[str, list], tokenizer, task: TaskConfig, max_length: int, pad: bool) -> Dict[str, list]:
+    """Windows over each context; the answer's token span, or [CLS] when the answer is not inside the window."""
+    enc = _windows(examples, tokenizer, task, max_length, pad)
+    starts, ends = [], []
+    for i, offsets in enumerate(enc["offset_mapping"]):
+        ex = enc["overflow_to_sample_mapping"][i]
+        answers = examples["answers"][ex]
+        cls = enc["input_ids"][i].index(tokenizer.cls_token_id)
+        seq_ids = enc.sequence_ids(i)
+        ctx = [j for j, s in enumerate(seq_ids) if s == 1]
+        if not answers["text"] or not ctx:
+            starts.append(cls), ends.append(cls)
+            continue
+        a_start = answers["answer_start"][0]
+        a_end = a_start + len(answers["text"][0])
+        first, last = ctx[0], ctx[-1]
+        if not (offsets[first][0] <= a_start and offsets[last][1] >= a_end):
+            starts.append(cls), ends.append(cls)  # the answer is cut by this window: train it to abstain
+            continue
+        s = first
+        while s <= last and offsets[s][0] <= a_start:
+            s += 1
+        e = last
+        while e >= first and offsets[e][1] >= a_end:
+            e -= 1
+        starts.append(s - 1), ends.append(e + 1)
+    enc["start_positions"], enc["end_positions"] = starts, ends
+    enc.pop("offset_mapping"), enc.pop("overflow_to_sample_mapping")
+    enc["length"] = [len(x) for x in enc["input_ids"]]
+    return enc
+
+
+def eval_features(examples: Dict[str, list], tokenizer, task: TaskConfig, max_length: int, pad: bool) -> Dict[str, list]:
+    """Windows with the example id and the offsets of context tokens only (None elsewhere)."""
+    enc = _windows(examples, tokenizer, task, max_length, pad)
+    enc["example_id"] = []
+    for i in range(len(enc["input_ids"])):
+        seq_ids = enc.sequence_ids(i)
+        enc["example_id"].append(examples["id"][enc["overflow_to_sample_mapping"][i]])
+        enc["offset_mapping"][i] = [o if seq_ids[k] == 1 else None for k, o in enumerate(enc["offset_mapping"][i])]
+    enc.pop("overflow_to_sample_mapping")
+    enc["length"] = [len(x) for x in enc["input_ids"]]
+    return enc
+
+
+def _windows(examples, tokenizer, task: TaskConfig, max_length: int, pad: bool):
+    if not getattr(tokenizer, "is_fast", False):
+        raise DataError("SQuAD needs a fast tokenizer (offset mappings); this model's tokenizer is a slow one")
+    questions = [q.lstrip() for q in examples["question"]]  # some questions start with long runs of spaces
+    return tokenizer(questions, examples["context"], truncation="only_second", max_length=max_length,
+                     stride=task.doc_stride, return_overflowing_tokens=True, return_offsets_mapping=True,
+                     padding="max_length" if pad else False)
+
+
+def postprocess(examples: Dataset, features: Dataset, start_logits: np.ndarray, end_logits: np.ndarray,
+                task: TaskConfig) -> Tuple[Dict[str, str], Dict[str, float]]:
+    """Best span per question over its windows (n-best, max answer length); v2.0 abstains when the
+    null score beats the best span by more than `task.null_threshold`. Returns predictions and null-score margins."""
+    by_example: Dict[str, List[int]] = {}
+    for i, ex_id in enumerate(features["example_id"]):
+        by_example.setdefault(ex_id, []).append(i)
+    offsets_all = features["offset_mapping"]
+    predictions, null_margin = {}, {}
+    for ex in examples:
+        best_text, best_score, null_score = "", -np.inf, np.inf
+        for i in by_example.get(ex["id"], []):
+            s_log, e_log, offsets = start_logits[i], end_logits[i], offsets_all[i]
+            null_score = min(null_score, float(s_log[0] + e_log[0]))
+            n = len(offsets)
+            for s in np.argsort(s_log[:n])[::-1][: task.n_best]:
+                for e in np.argsort(e_log[:n])[::-1][: task.n_best]:
+                    if offsets[s] is None or offsets[e] is None or e < s or e - s + 1 > task.max_answer_length:
+                        continue
+                    score = float(s_log[s] + e_log[e])
+                    if score > best_score:
+                        best_score, best_text = score, ex["context"][offsets[s][0]: offsets[e][1]]
+        margin = null_score - best_score if np.isfinite(best_score) else np.inf
+        null_margin[ex["id"]] = float(margin)
+        predictions[ex["id"]] = "" if task.version_2 and margin > task.null_threshold else best_text
+    return predictions, null_margin

@@ -1,0 +1,157 @@
+"""Inference backends: the deployment choices a user weighs (precision, quantisation, compilation, runtime).
+
+Each builder takes a model (it may change it: callers pass a fresh copy) and a device, and returns a
+`Prepared` whose `convert` readies a batch once and whose `forward` is the timed call. A backend that
+cannot run here raises `BackendUnavailable` with the reason, and the grid goes on without it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Dict
+
+import numpy as np
+import torch
+
+from .. import env
+
+
+class BackendUnavailable(Exception):
+    """This backend cannot run on this device or installation; the message says why."""
+
+
+@dataclass
+class Prepared:
+    convert: Callable[[Dict[str, torch.Tensor]], Any]  # once per batch, outside the timed region
+    forward: Callable[[Any], Any]  # the timed call; returns logits (tensor or array)
+    weight_bytes: int
+    dtype: str
+    note: str = ""
+
+
+def weight_bytes(model: torch.nn.Module) -> int:
+    """Bytes of everything in the state dict, packed quantised weights included."""
+    total = 0
+    for value in model.state_dict().values():
+        tensors = value if isinstance(value, (tuple, list)) else [value]
+        for t in tensors:
+            if torch.is_tensor(t):
+                total += t.numel() * t.element_size()
+    return total
+
+
+def _to(device: torch.device) -> Callable[[Dict[str, torch.Tensor]], Dict[str, torch.Tensor]]:
+    return lambda batch: {k: v.to(device) for k, v in batch.items()}
+
+
+def _torch_backend(model: torch.nn.Module, device: torch.device, dtype: str, autocast: torch.dtype | None = None,
+                   note: str = "") -> Prepared:
+    model.eval()
+
+    def forward(batch):
+        with torch.inference_mode():
+            if autocast is None:
+                return model(**batch).logits
+            with torch.autocast(device_type=device.type, dtype=autocast):
+                return model(**batch).logits
+
+    return Prepared(_to(device), forward, weight_bytes(model), dtype, note)
+
+
+def eager(model, device):
+    return _torch_backend(model.to(device), device, "fp32")
+
+
+def bf16(model, device):
+    if device.type == "cuda":
+        if not torch.cuda.is_bf16_supported():
+            raise BackendUnavailable(f"{torch.cuda.get_device_name()} has no bf16 support")
+        return _torch_backend(model.to(device, dtype=torch.bfloat16), device, "bf16")
+    # autocast keeps LayerNorm/softmax in fp32 on CPU; weights stay fp32 in memory
+    note = "" if env.cpu_has_native_bf16() else "this CPU has no AVX512-BF16/AMX: bf16 is emulated"
+    return _torch_backend(model.to(device), device, "bf16-autocast", autocast=torch.bfloat16, note=note)
+
+
+def fp16(model, device):
+    if device.type != "cuda":
+        raise BackendUnavailable("fp16 is a CUDA backend (CPU fp16 matmuls are emulated); use bf16 or int8 on CPU")
+    return _torch_backend(model.to(device, dtype=torch.float16), device, "fp16",
+                          note="MobileBERT's NoNorm activations can overflow fp16: check the accuracy column")
+
+
+def int8(model, device):
+    if device.type != "cpu":
+        raise BackendUnavailable("int8 dynamic quantisation is a CPU backend (its kernels are fbgemm/onednn)")
+    from torch.ao.quantization import quantize_dynamic  # warns that it moves to torchao; still the CPU kernel
+
+    q = quantize_dynamic(model.to(device).eval(), {torch.nn.Linear}, dtype=torch.qint8)
+    return _torch_backend(q, device, "int8-dynamic", note="Linear layers int8 (dynamic activations), rest fp32")
+
+
+def compiled(model, device):
+    if device.type == "cpu" and not (shutil.which("c++") or shutil.which("g++")):
+        raise BackendUnavailable("torch.compile on CPU needs a C++ compiler (g++), none found")
+    model = model.to(device).eval()
+    return _torch_backend(torch.compile(model), device, "fp32",
+                          note="first call includes compilation; each new shape recompiles")
+
+
+def onnxruntime(model, device):
+    if importlib.util.find_spec("onnxruntime") is None or importlib.util.find_spec("onnx") is None:
+        raise BackendUnavailable("onnxruntime is an optional extra: pip install -e '.[onnx]'")
+    import onnxruntime as ort
+
+    providers = ["CUDAExecutionProvider"] if device.type == "cuda" else ["CPUExecutionProvider"]
+    if providers[0] not in ort.get_available_providers():
+        raise BackendUnavailable(f"this onnxruntime build has no {providers[0]}")
+    model = model.to("cpu").eval()
+    names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in _forward_args(model)]
+    example = {n: torch.ones(2, 16, dtype=torch.long) for n in names}
+    path = Path(tempfile.mkdtemp(prefix="bench-onnx-")) / "model.onnx"
+    axes = {n: {0: "batch", 1: "seq"} for n in names}
+    try:
+        torch.onnx.export(model, (), str(path), kwargs=example, input_names=names, output_names=["logits"],
+                          dynamic_axes={**axes, "logits": {0: "batch"}}, dynamo=False, opset_version=17)
+    except Exception as exc:  # exporter failures are many and varied; the grid goes on
+        raise BackendUnavailable(f"ONNX export failed: {str(exc).splitlines()[0][:300]}") from None
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = torch.get_num_threads()
+    session = ort.InferenceSession(str(path), opts, providers=providers)
+    size = sum(p.stat().st_size for p in path.parent.iterdir())
+
+    def convert(batch):
+        return {n: batch[n].cpu().numpy().astype(np.int64) for n in names}
+
+    return Prepared(convert, lambda feed: session.run(["logits"], feed)[0], size, "fp32-onnx",
+                    note=f"ONNX Runtime {ort.__version__}, {providers[0]}")
+
+
+def _forward_args(model: torch.nn.Module) -> set:
+    import inspect
+
+    return set(inspect.signature(model.forward).parameters)
+
+
+BACKENDS: Dict[str, Callable[[torch.nn.Module, torch.device], Prepared]] = {
+    "eager": eager,
+    "bf16": bf16,
+    "fp16": fp16,
+    "int8": int8,
+    "compile": compiled,
+    "onnxruntime": onnxruntime,
+}
+
+
+def prepare(name: str, model: torch.nn.Module, device: torch.device) -> Prepared:
+    if name not in BACKENDS:
+        raise BackendUnavailable(f"unknown backend {name!r}; choices: {sorted(BACKENDS)}")
+    return BACKENDS[name](model, device)
+
+
+def accepted_inputs(model: torch.nn.Module) -> set:
+    """The input names the model's forward takes (DistilBERT has no token_type_ids)."""
+    return _forward_args(model) & {"input_ids", "attention_mask", "token_type_ids"}

@@ -1,0 +1,187 @@
+"""mode=latency: every backend over the batch-size x sequence-length grid, each backend in its own process.
+
+A backend that cannot run, or a shape that fails (out of memory, unsupported op), is recorded with its reason
+and the grid goes on. With `timing.with_accuracy=true` each backend also scores the task's dev set, so a
+backend's speed-up and its accuracy cost sit in one result.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import logging
+import time
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from multiprocessing import get_context
+from typing import Any, Dict, List
+
+import numpy as np
+import torch
+
+from .. import env, models, tasks
+from ..config import Config
+from ..results import Result
+from ..tasks import metrics
+from . import backends, inputs, measure
+
+log = logging.getLogger("bench")
+
+
+def _shape_entry(cfg: Config, prepared: backends.Prepared, model, device, batch_size: int, seq_len: int,
+                 tokenizer, names: set) -> Dict[str, Any]:
+    t = cfg.timing
+    if t.inputs == "task":
+        batches = inputs.task_batches(cfg, tokenizer, names, batch_size, seq_len)
+    else:
+        batches = inputs.synthetic(tokenizer, names, batch_size, seq_len)
+    ready = [prepared.convert(b) for b in batches]
+    batch_cycle = itertools.cycle(ready)
+    call = lambda: prepared.forward(next(batch_cycle))  # noqa: E731
+    sampler = measure.RssSampler()
+    with measure.cuda_peak(device) as cuda_mem:
+        # peak RSS is sampled over the warm-up (same shapes, same allocations) so the timed loop runs unwatched
+        with sampler.watch():
+            rss_before = measure.rss_bytes()
+            first = measure.warm_up(call, device, t.warmup_runs)
+        lat = measure.time_calls(call, device, t.min_iterations, t.min_seconds, t.max_iterations)
+    tokens = float(np.mean([inputs.tokens_in(b) for b in batches]))
+    entry: Dict[str, Any] = {
+        "status": "ok",
+        "first_call_s": first,
+        "latency_s": lat.to_dict(),
+        "throughput": lat.throughput(batch_size, tokens),
+        "tokens_per_batch": tokens,
+        "memory": {"peak_rss_bytes": sampler.peak, "rss_before_bytes": rss_before, **cuda_mem},
+    }
+    if t.inputs == "task":
+        entry["input_lengths"] = inputs.length_stats(batches)
+    entry["agreement_vs_fp32"] = _agreement(model, prepared, batches[0], ready[0], device)
+    if t.flops:
+        flops = measure.count_flops(model, {k: v.to(device) for k, v in batches[0].items()})
+        entry["flops"] = flops
+        entry["achieved_flops_per_s"] = flops / lat.mean
+    return entry
+
+
+def _agreement(model, prepared: backends.Prepared, batch, ready, device) -> Dict[str, float]:
+    """How far this backend's logits are from the fp32 model's on the same batch: 'correct', not just fast."""
+    with torch.inference_mode():
+        ref = model(**{k: v.to(device) for k, v in batch.items()}).logits.float().cpu()
+    out = prepared.forward(ready)
+    out = out.float().cpu() if torch.is_tensor(out) else torch.as_tensor(np.asarray(out, dtype=np.float32))
+    out = out.reshape(ref.shape)
+    scale = float(ref.abs().max()) or 1.0
+    return {"max_abs_diff": float((out - ref).abs().max()), "max_rel_diff": float((out - ref).abs().max()) / scale,
+            "argmax_agreement": float((out.argmax(-1) == ref.argmax(-1)).float().mean())}
+
+
+def _accuracy(cfg: Config, prepared: backends.Prepared, tokenizer, names: set) -> Dict[str, Any]:
+    """The task's dev metrics computed through this backend's forward."""
+    dd = tasks.load(cfg.task, cfg.data, seed=cfg.train.seed)
+    splits = {}
+    for split in cfg.task.local.eval_files:
+        enc = tasks.encode(type(dd)({split: dd[split]}), tokenizer, cfg.task.max_seq_length, pad_to_max=False)[split]
+        order = np.argsort(np.asarray(enc["length"]), kind="stable")
+        logits = np.zeros((len(enc), max(cfg.task.num_labels, 1)), dtype=np.float32)
+        for i in range(0, len(order), 32):
+            rows = enc.select(order[i:i + 32])
+            feats = [{k: rows[k][j] for k in names} for j in range(len(rows))]
+            out = prepared.forward(prepared.convert(tokenizer.pad(feats, return_tensors="pt")))
+            out = out.float().cpu().numpy() if torch.is_tensor(out) else np.asarray(out, dtype=np.float32)
+            logits[order[i:i + 32]] = out.reshape(len(rows), -1)
+        splits[split] = (metrics.predictions_from_logits(cfg.task, logits), np.asarray(dd[split]["label"]))
+    return metrics.score(cfg.task, splits)
+
+
+def measure_backend(cfg: Config, backend: str) -> Dict[str, Any]:
+    """Load the model, prepare one backend, run every shape; runs in a child process when isolated."""
+    device = env.setup_device(cfg.device)
+    rss0 = measure.rss_bytes()
+    t0 = time.perf_counter()
+    tokenizer, model, info = models.load(cfg.model, cfg.task, seed=cfg.train.seed)
+    out: Dict[str, Any] = {"backend": backend, "model": info, "load_s": time.perf_counter() - t0,
+                           "rss_baseline_bytes": rss0, "rss_after_load_bytes": measure.rss_bytes()}
+    names = backends.accepted_inputs(model)
+    try:
+        prepared = backends.prepare(backend, copy.deepcopy(model), device)
+    except backends.BackendUnavailable as exc:
+        return {**out, "status": "unsupported", "reason": str(exc), "shapes": []}
+    out.update(status="ok", dtype=prepared.dtype, weight_bytes=prepared.weight_bytes, note=prepared.note, shapes=[])
+    reference = model.to(device).eval()  # FLOPs are counted on the fp32 model: the work, not the kernels
+    for b in cfg.timing.batch_sizes:
+        for s in cfg.timing.seq_lens:
+            try:
+                entry = _shape_entry(cfg, prepared, reference, device, b, s, tokenizer, names)
+            except Exception as exc:  # out of memory, unsupported op: recorded for this shape, the grid goes on
+                if device.type == "cuda":
+                    torch.cuda.empty_cache()
+                entry = {"status": "failed", "error": f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}"}
+            out["shapes"].append({"batch_size": b, "seq_len": s, **entry})
+    if cfg.timing.with_accuracy:
+        out["accuracy"] = _accuracy(cfg, prepared, tokenizer, names)
+    out["peak_rss_process_bytes"] = _ru_maxrss()
+    return out
+
+
+def _ru_maxrss() -> int:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # kilobytes on Linux
+
+
+def _isolated(cfg: Config, backend: str) -> Dict[str, Any]:
+    """A fresh process per backend: its peak memory is its own, and a crash costs only this backend."""
+    with ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn")) as pool:
+        try:
+            return pool.submit(measure_backend, cfg, backend).result()
+        except BrokenProcessPool:
+            return {"backend": backend, "status": "failed", "shapes": [],
+                    "reason": "the measuring process died (killed for memory?)"}
+
+
+def run(cfg: Config, result: Result) -> None:
+    """Fill `result.latency` (one row per backend and shape) and `result.timing` (per-backend facts)."""
+    device = env.setup_device(cfg.device)
+    calibration = measure.calibrate(device) if cfg.timing.calibrate else {}
+    per_backend = {}
+    for name in cfg.timing.backends:
+        log.info("latency: %s on %s, backend %s", cfg.model.name, device, name)
+        per_backend[name] = _isolated(cfg, name) if cfg.timing.isolate else measure_backend(cfg, name)
+    first_ok = next((b for b in per_backend.values() if "model" in b), None)
+    if first_ok is None:
+        raise RuntimeError(f"no backend could load the model: {[b.get('reason') for b in per_backend.values()]}")
+    result.model = first_ok["model"]
+    result.task = {"name": cfg.task.name, "inputs": cfg.timing.inputs}
+    if result.model["weights"] == "random":
+        result.notes.append("weights: random (exact architecture): latency, memory and FLOPs are exact")
+    result.latency = _rows(per_backend, calibration, device)
+    result.timing = {
+        "device": str(device),
+        "threads": torch.get_num_threads(),
+        "calibration": calibration,
+        "backends": {n: {k: v for k, v in b.items() if k not in ("shapes", "model")} for n, b in per_backend.items()},
+    }
+    eager_acc = per_backend.get("eager", {}).get("accuracy")
+    for b in result.timing["backends"].values():
+        if eager_acc and b.get("accuracy"):
+            b["accuracy_change"] = {k: b["accuracy"][k] - eager_acc[k] for k in eager_acc if k in b["accuracy"]}
+    if eager_acc:
+        result.metrics = dict(eager_acc)
+
+
+def _rows(per_backend: Dict[str, Dict[str, Any]], calibration: Dict[str, float], device) -> List[Dict[str, Any]]:
+    rows = []
+    for name, b in per_backend.items():
+        if b.get("status") != "ok":
+            rows.append({"backend": name, "status": b.get("status", "failed"), "error": b.get("reason")})
+            continue
+        peak_key = "gemm_bf16_flops_per_s" if "bf16" in b["dtype"] else \
+            "gemm_fp16_flops_per_s" if "fp16" in b["dtype"] else "gemm_fp32_flops_per_s"
+        for shape in b["shapes"]:
+            row = {"backend": name, "device": str(device), "dtype": b["dtype"], **shape}
+            if shape.get("achieved_flops_per_s") and calibration.get(peak_key):
+                row["pct_of_gemm_peak"] = 100.0 * shape["achieved_flops_per_s"] / calibration[peak_key]
+                row["gemm_peak_key"] = peak_key
+            rows.append(row)
+    return rows

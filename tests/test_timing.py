@@ -1,0 +1,139 @@
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from bench.config import BACKENDS, compose
+from bench.errors import ConfigError
+from bench.runner import run
+from bench.timing import backends, measure
+from bench.timing.stats import Latency
+from conftest import tiny
+
+FAST = ["mode=latency", "timing.min_seconds=0", "timing.min_iterations=5", "timing.warmup_runs=2",
+        "timing.isolate=false", "timing.calibrate=false"]
+
+
+def test_latency_statistics_on_known_samples():
+    lat = Latency.from_values([0.001 * i for i in range(1, 101)])  # 1..100 ms
+    assert lat.count == 100 and lat.mean == pytest.approx(0.0505)
+    assert lat.p50 == pytest.approx(0.0505) and lat.p90 == pytest.approx(0.0901) and lat.p99 == pytest.approx(0.09901)
+    assert lat.stdev == pytest.approx(np.std(np.arange(1, 101) / 1000, ddof=1))
+    assert lat.cv == pytest.approx(lat.stdev / lat.mean) and lat.min == 0.001 and lat.max == 0.1
+    assert lat.throughput(8, 1024) == pytest.approx({"sequences_per_s": 8 / 0.0505, "tokens_per_s": 1024 / 0.0505})
+    one = Latency.from_values([0.5])
+    assert one.stdev == 0 and one.cv == 0
+    with pytest.raises(ValueError):
+        Latency.from_values([])
+    with pytest.raises(ValueError):
+        Latency.from_values([0.1, float("nan")])
+    assert Latency.from_dict(lat.to_dict()) == lat
+
+
+def test_timed_loop_honours_iterations_and_seconds():
+    calls = []
+    lat = measure.time_calls(lambda: calls.append(1), torch.device("cpu"), min_iterations=7, min_seconds=0.0,
+                             max_iterations=100)
+    assert lat.count == 7 == len(calls)
+    lat = measure.time_calls(lambda: None, torch.device("cpu"), min_iterations=1, min_seconds=0.05, max_iterations=10**9)
+    assert lat.total <= 0.05 < lat.count * 1e-3 + 0.1 and lat.count > 1
+    assert measure.time_calls(lambda: None, torch.device("cpu"), 1, 60.0, max_iterations=3).count == 3
+
+
+def test_backend_names_agree_with_the_config_schema():
+    assert sorted(backends.BACKENDS) == sorted(BACKENDS)
+    with pytest.raises(ConfigError, match="timing.backends"):
+        compose(["timing.backends=[eager,tensorrt]"])
+
+
+@pytest.mark.parametrize("family", ["bert", "mobilebert", "distilbert"])
+def test_every_backend_on_tiny_models(family, tmp_path):
+    cfg = compose([*tiny(family), *FAST, f"timing.backends=[{','.join(BACKENDS)}]", "timing.batch_sizes=[1,2]",
+                   "timing.seq_lens=[16]"], out_dir=str(tmp_path))
+    result = run(cfg)
+    rows = {(r["backend"], r.get("batch_size")): r for r in result.latency}
+    cpu_ok = {"eager", "bf16", "int8", "compile"}
+    for name in cpu_ok:
+        for b in (1, 2):
+            row = rows[(name, b)]
+            assert row["status"] == "ok", row
+            assert row["latency_s"]["count"] >= 5 and row["latency_s"]["p50"] > 0
+            assert row["throughput"]["sequences_per_s"] == pytest.approx(b / row["latency_s"]["mean"])
+            assert row["flops"] > 0 and row["memory"]["peak_rss_bytes"] > 50 * 2**20
+    assert rows[("fp16", None)]["status"] == "unsupported" and "CUDA" in rows[("fp16", None)]["error"]
+    onnx = rows.get(("onnxruntime", 1)) or rows[("onnxruntime", None)]
+    assert onnx["status"] in {"ok", "unsupported"}
+    facts = result.timing["backends"]
+    assert facts["int8"]["weight_bytes"] < facts["eager"]["weight_bytes"]  # int8 Linear weights are smaller
+    assert result.model["weights"] == "random" and any("weights: random" in n for n in result.notes)
+    saved = json.loads((tmp_path / "result.json").read_text())
+    assert saved["status"] == "ok" and len(saved["latency"]) == len(result.latency)
+
+
+def test_flops_match_the_matmul_arithmetic():
+    """BERT's FLOPs per token are dominated by 2 * (params in Linear layers); check the tracer against that."""
+    from bench import models
+
+    cfg = compose(tiny("bert"))
+    model = models.build_random(cfg.model, cfg.task).eval()
+    b, s = 2, 16
+    batch = {"input_ids": torch.ones(b, s, dtype=torch.long), "attention_mask": torch.ones(b, s, dtype=torch.long)}
+    h, layers, ffn = 32, 2, 64
+    linear_per_token = layers * (4 * h * h + 2 * h * ffn)  # Q, K, V, O and the two FFN matrices
+    attention = layers * 2 * (s * s * h)  # QK^T and attention x V, per sequence
+    expected = 2 * (b * s * linear_per_token + b * attention) + 2 * b * (h * h + h * 2)  # + pooler and classifier
+    assert measure.count_flops(model, batch) == expected
+
+
+def test_failing_shape_is_recorded_and_the_grid_goes_on(tmp_path):
+    # seq 600 is longer than the 512 position embeddings: that shape fails, the others run
+    cfg = compose([*tiny("bert"), *FAST, "timing.seq_lens=[16,600]", "timing.batch_sizes=[1]"], out_dir=str(tmp_path))
+    result = run(cfg)
+    by_seq = {r["seq_len"]: r for r in result.latency}
+    assert by_seq[16]["status"] == "ok"
+    assert by_seq[600]["status"] == "failed" and by_seq[600]["error"]
+
+
+def test_memory_figures_are_positive_and_sane(tmp_path):
+    cfg = compose([*tiny("bert"), *FAST, "timing.batch_sizes=[1]", "timing.seq_lens=[16]"], out_dir=str(tmp_path))
+    result = run(cfg)
+    row, facts = result.latency[0], result.timing["backends"]["eager"]
+    assert 0 < facts["rss_baseline_bytes"] <= facts["rss_after_load_bytes"] <= row["memory"]["peak_rss_bytes"] * 1.05
+    assert row["memory"]["peak_rss_bytes"] < 8 * 2**30
+    n_params = result.model["parameters"]
+    assert facts["weight_bytes"] >= 4 * n_params  # fp32 weights (plus buffers)
+
+
+def test_isolated_child_process_and_calibration(tmp_path):
+    cfg = compose([*tiny("bert"), "mode=latency", "timing.min_seconds=0", "timing.min_iterations=3",
+                   "timing.warmup_runs=1", "timing.batch_sizes=[1]", "timing.seq_lens=[8]"], out_dir=str(tmp_path))
+    result = run(cfg)
+    assert result.latency[0]["status"] == "ok"
+    cal = result.timing["calibration"]
+    assert cal["gemm_fp32_flops_per_s"] > 1e9 and cal["gemm_bf16_flops_per_s"] > 1e9
+    assert 0 < result.latency[0]["pct_of_gemm_peak"] < 100
+
+
+def test_real_task_inputs_report_their_lengths(glue_dir, tmp_path):
+    cfg = compose([*tiny("bert"), *FAST, "task=mrpc", f"data.dir={glue_dir}", "timing.inputs=task",
+                   "timing.batch_sizes=[4]", "timing.seq_lens=[128]"], out_dir=str(tmp_path))
+    row = run(cfg).latency[0]
+    lengths = row["input_lengths"]
+    assert row["status"] == "ok" and lengths["examples"] == 64  # 16 batches of 4
+    assert 10 < lengths["mean"] < 128 and lengths["max"] <= 128
+    assert row["tokens_per_batch"] < 4 * 128
+
+
+@pytest.mark.gpu
+def test_cuda_path(tmp_path):
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    cfg = compose([*tiny("bert"), *FAST, "device=cuda", "timing.backends=[eager,fp16,bf16,int8]",
+                   "timing.batch_sizes=[1]", "timing.seq_lens=[32]"], out_dir=str(tmp_path))
+    result = run(cfg)
+    rows = {r["backend"]: r for r in result.latency}
+    assert rows["eager"]["status"] == "ok" and rows["eager"]["memory"]["cuda_max_allocated_bytes"] > 0
+    assert rows["fp16"]["status"] == "ok" and rows["int8"]["status"] == "unsupported"
+    assert result.env["gpu"]["name"]
