@@ -19,7 +19,7 @@ from .errors import BenchError
 
 log = logging.getLogger("bench")
 
-SUBCOMMANDS = {"report": "bench.report", "compare": "bench.compare"}
+SUBCOMMANDS = {"report": "bench.report.__main__", "compare": "bench.compare"}
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")

@@ -1,0 +1,145 @@
+"""python -m bench.report RESULTS_DIR [--out DIR] [--format md,latex,html,csv]  (also `bench report ...`).
+
+Gathers every result.json below RESULTS_DIR and writes the GLUE, SQuAD and efficiency tables, the pairwise
+significance table, plots, and one self-contained HTML page.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import html as html_lib
+import sys
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import pandas as pd
+
+from ..results import write_atomic
+from . import gather, plots, render, stats, tables
+
+FORMATS = ("md", "latex", "html", "csv", "parquet")
+
+
+def build(root: Path, out: Path, formats: List[str], n_boot: int = 2000, log=sys.stderr) -> Dict[str, Path]:
+    """Write every table and plot for the results below `root` into `out`; returns what was written."""
+    rs, metrics_df, eff = gather.load_all(root, log)
+    if not rs:
+        raise SystemExit(f"bench.report: no usable result.json below {root}")
+    out.mkdir(parents=True, exist_ok=True)
+    seeds = gather.seeds(metrics_df)
+    params = metrics_df.groupby("model")["params"].first().to_dict() if not metrics_df.empty else {}
+    named = {
+        "glue": tables.glue_table(seeds, eff, params),
+        "squad": tables.squad_table(seeds),
+        "efficiency": tables.efficiency_table(eff),
+    }
+    if seeds.empty or not seeds.task.isin(["squad_v1", "squad_v2"]).any():
+        named.pop("squad")
+    if eff.empty:
+        named.pop("efficiency")
+    pairs = stats.pairwise(rs, n_boot=n_boot)
+    written: Dict[str, Path] = {}
+    for name, table in named.items():
+        if "md" in formats:
+            written[f"{name}.md"] = _write(out / f"{name}.md", render.markdown(table))
+        if "latex" in formats:
+            written[f"{name}.tex"] = _write(out / f"{name}.tex", render.latex(table, name))
+    figures = _plots(named.get("glue"), eff, out)
+    if "html" in formats:
+        written["report.html"] = _write(out / "report.html", page(named, pairs, figures))
+    tidy = pd.concat([metrics_df.assign(kind="metric"), eff.assign(kind="latency")], ignore_index=True)
+    if "csv" in formats:
+        written["results.csv"] = _write(out / "results.csv", tidy.to_csv(index=False))
+    if "parquet" in formats:
+        tidy.astype({c: str for c in tidy.columns if tidy[c].dtype == object}).to_parquet(out / "results.parquet")
+        written["results.parquet"] = out / "results.parquet"
+    if not pairs.empty:
+        written["significance.csv"] = _write(out / "significance.csv", pairs.to_csv(index=False))
+    for p in figures:
+        written[p.name] = p
+    return written
+
+
+def _write(path: Path, text: str) -> Path:
+    write_atomic(path, text)
+    return path
+
+
+def _plots(glue: Optional[tables.Table], eff: pd.DataFrame, out: Path) -> List[Path]:
+    figs: List[Path] = []
+    if glue is not None and not eff.empty:
+        ours = glue.text[glue.text.source.str.startswith("ours")]
+        pts = pd.DataFrame({"model": ours.model, "score": glue.score.loc[ours.index, "avg"],
+                            "latency_ms": glue.score.loc[ours.index, "CPU ms"]}).dropna()
+        figs += plots.accuracy_vs_latency(pts, out)
+    if not eff.empty:
+        figs += plots.latency_vs_seq_len(eff, out)
+        figs += plots.speedup_per_backend(eff, out)
+    return figs
+
+
+def significance_text(pairs: pd.DataFrame) -> pd.DataFrame:
+    if pairs.empty:
+        return pairs
+    return pd.DataFrame({
+        "task": pairs.task, "model A": pairs.model_a, "model B": pairs.model_b,
+        "A - B (x100)": (100 * pairs["diff"]).map("{:+.1f}".format),
+        "95% CI": [f"[{100 * lo:+.1f}, {100 * hi:+.1f}]" for lo, hi in zip(pairs.low, pairs.high)],
+        "n": pairs.n,
+        "verdict": ["within noise" if w else "A better" if d > 0 else "B better" for w, d in zip(pairs.within_noise, pairs["diff"])],
+    })
+
+
+def page(named: Dict[str, tables.Table], pairs: pd.DataFrame, figures: List[Path]) -> str:
+    """One HTML file, plots embedded as data URIs: opens in a browser with no server and no other files."""
+    parts = ["<!doctype html><html><head><meta charset='utf-8'><title>compact-bert-bench report</title>",
+             "<style>body{font-family:sans-serif;margin:2em;max-width:1400px} table{border-collapse:collapse;"
+             "font-size:13px;margin:1em 0} th,td{border-bottom:1px solid #ccc;padding:3px 8px;text-align:left}"
+             " .caption{color:#555;font-size:12px} img{max-width:520px;margin:0.5em}</style></head><body>",
+             "<h1>compact-bert-bench report</h1>"]
+    titles = {"glue": "GLUE", "squad": "SQuAD", "efficiency": "Efficiency"}
+    for name, table in named.items():
+        parts.append(f"<h2 id='{name}'>{titles[name]}</h2>{render.html(table)}")
+    sig = significance_text(pairs)
+    if not sig.empty:
+        parts.append("<h2 id='significance'>Differences on the same dev examples (paired bootstrap)</h2>")
+        parts.append(sig.to_html(index=False, classes="bench-table"))
+    pngs = [p for p in figures if p.suffix == ".png"]
+    if pngs:
+        parts.append("<h2 id='plots'>Plots</h2>")
+        for p in pngs:
+            data = base64.b64encode(p.read_bytes()).decode()
+            parts.append(f"<img alt='{html_lib.escape(p.stem)}' src='data:image/png;base64,{data}'>")
+    # lets a headless browser confirm the page rendered: every image decoded, every table laid out
+    parts.append("<script>window.addEventListener('load',function(){var i=[].slice.call(document.images);"
+                 "document.body.setAttribute('data-images-ok',i.filter(function(x){return x.naturalWidth>0}).length);"
+                 "document.body.setAttribute('data-tables',document.querySelectorAll('table').length);});</script>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    ap = argparse.ArgumentParser(prog="bench report", description=__doc__.splitlines()[0])
+    ap.add_argument("results", type=Path, help="a folder of runs (searched recursively) or one result.json")
+    ap.add_argument("--out", type=Path, default=None, help="output folder (default: RESULTS/report)")
+    ap.add_argument("--format", default="md,latex,html,csv", help=f"comma-separated, from {','.join(FORMATS)}")
+    ap.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples for paired differences")
+    args = ap.parse_args(argv)
+    formats = [f.strip() for f in args.format.split(",") if f.strip()]
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown:
+        ap.error(f"unknown format(s) {unknown}; choices: {', '.join(FORMATS)}")
+    if not args.results.exists():
+        ap.error(f"{args.results}: no such file or folder")
+    out = args.out or (args.results if args.results.is_dir() else args.results.parent) / "report"
+    written = build(args.results, out, formats, args.bootstrap)
+    for name in ("glue.md", "squad.md", "efficiency.md"):
+        if name in written:
+            print(written[name].read_text())
+    print(f"bench.report: wrote {len(written)} files to {out}: {', '.join(sorted(written))}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

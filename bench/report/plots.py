@@ -1,0 +1,89 @@
+"""Paper-column plots (3.4 in wide): accuracy vs latency with its Pareto front, latency vs sequence length,
+speed-up per backend. Each is saved as PNG and SVG."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+WIDTH_IN = 3.4  # one column of a two-column paper
+STYLE = {"font.size": 8, "axes.titlesize": 8, "axes.labelsize": 8, "legend.fontsize": 7, "xtick.labelsize": 7,
+         "ytick.labelsize": 7}
+
+
+def pareto(points: pd.DataFrame, x: str, y: str) -> pd.DataFrame:
+    """Points no other point beats on both lower `x` and higher `y`, sorted by `x`."""
+    front, best = [], -float("inf")
+    for _, row in points.sort_values([x, y], ascending=[True, False]).iterrows():
+        if row[y] > best:
+            front.append(row)
+            best = row[y]
+    return pd.DataFrame(front)
+
+
+def _save(fig, out: Path, name: str) -> List[Path]:
+    paths = [out / f"{name}.png", out / f"{name}.svg"]
+    fig.savefig(paths[0], dpi=200, bbox_inches="tight")
+    fig.savefig(paths[1], bbox_inches="tight")
+    plt.close(fig)
+    return paths
+
+
+def accuracy_vs_latency(points: pd.DataFrame, out: Path) -> List[Path]:
+    """`points`: model, latency_ms, score (one per model)."""
+    if len(points) < 1:
+        return []
+    with plt.rc_context(STYLE):
+        fig, ax = plt.subplots(figsize=(WIDTH_IN, 2.4))
+        ax.scatter(points.latency_ms, points.score, s=14, zorder=3)
+        for _, r in points.iterrows():
+            ax.annotate(r.model, (r.latency_ms, r.score), textcoords="offset points", xytext=(3, 3), fontsize=6)
+        front = pareto(points, "latency_ms", "score")
+        ax.step(front.latency_ms, front.score, where="post", color="tab:red", lw=1, label="Pareto front")
+        ax.set_xscale("log")
+        ax.set_xlabel("CPU latency, p50 (ms, batch 1, seq 128, log scale)")
+        ax.set_ylabel("dev score (avg over tasks, x100)")
+        ax.legend(loc="lower right")
+        ax.grid(alpha=0.3, which="both")
+        return _save(fig, out, "accuracy_vs_latency")
+
+
+def latency_vs_seq_len(eff: pd.DataFrame, out: Path) -> List[Path]:
+    sel = eff[(eff.backend == "eager") & (eff.batch == 1) & (eff.status == "ok")]
+    if sel.empty or sel.seq.nunique() < 2:
+        return []
+    with plt.rc_context(STYLE):
+        fig, ax = plt.subplots(figsize=(WIDTH_IN, 2.4))
+        for model, g in sel.groupby("model"):
+            g = g.groupby("seq", as_index=False).p50_ms.median()
+            ax.plot(g.seq, g.p50_ms, marker="o", ms=3, label=model)
+        ax.set_xlabel("sequence length (tokens)")
+        ax.set_ylabel("latency, p50 (ms, batch 1)")
+        ax.set_yscale("log")
+        ax.legend()
+        ax.grid(alpha=0.3, which="both")
+        return _save(fig, out, "latency_vs_seq_len")
+
+
+def speedup_per_backend(eff: pd.DataFrame, out: Path) -> List[Path]:
+    sel = eff[(eff.status == "ok") & eff.speedup_vs_eager.notna()]
+    if sel.empty or sel.backend.nunique() < 2:
+        return []
+    batch = 1 if (sel.batch == 1).any() else sel.batch.min()
+    sel = sel[sel.batch == batch]
+    table = sel.pivot_table(index="model", columns="backend", values="speedup_vs_eager", aggfunc="median")
+    with plt.rc_context(STYLE):
+        fig, ax = plt.subplots(figsize=(WIDTH_IN, 2.4))
+        table.plot.bar(ax=ax, width=0.8, rot=15)
+        ax.axhline(1.0, color="black", lw=0.6)
+        ax.set_ylabel(f"speed-up over eager fp32 (x, batch {batch})")
+        ax.set_xlabel("")
+        ax.legend(title="backend", ncol=3)
+        ax.grid(alpha=0.3, axis="y")
+        return _save(fig, out, "speedup_per_backend")

@@ -1,0 +1,43 @@
+"""Published figures (../shared/REFERENCE.md), shown beside ours and always labelled as published.
+
+Values are percentages, as the papers print them. A cell holding a pair is (first, second) of a two-metric task.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List
+
+_MOBILEBERT_PAPER = "MobileBERT paper (Sun et al. 2020), GLUE test"
+_RUN_GLUE = "transformers run_glue.py README, bert-base-cased, dev"
+
+# model, params (M), FLOPs (G), source, {task: value}, GLUE score as published
+GLUE: List[Dict[str, Any]] = [
+    {"model": "BERT-base", "params_M": 109, "GFLOPs": 22.5, "source": _MOBILEBERT_PAPER, "split": "test",
+     "tasks": {"cola": 52.1, "sst2": 93.5, "mrpc": 88.9, "stsb": 85.8, "qqp": 71.2, "mnli": (84.6, 83.4),
+               "qnli": 90.5, "rte": 66.4}, "glue": 78.3},
+    {"model": "MobileBERT-TINY", "params_M": 15.1, "GFLOPs": 3.1, "source": _MOBILEBERT_PAPER, "split": "test",
+     "tasks": {"cola": 46.7, "sst2": 91.7, "mrpc": 87.9, "stsb": 80.1, "qqp": 68.9, "mnli": (81.5, 81.6),
+               "qnli": 89.5, "rte": 65.1}, "glue": 75.8},
+    {"model": "MobileBERT", "params_M": 25.3, "GFLOPs": 5.7, "source": _MOBILEBERT_PAPER, "split": "test",
+     "tasks": {"cola": 50.5, "sst2": 92.8, "mrpc": 88.8, "stsb": 84.4, "qqp": 70.2, "mnli": (83.3, 82.6),
+               "qnli": 90.6, "rte": 66.2}, "glue": 77.7},
+    {"model": "MobileBERT w/o OPT", "params_M": 25.3, "GFLOPs": 5.7, "source": _MOBILEBERT_PAPER, "split": "test",
+     "tasks": {"cola": 51.1, "sst2": 92.6, "mrpc": 88.8, "stsb": 84.8, "qqp": 70.5, "mnli": (84.3, 83.4),
+               "qnli": 91.6, "rte": 70.4}, "glue": 78.5},
+    {"model": "TinyBERT-4", "params_M": 14.5, "GFLOPs": 1.2, "source": "TinyBERT paper (Jiao et al. 2020), GLUE test",
+     "split": "test", "tasks": {"cola": 44.1, "sst2": 92.6, "mrpc": 86.4, "stsb": 80.4, "qqp": 71.3,
+                                "mnli": (82.5, 81.8), "qnli": 87.7, "rte": 66.6}, "glue": 77.0,
+     "note": "task-specific distillation and data augmentation; plain fine-tuning scores lower"},
+    {"model": "BERT-base (cased)", "params_M": 108, "GFLOPs": None, "source": _RUN_GLUE, "split": "dev",
+     "tasks": {"cola": 56.53, "sst2": 92.32, "mrpc": (88.85, 84.07), "stsb": (88.64, 88.48), "qqp": (90.71, 87.49),
+               "mnli": (83.91, 84.10), "qnli": 90.66, "rte": 65.70, "wnli": 56.34}, "glue": None},
+]
+
+# SQuAD dev EM/F1, v1.1 and v2.0
+SQUAD: List[Dict[str, Any]] = [
+    {"model": "MobileBERT", "source": "MobileBERT paper, dev", "v1": (82.9, 90.0), "v2": (76.2, 79.2)},
+    {"model": "MobileBERT-TINY", "source": "MobileBERT paper, dev", "v1": (81.4, 88.6), "v2": (74.4, 77.1)},
+    {"model": "BERT-base", "source": "MobileBERT paper, dev", "v1": (80.8, 88.5), "v2": None},
+    {"model": "TinyBERT-4", "source": "TinyBERT paper, dev", "v1": (72.7, 82.1), "v2": (68.2, 71.8)},
+    {"model": "BERT-base (run_qa.py)", "source": "transformers run_qa.py README, dev", "v1": (81.22, 88.52), "v2": None},
+]

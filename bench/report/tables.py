@@ -1,0 +1,147 @@
+"""Paper-style tables: GLUE (with efficiency columns), SQuAD and efficiency, ours beside published rows.
+
+Each table is a pair of frames: `text` (what is printed, cells as strings, missing as '-') and `score`
+(one number per cell, used to bold the best value per column).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Dict, List, Optional
+
+import numpy as np
+import pandas as pd
+
+from . import published
+
+# task -> the metrics its GLUE-table cell shows (MRPC and QQP as F1/acc, STS-B Pearson/Spearman, MNLI m/mm)
+GLUE_CELLS: Dict[str, List[str]] = {
+    "cola": ["mcc"], "sst2": ["acc"], "mrpc": ["f1", "acc"], "stsb": ["pearson", "spearman"], "qqp": ["f1", "acc"],
+    "mnli": ["acc_m", "acc_mm"], "qnli": ["acc"], "rte": ["acc"], "wnli": ["acc"],
+}
+TASK_TITLES = {"cola": "CoLA", "sst2": "SST-2", "mrpc": "MRPC", "stsb": "STS-B", "qqp": "QQP", "mnli": "MNLI-m/mm",
+               "qnli": "QNLI", "rte": "RTE", "wnli": "WNLI"}
+MISSING = "-"
+
+
+@dataclass
+class Table:
+    text: pd.DataFrame
+    score: pd.DataFrame  # same shape; NaN where nothing is compared
+    higher_is_better: Dict[str, bool]
+    caption: str
+
+
+def _fmt(mean: float, std: float, n: int) -> str:
+    return f"{mean:.1f}±{std:.1f}" if n > 1 else f"{mean:.1f}"
+
+
+def _cell(agg: pd.DataFrame, metrics: List[str]):
+    """'84.1/75.7' (with ±std over seeds) and the cell's score (mean of its metrics), or missing."""
+    rows = agg.set_index("metric").reindex(metrics)
+    if rows["mean"].isna().any():
+        return MISSING, np.nan, 0
+    parts = [_fmt(100 * r["mean"], 100 * r["std"], int(r["n"])) for _, r in rows.iterrows()]
+    return "/".join(parts), float(100 * rows["mean"].mean()), int(rows["n"].min())
+
+
+def _efficiency_for(eff: pd.DataFrame, model_name: str, device: str) -> Dict[str, Optional[float]]:
+    """eager, batch 1, seq 128 on `device`: the paper's single-sequence latency and FLOPs."""
+    if eff.empty:
+        return {}
+    sel = eff[(eff.model_name == model_name) & (eff.backend == "eager") & (eff.batch == 1) & (eff.seq == 128)
+              & (eff.status == "ok") & eff.device.str.startswith(device)]
+    if sel.empty:
+        return {}
+    return {"p50_ms": float(sel.p50_ms.median()), "GFLOPs": float(sel.GFLOPs.iloc[0])}
+
+
+def glue_table(seeds: pd.DataFrame, eff: pd.DataFrame, params: Dict[str, float], with_published: bool = True) -> Table:
+    tasks = [t for t in GLUE_CELLS if not seeds.empty and t in set(seeds.task)]
+    text_rows, score_rows = [], []
+    if not seeds.empty:
+        for (model, model_name), agg in seeds[seeds.task.isin(tasks)].groupby(["model", "model_name"], sort=False):
+            cpu, gpu = _efficiency_for(eff, model_name, "cpu"), _efficiency_for(eff, model_name, "cuda")
+            text = {"model": model, "source": "ours (dev)"}
+            score = {}
+            ns = []
+            for t in tasks:
+                cell, s, n = _cell(agg[agg.task == t], GLUE_CELLS[t])
+                text[TASK_TITLES[t]], score[TASK_TITLES[t]] = cell, s
+                if n:
+                    ns.append(n)
+            present = [score[TASK_TITLES[t]] for t in tasks if not np.isnan(score[TASK_TITLES[t]])]
+            text["avg"], score["avg"] = (f"{np.mean(present):.1f}", float(np.mean(present))) if present else (MISSING, np.nan)
+            text["seeds"] = str(min(ns)) if ns else MISSING
+            text["params (M)"] = f"{params[model] / 1e6:.1f}" if params.get(model) else MISSING
+            text["GFLOPs"] = f"{cpu['GFLOPs']:.2f}" if cpu.get("GFLOPs") else MISSING
+            text["CPU ms"] = f"{cpu['p50_ms']:.1f}" if cpu else MISSING
+            text["GPU ms"] = f"{gpu['p50_ms']:.2f}" if gpu else MISSING
+            score.update({"CPU ms": cpu.get("p50_ms", np.nan), "GPU ms": gpu.get("p50_ms", np.nan)})
+            text_rows.append(text)
+            score_rows.append(score)
+    if with_published:
+        for p in published.GLUE:
+            text = {"model": p["model"], "source": f"published ({p['split']}): {p['source']}"}
+            score = {}
+            for t in tasks or list(GLUE_CELLS):
+                v = p["tasks"].get(t)
+                title = TASK_TITLES[t]
+                text[title] = MISSING if v is None else "/".join(f"{x:.1f}" for x in (v if isinstance(v, tuple) else (v,)))
+                score[title] = np.nan if v is None else float(np.mean(v))
+            present = [score[TASK_TITLES[t]] for t in (tasks or GLUE_CELLS) if not np.isnan(score[TASK_TITLES[t]])]
+            text["avg"], score["avg"] = (f"{np.mean(present):.1f}", float(np.mean(present))) if present else (MISSING, np.nan)
+            text["seeds"] = MISSING
+            text["params (M)"] = f"{p['params_M']:.1f}"
+            text["GFLOPs"] = f"{p['GFLOPs']:.1f}" if p.get("GFLOPs") else MISSING
+            text["CPU ms"] = text["GPU ms"] = MISSING
+            text_rows.append(text)
+            score_rows.append(score)
+    text_df = pd.DataFrame(text_rows).fillna(MISSING)
+    score_df = pd.DataFrame(score_rows, columns=text_df.columns).reindex(columns=text_df.columns)
+    hib = {c: c not in ("CPU ms", "GPU ms") for c in text_df.columns}
+    caption = ("GLUE dev results (ours, x100, mean±std over seeds) beside published figures (test set unless "
+               "marked dev). avg: mean over the tasks shown with a figure in that row (two-metric tasks and MNLI "
+               "m/mm averaged first). CPU/GPU ms: p50 latency, batch 1, sequence 128, eager fp32. "
+               "Rows marked 'weights: random' measure an untrained architecture.")
+    return Table(text_df, score_df, hib, caption)
+
+
+def squad_table(seeds: pd.DataFrame, with_published: bool = True) -> Table:
+    text_rows, score_rows = [], []
+    sq = seeds[seeds.task.isin(["squad_v1", "squad_v2"])] if not seeds.empty else seeds
+    if not sq.empty:
+        for model, agg in sq.groupby("model", sort=False):
+            v1 = _cell(agg[agg.task == "squad_v1"], ["exact_match", "f1"])
+            v2 = _cell(agg[agg.task == "squad_v2"], ["exact", "f1"])
+            text_rows.append({"model": model, "source": "ours (dev)", "v1.1 EM/F1": v1[0], "v2.0 EM/F1": v2[0]})
+            score_rows.append({"v1.1 EM/F1": v1[1], "v2.0 EM/F1": v2[1]})
+    if with_published:
+        for p in published.SQUAD:
+            text_rows.append({"model": p["model"], "source": f"published: {p['source']}",
+                              "v1.1 EM/F1": "/".join(f"{x:.1f}" for x in p["v1"]) if p["v1"] else MISSING,
+                              "v2.0 EM/F1": "/".join(f"{x:.1f}" for x in p["v2"]) if p["v2"] else MISSING})
+            score_rows.append({"v1.1 EM/F1": np.mean(p["v1"]) if p["v1"] else np.nan,
+                               "v2.0 EM/F1": np.mean(p["v2"]) if p["v2"] else np.nan})
+    text = pd.DataFrame(text_rows)
+    return Table(text, pd.DataFrame(score_rows, columns=text.columns).reindex(columns=text.columns),
+                 {c: True for c in text.columns},
+                 "SQuAD EM/F1 (x100). Ours trained with data.split_by_article are marked in each result's notes.")
+
+
+def efficiency_table(eff: pd.DataFrame) -> Table:
+    cols = ["model", "device", "backend", "batch", "seq", "p50_ms", "p90_ms", "cv_pct", "seq_per_s", "speedup_vs_eager",
+            "peak_rss_MB", "pct_gemm_peak", "accuracy_change", "status"]
+    if eff.empty:
+        empty = pd.DataFrame(columns=cols)
+        return Table(empty, empty.copy(), {}, "no latency results")
+    df = eff.reindex(columns=cols).copy()
+    df["accuracy_change"] = df["accuracy_change"].map(lambda v: v * 100 if v is not None and pd.notna(v) else np.nan)
+    text = df.copy()
+    for c in ["p50_ms", "p90_ms", "cv_pct", "seq_per_s", "speedup_vs_eager", "peak_rss_MB", "pct_gemm_peak", "accuracy_change"]:
+        text[c] = df[c].map(lambda v: MISSING if pd.isna(v) else f"{v:.3g}" if abs(v) < 100 else f"{v:.0f}")
+    text = text.fillna(MISSING).astype(str)
+    score = pd.DataFrame(np.nan, index=df.index, columns=cols)
+    return Table(text, score, {}, "Latency p50/p90 (ms), coefficient of variation (%), throughput (sequences/s), "
+                 "speed-up over the same model's eager fp32, peak RSS (MB), % of this machine's GEMM peak, and the "
+                 "dev-accuracy change (points) a backend costs when measured.")
