@@ -1,0 +1,55 @@
+"""The regression gate's outputs: a console table, JUnit XML and a Markdown summary for CI systems."""
+
+from __future__ import annotations
+
+from typing import List
+from xml.etree import ElementTree as ET
+
+import pandas as pd
+
+
+def frame(rows) -> pd.DataFrame:
+    return pd.DataFrame([{"run": r.key, "figure": r.figure, "baseline": r.baseline, "current": r.current,
+                          "change": r.change, "verdict": r.verdict} for r in rows])
+
+
+def console(rows) -> str:
+    df = frame(rows)
+    return df.to_string(index=False, float_format=lambda x: f"{x:.4g}", na_rep="-")
+
+
+def summary_line(rows) -> str:
+    counts = frame(rows).verdict.value_counts().to_dict()
+    return ", ".join(f"{n} {v}" for v, n in sorted(counts.items()))
+
+
+def markdown(rows) -> str:
+    df = frame(rows)
+    bad = df[df.verdict.isin(["REGRESSION", "refused"])]
+    head = "### Regression gate: " + ("**FAILED**" if (df.verdict == "REGRESSION").any() else "passed")
+    parts = [head, "", summary_line(rows), ""]
+    if not bad.empty:
+        parts += [bad.to_markdown(index=False, floatfmt=".4g"), ""]
+    parts += ["<details><summary>all compared figures</summary>", "", df.to_markdown(index=False, floatfmt=".4g"),
+              "", "</details>", ""]
+    return "\n".join(parts)
+
+
+def junit(rows: List) -> str:
+    """One testcase per compared figure; a regression is a failure, a refused comparison an error."""
+    suite = ET.Element("testsuite", name="bench.compare", tests=str(len(rows)),
+                       failures=str(sum(r.verdict == "REGRESSION" for r in rows)),
+                       errors=str(sum(r.verdict == "refused" for r in rows)),
+                       skipped=str(sum(r.verdict == "missing" for r in rows)))
+    for r in rows:
+        case = ET.SubElement(suite, "testcase", classname=r.key, name=r.figure)
+        text = f"baseline {r.baseline}, current {r.current}, {r.change}"
+        if r.verdict == "REGRESSION":
+            ET.SubElement(case, "failure", message=f"regression: {r.change}").text = text
+        elif r.verdict == "refused":
+            ET.SubElement(case, "error", message=r.change).text = text
+        elif r.verdict == "missing":
+            ET.SubElement(case, "skipped", message=r.change or "missing on one side")
+        else:
+            case.set("status", r.verdict)
+    return ET.tostring(ET.ElementTree(suite).getroot(), encoding="unicode", xml_declaration=True)

@@ -1,0 +1,111 @@
+"""The regression gate on real results from tiny models: it catches injected regressions and stays quiet otherwise."""
+
+import json
+import time
+import xml.etree.ElementTree as ET
+
+import pytest
+import torch
+
+from bench import compare, models
+from bench.config import compose
+from bench.runner import run
+from conftest import tiny
+
+LATENCY = ["mode=latency", "timing.backends=[eager]", "timing.batch_sizes=[1]", "timing.seq_lens=[32]",
+           "timing.min_seconds=0.6", "timing.min_iterations=30", "timing.warmup_runs=5", "timing.isolate=false",
+           "timing.calibrate=false", "timing.flops=false"]
+
+
+def _latency(out, monkeypatch=None, delay_s=0.0):
+    if delay_s:
+        real = models.load_model
+
+        def slowed(*args, **kwargs):
+            model = real(*args, **kwargs)
+            # a real slowdown inside the real model's forward: the first encoder layer waits before it runs
+            model.bert.encoder.layer[0].register_forward_pre_hook(lambda *_: time.sleep(delay_s))
+            return model
+
+        monkeypatch.setattr(models, "load_model", slowed)
+    run(compose([*tiny("bert"), *LATENCY], out_dir=str(out)))
+    if delay_s:
+        monkeypatch.undo()
+    return out
+
+
+def test_injected_slowdown_turns_the_gate_red(tmp_path, monkeypatch, capsys):
+    base = _latency(tmp_path / "base")
+    slow = _latency(tmp_path / "slow", monkeypatch, delay_s=0.004)
+    junit, md = tmp_path / "gate.xml", tmp_path / "gate.md"
+    code = compare.main([str(base), str(slow), "--junit", str(junit), "--markdown", str(md)])
+    out = capsys.readouterr().out
+    assert code == 1, out
+    assert "REGRESSION" in out and "latency p50" in out
+    suite = ET.parse(junit).getroot()
+    assert int(suite.get("failures")) >= 1
+    assert "FAILED" in md.read_text()
+    # and the other way round it is an improvement, not a regression
+    assert compare.main([str(slow), str(base)]) == 0
+
+
+def test_accuracy_drop_beyond_tolerance_is_red_and_within_is_green(tmp_path, capsys):
+    base = {"schema_version": 1, "status": "ok", "mode": "finetune", "model": {"name": "m", "weights": "pretrained"},
+            "task": {"name": "mrpc"}, "config": {"train": {"seed": 1}}, "metrics": {"f1": 0.84, "acc": 0.76, "primary": 0.80},
+            "env": {}}
+    (tmp_path / "b").mkdir(), (tmp_path / "c").mkdir()
+    (tmp_path / "b" / "result.json").write_text(json.dumps(base))
+    worse = {**base, "metrics": {"f1": 0.80, "acc": 0.7595, "primary": 0.78}}
+    (tmp_path / "c" / "result.json").write_text(json.dumps(worse))
+    assert compare.main([str(tmp_path / "b"), str(tmp_path / "c")]) == 1
+    out = capsys.readouterr().out
+    assert sum(line.rstrip().endswith("REGRESSION") for line in out.splitlines()) == 2  # f1 and primary; acc dropped 0.0005, inside the 0.001 default
+    assert compare.main([str(tmp_path / "b"), str(tmp_path / "c"), "--tolerance", "f1=0.05",
+                         "--tolerance", "mrpc:primary=0.05"]) == 0
+
+
+def test_bad_input_exits_2_with_a_clear_message(tmp_path, capsys):
+    assert compare.main([str(tmp_path / "missing"), str(tmp_path)]) == 2
+    assert "no such file or folder" in capsys.readouterr().err
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "result.json").write_text(json.dumps({"schema_version": 0, "status": "ok"}))
+    assert compare.main([str(tmp_path / "old"), str(tmp_path / "old")]) == 2
+    err = capsys.readouterr().err
+    assert "schema_version 0, this version reads 1" in err
+    a = {"schema_version": 1, "status": "ok", "mode": "finetune", "model": {"name": "x"}, "task": {"name": "rte"},
+         "config": {"train": {"seed": 1}}, "metrics": {"acc": 0.5}}
+    (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()
+    (tmp_path / "a" / "result.json").write_text(json.dumps(a))
+    (tmp_path / "b" / "result.json").write_text(json.dumps({**a, "model": {"name": "y"}}))
+    assert compare.main([str(tmp_path / "a"), str(tmp_path / "b")]) == 2
+    assert "no run in the current results matches the baseline" in capsys.readouterr().err
+
+
+def test_other_machine_is_calibrated_or_refused(tmp_path, capsys):
+    base = _latency(tmp_path / "base")
+    data = json.loads((base / "result.json").read_text())
+    data["env"]["cpu"]["model"] = "Some Other CPU"
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "result.json").write_text(json.dumps(data))
+    assert compare.main([str(tmp_path / "other"), str(base)]) == 2  # no calibration in either: refused
+    assert "refused" in capsys.readouterr().out
+    for d in (data,):
+        d["timing"]["calibration"] = {"gemm_fp32_flops_per_s": 2e11}
+        d["latency"][0]["gemm_peak_key"] = "gemm_fp32_flops_per_s"
+    (tmp_path / "other" / "result.json").write_text(json.dumps(data))
+    mine = json.loads((base / "result.json").read_text())
+    mine["timing"]["calibration"] = {"gemm_fp32_flops_per_s": 1e11}  # this machine is half as fast at GEMM
+    mine["latency"][0]["gemm_peak_key"] = "gemm_fp32_flops_per_s"
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "result.json").write_text(json.dumps(mine))
+    # the same samples on a machine with half the GEMM peak are twice as fast as expected: an improvement
+    assert compare.main([str(tmp_path / "other"), str(tmp_path / "mine")]) == 0
+    assert "(calibrated)" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_no_false_alarms_on_repeated_measurements(tmp_path):
+    """The same code measured 11 times on this noisy machine, compared pair by pair: never red."""
+    runs = [_latency(tmp_path / f"r{i}") for i in range(11)]
+    verdicts = [compare.main([str(a), str(b)]) for a, b in zip(runs, runs[1:])]
+    assert verdicts.count(1) == 0, verdicts
