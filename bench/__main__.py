@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 
 import hydra
@@ -26,18 +27,29 @@ SUBCOMMANDS = {"report": "bench.report.__main__", "compare": "bench.compare"}
 def _hydra_main(dcfg: DictConfig) -> None:
     from .runner import run
 
+    sweep = HydraConfig.get().mode == RunMode.MULTIRUN
     try:
         cfg = to_config(dcfg)
         cfg.out_dir = HydraConfig.get().runtime.output_dir
-        result = run(cfg)
-    except BenchError as exc:
-        print(f"bench: error: {exc}", file=sys.stderr)
-        if HydraConfig.get().mode == RunMode.MULTIRUN:
-            return  # recorded as failed in its result.json; the rest of the sweep goes on
-        sys.exit(exc.exit_code)
+        resume = cfg.bench.resume == "always" or (cfg.bench.resume == "auto" and sweep)
+        result = run(cfg, resume=resume)
     except KeyboardInterrupt:
         print("bench: interrupted; the run was recorded as interrupted", file=sys.stderr)
         sys.exit(130)
+    except BenchError as exc:
+        print(f"bench: error: {exc}", file=sys.stderr)
+        if sweep:
+            return  # recorded as failed in its result.json; the rest of the sweep goes on
+        sys.exit(exc.exit_code)
+    except Exception as exc:  # a bug or an out-of-memory: in a sweep, recorded and isolated to its job
+        if not sweep:
+            raise
+        log.exception("bench: job failed (recorded in its result.json); the sweep goes on")
+        print(f"bench: error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return
+    if result.status == "skipped":
+        print(f"bench: skipped: {result.notes[-1]}")
+        return
     summary = ", ".join(f"{k}={v:.4f}" for k, v in result.metrics.items() if isinstance(v, float))
     if result.latency:
         from .report.console import latency_table
@@ -47,7 +59,16 @@ def _hydra_main(dcfg: DictConfig) -> None:
     print(f"bench: result written to {cfg.out_dir}/result.json")
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled like Ctrl-C so the run can record that it was interrupted."""
+
+
+def _on_sigterm(signum, frame):  # noqa: ARG001
+    raise Terminated(f"terminated by signal {signum}")
+
+
 def main() -> None:
+    signal.signal(signal.SIGTERM, _on_sigterm)
     if len(sys.argv) > 1 and sys.argv[1] in SUBCOMMANDS:
         import importlib
 

@@ -216,6 +216,18 @@ class TimingConfig:
 
 
 @dataclass
+class BenchControl:
+    """How runs relate to earlier ones."""
+
+    force: bool = False  # re-run even when an identical config already has a complete result
+    resume: str = "auto"  # auto: skip completed runs in sweeps only; always; never
+    resume_dir: str = "results"  # where completed runs are looked for (results/baselines/ is never matched)
+
+    def __post_init__(self) -> None:
+        _choice("bench.resume", self.resume, ["auto", "always", "never"])
+
+
+@dataclass
 class Config:
     model: ModelConfig = MISSING
     task: TaskConfig = MISSING
@@ -224,6 +236,7 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     timing: TimingConfig = field(default_factory=TimingConfig)
+    bench: BenchControl = field(default_factory=BenchControl)
     out_dir: Optional[str] = None  # set from Hydra's run folder; tests pass their own
 
 

@@ -18,6 +18,11 @@ from .errors import ConfigError, DeviceError
 _REPO = Path(__file__).resolve().parent.parent
 
 
+def is_main_process() -> bool:
+    """Under torchrun every rank trains; only rank 0 evaluates and writes results."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
 def setup_device(cfg: DeviceConfig) -> torch.device:
     """Check the device exists and apply the thread count; returns the torch device to run on."""
     if cfg.threads:

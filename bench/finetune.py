@@ -6,6 +6,7 @@ length-grouped batches (train_sampling_strategy="group_by_length") and bf16 auto
 
 from __future__ import annotations
 
+import inspect
 import math
 import time
 from dataclasses import asdict, dataclass
@@ -14,9 +15,7 @@ from typing import Any, Dict, List, Tuple
 
 import numpy as np
 import torch
-from torch.utils.data import SequentialSampler
 from transformers import DataCollatorWithPadding, Trainer, TrainingArguments, default_data_collator
-from transformers.trainer_utils import has_length
 
 from . import env, models, tasks
 from .config import Config
@@ -66,27 +65,41 @@ class GuardedTrainer(Trainer):
             )
         return loss
 
-    def _get_eval_sampler(self, eval_dataset):
-        # transformers 5 also groups *eval* batches by length under group_by_length, in an order we cannot
-        # map back to the examples; evaluation sorts by length itself (see predict_in_order)
-        if eval_dataset is None or not has_length(eval_dataset) or self.args.world_size > 1:
-            return None
-        return SequentialSampler(eval_dataset)
 
+def predict_in_order(model, dataset, collator, batch_size: int, device: torch.device, precision: str,
+                     per_token: bool = False) -> List[list]:
+    """Each model output (logits; or start and end logits) per row, in the dataset's order.
 
-def predict_in_order(trainer: Trainer, dataset) -> Tuple[List[np.ndarray], np.ndarray | None]:
-    """Model outputs (a list: logits, or start and end logits) and labels in the dataset's order.
-
-    Rows are predicted shortest-first so each batch carries little padding; the Trainer pads the batches'
-    outputs to a common width with -100, which never wins an argmax.
+    Rows run shortest-first so batches carry little padding, then go back to their places. This is a plain
+    loop on the unwrapped model rather than Trainer.predict: transformers 5 length-groups eval batches under
+    group_by_length and shards them under DDP, in orders that cannot be mapped back to the examples.
     """
     order = np.argsort(np.asarray(dataset["length"]), kind="stable")
-    out = trainer.predict(dataset.select(order))
-    preds = list(out.predictions) if isinstance(out.predictions, tuple) else [out.predictions]
-    inverse = np.empty_like(order)
-    inverse[order] = np.arange(len(order))
-    labels = None if out.label_ids is None else np.asarray(out.label_ids)[inverse]
-    return [np.asarray(p)[inverse] for p in preds], labels
+    names = [c for c in ("input_ids", "attention_mask", "token_type_ids") if c in dataset.column_names]
+    names = [n for n in names if n in inspect.signature(model.forward).parameters]
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+    outputs: List[list] = []
+    model.eval().to(device)
+    for i in range(0, len(order), batch_size):
+        rows = dataset.select(order[i:i + batch_size])
+        feats = [{n: rows[n][j] for n in names} for j in range(len(rows))]
+        batch = {k: v.to(device) for k, v in collator(feats).items() if k in names}
+        with torch.inference_mode(), torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+            out = model(**batch)
+        heads = [out.logits] if hasattr(out, "logits") and out.logits is not None else [out.start_logits, out.end_logits]
+        lengths = batch["attention_mask"].sum(dim=1).tolist()
+        if not outputs:
+            outputs = [[None] * len(order) for _ in heads]
+        for h, tensor in enumerate(heads):
+            values = tensor.float().cpu().numpy()
+            for j, row in enumerate(order[i:i + batch_size]):
+                # per-token outputs (QA) keep their row's own length: padding positions are dropped
+                outputs[h][row] = values[j][: lengths[j]] if per_token else values[j]
+    return outputs
+
+
+def eval_collator(tokenizer):
+    return DataCollatorWithPadding(tokenizer)
 
 
 def training_args(cfg: Config, hyper: Hyper, device: torch.device, precision: str, out_dir: Path) -> TrainingArguments:
@@ -131,19 +144,18 @@ def make_trainer(cfg: Config, model, tokenizer, train_dataset, hyper: Hyper, dev
     )
 
 
-def evaluate_splits(cfg: Config, trainer: Trainer, encoded, raw) -> Tuple[Dict[str, float], Dict[str, Any], List[dict]]:
+def evaluate_splits(cfg: Config, trainer: Trainer, encoded, raw, device, precision: str) -> Tuple[Dict[str, float], Dict[str, Any], List[dict]]:
     """Predict every eval split; returns metrics, timing, and one prediction row per example."""
     task = cfg.task
     splits, rows, seconds, count = {}, [], 0.0, 0
     for split in task.local.eval_files:
         t0 = time.perf_counter()
-        (logits, *_), label_ids = predict_in_order(trainer, encoded[split])
+        (logits, *_) = predict_in_order(trainer.model, encoded[split], eval_collator(trainer.processing_class),
+                                        cfg.train.eval_batch_size, device, precision)
         seconds += time.perf_counter() - t0
         count += len(encoded[split])
-        preds = metrics.predictions_from_logits(task, logits)
+        preds = metrics.predictions_from_logits(task, np.stack(logits))
         labels = np.asarray(raw[split]["label"])
-        if not np.allclose(label_ids.reshape(labels.shape), labels):  # predictions must line up with examples
-            raise RuntimeError(f"{split}: predicted rows do not line up with the dataset's labels")
         splits[split] = (preds, labels)
         for i, (idx, p, y) in enumerate(zip(raw[split]["idx"], preds, labels)):
             row = {"split": split, "idx": int(idx), "label": y.item(), "prediction": p.item()}
@@ -169,6 +181,7 @@ def train_and_record(cfg: Config, trainer: Trainer, hyper: Hyper, precision: str
         "precision": precision,
         "padding": cfg.train.padding,
         "group_by_length": cfg.train.group_by_length,
+        "world_size": trainer.args.world_size,  # > 1 under torchrun (DDP)
         "hyper": asdict(hyper),
     }
 
@@ -211,7 +224,9 @@ def run(cfg: Config, result: Result, train: bool = True) -> None:
     trainer = make_trainer(cfg, model, tokenizer, encoded.get("train"), hyper, device, precision)
     if train:
         result.train = train_and_record(cfg, trainer, hyper, precision)
-    result.metrics, result.eval, rows = evaluate_splits(cfg, trainer, encoded, raw)
+    if not env.is_main_process():
+        return  # other DDP ranks stop after training; rank 0 evaluates and writes
+    result.metrics, result.eval, rows = evaluate_splits(cfg, trainer, encoded, raw, device, precision)
     result.eval["precision"] = precision
     if cfg.train.save_predictions:
         write_jsonl(Path(cfg.out_dir) / PREDICTIONS_FILE, rows)

@@ -10,7 +10,7 @@ import json
 import time
 from pathlib import Path
 
-from . import finetune, tasks
+from . import env, finetune, tasks
 from .config import Config
 from .errors import ConfigError
 from .results import Result, write_atomic
@@ -45,8 +45,11 @@ def run(cfg: Config, result: Result, train: bool = True) -> None:
     trainer = finetune.make_trainer(cfg, model, tokenizer, features.get("train"), hyper, device, precision)
     if train:
         result.train = finetune.train_and_record(cfg, trainer, hyper, precision)
+    if not env.is_main_process():
+        return  # other DDP ranks stop after training; rank 0 evaluates and writes
     t0 = time.perf_counter()
-    (start, end), _ = finetune.predict_in_order(trainer, features[eval_split].remove_columns(["example_id", "offset_mapping"]))
+    start, end = finetune.predict_in_order(trainer.model, features[eval_split], finetune.eval_collator(tokenizer),
+                                           cfg.train.eval_batch_size, device, precision, per_token=True)
     predictions, null_margin = squad.postprocess(raw[eval_split], features[eval_split], start, end, task)
     seconds = time.perf_counter() - t0
     golds = dict(zip(raw[eval_split]["id"], (a["text"] for a in raw[eval_split]["answers"])))

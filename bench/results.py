@@ -64,7 +64,8 @@ class Result:
     config: Dict[str, Any]
     env: Dict[str, Any]
     schema_version: int = SCHEMA_VERSION
-    status: str = "running"
+    status: str = "running"  # ok | failed | interrupted | skipped
+    config_hash: Optional[str] = None
     error: Optional[Dict[str, Any]] = None
     model: Dict[str, Any] = field(default_factory=dict)
     task: Dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,113 @@
+"""Sweeps through Hydra's launchers, resume, failure isolation, interrupts and DDP: real processes, tiny models."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from bench.config import compose
+from bench.runner import run
+from conftest import ROOT, run_cli, tiny
+
+pytestmark = pytest.mark.slow
+
+QUICK = ["train.max_steps=2", "train.batch_size=8", "data.max_train_samples=16", "data.max_eval_samples=16"]
+
+
+def _results(root: Path):
+    return [json.loads(p.read_text()) for p in sorted(root.glob("**/result.json"))]
+
+
+def _sweep(tmp_path, glue_dir, *extra, name="sweep"):
+    return run_cli("-m", *tiny("bert"), f"data.dir={glue_dir}", *QUICK, "task=rte,mrpc", "train.seed=1,2",
+                   f"hydra.sweep.dir={tmp_path / name}", f"bench.resume_dir={tmp_path}", *extra, timeout=900)
+
+
+@pytest.mark.parametrize("launcher", ["local_parallel", "submitit_local"])
+def test_two_by_two_sweep_through_a_launcher(launcher, glue_dir, tmp_path):
+    p = _sweep(tmp_path, glue_dir, f"hydra/launcher={launcher}")
+    assert p.returncode == 0, p.stderr[-3000:]
+    results = _results(tmp_path / "sweep")
+    assert len(results) == 4 and {r["status"] for r in results} == {"ok"}
+    assert {(r["task"]["name"], r["config"]["train"]["seed"]) for r in results} == {
+        ("rte", 1), ("rte", 2), ("mrpc", 1), ("mrpc", 2)}
+    assert "sweep: 4 ok" in p.stdout
+
+
+def test_resume_skips_completed_runs_and_reruns_the_rest(glue_dir, tmp_path):
+    first = _sweep(tmp_path, glue_dir, name="first")
+    assert first.returncode == 0, first.stderr[-3000:]
+    # lose one run, as if the sweep had been cut short
+    victim = next((tmp_path / "first").glob("**/result.json"))
+    victim.unlink()
+    second = _sweep(tmp_path, glue_dir, name="second")
+    assert second.returncode == 0, second.stderr[-3000:]
+    statuses = sorted(r["status"] for r in _results(tmp_path / "second"))
+    assert statuses == ["ok", "skipped", "skipped", "skipped"]
+    assert "1 ok, 3 skipped" in second.stdout
+    forced = _sweep(tmp_path, glue_dir, "bench.force=true", name="third")
+    assert sorted(r["status"] for r in _results(tmp_path / "third")) == ["ok"] * 4
+
+
+def test_one_failing_job_does_not_stop_the_sweep(glue_dir, tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(glue_dir / "RTE", data / "RTE")  # MRPC is missing: those jobs fail with a DataError
+    p = run_cli("-m", *tiny("bert"), f"data.dir={data}", *QUICK, "task=rte,mrpc", f"hydra.sweep.dir={tmp_path / 's'}",
+                timeout=600)
+    assert p.returncode == 0, p.stderr[-3000:]
+    results = _results(tmp_path / "s")
+    assert sorted(r["status"] for r in results) == ["failed", "ok"]
+    failed = next(r for r in results if r["status"] == "failed")
+    assert failed["error"]["type"] == "DataError" and "MRPC" in failed["error"]["message"]
+    assert "sweep: 1 failed, 1 ok" in p.stdout
+
+
+def _start(tmp_path, glue_dir):
+    out = tmp_path / "run"
+    args = [sys.executable, "-m", "bench", "model=minilm_l6", "task=sst2", f"data.dir={glue_dir}",
+            "data.max_train_samples=20000", f"hydra.run.dir={out}"]
+    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 180
+    while time.time() < deadline and not (out / "checkpoint").exists():  # the Trainer has started
+        time.sleep(0.5)
+    time.sleep(3)
+    return proc, out
+
+
+def test_kill_9_leaves_no_partial_result(glue_dir, tmp_path):
+    proc, out = _start(tmp_path, glue_dir)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=60)
+    assert not (out / "result.json").exists()
+    assert not [p for p in out.iterdir() if p.name.startswith(".result.json")]
+
+
+def test_sigterm_is_recorded_as_interrupted(glue_dir, tmp_path):
+    proc, out = _start(tmp_path, glue_dir)
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=120)
+    assert proc.returncode == 130
+    result = json.loads((out / "result.json").read_text())
+    assert result["status"] == "interrupted" and "signal" in result["error"]["message"]
+
+
+def test_ddp_two_processes_match_the_single_process_result_shape(glue_dir, tmp_path):
+    args = [*tiny("bert"), "task=rte", f"data.dir={glue_dir}", *QUICK]
+    single = run(compose(args, out_dir=str(tmp_path / "single")))
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    p = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29531",
+                        "-m", "bench", *args, f"hydra.run.dir={tmp_path / 'ddp'}"], cwd=ROOT, env=env,
+                       capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stderr[-3000:]
+    ddp = json.loads((tmp_path / "ddp" / "result.json").read_text())
+    assert ddp["status"] == "ok" and set(ddp["metrics"]) == set(single.metrics)
+    assert ddp["train"]["world_size"] == 2 and single.train["world_size"] == 1
+    assert ddp["task"]["splits"] == single.task["splits"]
+    rows = (tmp_path / "ddp" / "predictions.jsonl").read_text().splitlines()
+    assert len(rows) == 16  # written once, by rank 0
