@@ -15,16 +15,16 @@ STAMP       := $(shell date +%Y%m%d-%H%M%S)
 # CI runs on shared VMs whose speed wanders more than a quiet workstation's: a larger factor there
 GATE_ARGS   ?= --min-factor 1.10
 
-.PHONY: help install test test-full test-gpu bench compare-latency bench-finetune bench-timing report baseline gate clean
+.PHONY: help install test test-full test-gpu bench compare-latency bench-finetune bench-timing bench-squad report baseline gate clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
 
-install: ## create $(VENV) and install the project with its test and offline extras
+install: ## create $(VENV) and install the project with its test, offline and onnx extras
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "$(TORCH)" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX),)
-	$(PY) -m pip install -q -e ".[dev,offline]"
+	$(PY) -m pip install -q -e ".[dev,offline,onnx]"
 	@$(PY) -c "import torch, transformers; print('installed: torch', torch.__version__, '| transformers', transformers.__version__)"
 
 test: ## fast tests (not slow, not gpu): seconds to a few minutes
@@ -42,7 +42,10 @@ bench-finetune: ## run_glue.py recipe vs harness defaults: minilm_l6 on MRPC, wa
 compare-latency: ## MobileBERT vs TinyBERT-4L vs BERT-base latency and memory on this machine (offline, random weights)
 	$(VENV)/bin/bench +sweep=compact_vs_base
 
-bench: bench-finetune bench-timing ## every benchmark under benchmarks/
+bench: bench-finetune bench-timing bench-squad ## every benchmark under benchmarks/
+
+bench-squad: ## SQuAD fine-tune: every window padded to 384 vs the harness's padding, wall-time ratio
+	$(PY) benchmarks/squad_padding.py --data $(DATA)/squad
 
 bench-timing: ## timing fidelity (harness vs bare torch loop) and the CPU backend speed-up table
 	$(PY) benchmarks/timing_fidelity.py

@@ -131,8 +131,9 @@ def training_args(cfg: Config, hyper: Hyper, device: torch.device, precision: st
 
 def make_trainer(cfg: Config, model, tokenizer, train_dataset, hyper: Hyper, device, precision: str) -> Trainer:
     if cfg.train.padding == "dynamic":
-        # multiples of 8 feed tensor cores on GPU; on CPU they only add padding
-        collator = DataCollatorWithPadding(tokenizer, pad_to_multiple_of=8 if device.type == "cuda" else None)
+        # multiples of 8 feed tensor cores on GPU, and on CPU they bound the number of distinct shapes that
+        # oneDNN compiles and caches kernels for (SQuAD windows take every length up to 384)
+        collator = DataCollatorWithPadding(tokenizer, pad_to_multiple_of=8)
     else:
         collator = default_data_collator
     return GuardedTrainer(

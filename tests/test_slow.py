@@ -24,14 +24,17 @@ def test_minilm_mrpc_reaches_published_recipe_quality(glue_dir, tmp_path):
 
 
 def test_minilm_squad_v1_split_by_article(squad_dir, tmp_path):
-    """38 articles of the v1.1 dev file to train (2000 questions, 2 epochs), the other 10 to evaluate."""
+    """38 articles of the v1.1 dev file to train (3000 questions, 2 epochs), the other 10 to evaluate.
+
+    Measured here: EM 0.316 / F1 0.470 in about 8 minutes on 2 cores (bf16). Trivial baselines on the same
+    10 articles: the context's first three words EM 0.014 / F1 0.070, its first sentence F1 0.113."""
     t0 = time.perf_counter()
     result = run(compose(["model=minilm_l6", "task=squad_v1", f"data.dir={squad_dir}", "data.split_by_article=38",
-                          "data.max_train_samples=2000", "train.epochs=2"], out_dir=str(tmp_path)))
+                          "data.max_train_samples=3000", "train.epochs=2",
+                          "train.learning_rate=1e-4"], out_dir=str(tmp_path)))
     print(f"minilm_l6 SQuAD v1.1 (38/10 articles): {result.metrics}, {time.perf_counter() - t0:.0f} s")
-    assert result.task["splits"] == {"train": 2000, "validation": 1988}
-    # a trivial baseline (the first tokens of the context) scores F1 near 0.05 here; a real reader far more
-    assert result.metrics["f1"] >= 0.45 and result.metrics["exact_match"] >= 0.30
+    assert result.task["splits"] == {"train": 3000, "validation": 1988}
+    assert result.metrics["f1"] >= 0.42 and result.metrics["exact_match"] >= 0.27  # ~4x the trivial baselines' F1
     preds = json.loads((tmp_path / "predictions.json").read_text())
     assert len(preds) == 1988
 

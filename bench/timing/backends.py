@@ -44,6 +44,11 @@ def weight_bytes(model: torch.nn.Module) -> int:
     return total
 
 
+def logits_of(out):
+    """Classification logits, or a QA model's start logits (what latency and agreement look at)."""
+    return out.logits if getattr(out, "logits", None) is not None else out.start_logits
+
+
 def _to(device: torch.device) -> Callable[[Dict[str, torch.Tensor]], Dict[str, torch.Tensor]]:
     return lambda batch: {k: v.to(device) for k, v in batch.items()}
 
@@ -55,9 +60,9 @@ def _torch_backend(model: torch.nn.Module, device: torch.device, dtype: str, aut
     def forward(batch):
         with torch.inference_mode():
             if autocast is None:
-                return model(**batch).logits
+                return logits_of(model(**batch))
             with torch.autocast(device_type=device.type, dtype=autocast):
-                return model(**batch).logits
+                return logits_of(model(**batch))
 
     return Prepared(_to(device), forward, weight_bytes(model), dtype, note)
 

@@ -67,7 +67,7 @@ def _shape_entry(cfg: Config, prepared: backends.Prepared, model, device, batch_
 def _agreement(model, prepared: backends.Prepared, batch, ready, device) -> Dict[str, float]:
     """How far this backend's logits are from the fp32 model's on the same batch: 'correct', not just fast."""
     with torch.inference_mode():
-        ref = model(**{k: v.to(device) for k, v in batch.items()}).logits.float().cpu()
+        ref = backends.logits_of(model(**{k: v.to(device) for k, v in batch.items()})).float().cpu()
     out = prepared.forward(ready)
     out = out.float().cpu() if torch.is_tensor(out) else torch.as_tensor(np.asarray(out, dtype=np.float32))
     out = out.reshape(ref.shape)
