@@ -45,7 +45,7 @@ def main() -> None:
     ap.add_argument("--model", default="tinybert_4l")
     ap.add_argument("--batch", type=int, default=1)
     ap.add_argument("--seq", type=int, default=128)
-    ap.add_argument("--rounds", type=int, default=6)
+    ap.add_argument("--rounds", type=int, default=10)
     ap.add_argument("--seconds", type=float, default=3.0)
     args = ap.parse_args()
     cfg = compose([f"model={args.model}", "model.pretrained=false"])
