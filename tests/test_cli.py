@@ -54,7 +54,11 @@ def test_console_script_is_the_same_entry_point():
     import shutil
     import subprocess
 
-    exe = shutil.which("bench")
+    import sys
+    from pathlib import Path
+
+    beside = Path(sys.executable).parent / "bench"  # the environment running the tests, on PATH or not
+    exe = str(beside) if beside.is_file() else shutil.which("bench")
     if exe is None:
         pytest.skip("console script not installed (pip install -e .)")
     p = subprocess.run([exe, "--help"], cwd=ROOT, capture_output=True, text=True, timeout=120)

@@ -46,7 +46,7 @@ def sst2_checkpoint(tmp_path_factory):
     if not GLUE_DIR.is_dir():
         pytest.skip("real GLUE data not present")
     out = tmp_path_factory.mktemp("sst2")
-    result = run(compose(["model=minilm_l6", "task=sst2", f"data.dir={GLUE_DIR}", "data.max_train_samples=1000",
+    result = run(compose(["model=minilm_l6", "task=sst2", f"data.dir={GLUE_DIR}", "data.max_train_samples=8000",
                           "train.epochs=1", "train.save_checkpoint=true"], out_dir=str(out / "train")))
     assert result.metrics["acc"] > 0.75
     return out / "train" / "checkpoint"
