@@ -92,13 +92,17 @@ def _latency_samples(rs: List[Dict[str, Any]]) -> Dict[Tuple, Dict[str, Any]]:
     out: Dict[Tuple, Dict[str, Any]] = {}
     for r in rs:
         cal = (r.get("timing") or {}).get("calibration") or {}
+        facts = (r.get("timing") or {}).get("backends") or {}
         for row in r.get("latency") or []:
             if row.get("status") != "ok":
                 continue
             k = (row.get("device", "cpu"), row["backend"], row["batch_size"], row["seq_len"])
             e = out.setdefault(k, {"samples": [], "rss": [], "peak": cal.get(row.get("gemm_peak_key", ""))})
             e["samples"] += row["latency_s"]["samples"]
-            e["rss"].append(row["memory"]["peak_rss_bytes"])
+            # memory the measurement added over the process's imports: the import footprint depends on the
+            # environment (installed extras moved it by ~65 MB here), the model's own memory does not
+            before = (facts.get(row["backend"]) or {}).get("rss_baseline_bytes", 0)
+            e["rss"].append(row["memory"]["peak_rss_bytes"] - before)
     return out
 
 
@@ -129,10 +133,12 @@ def _speed_rows(key: Tuple, base: List[Dict], cur: List[Dict], policy: Policy) -
         note = "" if same_machine else " (calibrated)"
         rows.append(Row(label, "latency p50 (ms)", 1e3 * float(np.median(bs)), 1e3 * float(np.median(cs)),
                         f"x{ratio:.3f}, p={p:.2g}{note}", verdict))
-        if same_machine:
+        # memory is only attributable when each backend ran in a process of its own (timing.isolate)
+        isolated = all(r.get("config", {}).get("timing", {}).get("isolate", True) for r in base + cur)
+        if same_machine and isolated:
             mb, mc = max(b["rss"]), max(c["rss"])
             mem_ratio = mc / mb
-            rows.append(Row(label, "peak RSS (MB)", mb / 2**20, mc / 2**20, f"x{mem_ratio:.3f}",
+            rows.append(Row(label, "peak RSS over imports (MB)", mb / 2**20, mc / 2**20, f"x{mem_ratio:.3f}",
                             "REGRESSION" if mem_ratio > policy.memory_factor else "ok"))
     return rows
 
