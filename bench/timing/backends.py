@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import shutil
 import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict
@@ -93,7 +94,9 @@ def int8(model, device):
         raise BackendUnavailable("int8 dynamic quantisation is a CPU backend (its kernels are fbgemm/onednn)")
     from torch.ao.quantization import quantize_dynamic  # warns that it moves to torchao; still the CPU kernel
 
-    q = quantize_dynamic(model.to(device).eval(), {torch.nn.Linear}, dtype=torch.qint8)
+    with warnings.catch_warnings():  # torch 2.13 deprecates quantised tensor creation; the kernels remain
+        warnings.simplefilter("ignore", UserWarning)
+        q = quantize_dynamic(model.to(device).eval(), {torch.nn.Linear}, dtype=torch.qint8)
     return _torch_backend(q, device, "int8-dynamic", note="Linear layers int8 (dynamic activations), rest fp32")
 
 
