@@ -36,7 +36,7 @@ def cap(dd: DatasetDict, data: DataConfig, seed: int) -> DatasetDict:
 
 def encode(dd: DatasetDict, tokenizer, max_length: int, pad_to_max: bool) -> DatasetDict:
     """Tokenise sentence pairs (truncating the longer first, as run_glue does) and keep a `length` column."""
-    pair = "sentence2" in dd["train"].column_names if "train" in dd else "sentence2" in next(iter(dd.values())).column_names
+    pair = "sentence2" in next(iter(dd.values())).column_names
 
     def fn(batch):
         texts = (batch["sentence1"], batch["sentence2"]) if pair else (batch["sentence1"],)
