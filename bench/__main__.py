@@ -33,9 +33,9 @@ def _hydra_main(dcfg: DictConfig) -> None:
         cfg.out_dir = HydraConfig.get().runtime.output_dir
         resume = cfg.bench.resume == "always" or (cfg.bench.resume == "auto" and sweep)
         result = run(cfg, resume=resume)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         print("bench: interrupted; the run was recorded as interrupted", file=sys.stderr)
-        sys.exit(130)
+        sys.exit(143 if isinstance(exc, Terminated) else 130)  # the shell's 128 + signal number
     except BenchError as exc:
         print(f"bench: error: {exc}", file=sys.stderr)
         if sweep:

@@ -185,13 +185,15 @@ class DeviceConfig:
 
 
 BACKENDS = ["eager", "bf16", "fp16", "int8", "compile", "onnxruntime"]
+# `auto`: the backends that run natively on the device (bench/timing/backends.py `auto`), resolved at run time
+BACKEND_CHOICES = ["auto", *BACKENDS]
 
 
 @dataclass
 class TimingConfig:
     batch_sizes: List[int] = field(default_factory=lambda: [1, 8])
     seq_lens: List[int] = field(default_factory=lambda: [128])
-    backends: List[str] = field(default_factory=lambda: ["eager"])
+    backends: List[str] = field(default_factory=lambda: ["auto"])
     warmup_runs: int = 10
     min_iterations: int = 10
     min_seconds: float = 10.0
@@ -205,7 +207,7 @@ class TimingConfig:
     def __post_init__(self) -> None:
         _choice("timing.inputs", self.inputs, ["synthetic", "task"])
         for b in self.backends:
-            _choice("timing.backends entry", b, BACKENDS)
+            _choice("timing.backends entry", b, BACKEND_CHOICES)
         if not self.backends or not self.batch_sizes or not self.seq_lens:
             raise ConfigError("timing.backends, timing.batch_sizes and timing.seq_lens must each name at least one")
         for b in self.batch_sizes + self.seq_lens:

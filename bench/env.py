@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import platform
+import re
 import subprocess
+import sys
 from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 import torch
 
@@ -55,6 +58,71 @@ def cpu_flags() -> frozenset:
 def cpu_has_native_bf16() -> bool:
     """AVX512-BF16 or AMX make bf16 a real speed-up; elsewhere it is emulated and slower than fp32."""
     return bool({"avx512_bf16", "amx_bf16"} & cpu_flags())
+
+
+def cpu_has_vnni() -> bool:
+    """VNNI (AVX512 or AVX) gives int8 its one-instruction multiply-accumulate; without it fbgemm uses AVX2."""
+    return bool({"avx512_vnni", "avx_vnni", "amx_int8"} & cpu_flags())
+
+
+# The ISA features that change which kernels oneDNN/fbgemm pick, in the order a class name lists them.
+ISA_FEATURES = {"avx2": "avx2", "fma": "fma", "avx512f": "avx512", "avx512_vnni": "vnni", "avx_vnni": "avxvnni",
+                "avx512_bf16": "bf16", "amx_tile": "amx", "amx_bf16": "amxbf16", "amx_int8": "amxint8"}
+
+
+def _cpuinfo_field(name: str) -> Optional[str]:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.split(":", 1)[0].strip() == name:
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return None
+
+
+def machine_fingerprint(gpu: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+    """What decides which kernels run and how fast: small and stable, unlike the host name or the load.
+
+    Two VMs sold under one name ("AMD EPYC") can be different CPU classes (AVX2-only against AVX512-BF16), so
+    the family/model numbers and the ISA features are part of it; so are the core count and the torch version,
+    which pick the thread count and the kernels.
+    """
+    flags = cpu_flags()
+    fp: Dict[str, Any] = {
+        "arch": platform.machine(),
+        "cpu_model": cpu_model(),
+        "cpu_family": _cpuinfo_field("cpu family"),
+        "cpu_model_number": _cpuinfo_field("model"),
+        "isa": [short for flag, short in ISA_FEATURES.items() if flag in flags],
+        "cores": os.cpu_count(),
+        "torch": torch.__version__.split("+")[0],
+    }
+    if gpu:
+        fp["gpu"] = gpu.get("name")
+        fp["gpu_capability"] = gpu.get("capability")
+    return fp
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9.]+", "-", str(text).lower()).strip("-")
+
+
+def machine_class(fp: Optional[Dict[str, Any]] = None) -> str:
+    """A readable, stable id of the machine class, used as the baseline folder name.
+
+    e.g. ``amd-epyc-f25m1-avx2-fma-2c-torch2.13.0``; a GPU machine leads with the GPU and its capability.
+    A digest of the whole fingerprint ends it, so two classes never share a name even when the readable part
+    would (an unknown CPU model string, say).
+    """
+    fp = fp if fp is not None else machine_fingerprint(gpu_info())
+    parts: List[str] = []
+    if fp.get("gpu"):
+        parts += [_slug(fp["gpu"]), f"sm{str(fp.get('gpu_capability') or '').replace('.', '')}"]
+    parts += [_slug(fp.get("cpu_model") or fp.get("arch") or "cpu"),
+              f"f{fp.get('cpu_family')}m{fp.get('cpu_model_number')}", *fp.get("isa", []),
+              f"{fp.get('cores')}c", f"torch{fp.get('torch')}"]
+    digest = hashlib.sha256(repr(sorted(fp.items())).encode()).hexdigest()[:6]
+    return "-".join(p for p in parts if p) + f"-{digest}"
 
 
 def resolve_precision(requested: str, device: torch.device) -> str:
@@ -124,7 +192,11 @@ def gpu_info() -> Optional[Dict[str, Any]]:
 
 def capture() -> Dict[str, Any]:
     """Everything needed to tell two results' machines and software apart."""
+    gpu = gpu_info()
+    fingerprint = machine_fingerprint(gpu)
     return {
+        "machine_class": machine_class(fingerprint),
+        "machine": fingerprint,
         "python": platform.python_version(),
         "platform": platform.platform(),
         "hostname": platform.node(),
@@ -135,7 +207,24 @@ def capture() -> Dict[str, Any]:
             "logical_cores": os.cpu_count(),
             "torch_threads": torch.get_num_threads(),
             "native_bf16": cpu_has_native_bf16(),
+            "vnni": cpu_has_vnni(),
         },
-        "gpu": gpu_info(),
+        "gpu": gpu,
         "git": git_commit(),
     }
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """`python -m bench.env [--class|--json]`: this machine's class id (baseline folder) or its fingerprint."""
+    import json
+
+    args = sys.argv[1:] if argv is None else argv
+    if args and args[0] == "--json":
+        print(json.dumps({"machine_class": machine_class(), "machine": machine_fingerprint(gpu_info())}, indent=2))
+    else:
+        print(machine_class())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

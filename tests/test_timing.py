@@ -1,10 +1,12 @@
 import json
 import math
+import time
 
 import numpy as np
 import pytest
 import torch
 
+from bench import env
 from bench.config import BACKENDS, compose
 from bench.errors import ConfigError
 from bench.runner import run
@@ -13,7 +15,7 @@ from bench.timing.stats import Latency
 from conftest import tiny
 
 FAST = ["mode=latency", "timing.min_seconds=0", "timing.min_iterations=5", "timing.warmup_runs=2",
-        "timing.isolate=false", "timing.calibrate=false"]
+        "timing.isolate=false", "timing.calibrate=false", "timing.backends=[eager]"]
 
 
 def test_latency_statistics_on_known_samples():
@@ -63,6 +65,11 @@ def test_every_backend_on_tiny_models(family, tmp_path):
             assert row["throughput"]["sequences_per_s"] == pytest.approx(b / row["latency_s"]["mean"])
             assert row["flops"] > 0 and row["memory"]["peak_rss_bytes"] > 50 * 2**20
     assert rows[("fp16", None)]["status"] == "unsupported" and "CUDA" in rows[("fp16", None)]["error"]
+    # bf16 named explicitly runs everywhere, and is marked emulated exactly where the CPU lacks it
+    native = env.cpu_has_native_bf16()
+    assert rows[("bf16", 1)]["emulated"] is (not native) and result.timing["backends"]["bf16"]["emulated"] is (not native)
+    assert any(n.startswith("bf16 (emulated)") for n in result.notes) is (not native)
+    assert ("pct_of_gemm_peak" in rows[("bf16", 1)]) is native
     onnx = rows.get(("onnxruntime", 1)) or rows[("onnxruntime", None)]
     import importlib.util
 
@@ -113,12 +120,50 @@ def test_memory_figures_are_positive_and_sane(tmp_path):
 
 def test_isolated_child_process_and_calibration(tmp_path):
     cfg = compose([*tiny("bert"), "mode=latency", "timing.min_seconds=0", "timing.min_iterations=3",
-                   "timing.warmup_runs=1", "timing.batch_sizes=[1]", "timing.seq_lens=[8]"], out_dir=str(tmp_path))
+                   "timing.warmup_runs=1", "timing.batch_sizes=[1]", "timing.seq_lens=[8]", "timing.backends=[eager]"],
+                  out_dir=str(tmp_path))
     result = run(cfg)
     assert result.latency[0]["status"] == "ok"
     cal = result.timing["calibration"]
-    assert cal["gemm_fp32_flops_per_s"] > 1e9 and cal["gemm_bf16_flops_per_s"] > 1e9
+    assert cal["gemm_fp32_flops_per_s"] > 1e9
+    # a bf16 peak is calibrated only where bf16 is native: an emulated "peak" is not one (issue #10)
+    assert ("gemm_bf16_autocast_flops_per_s" in cal) == env.cpu_has_native_bf16()
     assert 0 < result.latency[0]["pct_of_gemm_peak"] < 100
+    assert result.timing["backends"]["eager"]["peak_rss_process_bytes"] > 0  # measured in the child
+
+
+def test_gemm_calibration_agrees_with_a_bare_matmul_loop():
+    """The calibrated fp32 peak is what a plain timed torch.matmul loop reaches (best call of many)."""
+    n = 1024
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    for _ in range(3):
+        torch.matmul(a, b)
+    best, t_end = float("inf"), time.perf_counter() + 1.0
+    while time.perf_counter() < t_end:
+        t = time.perf_counter()
+        torch.matmul(a, b)
+        best = min(best, time.perf_counter() - t)
+    bare = 2 * n**3 / best
+    peak = measure.gemm_peak(torch.device("cpu"), torch.float32, seconds=1.0, shapes=((n, n, n),))
+    assert 0.67 < peak / bare < 1.5, (peak, bare)
+    # the default calibration takes the best of its shapes: never below the square one's rate by much
+    assert measure.gemm_peak(torch.device("cpu"), torch.float32, seconds=1.0) > 0.67 * bare
+
+
+def test_no_torch_backend_exceeds_its_gemm_peak(tmp_path):
+    """TinyBERT-4L at batch 8 x seq 128 keeps the GEMMs busy; its % of peak must stay a percentage."""
+    cfg = compose(["model=tinybert_4l", "model.pretrained=false", "mode=latency", "timing.backends=[auto]",
+                   "timing.batch_sizes=[8]", "timing.seq_lens=[128]", "timing.min_seconds=0.5",
+                   "timing.min_iterations=3", "timing.warmup_runs=1", "timing.isolate=false"], out_dir=str(tmp_path))
+    result = run(cfg)
+    rows = {r["backend"]: r for r in result.latency}
+    assert rows["eager"]["status"] == "ok" and 1 < rows["eager"]["pct_of_gemm_peak"] < 105
+    for name, row in rows.items():
+        if row.get("pct_of_gemm_peak") is not None:
+            assert row["pct_of_gemm_peak"] < 105, (name, row["pct_of_gemm_peak"], result.timing["calibration"])
+        elif row["status"] == "ok":  # no percentage, and the row says why
+            assert name in ("int8", "onnxruntime", "bf16") and row["peak_note"].startswith("no % of peak")
+    assert result.timing["backends_resolved"] == list(rows)
 
 
 def test_real_task_inputs_report_their_lengths(glue_dir, tmp_path):

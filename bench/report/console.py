@@ -12,10 +12,15 @@ def latency_frame(results: Iterable[Dict[str, Any]]) -> pd.DataFrame:
     rows: List[Dict[str, Any]] = []
     for r in results:
         model = r.get("model", {})
+        facts = (r.get("timing") or {}).get("backends") or {}
         for row in r.get("latency") or []:
+            backend = row.get("backend")
+            emulated = row.get("emulated") or (facts.get(backend) or {}).get("emulated")
+            tiers = (facts.get(backend) or {}).get("accuracy_tiers") or {}
             base = {"model": model.get("name"), "weights": model.get("weights"), "params_M": (model.get("parameters") or 0) / 1e6,
-                    "backend": row.get("backend"), "batch": row.get("batch_size"), "seq": row.get("seq_len"),
-                    "status": row.get("status")}
+                    "backend": f"{backend} (emulated)" if emulated else backend, "backend_name": backend,
+                    "batch": row.get("batch_size"), "seq": row.get("seq_len"), "status": row.get("status"),
+                    "acc_tier": tiers.get("tier") or "-", "flags": _flags(row, emulated)}
             if row.get("status") == "ok":
                 lat = row["latency_s"]
                 base.update(p50_ms=1e3 * lat["p50"], p90_ms=1e3 * lat["p90"], cv_pct=100 * (lat["cv"] or 0),
@@ -28,10 +33,20 @@ def latency_frame(results: Iterable[Dict[str, Any]]) -> pd.DataFrame:
     df = pd.DataFrame(rows)
     if df.empty or "p50_ms" not in df:
         return df
-    eager = df[df.backend == "eager"].set_index(["model", "batch", "seq"])["p50_ms"]
+    eager = df[df.backend_name == "eager"].set_index(["model", "batch", "seq"])["p50_ms"]
     keys = list(zip(df.model, df.batch, df.seq))
     df["speedup_vs_eager"] = [eager.get(k) / v if k in eager.index and v == v else None for k, v in zip(keys, df.p50_ms)]
     return df
+
+
+def _flags(row: Dict[str, Any], emulated: bool) -> str:
+    """What a reader must know before trusting the row: emulated arithmetic, a disturbed measurement."""
+    from ..timing.load import describe
+
+    flags = ["emulated"] if emulated else []
+    if row.get("disturbed"):
+        flags.append(describe(row.get("load")) or "disturbed")
+    return "; ".join(flags)
 
 
 def latency_table(results: Iterable[Dict[str, Any]]) -> str:
@@ -39,6 +54,7 @@ def latency_table(results: Iterable[Dict[str, Any]]) -> str:
     if df.empty:
         return "(no latency rows)"
     cols = [c for c in ["model", "weights", "params_M", "backend", "batch", "seq", "p50_ms", "p90_ms", "cv_pct",
-                        "seq_per_s", "speedup_vs_eager", "peak_rss_MB", "GFLOPs", "pct_gemm_peak", "status", "error"]
+                        "seq_per_s", "speedup_vs_eager", "peak_rss_MB", "GFLOPs", "pct_gemm_peak", "acc_tier", "status",
+                        "flags", "error"]
             if c in df]
     return df[cols].to_string(index=False, float_format=lambda x: f"{x:.3g}" if abs(x) < 10 else f"{x:.1f}", na_rep="-")

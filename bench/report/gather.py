@@ -68,13 +68,15 @@ def efficiency_frame(rs: List[Dict[str, Any]]) -> pd.DataFrame:
     df["model"] = [label(r) for r in lat for _ in r["latency"]]
     df["model_name"] = [r["model"]["name"] for r in lat for _ in r["latency"]]
     df["device"] = [row.get("device", "cpu") for r in lat for row in r["latency"]]
-    acc = []
+    acc, why = [], []
     for r in lat:
         backends = (r.get("timing") or {}).get("backends", {})
         for row in r["latency"]:
             change = (backends.get(row["backend"]) or {}).get("accuracy_change") or {}
             acc.append(change.get("primary"))
+            why.append((backends.get(row["backend"]) or {}).get("emulated_reason"))
     df["accuracy_change"] = acc
+    df["emulated_reason"] = why
     return df
 
 

@@ -131,7 +131,7 @@ def squad_table(seeds: pd.DataFrame, with_published: bool = True) -> Table:
 
 def efficiency_table(eff: pd.DataFrame) -> Table:
     cols = ["model", "device", "backend", "batch", "seq", "p50_ms", "p90_ms", "cv_pct", "seq_per_s", "speedup_vs_eager",
-            "peak_rss_MB", "pct_gemm_peak", "accuracy_change", "status"]
+            "peak_rss_MB", "pct_gemm_peak", "accuracy_change", "acc_tier", "status", "flags"]
     if eff.empty:
         empty = pd.DataFrame(columns=cols)
         return Table(empty, empty.copy(), {}, "no latency results")
@@ -142,6 +142,13 @@ def efficiency_table(eff: pd.DataFrame) -> Table:
         text[c] = df[c].map(lambda v: MISSING if pd.isna(v) else f"{v:.3g}" if abs(v) < 100 else f"{v:.0f}")
     text = text.fillna(MISSING).astype(str)
     score = pd.DataFrame(np.nan, index=df.index, columns=cols)
-    return Table(text, score, {}, "Latency p50/p90 (ms), coefficient of variation (%), throughput (sequences/s), "
-                 "speed-up over the same model's eager fp32, peak RSS (MB), % of this machine's GEMM peak, and the "
-                 "dev-accuracy change (points) a backend costs when measured.")
+    reasons = sorted({str(r) for r in eff.get("emulated_reason", pd.Series(dtype=object)).dropna() if r})
+    caption = ("Latency p50/p90 (ms), coefficient of variation (%), throughput (sequences/s), speed-up over the same "
+               "model's eager fp32, peak RSS (MB), % of this machine's GEMM peak for the arithmetic the backend runs "
+               "(none for int8, ONNX Runtime and emulated backends), the dev-accuracy change (points) a backend costs "
+               "when measured and whether it keeps 99%/99.9% of the fp32 score (MLPerf's targets). flags: "
+               "'emulated' rows run without hardware support for their precision; 'disturbed' rows were measured while "
+               "other processes used the CPU, and their times are not this model's.")
+    if reasons:
+        caption += " Emulated: " + "; ".join(reasons) + "."
+    return Table(text, score, {}, caption)

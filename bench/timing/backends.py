@@ -13,7 +13,7 @@ import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict
+from typing import Any, Callable, Dict, List, Optional
 
 import numpy as np
 import torch
@@ -78,8 +78,8 @@ def bf16(model, device):
             raise BackendUnavailable(f"{torch.cuda.get_device_name()} has no bf16 support")
         return _torch_backend(model.to(device, dtype=torch.bfloat16), device, "bf16")
     # autocast keeps LayerNorm/softmax in fp32 on CPU; weights stay fp32 in memory
-    note = "" if env.cpu_has_native_bf16() else "this CPU has no AVX512-BF16/AMX: bf16 is emulated"
-    return _torch_backend(model.to(device), device, "bf16-autocast", autocast=torch.bfloat16, note=note)
+    return _torch_backend(model.to(device), device, "bf16-autocast", autocast=torch.bfloat16,
+                          note=emulated_reason("bf16", device) or "")
 
 
 def fp16(model, device):
@@ -97,7 +97,10 @@ def int8(model, device):
     with warnings.catch_warnings():  # torch 2.13 deprecates quantised tensor creation; the kernels remain
         warnings.simplefilter("ignore", UserWarning)
         q = quantize_dynamic(model.to(device).eval(), {torch.nn.Linear}, dtype=torch.qint8)
-    return _torch_backend(q, device, "int8-dynamic", note="Linear layers int8 (dynamic activations), rest fp32")
+    note = "Linear layers int8 (dynamic activations), rest fp32"
+    if not env.cpu_has_vnni():  # not emulated (fbgemm's AVX2 path is real int8), but its ranking changes
+        note += "; this CPU has no VNNI: int8 runs on AVX2 kernels and may not beat fp32"
+    return _torch_backend(q, device, "int8-dynamic", note=note)
 
 
 def compiled(model, device):
@@ -152,6 +155,53 @@ BACKENDS: Dict[str, Callable[[torch.nn.Module, torch.device], Prepared]] = {
     "compile": compiled,
     "onnxruntime": onnxruntime,
 }
+
+
+def emulated_reason(name: str, device: torch.device) -> Optional[str]:
+    """Why a backend runs here without hardware support for its arithmetic (None when it has it).
+
+    Such a backend still runs when it is named explicitly, but its figures describe the emulation, not the
+    precision: they are marked wherever they are shown, and `auto` leaves the backend out.
+    """
+    if name == "bf16" and device.type == "cpu" and not env.cpu_has_native_bf16():
+        return "this CPU has no AVX512-BF16 or AMX: bf16 is emulated (converted through fp32) and slower than fp32"
+    if name == "bf16" and device.type == "cuda" and torch.cuda.is_available():
+        major, _ = torch.cuda.get_device_capability(device)
+        if major < 8:  # is_bf16_supported() says yes on Turing and older, through emulation
+            return f"{torch.cuda.get_device_name(device)} (sm{major}x) has no bf16 tensor cores: bf16 is emulated"
+    return None
+
+
+def auto(device: torch.device) -> List[str]:
+    """The backends that run natively on this device, in table order.
+
+    CPU: eager, int8, bf16 only with AVX512-BF16/AMX, onnxruntime when installed. torch.compile is left to be
+    asked for on CPU: its first call compiles for minutes on 2 cores, and each new shape recompiles.
+    CUDA: eager, fp16, bf16 where the GPU has it natively, compile.
+    """
+    names = ["eager"]
+    if device.type == "cuda":
+        names.append("fp16")
+        if torch.cuda.is_available() and torch.cuda.is_bf16_supported() and not emulated_reason("bf16", device):
+            names.append("bf16")
+        names.append("compile")
+        return names
+    names.append("int8")
+    if not emulated_reason("bf16", device):
+        names.append("bf16")
+    if importlib.util.find_spec("onnxruntime") is not None and importlib.util.find_spec("onnx") is not None:
+        names.append("onnxruntime")
+    return names
+
+
+def resolve(requested: List[str], device: torch.device) -> List[str]:
+    """Expand `auto` (alone or beside named backends) into this device's native list, keeping order, no repeats."""
+    out: List[str] = []
+    for name in requested:
+        for n in auto(device) if name == "auto" else [name]:
+            if n not in out:
+                out.append(n)
+    return out
 
 
 def prepare(name: str, model: torch.nn.Module, device: torch.device) -> Prepared:

@@ -10,11 +10,9 @@ from __future__ import annotations
 import copy
 import itertools
 import logging
+import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
-from multiprocessing import get_context
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 import numpy as np
 import torch
@@ -23,7 +21,8 @@ from .. import env, models, tasks
 from ..config import Config
 from ..results import Result
 from ..tasks import metrics
-from . import backends, inputs, measure
+from . import backends, inputs, load, measure
+from .child import run_isolated
 
 log = logging.getLogger("bench")
 
@@ -44,7 +43,8 @@ def _shape_entry(cfg: Config, prepared: backends.Prepared, model, device, batch_
         with sampler.watch():
             rss_before = measure.rss_bytes()
             first = measure.warm_up(call, device, t.warmup_runs)
-        lat = measure.time_calls(call, device, t.min_iterations, t.min_seconds, t.max_iterations)
+        with load.watch() as machine_load:  # what else ran on the machine while these samples were taken
+            lat = measure.time_calls(call, device, t.min_iterations, t.min_seconds, t.max_iterations)
     tokens = float(np.mean([inputs.tokens_in(b) for b in batches]))
     entry: Dict[str, Any] = {
         "status": "ok",
@@ -53,6 +53,8 @@ def _shape_entry(cfg: Config, prepared: backends.Prepared, model, device, batch_
         "throughput": lat.throughput(batch_size, tokens),
         "tokens_per_batch": tokens,
         "memory": {"peak_rss_bytes": sampler.peak, "rss_before_bytes": rss_before, **cuda_mem},
+        "load": machine_load or None,
+        "disturbed": bool(machine_load.get("disturbed")),
     }
     if t.inputs == "task":
         entry["input_lengths"] = inputs.length_stats(batches)
@@ -109,19 +111,26 @@ def measure_backend(cfg: Config, backend: str) -> Dict[str, Any]:
         return {**out, "status": "unsupported", "reason": str(exc), "shapes": []}
     out.update(status="ok", dtype=prepared.dtype, weight_bytes=prepared.weight_bytes, note=prepared.note, shapes=[])
     reference = model.to(device).eval()  # FLOPs are counted on the fp32 model: the work, not the kernels
-    for b in cfg.timing.batch_sizes:
-        for s in cfg.timing.seq_lens:
-            try:
-                entry = _shape_entry(cfg, prepared, reference, device, b, s, tokenizer, names)
-            except Exception as exc:  # out of memory, unsupported op: recorded for this shape, the grid goes on
-                if device.type == "cuda":
-                    torch.cuda.empty_cache()
-                entry = {"status": "failed", "error": f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}"}
-            out["shapes"].append({"batch_size": b, "seq_len": s, **entry})
+    grid = [(b, s) for b in cfg.timing.batch_sizes for s in cfg.timing.seq_lens]
+    for i, (b, s) in enumerate(grid, 1):
+        _progress(f"{cfg.model.name} {backend}: batch {b} x seq {s} (shape {i}/{len(grid)})")
+        try:
+            entry = _shape_entry(cfg, prepared, reference, device, b, s, tokenizer, names)
+        except Exception as exc:  # out of memory, unsupported op: recorded for this shape, the grid goes on
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+            first_line = str(exc).splitlines()[0][:300] if str(exc) else ""
+            entry = {"status": "failed", "error": f"{type(exc).__name__}: {first_line}"}
+        out["shapes"].append({"batch_size": b, "seq_len": s, **entry})
     if cfg.timing.with_accuracy:
         out["accuracy"] = _accuracy(cfg, prepared, tokenizer, names)
     out["peak_rss_process_bytes"] = _ru_maxrss()
     return out
+
+
+def _progress(text: str) -> None:
+    """One line per step on stderr (a child process has no Hydra logging): what runs now, how much is left."""
+    print(f"[bench latency {time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
 
 
 def _ru_maxrss() -> int:
@@ -132,21 +141,21 @@ def _ru_maxrss() -> int:
 
 def _isolated(cfg: Config, backend: str) -> Dict[str, Any]:
     """A fresh process per backend: its peak memory is its own, and a crash costs only this backend."""
-    with ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn")) as pool:
-        try:
-            return pool.submit(measure_backend, cfg, backend).result()
-        except BrokenProcessPool:
-            return {"backend": backend, "status": "failed", "shapes": [],
-                    "reason": "the measuring process died (killed for memory?)"}
+    out = run_isolated(measure_backend, cfg, backend)
+    return {"backend": backend, "shapes": [], **out}
 
 
 def run(cfg: Config, result: Result) -> None:
     """Fill `result.latency` (one row per backend and shape) and `result.timing` (per-backend facts)."""
     device = env.setup_device(cfg.device)
-    calibration = measure.calibrate(device) if cfg.timing.calibrate else {}
+    names = backends.resolve(cfg.timing.backends, device)
+    emulated = {n: r for n in names if (r := backends.emulated_reason(n, device))}
+    native_bf16 = "bf16" not in emulated and (device.type == "cuda" or env.cpu_has_native_bf16())
+    calibration = measure.calibrate(device, native_bf16=native_bf16) if cfg.timing.calibrate else {}
     per_backend = {}
-    for name in cfg.timing.backends:
-        log.info("latency: %s on %s, backend %s", cfg.model.name, device, name)
+    for i, name in enumerate(names, 1):
+        _progress(f"{cfg.model.name} on {device}: backend {name} ({i}/{len(names)}{_job_position()})"
+                  + (f" [emulated: {emulated[name]}]" if name in emulated else ""))
         per_backend[name] = _isolated(cfg, name) if cfg.timing.isolate else measure_backend(cfg, name)
     first_ok = next((b for b in per_backend.values() if "model" in b), None)
     if first_ok is None:
@@ -155,35 +164,75 @@ def run(cfg: Config, result: Result) -> None:
     result.task = {"name": cfg.task.name, "inputs": cfg.timing.inputs}
     if result.model["weights"] == "random":
         result.notes.append("weights: random (exact architecture): latency, memory and FLOPs are exact")
-    result.latency = _rows(per_backend, calibration, device)
+    for name, reason in emulated.items():
+        result.notes.append(f"{name} (emulated): {reason}")
+    result.latency = _rows(per_backend, calibration, device, emulated)
+    if any(r.get("disturbed") for r in result.latency):
+        result.notes.append("disturbed: other processes used the CPU while some shapes were measured "
+                            "(see each row's `load`); re-measure them on a quiet machine")
     result.timing = {
         "device": str(device),
         "threads": torch.get_num_threads(),
         "calibration": calibration,
-        "backends": {n: {k: v for k, v in b.items() if k not in ("shapes", "model")} for n, b in per_backend.items()},
+        "backends_requested": list(cfg.timing.backends),
+        "backends_resolved": names,
+        "backends": {n: {**{k: v for k, v in b.items() if k not in ("shapes", "model")},
+                         "emulated": n in emulated, **({"emulated_reason": emulated[n]} if n in emulated else {})}
+                     for n, b in per_backend.items()},
     }
     eager_acc = per_backend.get("eager", {}).get("accuracy")
     for b in result.timing["backends"].values():
         if eager_acc and b.get("accuracy"):
             b["accuracy_change"] = {k: b["accuracy"][k] - eager_acc[k] for k in eager_acc if k in b["accuracy"]}
+            b["accuracy_tiers"] = accuracy_tiers(b["accuracy"], eager_acc)
     if eager_acc:
         result.metrics = dict(eager_acc)
 
 
-def _rows(per_backend: Dict[str, Dict[str, Any]], calibration: Dict[str, float], device) -> List[Dict[str, Any]]:
+def accuracy_tiers(score: Dict[str, float], reference: Dict[str, float], metric: str = "primary") -> Dict[str, Any]:
+    """Whether a backend keeps 99% and 99.9% of the fp32 score: MLPerf's two accuracy targets for BERT."""
+    ref, got = reference.get(metric), score.get(metric)
+    if ref is None or got is None or ref <= 0:
+        return {"metric": metric, "reference": "eager fp32", "ratio": None, "meets_99": None, "meets_99_9": None,
+                "tier": "n/a (no positive fp32 score to stand against)"}
+    ratio = got / ref
+    tier = "99.9%" if ratio >= 0.999 else "99%" if ratio >= 0.99 else "below 99%"
+    return {"metric": metric, "reference": "eager fp32", "ratio": ratio, "meets_99": ratio >= 0.99,
+            "meets_99_9": ratio >= 0.999, "tier": tier}
+
+
+def _job_position() -> str:
+    """`, job 2/3` inside a Hydra sweep (its count from the sweeper's comma lists), else nothing."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        hc = HydraConfig.get()
+        num = int(hc.job.num)
+        total = 1
+        for value in (hc.sweeper.params or {}).values():
+            total *= len(str(value).split(","))
+        return f", job {num + 1}/{total}"
+    except Exception:  # not under Hydra, or a sweeper without comma lists: no position to give
+        return ""
+
+
+def _rows(per_backend: Dict[str, Dict[str, Any]], calibration: Dict[str, float], device,
+          emulated: Optional[Dict[str, str]] = None) -> List[Dict[str, Any]]:
     rows = []
+    emulated = emulated or {}
     for name, b in per_backend.items():
+        flags = {"emulated": name in emulated}
         if b.get("status") != "ok":
-            rows.append({"backend": name, "status": b.get("status", "failed"), "error": b.get("reason")})
+            rows.append({"backend": name, "status": b.get("status", "failed"), "error": b.get("reason"), **flags})
             continue
-        # int8 has no floating-point GEMM peak to stand against; ONNX Runtime's own fp32 kernels can beat
-        # torch's GEMM, so its percentage may pass 100: it is relative to torch's matmul, not the silicon
-        peak_key = None if "int8" in b["dtype"] else "gemm_bf16_flops_per_s" if "bf16" in b["dtype"] else \
-            "gemm_fp16_flops_per_s" if "fp16" in b["dtype"] else "gemm_fp32_flops_per_s"
+        key, why_not = measure.peak_key(name, b["dtype"], device, emulated.get(name))
         for shape in b["shapes"]:
-            row = {"backend": name, "device": str(device), "dtype": b["dtype"], **shape}
-            if shape.get("achieved_flops_per_s") and peak_key and calibration.get(peak_key):
-                row["pct_of_gemm_peak"] = 100.0 * shape["achieved_flops_per_s"] / calibration[peak_key]
-                row["gemm_peak_key"] = peak_key
+            row = {"backend": name, "device": str(device), "dtype": b["dtype"], **flags, **shape}
+            if shape.get("achieved_flops_per_s") and key and calibration.get(key):
+                row["pct_of_gemm_peak"] = 100.0 * shape["achieved_flops_per_s"] / calibration[key]
+                row["gemm_peak_key"] = key
+            elif shape.get("status") == "ok":
+                row["peak_note"] = why_not or ("no % of peak: calibration off (timing.calibrate=false)"
+                                               if not calibration else f"no % of peak: {key} not calibrated")
             rows.append(row)
     return rows

@@ -1,0 +1,144 @@
+"""Machine classes, native-backend resolution, the load monitor and the isolated child's lifetime."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import psutil
+import pytest
+import torch
+
+from bench import env
+from bench.report.console import latency_table
+from bench.timing import backends, load
+from bench.timing.runner import accuracy_tiers
+from conftest import ROOT, tiny
+
+CPU = torch.device("cpu")
+AVX2 = frozenset({"avx2", "fma", "sse4_2"})
+GENOA = AVX2 | {"avx512f", "avx512_vnni", "avx512_bf16"}
+
+
+@pytest.fixture
+def cpu_as(monkeypatch):
+    """Pretend to be a CPU class by its flags: only the decisions change, never a kernel."""
+    def use(flags):
+        monkeypatch.setattr(env, "cpu_flags", lambda: frozenset(flags))
+    return use
+
+
+def test_machine_class_is_stable_and_tells_the_two_epyc_classes_apart(cpu_as):
+    real = env.machine_class()
+    assert real == env.machine_class() and "/" not in real and " " not in real
+    assert env.capture()["machine_class"] == real
+    cpu_as(AVX2)
+    avx2 = env.machine_class(env.machine_fingerprint())
+    cpu_as(GENOA)
+    genoa = env.machine_class(env.machine_fingerprint())
+    assert avx2 != genoa and "bf16" in genoa and "bf16" not in avx2 and "avx512" in genoa
+    fp = env.machine_fingerprint({"name": "NVIDIA H200", "capability": "9.0"})
+    assert env.machine_class(fp).startswith("nvidia-h200-sm90-")
+
+
+def test_auto_backends_follow_the_cpu_class(cpu_as):
+    cpu_as(AVX2)
+    auto = backends.resolve(["auto"], CPU)
+    assert auto[:2] == ["eager", "int8"] and "bf16" not in auto and "compile" not in auto
+    assert backends.emulated_reason("bf16", CPU) and "emulated" in backends.emulated_reason("bf16", CPU)
+    assert backends.resolve(["auto", "bf16"], CPU)[-1] == "bf16"  # named explicitly: it runs, marked emulated
+    cpu_as(GENOA)
+    assert "bf16" in backends.resolve(["auto"], CPU) and backends.emulated_reason("bf16", CPU) is None
+    assert backends.resolve(["eager", "auto", "eager"], CPU).count("eager") == 1
+
+
+def test_load_between_two_readings():
+    a = load.CpuTimes(busy_s=100.0, steal_s=1.0, own_s=10.0, wall=0.0)
+    quiet = load.between(a, load.CpuTimes(busy_s=101.9, steal_s=1.0, own_s=11.9, wall=1.0), cores=2)
+    assert quiet["other_cores"] == 0 and not quiet["disturbed"]
+    busy = load.between(a, load.CpuTimes(busy_s=102.9, steal_s=1.0, own_s=11.9, wall=1.0), cores=2)
+    assert busy["other_cores"] == pytest.approx(1.0) and busy["disturbed"]
+    stolen = load.between(a, load.CpuTimes(busy_s=101.0, steal_s=1.3, own_s=11.0, wall=1.0), cores=2)
+    assert stolen["steal_fraction"] == pytest.approx(0.15) and stolen["disturbed"]
+    assert "steal 15%" in load.describe(stolen) and load.describe(quiet) == ""
+
+
+def test_a_busy_neighbour_is_seen():
+    """A real second process spinning on a core while we wait: the monitor must see about one core of it."""
+    spin = subprocess.Popen([sys.executable, "-c", "import time\nt=time.time()\nwhile time.time()-t<5: pass"])
+    try:
+        time.sleep(0.3)
+        with load.watch() as seen:
+            time.sleep(1.5)
+    finally:
+        spin.kill()
+        spin.wait()
+    assert seen["other_cores"] > 0.5 and seen["disturbed"], seen
+
+
+def test_accuracy_tiers_are_mlperfs_two_targets():
+    assert accuracy_tiers({"primary": 0.8996}, {"primary": 0.9})["tier"] == "99.9%"
+    t = accuracy_tiers({"primary": 0.895}, {"primary": 0.9})
+    assert t["tier"] == "99%" and t["meets_99"] and not t["meets_99_9"]
+    assert accuracy_tiers({"primary": 0.85}, {"primary": 0.9})["tier"] == "below 99%"
+    assert accuracy_tiers({"primary": 0.1}, {"primary": 0.0})["ratio"] is None
+
+
+def test_tables_mark_emulated_and_disturbed_rows():
+    row = {"backend": "bf16", "batch_size": 1, "seq_len": 128, "status": "ok", "emulated": True, "disturbed": True,
+           "load": {"other_cores": 0.9, "steal_fraction": 0.0, "threshold_other_cores": 0.25, "threshold_steal": 0.05,
+                    "disturbed": True},
+           "latency_s": {"p50": 0.01, "p90": 0.02, "cv": 0.1, "mean": 0.01}, "throughput": {"sequences_per_s": 100.0},
+           "memory": {"peak_rss_bytes": 2**28}}
+    eager = {**row, "backend": "eager", "emulated": False, "disturbed": False, "load": None}
+    text = latency_table([{"model": {"name": "m", "weights": "random"}, "latency": [eager, row]}])
+    assert "bf16 (emulated)" in text and "disturbed: other load 0.90 cores" in text
+
+
+def _start_latency_run(tmp_path):
+    args = [sys.executable, "-m", "bench", *tiny("bert"), "mode=latency", "timing.backends=[eager]",
+            "timing.batch_sizes=[1]", "timing.seq_lens=[16]", "timing.min_seconds=120", "timing.calibrate=false",
+            f"hydra.run.dir={tmp_path / 'run'}"]
+    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 120
+    for line in proc.stdout:  # wait until the child is inside its timed loop
+        if "shape 1/1" in line or time.time() > deadline:
+            break
+    time.sleep(1.0)
+    children = psutil.Process(proc.pid).children(recursive=True)
+    measuring = [c for c in children if "spawn_main" in " ".join(c.cmdline())]
+    assert proc.poll() is None and measuring, "the run or its measuring child is not running"
+    return proc, measuring
+
+
+def _gone(p: psutil.Process, within: float) -> bool:
+    deadline = time.time() + within
+    while time.time() < deadline:
+        if not p.is_running() or p.status() == psutil.STATUS_ZOMBIE:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_stops_the_measuring_child_at_once(sig, tmp_path):
+    proc, children = _start_latency_run(tmp_path)
+    path = tmp_path / "run" / "result.json"
+    t0 = time.time()
+    proc.send_signal(sig)
+    while not path.exists() and time.time() - t0 < 30:
+        time.sleep(0.02)
+    recorded = time.time() - t0
+    assert recorded < 2.0, f"took {recorded:.1f} s to record the interruption"  # the child ran for 120 s more
+    assert json.loads(path.read_text())["status"] == "interrupted"
+    assert all(_gone(c, 2.0) for c in children)
+    assert proc.wait(timeout=30) == (143 if sig == signal.SIGTERM else 130)
+
+
+def test_a_killed_parent_leaves_no_measuring_child(tmp_path):
+    proc, children = _start_latency_run(tmp_path)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=10)
+    assert all(_gone(c, 3.0) for c in children), [c.pid for c in children]
