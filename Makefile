@@ -15,7 +15,7 @@ STAMP       := $(shell date +%Y%m%d-%H%M%S)
 # extra arguments for bench compare (its defaults were measured on shared VMs; see README "Regression gate")
 GATE_ARGS   ?=
 
-.PHONY: help install test test-full test-gpu bench compare-latency bench-finetune bench-timing bench-squad report baseline gate clean
+.PHONY: help install test test-full test-gpu bench compare-latency bench-finetune bench-timing bench-squad report baseline gate machine-class clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
@@ -54,16 +54,15 @@ bench-timing: ## timing fidelity (harness vs bare torch loop) and the CPU backen
 report: ## tables, plots and report.html from every result under $(RESULTS)
 	$(VENV)/bin/bench report $(RESULTS) --out $(RESULTS)/report --format md,latex,html,csv
 
-baseline: ## refresh results/baselines/cpu with the gate suite, on this machine (commit the result)
-	$(PY) benchmarks/gate_suite.py $(RESULTS)/baselines/.new-$(STAMP) --data $(DATA)/glue
-	uname -a > $(RESULTS)/baselines/.new-$(STAMP)/MACHINE.txt
-	grep -m1 "model name" /proc/cpuinfo >> $(RESULTS)/baselines/.new-$(STAMP)/MACHINE.txt || true
-	rm -rf $(RESULTS)/baselines/cpu && mv $(RESULTS)/baselines/.new-$(STAMP) $(RESULTS)/baselines/cpu
+baseline: ## write results/baselines/<this machine class>/ with the gate suite, from a clean tree (commit it)
+	$(PY) benchmarks/gate.py baseline --baselines $(RESULTS)/baselines --data $(DATA)/glue
 
-gate: ## run the gate suite and compare it with results/baselines/cpu (exit 1 on a regression)
-	$(PY) benchmarks/gate_suite.py $(RESULTS)/gate/$(STAMP) --data $(DATA)/glue
-	$(VENV)/bin/bench compare $(RESULTS)/baselines/cpu $(RESULTS)/gate/$(STAMP) $(GATE_ARGS) \
-		--junit $(RESULTS)/gate/$(STAMP)/junit.xml --markdown $(RESULTS)/gate/$(STAMP)/summary.md
+gate: ## run the gate suite and compare it with this machine class's baseline (exit 1 on a regression)
+	$(PY) benchmarks/gate.py check --baselines $(RESULTS)/baselines --data $(DATA)/glue \
+		--out $(RESULTS)/gate/$(STAMP) $(GATE_ARGS)
+
+machine-class: ## print this machine's class id (the baseline folder `make gate` compares against)
+	@$(PY) -m bench.env
 
 clean: ## remove run outputs and caches; committed baselines (results/baselines/) are kept
 	find $(RESULTS) -mindepth 1 -maxdepth 1 ! -name baselines ! -name README.md -exec rm -rf {} +

@@ -3,7 +3,8 @@
     python benchmarks/backends.py [--models bert_base,mobilebert,tinybert_4l] [--seconds 10] [--out DIR]
 
 Runs the harness's mode=latency (batch 1 and 8, seq 128; eager, bf16, int8, compile, onnxruntime), prints the
-table of p50 latencies and speed-ups over eager, and saves it (Markdown and CSV) with each result.json.
+table of p50 latencies and speed-ups over eager, and saves it (Markdown and CSV) with each result.json. Exits 1
+when a cell failed or was measured while other processes loaded the machine (`disturbed`).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from bench.report.console import latency_frame
 from bench.runner import run
 
 
-def main() -> None:
+def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", default="bert_base,mobilebert,tinybert_4l")
     ap.add_argument("--backends", default="eager,bf16,int8,compile,onnxruntime")
@@ -33,7 +34,7 @@ def main() -> None:
         results.append(run(cfg).to_dict())
     df = latency_frame(results)
     cols = [c for c in ["model", "backend", "batch", "seq", "p50_ms", "p90_ms", "speedup_vs_eager", "peak_rss_MB",
-                        "pct_gemm_peak", "status", "error"] if c in df]
+                        "pct_gemm_peak", "status", "flags", "error"] if c in df]
     table = df[cols].round(3)
     print(table.to_string(index=False))
     out.mkdir(parents=True, exist_ok=True)
@@ -41,7 +42,13 @@ def main() -> None:
     (out / "backends.md").write_text(table.to_markdown(index=False) if _has_tabulate() else table.to_string(index=False))
     fastest = df[df.status == "ok"].sort_values("p50_ms").groupby(["model", "batch"]).first()["backend"]
     print("\nfastest backend per model and batch size:\n" + fastest.to_string())
+    print(f"machine class: {results[0]['env'].get('machine_class')}")
     print(f"saved to {out}")
+    bad = df[(df.status != "ok") | (df["flags"].str.contains("disturbed"))]
+    if not bad.empty:  # a table with a failed or disturbed cell is not the claim this benchmark makes
+        print(f"backends: {len(bad)} cells failed or were measured under other load; re-run on a quiet machine")
+        return 1
+    return 0
 
 
 def _has_tabulate() -> bool:
@@ -51,4 +58,4 @@ def _has_tabulate() -> bool:
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -142,3 +142,23 @@ def test_a_killed_parent_leaves_no_measuring_child(tmp_path):
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=10)
     assert all(_gone(c, 3.0) for c in children), [c.pid for c in children]
+
+
+def test_gate_plan_picks_this_class_or_explains_the_cross_class_checks(tmp_path):
+    from bench.baselines import CROSS_CLASS_TOLERANCE, classes, plan, write_machine_file
+
+    root = tmp_path / "baselines"
+    assert plan(root, "a").same_class is None and classes(root) == []
+    for cls in ("genoa-bf16", "milan-avx2"):
+        (root / cls).mkdir(parents=True)
+        write_machine_file(root / cls, cls, {"isa": []}, {"commit": "x", "dirty": False})
+    (root / ".new-123").mkdir()  # an unfinished baseline is no class
+    (root / "stray").mkdir()  # nor is a folder without MACHINE.json
+    assert [p.name for p in classes(root)] == ["genoa-bf16", "milan-avx2"]
+    same = plan(root, "milan-avx2")
+    assert same.same_class == root / "milan-avx2" and "baseline for this machine class" in same.describe()
+    other = plan(root, "sapphire-amx")
+    assert other.same_class is None and [p.name for p in other.other_classes] == ["genoa-bf16", "milan-avx2"]
+    text = other.describe()
+    assert "no baseline for this machine class sapphire-amx" in text and "Latency is not compared" in text
+    assert str(CROSS_CLASS_TOLERANCE) in text

@@ -15,10 +15,13 @@ pytestmark = pytest.mark.slow
 
 
 def test_minilm_mrpc_reaches_published_recipe_quality(glue_dir, tmp_path):
-    """Harness defaults on the full MRPC train split: dev F1 >= 0.82 (run_glue.py's recipe reaches 0.829)."""
+    """Harness defaults on the full MRPC train split must learn, not collapse to the majority class.
+
+    MRPC dev's all-positive predictor scores acc 0.684 / F1 0.812; run_glue.py's recipe reaches 0.733 / 0.829
+    with this model. The bar is the gate baseline's (issue #11): acc >= 0.75 and F1 >= 0.83."""
     result = run(compose(["model=minilm_l6", "task=mrpc", f"data.dir={glue_dir}"], out_dir=str(tmp_path)))
-    print(f"minilm_l6 MRPC: {result.metrics}, train {result.train['seconds']:.0f} s")
-    assert result.metrics["f1"] >= 0.82
+    print(f"minilm_l6 MRPC: {result.metrics}, train {result.train['seconds']:.0f} s ({result.train['precision']})")
+    assert result.metrics["acc"] >= 0.75 and result.metrics["f1"] >= 0.83
     assert result.task["splits"] == {"train": 3668, "validation": 408}
     assert result.model["weights"] == "pretrained" and result.model["source"] == "package"
 
@@ -54,14 +57,18 @@ def sst2_checkpoint(tmp_path_factory):
 
 def test_backends_report_their_accuracy_cost(sst2_checkpoint, glue_dir, tmp_path):
     result = run(compose(["model=minilm_l6", f"model.path={sst2_checkpoint}", "task=sst2", f"data.dir={glue_dir}",
-                          "mode=latency", "timing.backends=[eager,bf16,int8]", "timing.with_accuracy=true",
+                          "mode=latency", "timing.backends=[auto]", "timing.with_accuracy=true",
                           "timing.batch_sizes=[1]", "timing.seq_lens=[128]", "timing.min_seconds=1"],
                          out_dir=str(tmp_path)))
     facts = result.timing["backends"]
     print({name: (b["accuracy"]["acc"], b.get("accuracy_change", {}).get("acc")) for name, b in facts.items()})
     assert facts["eager"]["accuracy"]["acc"] > 0.75
-    for name in ("bf16", "int8"):
+    assert {"eager", "int8"} <= set(facts) and set(facts) == set(result.timing["backends_resolved"])
+    for name in set(facts) - {"eager"}:
         assert abs(facts[name]["accuracy_change"]["acc"]) < 0.05  # compressed, not broken
+        tiers = facts[name]["accuracy_tiers"]
+        assert tiers["meets_99"] == (tiers["ratio"] >= 0.99) and tiers["tier"] in ("99.9%", "99%", "below 99%")
+    assert facts["eager"]["accuracy_tiers"]["tier"] == "99.9%"  # the reference against itself
     assert result.metrics["acc"] == facts["eager"]["accuracy"]["acc"]
     rows = {r["backend"]: r for r in result.latency}
     assert rows["int8"]["agreement_vs_fp32"]["argmax_agreement"] >= 0.0

@@ -33,9 +33,14 @@ def latency_frame(results: Iterable[Dict[str, Any]]) -> pd.DataFrame:
     df = pd.DataFrame(rows)
     if df.empty or "p50_ms" not in df:
         return df
-    eager = df[df.backend_name == "eager"].set_index(["model", "batch", "seq"])["p50_ms"]
+    eager_rows = df[df.backend_name == "eager"].set_index(["model", "batch", "seq"])
+    eager = eager_rows["p50_ms"]
     keys = list(zip(df.model, df.batch, df.seq))
     df["speedup_vs_eager"] = [eager.get(k) / v if k in eager.index and v == v else None for k, v in zip(keys, df.p50_ms)]
+    # a ratio is only as good as both its figures: one over a disturbed eager row is flagged on the row too
+    disturbed_eager = {k for k, f in eager_rows["flags"].items() if "disturbed" in str(f)}
+    df["flags"] = [f if k not in disturbed_eager or b == "eager" else "; ".join(x for x in (f, "speed-up vs a disturbed eager") if x)
+                   for k, b, f in zip(keys, df.backend_name, df["flags"])]
     return df
 
 
