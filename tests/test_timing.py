@@ -187,3 +187,21 @@ def test_cuda_path(tmp_path):
     assert rows["eager"]["status"] == "ok" and rows["eager"]["memory"]["cuda_max_allocated_bytes"] > 0
     assert rows["fp16"]["status"] == "ok" and rows["int8"]["status"] == "unsupported"
     assert result.env["gpu"]["name"]
+
+
+@pytest.mark.gpu
+def test_cuda_auto_backends_and_peaks(tmp_path):
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    cuda = torch.device("cuda")
+    auto = backends.resolve(["auto"], cuda)
+    assert auto[:2] == ["eager", "fp16"] and "compile" in auto and "int8" not in auto
+    assert ("bf16" in auto) == (torch.cuda.get_device_capability()[0] >= 8)
+    cfg = compose([*tiny("bert"), *FAST, "device=cuda", "timing.backends=[eager,fp16]", "timing.calibrate=true",
+                   "timing.batch_sizes=[8]", "timing.seq_lens=[128]"], out_dir=str(tmp_path))
+    result = run(cfg)
+    cal = result.timing["calibration"]
+    assert cal["gemm_fp32_flops_per_s"] > 1e12 and cal["gemm_fp16_flops_per_s"] > cal["gemm_fp32_flops_per_s"]
+    for row in result.latency:
+        assert row["status"] == "ok" and 0 < row["pct_of_gemm_peak"] < 105, row
+    assert result.env["machine_class"] == env.machine_class() and "-sm" in result.env["machine_class"]
