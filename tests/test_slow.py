@@ -26,20 +26,39 @@ def test_minilm_mrpc_reaches_published_recipe_quality(glue_dir, tmp_path):
     assert result.model["weights"] == "pretrained" and result.model["source"] == "package"
 
 
-def test_minilm_squad_v1_split_by_article(squad_dir, tmp_path):
-    """38 articles of the v1.1 dev file to train (3000 questions, 2 epochs), the other 10 to evaluate.
+def _trivial_f1(squad_dir, n_articles_train: int, n_questions: int) -> dict:
+    """Trivial readers on the same questions: the context's first three words, and its first sentence."""
+    from bench.tasks import squad_metrics
 
-    Measured here: EM 0.316 / F1 0.470 in about 8 minutes on 2 cores (bf16). Trivial baselines on the same
-    10 articles: the context's first three words EM 0.014 / F1 0.070, its first sentence F1 0.113."""
+    articles = json.loads((squad_dir / "dev-v1.1.json").read_text())["data"][n_articles_train:]
+    rows = [(p["context"], qa) for a in articles for p in a["paragraphs"] for qa in p["qas"]][:n_questions]
+    golds = {qa["id"]: [x["text"] for x in qa["answers"]] for _, qa in rows}
+    guesses = {"first_three_words": {qa["id"]: " ".join(c.split()[:3]) for c, qa in rows},
+               "first_sentence": {qa["id"]: c.split(". ")[0] for c, qa in rows}}
+    return {name: squad_metrics.evaluate(g, golds)["f1"] for name, g in guesses.items()}
+
+
+def test_minilm_squad_v1_split_by_article(squad_dir, tmp_path):
+    """The first 38 articles of the v1.1 dev file to train (1500 questions, 1 epoch), 1000 questions of the other 10
+    to evaluate, in windows of 256 tokens (stride 96), batch 8 (more updates per token in a short budget).
+
+    Measured on the AVX2 class (fp32): EM 0.167 / F1 0.307 in 350 s. The assertion is relative to trivial readers
+    on the same 1000 questions (first three context words, first sentence: F1 ~0.07 / ~0.11), so it proves
+    reading, not formatting."""
     t0 = time.perf_counter()
     result = run(compose(["model=minilm_l6", "task=squad_v1", f"data.dir={squad_dir}", "data.split_by_article=38",
-                          "data.max_train_samples=3000", "train.epochs=2",
-                          "train.learning_rate=1e-4"], out_dir=str(tmp_path)))
-    print(f"minilm_l6 SQuAD v1.1 (38/10 articles): {result.metrics}, {time.perf_counter() - t0:.0f} s")
-    assert result.task["splits"] == {"train": 3000, "validation": 1988}
-    assert result.metrics["f1"] >= 0.42 and result.metrics["exact_match"] >= 0.27  # ~4x the trivial baselines' F1
+                          "data.max_train_samples=1500", "data.max_eval_samples=1000", "train.epochs=1",
+                          "train.batch_size=8", "train.learning_rate=1e-4", "train.max_seq_length=256",
+                          "task.doc_stride=96"], out_dir=str(tmp_path)))
+    trivial = _trivial_f1(squad_dir, 38, 1000)
+    print(f"minilm_l6 SQuAD v1.1 (38/10 articles): {result.metrics}, trivial {trivial}, "
+          f"{time.perf_counter() - t0:.0f} s")
+    assert result.task["splits"] == {"train": 1500, "validation": 1000}
+    assert max(trivial.values()) < 0.15
+    assert result.metrics["f1"] >= 2 * max(trivial.values()) and result.metrics["f1"] >= 0.24
+    assert result.metrics["exact_match"] >= 0.12
     preds = json.loads((tmp_path / "predictions.json").read_text())
-    assert len(preds) == 1988
+    assert len(preds) == 1000
 
 
 @pytest.fixture(scope="module")
