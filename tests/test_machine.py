@@ -162,3 +162,23 @@ def test_gate_plan_picks_this_class_or_explains_the_cross_class_checks(tmp_path)
     text = other.describe()
     assert "no baseline for this machine class sapphire-amx" in text and "Latency is not compared" in text
     assert str(CROSS_CLASS_TOLERANCE) in text
+
+
+def test_a_latency_row_measured_beside_a_busy_process_is_flagged(tmp_path):
+    from bench.config import compose
+    from bench.runner import run
+
+    spin = subprocess.Popen([sys.executable, "-c", "import time\nt=time.time()\nwhile time.time()-t<60: pass"])
+    try:
+        time.sleep(0.3)
+        result = run(compose([*tiny("bert"), "mode=latency", "timing.backends=[eager]", "timing.batch_sizes=[1]",
+                              "timing.seq_lens=[16]", "timing.min_seconds=1", "timing.warmup_runs=2",
+                              "timing.isolate=false", "timing.calibrate=false", "device.threads=1"],
+                             out_dir=str(tmp_path)))
+    finally:
+        spin.kill()
+        spin.wait()
+    row = result.latency[0]
+    assert row["load"]["other_cores"] > 0.5 and row["disturbed"] is True
+    assert any(n.startswith("disturbed:") for n in result.notes)
+    assert "disturbed: other load" in latency_table([result.to_dict()])
