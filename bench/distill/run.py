@@ -183,7 +183,7 @@ def run(cfg: Config, result: Result) -> None:
     summary.update({
         "teacher_metrics": teacher_metrics,
         "fidelity": {"before": before, "after": fidelity(cfg, student, t_logits, encoded, tokenizer, device, precision)},
-        "direct_finetune": find_direct(cfg, key),
+        "direct_finetune": None if summary["direct"] else find_direct(cfg, key),
         "efficiency": (efficiency.compare(student, teacher_model, tokenizer, cfg.timing, device)
                        if cfg.distill.measure_latency else None),
     })

@@ -8,6 +8,7 @@ retrained teacher or other data never reads stale outputs.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import logging
 import os
@@ -152,7 +153,8 @@ def compute(model: PreTrainedModel, dataset, collator, batch_size: int, hidden_l
             attention_layers: Sequence[int]) -> TeacherOutputs:
     """One teacher pass over `dataset` (shortest rows first, then back in order), fp32, no gradients."""
     order = np.argsort(np.asarray(dataset["length"]), kind="stable")
-    names = [n for n in TOKEN_KEYS if n in dataset.column_names]
+    accepted = inspect.signature(model.forward).parameters
+    names = [n for n in TOKEN_KEYS if n in dataset.column_names and n in accepted]
     n = len(order)
     logits, hidden, attention = [None] * n, [None] * n, [None] * n
     lengths_t = torch.zeros(n, dtype=torch.long)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import inspect
+from dataclasses import dataclass
 from typing import Any, Dict, List, Optional
 
 import torch
@@ -48,7 +49,8 @@ class LossPlan:
 def compute_terms(plan: LossPlan, model, inputs: Dict[str, torch.Tensor], rows: torch.Tensor, labels: torch.Tensor,
                   teacher: Optional[TeacherOutputs]) -> Dict[str, torch.Tensor]:
     """Each enabled loss term on one batch (unweighted)."""
-    out = model(**inputs, output_hidden_states=plan.intermediate)
+    accepted = inspect.signature(model.forward).parameters  # DistilBERT takes no token_type_ids
+    out = model(**{k: v for k, v in inputs.items() if k in accepted}, output_hidden_states=plan.intermediate)
     mask = inputs["attention_mask"]
     t: Dict[str, Any] = {}
     if teacher is not None:
