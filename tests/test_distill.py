@@ -293,6 +293,15 @@ def test_two_stage_distillation_end_to_end_with_the_direct_run_beside_it(teacher
     assert cfg_json["num_hidden_layers"] == 2 and both.status == "ok"
     rows = (both_dir / "predictions.jsonl").read_text().splitlines()
     assert len(rows) == 32
+    # the table is rebuilt from the result files alone
+    from bench.distill.table import frame, markdown
+
+    df = frame(tmp_path / "d")
+    assert list(df.variant) == ["teacher", "fine-tuned directly", "two-stage"]
+    two = df[df.variant == "two-stage"].iloc[0]
+    assert two.vs_direct_points == pytest.approx(100 * (both.metrics["primary"] - direct.metrics["primary"]))
+    assert df[df.variant == "teacher"].iloc[0].dev == pytest.approx(d["teacher_metrics"]["primary"])
+    assert "two-stage" in markdown(df)
 
 
 def test_regression_task_distils_the_teachers_score(teachers, tmp_path):
