@@ -174,6 +174,7 @@ def run(cfg: Config, result: Result) -> None:
     if hasattr(student, PROJECTION):
         delattr(student, PROJECTION)  # a training aid: not part of the student that is scored, timed or saved
 
+    # evaluate_splits reads only a trainer's .model and .processing_class: both models are scored the same way
     result.metrics, result.eval, rows = evaluate_splits(cfg, SimpleNamespace(model=student, processing_class=tokenizer),
                                                         encoded, raw, device, precision)
     result.eval["precision"] = precision

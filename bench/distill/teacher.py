@@ -161,8 +161,8 @@ def compute(model: PreTrainedModel, dataset, collator, batch_size: int, hidden_l
     model.eval()
     for i in range(0, n, batch_size):
         idx = order[i:i + batch_size]
-        rows = dataset.select(idx)
-        batch = collator([{k: rows[k][j] for k in names} for j in range(len(rows))])
+        cols = dataset.select(idx)[:]  # one read per column, not one per row and column
+        batch = collator([{k: cols[k][j] for k in names} for j in range(len(idx))])
         batch = {k: v for k, v in batch.items() if k in names}
         with torch.inference_mode():
             out = model(**batch, output_hidden_states=True)
