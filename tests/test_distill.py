@@ -128,6 +128,14 @@ def test_teacher_layers_with_another_width_is_a_one_line_error():
     assert "\n" not in str(info.value)
 
 
+def test_pretrained_init_needs_weights_and_random_init_builds_the_model_files_architecture():
+    with pytest.raises(ConfigError, match="has no weights here"):
+        build_student(compose([*tiny("bert"), "task=sst2", "distill.init=pretrained"]), _teacher_model())
+    student, info = build_student(compose([*tiny("bert"), "task=sst2", "distill.init=random"]), _teacher_model())
+    assert info["init"] == "random" and info["weights"] == "random" and student.config.num_hidden_layers == 2
+    assert info["copied_teacher_layers"] is None
+
+
 # ---------------------------------------------------------------- config
 
 @pytest.mark.parametrize("overrides, words", [
