@@ -69,6 +69,7 @@ def frame(root: Path) -> pd.DataFrame:
 def markdown(df: pd.DataFrame) -> str:
     shown = df.rename(columns={"dev": "dev (primary)", "train_s": "train s", "p50_ms": "p50 ms (b1, s128, eager)",
                                "speedup": "speed-up", "vs_direct_points": "vs direct (points)"})
+    shown = shown.astype(object).where(shown.notna(), None)  # NaN would print as "nan"; None prints empty
     return shown.to_markdown(index=False, floatfmt=".4g", missingval="")
 
 
