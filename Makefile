@@ -15,7 +15,7 @@ STAMP       := $(shell date +%Y%m%d-%H%M%S)
 # extra arguments for bench compare (its defaults were measured on shared VMs; see README "Regression gate")
 GATE_ARGS   ?=
 
-.PHONY: help install test test-full test-gpu bench compare-latency bench-finetune bench-timing bench-squad report baseline gate machine-class clean
+.PHONY: help install test test-full test-gpu bench compare-latency bench-finetune bench-timing bench-squad bench-distill report baseline gate machine-class clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
@@ -42,7 +42,10 @@ bench-finetune: ## run_glue.py recipe vs harness defaults: minilm_l6 on MRPC, wa
 compare-latency: ## MobileBERT vs TinyBERT-4L vs BERT-base latency and memory on this machine (offline, random weights)
 	$(VENV)/bin/bench +sweep=compact_vs_base
 
-bench: bench-finetune bench-timing bench-squad ## every benchmark under benchmarks/
+bench: bench-finetune bench-timing bench-squad bench-distill ## every benchmark under benchmarks/
+
+bench-distill: ## MiniLM-L6 teacher vs its 3-layer student: direct fine-tune, prediction-layer, two-stage distillation (SST-2, MRPC)
+	$(PY) benchmarks/distill.py --data $(DATA)/glue
 
 bench-squad: ## SQuAD fine-tune: every window padded to 384 vs the harness's padding, wall-time ratio
 	$(PY) benchmarks/squad_padding.py --data $(DATA)/squad

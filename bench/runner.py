@@ -39,10 +39,17 @@ def _latency(cfg: Config, result: Result) -> None:
     timing_runner.run(cfg, result)
 
 
+def _distill(cfg: Config, result: Result) -> None:
+    from .distill import run as distill_run
+
+    distill_run.run(cfg, result)
+
+
 MODES: Dict[str, Callable[[Config, Result], None]] = {
     "finetune": _finetune,
     "evaluate": _evaluate,
     "latency": _latency,
+    "distill": _distill,
 }
 
 
@@ -51,6 +58,8 @@ def config_hash(cfg: Config) -> str:
     d = OmegaConf.to_container(OmegaConf.structured(cfg))
     d.pop("out_dir", None)
     d.pop("bench", None)
+    if d["mode"]["name"] != "distill":
+        d.pop("distill", None)  # other modes ignore it, and their hashes stay those of earlier results
     return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -1,0 +1,198 @@
+"""mode=distill: TinyBERT's task distillation (intermediate layers, then the prediction layer) as a harness run.
+
+The result holds the student's dev metrics (as `metrics`, so reports and the gate treat it like any run) and,
+under `train.distill`, the settings and terms used, the teacher's dev metrics on the same rows, how close the
+student's predictions are to the teacher's before and after, the direct fine-tune of the same student when
+one exists below bench.resume_dir, and parameters/FLOPs/latency of both models measured in this process.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, Dict, List, Optional
+
+import numpy as np
+import torch
+
+from .. import env, tasks
+from ..config import Config
+from ..errors import ConfigError
+from ..finetune import describe_task, evaluate_splits, predict_in_order, resolve_hyper, tidy, train_and_record, training_args
+from ..finetune import eval_collator
+from ..results import PREDICTIONS_FILE, Result, write_jsonl
+from . import efficiency, init, internals, losses, mapping, teacher
+from .trainer import PROJECTION, DistillTrainer, LossPlan, RowCollator
+
+log = logging.getLogger("bench")
+
+
+def check_pair(cfg: Config, student, teacher_model) -> None:
+    """Fail before any training when the two models cannot be distilled as configured."""
+    if student.config.vocab_size != teacher_model.config.vocab_size:
+        raise ConfigError(f"student vocabulary {student.config.vocab_size} != teacher's {teacher_model.config.vocab_size}: "
+                          "both read the same token ids")
+    if cfg.distill.weights.get("attention", 0) > 0 and "intermediate" in cfg.distill.stages:
+        internals.check_attention_support(student, "student")
+        internals.check_attention_support(teacher_model, "teacher")
+        s, t = student.config.num_attention_heads, teacher_model.config.num_attention_heads
+        if s != t:
+            raise ConfigError(f"attention distillation compares heads one to one: student {s} heads, teacher {t}; "
+                              "set distill.weights.attention=0")
+
+
+def stage_hyper(cfg: Config, stage: str):
+    base, sc = resolve_hyper(cfg), getattr(cfg.distill, stage)
+    picked = {k: v for k, v in (("epochs", sc.epochs), ("learning_rate", sc.learning_rate)) if v is not None}
+    source = f"distill.{stage} ({', '.join(picked)}) on {base.source}" if picked else base.source
+    return dataclasses.replace(base, **picked, source=source)
+
+
+def train_stage(cfg: Config, stage: str, student, tokenizer, train, device, precision, outputs, layer_map) -> Dict[str, Any]:
+    hyper = stage_hyper(cfg, stage)
+    plan = LossPlan(weights={k: cfg.distill.weights[k] for k in cfg.distill.terms_on(stage)},
+                    temperature=cfg.distill.temperature, regression=cfg.task.kind == "regression", layer_map=layer_map)
+    args = training_args(cfg, hyper, device, precision, Path(cfg.out_dir))
+    args.remove_unused_columns = False  # the `row` column indexes the teacher cache
+    trainer = DistillTrainer(
+        model=student, args=args, train_dataset=train, processing_class=tokenizer,
+        data_collator=RowCollator(tokenizer, plan.regression, cfg.train.padding == "dynamic"),
+        plan=plan, teacher_outputs=outputs if set(plan.weights) - {"hard"} else None)
+    # the student is saved once, after the last stage, without the projection
+    quiet = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, save_checkpoint=False))
+    record = train_and_record(quiet, trainer, hyper, precision)
+    return {"stage": stage, "terms": plan.weights, **record, "loss_curve": trainer.curve}
+
+
+def fidelity(cfg: Config, student, teacher_logits: np.ndarray, encoded, tokenizer, device, precision) -> Dict[str, float]:
+    """How close the student's dev outputs are to the teacher's: what distillation optimises, measured directly."""
+    split = next(iter(cfg.task.local.eval_files))
+    (logits, *_) = predict_in_order(student, encoded[split], eval_collator(tokenizer), cfg.train.eval_batch_size,
+                                    device, precision)
+    s, t = torch.tensor(np.stack(logits)).float(), torch.tensor(teacher_logits).float()
+    if cfg.task.kind == "regression":
+        return {"mse_to_teacher": float(losses.regression_mse(s, t))}
+    kl = torch.nn.functional.kl_div(torch.log_softmax(s, -1), torch.log_softmax(t, -1), log_target=True,
+                                    reduction="batchmean")
+    return {"agreement": float((s.argmax(-1) == t.argmax(-1)).float().mean()), "kl_to_teacher": float(kl)}
+
+
+def student_key(cfg: Config, teacher_id: str, copied: Optional[List[int]]) -> str:
+    """What makes two runs 'the same student': model, init, copied layers (and teacher), task, data, schedule."""
+    d = cfg.distill
+    what = {"task": cfg.task.name, "model": cfg.model.name, "arch": cfg.model.arch, "path": cfg.model.path,
+            "init": d.init, "layers": copied, "teacher": teacher_id if d.init == "teacher_layers" else None,
+            "max_train_samples": cfg.data.max_train_samples, "max_seq_length": cfg.train.max_seq_length,
+            "seed": cfg.train.seed}
+    return hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def find_direct(cfg: Config, key: str) -> Optional[Dict[str, Any]]:
+    """The newest direct fine-tune of the same student below bench.resume_dir: a distill run with only the
+    hard-label term, or (for init=pretrained|random) a finetune run of the same model, task and data."""
+    found = []
+    for path in Path(cfg.bench.resume_dir).glob("**/result.json"):
+        if "baselines" in path.parts or Path(cfg.out_dir or "") in path.parents:
+            continue
+        try:
+            r = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if r.get("status") != "ok":
+            continue
+        dist = (r.get("train") or {}).get("distill") or {}
+        c = r.get("config") or {}
+        same_distill = r.get("mode") == "distill" and dist.get("direct") and dist.get("student_key") == key
+        same_finetune = (r.get("mode") == "finetune" and cfg.distill.init != "teacher_layers"
+                         and (c.get("model") or {}).get("arch") == cfg.model.arch
+                         and (c.get("model") or {}).get("pretrained") == (cfg.distill.init == "pretrained")
+                         and (c.get("task") or {}).get("name") == cfg.task.name
+                         and (c.get("data") or {}).get("max_train_samples") == cfg.data.max_train_samples)
+        if same_distill or same_finetune:
+            found.append((r.get("started_at", ""), str(path.parent), r))
+    if not found:
+        return None
+    started, where, r = max(found)
+    return {"run": where, "mode": r["mode"], "started_at": started, "metrics": r["metrics"],
+            "train_seconds": (r.get("train") or {}).get("seconds")}
+
+
+def teacher_pass(cfg: Config, ckpt, teacher_model, train, tokenizer, layer_map):
+    """The teacher's cached training-set outputs: logits, plus the layers the intermediate terms read."""
+    if not cfg.distill.needs_teacher_outputs:
+        return None, None
+    on = cfg.distill.terms_on("intermediate") if "intermediate" in cfg.distill.stages else []
+    hidden = [0, *layer_map] if {"embedding", "hidden"} & set(on) else []
+    attention = list(layer_map) if "attention" in on else []
+    pad = RowCollator(tokenizer, cfg.task.kind == "regression", cfg.train.padding == "dynamic").pad
+    return teacher.load_or_compute(cfg.distill.cache_dir, ckpt, teacher_model, train, pad, cfg.train.eval_batch_size,
+                                   hidden, attention)
+
+
+def settings(cfg: Config, layer_map, copied, key: str, cache: Optional[Dict[str, Any]]) -> Dict[str, Any]:
+    d = cfg.distill
+    terms = {stage: d.terms_on(stage) for stage in d.stages}
+    return {"teacher": d.teacher, "init": d.init, "copied_layers": copied, "layer_map": layer_map,
+            "stages": list(d.stages), "terms_on": terms, "weights": dict(d.weights), "temperature": d.temperature,
+            "direct": all(t == ["hard"] for t in terms.values()), "student_key": key, "teacher_cache": cache}
+
+
+def run(cfg: Config, result: Result) -> None:
+    """Distil, score student and teacher on the dev set, measure both; fills `result` in place."""
+    device = env.setup_device(cfg.device)
+    precision = env.resolve_precision(cfg.train.precision, device)
+    ckpt, tokenizer, teacher_model = teacher.load(cfg.distill.teacher, cfg.task)
+    student, result.model = init.build_student(cfg, teacher_model)
+    check_pair(cfg, student, teacher_model)
+    layer_map = mapping.resolve_map(cfg.distill.layer_map, student.config.num_hidden_layers,
+                                    teacher_model.config.num_hidden_layers)
+    max_len = resolve_hyper(cfg).max_seq_length
+    raw = tasks.load(cfg.task, cfg.data, seed=cfg.train.seed)
+    encoded = tasks.encode(raw, tokenizer, max_len, cfg.train.padding == "max_length")
+    train = encoded["train"].add_column("row", list(range(len(encoded["train"]))))
+    describe_task(cfg, result, raw)
+    outputs, cache = teacher_pass(cfg, ckpt, teacher_model, train, tokenizer, layer_map)
+    key = student_key(cfg, teacher.identity(ckpt), result.model["copied_teacher_layers"])
+    result.model["teacher"] = {"checkpoint": str(ckpt), "architecture": teacher_model.config.model_type,
+                               "num_hidden_layers": teacher_model.config.num_hidden_layers,
+                               "hidden_size": teacher_model.config.hidden_size}
+
+    split = next(iter(cfg.task.local.eval_files))
+    (t_logits, *_) = predict_in_order(teacher_model, encoded[split], eval_collator(tokenizer),
+                                      cfg.train.eval_batch_size, device, precision)
+    t_logits = np.stack(t_logits)
+    before = fidelity(cfg, student, t_logits, encoded, tokenizer, device, precision)
+    if "intermediate" in cfg.distill.stages and {"embedding", "hidden"} & set(cfg.distill.terms_on("intermediate")):
+        torch.manual_seed(cfg.train.seed)
+        student.add_module(PROJECTION, losses.projection(student.config.hidden_size, teacher_model.config.hidden_size))
+    stages = [train_stage(cfg, s, student, tokenizer, train, device, precision, outputs, layer_map)
+              for s in cfg.distill.stages]
+    if hasattr(student, PROJECTION):
+        delattr(student, PROJECTION)  # a training aid: not part of the student that is scored, timed or saved
+
+    # evaluate_splits reads only a trainer's .model and .processing_class: both models are scored the same way
+    result.metrics, result.eval, rows = evaluate_splits(cfg, SimpleNamespace(model=student, processing_class=tokenizer),
+                                                        encoded, raw, device, precision)
+    result.eval["precision"] = precision
+    teacher_metrics, _, _ = evaluate_splits(cfg, SimpleNamespace(model=teacher_model, processing_class=tokenizer),
+                                            encoded, raw, device, precision)
+    summary = settings(cfg, layer_map, result.model["copied_teacher_layers"], key, cache)
+    summary.update({
+        "teacher_metrics": teacher_metrics,
+        "fidelity": {"before": before, "after": fidelity(cfg, student, t_logits, encoded, tokenizer, device, precision)},
+        "direct_finetune": None if summary["direct"] else find_direct(cfg, key),
+        "efficiency": (efficiency.compare(student, teacher_model, tokenizer, cfg.timing, device)
+                       if cfg.distill.measure_latency else None),
+    })
+    result.train = {"seconds": round(sum(s["seconds"] for s in stages), 3), "examples": len(train),
+                    "precision": precision, "stages": stages, "distill": summary}
+    if cfg.train.save_predictions:
+        write_jsonl(Path(cfg.out_dir) / PREDICTIONS_FILE, rows)
+    if cfg.train.save_checkpoint:
+        student.save_pretrained(str(Path(cfg.out_dir) / "checkpoint"))
+        tokenizer.save_pretrained(str(Path(cfg.out_dir) / "checkpoint"))
+    tidy(cfg)

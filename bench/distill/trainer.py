@@ -1,0 +1,101 @@
+"""transformers.Trainer with the distillation loss: the harness's guarded Trainer, only compute_loss differs."""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional
+
+import torch
+from transformers import DataCollatorWithPadding, default_data_collator
+
+from ..finetune import GuardedTrainer
+from . import losses
+from .internals import attention_scores
+from .teacher import TOKEN_KEYS, TeacherOutputs
+
+PROJECTION = "distill_projection"  # attribute of the student while training, so the optimiser trains it too
+
+
+class RowCollator:
+    """Pads as the fine-tune path does and keeps each row's position in the training set (the cache index)."""
+
+    def __init__(self, tokenizer, regression: bool, dynamic: bool = True):
+        # multiples of 8, as in finetune.make_trainer: few distinct shapes for oneDNN to compile
+        self.pad = DataCollatorWithPadding(tokenizer, pad_to_multiple_of=8) if dynamic else default_data_collator
+        self.label_dtype = torch.float32 if regression else torch.long
+
+    def __call__(self, features: List[Dict[str, Any]]) -> Dict[str, torch.Tensor]:
+        batch = dict(self.pad([{k: f[k] for k in TOKEN_KEYS if k in f} for f in features]))
+        batch["row"] = torch.tensor([f["row"] for f in features], dtype=torch.long)
+        batch["labels"] = torch.tensor([f["labels"] for f in features], dtype=self.label_dtype)
+        return batch
+
+
+@dataclass
+class LossPlan:
+    """What one stage optimises: the terms that are on, with their weights, and how layers line up."""
+
+    weights: Dict[str, float]  # only terms with a weight above zero
+    temperature: float
+    regression: bool
+    layer_map: List[int]  # the teacher layer each student layer learns (1-based)
+
+    @property
+    def intermediate(self) -> bool:
+        return any(k in self.weights for k in ("embedding", "hidden", "attention"))
+
+
+def compute_terms(plan: LossPlan, model, inputs: Dict[str, torch.Tensor], rows: torch.Tensor, labels: torch.Tensor,
+                  teacher: Optional[TeacherOutputs]) -> Dict[str, torch.Tensor]:
+    """Each enabled loss term on one batch (unweighted)."""
+    accepted = inspect.signature(model.forward).parameters  # DistilBERT takes no token_type_ids
+    out = model(**{k: v for k, v in inputs.items() if k in accepted}, output_hidden_states=plan.intermediate)
+    mask = inputs["attention_mask"]
+    t: Dict[str, Any] = {}
+    if teacher is not None:
+        t = teacher.batch(rows, inputs["input_ids"].shape[1])
+        t = {k: [x.to(mask.device) for x in v] if isinstance(v, list) else v.to(mask.device) for k, v in t.items()}
+    w, terms = plan.weights, {}
+    if "soft" in w:
+        terms["soft"] = (losses.regression_mse(out.logits, t["logits"]) if plan.regression
+                         else losses.soft_cross_entropy(out.logits, t["logits"], plan.temperature))
+    if "hard" in w:
+        terms["hard"] = losses.hard_loss(out.logits, labels, plan.regression)
+    proj = getattr(model, PROJECTION, None)
+    if "embedding" in w:  # the cache's hidden states: index 0 is the embedding output, m is student layer m's target
+        terms["embedding"] = losses.hidden_mse(proj(out.hidden_states[0]), t["hidden"][0], mask)
+    if "hidden" in w:
+        terms["hidden"] = losses.layers_mse(out.hidden_states[1:], t["hidden"][1:], mask, projection=proj)
+    if "attention" in w:
+        scores = attention_scores(model, out.hidden_states, range(1, len(plan.layer_map) + 1))
+        terms["attention"] = losses.layers_mse(scores, t["attention"], mask, term=losses.attention_mse)
+    return terms
+
+
+class DistillTrainer(GuardedTrainer):
+    """Loss = sum of weighted terms; each term's running mean is logged and kept as a loss curve."""
+
+    def __init__(self, *args, plan: LossPlan, teacher_outputs: Optional[TeacherOutputs], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.plan, self.teacher_outputs = plan, teacher_outputs
+        self.curve: List[Dict[str, float]] = []
+        self._sums: Dict[str, float] = {}
+        self._count = 0
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        inputs = dict(inputs)
+        rows, labels = inputs.pop("row"), inputs.pop("labels")
+        terms = compute_terms(self.plan, model, inputs, rows, labels, self.teacher_outputs)
+        loss = sum(self.plan.weights[k] * v for k, v in terms.items())
+        for k, v in terms.items():
+            self._sums[k] = self._sums.get(k, 0.0) + float(v.detach())
+        self._count += 1
+        return (loss, None) if return_outputs else loss
+
+    def log(self, logs: Dict[str, float], start_time: Optional[float] = None) -> None:
+        if self._count and "loss" in logs:
+            logs.update({f"loss_{k}": round(v / self._count, 6) for k, v in self._sums.items()})
+            self.curve.append({"step": self.state.global_step, **{k: v for k, v in logs.items() if k.startswith("loss")}})
+            self._sums, self._count = {}, 0
+        super().log(logs, start_time)
