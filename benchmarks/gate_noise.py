@@ -66,9 +66,9 @@ def main() -> None:
     real_load = models.load_model
     for frac in (0.10, 0.20, 0.30, 0.50, 1.00):
         def slowed(*a, _d=frac * base_p50, **k):
-            m = real_load(*a, **k)
+            m, missing = real_load(*a, **k)
             m.bert.encoder.layer[0].register_forward_pre_hook(lambda *_: time.sleep(_d))
-            return m
+            return m, missing
         models.load_model = slowed
         slow = args.out / f"slow{int(frac * 100)}"
         measure(slow, "tinybert_4l", args.seconds, "eager", isolate=False)
