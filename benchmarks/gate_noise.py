@@ -13,6 +13,7 @@ the smallest injected slowdown the gate reliably detects.
 from __future__ import annotations
 
 import argparse
+import sys
 import json
 import time
 from datetime import datetime
@@ -41,7 +42,7 @@ def gate(a: Path, b: Path, factor: float) -> bool:
     return any(r.regressed and "latency" in r.figure for r in rows)
 
 
-def main() -> None:
+def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=11)
     ap.add_argument("--seconds", type=float, default=3.0)
@@ -79,7 +80,13 @@ def main() -> None:
                "detection_rate": detection, "tinybert_eager_p50_ms": 1e3 * base_p50}
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2))
     print(json.dumps(summary, indent=2))
+    # the README's claims for the default factor: no false alarm, and a 2x slowdown always caught
+    default = compare.DEFAULT_MIN_FACTOR
+    if alarms.get(default, 1) > 0 or detection[1.00].get(default, 0) < 1.0:
+        print(f"gate_noise: CLAIM FAILED at --min-factor {default}", file=sys.stderr)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
