@@ -149,9 +149,12 @@ def run(cfg: Config, resume_runs: bool = False, resume_roots=()) -> Result:
 def _run_mode(cfg: Config, result: Result, save: bool) -> Result:
     try:
         result.apply(MODES[cfg.mode.name](cfg))
-        result.status, failures = status.decide(result.mode, result.metrics, result.latency, result.timing,
-                                                 result.config)
-        result.failures += failures
+        if save:
+            result.status, failures = status.decide(result.mode, result.metrics, result.latency, result.timing,
+                                                     result.config)
+            result.failures += failures
+        else:
+            result.status = "ok"  # another DDP rank: it trained; rank 0 evaluates, decides and writes
     except KeyboardInterrupt as exc:
         result.fail(exc, status="interrupted")
         raise
