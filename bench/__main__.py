@@ -1,6 +1,7 @@
 """`python -m bench model=... task=... mode=...` (also the `bench` console script).
 
-`bench report ...` and `bench compare ...` dispatch to their own modules.
+`bench report ...` and `bench compare ...` dispatch to their own modules. Exit codes are listed in
+bench/errors.py and the README ("Result file").
 """
 
 from __future__ import annotations
@@ -8,34 +9,58 @@ from __future__ import annotations
 import logging
 import signal
 import sys
+from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from . import CONF_DIR
+from . import CONF_DIR, errors
 from .config import register, to_config
 from .errors import BenchError
 
 log = logging.getLogger("bench")
 
 SUBCOMMANDS = {"report": "bench.report.__main__", "compare": "bench.compare"}
+STATUS_EXIT = {"ok": errors.EXIT_OK, "skipped": errors.EXIT_OK, "partial": errors.EXIT_PARTIAL,
+               "failed": errors.EXIT_FAILED}
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled like Ctrl-C so the run can record that it was interrupted."""
+
+
+def _on_sigterm(signum, frame):  # noqa: ARG001
+    raise Terminated(f"terminated by signal {signum}")
+
+
+def _interrupt_code(exc: BaseException) -> int:
+    return errors.EXIT_SIGTERM if isinstance(exc, Terminated) else errors.EXIT_SIGINT
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
 def _hydra_main(dcfg: DictConfig) -> None:
     from .runner import run
 
-    sweep = HydraConfig.get().mode == RunMode.MULTIRUN
+    # also here, not only in main(): joblib and submitit workers run jobs without passing through main()
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    hc = HydraConfig.get()
+    sweep = hc.mode == RunMode.MULTIRUN
+    out_dir = hc.runtime.output_dir
     try:
-        cfg = to_config(dcfg)
-        cfg.out_dir = HydraConfig.get().runtime.output_dir
+        try:
+            cfg = to_config(dcfg)
+        except BenchError as exc:
+            _record_early_failure(dcfg, out_dir, exc)
+            raise
+        cfg.out_dir = out_dir
         resume = cfg.bench.resume == "always" or (cfg.bench.resume == "auto" and sweep)
-        result = run(cfg, resume=resume)
+        roots = [hc.sweep.dir] if sweep else []  # the sweep's own folder: a sweep run twice into it resumes
+        result = run(cfg, resume_runs=resume, resume_roots=roots)
     except KeyboardInterrupt as exc:
         print("bench: interrupted; the run was recorded as interrupted", file=sys.stderr)
-        sys.exit(143 if isinstance(exc, Terminated) else 130)  # the shell's 128 + signal number
+        sys.exit(_interrupt_code(exc))
     except BenchError as exc:
         print(f"bench: error: {exc}", file=sys.stderr)
         if sweep:
@@ -47,6 +72,13 @@ def _hydra_main(dcfg: DictConfig) -> None:
         log.exception("bench: job failed (recorded in its result.json); the sweep goes on")
         print(f"bench: error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return
+    _report(cfg, result)
+    code = STATUS_EXIT.get(result.status, errors.EXIT_FAILED)
+    if code and not sweep:  # in a sweep the summary decides the exit status
+        sys.exit(code)
+
+
+def _report(cfg, result) -> None:
     if result.status == "skipped":
         print(f"bench: skipped: {result.notes[-1]}")
         return
@@ -55,16 +87,27 @@ def _hydra_main(dcfg: DictConfig) -> None:
         from .report.console import latency_table
 
         print(latency_table([result.to_dict()]))
-    print(f"bench: {cfg.mode.name} {cfg.model.name} on {cfg.task.name}: {result.status}. {summary}")
+    flags = f" [{'; '.join(result.flags)}]" if result.flags else ""
+    print(f"bench: {cfg.mode.name} {cfg.model.name} on {cfg.task.name}: {result.status}{flags}. {summary}")
+    for failure in result.failures:
+        print(f"bench:   not ok: {failure}", file=sys.stderr)
     print(f"bench: result written to {cfg.out_dir}/result.json")
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, handled like Ctrl-C so the run can record that it was interrupted."""
+def _record_early_failure(dcfg: DictConfig, out_dir: str, exc: BaseException) -> None:
+    """A job that fails before it starts (a bad value) still leaves a failed result.json with the reason."""
+    from omegaconf import OmegaConf
 
+    from . import env, results
 
-def _on_sigterm(signum, frame):  # noqa: ARG001
-    raise Terminated(f"terminated by signal {signum}")
+    try:
+        config = OmegaConf.to_container(dcfg, resolve=True)
+        result = results.Result(mode=str(dcfg.mode.name), config=config, env=env.capture(),
+                                model={"name": str(dcfg.model.name)}, task={"name": str(dcfg.task.name)})
+        result.fail(exc)
+        result.save(Path(out_dir))
+    except Exception as why:  # noqa: BLE001 (the config error itself is what the user must see)
+        log.warning("bench: the failed job could not be recorded (%s)", why)
 
 
 def main() -> None:
@@ -75,7 +118,16 @@ def main() -> None:
         module = importlib.import_module(SUBCOMMANDS[sys.argv[1]])
         sys.exit(module.main(sys.argv[2:]))
     register()
-    _hydra_main()
+    from . import callbacks
+
+    callbacks.SWEEP_OUTCOME.clear()
+    try:
+        _hydra_main()
+    except KeyboardInterrupt as exc:  # outside a job (a sweep's launcher): still the signal's exit code
+        print("bench: interrupted", file=sys.stderr)
+        sys.exit(_interrupt_code(exc))
+    if callbacks.SWEEP_OUTCOME.get("not_ok"):
+        sys.exit(errors.EXIT_SWEEP_NOT_OK)
 
 
 if __name__ == "__main__":

@@ -1,48 +1,76 @@
-"""Hydra callbacks: the end of a sweep prints what succeeded, failed or was skipped, and the comparison table."""
+"""Hydra callbacks: the end of a sweep prints what succeeded, failed or was skipped, and the comparison table.
+
+The summary reads the sweep folder through the one result reader; results that were already in the folder
+before this sweep started (a sweep run twice into the same folder) are counted as such, never as new
+successes. `SWEEP_OUTCOME` carries the verdict to `bench.__main__`, which turns it into the exit status.
+"""
 
 from __future__ import annotations
 
-import json
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from . import schema
 
-def collect(sweep_dir: Path) -> List[Dict[str, Any]]:
-    out = []
-    for path in sorted(Path(sweep_dir).glob("**/result.json")):
-        try:
-            data = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            data = {"status": "unreadable", "error": {"message": str(exc)}}
-        data["_path"] = str(path)
-        out.append(data)
-    return out
+SWEEP_OUTCOME: Dict[str, Any] = {}
+Entry = Tuple[Path, Union[schema.Result, str]]
 
 
-def summary(results: List[Dict[str, Any]]) -> str:
+def collect(sweep_dir: Path) -> List[Entry]:
+    """(path, Result) or (path, why it is unreadable) for every result.json in the sweep folder."""
+    return list(schema.walk(Path(sweep_dir)))
+
+
+def _status(entry: Entry, since: Optional[str]) -> str:
+    _, r = entry
+    if isinstance(r, str):
+        return "unreadable"
+    if since and r.started_at < since and r.status in ("ok", "skipped"):
+        return "already complete"  # written by an earlier sweep into this folder, not re-run now
+    return r.status
+
+
+def summary(entries: List[Entry], since: Optional[str] = None) -> str:
     from .report.console import latency_table
 
-    lines = []
     counts: Dict[str, int] = {}
-    for r in results:
-        counts[r.get("status", "?")] = counts.get(r.get("status", "?"), 0) + 1
-    lines.append("sweep: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) if counts else "sweep: no results")
-    for r in results:
-        if r.get("status") not in ("ok", "skipped"):
-            lines.append(f"  {r.get('status')}: {r['_path']}: {(r.get('error') or {}).get('message', '')[:200]}")
-    ok = [r for r in results if r.get("status") == "ok"]
-    if any(r.get("latency") for r in ok):
-        lines.append(latency_table([r for r in ok if r.get("latency")]))
+    for e in entries:
+        counts[_status(e, since)] = counts.get(_status(e, since), 0) + 1
+    lines = ["sweep: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) if counts else "sweep: no results"]
+    for e in entries:
+        path, r = e
+        st = _status(e, since)
+        if st == "unreadable":
+            lines.append(f"  unreadable: {r}")
+        elif st not in ("ok", "skipped", "already complete"):
+            why = (r.error.message if r.error else "; ".join(r.failures))[:200]
+            lines.append(f"  {st}: {path}: {why}")
+    ok = [r for e in entries if not isinstance(r := e[1], str) and r.status in ("ok", "partial")]
+    with_latency = [r.model_dump(mode="json") for r in ok if r.latency]
+    if with_latency:
+        lines.append(latency_table(with_latency))
     for r in ok:
-        if r.get("metrics") and not r.get("latency"):
-            m = ", ".join(f"{k}={v:.4f}" for k, v in r["metrics"].items() if isinstance(v, (int, float)))
-            lines.append(f"  {r['model'].get('name')} {r['task'].get('name')} ({r['model'].get('weights')}): {m}")
+        if r.metrics and not r.latency:
+            m = ", ".join(f"{k}={v:.4f}" for k, v in r.metrics.items() if v is not None)
+            flags = f" [{'; '.join(r.flags)}]" if r.flags else ""
+            lines.append(f"  {r.model.name} {r.task.name} ({r.model.weights}): {m}{flags}")
     return "\n".join(lines)
 
 
+def not_ok(entries: List[Entry], since: Optional[str] = None) -> int:
+    return sum(_status(e, since) not in ("ok", "skipped", "already complete") for e in entries)
+
+
 class SweepSummary(Callback):
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        SWEEP_OUTCOME["started_at"] = datetime.now(timezone.utc).isoformat(timespec="microseconds")
+
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        print(summary(collect(Path(config.hydra.sweep.dir))), flush=True)
+        entries = collect(Path(config.hydra.sweep.dir))
+        since = SWEEP_OUTCOME.get("started_at")
+        print(summary(entries, since), flush=True)
+        SWEEP_OUTCOME["not_ok"] = not_ok(entries, since) or (0 if entries else 1)

@@ -1,25 +1,26 @@
 """python -m bench.compare BASELINE CURRENT  (also `bench compare`): the regression gate for CI.
 
-Runs are matched by model, weights, task, mode, device, backend and shape. Accuracy regresses when a metric
-drops by more than its tolerance; speed regresses only when the latency samples differ significantly
-(two-sided Mann-Whitney U, as Google Benchmark's compare tool) AND the median grew by more than a factor
-(as asv); peak memory regresses beyond a factor. Results from another machine are compared through the
-same-run GEMM calibration, or refused. Exit status: 0 nothing regressed, 1 a regression, 2 unusable input.
+Runs are matched by model, weights, head, task and mode (latency cells also by device, backend and shape).
+The gate fails closed: a baseline run with no counterpart, a current run that is not `ok`, a metric that is
+not finite, or a latency cell that failed is a regression. Accuracy regresses when a metric drops by more than
+its tolerance; speed as in bench/compare_speed.py. Exit status: 0 nothing regressed, 1 a regression, 2
+unusable input (unreadable or invalid file, bad option, nothing matching, a comparison it cannot make).
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
-from scipy.stats import mannwhitneyu
 
+from . import compare_speed, schema
 from .errors import BenchError
-from .report.gather import find
+from .schema import Result
 
 # Measured here: a fixed seed on CPU reproduces every metric exactly (fp32 and bf16; see README "Regression
 # gate"), so any drop is a real change. The default tolerates one flipped prediction in ~1000 examples.
@@ -28,6 +29,8 @@ DEFAULT_TOLERANCE = 0.001
 # per-run medians wander up to 1.5x between processes, so factor 1.10 gave 4 false alarms in 10 consecutive
 # comparisons and 1.50 gave none. On a quiet dedicated machine use --min-factor 1.1 (asv's default).
 DEFAULT_MIN_FACTOR = 1.5
+# verdicts that make the gate exit 2: it could not judge, and silence would read as a pass
+UNJUDGED = ("refused", "not comparable")
 
 
 @dataclass
@@ -37,6 +40,8 @@ class Policy:
     alpha: float = 0.05
     min_factor: float = DEFAULT_MIN_FACTOR  # the median must grow by more than this factor (as asv)
     memory_factor: float = 1.10
+    accuracy_only: bool = False  # no baseline for this machine class: latency is listed, not compared
+    cross_precision: bool = False  # with accuracy_only: compare accuracy across training precisions
 
     def tolerance_for(self, task: str, metric: str) -> float:
         return self.per_metric.get(f"{task}:{metric}", self.per_metric.get(metric, self.tolerance))
@@ -49,135 +54,126 @@ class Row:
     baseline: Optional[float]
     current: Optional[float]
     change: str
-    verdict: str  # ok | improved | REGRESSION | refused | missing
+    verdict: str  # ok | improved | REGRESSION | refused | not comparable | not compared | new
 
     @property
     def regressed(self) -> bool:
         return self.verdict == "REGRESSION"
 
 
-def _machine(r: Dict[str, Any]) -> Tuple:
-    env = r.get("env", {})
-    gpu = (env.get("gpu") or {}).get("name")
-    return (env.get("cpu", {}).get("model"), env.get("cpu", {}).get("torch_threads"), gpu)
+Key = Tuple[str, str, str, str, str]
 
 
-def _runs(results: List[Dict[str, Any]]) -> Dict[Tuple, List[Dict[str, Any]]]:
-    runs: Dict[Tuple, List[Dict[str, Any]]] = {}
+def run_key(r: Result) -> Key:
+    return (r.model.name, r.model.weights, r.model.head, r.task.name, r.mode)
+
+
+def _label(key: Key) -> str:
+    name, weights, head, task, mode = key
+    return "/".join([name, weights] + ([f"head {head}"] if head != "trained" else []) + [task, mode])
+
+
+def _runs(results: List[Result]) -> Dict[Key, List[Result]]:
+    runs: Dict[Key, List[Result]] = {}
     for r in results:
-        key = (r["model"]["name"], r["model"].get("weights"), r["task"]["name"], r["mode"])
-        runs.setdefault(key, []).append(r)
+        runs.setdefault(run_key(r), []).append(r)
     return runs
 
 
-def _accuracy_rows(key: Tuple, base: List[Dict], cur: List[Dict], policy: Policy) -> List[Row]:
-    rows = []
-    names = [m for m in base[0].get("metrics", {}) if isinstance(base[0]["metrics"][m], (int, float))]
-    for metric in names:
-        b = [r["metrics"].get(metric) for r in base if isinstance(r["metrics"].get(metric), (int, float))]
-        c = [r["metrics"].get(metric) for r in cur if isinstance(r["metrics"].get(metric), (int, float))]
-        label = "/".join(str(k) for k in key)
-        if not b or not c:
-            rows.append(Row(label, metric, np.mean(b) if b else None, None, "", "missing"))
+def _status_rows(label: str, cur: List[Result]) -> List[Row]:
+    """A current run that is not ok is a regression, whatever its figures say."""
+    out = []
+    for r in cur:
+        if r.status != "ok":
+            why = r.error.message if r.error else "; ".join(r.failures) or "no reason recorded"
+            out.append(Row(label, "run status", None, None, f"{r.status}: {why[:200]} ({r.path})", "REGRESSION"))
+    return out
+
+
+def _precision_row(label: str, base: List[Result], cur: List[Result], policy: Policy) -> Optional[Row]:
+    pb, pc = {r.precision for r in base}, {r.precision for r in cur}
+    if pb == pc:
+        return None
+    change = f"precision {sorted(map(str, pb))} vs {sorted(map(str, pc))}"
+    if policy.accuracy_only and policy.cross_precision:
+        return Row(label, "precision", None, None, change + " (compared: --cross-precision)", "ok")
+    return Row(label, "precision", None, None, change + ": not compared (--accuracy-only --cross-precision "
+               "compares accuracy across precisions with the tolerance given)", "not comparable")
+
+
+def _accuracy_rows(key: Key, base: List[Result], cur: List[Result], policy: Policy) -> List[Row]:
+    label = _label(key)
+    precision = _precision_row(label, base, cur, policy)
+    if precision is not None and precision.verdict == "not comparable":
+        return [precision]
+    rows = [precision] if precision else []
+    usable = [r for r in cur if r.status == "ok"]
+    for metric in base[0].metrics:
+        b = [r.metrics.get(metric) for r in base]
+        if any(v is None or not math.isfinite(v) for v in b):
+            rows.append(Row(label, metric, None, None, "the baseline's value is not finite", "refused"))
             continue
-        mb, mc = float(np.mean(b)), float(np.mean(c))
-        tol = policy.tolerance_for(key[2], metric)
+        c = [r.metrics.get(metric) for r in usable]
+        mb = float(np.mean(b))
+        if not c or any(v is None or not math.isfinite(v) for v in c):
+            why = "not finite in the current run" if c else "no successful current run"
+            rows.append(Row(label, metric, mb, None, why, "REGRESSION"))
+            continue
+        mc = float(np.mean(c))
+        tol = policy.tolerance_for(key[3], metric)
         verdict = "REGRESSION" if mc < mb - tol else "improved" if mc > mb + tol else "ok"
         rows.append(Row(label, metric, mb, mc, f"{mc - mb:+.4f} (tol {tol:g})", verdict))
     return rows
 
 
-def _latency_samples(rs: List[Dict[str, Any]]) -> Dict[Tuple, Dict[str, Any]]:
-    """Per (device, backend, batch, seq): pooled samples, peak memory, the GEMM peak of its machine."""
-    out: Dict[Tuple, Dict[str, Any]] = {}
-    for r in rs:
-        cal = (r.get("timing") or {}).get("calibration") or {}
-        facts = (r.get("timing") or {}).get("backends") or {}
-        for row in r.get("latency") or []:
-            if row.get("status") != "ok":
-                continue
-            k = (row.get("device", "cpu"), row["backend"], row["batch_size"], row["seq_len"])
-            e = out.setdefault(k, {"samples": [], "rss": [], "peak": cal.get(row.get("gemm_peak_key", ""))})
-            e["samples"] += row["latency_s"]["samples"]
-            # memory the measurement added over the process's imports: the import footprint depends on the
-            # environment (installed extras moved it by ~65 MB here), the model's own memory does not
-            before = (facts.get(row["backend"]) or {}).get("rss_baseline_bytes", 0)
-            e["rss"].append(row["memory"]["peak_rss_bytes"] - before)
-    return out
-
-
-def _speed_rows(key: Tuple, base: List[Dict], cur: List[Dict], policy: Policy) -> List[Row]:
-    rows = []
-    same_machine = _machine(base[0]) == _machine(cur[0])
-    b_all, c_all = _latency_samples(base), _latency_samples(cur)
-    for shape in sorted(set(b_all) | set(c_all), key=str):
-        label = "/".join(str(k) for k in key) + " " + "/".join(str(s) for s in shape)
-        b, c = b_all.get(shape), c_all.get(shape)
-        if not b or not c:
-            rows.append(Row(label, "latency p50", None, None, "", "missing"))
-            continue
-        bs = np.asarray(b["samples"])
-        if not same_machine:
-            if not (b["peak"] and c["peak"]):
-                rows.append(Row(label, "latency p50", float(np.median(bs)), float(np.median(c["samples"])),
-                                f"machines differ {_machine(base[0])} vs {_machine(cur[0])}, no GEMM calibration",
-                                "refused"))
-                continue
-            bs = bs * (b["peak"] / c["peak"])  # the baseline's latency expressed on this machine's GEMM peak
-        cs = np.asarray(c["samples"])
-        ratio = float(np.median(cs) / np.median(bs))
-        p = float(mannwhitneyu(cs, bs, alternative="two-sided").pvalue)
-        significant = p < policy.alpha
-        verdict = ("REGRESSION" if significant and ratio > policy.min_factor
-                   else "improved" if significant and ratio < 1 / policy.min_factor else "ok")
-        note = "" if same_machine else " (calibrated)"
-        rows.append(Row(label, "latency p50 (ms)", 1e3 * float(np.median(bs)), 1e3 * float(np.median(cs)),
-                        f"x{ratio:.3f}, p={p:.2g}{note}", verdict))
-        # memory is only attributable when each backend ran in a process of its own (timing.isolate)
-        isolated = all(r.get("config", {}).get("timing", {}).get("isolate", True) for r in base + cur)
-        if same_machine and isolated:
-            mb, mc = max(b["rss"]), max(c["rss"])
-            mem_ratio = mc / mb
-            rows.append(Row(label, "peak RSS over imports (MB)", mb / 2**20, mc / 2**20, f"x{mem_ratio:.3f}",
-                            "REGRESSION" if mem_ratio > policy.memory_factor else "ok"))
-    return rows
-
-
-def compare(baseline: List[Dict[str, Any]], current: List[Dict[str, Any]], policy: Policy) -> List[Row]:
+def compare(baseline: List[Result], current: List[Result], policy: Policy) -> List[Row]:
     """Every compared figure; raises BenchError when nothing matches."""
     base_runs, cur_runs = _runs(baseline), _runs(current)
-    common = [k for k in base_runs if k in cur_runs]
-    if not common:
-        raise BenchError(f"no run in the current results matches the baseline (baseline has {sorted(base_runs)}, "
-                         f"current has {sorted(cur_runs)})")
+    if not any(k in cur_runs for k in base_runs):
+        raise BenchError(f"no run in the current results matches the baseline (baseline has "
+                         f"{sorted(map(_label, base_runs))}, current has {sorted(map(_label, cur_runs))})")
     rows: List[Row] = []
-    for key in common:
-        b, c = base_runs[key], cur_runs[key]
-        if key[3] == "latency":
-            rows += _speed_rows(key, b, c, policy)
+    for key, b in base_runs.items():
+        label, c = _label(key), cur_runs.get(key, [])
+        if key[4] == "latency" and policy.accuracy_only:
+            rows.append(Row(label, "latency", None, None, "not compared: other machine class", "not compared"))
+            continue
+        if not c:
+            rows.append(Row(label, "run", None, None, "in the baseline, not in the current results", "REGRESSION"))
+            continue
+        rows += _status_rows(label, c)
+        if key[4] == "latency":
+            rows += compare_speed.rows(label, b, c, policy, Row)  # failed cells come out with their reasons
         else:
             rows += _accuracy_rows(key, b, c, policy)
-    for key in base_runs:
-        if key not in cur_runs:
-            rows.append(Row("/".join(str(k) for k in key), "run", None, None, "not in current results", "missing"))
+    for key in cur_runs:
+        if key not in base_runs:
+            rows.append(Row(_label(key), "run", None, None, "not in the baseline", "new"))
     return rows
 
 
-def _load(path: Path, log) -> List[Dict[str, Any]]:
+def load(path: Path, role: str) -> List[Result]:
+    """Every result below `path`; an unreadable or invalid file is an error (exit 2), never skipped."""
     if not path.exists():
         raise BenchError(f"{path}: no such file or folder")
-    import io
-
-    skipped = io.StringIO()
-    found = find(path, skipped)
-    if skipped.getvalue():
-        log.write(skipped.getvalue())
+    found: List[Result] = []
+    for file, r in schema.walk(path):
+        if isinstance(r, str):
+            raise BenchError(f"{role}: {r}")
+        if r.status == "skipped":
+            continue  # a pointer to a result that lives elsewhere, not a run
+        if role == "baseline" and r.status != "ok":
+            raise BenchError(f"baseline: {file} has status {r.status!r}: a baseline must be a successful run")
+        found.append(r)
     if not found:
-        raise BenchError(f"{path}: no usable result.json (see the lines above for why each was skipped)")
+        raise BenchError(f"{path}: no result.json there")
     return found
 
 
-def _tolerances(items: List[str]) -> Dict[str, float]:
+def tolerances(items: List[str], default: float, baseline: List[Result]) -> Dict[str, float]:
+    """--tolerance values: finite, non-negative, naming a metric (and task) the baseline has."""
+    known = {m for r in baseline for m in r.metrics} | {f"{r.task.name}:{m}" for r in baseline for m in r.metrics}
+    _check_non_negative("--default-tolerance", default)
     out = {}
     for item in items:
         name, _, value = item.partition("=")
@@ -185,13 +181,32 @@ def _tolerances(items: List[str]) -> Dict[str, float]:
             out[name] = float(value)
         except ValueError:
             raise BenchError(f"--tolerance {item!r}: expected METRIC=VALUE or TASK:METRIC=VALUE, e.g. f1=0.01") from None
+        _check_non_negative(f"--tolerance {item!r}", out[name])
+        if name not in known:
+            raise BenchError(f"--tolerance {item!r}: no metric {name!r} in the baseline (it has "
+                             f"{sorted(m for m in known if ':' not in m)})")
     return out
 
 
-def main(argv: Optional[List[str]] = None) -> int:
-    from .report import gate
-    from .results import write_atomic
+def _check_non_negative(what: str, value: float) -> None:
+    if not math.isfinite(value) or value < 0:
+        raise BenchError(f"{what}: must be a finite number >= 0, got {value}")
 
+
+def _policy(args, baseline: List[Result]) -> Policy:
+    if args.cross_precision and not args.accuracy_only:
+        raise BenchError("--cross-precision needs --accuracy-only (it is for baselines of another machine class)")
+    if not 0 < args.alpha < 1:
+        raise BenchError(f"--alpha must lie between 0 and 1, got {args.alpha}")
+    for name in ("min_factor", "memory_factor"):
+        value = getattr(args, name)
+        if not (math.isfinite(value) and value >= 1):
+            raise BenchError(f"--{name.replace('_', '-')} must be a finite factor >= 1, got {value}")
+    return Policy(args.default_tolerance, tolerances(args.tolerance, args.default_tolerance, baseline), args.alpha,
+                  args.min_factor, args.memory_factor, args.accuracy_only, args.cross_precision)
+
+
+def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="bench compare", description=__doc__.splitlines()[0])
     ap.add_argument("baseline", type=Path, help="a result.json or a folder of them")
     ap.add_argument("current", type=Path, help="a result.json or a folder of them")
@@ -202,13 +217,23 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--min-factor", type=float, default=DEFAULT_MIN_FACTOR,
                     help=f"smallest median latency ratio called a regression (default {DEFAULT_MIN_FACTOR})")
     ap.add_argument("--memory-factor", type=float, default=1.10)
+    ap.add_argument("--accuracy-only", action="store_true",
+                    help="the baseline is from another machine class: list latency runs without comparing them")
+    ap.add_argument("--cross-precision", action="store_true",
+                    help="with --accuracy-only: compare accuracy even when the runs' precisions differ")
     ap.add_argument("--junit", type=Path, help="write JUnit XML here")
     ap.add_argument("--markdown", type=Path, help="write a Markdown summary here (e.g. $GITHUB_STEP_SUMMARY)")
-    args = ap.parse_args(argv)
+    return ap
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    from .report import gate
+    from .results import write_atomic
+
+    args = _parser().parse_args(argv)
     try:
-        policy = Policy(args.default_tolerance, _tolerances(args.tolerance), args.alpha, args.min_factor,
-                        args.memory_factor)
-        rows = compare(_load(args.baseline, sys.stderr), _load(args.current, sys.stderr), policy)
+        baseline = load(args.baseline, "baseline")
+        rows = compare(baseline, load(args.current, "current"), _policy(args, baseline))
     except BenchError as exc:
         print(f"bench compare: error: {exc}", file=sys.stderr)
         return 2
@@ -218,8 +243,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         write_atomic(args.junit, gate.junit(rows))
     if args.markdown:
         write_atomic(args.markdown, gate.markdown(rows))
-    if any(r.verdict == "refused" for r in rows):
-        print("bench compare: some figures could not be compared (see 'refused'); exit 2", file=sys.stderr)
+    if any(r.verdict in UNJUDGED for r in rows):
+        print("bench compare: some figures could not be compared (see 'refused' / 'not comparable'); exit 2",
+              file=sys.stderr)
         return 2
     return 1 if any(r.regressed for r in rows) else 0
 

@@ -44,6 +44,7 @@ class ModelConfig:
     package: Optional[str] = None  # an installed Python package that ships the weights (offline)
     path: Optional[str] = None  # a local checkpoint folder; wins over every other source
     pretrained: bool = True  # false: the exact architecture with random weights
+    allow_random_head: bool = False  # mode=evaluate: score a checkpoint without a trained task head anyway
     arch: Dict[str, Any] = field(default_factory=dict)  # model_type + the config class's values
     recipe: RecipeConfig = field(default_factory=RecipeConfig)
     notes: str = ""
@@ -91,6 +92,15 @@ class HubFormat:
 
 
 @dataclass
+class ReportFormat:
+    """How report tables show a task: its column title, the metrics its cell shows, its column order."""
+
+    title: str = ""  # empty: the task's name
+    cell: List[str] = field(default_factory=list)  # empty: the primary metrics
+    order: int = 100
+
+
+@dataclass
 class TaskConfig:
     name: str = MISSING
     kind: str = "classification"  # classification | regression | squad
@@ -101,6 +111,7 @@ class TaskConfig:
     max_seq_length: int = 128
     local: LocalFormat = field(default_factory=LocalFormat)
     hub: HubFormat = field(default_factory=HubFormat)
+    report: ReportFormat = field(default_factory=ReportFormat)
     # SQuAD-style tasks only
     doc_stride: int = 128
     n_best: int = 20

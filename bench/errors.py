@@ -35,3 +35,14 @@ OFFLINE_HINT = (
     "(model.pretrained=false); read GLUE from local files with data.dir=DIR (the standard GLUE download layout, "
     "for example data.dir=../shared/data/glue)."
 )
+
+
+# Exit codes of a run or a sweep (README "Result file"); `bench compare` has its own 0/1/2.
+EXIT_OK = 0  # status ok (or skipped: an identical run already completed)
+EXIT_BAD_INPUT = 2  # a BenchError: bad config, data, missing file, no Hub
+EXIT_NONFINITE_LOSS = 3
+EXIT_PARTIAL = 4  # some cells of a latency grid failed, or a requested backend cannot run here
+EXIT_FAILED = 5  # the run ended but is not usable: a NaN/inf metric, no cell measured
+EXIT_SWEEP_NOT_OK = 6  # a sweep in which at least one job did not end ok or skipped
+EXIT_SIGINT = 130  # 128 + SIGINT, as shells report it
+EXIT_SIGTERM = 143  # 128 + SIGTERM

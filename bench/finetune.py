@@ -20,8 +20,8 @@ from transformers import DataCollatorWithPadding, Trainer, TrainingArguments, de
 from . import env, models, tasks
 from .config import Config
 from .errors import NonFiniteLossError
-from .results import PREDICTIONS_FILE, Result, write_jsonl
-from .tasks import metrics
+from .results import PREDICTIONS_FILE, write_jsonl
+from .tasks import metrics, trivial
 
 
 @dataclass
@@ -145,8 +145,8 @@ def make_trainer(cfg: Config, model, tokenizer, train_dataset, hyper: Hyper, dev
     )
 
 
-def evaluate_splits(cfg: Config, trainer: Trainer, encoded, raw, device, precision: str) -> Tuple[Dict[str, float], Dict[str, Any], List[dict]]:
-    """Predict every eval split; returns metrics, timing, and one prediction row per example."""
+def evaluate_splits(cfg: Config, trainer: Trainer, encoded, raw, device, precision: str) -> Tuple[Dict[str, Any], Dict[str, Any], List[dict]]:
+    """Predict every eval split; returns {split: (predictions, labels)}, timing, and one row per example."""
     task = cfg.task
     splits, rows, seconds, count = {}, [], 0.0, 0
     for split in task.local.eval_files:
@@ -163,8 +163,9 @@ def evaluate_splits(cfg: Config, trainer: Trainer, encoded, raw, device, precisi
             if task.kind == "classification":
                 row["label_name"], row["prediction_name"] = task.labels[int(y)], task.labels[int(p)]
             rows.append(row)
-    timing = {"seconds": round(seconds, 3), "examples": count, "examples_per_second": round(count / seconds, 2) if seconds else None}
-    return metrics.score(task, splits), timing, rows
+    timing = {"seconds": round(seconds, 3), "examples": count, "examples_per_second": round(count / seconds, 2) if seconds else None,
+              "precision": precision}
+    return splits, timing, rows
 
 
 def train_and_record(cfg: Config, trainer: Trainer, hyper: Hyper, precision: str) -> Dict[str, Any]:
@@ -187,12 +188,16 @@ def train_and_record(cfg: Config, trainer: Trainer, hyper: Hyper, precision: str
     }
 
 
-def setup(cfg: Config):
-    """Device, precision, hyper-parameters and the model: the start every fine-tuning mode shares."""
+def setup(cfg: Config, train: bool):
+    """Device, precision, hyper-parameters and the model: the start every fine-tuning mode shares.
+
+    Scoring without training (`train=False`) refuses a checkpoint whose task head is missing."""
     device = env.setup_device(cfg.device)
     precision = env.resolve_precision(cfg.train.precision, device)
     hyper = resolve_hyper(cfg)
-    tokenizer, model, info = models.load(cfg.model, cfg.task, seed=cfg.train.seed)
+    tokenizer, model, info = models.load(cfg.model, cfg.task, seed=cfg.train.seed, need_head=not train)
+    if info["head"] == "new":
+        info["head"] = "trained"  # this run trains it
     return device, precision, hyper, tokenizer, model, info
 
 
@@ -202,33 +207,57 @@ def tidy(cfg: Config) -> None:
         ckpt.rmdir()  # the Trainer makes its output folder even when nothing is saved
 
 
-def describe_task(cfg: Config, result: Result, raw) -> None:
-    result.task = {
+def describe_task(cfg: Config, model_info: Dict[str, Any], raw) -> Dict[str, Any]:
+    """The `task` section, with the notes and flags a reader must not miss."""
+    out: Dict[str, Any] = {"task": {
         "name": cfg.task.name,
         "source": "local" if cfg.data.dir else "hub",
         "data_dir": cfg.data.dir,
         "splits": {split: len(ds) for split, ds in raw.items()},
         "eval_splits": list(cfg.task.local.eval_files),
-    }
-    if result.model["weights"] == "random":
-        result.notes.append("weights: random (exact architecture, untrained): metrics say nothing about the model")
+    }, "notes": [], "flags": []}
+    if model_info["weights"] == "random":
+        out["notes"].append("weights: random (exact architecture, untrained): metrics say nothing about the model")
+    if model_info.get("head") == "random":
+        out["flags"].append("head: random")
+        out["notes"].append("head: random (the checkpoint has no trained task head; model.allow_random_head=true)")
+    return out
 
 
-def run(cfg: Config, result: Result, train: bool = True) -> None:
-    """Fine-tune (when `train`) and evaluate; fills `result` in place."""
-    device, precision, hyper, tokenizer, model, result.model = setup(cfg)
-    raw = tasks.load(cfg.task, cfg.data, seed=cfg.train.seed)
-    if not train:
-        raw.pop("train", None)
+def trivial_section(cfg: Config, splits: Dict[str, Any], raw) -> Dict[str, Any]:
+    """The trivial predictors' scores on the same examples, and a flag when the model does not beat them."""
+    train_labels = np.asarray(raw["train"]["label"]) if "train" in raw else None
+    scores = trivial.scores(cfg.task, splits, train_labels)
+    split = next(iter(splits))
+    verdict = trivial.verdict(cfg.task, split, *splits[split], scores)
+    out: Dict[str, Any] = {"trivial": {"predictors": scores, "vs_best": verdict}, "flags": [], "notes": []}
+    if not verdict["beats_trivial"]:
+        out["flags"].append(trivial.NOT_BETTER)
+        out["notes"].append(f"{trivial.NOT_BETTER}: primary {verdict['primary_diff']:+.4f} over '{verdict['best']}' "
+                            f"(95% CI {verdict['low']}, {verdict['high']})")
+    return out
+
+
+def run(cfg: Config, train: bool = True) -> Dict[str, Any]:
+    """Fine-tune (when `train`) and evaluate; returns the result's sections."""
+    device, precision, hyper, tokenizer, model, model_info = setup(cfg, train)
+    raw = tasks.load(cfg.task, cfg.data, seed=cfg.train.seed, need_train=train)
     encoded = tasks.encode(raw, tokenizer, hyper.max_seq_length, cfg.train.padding == "max_length")
-    describe_task(cfg, result, raw)
+    described = describe_task(cfg, model_info, raw)
+    out: Dict[str, Any] = {"model": model_info, "task": described["task"], "notes": described["notes"],
+                           "flags": described["flags"]}
     trainer = make_trainer(cfg, model, tokenizer, encoded.get("train"), hyper, device, precision)
     if train:
-        result.train = train_and_record(cfg, trainer, hyper, precision)
+        out["train"] = train_and_record(cfg, trainer, hyper, precision)
     if not env.is_main_process():
-        return  # other DDP ranks stop after training; rank 0 evaluates and writes
-    result.metrics, result.eval, rows = evaluate_splits(cfg, trainer, encoded, raw, device, precision)
-    result.eval["precision"] = precision
+        return out  # other DDP ranks stop after training; rank 0 evaluates and writes
+    splits, out["eval"], rows = evaluate_splits(cfg, trainer, encoded, raw, device, precision)
+    out["metrics"] = metrics.score(cfg.task, splits)
+    triv = trivial_section(cfg, splits, raw)
+    out["trivial"] = triv["trivial"]
+    out["notes"] += triv["notes"]
+    out["flags"] += triv["flags"]
     if cfg.train.save_predictions:
         write_jsonl(Path(cfg.out_dir) / PREDICTIONS_FILE, rows)
     tidy(cfg)
+    return out

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib
 from pathlib import Path
-from typing import Any, Dict, Tuple
+from typing import Any, Dict, List, Tuple
 
 import torch
 from transformers import (
@@ -99,18 +99,25 @@ def build_random(spec: ModelConfig, task: TaskConfig, seed: int = 0) -> PreTrain
     return HEADS[task.kind].from_config(config)
 
 
-def load_model(spec: ModelConfig, task: TaskConfig, seed: int = 0) -> PreTrainedModel:
+def load_model(spec: ModelConfig, task: TaskConfig, seed: int = 0) -> Tuple[PreTrainedModel, List[str]]:
+    """The model with the task's head, and the names of the weights the checkpoint did not have (initialised
+    at random here: the task head of a base checkpoint, or anything whose shape did not fit)."""
     if spec.source == "random":
-        return build_random(spec, task, seed)
+        return build_random(spec, task, seed), []
     where = checkpoint_location(spec)
     torch.manual_seed(seed)  # the new task head's initialisation follows the run's seed
-    # a base checkpoint has no task head: its "newly initialized" warning is expected, not news
+    # the "newly initialized" warning is muted because the caller decides: expected before fine-tuning,
+    # an error before evaluation (see `load`)
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()
     try:
-        return hub.call(f"the model {where}", HEADS[task.kind].from_pretrained, where, **head_kwargs(task))
+        model, info = hub.call(f"the model {where}", HEADS[task.kind].from_pretrained, where,
+                               output_loading_info=True, **head_kwargs(task))
     finally:
         hf_logging.set_verbosity(verbosity)
+    missing = sorted(set(info.get("missing_keys") or ()) | {str(k[0]) if isinstance(k, tuple) else str(k)
+                                                            for k in info.get("mismatched_keys") or ()})
+    return model, missing
 
 
 def count_parameters(model: torch.nn.Module) -> Dict[str, int]:
@@ -119,7 +126,7 @@ def count_parameters(model: torch.nn.Module) -> Dict[str, int]:
     return {"parameters": total, "parameters_no_embeddings": total - emb}
 
 
-def describe(spec: ModelConfig, model: torch.nn.Module) -> Dict[str, Any]:
+def describe(spec: ModelConfig, model: torch.nn.Module, head: str = "trained") -> Dict[str, Any]:
     """The `model` section of a result."""
     return {
         "name": spec.name,
@@ -128,13 +135,30 @@ def describe(spec: ModelConfig, model: torch.nn.Module) -> Dict[str, Any]:
         "path": spec.path,
         "package": spec.package if spec.source == "package" else None,
         "weights": "random" if spec.source == "random" else "pretrained",
+        "head": head,
         "architecture": spec.arch.get("model_type"),
         **count_parameters(model),
     }
 
 
-def load(spec: ModelConfig, task: TaskConfig, seed: int = 0) -> Tuple[PreTrainedTokenizerBase, PreTrainedModel, Dict[str, Any]]:
-    """Tokenizer, model with the task's head, and the result's description of both."""
+def load(spec: ModelConfig, task: TaskConfig, seed: int = 0,
+         need_head: bool = False) -> Tuple[PreTrainedTokenizerBase, PreTrainedModel, Dict[str, Any]]:
+    """Tokenizer, model with the task's head, and the result's description of both.
+
+    With `need_head` (scoring without training) a checkpoint that lacks trained weights is refused, naming
+    them, unless model.allow_random_head=true, which labels the result `head: random`.
+    """
     tokenizer = load_tokenizer(spec)
-    model = load_model(spec, task, seed)
-    return tokenizer, model, describe(spec, model)
+    model, missing = load_model(spec, task, seed)
+    head = "trained"
+    if missing and need_head:
+        shown = ", ".join(missing[:6]) + (f" (+{len(missing) - 6} more)" if len(missing) > 6 else "")
+        if not spec.allow_random_head:
+            raise BenchError(
+                f"{checkpoint_location(spec)} has no trained weights for {shown}: scoring it would score a random "
+                f"{task.kind} head. Fine-tune first (mode=finetune, train.save_checkpoint=true), or set "
+                "model.allow_random_head=true to score it anyway (labelled `head: random`)")
+        head = "random"
+    elif missing:
+        head = "new"  # initialised here and trained by this run
+    return tokenizer, model, describe(spec, model, head)

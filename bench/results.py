@@ -16,11 +16,13 @@ from typing import Any, Dict, Iterable, List, Optional
 
 from omegaconf import OmegaConf
 
-from . import SCHEMA_VERSION
+from . import SCHEMA_VERSION, schema
 from .errors import BenchError
 
-RESULT_FILE = "result.json"
+RESULT_FILE = schema.RESULT_FILE
 PREDICTIONS_FILE = "predictions.jsonl"
+# the sections a mode returns; everything else in a result is the runner's
+SECTIONS = ("model", "task", "metrics", "trivial", "train", "eval", "latency", "timing")
 
 
 def _clean(value: Any) -> Any:
@@ -36,8 +38,7 @@ def _clean(value: Any) -> Any:
     return value
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write to a temporary file beside `path`, fsync, then rename: readers see the old file, the new or none."""
+def _temp_beside(path: Path, text: str) -> str:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -46,42 +47,92 @@ def write_atomic(path: Path, text: str) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, 0o644)  # mkstemp makes 0600; results are meant to be shared
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return tmp
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write to a temporary file beside `path`, fsync, then rename: readers see the old file, the new or none."""
+    tmp = _temp_beside(Path(path), text)
+    try:
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
 
 
+def publish_new(path: Path, text: str) -> None:
+    """Like write_atomic, but never replaces an existing file: the complete file appears under `path` only
+    if nothing is there (a hard link fails when the name exists, where a rename would silently clobber)."""
+    path = Path(path)
+    tmp = _temp_beside(path, text)
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        kept = path.with_name(f"{path.name}.unsaved-{os.getpid()}-{time.time_ns()}")
+        os.replace(tmp, kept)  # this run's result is kept beside, never lost
+        raise BenchError(f"{path} already exists (another run wrote it); this run's result is kept in {kept}") from None
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
 def write_jsonl(path: Path, rows: Iterable[Dict[str, Any]]) -> None:
     write_atomic(path, "".join(json.dumps(_clean(r)) + "\n" for r in rows))
 
 
+def now_stamp() -> str:
+    # microseconds: two runs started in the same second are told apart (and sorted) by their stamps
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+
+
 @dataclass
 class Result:
-    """What one run produced; `config` is the resolved config, `env` the machine and software."""
+    """What one run produced, built up by the runner from the sections the mode returns."""
 
     mode: str
     config: Dict[str, Any]
     env: Dict[str, Any]
+    model: Dict[str, Any]
+    task: Dict[str, Any]
     schema_version: int = SCHEMA_VERSION
-    status: str = "running"  # ok | failed | interrupted | skipped
+    status: str = "running"  # see schema.STATUSES
     config_hash: Optional[str] = None
+    resume_key: Optional[str] = None
     error: Optional[Dict[str, Any]] = None
-    model: Dict[str, Any] = field(default_factory=dict)
-    task: Dict[str, Any] = field(default_factory=dict)
+    failures: List[str] = field(default_factory=list)
     metrics: Dict[str, Any] = field(default_factory=dict)
+    trivial: Optional[Dict[str, Any]] = None
+    flags: List[str] = field(default_factory=list)
     train: Optional[Dict[str, Any]] = None
     eval: Optional[Dict[str, Any]] = None
     latency: Optional[List[Dict[str, Any]]] = None  # mode=latency: one row per backend and shape
     timing: Optional[Dict[str, Any]] = None  # mode=latency: calibration, per-backend facts and accuracy
     notes: List[str] = field(default_factory=list)
-    started_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    started_at: str = field(default_factory=now_stamp)
     duration_s: Optional[float] = None
     _t0: float = field(default_factory=time.perf_counter, repr=False)
 
     @classmethod
     def start(cls, cfg: Any, env: Dict[str, Any]) -> "Result":
-        return cls(mode=cfg.mode.name, config=OmegaConf.to_container(OmegaConf.structured(cfg)), env=env)
+        # model and task are named from the config at once, so a run that fails early is still matchable
+        return cls(mode=cfg.mode.name, config=OmegaConf.to_container(OmegaConf.structured(cfg)), env=env,
+                   model={"name": cfg.model.name, "source": cfg.model.source,
+                          "weights": "random" if cfg.model.source == "random" else "pretrained"},
+                   task={"name": cfg.task.name})
+
+    def apply(self, sections: Dict[str, Any]) -> None:
+        """Take what a mode returned: its sections, notes and flags."""
+        unknown = set(sections) - set(SECTIONS) - {"notes", "flags", "failures"}
+        if unknown:
+            raise ValueError(f"a mode returned unknown result sections {sorted(unknown)}")
+        for name in SECTIONS:
+            if name in sections:
+                setattr(self, name, sections[name])
+        self.notes += sections.get("notes", [])
+        self.flags += sections.get("flags", [])
+        self.failures += sections.get("failures", [])
 
     def fail(self, exc: BaseException, status: str = "failed") -> None:
         self.status = status
@@ -94,30 +145,15 @@ class Result:
         return _clean(d)
 
     def save(self, out_dir: Path) -> Path:
-        """Write result.json atomically; refuses to replace a result of another run."""
+        """Validate against the schema and publish result.json; never replaces an existing file."""
         self.duration_s = round(time.perf_counter() - self._t0, 3)
         path = Path(out_dir) / RESULT_FILE
-        if path.exists():
-            previous = json.loads(path.read_text()).get("started_at")
-            if previous != self.started_at:
-                raise BenchError(f"{path} already holds the result of another run; refusing to overwrite it")
-        write_atomic(path, json.dumps(self.to_dict(), indent=2) + "\n")
+        data = self.to_dict()
+        schema.parse(data, path)  # a result this program cannot read back is a bug: never write one
+        publish_new(path, json.dumps(data, indent=2) + "\n")
         return path
 
 
-def load(path: Path) -> Dict[str, Any]:
-    """Read a result file and check it is one this version understands; BenchError names the file and why."""
-    path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise BenchError(f"{path}: no such result file") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BenchError(f"{path}: not a readable result file ({exc})") from None
-    if not isinstance(data, dict):
-        raise BenchError(f"{path}: not a result file (top level is not an object)")
-    if data.get("schema_version") != SCHEMA_VERSION:
-        raise BenchError(
-            f"{path}: schema_version {data.get('schema_version')!r}, this version reads {SCHEMA_VERSION}"
-        )
-    return data
+def load(path: Path) -> schema.Result:
+    """Read and validate a result file; BenchError names the file and the field that is wrong."""
+    return schema.read(path)

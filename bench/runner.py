@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
+import contextlib
 import logging
+import os
 from pathlib import Path
-from typing import Callable, Dict, Optional
+from typing import Any, Callable, Dict, Iterator
 
-from omegaconf import OmegaConf
-
-from . import env
+from . import env, resume, schema, status
 from .config import Config
 from .errors import BenchError
+from .resume import config_hash  # noqa: F401  (kept importable from here)
 from .results import RESULT_FILE, Result
 
 log = logging.getLogger("bench")
+CLAIM_FILE = ".bench-claim"
 
 
 def _task_runner(cfg: Config):
@@ -25,27 +25,33 @@ def _task_runner(cfg: Config):
     return qa.run if cfg.task.kind == "squad" else finetune.run
 
 
-def _finetune(cfg: Config, result: Result) -> None:
-    _task_runner(cfg)(cfg, result, train=True)
+def _finetune(cfg: Config) -> Dict[str, Any]:
+    return _task_runner(cfg)(cfg, train=True)
 
 
-def _evaluate(cfg: Config, result: Result) -> None:
-    _task_runner(cfg)(cfg, result, train=False)
+def _evaluate(cfg: Config) -> Dict[str, Any]:
+    return _task_runner(cfg)(cfg, train=False)
 
 
-def _latency(cfg: Config, result: Result) -> None:
+def _latency(cfg: Config) -> Dict[str, Any]:
+    from types import SimpleNamespace
+
     from .timing import runner as timing_runner
 
-    timing_runner.run(cfg, result)
+    # the timing code fills a namespace of its own sections, never the run's shared Result
+    sections = SimpleNamespace(notes=[], metrics={}, model=None, task=None, latency=None, timing=None)
+    timing_runner.run(cfg, sections)
+    return {k: v for k, v in vars(sections).items() if v is not None}
 
 
-def _distill(cfg: Config, result: Result) -> None:
+def _distill(cfg: Config) -> Dict[str, Any]:
     from .distill import run as distill_run
 
-    distill_run.run(cfg, result)
+    return distill_run.run(cfg)
 
 
-MODES: Dict[str, Callable[[Config, Result], None]] = {
+# each mode returns its result sections (model, task, metrics, ...); the runner owns status and writing
+MODES: Dict[str, Callable[[Config], Dict[str, Any]]] = {
     "finetune": _finetune,
     "evaluate": _evaluate,
     "latency": _latency,
@@ -53,54 +59,109 @@ MODES: Dict[str, Callable[[Config, Result], None]] = {
 }
 
 
-def config_hash(cfg: Config) -> str:
-    """A fingerprint of everything that decides a run's outcome (not where it is written, not resume flags)."""
-    d = OmegaConf.to_container(OmegaConf.structured(cfg))
-    d.pop("out_dir", None)
-    d.pop("bench", None)
-    if d["mode"]["name"] != "distill":
-        d.pop("distill", None)  # other modes ignore it, and their hashes stay those of earlier results
-    return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+@contextlib.contextmanager
+def claim(out_dir: Path) -> Iterator[None]:
+    """Hold the run folder exclusively: a second live run in the same folder is refused at once.
 
-
-def find_completed(root: Path, digest: str) -> Optional[Path]:
-    """A complete, successful earlier result of the same config below `root` (baselines excluded)."""
-    for path in sorted(Path(root).glob("**/result.json")):
-        if "baselines" in path.parts:
-            continue
+    The claim file is created with O_EXCL and names its process; a claim left by a process that no longer
+    exists (kill -9) is stale and taken over.
+    """
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / CLAIM_FILE
+    for _ in range(2):
         try:
-            data = json.loads(path.read_text())
-        except (OSError, ValueError):
-            continue
-        if data.get("status") == "ok" and data.get("config_hash") == digest:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            break
+        except FileExistsError:
+            pid = int((path.read_text().strip() or "0")) if path.is_file() else 0
+            if pid and pid != os.getpid() and _alive(pid):
+                raise BenchError(f"{out_dir} is in use by another run (process {pid}); each run needs its own folder") from None
+            path.unlink(missing_ok=True)
+    else:
+        raise BenchError(f"{out_dir}: could not claim the run folder")
+    with os.fdopen(fd, "w") as f:
+        f.write(str(os.getpid()))
+    try:
+        yield
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _existing(out_dir: Path, key: str, resuming: bool):
+    """What to do about a result.json already in the run folder: None (run), or the path to skip to.
+
+    Without resume it is never touched (a run never writes over another). Resuming in the same folder (the
+    same sweep run twice) skips a matching success and moves any other earlier outcome aside, kept, to re-run.
+    """
+    path = out_dir / RESULT_FILE
+    if not path.exists():
+        return None
+    if not resuming:
+        raise BenchError(f"{path} already exists: each run writes a fresh folder, never over another")
+    try:
+        old = schema.read(path)
+        if old.status in ("ok", "skipped") and old.resume_key == key:
             return path
+    except BenchError as exc:
+        log.warning("resume: %s; re-running", exc)
+    aside = path.with_name(f"{RESULT_FILE}.previous-{os.getpid()}-{len(list(out_dir.glob(RESULT_FILE + '.previous-*')))}")
+    os.replace(path, aside)
     return None
 
 
-def run(cfg: Config, resume: bool = False) -> Result:
+def run(cfg: Config, resume_runs: bool = False, resume_roots=()) -> Result:
     """Run `cfg` and write `<out_dir>/result.json`, complete, whatever happens.
 
     A failure is recorded (status `failed` with the reason; `interrupted` on Ctrl-C or SIGTERM) and then
     re-raised, so the caller decides how to report it. An existing result.json is never overwritten. With
-    `resume` (sweeps), a config that already has a complete result below bench.resume_dir is skipped.
+    `resume_runs` (sweeps), a run whose resume key already has a successful result below bench.resume_dir,
+    `resume_roots` (the sweep folder) or in its own folder is skipped.
     """
     if not cfg.out_dir:
         raise BenchError("no output folder: set out_dir (the CLI uses Hydra's run folder)")
     out_dir = Path(cfg.out_dir)
-    main = env.is_main_process()
-    if main and (out_dir / RESULT_FILE).exists():
-        raise BenchError(f"{out_dir / RESULT_FILE} already exists: each run writes a fresh folder, never over another")
-    result = Result.start(cfg, env.capture())
-    result.config_hash = config_hash(cfg)
-    if resume and not cfg.bench.force and (done := find_completed(Path(cfg.bench.resume_dir), result.config_hash)):
-        result.status = "skipped"
-        result.notes.append(f"an identical config already completed: {done} (bench.force=true re-runs it)")
-        result.save(out_dir)
-        log.info("skipped: identical config already completed in %s", done)
-        return result
+    if not env.is_main_process():
+        return _run_mode(cfg, Result.start(cfg, env.capture()), save=False)
+    with claim(out_dir):
+        result = Result.start(cfg, env.capture())
+        result.config_hash = resume.config_hash(cfg)
+        result.resume_key = resume.resume_key(cfg, result.env, result.config_hash)
+        resuming = resume_runs and not cfg.bench.force
+        same = _existing(out_dir, result.resume_key, resuming)
+        if same is not None:
+            result.status = "skipped"
+            result.notes.append(f"this folder already holds a successful result with the same resume key: {same}")
+            log.info("skipped: %s already completed", same)
+            return result  # that file is this run's record; nothing is written over it
+        roots = [Path(cfg.bench.resume_dir), *map(Path, resume_roots)]
+        if resuming and (done := resume.find_completed(roots, result.resume_key, exclude=out_dir / RESULT_FILE)):
+            result.status = "skipped"
+            result.notes.append(f"an identical run already completed: {done} (bench.force=true re-runs it)")
+            result.save(out_dir)
+            log.info("skipped: identical run already completed in %s", done)
+            return result
+        return _run_mode(cfg, result, save=True)
+
+
+def _run_mode(cfg: Config, result: Result, save: bool) -> Result:
     try:
-        MODES[cfg.mode.name](cfg, result)
-        result.status = "ok"
+        result.apply(MODES[cfg.mode.name](cfg))
+        if save:
+            result.status, failures = status.decide(result.mode, result.metrics, result.latency, result.timing,
+                                                     result.config)
+            result.failures += failures
+        else:
+            result.status = "ok"  # another DDP rank: it trained; rank 0 evaluates, decides and writes
     except KeyboardInterrupt as exc:
         result.fail(exc, status="interrupted")
         raise
@@ -108,7 +169,20 @@ def run(cfg: Config, resume: bool = False) -> Result:
         result.fail(exc)
         raise
     finally:
-        if main:
-            path = result.save(out_dir)
-            log.info("result (%s): %s", result.status, path)
+        if save:
+            _save_keeping_the_real_error(result, Path(cfg.out_dir))
     return result
+
+
+def _save_keeping_the_real_error(result: Result, out_dir: Path) -> None:
+    """Write the result; if that fails while another error is in flight, log it so the first one surfaces."""
+    import sys
+
+    in_flight = sys.exc_info()[1] is not None
+    try:
+        path = result.save(out_dir)
+        log.info("result (%s): %s", result.status, path)
+    except BenchError as exc:
+        if not in_flight:
+            raise
+        log.error("bench: could not write the result: %s", exc)

@@ -10,6 +10,7 @@ bf16 where the CPU has it natively, the model file's recipe). Prints the wall-ti
 from __future__ import annotations
 
 import argparse
+import sys
 import json
 import time
 from datetime import datetime
@@ -34,7 +35,7 @@ def one(name: str, extra: list, data: str, out: Path) -> dict:
             "precision": result.train["precision"], "overrides": extra}
 
 
-def main() -> None:
+def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default="../shared/data/glue")
     ap.add_argument("--out", default=f"results/bench/finetune_speed/{datetime.now():%Y%m%d-%H%M%S}")
@@ -50,7 +51,12 @@ def main() -> None:
     print(f"harness defaults: {harness['wall_s']:7.1f} s  acc {harness['metrics']['acc']:.4f}  F1 {harness['metrics']['f1']:.4f}"
           f"  ({harness['precision']})")
     print(f"speed-up {ratio:.2f}x, F1 change {summary['f1_change_points']:+.2f} points  -> {out / 'summary.json'}")
+    # the claim: the harness defaults are faster and cost no more than one F1 point against run_glue's recipe
+    if ratio <= 1 or summary["f1_change_points"] < -1:
+        print("finetune_speed: CLAIM FAILED (not faster, or more than 1 F1 point lost)", file=sys.stderr)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -13,6 +13,7 @@ the smallest injected slowdown the gate reliably detects.
 from __future__ import annotations
 
 import argparse
+import sys
 import json
 import time
 from datetime import datetime
@@ -41,7 +42,7 @@ def gate(a: Path, b: Path, factor: float) -> bool:
     return any(r.regressed and "latency" in r.figure for r in rows)
 
 
-def main() -> None:
+def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=11)
     ap.add_argument("--seconds", type=float, default=3.0)
@@ -66,9 +67,9 @@ def main() -> None:
     real_load = models.load_model
     for frac in (0.10, 0.20, 0.30, 0.50, 1.00):
         def slowed(*a, _d=frac * base_p50, **k):
-            m = real_load(*a, **k)
+            m, missing = real_load(*a, **k)
             m.bert.encoder.layer[0].register_forward_pre_hook(lambda *_: time.sleep(_d))
-            return m
+            return m, missing
         models.load_model = slowed
         slow = args.out / f"slow{int(frac * 100)}"
         measure(slow, "tinybert_4l", args.seconds, "eager", isolate=False)
@@ -79,7 +80,13 @@ def main() -> None:
                "detection_rate": detection, "tinybert_eager_p50_ms": 1e3 * base_p50}
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2))
     print(json.dumps(summary, indent=2))
+    # the README's claims for the default factor: no false alarm, and a 2x slowdown always caught
+    default = compare.DEFAULT_MIN_FACTOR
+    if alarms.get(default, 1) > 0 or detection[1.00].get(default, 0) < 1.0:
+        print(f"gate_noise: CLAIM FAILED at --min-factor {default}", file=sys.stderr)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

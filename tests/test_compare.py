@@ -17,15 +17,23 @@ LATENCY = ["mode=latency", "timing.backends=[eager]", "timing.batch_sizes=[1]", 
            "timing.calibrate=false", "timing.flops=false"]
 
 
+def _accuracy_result(**over):
+    """A result file as the harness writes it for a fine-tune (only the fields the gate reads)."""
+    base = {"schema_version": 1, "status": "ok", "mode": "finetune", "model": {"name": "m", "weights": "pretrained"},
+            "task": {"name": "mrpc"}, "config": {"train": {"seed": 1}}, "metrics": {"f1": 0.84, "acc": 0.76, "primary": 0.80},
+            "env": {}, "started_at": "2026-01-01T00:00:00.000000+00:00", "train": {"precision": "bf16"}}
+    return {**base, **over}
+
+
 def _latency(out, monkeypatch=None, delay_s=0.0):
     if delay_s:
         real = models.load_model
 
         def slowed(*args, **kwargs):
-            model = real(*args, **kwargs)
+            model, missing = real(*args, **kwargs)
             # a real slowdown inside the real model's forward: the first encoder layer waits before it runs
             model.bert.encoder.layer[0].register_forward_pre_hook(lambda *_: time.sleep(delay_s))
-            return model
+            return model, missing
 
         monkeypatch.setattr(models, "load_model", slowed)
     run(compose([*tiny("bert"), *LATENCY], out_dir=str(out)))
@@ -36,7 +44,7 @@ def _latency(out, monkeypatch=None, delay_s=0.0):
 
 def test_injected_slowdown_turns_the_gate_red(tmp_path, monkeypatch, capsys):
     base = _latency(tmp_path / "base")
-    slow = _latency(tmp_path / "slow", monkeypatch, delay_s=0.004)
+    slow = _latency(tmp_path / "slow", monkeypatch, delay_s=0.02)  # 20 ms: several times the p50 even when other load inflates it
     junit, md = tmp_path / "gate.xml", tmp_path / "gate.md"
     code = compare.main([str(base), str(slow), "--junit", str(junit), "--markdown", str(md)])
     out = capsys.readouterr().out
@@ -50,9 +58,7 @@ def test_injected_slowdown_turns_the_gate_red(tmp_path, monkeypatch, capsys):
 
 
 def test_accuracy_drop_beyond_tolerance_is_red_and_within_is_green(tmp_path, capsys):
-    base = {"schema_version": 1, "status": "ok", "mode": "finetune", "model": {"name": "m", "weights": "pretrained"},
-            "task": {"name": "mrpc"}, "config": {"train": {"seed": 1}}, "metrics": {"f1": 0.84, "acc": 0.76, "primary": 0.80},
-            "env": {}}
+    base = _accuracy_result()
     (tmp_path / "b").mkdir(), (tmp_path / "c").mkdir()
     (tmp_path / "b" / "result.json").write_text(json.dumps(base))
     worse = {**base, "metrics": {"f1": 0.80, "acc": 0.7595, "primary": 0.78}}
@@ -72,8 +78,7 @@ def test_bad_input_exits_2_with_a_clear_message(tmp_path, capsys):
     assert compare.main([str(tmp_path / "old"), str(tmp_path / "old")]) == 2
     err = capsys.readouterr().err
     assert "schema_version 0, this version reads 1" in err
-    a = {"schema_version": 1, "status": "ok", "mode": "finetune", "model": {"name": "x"}, "task": {"name": "rte"},
-         "config": {"train": {"seed": 1}}, "metrics": {"acc": 0.5}}
+    a = _accuracy_result(model={"name": "x"}, task={"name": "rte"}, metrics={"acc": 0.5})
     (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()
     (tmp_path / "a" / "result.json").write_text(json.dumps(a))
     (tmp_path / "b" / "result.json").write_text(json.dumps({**a, "model": {"name": "y"}}))
@@ -85,6 +90,7 @@ def test_other_machine_is_calibrated_or_refused(tmp_path, capsys):
     base = _latency(tmp_path / "base")
     data = json.loads((base / "result.json").read_text())
     data["env"]["cpu"]["model"] = "Some Other CPU"
+    data["env"]["machine_class"] = "some-other-cpu-f1m1-avx2-2c-torch2.13.0-000000"  # what tells classes apart
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "result.json").write_text(json.dumps(data))
     assert compare.main([str(tmp_path / "other"), str(base)]) == 2  # no calibration in either: refused

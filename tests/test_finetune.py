@@ -34,20 +34,81 @@ def test_tiny_random_models_finetune_on_real_rows(family, glue_dir, tmp_path):
 
 
 def test_regression_task_and_checkpoint_roundtrip_through_evaluate(glue_dir, tmp_path):
-    train_dir, eval_dir = tmp_path / "train", tmp_path / "eval"
-    cfg = compose([*tiny("bert"), "task=stsb", f"data.dir={glue_dir}", *QUICK, "train.save_checkpoint=true"],
-                  out_dir=str(train_dir))
-    trained = run(cfg)
+    train_dir, eval_dir, untrained_dir = tmp_path / "train", tmp_path / "eval", tmp_path / "untrained"
+    # a learning rate that moves the weights in 3 steps, so trained and untrained predictions differ clearly
+    args = [*tiny("bert"), "task=stsb", f"data.dir={glue_dir}", *QUICK, "train.learning_rate=1e-3"]
+    trained = run(compose([*args, "train.save_checkpoint=true"], out_dir=str(train_dir)))
     assert {"pearson", "spearman", "primary"} <= set(trained.metrics)
     assert (train_dir / "checkpoint" / "config.json").is_file()
+    # evaluation needs only the evaluation split: a data folder holding just dev.tsv is enough
+    only_dev = tmp_path / "only_dev" / "STS-B"
+    only_dev.mkdir(parents=True)
+    (only_dev / "dev.tsv").write_bytes((glue_dir / "STS-B" / "dev.tsv").read_bytes())
     ev = compose(["model=bert_base", f"model.path={train_dir / 'checkpoint'}", "task=stsb", "mode=evaluate",
-                  f"data.dir={glue_dir}", "data.max_eval_samples=24"], out_dir=str(eval_dir))
+                  f"data.dir={only_dev.parent}", "data.max_eval_samples=24"], out_dir=str(eval_dir))
     evaluated = run(ev)
-    assert evaluated.model["source"] == "path" and evaluated.train is None
-    # same weights, same dev rows: the same predictions as at the end of training
-    a = (train_dir / "predictions.jsonl").read_text().splitlines()
-    b = (eval_dir / "predictions.jsonl").read_text().splitlines()
-    assert [json.loads(x)["prediction"] for x in a] == pytest.approx([json.loads(x)["prediction"] for x in b], abs=0.05)
+    assert evaluated.model["source"] == "path" and evaluated.train is None and evaluated.model["head"] == "trained"
+    assert evaluated.task["splits"] == {"validation": 24}
+    run(compose([*args, "train.max_steps=1", "train.learning_rate=1e-12"], out_dir=str(untrained_dir)))
+
+    def preds(folder):
+        return [json.loads(x)["prediction"] for x in (folder / "predictions.jsonl").read_text().splitlines()]
+
+    # same weights, same dev rows: the same predictions as at the end of training, to rounding ...
+    assert preds(eval_dir) == pytest.approx(preds(train_dir), abs=1e-4)
+    # ... while the same model with (practically) untrained weights and the same seed predicts otherwise
+    assert max(abs(a - b) for a, b in zip(preds(untrained_dir), preds(train_dir))) > 100 * 1e-4
+
+
+def test_evaluate_refuses_a_checkpoint_without_its_task_head(glue_dir, tmp_path):
+    args = ["model=minilm_l6", "task=rte", "mode=evaluate", f"data.dir={glue_dir}", "data.max_eval_samples=16"]
+    with pytest.raises(BenchError, match=r"no trained weights for classifier\.bias, classifier\.weight"):
+        run(compose(args, out_dir=str(tmp_path / "refused")))
+    saved = json.loads((tmp_path / "refused" / "result.json").read_text())
+    assert saved["status"] == "failed" and "allow_random_head" in saved["error"]["message"]
+    allowed = run(compose([*args, "model.allow_random_head=true"], out_dir=str(tmp_path / "allowed")))
+    assert allowed.model["head"] == "random" and "head: random" in allowed.flags
+    from bench.report import gather
+
+    found = gather.find(tmp_path / "allowed")
+    assert gather.label(found[0]) == "minilm_l6 (head: random)"
+
+
+def test_trivial_baselines_and_the_flag(glue_dir, tmp_path):
+    import numpy as np
+
+    from bench.tasks import glue, trivial
+
+    cfg = compose(["model=minilm_l6", "task=mrpc"])
+    layout = "layout"
+    dev = np.asarray(glue.read_tsv(glue_dir / "MRPC" / "dev.tsv", cfg.task, layout)["label"])
+    train = np.asarray(glue.read_tsv(glue_dir / "MRPC" / "train.tsv", cfg.task, layout)["label"])
+    scores = trivial.scores(cfg.task, {"validation": (dev, dev)}, train)
+    # the issue's figures: all-positive on MRPC dev is F1 0.8122 / acc 0.6838 (and the majority class is 1)
+    assert scores["all positive"]["metrics"]["f1"] == pytest.approx(0.8122, abs=1e-4)
+    assert scores["all positive"]["metrics"]["acc"] == pytest.approx(0.6838, abs=1e-4)
+    collapsed = trivial.verdict(cfg.task, "validation", np.ones_like(dev), dev, scores)
+    assert not collapsed["beats_trivial"] and collapsed["primary_diff"] == 0
+    perfect = trivial.verdict(cfg.task, "validation", dev, dev, scores)
+    assert perfect["beats_trivial"] and perfect["low"] > 0.1
+    # a tiny random model trained for 3 steps does not beat the trivial predictor, and the result says so
+    result = run(compose([*tiny("bert"), "task=rte", f"data.dir={glue_dir}", *QUICK], out_dir=str(tmp_path)))
+    assert trivial.NOT_BETTER in result.flags and result.trivial["vs_best"]["beats_trivial"] is False
+    assert set(result.trivial["predictors"]) == {"majority class"}
+
+
+def test_bytes_that_are_not_utf8_are_a_one_line_error(glue_dir, tmp_path):
+    from bench.errors import DataError
+
+    rte = tmp_path / "RTE"
+    rte.mkdir()
+    lines = (glue_dir / "RTE" / "dev.tsv").read_bytes().splitlines(keepends=True)
+    (rte / "dev.tsv").write_bytes(b"".join(lines[:5] + [b"1\tcaf\xe9 au lait\tx\tentailment\n"] + lines[5:10]))
+    cfg = compose([*tiny("bert"), "task=rte", f"data.dir={tmp_path}", "mode=evaluate"], out_dir=str(tmp_path / "o"))
+    from bench import tasks
+
+    with pytest.raises(DataError, match=r"dev.tsv, line 6: byte b'\\xe9' at column 6 is not UTF-8"):
+        tasks.load(cfg.task, cfg.data, need_train=False)
 
 
 def test_nan_loss_stops_the_run_with_a_reason(glue_dir, tmp_path):
@@ -61,6 +122,7 @@ def test_nan_loss_stops_the_run_with_a_reason(glue_dir, tmp_path):
 
 
 def test_an_existing_result_is_never_overwritten(glue_dir, tmp_path):
+    """Even a corrupt existing file is left alone, and the error says why (not a JSON traceback)."""
     (tmp_path / "result.json").write_text('{"keep": true}')
     cfg = compose([*tiny("bert"), "task=rte", f"data.dir={glue_dir}", *QUICK], out_dir=str(tmp_path))
     with pytest.raises(BenchError, match="already exists"):

@@ -60,7 +60,7 @@ def test_one_failing_job_does_not_stop_the_sweep(glue_dir, tmp_path):
     shutil.copytree(glue_dir / "RTE", data / "RTE")  # MRPC is missing: those jobs fail with a DataError
     p = run_cli("-m", *tiny("bert"), f"data.dir={data}", *QUICK, "task=rte,mrpc", f"hydra.sweep.dir={tmp_path / 's'}",
                 timeout=600)
-    assert p.returncode == 0, p.stderr[-3000:]
+    assert p.returncode == 6, p.stderr[-3000:]  # the sweep went on, and its exit status says a job failed
     results = _results(tmp_path / "s")
     assert sorted(r["status"] for r in results) == ["failed", "ok"]
     failed = next(r for r in results if r["status"] == "failed")
@@ -92,7 +92,7 @@ def test_sigterm_is_recorded_as_interrupted(glue_dir, tmp_path):
     proc, out = _start(tmp_path, glue_dir)
     proc.send_signal(signal.SIGTERM)
     proc.wait(timeout=120)
-    assert proc.returncode == 143  # 128 + SIGTERM, as a shell reports it
+    assert proc.returncode == 143  # 128 + SIGTERM
     result = json.loads((out / "result.json").read_text())
     assert result["status"] == "interrupted" and "signal" in result["error"]["message"]
 

@@ -81,7 +81,9 @@ def test_every_backend_on_tiny_models(family, tmp_path):
     assert facts["int8"]["weight_bytes"] < facts["eager"]["weight_bytes"]  # int8 Linear weights are smaller
     assert result.model["weights"] == "random" and any("weights: random" in n for n in result.notes)
     saved = json.loads((tmp_path / "result.json").read_text())
-    assert saved["status"] == "ok" and len(saved["latency"]) == len(result.latency)
+    # fp16 was asked for by name and cannot run on a CPU: the run is partial, and says which backend failed
+    assert saved["status"] == "partial" and len(saved["latency"]) == len(result.latency)
+    assert any(f.startswith("fp16: unsupported") for f in saved["failures"])
 
 
 def test_flops_match_the_matmul_arithmetic():

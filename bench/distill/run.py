@@ -23,8 +23,9 @@ from .. import env, tasks
 from ..config import Config
 from ..errors import ConfigError
 from ..finetune import describe_task, evaluate_splits, predict_in_order, resolve_hyper, tidy, train_and_record, training_args
-from ..finetune import eval_collator
-from ..results import PREDICTIONS_FILE, Result, write_jsonl
+from ..finetune import eval_collator, trivial_section
+from ..results import PREDICTIONS_FILE, write_jsonl
+from ..tasks import metrics as task_metrics
 from . import efficiency, init, internals, losses, mapping, teacher
 from .trainer import PROJECTION, DistillTrainer, LossPlan, RowCollator
 
@@ -141,12 +142,12 @@ def settings(cfg: Config, layer_map, copied, key: str, cache: Optional[Dict[str,
             "direct": all(t == ["hard"] for t in terms.values()), "student_key": key, "teacher_cache": cache}
 
 
-def run(cfg: Config, result: Result) -> None:
-    """Distil, score student and teacher on the dev set, measure both; fills `result` in place."""
+def run(cfg: Config) -> Dict[str, Any]:
+    """Distil, score student and teacher on the dev set, measure both; returns the result's sections."""
     device = env.setup_device(cfg.device)
     precision = env.resolve_precision(cfg.train.precision, device)
     ckpt, tokenizer, teacher_model = teacher.load(cfg.distill.teacher, cfg.task)
-    student, result.model = init.build_student(cfg, teacher_model)
+    student, model_info = init.build_student(cfg, teacher_model)
     check_pair(cfg, student, teacher_model)
     layer_map = mapping.resolve_map(cfg.distill.layer_map, student.config.num_hidden_layers,
                                     teacher_model.config.num_hidden_layers)
@@ -154,10 +155,12 @@ def run(cfg: Config, result: Result) -> None:
     raw = tasks.load(cfg.task, cfg.data, seed=cfg.train.seed)
     encoded = tasks.encode(raw, tokenizer, max_len, cfg.train.padding == "max_length")
     train = encoded["train"].add_column("row", list(range(len(encoded["train"]))))
-    describe_task(cfg, result, raw)
+    described = describe_task(cfg, model_info, raw)
+    out: Dict[str, Any] = {"model": model_info, "task": described["task"], "notes": described["notes"],
+                           "flags": described["flags"]}
     outputs, cache = teacher_pass(cfg, ckpt, teacher_model, train, tokenizer, layer_map)
-    key = student_key(cfg, teacher.identity(ckpt), result.model["copied_teacher_layers"])
-    result.model["teacher"] = {"checkpoint": str(ckpt), "architecture": teacher_model.config.model_type,
+    key = student_key(cfg, teacher.identity(ckpt), model_info["copied_teacher_layers"])
+    model_info["teacher"] = {"checkpoint": str(ckpt), "architecture": teacher_model.config.model_type,
                                "num_hidden_layers": teacher_model.config.num_hidden_layers,
                                "hidden_size": teacher_model.config.hidden_size}
 
@@ -175,12 +178,18 @@ def run(cfg: Config, result: Result) -> None:
         delattr(student, PROJECTION)  # a training aid: not part of the student that is scored, timed or saved
 
     # evaluate_splits reads only a trainer's .model and .processing_class: both models are scored the same way
-    result.metrics, result.eval, rows = evaluate_splits(cfg, SimpleNamespace(model=student, processing_class=tokenizer),
-                                                        encoded, raw, device, precision)
-    result.eval["precision"] = precision
-    teacher_metrics, _, _ = evaluate_splits(cfg, SimpleNamespace(model=teacher_model, processing_class=tokenizer),
-                                            encoded, raw, device, precision)
-    summary = settings(cfg, layer_map, result.model["copied_teacher_layers"], key, cache)
+    splits, out["eval"], rows = evaluate_splits(cfg, SimpleNamespace(model=student, processing_class=tokenizer),
+                                                encoded, raw, device, precision)
+    out["eval"]["precision"] = precision
+    out["metrics"] = task_metrics.score(cfg.task, splits)
+    triv = trivial_section(cfg, splits, raw)  # a distilled student is held to the same bar as a fine-tuned one
+    out["trivial"] = triv["trivial"]
+    out["notes"] += triv["notes"]
+    out["flags"] += triv["flags"]
+    teacher_splits, _, _ = evaluate_splits(cfg, SimpleNamespace(model=teacher_model, processing_class=tokenizer),
+                                           encoded, raw, device, precision)
+    teacher_metrics = task_metrics.score(cfg.task, teacher_splits)
+    summary = settings(cfg, layer_map, model_info["copied_teacher_layers"], key, cache)
     summary.update({
         "teacher_metrics": teacher_metrics,
         "fidelity": {"before": before, "after": fidelity(cfg, student, t_logits, encoded, tokenizer, device, precision)},
@@ -188,7 +197,7 @@ def run(cfg: Config, result: Result) -> None:
         "efficiency": (efficiency.compare(student, teacher_model, tokenizer, cfg.timing, device)
                        if cfg.distill.measure_latency else None),
     })
-    result.train = {"seconds": round(sum(s["seconds"] for s in stages), 3), "examples": len(train),
+    out["train"] = {"seconds": round(sum(s["seconds"] for s in stages), 3), "examples": len(train),
                     "precision": precision, "stages": stages, "distill": summary}
     if cfg.train.save_predictions:
         write_jsonl(Path(cfg.out_dir) / PREDICTIONS_FILE, rows)
@@ -196,3 +205,4 @@ def run(cfg: Config, result: Result) -> None:
         student.save_pretrained(str(Path(cfg.out_dir) / "checkpoint"))
         tokenizer.save_pretrained(str(Path(cfg.out_dir) / "checkpoint"))
     tidy(cfg)
+    return out

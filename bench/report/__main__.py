@@ -11,7 +11,7 @@ import base64
 import html as html_lib
 import sys
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, Iterable, List, Optional
 
 import pandas as pd
 
@@ -21,9 +21,10 @@ from . import gather, plots, render, stats, tables
 FORMATS = ("md", "latex", "html", "csv", "parquet")
 
 
-def build(root: Path, out: Path, formats: List[str], n_boot: int = 2000, log=sys.stderr) -> Dict[str, Path]:
+def build(root: Path, out: Path, formats: List[str], n_boot: int = 2000, log=sys.stderr,
+          include: Iterable[str] = ()) -> Dict[str, Path]:
     """Write every table and plot for the results below `root` into `out`; returns what was written."""
-    rs, metrics_df, eff = gather.load_all(root, log)
+    rs, metrics_df, eff = gather.load_all(root, log, include)
     if not rs:
         raise SystemExit(f"bench.report: no usable result.json below {root}")
     out.mkdir(parents=True, exist_ok=True)
@@ -52,6 +53,7 @@ def build(root: Path, out: Path, formats: List[str], n_boot: int = 2000, log=sys
     if "csv" in formats:
         written["results.csv"] = _write(out / "results.csv", tidy.to_csv(index=False))
     if "parquet" in formats:
+        _needs_pyarrow()
         tidy.astype({c: str for c in tidy.columns if tidy[c].dtype == object}).to_parquet(out / "results.parquet")
         written["results.parquet"] = out / "results.parquet"
     if not pairs.empty:
@@ -59,6 +61,13 @@ def build(root: Path, out: Path, formats: List[str], n_boot: int = 2000, log=sys
     for p in figures:
         written[p.name] = p
     return written
+
+
+def _needs_pyarrow() -> None:
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError:
+        raise SystemExit("bench report: --format parquet needs pyarrow: pip install -e '.[parquet]'") from None
 
 
 def _write(path: Path, text: str) -> Path:
@@ -125,6 +134,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--out", type=Path, default=None, help="output folder (default: RESULTS/report)")
     ap.add_argument("--format", default="md,latex,html,csv", help=f"comma-separated, from {','.join(FORMATS)}")
     ap.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples for paired differences")
+    ap.add_argument("--include", action="append", default=[], choices=list(gather.EXCLUDED_BY_DEFAULT),
+                    help="also gather results/baselines or gate output (left out by default)")
     args = ap.parse_args(argv)
     formats = [f.strip() for f in args.format.split(",") if f.strip()]
     unknown = [f for f in formats if f not in FORMATS]
@@ -133,7 +144,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     if not args.results.exists():
         ap.error(f"{args.results}: no such file or folder")
     out = args.out or (args.results if args.results.is_dir() else args.results.parent) / "report"
-    written = build(args.results, out, formats, args.bootstrap)
+    written = build(args.results, out, formats, args.bootstrap, include=args.include)
     for name in ("glue.md", "squad.md", "efficiency.md"):
         if name in written:
             print(written[name].read_text())

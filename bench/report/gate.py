@@ -25,8 +25,10 @@ def summary_line(rows) -> str:
 
 def markdown(rows) -> str:
     df = frame(rows)
-    bad = df[df.verdict.isin(["REGRESSION", "refused"])]
-    head = "### Regression gate: " + ("**FAILED**" if (df.verdict == "REGRESSION").any() else "passed")
+    bad = df[df.verdict.isin(["REGRESSION", "refused", "not comparable"])]
+    unjudged = df.verdict.isin(["refused", "not comparable"]).any()
+    head = "### Regression gate: " + ("**FAILED**" if (df.verdict == "REGRESSION").any()
+                                      else "**could not compare**" if unjudged else "passed")
     parts = [head, "", summary_line(rows), ""]
     if not bad.empty:
         parts += [bad.to_markdown(index=False, floatfmt=".4g"), ""]
@@ -36,20 +38,21 @@ def markdown(rows) -> str:
 
 
 def junit(rows: List) -> str:
-    """One testcase per compared figure; a regression is a failure, a refused comparison an error."""
+    """One testcase per compared figure; a regression is a failure, a refused or not comparable one an error,
+    a figure listed but not compared (another machine class, a run new in the current results) skipped."""
     suite = ET.Element("testsuite", name="bench.compare", tests=str(len(rows)),
                        failures=str(sum(r.verdict == "REGRESSION" for r in rows)),
-                       errors=str(sum(r.verdict == "refused" for r in rows)),
-                       skipped=str(sum(r.verdict == "missing" for r in rows)))
+                       errors=str(sum(r.verdict in ("refused", "not comparable") for r in rows)),
+                       skipped=str(sum(r.verdict in ("not compared", "new") for r in rows)))
     for r in rows:
         case = ET.SubElement(suite, "testcase", classname=r.key, name=r.figure)
         text = f"baseline {r.baseline}, current {r.current}, {r.change}"
         if r.verdict == "REGRESSION":
             ET.SubElement(case, "failure", message=f"regression: {r.change}").text = text
-        elif r.verdict == "refused":
+        elif r.verdict in ("refused", "not comparable"):
             ET.SubElement(case, "error", message=r.change).text = text
-        elif r.verdict == "missing":
-            ET.SubElement(case, "skipped", message=r.change or "missing on one side")
+        elif r.verdict in ("not compared", "new"):
+            ET.SubElement(case, "skipped", message=r.change)
         else:
             case.set("status", r.verdict)
     return ET.tostring(ET.ElementTree(suite).getroot(), encoding="unicode", xml_declaration=True)

@@ -1,95 +1,134 @@
-"""Every result.json below a folder, into tidy pandas frames; anything unusable is skipped with one line."""
+"""Every result.json below a folder, into tidy pandas frames; anything unusable is skipped with one line.
+
+Seeds are averaged only over runs whose resolved configs are equal apart from the seed: runs that differ in
+anything else (for example `data.max_train_samples=1000`) are another variant of the model, shown in a row of
+their own and labelled with what differs.
+"""
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
-from typing import Any, Dict, List, TextIO, Tuple
+from typing import Any, Dict, Iterable, List, TextIO, Tuple
 
 import pandas as pd
 
-from .. import results
-from ..errors import BenchError
+from .. import schema
+from ..schema import Result
+
+# left out of reports unless asked for (--include): committed baselines and the gate's own runs
+EXCLUDED_BY_DEFAULT = ("baselines", "gate")
+# config keys that decide nothing about a figure (where it is written, what is saved) or are the grouping
+# itself (the seed, the task: one table row spans a model's tasks)
+NOT_A_VARIANT = ("out_dir", "bench", "task", "train.seed", "train.save_checkpoint", "train.save_predictions",
+                 "train.logging_steps", "train.eval_batch_size")
+USABLE = ("ok", "partial")  # partial: a latency grid with some failed cells, each shown with its status
 
 
-def find(root: Path, log: TextIO = sys.stderr) -> List[Dict[str, Any]]:
-    """Complete, successful results below `root` (or the one file given); one line per skipped file."""
-    root = Path(root)
-    paths = [root] if root.is_file() else sorted(root.glob("**/result.json"))
+def find(root: Path, log: TextIO = sys.stderr, include: Iterable[str] = ()) -> List[Result]:
+    """Usable results below `root` (or the one file given); one line per skipped file."""
+    exclude = tuple(x for x in EXCLUDED_BY_DEFAULT if x not in set(include))
     found = []
-    for path in paths:
-        try:
-            data = results.load(path)
-        except BenchError as exc:
-            print(f"skipped: {exc}", file=log)
-            continue
-        if data.get("status") != "ok":
-            reason = (data.get("error") or {}).get("message", "")
-            print(f"skipped: {path}: status {data.get('status')!r} {reason[:160]}".rstrip(), file=log)
-            continue
-        missing = [k for k in ("model", "task", "config") if not data.get(k)]
-        if missing:
-            print(f"skipped: {path}: incomplete result (no {', '.join(missing)})", file=log)
-            continue
-        data["_path"] = str(path)
-        found.append(data)
+    for path, r in schema.walk(Path(root), exclude=exclude):
+        if isinstance(r, str):
+            print(f"skipped: {r}", file=log)
+        elif r.status not in USABLE:
+            reason = r.error.message if r.error else "; ".join(r.failures)
+            print(f"skipped: {path}: status {r.status!r} {reason[:160]}".rstrip(), file=log)
+        else:
+            found.append(r)
     return found
 
 
-def label(r: Dict[str, Any]) -> str:
-    """How a model is named in tables: random-weight results are marked wherever they are shown."""
-    m = r["model"]
-    return f"{m['name']} (weights: random)" if m.get("weights") == "random" else m["name"]
+def _flat(d: Dict[str, Any], prefix: str = "") -> Dict[str, str]:
+    out: Dict[str, str] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if any(key == n or key.startswith(n + ".") for n in NOT_A_VARIANT):
+            continue
+        if isinstance(v, dict):
+            out.update(_flat(v, key + "."))
+        else:
+            out[key] = json.dumps(v, sort_keys=True)
+    return out
 
 
-def metrics_frame(rs: List[Dict[str, Any]]) -> pd.DataFrame:
+def variants(rs: List[Result]) -> Dict[int, str]:
+    """id(result) -> what sets its config apart from the other runs of the same model ('' when nothing)."""
+    by_model: Dict[Tuple[str, str, str, bool], List[Result]] = {}
+    for r in rs:
+        by_model.setdefault((r.model.name, r.model.weights, r.model.head, r.mode == "latency"), []).append(r)
+    out: Dict[int, str] = {}
+    for group in by_model.values():
+        flats = [_flat(r.config) for r in group]
+        keys = sorted({k for f in flats for k in f})
+        differing = [k for k in keys if len({f.get(k, "-") for f in flats}) > 1]
+        for r, f in zip(group, flats):
+            out[id(r)] = ", ".join(f"{k}={f.get(k, '-')}".replace('"', "") for k in differing)
+    return out
+
+
+def label(r: Result, variant: str = "") -> str:
+    """How a model is named in tables: random weights, a random head and a variant are marked wherever shown."""
+    marks = [m for m in ("weights: random" if r.model.weights == "random" else "",
+                         "head: random" if r.model.head == "random" else "", variant) if m]
+    return f"{r.model.name} ({'; '.join(marks)})" if marks else r.model.name
+
+
+def metrics_frame(rs: List[Result]) -> pd.DataFrame:
     """One row per (run, metric) for finetune/evaluate results."""
     rows = []
+    var = variants(rs)
     for r in rs:
-        if r.get("mode") == "latency" or not r.get("metrics"):
+        if r.mode == "latency" or not r.metrics:
             continue
-        for metric, value in r["metrics"].items():
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
-                rows.append({"model": label(r), "model_name": r["model"]["name"], "weights": r["model"].get("weights"),
-                             "task": r["task"]["name"], "metric": metric, "value": float(value),
-                             "seed": r["config"]["train"]["seed"], "params": r["model"].get("parameters"),
-                             "run": str(Path(r["_path"]).parent)})
-    return pd.DataFrame(rows, columns=["model", "model_name", "weights", "task", "metric", "value", "seed", "params", "run"])
+        flags = "; ".join(r.flags)
+        for metric, value in r.metrics.items():
+            if value is not None:
+                rows.append({"model": label(r, var[id(r)]), "model_name": r.model.name, "weights": r.model.weights,
+                             "task": r.task.name, "metric": metric, "value": float(value), "seed": r.seed,
+                             "params": r.model.parameters, "run": str(Path(r.path).parent), "flags": flags})
+    cols = ["model", "model_name", "weights", "task", "metric", "value", "seed", "params", "run", "flags"]
+    return pd.DataFrame(rows, columns=cols)
 
 
-def efficiency_frame(rs: List[Dict[str, Any]]) -> pd.DataFrame:
+def efficiency_frame(rs: List[Result]) -> pd.DataFrame:
     """One row per (latency run, backend, shape), with the accuracy change each backend costs when measured."""
     from .console import latency_frame
 
-    lat = [r for r in rs if r.get("latency")]
-    df = latency_frame(lat)
+    lat = [r for r in rs if r.latency]
+    df = latency_frame([r.model_dump(mode="json") for r in lat])
     if df.empty:
         return df
-    df["model"] = [label(r) for r in lat for _ in r["latency"]]
-    df["model_name"] = [r["model"]["name"] for r in lat for _ in r["latency"]]
-    df["device"] = [row.get("device", "cpu") for r in lat for row in r["latency"]]
+    var = variants(rs)
+    df["model"] = [label(r, var[id(r)]) for r in lat for _ in r.latency]
+    df["model_name"] = [r.model.name for r in lat for _ in r.latency]
+    df["device"] = [row.device for r in lat for row in r.latency]
     acc, why = [], []
     for r in lat:
-        backends = (r.get("timing") or {}).get("backends", {})
-        for row in r["latency"]:
-            change = (backends.get(row["backend"]) or {}).get("accuracy_change") or {}
+        backends = (r.timing.model_dump() if r.timing else {}).get("backends", {})
+        for row in r.latency:
+            change = (backends.get(row.backend) or {}).get("accuracy_change") or {}
             acc.append(change.get("primary"))
-            why.append((backends.get(row["backend"]) or {}).get("emulated_reason"))
+            why.append((backends.get(row.backend) or {}).get("emulated_reason"))
     df["accuracy_change"] = acc
     df["emulated_reason"] = why
     return df
 
 
 def seeds(df: pd.DataFrame) -> pd.DataFrame:
-    """Mean, standard deviation and n over seeds for each model, task and metric."""
+    """Mean, standard deviation and n over seeds for each model variant, task and metric."""
     if df.empty:
-        return pd.DataFrame(columns=["model", "task", "metric", "mean", "std", "n"])
-    g = df.groupby(["model", "model_name", "weights", "task", "metric"], sort=False)["value"]
-    out = g.agg(mean="mean", std="std", n="count").reset_index()
+        return pd.DataFrame(columns=["model", "task", "metric", "mean", "std", "n", "flags"])
+    g = df.groupby(["model", "model_name", "weights", "task", "metric"], sort=False)
+    out = g["value"].agg(mean="mean", std="std", n="count").reset_index()
+    # a flag on any seed (no better than trivial, head: random) is carried to the aggregate
+    out["flags"] = g["flags"].agg(lambda f: "; ".join(sorted({x for v in f for x in v.split("; ") if x}))).values
     out["std"] = out["std"].fillna(0.0)
     return out
 
 
-def load_all(root: Path, log: TextIO = sys.stderr) -> Tuple[List[Dict[str, Any]], pd.DataFrame, pd.DataFrame]:
-    rs = find(root, log)
+def load_all(root: Path, log: TextIO = sys.stderr, include: Iterable[str] = ()):
+    rs = find(root, log, include)
     return rs, metrics_frame(rs), efficiency_frame(rs)

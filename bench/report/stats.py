@@ -1,65 +1,83 @@
-"""Honest comparisons: paired bootstrap confidence intervals on the same dev examples."""
+"""Honest comparisons: paired bootstrap confidence intervals on the same dev examples (scipy.stats.bootstrap)."""
 
 from __future__ import annotations
 
 import json
 from itertools import combinations
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional
 
 import numpy as np
 import pandas as pd
 from omegaconf import OmegaConf
+from scipy.stats import bootstrap
 
 from ..config import TaskConfig
+from ..schema import Result
 from ..tasks import metrics as task_metrics
-from .gather import label
+from .gather import label, variants
 
 
 def paired_bootstrap(score: Callable[[np.ndarray, np.ndarray], float], labels, pred_a, pred_b,
                      n_boot: int = 2000, seed: int = 0, alpha: float = 0.05) -> Dict[str, float]:
     """Difference score(a) - score(b) on the same examples, with a percentile bootstrap interval.
 
-    Each resample draws examples with replacement and scores both systems on the same draw, so the
-    interval reflects the examples' shared difficulty (a paired test), not two independent noises.
+    `paired=True` resamples examples, scoring both systems on the same draw, so the interval reflects the
+    examples' shared difficulty (a paired test), not two independent noises.
     """
     y, a, b = (np.asarray(v) for v in (labels, pred_a, pred_b))
     if not (len(y) == len(a) == len(b)) or len(y) == 0:
         raise ValueError("paired bootstrap needs predictions of both systems on the same, non-empty examples")
-    rng = np.random.default_rng(seed)
-    diffs = np.empty(n_boot)
-    for i in range(n_boot):
-        idx = rng.integers(0, len(y), len(y))
-        diffs[i] = score(a[idx], y[idx]) - score(b[idx], y[idx])
-    low, high = np.nanpercentile(diffs, [100 * alpha / 2, 100 * (1 - alpha / 2)])
-    diff = score(a, y) - score(b, y)
-    return {"diff": float(diff), "low": float(low), "high": float(high), "n": int(len(y)), "n_boot": n_boot,
+    diff = float(score(a, y) - score(b, y))
+    if len(y) < 2 or (np.array_equal(a, b)):
+        low = high = diff  # identical predictions: every resample gives the same difference
+    else:
+        res = bootstrap((a, b, y), lambda pa, pb, yy: score(pa, yy) - score(pb, yy), paired=True,
+                        vectorized=False, n_resamples=n_boot, confidence_level=1 - alpha, method="percentile",
+                        rng=np.random.default_rng(seed))
+        low, high = float(res.confidence_interval.low), float(res.confidence_interval.high)
+        if np.isnan(low):  # every resample gave the same value (scipy returns NaN for a degenerate distribution)
+            low = high = diff
+    return {"diff": diff, "low": low, "high": high, "n": int(len(y)), "n_boot": n_boot,
             "within_noise": bool(low <= 0 <= high)}
 
 
-def task_of(result: Dict[str, Any]) -> TaskConfig:
-    return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(TaskConfig), result["config"]["task"]))
+def task_of(result: Result) -> Optional[TaskConfig]:
+    """The task spec the run used, from its resolved config; None when the config does not hold a valid one."""
+    try:
+        return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(TaskConfig), result.config["task"]))
+    except Exception:  # noqa: BLE001 (an old or hand-made file: no paired comparison, never a crash)
+        return None
 
 
-def _predictions(result: Dict[str, Any], split: str) -> Optional[pd.DataFrame]:
-    path = Path(result["_path"]).parent / "predictions.jsonl"
+def _predictions(result: Result, split: str) -> Optional[pd.DataFrame]:
+    path = Path(result.path).parent / "predictions.jsonl"
     if not path.is_file():
         return None
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    df = pd.DataFrame(rows)
-    return df[df.split == split].sort_values("idx") if not df.empty else None
+    try:
+        rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        df = pd.DataFrame(rows)
+        return df[df.split == split].sort_values("idx")[["idx", "label", "prediction"]] if not df.empty else None
+    except (ValueError, KeyError, AttributeError, UnicodeDecodeError):
+        return None  # a corrupt predictions file: this run takes no part in paired comparisons
 
 
-def pairwise(rs: List[Dict[str, Any]], n_boot: int = 2000) -> pd.DataFrame:
-    """For each GLUE task, every pair of models (first seed of each) on the primary metric, 95% interval."""
+def _same_examples(pa: pd.DataFrame, pb: pd.DataFrame) -> bool:
+    """Scored on the same dev examples: the same example ids with the same gold labels."""
+    return len(pa) == len(pb) and list(pa.idx) == list(pb.idx) and np.array_equal(pa.label.to_numpy(), pb.label.to_numpy())
+
+
+def pairwise(rs: List[Result], n_boot: int = 2000, log=None) -> pd.DataFrame:
+    """For each task, every pair of model variants (lowest seed of each) on the primary metric, 95% interval."""
     out = []
-    by_task: Dict[str, Dict[str, Dict[str, Any]]] = {}
-    for r in sorted(rs, key=lambda r: r["config"]["train"]["seed"]):
-        if r.get("mode") in ("finetune", "evaluate") and r["task"].get("eval_splits") and r.get("metrics"):
-            by_task.setdefault(r["task"]["name"], {}).setdefault(label(r), r)
+    var = variants(rs)
+    by_task: Dict[str, Dict[str, Result]] = {}
+    for r in sorted(rs, key=lambda r: r.seed if r.seed is not None else 0):
+        if r.mode in ("finetune", "evaluate") and r.task.eval_splits and r.metrics.get("primary") is not None:
+            by_task.setdefault(r.task.name, {}).setdefault(label(r, var[id(r)]), r)
     for task_name, models in by_task.items():
         task = task_of(next(iter(models.values())))
-        if task.kind == "squad":
+        if task is None or task.kind == "squad":
             continue
         split = next(iter(task.local.eval_files))
         preds = {m: _predictions(r, split) for m, r in models.items()}
@@ -68,9 +86,9 @@ def pairwise(rs: List[Dict[str, Any]], n_boot: int = 2000) -> pd.DataFrame:
         def score(p, y):
             return task_metrics.score(task, {split: (p, y)})["primary"]
 
-        for a, b in combinations(sorted(preds, key=lambda m: -models[m]["metrics"]["primary"]), 2):
+        for a, b in combinations(sorted(preds, key=lambda m: -models[m].metrics["primary"]), 2):
             pa, pb = preds[a], preds[b]
-            if list(pa.idx) != list(pb.idx):
+            if not _same_examples(pa, pb):
                 continue  # not the same dev examples: no paired comparison
             res = paired_bootstrap(score, pa.label.to_numpy(), pa.prediction.to_numpy(), pb.prediction.to_numpy(),
                                    n_boot=n_boot)

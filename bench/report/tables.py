@@ -7,21 +7,33 @@ Each table is a pair of frames: `text` (what is printed, cells as strings, missi
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 import pandas as pd
+from omegaconf import OmegaConf
 
+from .. import CONF_DIR
+from ..config import TaskConfig
 from . import published
 
-# task -> the metrics its GLUE-table cell shows (MRPC and QQP as F1/acc, STS-B Pearson/Spearman, MNLI m/mm)
-GLUE_CELLS: Dict[str, List[str]] = {
-    "cola": ["mcc"], "sst2": ["acc"], "mrpc": ["f1", "acc"], "stsb": ["pearson", "spearman"], "qqp": ["f1", "acc"],
-    "mnli": ["acc_m", "acc_mm"], "qnli": ["acc"], "rte": ["acc"], "wnli": ["acc"],
-}
-TASK_TITLES = {"cola": "CoLA", "sst2": "SST-2", "mrpc": "MRPC", "stsb": "STS-B", "qqp": "QQP", "mnli": "MNLI-m/mm",
-               "qnli": "QNLI", "rte": "RTE", "wnli": "WNLI"}
 MISSING = "-"
+
+
+def task_specs() -> Dict[str, TaskConfig]:
+    """Every task file's spec (conf/task/*.yaml): titles, cells and order live there, so a new task file is a
+    new column with no change here."""
+    specs = {}
+    for path in sorted((CONF_DIR / "task").glob("*.yaml")):
+        spec = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(TaskConfig), OmegaConf.load(path)))
+        specs[spec.name] = spec
+    return specs
+
+
+def glue_cells() -> Dict[str, Tuple[str, List[str]]]:
+    """task -> (column title, the metrics its cell shows), in table order; classification and regression."""
+    specs = sorted((s for s in task_specs().values() if s.kind != "squad"), key=lambda s: (s.report.order, s.name))
+    return {s.name: (s.report.title or s.name, list(s.report.cell or s.primary)) for s in specs}
 
 
 @dataclass
@@ -56,54 +68,69 @@ def _efficiency_for(eff: pd.DataFrame, model_name: str, device: str) -> Dict[str
     return {"p50_ms": float(sel.p50_ms.median()), "GFLOPs": float(sel.GFLOPs.iloc[0])}
 
 
-def glue_table(seeds: pd.DataFrame, eff: pd.DataFrame, params: Dict[str, float], with_published: bool = True) -> Table:
-    tasks = [t for t in GLUE_CELLS if not seeds.empty and t in set(seeds.task)]
+def _ours_rows(seeds: pd.DataFrame, eff: pd.DataFrame, params: Dict[str, float], cells) -> Tuple[list, list]:
     text_rows, score_rows = [], []
-    if not seeds.empty:
-        for (model, model_name), agg in seeds[seeds.task.isin(tasks)].groupby(["model", "model_name"], sort=False):
-            cpu, gpu = _efficiency_for(eff, model_name, "cpu"), _efficiency_for(eff, model_name, "cuda")
-            text = {"model": model, "source": "ours (dev)"}
-            score = {}
-            ns = []
-            for t in tasks:
-                cell, s, n = _cell(agg[agg.task == t], GLUE_CELLS[t])
-                text[TASK_TITLES[t]], score[TASK_TITLES[t]] = cell, s
-                if n:
-                    ns.append(n)
-            present = [score[TASK_TITLES[t]] for t in tasks if not np.isnan(score[TASK_TITLES[t]])]
-            text["avg"], score["avg"] = (f"{np.mean(present):.1f}", float(np.mean(present))) if present else (MISSING, np.nan)
-            text["seeds"] = str(min(ns)) if ns else MISSING
-            text["params (M)"] = f"{params[model] / 1e6:.1f}" if params.get(model) else MISSING
-            text["GFLOPs"] = f"{cpu['GFLOPs']:.2f}" if cpu.get("GFLOPs") else MISSING
-            text["CPU ms"] = f"{cpu['p50_ms']:.1f}" if cpu else MISSING
-            text["GPU ms"] = f"{gpu['p50_ms']:.2f}" if gpu else MISSING
-            score.update({"CPU ms": cpu.get("p50_ms", np.nan), "GPU ms": gpu.get("p50_ms", np.nan)})
-            text_rows.append(text)
-            score_rows.append(score)
+    tasks = list(cells)
+    for (model, model_name), agg in seeds[seeds.task.isin(tasks)].groupby(["model", "model_name"], sort=False):
+        cpu, gpu = _efficiency_for(eff, model_name, "cpu"), _efficiency_for(eff, model_name, "cuda")
+        text, score, ns, flags = {"model": model, "source": "ours (dev)"}, {}, [], []
+        for t in tasks:
+            title, metrics = cells[t]
+            sub = agg[agg.task == t]
+            text[title], score[title], n = _cell(sub, metrics)
+            if n:
+                ns.append(n)
+            flags += [f"{cells[t][0]}: {f}" for f in sorted({x for v in sub.get("flags", []) for x in v.split("; ") if x})]
+        present = [score[cells[t][0]] for t in tasks if not np.isnan(score[cells[t][0]])]
+        text["avg"], score["avg"] = (f"{np.mean(present):.1f}", float(np.mean(present))) if present else (MISSING, np.nan)
+        text["seeds"] = str(min(ns)) if ns else MISSING
+        text["params (M)"] = f"{params[model] / 1e6:.1f}" if params.get(model) else MISSING
+        text["GFLOPs"] = f"{cpu['GFLOPs']:.2f}" if cpu.get("GFLOPs") else MISSING
+        text["CPU ms"] = f"{cpu['p50_ms']:.1f}" if cpu else MISSING
+        text["GPU ms"] = f"{gpu['p50_ms']:.2f}" if gpu else MISSING
+        text["flags"] = "; ".join(flags) or MISSING
+        score.update({"CPU ms": cpu.get("p50_ms", np.nan), "GPU ms": gpu.get("p50_ms", np.nan)})
+        text_rows.append(text)
+        score_rows.append(score)
+    return text_rows, score_rows
+
+
+def _published_rows(cells) -> Tuple[list, list]:
+    text_rows, score_rows = [], []
+    for p in published.GLUE:
+        text, score = {"model": p["model"], "source": f"published ({p['split']}): {p['source']}"}, {}
+        for t, (title, _) in cells.items():
+            v = p["tasks"].get(t)
+            text[title] = MISSING if v is None else "/".join(f"{x:.1f}" for x in (v if isinstance(v, tuple) else (v,)))
+            score[title] = np.nan if v is None else float(np.mean(v))
+        present = [score[title] for title, _ in cells.values() if not np.isnan(score[title])]
+        text["avg"], score["avg"] = (f"{np.mean(present):.1f}", float(np.mean(present))) if present else (MISSING, np.nan)
+        text["seeds"] = MISSING
+        text["params (M)"] = f"{p['params_M']:.1f}"
+        text["GFLOPs"] = f"{p['GFLOPs']:.1f}" if p.get("GFLOPs") else MISSING
+        text["CPU ms"] = text["GPU ms"] = MISSING
+        text_rows.append(text)
+        score_rows.append(score)
+    return text_rows, score_rows
+
+
+def glue_table(seeds: pd.DataFrame, eff: pd.DataFrame, params: Dict[str, float], with_published: bool = True) -> Table:
+    all_cells = glue_cells()
+    present = set(seeds.task) if not seeds.empty else set()
+    cells = {t: c for t, c in all_cells.items() if t in present}
+    text_rows, score_rows = _ours_rows(seeds, eff, params, cells) if cells else ([], [])
     if with_published:
-        for p in published.GLUE:
-            text = {"model": p["model"], "source": f"published ({p['split']}): {p['source']}"}
-            score = {}
-            for t in tasks or list(GLUE_CELLS):
-                v = p["tasks"].get(t)
-                title = TASK_TITLES[t]
-                text[title] = MISSING if v is None else "/".join(f"{x:.1f}" for x in (v if isinstance(v, tuple) else (v,)))
-                score[title] = np.nan if v is None else float(np.mean(v))
-            present = [score[TASK_TITLES[t]] for t in (tasks or GLUE_CELLS) if not np.isnan(score[TASK_TITLES[t]])]
-            text["avg"], score["avg"] = (f"{np.mean(present):.1f}", float(np.mean(present))) if present else (MISSING, np.nan)
-            text["seeds"] = MISSING
-            text["params (M)"] = f"{p['params_M']:.1f}"
-            text["GFLOPs"] = f"{p['GFLOPs']:.1f}" if p.get("GFLOPs") else MISSING
-            text["CPU ms"] = text["GPU ms"] = MISSING
-            text_rows.append(text)
-            score_rows.append(score)
+        pt, ps = _published_rows(cells or all_cells)
+        text_rows, score_rows = text_rows + pt, score_rows + ps
     text_df = pd.DataFrame(text_rows).fillna(MISSING)
     score_df = pd.DataFrame(score_rows, columns=text_df.columns).reindex(columns=text_df.columns)
     hib = {c: c not in ("CPU ms", "GPU ms") for c in text_df.columns}
     caption = ("GLUE dev results (ours, x100, mean±std over seeds) beside published figures (test set unless "
                "marked dev). avg: mean over the tasks shown with a figure in that row (two-metric tasks and MNLI "
                "m/mm averaged first). CPU/GPU ms: p50 latency, batch 1, sequence 128, eager fp32. "
-               "Rows marked 'weights: random' measure an untrained architecture.")
+               "Rows marked 'weights: random' measure an untrained architecture, 'head: random' a checkpoint "
+               "scored without a trained task head; a row's label names what sets its config apart from the "
+               "model's other rows. flags: a task whose score is no better than its trivial predictor's.")
     return Table(text_df, score_df, hib, caption)
 
 
@@ -111,9 +138,10 @@ def squad_table(seeds: pd.DataFrame, with_published: bool = True) -> Table:
     text_rows, score_rows = [], []
     sq = seeds[seeds.task.isin(["squad_v1", "squad_v2"])] if not seeds.empty else seeds
     if not sq.empty:
+        specs = task_specs()
         for model, agg in sq.groupby("model", sort=False):
-            v1 = _cell(agg[agg.task == "squad_v1"], ["exact_match", "f1"])
-            v2 = _cell(agg[agg.task == "squad_v2"], ["exact", "f1"])
+            v1 = _cell(agg[agg.task == "squad_v1"], list(specs["squad_v1"].report.cell))
+            v2 = _cell(agg[agg.task == "squad_v2"], list(specs["squad_v2"].report.cell))
             text_rows.append({"model": model, "source": "ours (dev)", "v1.1 EM/F1": v1[0], "v2.0 EM/F1": v2[0]})
             score_rows.append({"v1.1 EM/F1": v1[1], "v2.0 EM/F1": v2[1]})
     if with_published:

@@ -15,10 +15,11 @@ READERS = {
 }
 
 
-def load(task: TaskConfig, data: DataConfig, seed: int = 42) -> DatasetDict:
-    """The task's train and eval splits, from `data.dir` when given, else from the Hub, then capped."""
+def load(task: TaskConfig, data: DataConfig, seed: int = 42, need_train: bool = True) -> DatasetDict:
+    """The task's eval splits (and train, when `need_train`), from `data.dir` when given, else from the Hub,
+    then capped."""
     local, remote = READERS[task.kind]
-    dd = local(task, data) if data.dir else remote(task)
+    dd = local(task, data, need_train) if data.dir else remote(task, need_train)
     return cap(dd, data, seed)
 
 

@@ -40,10 +40,29 @@ def _column_index(spec: str, header: List[str] | None, path: Path, layout: str) 
     return header.index(spec)
 
 
+def _bad_utf8(path: Path, layout: str) -> DataError:
+    """The one-line error for bytes that are not UTF-8: the file, the line and the byte."""
+    with path.open("rb") as f:
+        for number, line in enumerate(f, 1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                return DataError(f"{path}, line {number}: byte {line[exc.start:exc.start + 1]!r} at column "
+                                 f"{exc.start + 1} is not UTF-8 text (expected UTF-8); {layout}")
+    return DataError(f"{path}: not UTF-8 text (expected UTF-8); {layout}")
+
+
 def read_tsv(path: Path, task: TaskConfig, layout: str) -> Dict[str, list]:
     """Read one GLUE TSV with quoting disabled (MRPC, QNLI and STS-B hold unbalanced quotes)."""
     if not path.is_file():
         raise DataError(f"{path}: file not found; {layout}")
+    try:
+        return _read_tsv(path, task, layout)
+    except UnicodeDecodeError:
+        raise _bad_utf8(path, layout) from None
+
+
+def _read_tsv(path: Path, task: TaskConfig, layout: str) -> Dict[str, list]:
     columns: Dict[str, list] = {name: [] for name in TEXT_FIELDS[: len(task.local.text_columns)]}
     columns["label"], columns["idx"] = [], []
     # utf-8-sig: the MRPC header starts with a byte-order mark
@@ -83,7 +102,7 @@ def _parse_label(raw: str, task: TaskConfig, where: str) -> float | int:
         raise DataError(f"{where}: label {raw!r} is not one of {task.labels}") from None
 
 
-def load_local(task: TaskConfig, data: DataConfig) -> DatasetDict:
+def load_local(task: TaskConfig, data: DataConfig, need_train: bool = True) -> DatasetDict:
     data_dir = Path(data.dir).expanduser()
     layout = _layout(task, data_dir)
     if not data_dir.is_dir():
@@ -91,16 +110,17 @@ def load_local(task: TaskConfig, data: DataConfig) -> DatasetDict:
     task_dir = data_dir / task.local.dir_name
     if not task_dir.is_dir():
         raise DataError(f"{task_dir}: no such folder; {layout}")
-    files = {"train": task.local.train_file, **task.local.eval_files}
+    # scoring reads only the evaluation split: a folder holding just dev.tsv is enough for it
+    files = {**({"train": task.local.train_file} if need_train else {}), **task.local.eval_files}
     return DatasetDict({split: Dataset.from_dict(read_tsv(task_dir / name, task, layout)) for split, name in files.items()})
 
 
-def load_hub(task: TaskConfig) -> DatasetDict:
+def load_hub(task: TaskConfig, need_train: bool = True) -> DatasetDict:
     raw = hub.load(task.hub.id, task.hub.config)
     renames = dict(zip(task.hub.text_columns, TEXT_FIELDS))
     renames[task.hub.label_column] = "label"
     out = {}
-    for split in ["train", *task.local.eval_files]:
+    for split in ["train"] * need_train + [*task.local.eval_files]:
         source = task.hub.train_split if split == "train" else split
         if source not in raw:
             raise DataError(f"{task.hub.id}/{task.hub.config} on the Hub has no split {source!r} (it has {list(raw)})")

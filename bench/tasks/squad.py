@@ -63,7 +63,7 @@ def _rows(path: Path, articles: List[Dict[str, Any]], task: TaskConfig, offset: 
     return cols
 
 
-def load_local(task: TaskConfig, data: DataConfig) -> DatasetDict:
+def load_local(task: TaskConfig, data: DataConfig, need_train: bool = True) -> DatasetDict:
     """The official files from data.dir; `data.split_by_article=N` trains on the first N articles of the eval file."""
     root = Path(data.dir).expanduser()
     if not root.is_dir():
@@ -80,6 +80,8 @@ def load_local(task: TaskConfig, data: DataConfig) -> DatasetDict:
             "train": Dataset.from_dict(_rows(eval_path, eval_articles[:n], task)),
             eval_split: Dataset.from_dict(_rows(eval_path, eval_articles[n:], task, offset=n)),
         })
+    if not need_train:  # scoring reads only the evaluation file
+        return DatasetDict({eval_split: Dataset.from_dict(_rows(eval_path, eval_articles, task))})
     train_path = root / task.local.dir_name / task.local.train_file
     return DatasetDict({
         "train": Dataset.from_dict(_rows(train_path, _articles(train_path), task)),
@@ -87,10 +89,11 @@ def load_local(task: TaskConfig, data: DataConfig) -> DatasetDict:
     })
 
 
-def load_hub(task: TaskConfig) -> DatasetDict:
+def load_hub(task: TaskConfig, need_train: bool = True) -> DatasetDict:
     raw = hub.call(f"the dataset {task.hub.id}", __import__("datasets").load_dataset, task.hub.id)
     eval_split = next(iter(task.local.eval_files))
-    return DatasetDict({"train": raw[task.hub.train_split], eval_split: raw["validation"]})
+    splits = {"train": raw[task.hub.train_split]} if need_train else {}
+    return DatasetDict({**splits, eval_split: raw["validation"]})
 
 
 def train_features(examples: Dict[str, list], tokenizer, task: TaskConfig, max_length: int, pad: bool) -> Dict[str, list]:

@@ -80,7 +80,7 @@ def _agreement(model, prepared: backends.Prepared, batch, ready, device) -> Dict
 
 def _accuracy(cfg: Config, prepared: backends.Prepared, tokenizer, names: set) -> Dict[str, Any]:
     """The task's dev metrics computed through this backend's forward."""
-    dd = tasks.load(cfg.task, cfg.data, seed=cfg.train.seed)
+    dd = tasks.load(cfg.task, cfg.data, seed=cfg.train.seed, need_train=False)
     splits = {}
     for split in cfg.task.local.eval_files:
         enc = tasks.encode(type(dd)({split: dd[split]}), tokenizer, cfg.task.max_seq_length, pad_to_max=False)[split]

@@ -1,0 +1,109 @@
+"""What makes two runs the same run: the resume key, and finding a completed result that has it.
+
+The key covers everything that changes a result beyond the config: the code version (git commit and whether
+the tree was dirty, or the installed package version), the library versions, the data files' checksums and,
+for `model.path`, the checkpoint's own files. A config hash alone would skip a rerun after any of those moved.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Dict, Iterable, List, Optional
+
+from omegaconf import OmegaConf
+
+from . import __version__, schema
+from .config import Config
+
+log = logging.getLogger("bench")
+
+# checkpoint files that decide its outputs (weights, config, vocabulary); optimizer states etc. do not
+CHECKPOINT_SUFFIXES = (".json", ".safetensors", ".bin", ".txt", ".model")
+
+
+def config_hash(cfg: Config) -> str:
+    """A fingerprint of the resolved config (not where it is written, not resume flags)."""
+    d = OmegaConf.to_container(OmegaConf.structured(cfg))
+    d.pop("out_dir", None)
+    d.pop("bench", None)
+    if d["mode"]["name"] != "distill":
+        d.pop("distill", None)  # other modes ignore it, and their hashes stay those of earlier results
+    return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
+
+@lru_cache(maxsize=256)
+def _file_digest(path: str, size: int, mtime_ns: int) -> str:  # noqa: ARG001 (size/mtime key the cache)
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def files_digest(paths: Iterable[Path]) -> Dict[str, Optional[str]]:
+    out: Dict[str, Optional[str]] = {}
+    for p in sorted(set(paths)):
+        st = p.stat() if p.is_file() else None
+        out[p.name] = _file_digest(str(p), st.st_size, st.st_mtime_ns) if st else None
+    return out
+
+
+def data_files(cfg: Config) -> List[Path]:
+    if not cfg.data.dir:
+        return []  # Hub data is identified by its id and config, which are in the config hash
+    folder = Path(cfg.data.dir).expanduser() / cfg.task.local.dir_name
+    return [folder / name for name in [cfg.task.local.train_file, *cfg.task.local.eval_files.values()]]
+
+
+def checkpoint_files(cfg: Config) -> List[Path]:
+    if not cfg.model.path:
+        return []
+    folder = Path(cfg.model.path).expanduser()
+    return [p for p in folder.iterdir() if p.suffix in CHECKPOINT_SUFFIXES] if folder.is_dir() else []
+
+
+def code_version(env: Dict[str, Any]) -> Dict[str, Any]:
+    git = env.get("git") or {}
+    if git.get("commit"):
+        return {"commit": git["commit"], "dirty": git.get("dirty")}
+    return {"package": __version__}  # installed without a git checkout
+
+
+def resume_key(cfg: Config, env: Dict[str, Any], digest: str) -> str:
+    parts = {
+        "config": digest,
+        "code": code_version(env),
+        "packages": env.get("packages") or {},
+        "data": files_digest(data_files(cfg)),
+        "checkpoint": files_digest(checkpoint_files(cfg)),
+    }
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:24]
+
+
+def _roots(roots: Iterable[Path]) -> List[Path]:
+    """The given folders, without one that lies inside another (it would be searched twice)."""
+    resolved = sorted({Path(r).resolve() for r in roots if Path(r).is_dir()}, key=lambda p: len(p.parts))
+    kept: List[Path] = []
+    for r in resolved:
+        if not any(r == k or k in r.parents for k in kept):
+            kept.append(r)
+    return kept
+
+
+def find_completed(roots: Iterable[Path], key: str, exclude: Optional[Path] = None) -> Optional[Path]:
+    """A complete, successful earlier result with the same resume key (baselines and gate output excluded).
+
+    Files that are not valid results (a stray JSON, another program's file, a corrupt one) are passed over:
+    they can never match, and they must not stop a sweep.
+    """
+    for root in _roots(roots):
+        for path, result in schema.walk(root, exclude=("baselines", "gate")):
+            if isinstance(result, str) or (exclude and path.resolve() == exclude.resolve()):
+                continue
+            if result.status == "ok" and result.resume_key == key:
+                return path
+    return None
