@@ -43,13 +43,15 @@ def cells(rs: List[Result]) -> Dict[Tuple, Dict]:
         cal, facts = timing.get("calibration") or {}, timing.get("backends") or {}
         for row in r.latency or []:
             k = (row.device, row.backend, row.batch_size, row.seq_len)
-            e = out.setdefault(k, {"samples": [], "rss": [], "dtypes": set(), "errors": [], "peak": None})
+            e = out.setdefault(k, {"samples": [], "rss": [], "dtypes": set(), "errors": [], "peak": None,
+                                   "disturbed": False})
             if row.status != "ok":
                 e["errors"].append(f"{row.status}: {row.error or 'no reason given'}")
                 continue
             extra = row.model_dump()
             e["peak"] = cal.get(extra.get("gemm_peak_key") or "")
             e["dtypes"].add(extra.get("dtype"))
+            e["disturbed"] |= bool(extra.get("disturbed"))  # other load while measured: shown beside the verdict
             e["samples"] += row.latency_s.samples
             # memory the measurement added over the process's imports: the import footprint depends on the
             # environment (installed extras moved it by ~65 MB here), the model's own memory does not
@@ -95,6 +97,8 @@ def _speed(where, b, c, same, isolated, policy, Row, m_base, m_cur) -> List:
     verdict = ("REGRESSION" if significant and ratio > policy.min_factor
                else "improved" if significant and ratio < 1 / policy.min_factor else "ok")
     note = "" if same else " (calibrated)"
+    # a verdict stands as it is (a slowdown is still red), but the reader learns the figures were disturbed
+    note += "".join(f" [{who} disturbed by other load]" for who, e in (("baseline", b), ("current", c)) if e["disturbed"])
     out = [Row(where, "latency p50 (ms)", 1e3 * float(np.median(bs)), 1e3 * float(np.median(cs)),
                f"x{ratio:.3f}, p={p:.2g}{note}", verdict)]
     # memory is only attributable when each backend ran in a process of its own (timing.isolate)

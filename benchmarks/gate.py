@@ -73,6 +73,11 @@ def baseline(args) -> int:
     if rc:
         print(f"gate: the suite exited {rc}; no baseline written (its output stays in {new})", file=sys.stderr)
         return rc
+    disturbed = _disturbed_rows(new)
+    if disturbed:
+        print(f"gate: refusing to make a baseline of latencies measured under other load ({', '.join(disturbed)}); "
+              f"re-run `make baseline` on a quiet machine (its output stays in {new})", file=sys.stderr)
+        return 3
     write_machine_file(new, cls, env.machine_fingerprint(env.gpu_info()), git)
     final = Path(args.baselines) / cls
     old = Path(args.baselines) / f".old-{stamp}"
@@ -82,6 +87,18 @@ def baseline(args) -> int:
     shutil.rmtree(old, ignore_errors=True)
     print(f"gate: baseline for {cls} written to {final}; commit it")
     return 0
+
+
+def _disturbed_rows(folder: Path) -> list:
+    """Latency cells of the suite flagged `disturbed`: a baseline must be measured on a quiet machine."""
+    import json
+
+    out = []
+    for path in sorted(folder.glob("*/result.json")):
+        for row in json.loads(path.read_text()).get("latency") or []:
+            if row.get("disturbed"):
+                out.append(f"{path.parent.name} {row['backend']} b{row.get('batch_size')}")
+    return out
 
 
 def main() -> int:
