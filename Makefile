@@ -14,6 +14,7 @@ PYTEST_ARGS ?=
 STAMP       := $(shell date +%Y%m%d-%H%M%S)
 # extra arguments for bench compare (its defaults were measured on shared VMs; see README "Regression gate")
 GATE_ARGS   ?=
+GATE_OUT    ?= $(RESULTS)/gate/$(STAMP)
 
 .PHONY: help install test test-full test-gpu bench compare-latency bench-finetune bench-timing bench-squad bench-distill report baseline gate machine-class clean
 
@@ -62,7 +63,7 @@ baseline: ## write results/baselines/<this machine class>/ with the gate suite, 
 
 gate: ## run the gate suite and compare it with this machine class's baseline (exit 1 on a regression)
 	$(PY) benchmarks/gate.py check --baselines $(RESULTS)/baselines --data $(DATA)/glue \
-		--out $(RESULTS)/gate/$(STAMP) $(GATE_ARGS)
+		--out $(GATE_OUT) $(GATE_ARGS)
 
 machine-class: ## print this machine's class id (the baseline folder `make gate` compares against)
 	@$(PY) -m bench.env

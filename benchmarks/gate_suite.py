@@ -1,6 +1,6 @@
 """The small real benchmark the regression gate compares: a real fine-tune and the small models' latency.
 
-    python benchmarks/gate_suite.py OUT_DIR [--data ../shared/data/glue] [--require-learning]
+    python benchmarks/gate_suite.py OUT_DIR [--data ../shared/data/glue] [--require-learning] [--only latency]
 
 1. all-MiniLM-L6-v2 (packaged, pretrained) fine-tuned on the full MRPC training split, scored on the full dev
    set, in fp32 on every machine class (fixed seed: deterministic on CPU, so any metric change on one class
@@ -49,12 +49,16 @@ def main() -> int:
     ap.add_argument("--data", default="../shared/data/glue")
     ap.add_argument("--require-learning", action="store_true",
                     help="exit 3 when the fine-tune does not beat the trivial predictor clearly (for baselines)")
+    ap.add_argument("--only", choices=["finetune", "latency"],
+                    help="run only these jobs (the gate re-measures the latency jobs to confirm a slowdown)")
     args = ap.parse_args()
     if args.out.exists() and any(args.out.iterdir()):
         print(f"gate_suite: {args.out} is not empty; results are never overwritten", file=sys.stderr)
         return 2
     failed = []
     for name, overrides in SUITE.items():
+        if args.only and not name.startswith(args.only):
+            continue
         extra = LATENCY if "mode=latency" in overrides else [f"data.dir={args.data}"]
         try:
             result = run(compose([*overrides, *extra], out_dir=str(args.out / name)))

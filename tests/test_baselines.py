@@ -64,3 +64,35 @@ def test_cross_class_check_compares_accuracy_only(folder, tmp_path, capsys):
     worse = _doctor(folder, tmp_path / "worse", metric_drop=2 * CROSS_CLASS_TOLERANCE)
     assert compare.main([str(folder), str(worse), *args]) == 1
 
+
+
+def _gate_module():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("gate", ROOT / "benchmarks" / "gate.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_gate_measures_the_baseline_commits_own_code(tmp_path):
+    """Side by side: the baseline's commit is checked out and its `bench` is what the suite imports."""
+    import subprocess
+    import sys
+
+    gate = _gate_module()
+    for folder in CLASSES:
+        assert len(gate.baseline_commit(folder)) == 40, f"{folder}: MACHINE.json records no commit"
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    if not head:
+        pytest.skip("not a git checkout")
+    with gate.checkout(head) as tree:
+        assert tree is not None and (tree / "bench" / "__init__.py").is_file()
+        found = subprocess.run([sys.executable, "-c", "import bench; print(bench.__file__)"], cwd=tmp_path,
+                               env=gate.code_env(tree), capture_output=True, text=True, check=True).stdout
+        assert found.strip() == str(tree / "bench" / "__init__.py")
+    assert not tree.exists()  # the worktree is removed afterwards
+    with gate.checkout("0" * 40) as missing:  # a commit this clone lacks (a shallow clone): the caller falls back
+        assert missing is None
+    (tmp_path / "MACHINE.json").write_text("{}")
+    assert gate.baseline_commit(tmp_path) == ""

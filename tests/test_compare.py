@@ -1,6 +1,7 @@
 """The regression gate on real results from tiny models: it catches injected regressions and stays quiet otherwise."""
 
 import json
+import shutil
 import time
 import xml.etree.ElementTree as ET
 
@@ -25,7 +26,7 @@ def _accuracy_result(**over):
     return {**base, **over}
 
 
-def _latency(out, monkeypatch=None, delay_s=0.0):
+def _latency(out, monkeypatch=None, delay_s=0.0, seconds=None):
     if delay_s:
         real = models.load_model
 
@@ -36,7 +37,8 @@ def _latency(out, monkeypatch=None, delay_s=0.0):
             return model, missing
 
         monkeypatch.setattr(models, "load_model", slowed)
-    run(compose([*tiny("bert"), *LATENCY], out_dir=str(out)))
+    window = [f"timing.min_seconds={seconds}"] if seconds else []
+    run(compose([*tiny("bert"), *LATENCY, *window], out_dir=str(out)))
     if delay_s:
         monkeypatch.undo()
     return out
@@ -111,7 +113,27 @@ def test_other_machine_is_calibrated_or_refused(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_no_false_alarms_on_repeated_measurements(tmp_path):
-    """The same code measured 11 times on this noisy machine, compared pair by pair: never red."""
-    runs = [_latency(tmp_path / f"r{i}") for i in range(11)]
-    verdicts = [compare.main([str(a), str(b)]) for a, b in zip(runs, runs[1:])]
+    """The same code measured 11 times on this noisy machine, compared pair by pair as the gate compares speed
+    (a regression must reproduce in a re-measurement), each over 2 s as the gate's are over seconds: never red.
+
+    These VMs have slow spells of a few seconds that no load counter shows (measured on the AVX2 class: this
+    1.5 ms model read 2.1-2.5 ms in 4 of 12 back-to-back 0.6 s windows, other load 0.02 cores, no steal); a
+    single comparison of 0.6 s windows once went red in CI."""
+    runs = [_latency(tmp_path / f"r{i}", seconds=2) for i in range(11)]
+    verdicts = [compare.confirmed(a, b, lambda again: _latency(again, seconds=2)) for a, b in zip(runs, runs[1:])]
     assert verdicts.count(1) == 0, verdicts
+
+
+def test_a_speed_regression_counts_only_when_the_remeasurement_reproduces_it(tmp_path, monkeypatch, capsys):
+    base = _latency(tmp_path / "base")
+    slow = _latency(tmp_path / "slow", monkeypatch, delay_s=0.02)
+    # the slowdown is in the code: it comes back when measured again, and the gate is red
+    assert compare.confirmed(base, slow, lambda again: _latency(again, monkeypatch, delay_s=0.02)) == 1
+    assert "reproduced it: REGRESSION" in capsys.readouterr().out
+    assert (tmp_path / "slow-remeasured" / "result.json").is_file()
+    # a slow spell of the machine: measured again, the figures are the baseline's own, so it is no regression
+    assert compare.confirmed(base, slow, lambda again: shutil.copytree(base, again)) == 0
+    assert "did not reproduce it: not a regression" in capsys.readouterr().out
+    assert (tmp_path / "slow-remeasured-2" / "result.json").is_file()  # the first re-measurement is kept
+    # no slowdown at all: no re-measurement
+    assert compare.confirmed(base, base, lambda again: pytest.fail("re-measured without a regression")) == 0

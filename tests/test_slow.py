@@ -1,29 +1,54 @@
 """Real pretrained model (the packaged all-MiniLM-L6-v2) on real data: minutes, run by CI (`make test-full`)."""
 
 import json
+import os
 import time
+from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from bench import compare
+from bench import compare, env, resume
 from bench.config import compose
 from bench.runner import run
 
 pytestmark = pytest.mark.slow
 
 
+def _made_already(cfg):
+    """The same run made by this very code a moment ago, if BENCH_REUSE_RUNS names where.
+
+    CI runs the regression gate before the tests; the gate's MRPC fine-tune is exactly this run (same config,
+    commit, clean tree, data checksums and library versions: the resume key says so), so the test reads its
+    result instead of training the same model twice. Anywhere else the test trains."""
+    roots = [Path(p) for p in os.environ.get("BENCH_REUSE_RUNS", "").split(os.pathsep) if p]
+    if not roots:
+        return None
+    key = resume.resume_key(cfg, env.capture(), resume.config_hash(cfg))
+    return resume.find_completed(roots, key)
+
+
 def test_minilm_mrpc_reaches_published_recipe_quality(glue_dir, tmp_path):
     """Harness defaults on the full MRPC train split must learn, not collapse to the majority class.
 
     MRPC dev's all-positive predictor scores acc 0.684 / F1 0.812; run_glue.py's recipe reaches 0.733 / 0.829
-    with this model. The bar is the gate baseline's (issue #11): acc >= 0.75 and F1 >= 0.83."""
-    result = run(compose(["model=minilm_l6", "task=mrpc", f"data.dir={glue_dir}"], out_dir=str(tmp_path)))
-    print(f"minilm_l6 MRPC: {result.metrics}, train {result.train['seconds']:.0f} s ({result.train['precision']})")
-    assert result.metrics["acc"] >= 0.75 and result.metrics["f1"] >= 0.83
-    assert result.task["splits"] == {"train": 3668, "validation": 408}
-    assert result.model["weights"] == "pretrained" and result.model["source"] == "package"
+    with this model. The bar is the gate baseline's (issue #11): acc >= 0.75 and F1 >= 0.83. fp32 on every
+    machine class, as the gate suite runs it (benchmarks/gate_suite.py)."""
+    cfg = compose(["model=minilm_l6", "task=mrpc", "train.precision=fp32", f"data.dir={glue_dir}"],
+                  out_dir=str(tmp_path))
+    done = _made_already(cfg)
+    if done:
+        print(f"reusing {done}: the identical run (same resume key), made by this commit")
+    else:
+        run(cfg)
+    result = json.loads((done or tmp_path / "result.json").read_text())
+    metrics = result["metrics"]
+    print(f"minilm_l6 MRPC: {metrics}, train {result['train']['seconds']:.0f} s ({result['train']['precision']})")
+    assert result["status"] == "ok"
+    assert metrics["acc"] >= 0.75 and metrics["f1"] >= 0.83
+    assert result["task"]["splits"] == {"train": 3668, "validation": 408}
+    assert result["model"]["weights"] == "pretrained" and result["model"]["source"] == "package"
 
 
 def _trivial_f1(squad_dir, n_articles_train: int, n_questions: int) -> dict:
