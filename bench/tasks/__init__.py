@@ -1,4 +1,4 @@
-"""Tasks are data (conf/task/*.yaml); this package turns a TaskConfig into datasets, features and metrics."""
+"""Tasks are data (bench/conf/task/*.yaml); this package turns a TaskConfig into datasets, features and metrics."""
 
 from __future__ import annotations
 
