@@ -52,7 +52,8 @@ def test_the_installed_package_is_the_one_imported_and_carries_its_config(instal
     shipped = {p.relative_to(conf) for p in conf.rglob("*.yaml")}
     in_tree = {p.relative_to(ROOT / "bench" / "conf") for p in (ROOT / "bench" / "conf").rglob("*.yaml")}
     assert shipped == in_tree  # every group and choice, sweeps and launchers included
-    assert (installed / "bin" / "bench").is_file()
+    for script in ("bench", "bench-report", "bench-compare"):
+        assert (installed / "bin" / script).is_file(), f"console script {script} not installed"
     assert not (installed / "benchmarks").exists()  # the scripts folder is not a package
 
 
@@ -60,6 +61,16 @@ def test_installed_bench_composes_from_another_folder(installed, tmp_path):
     p = _run(installed, tmp_path, "bench", "model=minilm_l6", "task=mrpc", "+sweep=seeds", "--cfg", "job")
     assert p.returncode == 0, p.stderr[-2000:]
     assert "name: minilm_l6" in p.stdout and "name: mrpc" in p.stdout
+
+
+def test_report_and_compare_scripts_are_the_bench_subcommands(installed, tmp_path):
+    assert _run(installed, tmp_path, "bench-report", "--help").stdout == \
+        _run(installed, tmp_path, "bench", "report", "--help").stdout
+    missing = [str(tmp_path / "base.json"), str(tmp_path / "new.json")]
+    script = _run(installed, tmp_path, "bench-compare", *missing)
+    sub = _run(installed, tmp_path, "bench", "compare", *missing)
+    assert script.returncode == sub.returncode == 2 and script.stderr == sub.stderr
+    assert "bench compare: error" in script.stderr
 
 
 @pytest.mark.slow
@@ -71,6 +82,6 @@ def test_installed_bench_finetunes_from_another_folder(installed, glue_dir, tmp_
     assert p.returncode == 0, p.stderr[-2000:]
     results = list((tmp_path / "results").rglob("result.json"))
     assert len(results) == 1 and json.loads(results[0].read_text())["status"] == "ok"
-    report = _run(installed, tmp_path, "bench", "report", str(tmp_path / "results"), "--format", "md")
+    report = _run(installed, tmp_path, "bench-report", str(tmp_path / "results"), "--format", "md")
     assert report.returncode == 0, report.stderr[-2000:]
     assert "MRPC" in (tmp_path / "results" / "report" / "glue.md").read_text()
