@@ -22,8 +22,8 @@ import torch
 from .. import env, tasks
 from ..config import Config
 from ..errors import ConfigError
-from ..finetune import describe_task, evaluate_splits, predict_in_order, resolve_hyper, tidy, train_and_record, training_args
-from ..finetune import eval_collator, trivial_section
+from ..engine import describe_task, eval_collator, predict_in_order, resolve_hyper, tidy, train_and_record, training_args
+from ..finetune import evaluate_splits, trivial_section
 from ..results import PREDICTIONS_FILE, write_jsonl
 from ..tasks import metrics as task_metrics
 from . import efficiency, init, internals, losses, mapping, teacher
