@@ -15,6 +15,7 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 from .checks import choice, positive
 from .distill.config import DistillConfig
 from .errors import ConfigError
+from .kinds import KINDS
 
 
 @dataclass
@@ -95,7 +96,7 @@ class ReportFormat:
 @dataclass
 class TaskConfig:
     name: str = MISSING
-    kind: str = "classification"  # classification | regression | squad
+    kind: str = "classification"  # a task kind of bench/kinds.py: classification | regression | squad
     labels: List[str] = field(default_factory=list)  # label values as written in the local files, in Hub order
     metrics: List[str] = field(default_factory=list)
     primary: List[str] = field(default_factory=list)  # the mean of these is the task's primary figure
@@ -112,9 +113,10 @@ class TaskConfig:
     null_threshold: float = 0.0
 
     def __post_init__(self) -> None:
-        choice("task.kind", self.kind, ["classification", "regression", "squad"])
-        if self.kind == "classification" and len(self.labels) < 2:
-            raise ConfigError(f"task {self.name!r}: a classification task needs at least two labels")
+        choice("task.kind", self.kind, list(KINDS))
+        if len(self.labels) < KINDS[self.kind].min_labels:
+            raise ConfigError(f"task {self.name!r}: a {self.kind} task needs at least "
+                              f"{KINDS[self.kind].min_labels} labels")
         if not self.local.eval_files:
             raise ConfigError(f"task {self.name!r}: local.eval_files names no evaluation split")
         unknown = [m for m in self.primary if m not in self.metrics]
@@ -123,7 +125,7 @@ class TaskConfig:
 
     @property
     def num_labels(self) -> int:
-        return 1 if self.kind == "regression" else len(self.labels)
+        return KINDS[self.kind].num_labels(self)
 
 
 @dataclass

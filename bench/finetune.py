@@ -10,7 +10,7 @@ from typing import Any, Dict, List, Tuple
 import numpy as np
 from transformers import Trainer
 
-from . import engine, env, tasks
+from . import engine, env, kinds, tasks
 from .config import Config
 from .results import PREDICTIONS_FILE, write_jsonl
 from .tasks import metrics, trivial
@@ -18,7 +18,7 @@ from .tasks import metrics, trivial
 
 def evaluate_splits(cfg: Config, trainer: Trainer, encoded, raw, device, precision: str) -> Tuple[Dict[str, Any], Dict[str, Any], List[dict]]:
     """Predict every eval split; returns {split: (predictions, labels)}, timing, and one row per example."""
-    task = cfg.task
+    task, kind = cfg.task, kinds.of(cfg.task)
     splits, rows, seconds, count = {}, [], 0.0, 0
     for split in task.local.eval_files:
         t0 = time.perf_counter()
@@ -27,12 +27,12 @@ def evaluate_splits(cfg: Config, trainer: Trainer, encoded, raw, device, precisi
                                                cfg.train.eval_batch_size, device, precision)
         seconds += time.perf_counter() - t0
         count += len(encoded[split])
-        preds = metrics.predictions_from_logits(task, np.stack(logits))
+        preds = kind.predictions(np.stack(logits))
         labels = np.asarray(raw[split]["label"])
         splits[split] = (preds, labels)
         for i, (idx, p, y) in enumerate(zip(raw[split]["idx"], preds, labels)):
             row = {"split": split, "idx": int(idx), "label": y.item(), "prediction": p.item()}
-            if task.kind == "classification":
+            if not kind.regression:  # classification: the label names too
                 row["label_name"], row["prediction_name"] = task.labels[int(y)], task.labels[int(p)]
             rows.append(row)
     timing = {"seconds": round(seconds, 3), "examples": count, "examples_per_second": round(count / seconds, 2) if seconds else None,
