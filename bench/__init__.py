@@ -4,6 +4,6 @@ from pathlib import Path
 
 __version__ = "0.1.0"
 
-#: The Hydra config tree lives beside the package (repository layout; installs are editable).
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+#: The Hydra config tree ships inside the package, so a wheel install finds it as an editable one does.
+CONF_DIR = Path(__file__).resolve().parent / "conf"
 SCHEMA_VERSION = 1

@@ -12,17 +12,10 @@ from typing import Any, Dict, List, Optional
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
+from .checks import choice, positive
+from .distill.config import DistillConfig
 from .errors import ConfigError
-
-
-def _choice(what: str, value: Any, choices: List[Any]) -> None:
-    if value not in choices:
-        raise ConfigError(f"{what}={value!r} is not one of {choices}")
-
-
-def _positive(what: str, value: Optional[float]) -> None:
-    if value is not None and value <= 0:
-        raise ConfigError(f"{what} must be positive, got {value!r}")
+from .kinds import KINDS
 
 
 @dataclass
@@ -103,7 +96,7 @@ class ReportFormat:
 @dataclass
 class TaskConfig:
     name: str = MISSING
-    kind: str = "classification"  # classification | regression | squad
+    kind: str = "classification"  # a task kind of bench/kinds.py: classification | regression | squad
     labels: List[str] = field(default_factory=list)  # label values as written in the local files, in Hub order
     metrics: List[str] = field(default_factory=list)
     primary: List[str] = field(default_factory=list)  # the mean of these is the task's primary figure
@@ -120,9 +113,10 @@ class TaskConfig:
     null_threshold: float = 0.0
 
     def __post_init__(self) -> None:
-        _choice("task.kind", self.kind, ["classification", "regression", "squad"])
-        if self.kind == "classification" and len(self.labels) < 2:
-            raise ConfigError(f"task {self.name!r}: a classification task needs at least two labels")
+        choice("task.kind", self.kind, list(KINDS))
+        if len(self.labels) < KINDS[self.kind].min_labels:
+            raise ConfigError(f"task {self.name!r}: a {self.kind} task needs at least "
+                              f"{KINDS[self.kind].min_labels} labels")
         if not self.local.eval_files:
             raise ConfigError(f"task {self.name!r}: local.eval_files names no evaluation split")
         unknown = [m for m in self.primary if m not in self.metrics]
@@ -131,7 +125,7 @@ class TaskConfig:
 
     @property
     def num_labels(self) -> int:
-        return 1 if self.kind == "regression" else len(self.labels)
+        return KINDS[self.kind].num_labels(self)
 
 
 @dataclass
@@ -142,9 +136,9 @@ class DataConfig:
     split_by_article: Optional[int] = None  # SQuAD offline: train on the first N articles of the eval file
 
     def __post_init__(self) -> None:
-        _positive("data.max_train_samples", self.max_train_samples)
-        _positive("data.max_eval_samples", self.max_eval_samples)
-        _positive("data.split_by_article", self.split_by_article)
+        positive("data.max_train_samples", self.max_train_samples)
+        positive("data.max_eval_samples", self.max_eval_samples)
+        positive("data.split_by_article", self.split_by_article)
 
 
 @dataclass
@@ -168,10 +162,10 @@ class TrainConfig:
     logging_steps: int = 50
 
     def __post_init__(self) -> None:
-        _choice("train.precision", self.precision, ["auto", "fp32", "bf16", "fp16"])
-        _choice("train.padding", self.padding, ["dynamic", "max_length"])
+        choice("train.precision", self.precision, ["auto", "fp32", "bf16", "fp16"])
+        choice("train.padding", self.padding, ["dynamic", "max_length"])
         for name in ("learning_rate", "batch_size", "epochs", "max_seq_length", "eval_batch_size", "logging_steps"):
-            _positive(f"train.{name}", getattr(self, name))
+            positive(f"train.{name}", getattr(self, name))
         if self.warmup is not None and not 0 <= self.warmup < 1:
             raise ConfigError(f"train.warmup is a fraction of the steps in [0, 1), got {self.warmup}")
 
@@ -181,7 +175,7 @@ class ModeConfig:
     name: str = "finetune"  # finetune | evaluate | latency | distill
 
     def __post_init__(self) -> None:
-        _choice("mode.name", self.name, ["finetune", "evaluate", "latency", "distill"])
+        choice("mode.name", self.name, ["finetune", "evaluate", "latency", "distill"])
 
 
 @dataclass
@@ -191,78 +185,8 @@ class DeviceConfig:
     threads: Optional[int] = None  # CPU threads for torch; None keeps torch's default
 
     def __post_init__(self) -> None:
-        _choice("device.name", self.name, ["cpu", "cuda"])
-        _positive("device.threads", self.threads)
-
-
-# mode=distill: loss term -> the stage it belongs to (TinyBERT: intermediate layers first, then the prediction layer)
-DISTILL_LOSSES = {"embedding": "intermediate", "hidden": "intermediate", "attention": "intermediate",
-                  "soft": "prediction", "hard": "prediction"}
-DISTILL_STAGES = ["intermediate", "prediction"]
-
-
-@dataclass
-class StageConfig:
-    """One distillation stage's schedule; None takes the run's hyper-parameters (train.* or the model recipe)."""
-
-    epochs: Optional[float] = None
-    learning_rate: Optional[float] = None
-
-    def __post_init__(self) -> None:
-        _positive("distill stage epochs", self.epochs)
-        _positive("distill stage learning_rate", self.learning_rate)
-
-
-@dataclass
-class DistillConfig:
-    """Task distillation (mode=distill): a fine-tuned teacher, a student, the loss terms and the stages."""
-
-    teacher: Optional[str] = None  # a fine-tuned checkpoint folder, or a run folder holding checkpoint/
-    init: str = "teacher_layers"  # teacher_layers | pretrained | random
-    layers: Optional[List[int]] = None  # teacher layers (1-based) copied by init=teacher_layers; None: evenly spaced
-    layer_map: Optional[List[int]] = None  # teacher layer each student layer learns (1-based); None: uniform m*N/M
-    stages: List[str] = field(default_factory=lambda: list(DISTILL_STAGES))
-    # each term's weight; 0 turns it off. soft = logits at temperature T (MSE on the score for regression),
-    # hard = the gold labels (0 in TinyBERT; direct fine-tuning is hard=1 with every other term 0)
-    weights: Dict[str, float] = field(default_factory=lambda: {
-        "embedding": 1.0, "hidden": 1.0, "attention": 1.0, "soft": 1.0, "hard": 0.0})
-    temperature: float = 1.0  # TinyBERT uses 1; DistilBERT 2 (soft targets are scaled by T^2)
-    intermediate: StageConfig = field(default_factory=lambda: StageConfig(epochs=10.0, learning_rate=5e-5))
-    prediction: StageConfig = field(default_factory=lambda: StageConfig(epochs=3.0, learning_rate=3e-5))
-    cache_dir: str = "results/cache/teacher"  # teacher outputs on the training set, keyed by teacher and data
-    measure_latency: bool = True  # student and teacher at batch 1, sequence 128, eager, in this process
-
-    def __post_init__(self) -> None:
-        _choice("distill.init", self.init, ["teacher_layers", "pretrained", "random"])
-        unknown = sorted(set(self.weights) - set(DISTILL_LOSSES))
-        if unknown:
-            raise ConfigError(f"distill.weights: unknown loss name(s) {unknown}; known: {sorted(DISTILL_LOSSES)}")
-        for name, w in self.weights.items():
-            if w < 0:
-                raise ConfigError(f"distill.weights.{name} must not be negative, got {w}")
-        for stage in self.stages:
-            _choice("distill.stages entry", stage, DISTILL_STAGES)
-        if not self.stages or sorted(self.stages, key=DISTILL_STAGES.index) != self.stages or len(set(self.stages)) != len(self.stages):
-            raise ConfigError(f"distill.stages={self.stages}: name each of {DISTILL_STAGES} at most once, in that order")
-        for stage in self.stages:
-            if not any(self.weights.get(k, 0) > 0 for k, s in DISTILL_LOSSES.items() if s == stage):
-                raise ConfigError(f"distill.stages has {stage!r} but every one of its loss weights is 0")
-        _positive("distill.temperature", self.temperature)
-        for what, values in (("distill.layers", self.layers), ("distill.layer_map", self.layer_map)):
-            if values is not None and (not values or min(values) < 1):
-                raise ConfigError(f"{what}={values}: teacher layers are numbered from 1")
-        if self.layers is not None and (sorted(set(self.layers)) != list(self.layers)):
-            raise ConfigError(f"distill.layers={self.layers} must be increasing, without repeats")
-        if self.layers is not None and self.init != "teacher_layers":
-            raise ConfigError(f"distill.layers only applies to distill.init=teacher_layers (got init={self.init})")
-
-    def terms_on(self, stage: str) -> List[str]:
-        """The loss terms a stage optimises (weight above zero)."""
-        return [k for k, s in DISTILL_LOSSES.items() if s == stage and self.weights.get(k, 0) > 0]
-
-    @property
-    def needs_teacher_outputs(self) -> bool:
-        return any(t != "hard" for stage in self.stages for t in self.terms_on(stage))
+        choice("device.name", self.name, ["cpu", "cuda"])
+        positive("device.threads", self.threads)
 
 
 BACKENDS = ["eager", "bf16", "fp16", "int8", "compile", "onnxruntime"]
@@ -286,14 +210,14 @@ class TimingConfig:
     calibrate: bool = True
 
     def __post_init__(self) -> None:
-        _choice("timing.inputs", self.inputs, ["synthetic", "task"])
+        choice("timing.inputs", self.inputs, ["synthetic", "task"])
         for b in self.backends:
-            _choice("timing.backends entry", b, BACKEND_CHOICES)
+            choice("timing.backends entry", b, BACKEND_CHOICES)
         if not self.backends or not self.batch_sizes or not self.seq_lens:
             raise ConfigError("timing.backends, timing.batch_sizes and timing.seq_lens must each name at least one")
         for b in self.batch_sizes + self.seq_lens:
-            _positive("timing batch size / sequence length", b)
-        _positive("timing.min_iterations", self.min_iterations)
+            positive("timing batch size / sequence length", b)
+        positive("timing.min_iterations", self.min_iterations)
         if self.min_seconds < 0 or self.warmup_runs < 0:
             raise ConfigError("timing.min_seconds and timing.warmup_runs must not be negative")
 
@@ -307,7 +231,7 @@ class BenchControl:
     resume_dir: str = "results"  # where completed runs are looked for (results/baselines/ is never matched)
 
     def __post_init__(self) -> None:
-        _choice("bench.resume", self.resume, ["auto", "always", "never"])
+        choice("bench.resume", self.resume, ["auto", "always", "never"])
 
 
 @dataclass

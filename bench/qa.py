@@ -1,7 +1,7 @@
 """mode=finetune / mode=evaluate for extractive QA (SQuAD v1.1 and v2.0), through transformers.Trainer.
 
-Training and prediction reuse the sequence-classification machinery (finetune.py); what differs is the
-genuinely different part: sliding windows over long contexts and span post-processing.
+Training and prediction are the shared engine's (engine.py); what differs is the genuinely different part:
+sliding windows over long contexts and span post-processing.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Any, Dict
 
-from . import env, finetune, tasks
+from . import engine, env, tasks
 from .config import Config
 from .errors import ConfigError
 from .results import write_atomic
@@ -20,7 +20,7 @@ from .tasks import squad, squad_metrics
 
 def run(cfg: Config, train: bool = True) -> Dict[str, Any]:
     """Fine-tune (when `train`) and evaluate extractive QA; returns the result's sections."""
-    device, precision, hyper, tokenizer, model, model_info = finetune.setup(cfg, train)
+    device, precision, hyper, tokenizer, model, model_info = engine.setup(cfg, train)
     task = cfg.task
     raw = tasks.load(task, cfg.data, seed=cfg.train.seed, need_train=train)
     raw = type(raw)({k: v for k, v in raw.items() if train or k != "train"})  # split_by_article gives both
@@ -36,7 +36,7 @@ def run(cfg: Config, train: bool = True) -> Dict[str, Any]:
                                              remove_columns=raw["train"].column_names, desc="train windows")
     features[eval_split] = raw[eval_split].map(squad.eval_features, batched=True, fn_kwargs=kwargs,
                                                remove_columns=raw[eval_split].column_names, desc="eval windows")
-    out = finetune.describe_task(cfg, model_info, raw)
+    out = engine.describe_task(cfg, model_info, raw)
     out["model"] = model_info
     out["task"]["windows"] = {split: len(f) for split, f in features.items()}
     if cfg.data.split_by_article:
@@ -44,13 +44,13 @@ def run(cfg: Config, train: bool = True) -> Dict[str, Any]:
         out["notes"].append(f"trained on the first {cfg.data.split_by_article} articles of the evaluation file and "
                             "evaluated on the remaining ones (no SQuAD training file offline): not comparable "
                             "with published dev-set figures")
-    trainer = finetune.make_trainer(cfg, model, tokenizer, features.get("train"), hyper, device, precision)
+    trainer = engine.make_trainer(cfg, model, tokenizer, features.get("train"), hyper, device, precision)
     if train:
-        out["train"] = finetune.train_and_record(cfg, trainer, hyper, precision)
+        out["train"] = engine.train_and_record(cfg, trainer, hyper, precision)
     if not env.is_main_process():
         return out  # other DDP ranks stop after training; rank 0 evaluates and writes
     t0 = time.perf_counter()
-    start, end = finetune.predict_in_order(trainer.model, features[eval_split], finetune.eval_collator(tokenizer),
+    start, end = engine.predict_in_order(trainer.model, features[eval_split], engine.eval_collator(tokenizer),
                                            cfg.train.eval_batch_size, device, precision, per_token=True)
     predictions, null_margin = squad.postprocess(raw[eval_split], features[eval_split], start, end, task)
     seconds = time.perf_counter() - t0
@@ -68,5 +68,5 @@ def run(cfg: Config, train: bool = True) -> Dict[str, Any]:
         if task.version_2:
             write_atomic(folder / "null_odds.json", json.dumps(
                 {q: (m if m != float("inf") else 1e9) for q, m in null_margin.items()}) + "\n")
-    finetune.tidy(cfg)
+    engine.tidy(cfg)
     return out

@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator
 
-from . import env, resume, schema, status
+from . import env, kinds, resume, schema, status
 from .config import Config
 from .errors import BenchError
 from .resume import config_hash  # noqa: F401  (kept importable from here)
@@ -18,19 +18,12 @@ log = logging.getLogger("bench")
 CLAIM_FILE = ".bench-claim"
 
 
-def _task_runner(cfg: Config):
-    """Extractive QA has its own windows and post-processing; every other task is sequence classification."""
-    from . import finetune, qa
-
-    return qa.run if cfg.task.kind == "squad" else finetune.run
-
-
 def _finetune(cfg: Config) -> Dict[str, Any]:
-    return _task_runner(cfg)(cfg, train=True)
+    return kinds.of(cfg.task).run(cfg, train=True)  # each task kind names its pipeline (bench/kinds.py)
 
 
 def _evaluate(cfg: Config) -> Dict[str, Any]:
-    return _task_runner(cfg)(cfg, train=False)
+    return kinds.of(cfg.task).run(cfg, train=False)
 
 
 def _latency(cfg: Config) -> Dict[str, Any]:

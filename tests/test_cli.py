@@ -65,6 +65,14 @@ def test_console_script_is_the_same_entry_point():
     assert p.returncode == 0 and "model: bert_base, distilbert" in p.stdout
 
 
+def test_report_and_compare_are_still_subcommands(tmp_path):
+    """`bench report` / `bench compare` (documented, used by CI) reach the bench-report / bench-compare programs."""
+    p = run_cli("report", "--help")
+    assert p.returncode == 0 and "usage: bench report" in p.stdout
+    p = run_cli("compare", str(tmp_path / "base.json"), str(tmp_path / "new.json"))
+    assert p.returncode == 2 and "bench compare: error" in p.stderr and "Traceback" not in p.stderr
+
+
 @pytest.mark.slow
 def test_readme_offline_random_command(glue_dir, tmp_path):
     """The issue's command, exactly: full MobileBERT, random weights, 64 RTE rows."""

@@ -1,5 +1,8 @@
 """Task distillation (mode=distill): TinyBERT's two-stage recipe, DistilBERT's layer copying, scored in one run.
 
+This file imports nothing: bench/config.py imports config.py from here while composing, before torch is needed.
+
+config.py   the schema (DistillConfig, its stages and loss names), a node of bench.config.Config
 losses.py   the loss terms (soft cross-entropy at T, hidden/embedding MSE, attention-score MSE, hard labels)
 mapping.py  which teacher layer each student layer copies and learns
 init.py     building the student (teacher layers, its own pre-trained weights, or random)

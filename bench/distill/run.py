@@ -19,11 +19,12 @@ from typing import Any, Dict, List, Optional
 import numpy as np
 import torch
 
-from .. import env, tasks
+from .. import env, kinds, tasks
 from ..config import Config
 from ..errors import ConfigError
-from ..finetune import describe_task, evaluate_splits, predict_in_order, resolve_hyper, tidy, train_and_record, training_args
-from ..finetune import eval_collator, trivial_section
+from ..engine import (describe_task, eval_collator, predict_in_order, resolve_hyper, tidy, train_and_record,
+                      training_args)
+from ..finetune import evaluate_splits, trivial_section
 from ..results import PREDICTIONS_FILE, write_jsonl
 from ..tasks import metrics as task_metrics
 from . import efficiency, init, internals, losses, mapping, teacher
@@ -56,7 +57,7 @@ def stage_hyper(cfg: Config, stage: str):
 def train_stage(cfg: Config, stage: str, student, tokenizer, train, device, precision, outputs, layer_map) -> Dict[str, Any]:
     hyper = stage_hyper(cfg, stage)
     plan = LossPlan(weights={k: cfg.distill.weights[k] for k in cfg.distill.terms_on(stage)},
-                    temperature=cfg.distill.temperature, regression=cfg.task.kind == "regression", layer_map=layer_map)
+                    temperature=cfg.distill.temperature, regression=kinds.of(cfg.task).regression, layer_map=layer_map)
     args = training_args(cfg, hyper, device, precision, Path(cfg.out_dir))
     args.remove_unused_columns = False  # the `row` column indexes the teacher cache
     trainer = DistillTrainer(
@@ -75,7 +76,7 @@ def fidelity(cfg: Config, student, teacher_logits: np.ndarray, encoded, tokenize
     (logits, *_) = predict_in_order(student, encoded[split], eval_collator(tokenizer), cfg.train.eval_batch_size,
                                     device, precision)
     s, t = torch.tensor(np.stack(logits)).float(), torch.tensor(teacher_logits).float()
-    if cfg.task.kind == "regression":
+    if kinds.of(cfg.task).regression:
         return {"mse_to_teacher": float(losses.regression_mse(s, t))}
     kl = torch.nn.functional.kl_div(torch.log_softmax(s, -1), torch.log_softmax(t, -1), log_target=True,
                                     reduction="batchmean")
@@ -129,7 +130,7 @@ def teacher_pass(cfg: Config, ckpt, teacher_model, train, tokenizer, layer_map):
     on = cfg.distill.terms_on("intermediate") if "intermediate" in cfg.distill.stages else []
     hidden = [0, *layer_map] if {"embedding", "hidden"} & set(on) else []
     attention = list(layer_map) if "attention" in on else []
-    pad = RowCollator(tokenizer, cfg.task.kind == "regression", cfg.train.padding == "dynamic").pad
+    pad = RowCollator(tokenizer, kinds.of(cfg.task).regression, cfg.train.padding == "dynamic").pad
     return teacher.load_or_compute(cfg.distill.cache_dir, ckpt, teacher_model, train, pad, cfg.train.eval_batch_size,
                                    hidden, attention)
 

@@ -22,6 +22,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel
 
+from .. import kinds
 from ..config import TaskConfig
 from ..errors import BenchError
 from ..models import head_kwargs
@@ -65,11 +66,11 @@ def check_task(model: PreTrainedModel, ckpt: Path, task: TaskConfig) -> None:
         raise TeacherError(f"distill.teacher={ckpt} was fine-tuned on {trained_on}, not on task {task.name}")
     want = head_kwargs(task)
     got_labels = model.config.num_labels
-    if got_labels != want["num_labels"] or (task.kind == "regression") != (model.config.problem_type == "regression"):
+    if got_labels != want["num_labels"] or kinds.of(task).regression != (model.config.problem_type == "regression"):
         raise TeacherError(
             f"distill.teacher={ckpt} has {got_labels} output(s) ({model.config.problem_type or 'unknown problem type'}); "
             f"task {task.name} needs {want['num_labels']} ({task.kind})")
-    if task.kind == "classification":
+    if not kinds.of(task).regression:
         names = [model.config.id2label[i] for i in range(got_labels)]
         if names != list(task.labels):
             raise TeacherError(f"distill.teacher={ckpt} predicts labels {names}; task {task.name} has {list(task.labels)}")

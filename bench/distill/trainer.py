@@ -9,7 +9,7 @@ from typing import Any, Dict, List, Optional
 import torch
 from transformers import DataCollatorWithPadding, default_data_collator
 
-from ..finetune import GuardedTrainer
+from ..engine import GuardedTrainer
 from . import losses
 from .internals import attention_scores
 from .teacher import TOKEN_KEYS, TeacherOutputs
@@ -21,7 +21,7 @@ class RowCollator:
     """Pads as the fine-tune path does and keeps each row's position in the training set (the cache index)."""
 
     def __init__(self, tokenizer, regression: bool, dynamic: bool = True):
-        # multiples of 8, as in finetune.make_trainer: few distinct shapes for oneDNN to compile
+        # multiples of 8, as in engine.make_trainer: few distinct shapes for oneDNN to compile
         self.pad = DataCollatorWithPadding(tokenizer, pad_to_multiple_of=8) if dynamic else default_data_collator
         self.label_dtype = torch.float32 if regression else torch.long
 

@@ -12,6 +12,7 @@ import pandas as pd
 from omegaconf import OmegaConf
 from scipy.stats import bootstrap
 
+from .. import kinds
 from ..config import TaskConfig
 from ..schema import Result
 from ..tasks import metrics as task_metrics
@@ -77,8 +78,8 @@ def pairwise(rs: List[Result], n_boot: int = 2000, log=None) -> pd.DataFrame:
             by_task.setdefault(r.task.name, {}).setdefault(label(r, var[id(r)]), r)
     for task_name, models in by_task.items():
         task = task_of(next(iter(models.values())))
-        if task is None or task.kind == "squad":
-            continue
+        if task is None or not kinds.of(task).paired:
+            continue  # e.g. SQuAD: answer texts, not one comparable prediction per example
         split = next(iter(task.local.eval_files))
         preds = {m: _predictions(r, split) for m, r in models.items()}
         preds = {m: p for m, p in preds.items() if p is not None and len(p)}

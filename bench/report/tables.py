@@ -21,7 +21,7 @@ MISSING = "-"
 
 
 def task_specs() -> Dict[str, TaskConfig]:
-    """Every task file's spec (conf/task/*.yaml): titles, cells and order live there, so a new task file is a
+    """Every task file's spec (bench/conf/task/*.yaml): titles, cells and order live there, so a new task file is a
     new column with no change here."""
     specs = {}
     for path in sorted((CONF_DIR / "task").glob("*.yaml")):

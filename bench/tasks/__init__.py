@@ -1,24 +1,17 @@
-"""Tasks are data (conf/task/*.yaml); this package turns a TaskConfig into datasets, features and metrics."""
+"""Tasks are data (bench/conf/task/*.yaml); this package turns a TaskConfig into datasets, features and metrics."""
 
 from __future__ import annotations
 
 from datasets import DatasetDict
 
+from .. import kinds
 from ..config import DataConfig, TaskConfig
-from . import glue, squad
-
-# task kind -> (local reader, Hub reader)
-READERS = {
-    "classification": (glue.load_local, glue.load_hub),
-    "regression": (glue.load_local, glue.load_hub),
-    "squad": (squad.load_local, squad.load_hub),
-}
 
 
 def load(task: TaskConfig, data: DataConfig, seed: int = 42, need_train: bool = True) -> DatasetDict:
     """The task's eval splits (and train, when `need_train`), from `data.dir` when given, else from the Hub,
     then capped."""
-    local, remote = READERS[task.kind]
+    local, remote = kinds.of(task).load_readers()
     dd = local(task, data, need_train) if data.dir else remote(task, need_train)
     return cap(dd, data, seed)
 

@@ -11,6 +11,7 @@ from typing import Dict, List
 
 from datasets import Dataset, DatasetDict
 
+from .. import kinds
 from ..config import DataConfig, TaskConfig
 from ..errors import DataError
 from . import hub
@@ -91,7 +92,7 @@ def _read_tsv(path: Path, task: TaskConfig, layout: str) -> Dict[str, list]:
 
 
 def _parse_label(raw: str, task: TaskConfig, where: str) -> float | int:
-    if task.kind == "regression":
+    if kinds.of(task).regression:
         try:
             return float(raw)
         except ValueError:

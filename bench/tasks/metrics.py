@@ -8,6 +8,7 @@ import numpy as np
 from scipy import stats
 from sklearn import metrics as skm
 
+from .. import kinds
 from ..config import TaskConfig
 
 # name -> f(predictions, references); names as REFERENCE.md writes them
@@ -22,10 +23,7 @@ METRICS: Dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
 
 def predictions_from_logits(task: TaskConfig, logits: np.ndarray) -> np.ndarray:
     """Class index per example, or the regression score itself."""
-    logits = np.asarray(logits, dtype=np.float64)
-    if task.kind == "regression":
-        return logits.reshape(-1)
-    return logits.argmax(axis=-1)
+    return kinds.of(task).predictions(logits)
 
 
 def score_split(task: TaskConfig, predictions: np.ndarray, labels: np.ndarray) -> Dict[str, float]:

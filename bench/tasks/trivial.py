@@ -13,6 +13,7 @@ from typing import Any, Dict, Mapping, Optional, Tuple
 import numpy as np
 from scipy.stats import bootstrap
 
+from .. import kinds
 from ..config import TaskConfig
 from . import metrics
 
@@ -23,7 +24,7 @@ def predictors(task: TaskConfig, train_labels: Optional[np.ndarray], eval_labels
     """name -> the constant each trivial predictor outputs. Without training labels (mode=evaluate) the
     majority is taken from the evaluation labels, which can only flatter the trivial score."""
     source = train_labels if train_labels is not None and len(train_labels) else eval_labels
-    if task.kind == "regression":
+    if kinds.of(task).regression:
         return {"training mean" if source is train_labels else "evaluation mean": float(np.mean(source))}
     values, counts = np.unique(np.asarray(source, dtype=int), return_counts=True)
     out = {"majority class" if source is train_labels else "majority class (evaluation)": int(values[counts.argmax()])}

@@ -1,0 +1,21 @@
+"""Value checks shared by the config schemas (bench/config.py, bench/distill/config.py).
+
+A module of its own so that a sub-package's schema can use them without importing bench.config, which
+imports that schema (the import would be circular).
+"""
+
+from __future__ import annotations
+
+from typing import Any, List, Optional
+
+from .errors import ConfigError
+
+
+def choice(what: str, value: Any, choices: List[Any]) -> None:
+    if value not in choices:
+        raise ConfigError(f"{what}={value!r} is not one of {choices}")
+
+
+def positive(what: str, value: Optional[float]) -> None:
+    if value is not None and value <= 0:
+        raise ConfigError(f"{what} must be positive, got {value!r}")

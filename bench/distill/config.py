@@ -1,0 +1,81 @@
+"""mode=distill's config schema: the teacher, the student's initialisation, the loss terms and the stages.
+
+Imported by bench/config.py (the `distill` node of Config), so it must stay free of torch and of bench.config.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional
+
+from ..checks import choice, positive
+from ..errors import ConfigError
+
+# mode=distill: loss term -> the stage it belongs to (TinyBERT: intermediate layers first, then the prediction layer)
+DISTILL_LOSSES = {"embedding": "intermediate", "hidden": "intermediate", "attention": "intermediate",
+                  "soft": "prediction", "hard": "prediction"}
+DISTILL_STAGES = ["intermediate", "prediction"]
+
+
+@dataclass
+class StageConfig:
+    """One distillation stage's schedule; None takes the run's hyper-parameters (train.* or the model recipe)."""
+
+    epochs: Optional[float] = None
+    learning_rate: Optional[float] = None
+
+    def __post_init__(self) -> None:
+        positive("distill stage epochs", self.epochs)
+        positive("distill stage learning_rate", self.learning_rate)
+
+
+@dataclass
+class DistillConfig:
+    """Task distillation (mode=distill): a fine-tuned teacher, a student, the loss terms and the stages."""
+
+    teacher: Optional[str] = None  # a fine-tuned checkpoint folder, or a run folder holding checkpoint/
+    init: str = "teacher_layers"  # teacher_layers | pretrained | random
+    layers: Optional[List[int]] = None  # teacher layers (1-based) copied by init=teacher_layers; None: evenly spaced
+    layer_map: Optional[List[int]] = None  # teacher layer each student layer learns (1-based); None: uniform m*N/M
+    stages: List[str] = field(default_factory=lambda: list(DISTILL_STAGES))
+    # each term's weight; 0 turns it off. soft = logits at temperature T (MSE on the score for regression),
+    # hard = the gold labels (0 in TinyBERT; direct fine-tuning is hard=1 with every other term 0)
+    weights: Dict[str, float] = field(default_factory=lambda: {
+        "embedding": 1.0, "hidden": 1.0, "attention": 1.0, "soft": 1.0, "hard": 0.0})
+    temperature: float = 1.0  # TinyBERT uses 1; DistilBERT 2 (soft targets are scaled by T^2)
+    intermediate: StageConfig = field(default_factory=lambda: StageConfig(epochs=10.0, learning_rate=5e-5))
+    prediction: StageConfig = field(default_factory=lambda: StageConfig(epochs=3.0, learning_rate=3e-5))
+    cache_dir: str = "results/cache/teacher"  # teacher outputs on the training set, keyed by teacher and data
+    measure_latency: bool = True  # student and teacher at batch 1, sequence 128, eager, in this process
+
+    def __post_init__(self) -> None:
+        choice("distill.init", self.init, ["teacher_layers", "pretrained", "random"])
+        unknown = sorted(set(self.weights) - set(DISTILL_LOSSES))
+        if unknown:
+            raise ConfigError(f"distill.weights: unknown loss name(s) {unknown}; known: {sorted(DISTILL_LOSSES)}")
+        for name, w in self.weights.items():
+            if w < 0:
+                raise ConfigError(f"distill.weights.{name} must not be negative, got {w}")
+        for stage in self.stages:
+            choice("distill.stages entry", stage, DISTILL_STAGES)
+        if not self.stages or sorted(self.stages, key=DISTILL_STAGES.index) != self.stages or len(set(self.stages)) != len(self.stages):
+            raise ConfigError(f"distill.stages={self.stages}: name each of {DISTILL_STAGES} at most once, in that order")
+        for stage in self.stages:
+            if not any(self.weights.get(k, 0) > 0 for k, s in DISTILL_LOSSES.items() if s == stage):
+                raise ConfigError(f"distill.stages has {stage!r} but every one of its loss weights is 0")
+        positive("distill.temperature", self.temperature)
+        for what, values in (("distill.layers", self.layers), ("distill.layer_map", self.layer_map)):
+            if values is not None and (not values or min(values) < 1):
+                raise ConfigError(f"{what}={values}: teacher layers are numbered from 1")
+        if self.layers is not None and (sorted(set(self.layers)) != list(self.layers)):
+            raise ConfigError(f"distill.layers={self.layers} must be increasing, without repeats")
+        if self.layers is not None and self.init != "teacher_layers":
+            raise ConfigError(f"distill.layers only applies to distill.init=teacher_layers (got init={self.init})")
+
+    def terms_on(self, stage: str) -> List[str]:
+        """The loss terms a stage optimises (weight above zero)."""
+        return [k for k, s in DISTILL_LOSSES.items() if s == stage and self.weights.get(k, 0) > 0]
+
+    @property
+    def needs_teacher_outputs(self) -> bool:
+        return any(t != "hard" for stage in self.stages for t in self.terms_on(stage))

@@ -1,0 +1,200 @@
+"""The training engine every mode that trains shares: finetune (classification, regression), SQuAD and distill.
+
+Hyper-parameters and where they came from, the guarded Trainer and its arguments, train-and-record, and
+prediction in dataset order. Speed comes from the Trainer's own levers, not home-made loops: dynamic padding
+(DataCollatorWithPadding), length-grouped batches (train_sampling_strategy="group_by_length") and bf16
+autocast where the hardware has it.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Dict, List
+
+import numpy as np
+import torch
+from transformers import DataCollatorWithPadding, Trainer, TrainingArguments, default_data_collator
+
+from . import env, models
+from .config import Config
+from .errors import NonFiniteLossError
+
+
+@dataclass
+class Hyper:
+    """The hyper-parameters a run actually used: the override where given, else the model's recipe."""
+
+    learning_rate: float
+    batch_size: int
+    epochs: float
+    warmup: float
+    weight_decay: float
+    max_seq_length: int
+    source: str
+
+
+def resolve_hyper(cfg: Config) -> Hyper:
+    t, r = cfg.train, cfg.model.recipe
+    pick = lambda override, default: default if override is None else override  # noqa: E731
+    overridden = any(getattr(t, k) is not None for k in ("learning_rate", "batch_size", "epochs", "warmup", "weight_decay"))
+    return Hyper(
+        learning_rate=pick(t.learning_rate, r.learning_rate),
+        batch_size=pick(t.batch_size, r.batch_size),
+        epochs=pick(t.epochs, r.epochs),
+        warmup=pick(t.warmup, r.warmup),
+        weight_decay=pick(t.weight_decay, r.weight_decay),
+        max_seq_length=pick(t.max_seq_length, cfg.task.max_seq_length),
+        source=("overrides on " if overridden else "") + (r.source or "model recipe"),
+    )
+
+
+class GuardedTrainer(Trainer):
+    """Stops at the first NaN/inf loss: the Trainer would otherwise log a filtered average and train on garbage."""
+
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        loss = super().training_step(model, inputs, num_items_in_batch)
+        if not torch.isfinite(loss).all():
+            raise NonFiniteLossError(
+                f"the training loss became {loss.item()} at step {self.state.global_step + 1} "
+                f"(epoch {self.state.epoch or 0:.2f}); lower train.learning_rate, or use train.precision=fp32/bf16 "
+                "instead of fp16 (MobileBERT overflows fp16)"
+            )
+        return loss
+
+
+def predict_in_order(model, dataset, collator, batch_size: int, device: torch.device, precision: str,
+                     per_token: bool = False) -> List[list]:
+    """Each model output (logits; or start and end logits) per row, in the dataset's order.
+
+    Rows run shortest-first so batches carry little padding, then go back to their places. This is a plain
+    loop on the unwrapped model rather than Trainer.predict: transformers 5 length-groups eval batches under
+    group_by_length and shards them under DDP, in orders that cannot be mapped back to the examples.
+    """
+    order = np.argsort(np.asarray(dataset["length"]), kind="stable")
+    names = [c for c in ("input_ids", "attention_mask", "token_type_ids") if c in dataset.column_names]
+    names = [n for n in names if n in inspect.signature(model.forward).parameters]
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+    outputs: List[list] = []
+    model.eval().to(device)
+    for i in range(0, len(order), batch_size):
+        rows = dataset.select(order[i:i + batch_size])
+        feats = [{n: rows[n][j] for n in names} for j in range(len(rows))]
+        batch = {k: v.to(device) for k, v in collator(feats).items() if k in names}
+        with torch.inference_mode(), torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+            out = model(**batch)
+        heads = [out.logits] if hasattr(out, "logits") and out.logits is not None else [out.start_logits, out.end_logits]
+        lengths = batch["attention_mask"].sum(dim=1).tolist()
+        if not outputs:
+            outputs = [[None] * len(order) for _ in heads]
+        for h, tensor in enumerate(heads):
+            values = tensor.float().cpu().numpy()
+            for j, row in enumerate(order[i:i + batch_size]):
+                # per-token outputs (QA) keep their row's own length: padding positions are dropped
+                outputs[h][row] = values[j][: lengths[j]] if per_token else values[j]
+    return outputs
+
+
+def eval_collator(tokenizer):
+    return DataCollatorWithPadding(tokenizer)
+
+
+def training_args(cfg: Config, hyper: Hyper, device: torch.device, precision: str, out_dir: Path) -> TrainingArguments:
+    return TrainingArguments(
+        output_dir=str(out_dir / "checkpoint"),
+        per_device_train_batch_size=hyper.batch_size,
+        per_device_eval_batch_size=cfg.train.eval_batch_size,
+        learning_rate=hyper.learning_rate,
+        num_train_epochs=hyper.epochs,
+        max_steps=cfg.train.max_steps,
+        warmup_steps=hyper.warmup,  # transformers 5: a float below 1 is a fraction of the steps
+        weight_decay=hyper.weight_decay,
+        seed=cfg.train.seed,
+        data_seed=cfg.train.seed,
+        bf16=precision == "bf16",
+        fp16=precision == "fp16",
+        use_cpu=device.type == "cpu",
+        train_sampling_strategy="group_by_length" if cfg.train.group_by_length else "random",
+        length_column_name="length",
+        save_strategy="no",  # the final model is saved once, on request (train.save_checkpoint)
+        eval_strategy="no",
+        logging_steps=cfg.train.logging_steps,
+        logging_nan_inf_filter=False,
+        report_to="none",
+        dataloader_num_workers=0,
+        disable_tqdm=False,
+    )
+
+
+def make_trainer(cfg: Config, model, tokenizer, train_dataset, hyper: Hyper, device, precision: str) -> Trainer:
+    if cfg.train.padding == "dynamic":
+        # multiples of 8 feed tensor cores on GPU, and on CPU they bound the number of distinct shapes that
+        # oneDNN compiles and caches kernels for (SQuAD windows take every length up to 384)
+        collator = DataCollatorWithPadding(tokenizer, pad_to_multiple_of=8)
+    else:
+        collator = default_data_collator
+    return GuardedTrainer(
+        model=model,
+        args=training_args(cfg, hyper, device, precision, Path(cfg.out_dir)),
+        data_collator=collator,
+        train_dataset=train_dataset,
+        processing_class=tokenizer,
+    )
+
+
+def train_and_record(cfg: Config, trainer: Trainer, hyper: Hyper, precision: str) -> Dict[str, Any]:
+    """Train, save the model when asked, and return the result's `train` section."""
+    out = trainer.train()
+    if cfg.train.save_checkpoint:
+        trainer.save_model(str(Path(cfg.out_dir) / "checkpoint"))  # weights, config and tokenizer
+    return {
+        "seconds": round(out.metrics["train_runtime"], 3),
+        "examples": len(trainer.train_dataset),
+        "epochs": out.metrics.get("epoch", hyper.epochs),
+        "steps": out.global_step,
+        "examples_per_second": round(out.metrics["train_samples_per_second"], 2),
+        "final_loss": out.training_loss if math.isfinite(out.training_loss) else None,
+        "precision": precision,
+        "padding": cfg.train.padding,
+        "group_by_length": cfg.train.group_by_length,
+        "world_size": trainer.args.world_size,  # > 1 under torchrun (DDP)
+        "hyper": asdict(hyper),
+    }
+
+
+def setup(cfg: Config, train: bool):
+    """Device, precision, hyper-parameters and the model: the start every fine-tuning mode shares.
+
+    Scoring without training (`train=False`) refuses a checkpoint whose task head is missing."""
+    device = env.setup_device(cfg.device)
+    precision = env.resolve_precision(cfg.train.precision, device)
+    hyper = resolve_hyper(cfg)
+    tokenizer, model, info = models.load(cfg.model, cfg.task, seed=cfg.train.seed, need_head=not train)
+    if info["head"] == "new":
+        info["head"] = "trained"  # this run trains it
+    return device, precision, hyper, tokenizer, model, info
+
+
+def tidy(cfg: Config) -> None:
+    ckpt = Path(cfg.out_dir) / "checkpoint"
+    if ckpt.is_dir() and not any(ckpt.iterdir()):
+        ckpt.rmdir()  # the Trainer makes its output folder even when nothing is saved
+
+
+def describe_task(cfg: Config, model_info: Dict[str, Any], raw) -> Dict[str, Any]:
+    """The `task` section, with the notes and flags a reader must not miss."""
+    out: Dict[str, Any] = {"task": {
+        "name": cfg.task.name,
+        "source": "local" if cfg.data.dir else "hub",
+        "data_dir": cfg.data.dir,
+        "splits": {split: len(ds) for split, ds in raw.items()},
+        "eval_splits": list(cfg.task.local.eval_files),
+    }, "notes": [], "flags": []}
+    if model_info["weights"] == "random":
+        out["notes"].append("weights: random (exact architecture, untrained): metrics say nothing about the model")
+    if model_info.get("head") == "random":
+        out["flags"].append("head: random")
+        out["notes"].append("head: random (the checkpoint has no trained task head; model.allow_random_head=true)")
+    return out

@@ -1,0 +1,49 @@
+"""Task kinds are defined once (bench/kinds.py): every task file names one, and each kind's pieces resolve."""
+
+from __future__ import annotations
+
+import importlib
+
+import numpy as np
+import pytest
+
+from bench import kinds, models
+from bench.config import compose
+from bench.errors import ConfigError
+from conftest import ROOT
+
+TASK_FILES = sorted(p.stem for p in (ROOT / "bench" / "conf" / "task").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("name", TASK_FILES)
+def test_every_task_file_names_a_kind_whose_pieces_resolve(name):
+    task = compose([f"task={name}"]).task
+    kind = kinds.of(task)
+    assert kind.name == task.kind
+    local, hub = kind.load_readers()
+    assert callable(local) and callable(hub)
+    module, function = kind.pipeline.split(":")
+    assert callable(getattr(importlib.import_module(module), function))
+    assert models.head_class(task).__name__ == kind.head
+
+
+def test_heads_and_predictions_per_kind():
+    mrpc, stsb, squad = (compose([f"task={t}"]).task for t in ("mrpc", "stsb", "squad_v1"))
+    assert models.head_kwargs(mrpc) == {"num_labels": 2, "id2label": {0: "0", 1: "1"}, "label2id": {"0": 0, "1": 1},
+                                        "problem_type": "single_label_classification"}
+    assert models.head_kwargs(stsb) == {"num_labels": 1, "problem_type": "regression"} and stsb.num_labels == 1
+    assert models.head_kwargs(squad) == {}
+    logits = np.array([[0.1, 0.9], [2.0, -1.0]])
+    assert kinds.of(mrpc).predictions(logits).tolist() == [1, 0]
+    assert kinds.of(stsb).predictions(np.array([[1.5], [3.0]])).tolist() == [1.5, 3.0]
+    assert [k for k, kind in kinds.KINDS.items() if not kind.paired] == ["squad"]
+
+
+def test_an_unknown_kind_lists_the_known_ones():
+    with pytest.raises(ConfigError, match=r"task.kind='ner' is not one of \['classification', 'regression', 'squad'\]"):
+        compose(["task=mrpc", "task.kind=ner"])
+
+
+def test_a_classification_task_needs_two_labels():
+    with pytest.raises(ConfigError, match="a classification task needs at least 2 labels"):
+        compose(["task=mrpc", "task.labels=[yes]"])
