@@ -7,7 +7,6 @@ console scripts. Exit codes are listed in bench/errors.py and the README ("Resul
 from __future__ import annotations
 
 import logging
-import signal
 import sys
 from pathlib import Path
 
@@ -16,9 +15,10 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from . import CONF_DIR, errors
+from . import CONF_DIR, errors, signals
 from .config import register, to_config
 from .errors import BenchError
+from .signals import Terminated  # noqa: F401  (kept importable from here)
 
 log = logging.getLogger("bench")
 
@@ -29,30 +29,27 @@ STATUS_EXIT = {"ok": errors.EXIT_OK, "skipped": errors.EXIT_OK, "partial": error
                "failed": errors.EXIT_FAILED}
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, handled like Ctrl-C so the run can record that it was interrupted."""
-
-
-def _on_sigterm(signum, frame):  # noqa: ARG001
-    raise Terminated(f"terminated by signal {signum}")
-
-
-def _interrupt_code(exc: BaseException) -> int:
-    return errors.EXIT_SIGTERM if isinstance(exc, Terminated) else errors.EXIT_SIGINT
-
-
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
 def _hydra_main(dcfg: DictConfig) -> None:
+    # each job installs its own handlers (joblib and submitit workers run jobs without passing through main())
+    # and, in a sweep's worker process, marks itself so the sweep's process can forward a SIGTERM to it
+    with signals.job():
+        _job(dcfg)
+
+
+def _job(dcfg: DictConfig) -> None:
     from .runner import run
 
-    # also here, not only in main(): joblib and submitit workers run jobs without passing through main()
-    signal.signal(signal.SIGTERM, _on_sigterm)
     hc = HydraConfig.get()
     sweep = hc.mode == RunMode.MULTIRUN
     out_dir = hc.runtime.output_dir
     try:
         try:
+            signals.refuse_if_interrupted()  # a worker told to stop between two jobs starts no other
             cfg = to_config(dcfg)
+        except KeyboardInterrupt as exc:
+            _record_early_failure(dcfg, out_dir, exc, status="interrupted")
+            raise
         except BenchError as exc:
             _record_early_failure(dcfg, out_dir, exc)
             raise
@@ -62,7 +59,8 @@ def _hydra_main(dcfg: DictConfig) -> None:
         result = run(cfg, resume_runs=resume, resume_roots=roots)
     except KeyboardInterrupt as exc:
         print("bench: interrupted; the run was recorded as interrupted", file=sys.stderr)
-        sys.exit(_interrupt_code(exc))
+        signals.after_interrupt()  # in a sweep's worker process: waits there to be ended with the sweep
+        sys.exit(signals.exit_code(exc))
     except BenchError as exc:
         print(f"bench: error: {exc}", file=sys.stderr)
         if sweep:
@@ -96,8 +94,9 @@ def _report(cfg, result) -> None:
     print(f"bench: result written to {cfg.out_dir}/result.json")
 
 
-def _record_early_failure(dcfg: DictConfig, out_dir: str, exc: BaseException) -> None:
-    """A job that fails before it starts (a bad value) still leaves a failed result.json with the reason."""
+def _record_early_failure(dcfg: DictConfig, out_dir: str, exc: BaseException, status: str = "failed") -> None:
+    """A job that fails before it starts (a bad value) still leaves a failed result.json with the reason; one
+    stopped by a signal before it starts, an interrupted one."""
     from omegaconf import OmegaConf
 
     from . import env, results
@@ -106,14 +105,14 @@ def _record_early_failure(dcfg: DictConfig, out_dir: str, exc: BaseException) ->
         config = OmegaConf.to_container(dcfg, resolve=True)
         result = results.Result(mode=str(dcfg.mode.name), config=config, env=env.capture(),
                                 model={"name": str(dcfg.model.name)}, task={"name": str(dcfg.task.name)})
-        result.fail(exc)
+        result.fail(exc, status=status)
         result.save(Path(out_dir))
     except Exception as why:  # noqa: BLE001 (the config error itself is what the user must see)
         log.warning("bench: the failed job could not be recorded (%s)", why)
 
 
 def main() -> None:
-    signal.signal(signal.SIGTERM, _on_sigterm)
+    signals.install()
     if len(sys.argv) > 1 and sys.argv[1] in SUBCOMMANDS:
         import importlib
 
@@ -127,7 +126,9 @@ def main() -> None:
         _hydra_main()
     except KeyboardInterrupt as exc:  # outside a job (a sweep's launcher): still the signal's exit code
         print("bench: interrupted", file=sys.stderr)
-        sys.exit(_interrupt_code(exc))
+        sys.exit(signals.exit_code(exc))
+    finally:
+        signals.end_sweep()
     if callbacks.SWEEP_OUTCOME.get("not_ok"):
         sys.exit(errors.EXIT_SWEEP_NOT_OK)
 

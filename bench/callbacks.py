@@ -67,6 +67,9 @@ def not_ok(entries: List[Entry], since: Optional[str] = None) -> int:
 
 class SweepSummary(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        from . import signals
+
+        signals.start_sweep()  # before the launcher starts workers: a SIGTERM then reaches their jobs
         SWEEP_OUTCOME["started_at"] = datetime.now(timezone.utc).isoformat(timespec="microseconds")
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:

@@ -127,22 +127,27 @@ def run(cfg: Config, resume_runs: bool = False, resume_roots=()) -> Result:
         return _run_mode(cfg, Result.start(cfg, env.capture()), save=False)
     with claim(out_dir):
         result = Result.start(cfg, env.capture())
-        result.config_hash = resume.config_hash(cfg)
-        result.resume_key = resume.resume_key(cfg, result.env, result.config_hash)
-        resuming = resume_runs and not cfg.bench.force
-        same = _existing(out_dir, result.resume_key, resuming)
-        if same is not None:
-            result.status = "skipped"
-            result.notes.append(f"this folder already holds a successful result with the same resume key: {same}")
-            log.info("skipped: %s already completed", same)
-            return result  # that file is this run's record; nothing is written over it
-        roots = [Path(cfg.bench.resume_dir), *map(Path, resume_roots)]
-        if resuming and (done := resume.find_completed(roots, result.resume_key, exclude=out_dir / RESULT_FILE)):
-            result.status = "skipped"
-            result.notes.append(f"an identical run already completed: {done} (bench.force=true re-runs it)")
-            result.save(out_dir)
-            log.info("skipped: identical run already completed in %s", done)
-            return result
+        try:  # resume keys hash the data files and walk earlier results: an interrupt there is recorded too
+            result.config_hash = resume.config_hash(cfg)
+            result.resume_key = resume.resume_key(cfg, result.env, result.config_hash)
+            resuming = resume_runs and not cfg.bench.force
+            same = _existing(out_dir, result.resume_key, resuming)
+            if same is not None:
+                result.status = "skipped"
+                result.notes.append(f"this folder already holds a successful result with the same resume key: {same}")
+                log.info("skipped: %s already completed", same)
+                return result  # that file is this run's record; nothing is written over it
+            roots = [Path(cfg.bench.resume_dir), *map(Path, resume_roots)]
+            if resuming and (done := resume.find_completed(roots, result.resume_key, exclude=out_dir / RESULT_FILE)):
+                result.status = "skipped"
+                result.notes.append(f"an identical run already completed: {done} (bench.force=true re-runs it)")
+                result.save(out_dir)
+                log.info("skipped: identical run already completed in %s", done)
+                return result
+        except KeyboardInterrupt as exc:
+            result.fail(exc, status="interrupted")
+            _save_keeping_the_real_error(result, out_dir)
+            raise
         return _run_mode(cfg, result, save=True)
 
 

@@ -71,3 +71,28 @@ def test_kill_9_during_the_write_leaves_no_result(tmp_path):
     proc.wait(timeout=30)
     assert alive and proc.returncode == -signal.SIGKILL
     assert not (tmp_path / "result.json").exists()  # readers look for this name only: never a half file
+
+
+def test_a_job_in_a_sweep_worker_marks_itself_while_it_runs(tmp_path, monkeypatch):
+    """The mark is how the sweep's main process finds the jobs to forward a signal to (bench/signals.py)."""
+    import os
+
+    from bench import signals
+
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+    monkeypatch.setattr(signals, "_state", signals._State())
+    try:
+        monkeypatch.setenv(signals.JOBS_ENV, f"{os.getppid()}:{tmp_path}")  # as a child of the sweep's process
+        with signals.job():
+            assert [p.name for p in tmp_path.iterdir()] == [str(os.getpid())]
+            assert signals._running(tmp_path) == {os.getpid()}
+        assert list(tmp_path.iterdir()) == []
+        signals.on_signal(signal.SIGTERM, None)  # between two jobs: noted, not raised ...
+        with pytest.raises(signals.Terminated, match="before this job ran"):
+            signals.refuse_if_interrupted()  # ... and the next job is refused
+        monkeypatch.setenv(signals.JOBS_ENV, f"{os.getpid()}:{tmp_path}")  # the sweep's own process: no mark
+        with signals.job():
+            assert list(tmp_path.iterdir()) == []
+    finally:
+        for s, h in handlers.items():
+            signal.signal(s, h)

@@ -148,3 +148,30 @@ def test_a_stray_or_foreign_json_never_breaks_resume(tmp_path):
     assert resume.find_completed([tmp_path], "k1") == tmp_path / "done" / "result.json"
     assert resume.find_completed([tmp_path], "k2") is None  # baselines are never a completed run
     assert resume.find_completed([tmp_path / "nowhere"], "k1") is None
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
+def test_a_run_whose_metric_is_not_finite_is_recorded_failed_and_exits_5(value, tmp_path, monkeypatch):
+    from bench import __main__ as cli
+    from bench import runner
+
+    monkeypatch.setitem(runner.MODES, "evaluate", lambda cfg: {"metrics": {"acc": 0.7, "pearson": value}})
+    result = runner.run(compose(["mode=evaluate", "task=stsb"], out_dir=str(tmp_path)))
+    assert result.status == "failed" and any("pearson is not finite" in f for f in result.failures)
+    saved = schema.read(tmp_path / "result.json")  # written as null, and still readable
+    assert saved.status == "failed" and saved.metrics["pearson"] is None
+    assert cli.STATUS_EXIT[result.status] == 5
+
+
+def test_a_crash_leaves_a_complete_failed_result_and_no_temporary_file(tmp_path, monkeypatch):
+    from bench import runner
+
+    def crash(cfg):
+        raise RuntimeError("the mode broke")
+
+    monkeypatch.setitem(runner.MODES, "evaluate", crash)
+    with pytest.raises(RuntimeError, match="the mode broke"):
+        runner.run(compose(["mode=evaluate"], out_dir=str(tmp_path)))
+    saved = schema.read(tmp_path / "result.json")
+    assert saved.status == "failed" and saved.error.type == "RuntimeError" and "the mode broke" in saved.error.message
+    assert [p.name for p in tmp_path.iterdir() if p.name != "result.json"] == []  # no temp file, claim released

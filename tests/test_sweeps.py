@@ -111,3 +111,36 @@ def test_ddp_two_processes_match_the_single_process_result_shape(glue_dir, tmp_p
     assert ddp["task"]["splits"] == single.task["splits"]
     rows = (tmp_path / "ddp" / "predictions.jsonl").read_text().splitlines()
     assert len(rows) == 16  # written once, by rank 0
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_signal_to_a_parallel_sweep_is_recorded_by_every_started_job(sig, code, glue_dir, tmp_path):
+    """joblib workers never see the sweep's SIGTERM, and joblib SIGKILLs them: the sweep forwards it and waits."""
+    import psutil
+
+    sweep = tmp_path / "sweep"
+    args = [sys.executable, "-m", "bench", "-m", *tiny("bert"), f"data.dir={glue_dir}", "task=rte",
+            "train.seed=1,2,3,4", "train.max_steps=100000", "train.batch_size=8", "data.max_train_samples=64",
+            "data.max_eval_samples=16", "device.threads=1", "hydra/launcher=local_parallel",
+            "hydra.launcher.n_jobs=2", f"hydra.sweep.dir={sweep}", f"bench.resume_dir={tmp_path}"]
+    with open(tmp_path / "stderr.txt", "w") as err:
+        proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=err)
+        deadline = time.time() + 300
+        while time.time() < deadline and len(list(sweep.glob("*/checkpoint"))) < 2:  # both workers are training
+            assert proc.poll() is None, (tmp_path / "stderr.txt").read_text()[-3000:]
+            time.sleep(0.5)
+        time.sleep(2)
+        workers = psutil.Process(proc.pid).children(recursive=True)
+        assert len(workers) >= 2 and all(w.is_running() for w in workers)
+        proc.send_signal(sig)
+        proc.wait(timeout=180)
+    stderr = (tmp_path / "stderr.txt").read_text()
+    assert proc.returncode == code, stderr[-3000:]  # 128 + the signal, as for a single run
+    started = sorted(p for p in sweep.iterdir() if (p / ".hydra").is_dir())
+    assert len(started) == 2, started  # two workers: the other two jobs never started
+    for job in started:
+        assert not [p for p in job.iterdir() if p.name.startswith(".result.json")]  # nothing half-written
+        result = json.loads((job / "result.json").read_text())
+        assert result["status"] == "interrupted" and "signal" in result["error"]["message"], result
+    _, alive = psutil.wait_procs(workers, timeout=30)
+    assert not alive, alive  # no worker outlives the sweep

@@ -122,17 +122,21 @@ def onnxruntime(model, device):
     model = model.to("cpu").eval()
     names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in _forward_args(model)]
     example = {n: torch.ones(2, 16, dtype=torch.long) for n in names}
-    path = Path(tempfile.mkdtemp(prefix="bench-onnx-")) / "model.onnx"
+    folder = Path(tempfile.mkdtemp(prefix="bench-onnx-"))
+    path = folder / "model.onnx"
     axes = {n: {0: "batch", 1: "seq"} for n in names}
-    try:
-        torch.onnx.export(model, (), str(path), kwargs=example, input_names=names, output_names=["logits"],
-                          dynamic_axes={**axes, "logits": {0: "batch"}}, dynamo=False, opset_version=17)
-    except Exception as exc:  # exporter failures are many and varied; the grid goes on
-        raise BackendUnavailable(f"ONNX export failed: {str(exc).splitlines()[0][:300]}") from None
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = torch.get_num_threads()
-    session = ort.InferenceSession(str(path), opts, providers=providers)
-    size = sum(p.stat().st_size for p in path.parent.iterdir())
+    try:  # the session holds the model in memory once created: the exported files go at once, whatever happens
+        try:
+            torch.onnx.export(model, (), str(path), kwargs=example, input_names=names, output_names=["logits"],
+                              dynamic_axes={**axes, "logits": {0: "batch"}}, dynamo=False, opset_version=17)
+        except Exception as exc:  # exporter failures are many and varied; the grid goes on
+            raise BackendUnavailable(f"ONNX export failed: {str(exc).splitlines()[0][:300]}") from None
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = torch.get_num_threads()
+        session = ort.InferenceSession(str(path), opts, providers=providers)
+        size = sum(p.stat().st_size for p in folder.iterdir())
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
     def convert(batch):
         return {n: batch[n].cpu().numpy().astype(np.int64) for n in names}
