@@ -137,7 +137,7 @@ def compare(baseline: List[Result], current: List[Result], policy: Policy) -> Li
     for key, b in base_runs.items():
         label, c = _label(key), cur_runs.get(key, [])
         if key[4] == "latency" and policy.accuracy_only:
-            rows.append(Row(label, "latency", None, None, "not compared: --accuracy-only (another machine class)", "not compared"))
+            rows.append(Row(label, "latency", None, None, "not compared: --accuracy-only", "not compared"))
             continue
         if key[4] != "latency" and policy.speed_only:
             rows.append(Row(label, "accuracy", None, None, "not compared: --speed-only", "not compared"))
@@ -208,7 +208,9 @@ def _policy(args, baseline: List[Result]) -> Policy:
         value = getattr(args, name)
         if not (math.isfinite(value) and value >= 1):
             raise BenchError(f"--{name.replace('_', '-')} must be a finite factor >= 1, got {value}")
-    return Policy(args.default_tolerance, tolerances(args.tolerance, args.default_tolerance, baseline), args.alpha,
+    # accuracy tolerances are not used by --speed-only (and a latency-only baseline has no metrics to name)
+    per_metric = {} if args.speed_only else tolerances(args.tolerance, args.default_tolerance, baseline)
+    return Policy(args.default_tolerance, per_metric, args.alpha,
                   args.min_factor, args.memory_factor, args.accuracy_only, args.cross_precision, args.speed_only)
 
 
@@ -224,7 +226,8 @@ def _parser() -> argparse.ArgumentParser:
                     help=f"smallest median latency ratio called a regression (default {DEFAULT_MIN_FACTOR})")
     ap.add_argument("--memory-factor", type=float, default=1.10)
     ap.add_argument("--accuracy-only", action="store_true",
-                    help="the baseline is from another machine class: list latency runs without comparing them")
+                    help="compare accuracy only; latency runs are listed as not compared (a baseline of another "
+                         "machine class, or the accuracy half of the gate)")
     ap.add_argument("--cross-precision", action="store_true",
                     help="with --accuracy-only: compare accuracy even when the runs' precisions differ")
     ap.add_argument("--speed-only", action="store_true",
@@ -235,6 +238,11 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    return _main(argv)[0]
+
+
+def _main(argv: Optional[List[str]] = None) -> Tuple[int, List[Row]]:
+    """The exit code and the compared rows."""
     from .report import gate
     from .results import write_atomic
 
@@ -244,7 +252,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         rows = compare(baseline, load(args.current, "current"), _policy(args, baseline))
     except BenchError as exc:
         print(f"bench compare: error: {exc}", file=sys.stderr)
-        return 2
+        return 2, []
     print(gate.console(rows))
     print(f"\nbench compare: {gate.summary_line(rows)}")
     if args.junit:
@@ -254,36 +262,53 @@ def main(argv: Optional[List[str]] = None) -> int:
     if any(r.verdict in UNJUDGED for r in rows):
         print("bench compare: some figures could not be compared (see 'refused' / 'not comparable'); exit 2",
               file=sys.stderr)
-        return 2
-    return 1 if any(r.regressed for r in rows) else 0
+        return 2, rows
+    return (1 if any(r.regressed for r in rows) else 0), rows
+
+
+SPEED_FIGURES = ("latency p50 (ms)", "peak RSS over imports (MB)")
 
 
 def confirmed(baseline: Path, current: Path, remeasure: Callable[[Path], object], args: Sequence[str] = (),
-              reports: Callable[[str], List[str]] = lambda tag: []) -> int:
+              reports: Callable[[str], List[str]] = lambda tag: [],
+              remeasure_baseline: Optional[Callable[[Path], object]] = None) -> int:
     """The gate's rule for speed: a latency or memory regression counts only when a re-measurement reproduces it.
 
     Shared VMs have slow spells that no load counter sees (a 1.8x step on a 1 ms model, with nothing else
     running in the VM, was seen once in 10 comparisons). A real slowdown is in the code and comes back; a spell
-    does not. `remeasure(folder)` writes fresh latency results into `folder` (beside `current`), and the
-    second comparison decides. Both comparisons are printed, and saved when `reports(tag)` names files.
+    does not. `remeasure(folder)` writes fresh latency results of the current code into `folder` (beside
+    `current`); with `remeasure_baseline` the baseline (measured side by side) is measured again as well, so a
+    slow spell during the first baseline measurement cannot hide a slowdown either. The second comparison
+    decides. Only a slower figure is re-measured: a failed, partial or missing cell is red at once (fail
+    closed). Both comparisons are printed, and saved when `reports(tag)` names files.
     Returns the exit code of `bench compare --speed-only` (0, 1 or 2).
     """
-    code = main([str(baseline), str(current), "--speed-only", *args, *reports("latency")])
+    code, rows = _main([str(baseline), str(current), "--speed-only", *args, *reports("latency")])
     if code != 1:
         return code
-    current = Path(current)
-    again = current.with_name(current.name + "-remeasured")  # beside it: never pooled with it
-    n = 1
-    while again.exists():  # a folder of results is never written into twice
-        n += 1
-        again = current.with_name(f"{current.name}-remeasured-{n}")
-    print(f"bench compare: a speed regression must reproduce; re-measuring the latency runs into {again}", flush=True)
+    if any(r.regressed and r.figure not in SPEED_FIGURES for r in rows):
+        print("bench compare: a latency run failed or is missing: a regression, not re-measured", flush=True)
+        return 1
+    again, base_again = _beside(Path(current), "remeasured"), Path(baseline)
+    print(f"bench compare: a speed regression must reproduce; re-measuring into {again}", flush=True)
+    if remeasure_baseline is not None:
+        base_again = _beside(Path(baseline), "remeasured")
+        remeasure_baseline(base_again)
     remeasure(again)
-    code = main([str(baseline), str(again), "--speed-only", *args, *reports("latency-remeasured")])
+    code = main([str(base_again), str(again), "--speed-only", *args, *reports("latency-remeasured")])
     print("bench compare: " + ("the re-measurement reproduced it: REGRESSION" if code == 1 else
                                "the re-measurement did not reproduce it: not a regression" if code == 0 else
                                "the re-measurement could not be compared"), flush=True)
     return code
+
+
+def _beside(folder: Path, tag: str) -> Path:
+    """A new folder next to `folder` (never pooled with it, never written into twice)."""
+    again, n = folder.with_name(f"{folder.name}-{tag}"), 1
+    while again.exists():
+        n += 1
+        again = folder.with_name(f"{folder.name}-{tag}-{n}")
+    return again
 
 
 if __name__ == "__main__":

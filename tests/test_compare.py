@@ -137,3 +137,22 @@ def test_a_speed_regression_counts_only_when_the_remeasurement_reproduces_it(tmp
     assert (tmp_path / "slow-remeasured-2" / "result.json").is_file()  # the first re-measurement is kept
     # no slowdown at all: no re-measurement
     assert compare.confirmed(base, base, lambda again: pytest.fail("re-measured without a regression")) == 0
+    # side by side, the baseline's code is measured again too, and the fresh pair decides
+    measured = []
+    fresh = lambda again: (measured.append(again.name), shutil.copytree(base, again))  # noqa: E731
+    assert compare.confirmed(base, slow, fresh, remeasure_baseline=fresh) == 0
+    assert measured == ["base-remeasured", "slow-remeasured-3"]
+
+
+def test_a_failed_latency_cell_is_red_without_a_remeasurement(tmp_path):
+    """Only a slower figure earns a second look: a cell that failed is a regression at once (fail closed)."""
+    base = _latency(tmp_path / "base")
+    data = json.loads((base / "result.json").read_text())
+    data["status"] = "partial"
+    data["latency"][0].update(status="failed", error="RuntimeError: int8 kernel crashed")
+    (tmp_path / "cur").mkdir()
+    (tmp_path / "cur" / "result.json").write_text(json.dumps(data))
+    assert compare.confirmed(base, tmp_path / "cur", lambda again: pytest.fail("a failure was re-measured")) == 1
+    # --speed-only leaves accuracy tolerances alone: a latency-only baseline has no metric to name
+    assert compare.main([str(base), str(base), "--speed-only", "--tolerance", "f1=0.01"]) == 0
+    assert compare.main([str(base), str(base), "--speed-only", "--accuracy-only"]) == 2

@@ -140,7 +140,7 @@ def test_machine_class_decides_same_machine_and_accuracy_only_lists_latency(late
     _write(tmp_path / "b2" / "acc", _accuracy_result())
     assert _gate(base, fine, "--accuracy-only") == 0
     out = capsys.readouterr().out
-    assert "not compared: other machine class" in out and "refused" not in out
+    assert "not compared: --accuracy-only" in out and "refused" not in out
     b["env"]["machine_class"] = a["env"]["machine_class"]
     b["env"]["cpu"]["model"] = "Another CPU"  # the model string differs but the class is the same: compared
     assert _gate(base, _write(tmp_path / "same", b)) in (0, 1)
