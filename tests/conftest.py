@@ -50,3 +50,14 @@ def run_cli(*args: str, timeout: int = 600, env_extra: dict | None = None, cwd: 
     env = {**os.environ, "HYDRA_FULL_ERROR": "0", **(env_extra or {})}
     return subprocess.run([sys.executable, "-m", "bench", *args], cwd=cwd, env=env, capture_output=True,
                           text=True, timeout=timeout)
+
+
+def user_signals() -> None:
+    """preexec_fn for a child that a test interrupts: SIGINT and SIGTERM as in a user's terminal.
+
+    A shell starts background jobs with SIGINT ignored, and children inherit that; Python then installs no
+    KeyboardInterrupt handler, and a test sending SIGINT would measure the launcher, not the harness."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import ROOT, run_cli, tiny
+from conftest import ROOT, run_cli, tiny, user_signals
 
 LATENCY = ["mode=latency", "timing.backends=[eager]", "timing.batch_sizes=[1]", "timing.seq_lens=[8]",
            "timing.isolate=false", "timing.calibrate=false", "timing.flops=false", "timing.warmup_runs=1"]
@@ -19,7 +19,7 @@ def test_a_signal_is_recorded_and_exits_with_its_code(tmp_path, sig, code):
     out = tmp_path / "run"
     proc = subprocess.Popen([sys.executable, "-m", "bench", *tiny("bert"), *LATENCY, "timing.min_seconds=120",
                              "timing.max_iterations=100000000", f"hydra.run.dir={out}"], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=user_signals)
     deadline = time.time() + 120
     while time.time() < deadline and not (out / ".bench-claim").exists():  # the run has started
         time.sleep(0.2)

@@ -15,7 +15,7 @@ from bench import env
 from bench.report.console import latency_table
 from bench.timing import backends, load
 from bench.timing.runner import accuracy_tiers
-from conftest import ROOT, tiny
+from conftest import ROOT, tiny, user_signals
 
 CPU = torch.device("cpu")
 AVX2 = frozenset({"avx2", "fma", "sse4_2"})
@@ -101,7 +101,8 @@ def _start_latency_run(tmp_path):
     args = [sys.executable, "-m", "bench", *tiny("bert"), "mode=latency", "timing.backends=[eager]",
             "timing.batch_sizes=[1]", "timing.seq_lens=[16]", "timing.min_seconds=120", "timing.calibrate=false",
             f"hydra.run.dir={tmp_path / 'run'}"]
-    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            preexec_fn=user_signals)
     deadline = time.time() + 120
     for line in proc.stdout:  # wait until the child is inside its timed loop
         if "shape 1/1" in line or time.time() > deadline:

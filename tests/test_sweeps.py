@@ -13,7 +13,7 @@ import pytest
 
 from bench.config import compose
 from bench.runner import run
-from conftest import ROOT, run_cli, tiny
+from conftest import ROOT, run_cli, tiny, user_signals
 
 pytestmark = pytest.mark.slow
 
@@ -72,7 +72,8 @@ def _start(tmp_path, glue_dir):
     out = tmp_path / "run"
     args = [sys.executable, "-m", "bench", "model=minilm_l6", "task=sst2", f"data.dir={glue_dir}",
             "data.max_train_samples=20000", f"hydra.run.dir={out}"]
-    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=user_signals)
     deadline = time.time() + 180
     while time.time() < deadline and not (out / "checkpoint").exists():  # the Trainer has started
         time.sleep(0.5)
@@ -124,7 +125,7 @@ def test_a_signal_to_a_parallel_sweep_is_recorded_by_every_started_job(sig, code
             "data.max_eval_samples=16", "device.threads=1", "hydra/launcher=local_parallel",
             "hydra.launcher.n_jobs=2", f"hydra.sweep.dir={sweep}", f"bench.resume_dir={tmp_path}"]
     with open(tmp_path / "stderr.txt", "w") as err:
-        proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=err)
+        proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=err, preexec_fn=user_signals)
         deadline = time.time() + 300
         while time.time() < deadline and len(list(sweep.glob("*/checkpoint"))) < 2:  # both workers are training
             assert proc.poll() is None, (tmp_path / "stderr.txt").read_text()[-3000:]
