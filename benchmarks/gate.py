@@ -97,6 +97,10 @@ class GateError(Exception):
 def speed_check(p, args, extra, reports) -> int:
     """Latency and memory: the baseline's code measured side by side with the current code, confirmed on red."""
     commit = baseline_commit(p.same_class)
+
+    def measure_current(out: Path) -> None:
+        run_suite(out, args.data, only="latency")
+
     with checkout(commit) as tree:
         if tree is None:
             # a shallow clone: the committed figures are all there is. Said aloud, in the output and the README.
@@ -104,8 +108,7 @@ def speed_check(p, args, extra, reports) -> int:
                   f"latency is compared with the committed figures, measured in another session; same-class "
                   f"machines differ by up to ~1.4x between sessions, so a 2x slowdown may pass unseen. Fetch "
                   f"the history (git fetch --unshallow) for the side-by-side measurement.", flush=True)
-            return compare.confirmed(p.same_class, args.out, lambda again: run_suite(again, args.data, only="latency"),
-                                     extra, reports)
+            return compare.confirmed(p.same_class, args.out, measure_current, extra, reports)
 
         def measure_baseline(out: Path) -> None:
             print(f"gate: measuring the baseline's code (commit {commit[:12]}) on this machine", flush=True)
@@ -116,8 +119,7 @@ def speed_check(p, args, extra, reports) -> int:
         base = args.out.with_name(args.out.name + "-baseline-code")
         measure_baseline(base)
         print(f"\ngate: latency and memory against the baseline's code measured now ({base})", flush=True)
-        return compare.confirmed(base, args.out, lambda again: run_suite(again, args.data, only="latency"),
-                                 extra, reports, remeasure_baseline=measure_baseline)
+        return compare.confirmed(base, args.out, measure_current, extra, reports, remeasure_baseline=measure_baseline)
 
 
 def check(args, extra) -> int:
@@ -188,8 +190,6 @@ def baseline(args) -> int:
 
 def _disturbed_rows(folder: Path) -> list:
     """Latency cells of the suite flagged `disturbed`: a baseline must be measured on a quiet machine."""
-    import json
-
     out = []
     for path in sorted(folder.glob("*/result.json")):
         for row in json.loads(path.read_text()).get("latency") or []:
