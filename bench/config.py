@@ -251,8 +251,10 @@ class Config:
         if self.mode.name == "distill":
             if not self.distill.teacher:
                 raise ConfigError("mode=distill needs a fine-tuned teacher: distill.teacher=RUN_OR_CHECKPOINT_FOLDER")
-            if self.task.kind == "squad":
-                raise ConfigError("mode=distill covers GLUE classification and regression tasks, not SQuAD yet")
+            if not KINDS[self.task.kind].distillable:
+                can = sorted(k for k, kind in KINDS.items() if kind.distillable)
+                raise ConfigError(f"mode=distill covers task kinds {can}; task {self.task.name} is of kind "
+                                  f"{self.task.kind!r}, which it cannot distil yet")
 
 
 def register() -> None:

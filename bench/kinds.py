@@ -40,6 +40,8 @@ class Kind:
     min_labels: int = 0  # label values a task file must list
     regression: bool = False  # one output per example, which is the prediction itself
     paired: bool = True  # predictions.jsonl holds one comparable prediction per example (paired bootstrap)
+    distillable: bool = True  # mode=distill can train a student on it (one output vector per example)
+    table: str = "glue"  # the report table its figures go to: "glue" (one column per task) or "squad"
 
     def num_labels(self, task: "TaskConfig") -> int:
         return 1 if self.regression else len(task.labels)
@@ -68,7 +70,8 @@ KINDS: Dict[str, Kind] = {
                        readers="bench.tasks.glue", pipeline="bench.finetune:run", regression=True),
     # sliding windows and span post-processing: predictions are answer texts, scored by the official script
     "squad": Kind("squad", head="AutoModelForQuestionAnswering", head_kwargs=lambda task: {},
-                  readers="bench.tasks.squad", pipeline="bench.qa:run", paired=False),
+                  readers="bench.tasks.squad", pipeline="bench.qa:run", paired=False, distillable=False,
+                  table="squad"),
 }
 
 

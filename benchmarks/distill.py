@@ -19,7 +19,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Dict, List, Optional
 
+from bench import schema
 from bench.config import compose
+from bench.distill import table as distill_table
+from bench.report import plots
 from bench.runner import run
 
 VARIANTS = [("direct", "(a) fine-tuned directly"), ("prediction", "(b) prediction-layer distillation"),
@@ -97,8 +100,14 @@ def main() -> int:
     table = "\n".join(lines)
     out.mkdir(parents=True, exist_ok=True)
     (out / "table.md").write_text(table + "\n")
+    # the report's table (mean±std over seeds, paired-bootstrap interval against the direct fine-tune, agreement
+    # with the teacher, failed runs named) and each stage's loss curves, from the result files just written
+    runs = [r for _, r in schema.walk(out) if not isinstance(r, str)]
+    (out / "table_full.md").write_text(distill_table.markdown(distill_table.frame(runs)) + "\n")
+    plots.distill_loss_curves(runs, out)
     (out / "failures.json").write_text(json.dumps(failures, indent=2))
-    print("\n" + table + f"\n\n-> {out / 'table.md'}")
+    print("\n" + table + f"\n\n-> {out / 'table.md'}; with intervals: {out / 'table_full.md'}; loss curves: "
+          f"{out}/distill_loss_*.png")
     for f in failures:
         print(f"FAILED {f}", file=sys.stderr)
     return 1 if failures else 0

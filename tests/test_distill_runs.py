@@ -166,6 +166,67 @@ def test_two_stage_distillation_end_to_end_with_the_direct_run_beside_it(teacher
     assert "two-stage" in markdown(df)
 
 
+def test_report_shows_the_distillation_table_with_seeds_intervals_settings_and_failures(teachers, tmp_path):
+    """`bench report` gains the distillation table: seeds averaged, the change against the direct fine-tune of the
+    same student and seed with a paired interval on the same dev rows, a changed setting in a row of its own and a
+    failed run shown as failed, not dropped."""
+    import io
+
+    import numpy as np
+
+    from bench.distill.table import frame, variant_of
+    from bench.report import gather, stats
+    from bench.report.__main__ import build
+    from bench.schema import read
+
+    root = tmp_path / "runs"
+
+    def go(name, *extra, teacher_task="sst2"):
+        cfg = distill_cfg(teachers, tmp_path, *extra, "distill.layers=[2,4]", teacher_task=teacher_task)
+        cfg.out_dir = str(root / name)
+        return run(cfg)
+
+    got = {}
+    for seed in (1, 2):
+        for v in ("direct", "prediction"):
+            got[v, seed] = go(f"{v}{seed}", f"+distill={v}", f"train.seed={seed}", "train.learning_rate=1e-3")
+    with pytest.raises(teacher.TeacherError):  # a teacher of another task: recorded failed, then re-raised
+        go("broken", "+distill=prediction", "train.seed=3", "train.learning_rate=1e-3", teacher_task="rte")
+    go("hot", "+distill=prediction", "train.seed=1", "train.learning_rate=1e-3", "distill.temperature=4")
+
+    df = frame(root, n_boot=200)
+    main = df[(df.setting == "distill.temperature=1.0") & df.teacher.str.endswith("sst2")]
+    assert list(main.variant) == ["teacher", "fine-tuned directly", "prediction layer"]
+    pred = main[main.variant == "prediction layer"].iloc[0]
+    devs = [got["prediction", s].metrics["primary"] for s in (1, 2)]
+    diffs = [100 * (got["prediction", s].metrics["primary"] - got["direct", s].metrics["primary"]) for s in (1, 2)]
+    assert pred.seeds == 2 and pred.dev == pytest.approx(np.mean(devs))
+    assert pred.dev_std == pytest.approx(np.std(devs, ddof=1))
+    assert pred.vs_direct_points == pytest.approx(np.mean(diffs))
+    ci = stats.compare_runs(read(root / "prediction1" / "result.json"), read(root / "direct1" / "result.json"), 200)
+    assert ci["n"] == 32 and ci["diff"] == pytest.approx(diffs[0] / 100)  # the lowest seed's pair, same dev rows
+    assert (pred.ci_low, pred.ci_high) == pytest.approx((100 * ci["low"], 100 * ci["high"]))
+    assert pred.ci_low <= diffs[0] <= pred.ci_high
+    hot = df[df.setting == "distill.temperature=4.0"]
+    assert list(hot.variant) == ["teacher", "prediction layer"] and np.isnan(hot.iloc[1].vs_direct_points)
+    broken = df[df.teacher.str.endswith("rte")]
+    assert list(broken.variant) == ["teacher", "prediction layer"]
+    assert np.isnan(broken.iloc[1].dev) and "seed 3: failed" in broken.iloc[1].status and "rte" in broken.iloc[1].status
+    assert variant_of({"distill": {"stages": ["prediction"], "weights": {"soft": 1.0, "hard": 0.5}}}) == \
+        "prediction layer (+hard) [hard=0.5]"
+
+    log = io.StringIO()
+    written = build(root, tmp_path / "report", ["md", "latex", "html"], n_boot=200, log=log)
+    md = written["distillation.md"].read_text()
+    assert "seed 3: failed" in md and "| prediction layer " in md and f"[{pred.ci_low:+.1f}, {pred.ci_high:+.1f}]" in md
+    assert "distill.temperature=4.0" in md
+    assert "<h2 id='distillation'>Distillation</h2>" in written["report.html"].read_text()
+    assert "\\begin{tabular}" in written["distillation.tex"].read_text()
+    assert "broken" in log.getvalue()  # still named among the skipped files of the other tables
+    labels = {gather.label(r, "") for r in gather.find(root, io.StringIO())}
+    assert "bert_base (2L student: prediction layer)" in labels and "bert_base (2L student: fine-tuned directly)" in labels
+
+
 def test_regression_task_distils_the_teachers_score(teachers, tmp_path):
     result = run(distill_cfg(teachers, tmp_path, "+distill=prediction", "distill.init=random",
                              "distill.measure_latency=false", task="stsb", teacher_task="stsb"))

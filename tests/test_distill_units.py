@@ -142,7 +142,7 @@ def test_pretrained_init_needs_weights_and_random_init_builds_the_model_files_ar
     (["distill.layers=[3,1]"], "increasing"),
     (["distill.layers=[0,1]"], "numbered from 1"),
     (["mode=distill"], "needs a fine-tuned teacher"),
-    (["mode=distill", "distill.teacher=x", "task=squad_v1"], "not SQuAD"),
+    (["mode=distill", "distill.teacher=x", "task=squad_v1"], "kind 'squad', which it cannot distil"),
 ])
 def test_bad_distill_settings_fail_at_composition(overrides, words):
     with pytest.raises(ConfigError) as info:

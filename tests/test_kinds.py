@@ -47,3 +47,19 @@ def test_an_unknown_kind_lists_the_known_ones():
 def test_a_classification_task_needs_two_labels():
     with pytest.raises(ConfigError, match="a classification task needs at least 2 labels"):
         compose(["task=mrpc", "task.labels=[yes]"])
+
+
+def test_what_a_kind_allows_and_where_its_figures_go_come_from_the_kind(monkeypatch):
+    """mode=distill's refusal and the report's GLUE/SQuAD split read the kind's fields, not task names: change the
+    regression kind's fields and STS-B follows."""
+    import dataclasses
+
+    from bench.report import tables
+
+    assert "stsb" in tables.glue_cells() and tables.squad_tasks() == ["squad_v1", "squad_v2"]
+    compose(["mode=distill", "distill.teacher=x", "task=stsb"])  # regression distils
+    monkeypatch.setitem(kinds.KINDS, "regression",
+                        dataclasses.replace(kinds.KINDS["regression"], distillable=False, table="squad"))
+    with pytest.raises(ConfigError, match=r"covers task kinds \['classification'\]; task stsb is of kind 'regression'"):
+        compose(["mode=distill", "distill.teacher=x", "task=stsb"])
+    assert "stsb" not in tables.glue_cells() and "stsb" in tables.squad_tasks()

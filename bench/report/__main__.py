@@ -1,7 +1,7 @@
 """python -m bench.report RESULTS_DIR [--out DIR] [--format md,latex,html,csv]  (also `bench report ...`).
 
-Gathers every result.json below RESULTS_DIR and writes the GLUE, SQuAD and efficiency tables, the pairwise
-significance table, plots, and one self-contained HTML page.
+Gathers every result.json below RESULTS_DIR and writes the GLUE, SQuAD, efficiency and distillation tables, the
+pairwise significance table, plots, and one self-contained HTML page.
 """
 
 from __future__ import annotations
@@ -15,7 +15,9 @@ from typing import Dict, Iterable, List, Optional
 
 import pandas as pd
 
+from ..distill import table as distill_table
 from ..results import write_atomic
+from ..schema import Result
 from . import gather, plots, render, stats, tables
 
 FORMATS = ("md", "latex", "html", "csv", "parquet")
@@ -24,9 +26,12 @@ FORMATS = ("md", "latex", "html", "csv", "parquet")
 def build(root: Path, out: Path, formats: List[str], n_boot: int = 2000, log=sys.stderr,
           include: Iterable[str] = ()) -> Dict[str, Path]:
     """Write every table and plot for the results below `root` into `out`; returns what was written."""
-    rs, metrics_df, eff = gather.load_all(root, log, include)
-    if not rs:
+    unusable: List[Result] = []
+    rs = gather.find(root, log, include, unusable=unusable)
+    distill_runs = [r for r in [*rs, *unusable] if r.mode == "distill"]
+    if not rs and not distill_runs:
         raise SystemExit(f"bench.report: no usable result.json below {root}")
+    metrics_df, eff = gather.metrics_frame(rs), gather.efficiency_frame(rs)
     out.mkdir(parents=True, exist_ok=True)
     seeds = gather.seeds(metrics_df)
     params = metrics_df.groupby("model")["params"].first().to_dict() if not metrics_df.empty else {}
@@ -35,10 +40,12 @@ def build(root: Path, out: Path, formats: List[str], n_boot: int = 2000, log=sys
         "squad": tables.squad_table(seeds),
         "efficiency": tables.efficiency_table(eff),
     }
-    if seeds.empty or not seeds.task.isin(["squad_v1", "squad_v2"]).any():
+    if seeds.empty or not seeds.task.isin(tables.squad_tasks()).any():
         named.pop("squad")
     if eff.empty:
         named.pop("efficiency")
+    if distill_runs:  # failed and interrupted distill runs included: the table names them
+        named["distillation"] = tables.distill_table(distill_table.frame(distill_runs, n_boot=n_boot))
     pairs = stats.pairwise(rs, n_boot=n_boot)
     written: Dict[str, Path] = {}
     for name, table in named.items():
@@ -46,7 +53,7 @@ def build(root: Path, out: Path, formats: List[str], n_boot: int = 2000, log=sys
             written[f"{name}.md"] = _write(out / f"{name}.md", render.markdown(table))
         if "latex" in formats:
             written[f"{name}.tex"] = _write(out / f"{name}.tex", render.latex(table, name))
-    figures = _plots(named.get("glue"), eff, out)
+    figures = _plots(named.get("glue"), eff, out) + plots.distill_loss_curves(distill_runs, out)
     if "html" in formats:
         written["report.html"] = _write(out / "report.html", page(named, pairs, figures))
     tidy = pd.concat([metrics_df.assign(kind="metric"), eff.assign(kind="latency")], ignore_index=True)
@@ -107,7 +114,7 @@ def page(named: Dict[str, tables.Table], pairs: pd.DataFrame, figures: List[Path
              "font-size:13px;margin:1em 0} th,td{border-bottom:1px solid #ccc;padding:3px 8px;text-align:left}"
              " .caption{color:#555;font-size:12px} img{max-width:520px;margin:0.5em}</style></head><body>",
              "<h1>compact-bert-bench report</h1>"]
-    titles = {"glue": "GLUE", "squad": "SQuAD", "efficiency": "Efficiency"}
+    titles = {"glue": "GLUE", "squad": "SQuAD", "efficiency": "Efficiency", "distillation": "Distillation"}
     for name, table in named.items():
         parts.append(f"<h2 id='{name}'>{titles[name]}</h2>{render.html(table)}")
     sig = significance_text(pairs)
@@ -145,7 +152,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         ap.error(f"{args.results}: no such file or folder")
     out = args.out or (args.results if args.results.is_dir() else args.results.parent) / "report"
     written = build(args.results, out, formats, args.bootstrap, include=args.include)
-    for name in ("glue.md", "squad.md", "efficiency.md"):
+    for name in ("glue.md", "squad.md", "efficiency.md", "distillation.md"):
         if name in written:
             print(written[name].read_text())
     print(f"bench.report: wrote {len(written)} files to {out}: {', '.join(sorted(written))}")

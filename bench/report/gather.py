@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, TextIO, Tuple
+from typing import Any, Dict, Iterable, List, Optional, TextIO, Tuple
 
 import pandas as pd
 
@@ -26,8 +26,11 @@ NOT_A_VARIANT = ("out_dir", "bench", "task", "train.seed", "train.save_checkpoin
 USABLE = ("ok", "partial")  # partial: a latency grid with some failed cells, each shown with its status
 
 
-def find(root: Path, log: TextIO = sys.stderr, include: Iterable[str] = ()) -> List[Result]:
-    """Usable results below `root` (or the one file given); one line per skipped file."""
+def find(root: Path, log: TextIO = sys.stderr, include: Iterable[str] = (),
+         unusable: Optional[List[Result]] = None) -> List[Result]:
+    """Usable results below `root` (or the one file given); one line per skipped file. Valid results of another
+    status (failed, interrupted) are appended to `unusable` when given: tables that must show them (distillation)
+    read them there."""
     exclude = tuple(x for x in EXCLUDED_BY_DEFAULT if x not in set(include))
     found = []
     for path, r in schema.walk(Path(root), exclude=exclude):
@@ -36,6 +39,8 @@ def find(root: Path, log: TextIO = sys.stderr, include: Iterable[str] = ()) -> L
         elif r.status not in USABLE:
             reason = r.error.message if r.error else "; ".join(r.failures)
             print(f"skipped: {path}: status {r.status!r} {reason[:160]}".rstrip(), file=log)
+            if unusable is not None:
+                unusable.append(r)
         else:
             found.append(r)
     return found
@@ -58,10 +63,14 @@ def variants(rs: List[Result]) -> Dict[int, str]:
     """id(result) -> what sets its config apart from the other runs of the same model ('' when nothing)."""
     by_model: Dict[Tuple[str, str, str, bool], List[Result]] = {}
     for r in rs:
-        by_model.setdefault((r.model.name, r.model.weights, r.model.head, r.mode == "latency"), []).append(r)
+        kind = r.mode if r.mode in ("latency", "distill") else "scored"  # finetune and evaluate runs: one group
+        by_model.setdefault((r.model.name, r.model.weights, r.model.head, kind), []).append(r)
     out: Dict[int, str] = {}
     for group in by_model.values():
         flats = [_flat(r.config) for r in group]
+        if group[0].mode == "distill":  # the distill variant is named in the label (distilled(r)), not as raw keys
+            flats = [{k: v for k, v in f.items() if not k.startswith(("distill.stages", "distill.weights", "distill.cache_dir"))}
+                     for f in flats]
         keys = sorted({k for f in flats for k in f})
         differing = [k for k in keys if len({f.get(k, "-") for f in flats}) > 1]
         for r, f in zip(group, flats):
@@ -72,8 +81,18 @@ def variants(rs: List[Result]) -> Dict[int, str]:
 def label(r: Result, variant: str = "") -> str:
     """How a model is named in tables: random weights, a random head and a variant are marked wherever shown."""
     marks = [m for m in ("weights: random" if r.model.weights == "random" else "",
-                         "head: random" if r.model.head == "random" else "", variant) if m]
+                         "head: random" if r.model.head == "random" else "", distilled(r), variant) if m]
     return f"{r.model.name} ({'; '.join(marks)})" if marks else r.model.name
+
+
+def distilled(r: Result) -> str:
+    """'3L student: two-stage' for a distill run (its depth and variant), '' otherwise."""
+    if r.mode != "distill":
+        return ""
+    from ..distill.table import variant_of
+
+    layers = (r.model.model_extra or {}).get("num_hidden_layers")
+    return f"{layers}L student: {variant_of(r.config)}" if layers else f"student: {variant_of(r.config)}"
 
 
 def metrics_frame(rs: List[Result]) -> pd.DataFrame:

@@ -87,3 +87,40 @@ def speedup_per_backend(eff: pd.DataFrame, out: Path) -> List[Path]:
         ax.legend(title="backend", ncol=3)
         ax.grid(alpha=0.3, axis="y")
         return _save(fig, out, "speedup_per_backend")
+
+
+def distill_loss_curves(runs: List, out: Path) -> List[Path]:
+    """Per task, each distill run's training loss per stage (ok runs; newest per variant and student): the curves the
+    distillation table's figures come from. Intermediate-stage terms are drawn one by one (log scale)."""
+    from ..distill.table import variant_of
+
+    paths: List[Path] = []
+    by_task: dict = {}
+    for r in sorted(runs, key=lambda r: r.started_at):
+        stages = ((r.train.model_extra or {}).get("stages") if r.train else None) or []
+        if r.mode == "distill" and r.status == "ok" and stages:
+            layers = (r.model.model_extra or {}).get("num_hidden_layers")
+            by_task.setdefault(r.task.name, {})[f"{r.model.name} {layers}L: {variant_of(r.config)}"] = stages
+    for task, curves in sorted(by_task.items()):
+        names = [s for s in ("intermediate", "prediction") if any(st["stage"] == s for v in curves.values() for st in v)]
+        with plt.rc_context(STYLE):
+            fig, axes = plt.subplots(1, len(names), figsize=(WIDTH_IN * len(names), 2.4), squeeze=False)
+            for ax, stage in zip(axes[0], names):
+                for label, stages in curves.items():
+                    for st in (s for s in stages if s["stage"] == stage):
+                        pts = st.get("loss_curve") or []
+                        terms = sorted({k for p in pts for k in p if k.startswith("loss_")})
+                        for term in (terms if stage == "intermediate" else ["loss"]):
+                            xs = [p["step"] for p in pts if p.get(term) is not None]
+                            ys = [p[term] for p in pts if p.get(term) is not None]
+                            name = label if stage != "intermediate" else f"{label} ({term[5:]})"
+                            ax.plot(xs, ys, marker=".", markersize=3, linewidth=1, label=name)
+                ax.set_title(f"{task}: {stage} stage")
+                ax.set_xlabel("step")
+                ax.set_ylabel("training loss")
+                if stage == "intermediate":
+                    ax.set_yscale("log")
+                ax.legend(loc="upper right")
+            fig.tight_layout()
+            paths += _save(fig, out, f"distill_loss_{task}")
+    return paths

@@ -68,6 +68,24 @@ def _same_examples(pa: pd.DataFrame, pb: pd.DataFrame) -> bool:
     return len(pa) == len(pb) and list(pa.idx) == list(pb.idx) and np.array_equal(pa.label.to_numpy(), pb.label.to_numpy())
 
 
+def compare_runs(a: Result, b: Result, n_boot: int = 2000) -> Optional[Dict[str, float]]:
+    """Run a minus run b on the primary metric, paired over the same dev examples with a 95% interval; None when
+    the two cannot be paired (no predictions file, different examples, a task kind without one prediction per
+    example such as SQuAD)."""
+    task = task_of(a)
+    if task is None or not kinds.of(task).paired or not task.local.eval_files:
+        return None
+    split = next(iter(task.local.eval_files))
+    pa, pb = _predictions(a, split), _predictions(b, split)
+    if pa is None or pb is None or not len(pa) or not _same_examples(pa, pb):
+        return None
+
+    def score(p, y):
+        return task_metrics.score(task, {split: (p, y)})["primary"]
+
+    return paired_bootstrap(score, pa.label.to_numpy(), pa.prediction.to_numpy(), pb.prediction.to_numpy(), n_boot=n_boot)
+
+
 def pairwise(rs: List[Result], n_boot: int = 2000, log=None) -> pd.DataFrame:
     """For each task, every pair of model variants (lowest seed of each) on the primary metric, 95% interval."""
     out = []

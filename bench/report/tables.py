@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from omegaconf import OmegaConf
 
-from .. import CONF_DIR
+from .. import CONF_DIR, kinds
 from ..config import TaskConfig
 from . import published
 
@@ -32,7 +32,8 @@ def task_specs() -> Dict[str, TaskConfig]:
 
 def glue_cells() -> Dict[str, Tuple[str, List[str]]]:
     """task -> (column title, the metrics its cell shows), in table order; classification and regression."""
-    specs = sorted((s for s in task_specs().values() if s.kind != "squad"), key=lambda s: (s.report.order, s.name))
+    specs = sorted((s for s in task_specs().values() if kinds.KINDS[s.kind].table == "glue"),
+                   key=lambda s: (s.report.order, s.name))
     return {s.name: (s.report.title or s.name, list(s.report.cell or s.primary)) for s in specs}
 
 
@@ -134,9 +135,14 @@ def glue_table(seeds: pd.DataFrame, eff: pd.DataFrame, params: Dict[str, float],
     return Table(text_df, score_df, hib, caption)
 
 
+def squad_tasks() -> List[str]:
+    """The tasks whose figures go to the SQuAD table (their kind says so)."""
+    return [name for name, s in task_specs().items() if kinds.KINDS[s.kind].table == "squad"]
+
+
 def squad_table(seeds: pd.DataFrame, with_published: bool = True) -> Table:
     text_rows, score_rows = [], []
-    sq = seeds[seeds.task.isin(["squad_v1", "squad_v2"])] if not seeds.empty else seeds
+    sq = seeds[seeds.task.isin(squad_tasks())] if not seeds.empty else seeds
     if not sq.empty:
         specs = task_specs()
         for model, agg in sq.groupby("model", sort=False):
@@ -180,3 +186,42 @@ def efficiency_table(eff: pd.DataFrame) -> Table:
     if reasons:
         caption += " Emulated: " + "; ".join(reasons) + "."
     return Table(text, score, {}, caption)
+
+
+def distill_table(df: pd.DataFrame) -> Table:
+    """The distillation comparison (bench.distill.table.frame): per task, teacher and student, the teacher, the direct
+    fine-tune and each distilled variant."""
+    cols = ["task", "teacher", "student", "variant", "dev", "vs direct (points)", "95% CI", "seeds", "metrics",
+            "train s", "p50 ms", "speed-up", "agreement", "status"]
+    if df.empty:
+        empty = pd.DataFrame(columns=cols)
+        return Table(empty, empty.copy(), {}, "no distill results")
+
+    def num(v, fmt):
+        return MISSING if v is None or pd.isna(v) else format(v, fmt)
+
+    rows = []
+    for r in df.itertuples():
+        dev = MISSING if r.dev is None or pd.isna(r.dev) else (
+            f"{100 * r.dev:.1f}±{100 * r.dev_std:.1f}" if r.dev_std is not None and pd.notna(r.dev_std) else f"{100 * r.dev:.1f}")
+        ci = (MISSING if r.ci_low is None or pd.isna(r.ci_low) else
+              f"[{r.ci_low:+.1f}, {r.ci_high:+.1f}]" + (" within noise" if r.within_noise else ""))
+        student = r.student + (f" ({r.setting})" if r.setting else "")
+        rows.append({"task": r.task, "teacher": r.teacher, "student": student, "variant": r.variant,
+                     "dev": f"{dev} {r.metric}" if r.metric and dev != MISSING else dev,
+                     "vs direct (points)": num(r.vs_direct_points, "+.1f"), "95% CI": ci,
+                     "seeds": num(r.seeds, ".0f") if r.variant != "teacher" else MISSING,
+                     "metrics": r.metrics or MISSING, "train s": num(r.train_s, ".0f"), "p50 ms": num(r.p50_ms, ".1f"),
+                     "speed-up": (num(r.speedup, ".2f") + "x") if r.speedup is not None and pd.notna(r.speedup) else MISSING,
+                     "agreement": num(r.agreement, ".3f"), "status": r.status})
+    text = pd.DataFrame(rows, columns=cols)
+    caption = ("Task distillation: the fine-tuned teacher, the same student fine-tuned directly (gold labels only) and "
+               "each distilled variant. dev: the task's primary metric on the dev set (x100, mean±std over seeds); "
+               "vs direct: the change against the direct fine-tune of the same student and seed, in points, with a "
+               "paired-bootstrap 95% interval over the same dev examples (lowest seed); 'within noise' when it "
+               "contains 0. train s: training time of all stages (the teacher's own fine-tune when its run folder "
+               "is known); p50 ms: batch 1, sequence 128, eager fp32, teacher and student measured one after the "
+               "other in each student's run, so speed-up is a ratio from one process. agreement: share of dev "
+               "examples on which the student predicts the teacher's label. A student's label names what sets its "
+               "config apart from the other runs of that student; status names any seed that failed.")
+    return Table(text, pd.DataFrame(np.nan, index=text.index, columns=cols), {}, caption)
