@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -166,65 +167,155 @@ def test_two_stage_distillation_end_to_end_with_the_direct_run_beside_it(teacher
     assert "two-stage" in markdown(df)
 
 
-def test_report_shows_the_distillation_table_with_seeds_intervals_settings_and_failures(teachers, tmp_path):
-    """`bench report` gains the distillation table: seeds averaged, the change against the direct fine-tune of the
-    same student and seed with a paired interval on the same dev rows, a changed setting in a row of its own and a
-    failed run shown as failed, not dropped."""
-    import io
-
-    import numpy as np
-
-    from bench.distill.table import frame, variant_of
-    from bench.report import gather, stats
-    from bench.report.__main__ import build
-    from bench.schema import read
-
-    root = tmp_path / "runs"
+@pytest.fixture(scope="module")
+def table_runs(teachers, tmp_path_factory):
+    """Real tiny distill runs for the distillation table: direct and prediction-layer, seeds 1 and 2; prediction at
+    T=4 (seed 1); one run that failed (a teacher of another task)."""
+    tmp = tmp_path_factory.mktemp("table")
+    root = tmp / "runs"
 
     def go(name, *extra, teacher_task="sst2"):
-        cfg = distill_cfg(teachers, tmp_path, *extra, "distill.layers=[2,4]", teacher_task=teacher_task)
+        cfg = distill_cfg(teachers, tmp, *extra, "distill.layers=[2,4]", "train.learning_rate=1e-3",
+                          teacher_task=teacher_task)
         cfg.out_dir = str(root / name)
         return run(cfg)
 
     got = {}
     for seed in (1, 2):
         for v in ("direct", "prediction"):
-            got[v, seed] = go(f"{v}{seed}", f"+distill={v}", f"train.seed={seed}", "train.learning_rate=1e-3")
-    with pytest.raises(teacher.TeacherError):  # a teacher of another task: recorded failed, then re-raised
-        go("broken", "+distill=prediction", "train.seed=3", "train.learning_rate=1e-3", teacher_task="rte")
-    go("hot", "+distill=prediction", "train.seed=1", "train.learning_rate=1e-3", "distill.temperature=4")
+            got[v, seed] = go(f"{v}{seed}", f"+distill={v}", f"train.seed={seed}")
+    got["hot"] = go("hot", "+distill=prediction", "train.seed=1", "distill.temperature=4")
+    with pytest.raises(teacher.TeacherError):  # recorded failed, then re-raised
+        go("broken", "+distill=prediction", "train.seed=3", teacher_task="rte")
+    return root, got
 
+
+def _copy_run(root, src, dst, **changes):
+    """A copy of a real run folder with some result fields changed (a re-run, a skipped record, a failed seed)."""
+    import shutil
+
+    shutil.copytree(root / src, root / dst)
+    path = root / dst / "result.json"
+    r = json.loads(path.read_text())
+    for dotted, value in changes.items():
+        node, *rest = dotted.split("__")
+        target = r
+        for k in [node, *rest][:-1]:
+            target = target[k]
+        target[[node, *rest][-1]] = value
+    path.write_text(json.dumps(r))
+    return root / dst
+
+
+def test_distillation_table_pairs_by_seed_averages_seeds_and_shows_failures(table_runs):
+    import numpy as np
+
+    from bench.distill.table import frame
+    from bench.report import stats
+    from bench.schema import read
+
+    root, got = table_runs
     df = frame(root, n_boot=200)
-    main = df[(df.setting == "distill.temperature=1.0") & df.teacher.str.endswith("sst2")]
-    assert list(main.variant) == ["teacher", "fine-tuned directly", "prediction layer"]
-    pred = main[main.variant == "prediction layer"].iloc[0]
+    main = df[df.teacher.str.endswith("sst2")]
+    assert list(main.variant) == ["teacher", "fine-tuned directly", "prediction layer (distill.temperature=1.0)",
+                                  "prediction layer (distill.temperature=4.0)"]
+    pred = main[main.variant == "prediction layer (distill.temperature=1.0)"].iloc[0]
     devs = [got["prediction", s].metrics["primary"] for s in (1, 2)]
     diffs = [100 * (got["prediction", s].metrics["primary"] - got["direct", s].metrics["primary"]) for s in (1, 2)]
-    assert pred.seeds == 2 and pred.dev == pytest.approx(np.mean(devs))
+    assert pred.seeds == 2 and pred.pairs == 2 and pred.dev == pytest.approx(np.mean(devs))
     assert pred.dev_std == pytest.approx(np.std(devs, ddof=1))
     assert pred.vs_direct_points == pytest.approx(np.mean(diffs))
     ci = stats.compare_runs(read(root / "prediction1" / "result.json"), read(root / "direct1" / "result.json"), 200)
     assert ci["n"] == 32 and ci["diff"] == pytest.approx(diffs[0] / 100)  # the lowest seed's pair, same dev rows
-    assert (pred.ci_low, pred.ci_high) == pytest.approx((100 * ci["low"], 100 * ci["high"]))
-    assert pred.ci_low <= diffs[0] <= pred.ci_high
-    hot = df[df.setting == "distill.temperature=4.0"]
-    assert list(hot.variant) == ["teacher", "prediction layer"] and np.isnan(hot.iloc[1].vs_direct_points)
+    assert (pred.ci_low, pred.ci_high, pred.ci_seed) == pytest.approx((100 * ci["low"], 100 * ci["high"], 1))
+    # a distill-only setting (the temperature) does not cut the run off from the direct fine-tune
+    hot = main[main.variant == "prediction layer (distill.temperature=4.0)"].iloc[0]
+    assert hot.pairs == 1 and hot.vs_direct_points == pytest.approx(
+        100 * (got["hot"].metrics["primary"] - got["direct", 1].metrics["primary"]))
+    teacher_row = main[main.variant == "teacher"].iloc[0]
+    infos = [got[k].train["distill"] for k in got]
+    assert teacher_row.dev == pytest.approx(infos[0]["teacher_metrics"]["primary"])
+    assert teacher_row.p50_ms == pytest.approx(np.mean([d["efficiency"]["teacher"]["p50_ms"] for d in infos]))
+    assert teacher_row.train_s == infos[0]["teacher_train_seconds"] is not None
     broken = df[df.teacher.str.endswith("rte")]
-    assert list(broken.variant) == ["teacher", "prediction layer"]
-    assert np.isnan(broken.iloc[1].dev) and "seed 3: failed" in broken.iloc[1].status and "rte" in broken.iloc[1].status
-    assert variant_of({"distill": {"stages": ["prediction"], "weights": {"soft": 1.0, "hard": 0.5}}}) == \
-        "prediction layer (+hard) [hard=0.5]"
+    assert list(broken.variant) == ["teacher", "prediction layer"] and np.isnan(broken.iloc[1].dev)
+    assert "seed 3: failed" in broken.iloc[1].status and "rte" in broken.iloc[1].status
 
+
+def test_distillation_table_reruns_skipped_records_missing_pairs_and_bad_predictions(table_runs, tmp_path):
+    import shutil
+
+    from bench.distill.table import frame
+
+    root = tmp_path / "runs"
+    shutil.copytree(table_runs[0], root)
+    later = "2099-01-01T00:00:00+00:00"
+    # a failed re-run of direct seed 1 (newer), a skipped record of prediction seed 1 (a resumed sweep), a failed
+    # seed 3 of the same prediction variant: the direct row and the pairing keep the ok runs; the failures are named
+    _copy_run(root, "direct1", "direct1_again", status="failed", started_at=later,
+              error={"type": "FloatingPointError", "message": "loss is nan at step 2"})
+    _copy_run(root, "prediction1", "prediction1_resumed", status="skipped", started_at=later)
+    _copy_run(root, "prediction2", "prediction3", status="interrupted", started_at=later,
+              config__train__seed=3, error={"type": "KeyboardInterrupt", "message": "SIGTERM"})
+    shutil.rmtree(root / "direct2")  # seed 2 has no direct partner now
+    preds = [json.loads(line) for line in (root / "prediction1" / "predictions.jsonl").read_text().splitlines()]
+    preds[0]["prediction"] = None
+    (root / "prediction1" / "predictions.jsonl").write_text("".join(json.dumps(p) + "\n" for p in preds))
+    df = frame(root, n_boot=100)
+    main = df[df.teacher.str.endswith("sst2")]
+    direct = main[main.variant == "fine-tuned directly"].iloc[0]
+    assert direct.seeds == 1 and direct.dev == pytest.approx(table_runs[1]["direct", 1].metrics["primary"])
+    assert "seed 1: failed run in" in direct.status and "set aside for the ok one" in direct.status
+    pred = main[main.variant == "prediction layer (distill.temperature=1.0)"].iloc[0]
+    assert pred.seeds == 2 and pred.pairs == 1  # skipped record is not a run; seed 2 lost its partner
+    assert "seed 3: interrupted (SIGTERM)" in pred.status
+    assert np.isnan(pred.ci_low) and "no paired interval" in pred.status  # the null prediction: no interval, no crash
+    from bench.report import render, tables
+
+    assert "(1 of 2 seeds paired)" in render.markdown(tables.distill_table(df))
+
+
+def test_report_builds_the_distillation_table_and_loss_curves(table_runs, tmp_path):
+    import io
+
+    from bench.distill import table as distill_table
+    from bench.report import gather
+    from bench.report.__main__ import build
+
+    root, _ = table_runs
     log = io.StringIO()
     written = build(root, tmp_path / "report", ["md", "latex", "html"], n_boot=200, log=log)
     md = written["distillation.md"].read_text()
-    assert "seed 3: failed" in md and "| prediction layer " in md and f"[{pred.ci_low:+.1f}, {pred.ci_high:+.1f}]" in md
-    assert "distill.temperature=4.0" in md
+    assert "seed 3: failed" in md and "| prediction layer (distill.temperature=4.0) " in md
     assert "<h2 id='distillation'>Distillation</h2>" in written["report.html"].read_text()
     assert "\\begin{tabular}" in written["distillation.tex"].read_text()
+    assert written["distill_loss_sst2.png"].stat().st_size > 1000 and "distill_loss_sst2.svg" in written
     assert "broken" in log.getvalue()  # still named among the skipped files of the other tables
-    labels = {gather.label(r, "") for r in gather.find(root, io.StringIO())}
-    assert "bert_base (2L student: prediction layer)" in labels and "bert_base (2L student: fine-tuned directly)" in labels
+    found = gather.find(root, io.StringIO())
+    var = gather.variants(found)
+    labels = {gather.label(r, var[id(r)]) for r in found}
+    assert {"bert_base (2L student: fine-tuned directly)", "bert_base (2L student: prediction layer; distill.temperature=1.0)",
+            "bert_base (2L student: prediction layer; distill.temperature=4.0)"} <= labels
+    # the table alone: exit 1 when a run in it failed, 0 when all are ok, 2 when there is none
+    assert distill_table.main([str(root), "--bootstrap", "50"]) == 1
+    assert distill_table.main([str(root / "direct1"), "--bootstrap", "50"]) == 0
+    assert distill_table.main([str(tmp_path / "report")]) == 2
+
+
+def test_variant_names_say_which_terms_are_on():
+    from bench.distill.table import is_direct, variant_of
+
+    def cfg(stages, **w):
+        weights = {"embedding": 1.0, "hidden": 1.0, "attention": 1.0, "soft": 1.0, "hard": 0.0, **w}
+        return {"distill": {"stages": stages, "weights": weights}}
+
+    assert variant_of(cfg(["intermediate", "prediction"])) == "two-stage"
+    assert variant_of(cfg(["intermediate", "prediction"], embedding=0.0)) == "two-stage (-embedding)"
+    assert variant_of(cfg(["intermediate"], embedding=0.0, attention=0.0)) == "intermediate only (-attention, -embedding)"
+    assert variant_of(cfg(["prediction"], soft=1.0, hard=0.5)) == "prediction layer (+hard) [hard=0.5]"
+    # intermediate weights left on but their stage not run: the direct fine-tune all the same
+    assert variant_of(cfg(["prediction"], soft=0.0, hard=1.0)) == "fine-tuned directly"
+    assert is_direct(cfg(["prediction"], soft=0.0, hard=1.0)) and not is_direct(cfg(["prediction"]))
 
 
 def test_regression_task_distils_the_teachers_score(teachers, tmp_path):
@@ -272,3 +363,27 @@ def test_another_architecture_learns_hidden_states_through_the_projection(teache
     assert first["terms"] == {"embedding": 1.0, "hidden": 1.0} and first["steps"] > 0
     assert result.model["architecture"] == "mobilebert" and result.model["hidden_size"] == 64
     assert result.train["distill"]["teacher_cache"]["bytes"] > 0
+
+
+def test_benchmark_script_exits_1_and_names_the_runs_that_failed(tmp_path):
+    """benchmarks/distill.py: a run that fails (here: the given teacher folder does not exist) is recorded, the
+    others still run, the table names each failure, and the script exits 1."""
+    import os
+    import subprocess
+    import sys
+
+    from conftest import GLUE_DIR, ROOT
+
+    if not GLUE_DIR.is_dir():
+        pytest.skip(f"real GLUE data not present at {GLUE_DIR}")
+    out = tmp_path / "bench"
+    proc = subprocess.run([sys.executable, "benchmarks/distill.py", "--data", str(GLUE_DIR), "--tasks", "sst2",
+                           "--teacher", f"sst2={tmp_path / 'no-teacher'}", "--variants", "direct", "prediction",
+                           "--seeds", "42", "7", "--out", str(out)], cwd=ROOT, capture_output=True, text=True,
+                          timeout=600, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == [
+        "sst2_direct", "sst2_direct_seed7", "sst2_prediction", "sst2_prediction_seed7"]
+    assert len(json.loads((out / "failures.json").read_text())) == 4 and proc.stderr.count("FAILED sst2_") == 4
+    table = (out / "table.md").read_text()
+    assert "seed 42: failed" in table and "seed 7: failed" in table and "no such folder" in table

@@ -123,6 +123,14 @@ def find_direct(cfg: Config, key: str) -> Optional[Dict[str, Any]]:
             "train_seconds": (r.get("train") or {}).get("seconds")}
 
 
+def teacher_seconds(ckpt: Path) -> Optional[float]:
+    """The teacher's own fine-tuning time, from the harness run beside its checkpoint (None otherwise)."""
+    try:
+        return (json.loads((Path(ckpt).parent / "result.json").read_text()).get("train") or {}).get("seconds")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
 def teacher_pass(cfg: Config, ckpt, teacher_model, train, tokenizer, layer_map):
     """The teacher's cached training-set outputs: logits, plus the layers the intermediate terms read."""
     if not cfg.distill.needs_teacher_outputs:
@@ -160,7 +168,8 @@ def run(cfg: Config) -> Dict[str, Any]:
     out: Dict[str, Any] = {"model": model_info, "task": described["task"], "notes": described["notes"],
                            "flags": described["flags"]}
     outputs, cache = teacher_pass(cfg, ckpt, teacher_model, train, tokenizer, layer_map)
-    key = student_key(cfg, teacher.identity(ckpt), model_info["copied_teacher_layers"])
+    teacher_id = teacher.identity(ckpt)
+    key = student_key(cfg, teacher_id, model_info["copied_teacher_layers"])
     model_info["teacher"] = {"checkpoint": str(ckpt), "architecture": teacher_model.config.model_type,
                                "num_hidden_layers": teacher_model.config.num_hidden_layers,
                                "hidden_size": teacher_model.config.hidden_size}
@@ -192,6 +201,7 @@ def run(cfg: Config) -> Dict[str, Any]:
     teacher_metrics = task_metrics.score(cfg.task, teacher_splits)
     summary = settings(cfg, layer_map, model_info["copied_teacher_layers"], key, cache)
     summary.update({
+        "teacher_id": teacher_id, "teacher_train_seconds": teacher_seconds(ckpt),
         "teacher_metrics": teacher_metrics,
         "fidelity": {"before": before, "after": fidelity(cfg, student, t_logits, encoded, tokenizer, device, precision)},
         "direct_finetune": None if summary["direct"] else find_direct(cfg, key),

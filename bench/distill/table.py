@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Tuple, Union
@@ -24,44 +25,75 @@ from ..schema import Result
 from .config import DISTILL_LOSSES
 
 VARIANT_ORDER = {"teacher": 0, "fine-tuned directly": 1, "prediction layer": 2, "intermediate only": 3, "two-stage": 4}
-# the loss terms each variant's name stands for; other terms on are named after it
+# the loss terms each variant's name stands for; terms on beyond them, or off among them, are named after it
 STANDARD_TERMS = {"fine-tuned directly": {"hard"}, "prediction layer": {"soft"},
                   "intermediate only": {"embedding", "hidden", "attention"},
                   "two-stage": {"embedding", "hidden", "attention", "soft"}}
-# config keys the variant's name already says, or that decide nothing about the student's figures
-NOT_A_SETTING = ("mode", "distill.stages", "distill.weights", "distill.cache_dir", "distill.measure_latency", "timing",
-                 "distill.teacher")
+STAGE_NAMES = {("prediction",): "prediction layer", ("intermediate",): "intermediate only",
+               ("intermediate", "prediction"): "two-stage"}
+# config keys that decide nothing about the student's figures, or that the variant and student names already say
+NOT_A_SETTING = ("mode", "distill", "timing")
+SHOWN = ("ok", "failed", "interrupted", "partial")  # skipped/running records point at other runs: not rows
 COLUMNS = ["task", "teacher", "student", "setting", "variant", "metric", "dev", "dev_std", "seeds", "metrics",
-           "vs_direct_points", "ci_low", "ci_high", "within_noise", "train_s", "p50_ms", "speedup", "agreement",
-           "status", "runs"]
+           "vs_direct_points", "pairs", "ci_low", "ci_high", "ci_seed", "within_noise", "train_s", "p50_ms",
+           "speedup", "agreement", "status", "runs"]
+
+
+def terms(config: Dict[str, Any]) -> Dict[str, float]:
+    """The loss terms a run optimises (weight above 0, in one of its stages), with their weights."""
+    d = config.get("distill") or {}
+    stages = set(d.get("stages") or [])
+    return {k: float(v) for k, v in sorted((d.get("weights") or {}).items())
+            if v and float(v) > 0 and DISTILL_LOSSES.get(k) in stages}
+
+
+def is_direct(config: Dict[str, Any]) -> bool:
+    return set(terms(config)) == {"hard"}
+
+
+def _params(config: Dict[str, Any]) -> Dict[str, str]:
+    """The distill settings that act in this run: the temperature when soft targets are on, each listed stage's
+    schedule, the layer map when the intermediate stage is on."""
+    d = config.get("distill") or {}
+    on = terms(config)
+    out = {}
+    if "soft" in on:
+        out["distill.temperature"] = d.get("temperature")
+    for stage in d.get("stages") or []:
+        for k, v in sorted((d.get(stage) or {}).items()):
+            out[f"distill.{stage}.{k}"] = v
+    if "intermediate" in (d.get("stages") or []):
+        out["distill.layer_map"] = d.get("layer_map")
+    return {k: json.dumps(v, sort_keys=True) for k, v in out.items()}
 
 
 def variant_of(config: Dict[str, Any]) -> str:
-    """The variant a distill run's config asks for: its stages, plus any loss term beyond the variant's usual ones
-    and any weight other than 1."""
+    """The variant's name: its stages, then any term on beyond the variant's usual ones (+) or off among them (-),
+    then any weight other than 1."""
+    on = terms(config)
+    stages = tuple(s for s in ((config.get("distill") or {}).get("stages") or [])
+                   if any(DISTILL_LOSSES[t] == s for t in on))
+    name = "fine-tuned directly" if set(on) == {"hard"} else STAGE_NAMES.get(stages, "+".join(stages) or "?")
+    usual = STANDARD_TERMS.get(name, set())
+    changes = [f"+{t}" for t in on if t not in usual] + [f"-{t}" for t in sorted(usual) if t not in on]
+    scaled = [f"{t}={w:g}" for t, w in on.items() if w != 1.0]
+    return name + (f" ({', '.join(changes)})" if changes else "") + (f" [{', '.join(scaled)}]" if scaled else "")
+
+
+def student_of(config: Dict[str, Any], model_name: str) -> str:
+    """The student, from the config alone (a run that failed before building it is named the same way)."""
     d = config.get("distill") or {}
-    weights = {k: float(v) for k, v in (d.get("weights") or {}).items() if v and float(v) > 0}
-    stages = [s for s in (d.get("stages") or []) if any(DISTILL_LOSSES.get(t) == s for t in weights)]
-    if set(weights) == {"hard"}:
-        name = "fine-tuned directly"
-    else:
-        name = {("prediction",): "prediction layer", ("intermediate",): "intermediate only",
-                ("intermediate", "prediction"): "two-stage"}.get(tuple(stages), "+".join(stages) or "?")
-    extra = [t for t in sorted(weights) if t not in STANDARD_TERMS.get(name, set())]
-    scaled = [f"{t}={w:g}" for t, w in sorted(weights.items()) if w != 1.0]
-    return name + (f" (+{'+'.join(extra)})" if extra else "") + (f" [{', '.join(scaled)}]" if scaled else "")
-
-
-def _student(r: Result) -> str:
-    cfg = r.config
-    d = cfg.get("distill") or {}
-    layers = (r.model.model_extra or {}).get("num_hidden_layers") or (
-        len(d["layers"]) if d.get("layers") else ((cfg.get("model") or {}).get("arch") or {}).get("num_hidden_layers"))
     init = d.get("init", "?")
-    copied = ((r.train.model_extra or {}).get("distill") or {}).get("copied_layers") if r.train else None
-    copied = copied or (d.get("layers") if init == "teacher_layers" else None)
-    what = f"{init} {list(copied)}" if copied else init
-    return f"{r.model.name} {layers}L ({what})" if layers else f"{r.model.name} ({what})"
+    layers = d.get("layers")
+    depth = len(layers) if layers else ((config.get("model") or {}).get("arch") or {}).get("num_hidden_layers")
+    what = f"{init} {list(layers)}" if layers else init
+    return f"{model_name} {depth}L ({what})" if depth else f"{model_name} ({what})"
+
+
+def teacher_of(config: Dict[str, Any]) -> str:
+    """The teacher folder as given, normalised: a run folder and its checkpoint/ are one teacher."""
+    t = os.path.normpath(str((config.get("distill") or {}).get("teacher") or "?"))
+    return t[: -len("/checkpoint")] if t.endswith("/checkpoint") else t
 
 
 def _flat(d: Dict[str, Any], prefix: str = "") -> Dict[str, str]:
@@ -75,15 +107,17 @@ def _distill_info(r: Result) -> Dict[str, Any]:
     return ((r.train.model_extra or {}).get("distill") or {}) if r.train else {}
 
 
-def _teacher_train_s(teacher: str) -> Optional[float]:
-    """The teacher's own fine-tuning time, when the teacher folder is a run folder of this harness."""
-    for folder in (Path(teacher), Path(teacher).parent):
-        path = folder / schema.RESULT_FILE
-        if path.is_file():
-            try:
-                return (json.loads(path.read_text()).get("train") or {}).get("seconds")
-            except (OSError, ValueError):
-                return None
+def _teacher_train_s(infos: List[Dict[str, Any]], teacher: str, finetunes: Dict[str, Result]) -> Optional[float]:
+    """The teacher's own fine-tuning time: recorded by the distill run, else that of the finetune run among the
+    results whose folder is the teacher folder (matched by path ending, whatever folder the table is built from)."""
+    for d in infos:
+        if d.get("teacher_train_seconds") is not None:
+            return d["teacher_train_seconds"]
+    tail = Path(teacher).parts
+    for folder, r in finetunes.items():
+        parts = Path(folder).parts
+        if tail and parts[-len(tail):] == tail and r.train is not None:
+            return (r.train.model_extra or {}).get("seconds")
     return None
 
 
@@ -92,87 +126,142 @@ def _mean(values: Iterable[Optional[float]]) -> Optional[float]:
     return float(np.mean(v)) if v else None
 
 
-def _results(source: Union[str, Path, Iterable[Result]]) -> List[Result]:
+def _results(source: Union[str, Path, Iterable[Result]], log=None) -> List[Result]:
     if isinstance(source, (str, Path)):
-        return [r for _, r in schema.walk(Path(source), exclude=("baselines", "gate")) if not isinstance(r, str)]
+        found = []
+        for path, r in schema.walk(Path(source), exclude=("baselines", "gate")):
+            if isinstance(r, str):
+                if log is not None:
+                    print(f"skipped: {r}", file=log)
+            else:
+                found.append(r)
+        return found
     return list(source)
 
 
-def frame(source: Union[str, Path, Iterable[Result]], n_boot: int = 2000) -> pd.DataFrame:
-    """One row per (task, teacher, student, setting, variant), seeds averaged, plus one teacher row per group.
+def _pick(rs: List[Result]) -> Tuple[Dict[Any, Result], List[str]]:
+    """Per seed, the newest ok run (else the newest run); and a note for each run that was not ok set aside for it."""
+    chosen: Dict[Any, Result] = {}
+    for r in sorted(rs, key=lambda r: r.started_at):
+        if r.status == "ok" or chosen.get(r.seed) is None or chosen[r.seed].status != "ok":
+            chosen[r.seed] = r
+    notes = [f"seed {r.seed}: {r.status} run in {Path(r.path).parent if r.path else '?'} set aside for the ok one"
+             for r in rs if r is not chosen[r.seed] and r.status != "ok" and chosen[r.seed].status == "ok"]
+    return chosen, notes
 
-    `source`: a results folder (every result.json below it, baselines and gate output left out) or Result objects
-    (those of every status: failed and interrupted distill runs become rows that say so).
-    """
+
+def _compare(a: Result, b: Result, n_boot: int) -> Optional[Dict[str, Any]]:
     from ..report.stats import compare_runs
 
-    runs = [r for r in _results(source) if r.mode == "distill"]
+    try:
+        return compare_runs(a, b, n_boot=n_boot)
+    except (ValueError, TypeError):  # a predictions file with nulls or text where labels belong: no interval
+        return None
+
+
+def frame(source: Union[str, Path, Iterable[Result]], n_boot: int = 2000, log=None) -> pd.DataFrame:
+    """One row per (task, teacher, student, setting, variant), seeds averaged, plus one teacher row per group.
+
+    `source`: a results folder (every result.json below it, baselines and gate output left out; unreadable ones
+    named on `log`) or Result objects (finetune runs among them give the teacher's training time). Failed and interrupted distill runs become rows that say so; a skipped
+    record (a resumed sweep pointing at a completed run) is not a run. Each distilled run is paired with the direct
+    fine-tune (gold labels only) of the same student, teacher, setting and seed.
+    """
+    everything = _results(source, log)
+    runs = [r for r in everything if r.mode == "distill" and r.status in SHOWN]
+    finetunes = {os.path.normpath(str(Path(r.path).parent.resolve())): r for r in everything
+                 if r.mode == "finetune" and r.status == "ok" and r.path}
     if not runs:
         return pd.DataFrame(columns=COLUMNS)
-    # the setting: what sets a run's config apart from the other distill runs of the same task and student
-    by_student: Dict[Tuple[str, str], List[Result]] = {}
+    # the setting: what sets a run's config apart from the other distill runs of the same task, teacher and student,
+    # leaving out distill.* (the variant and the student's name say those)
+    by_student: Dict[Tuple[str, str, str], List[Result]] = {}
     for r in runs:
-        by_student.setdefault((r.task.name, _student(r)), []).append(r)
-    setting: Dict[int, str] = {}
-    for group in by_student.values():
+        by_student.setdefault((r.task.name, teacher_of(r.config), student_of(r.config, r.model.name)), []).append(r)
+    groups: Dict[Tuple[str, str, str, str], List[Result]] = {}
+    for key, group in by_student.items():
         flats = [_flat(r.config) for r in group]
         keys = sorted({k for f in flats for k in f})
         differing = [k for k in keys if len({f.get(k, "-") for f in flats}) > 1]
         for r, f in zip(group, flats):
-            setting[id(r)] = ", ".join(f"{k}={f.get(k, '-')}".replace('"', "") for k in differing)
-    groups: Dict[Tuple[str, str, str, str], Dict[str, List[Result]]] = {}
-    for r in sorted(runs, key=lambda r: (r.seed if r.seed is not None else 0, r.started_at)):
-        teacher = str((r.config.get("distill") or {}).get("teacher") or "?")
-        key = (r.task.name, teacher, _student(r), setting[id(r)])
-        groups.setdefault(key, {}).setdefault(variant_of(r.config), []).append(r)
+            sett = ", ".join(f"{k}={f.get(k, '-')}".replace('"', "") for k in differing)
+            groups.setdefault((*key, sett), []).append(r)
     rows: List[Dict[str, Any]] = []
-    for (task, teacher, student, sett), variants in groups.items():
+    for (task, teacher, student, sett), group in groups.items():
         base = {"task": task, "teacher": teacher, "student": student, "setting": sett}
-        ok_all = [r for rs in variants.values() for r in rs if r.status == "ok"]
-        direct = {r.seed: r for r in variants.get("fine-tuned directly", []) if r.status == "ok"}
-        t_metrics = [_distill_info(r).get("teacher_metrics") or {} for r in ok_all]
-        effs = [_distill_info(r).get("efficiency") or {} for r in ok_all]
+        # variants: the terms and weights on, plus the distill settings that act in the run where they differ
+        params = [_params(r.config) for r in group]
+        pkeys = sorted({k for p in params for k in p})
+        p_differ = [k for k in pkeys if len({p.get(k) for p in params if k in p}) > 1]
+        variants: Dict[Tuple, List[Result]] = {}
+        for r, p in zip(group, params):
+            shown = tuple((k, p[k]) for k in p_differ if k in p)
+            variants.setdefault((tuple(terms(r.config).items()), shown), []).append(r)
+        picked = {v: _pick(rs) for v, rs in variants.items()}
+        directs = {v: c for v, (c, _) in picked.items() if set(dict(v[0])) == {"hard"}}
+        ok_all = [r for c, _ in picked.values() for r in c.values() if r.status == "ok"]
+        infos = [_distill_info(r) for r in ok_all]
+        with_t = [(d.get("teacher_metrics") or {}) for d in infos if (d.get("teacher_metrics") or {}).get("primary") is not None]
+        t_p50 = _mean(((d.get("efficiency") or {}).get("teacher") or {}).get("p50_ms") for d in infos)
+        ids = sorted({d["teacher_id"][:12] for d in infos if d.get("teacher_id")})
         rows.append({**base, "variant": "teacher", "metric": _primary_name(ok_all),
-                     "dev": next((m.get("primary") for m in t_metrics if m.get("primary") is not None), None),
-                     "metrics": _metrics_text([t_metrics[0]] if t_metrics else []), "seeds": None,
-                     "train_s": _teacher_train_s(teacher),
-                     "p50_ms": _mean((e.get("teacher") or {}).get("p50_ms") for e in effs), "speedup": 1.0 if effs else None,
-                     "status": "ok" if ok_all else "no successful student run", "runs": teacher})
-        for name, rs in variants.items():
-            latest: Dict[Any, Result] = {}
-            for r in rs:  # one run per seed: the newest
-                latest[r.seed] = r
-            rs = list(latest.values())
+                     "dev": with_t[0]["primary"] if with_t else None, "metrics": _metrics_text(with_t[:1]),
+                     "train_s": _teacher_train_s(infos, teacher, finetunes), "p50_ms": t_p50,
+                     "speedup": 1.0 if t_p50 is not None else None,
+                     "status": ("ok" if ok_all else "no successful student run")
+                     + (f"; {len(ids)} different teachers in this folder over time: {ids}" if len(ids) > 1 else ""),
+                     "runs": teacher})
+        for v, (chosen, superseded) in picked.items():
+            rs = list(chosen.values())
             ok = [r for r in rs if r.status == "ok"]
-            dev = [r.metrics.get("primary") for r in ok]
-            diffs, ci = [], None
-            for r in ok:
-                d = direct.get(r.seed)
-                if d is None or name == "fine-tuned directly" or r.metrics.get("primary") is None or d.metrics.get("primary") is None:
-                    continue
-                diffs.append(100 * (r.metrics["primary"] - d.metrics["primary"]))
-                if ci is None:  # the lowest seed's pair: the paired interval over the same dev examples
-                    ci = compare_runs(r, d, n_boot=n_boot) or {}
+            direct_runs = _direct_for(v, directs)
+            pairs, ci, ci_seed, why = [], None, None, ""
+            if not set(dict(v[0])) == {"hard"}:
+                for r in sorted(ok, key=lambda r: r.seed if r.seed is not None else 0):
+                    d = direct_runs.get(r.seed) if direct_runs else None
+                    if d is None or d.status != "ok" or r.metrics.get("primary") is None or d.metrics.get("primary") is None:
+                        continue
+                    pairs.append(100 * (r.metrics["primary"] - d.metrics["primary"]))
+                    if ci is None:
+                        ci = _compare(r, d, n_boot)
+                        ci_seed = r.seed if ci else None
+                if not pairs:
+                    why = "no direct fine-tune of this student with the same seed" if direct_runs is not None else \
+                        "direct fine-tunes with other settings: no single partner"
+                elif ci is None:
+                    why = "no paired interval (predictions missing, unreadable or on other dev rows)"
             bad = [r for r in rs if r.status != "ok"]
-            status = "ok" if not bad else "; ".join(
-                f"seed {r.seed}: {r.status}" + (f" ({r.error.message[:120]})" if r.error else "") for r in bad)
-            finite = [x for x in dev if x is not None]
+            status = "; ".join([*(f"seed {r.seed}: {r.status}" + (f" ({r.error.message[:200]})" if r.error else "")
+                                  for r in bad), *superseded, *([why] if why and ok else [])]) or "ok"
+            finite = [r.metrics.get("primary") for r in ok if r.metrics.get("primary") is not None]
+            name = variant_of(rs[0].config) + (f" ({', '.join(f'{k}={x}' for k, x in v[1])})".replace('"', "") if v[1] else "")
+            effs = [_distill_info(r).get("efficiency") or {} for r in ok]
             rows.append({**base, "variant": name, "metric": _primary_name(ok),
                          "dev": float(np.mean(finite)) if finite else None,
                          "dev_std": float(np.std(finite, ddof=1)) if len(finite) > 1 else None,
                          "seeds": len(finite), "metrics": _metrics_text([r.metrics for r in ok]),
-                         "vs_direct_points": float(np.mean(diffs)) if diffs else None,
+                         "vs_direct_points": float(np.mean(pairs)) if pairs else None, "pairs": len(pairs) or None,
                          "ci_low": 100 * ci["low"] if ci else None, "ci_high": 100 * ci["high"] if ci else None,
-                         "within_noise": ci.get("within_noise") if ci else None,
+                         "ci_seed": ci_seed, "within_noise": ci.get("within_noise") if ci else None,
                          "train_s": _mean(((r.train.model_extra or {}).get("seconds") if r.train else None) for r in ok),
-                         "p50_ms": _mean(((_distill_info(r).get("efficiency") or {}).get("student") or {}).get("p50_ms") for r in ok),
-                         "speedup": _mean((_distill_info(r).get("efficiency") or {}).get("speedup_p50") for r in ok),
+                         "p50_ms": _mean((e.get("student") or {}).get("p50_ms") for e in effs),
+                         "speedup": _mean(e.get("speedup_p50") for e in effs),
                          "agreement": _mean((((_distill_info(r).get("fidelity") or {}).get("after")) or {}).get("agreement") for r in ok),
                          "status": status, "runs": ", ".join(str(Path(r.path).parent) for r in rs if r.path)})
     df = pd.DataFrame(rows).reindex(columns=COLUMNS)
-    df["order"] = [VARIANT_ORDER.get(v.split(" (")[0].split(" [")[0], 5) for v in df.variant]
+    df["order"] = [VARIANT_ORDER.get(next((k for k in VARIANT_ORDER if v.startswith(k)), ""), 5) for v in df.variant]
     df = df.sort_values(["task", "teacher", "student", "setting", "order", "variant"], kind="stable")
     return df.drop(columns="order").reset_index(drop=True)
+
+
+def _direct_for(v: Tuple, directs: Dict[Tuple, Dict[Any, Result]]) -> Optional[Dict[Any, Result]]:
+    """The direct fine-tune to compare a variant with: the only one, else the one whose prediction-stage schedule
+    matches the variant's; None when there is none or no single one."""
+    if len(directs) == 1:
+        return next(iter(directs.values()))
+    mine = {k: x for k, x in v[1] if k.startswith("distill.prediction.")}
+    match = [c for dv, c in directs.items() if {k: x for k, x in dv[1] if k.startswith("distill.prediction.")} == mine]
+    return match[0] if len(match) == 1 else ({} if not directs else None)
 
 
 def _primary_name(rs: List[Result]) -> Optional[str]:
@@ -209,7 +298,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     if not Path(args.root).exists():
         print(f"{args.root}: no such file or folder", file=sys.stderr)
         return 2
-    df = frame(Path(args.root), n_boot=args.bootstrap)
+    df = frame(Path(args.root), n_boot=args.bootstrap, log=sys.stderr)
     if df.empty:
         print(f"no distill results below {args.root}", file=sys.stderr)
         return 2

@@ -45,7 +45,7 @@ def build(root: Path, out: Path, formats: List[str], n_boot: int = 2000, log=sys
     if eff.empty:
         named.pop("efficiency")
     if distill_runs:  # failed and interrupted distill runs included: the table names them
-        named["distillation"] = tables.distill_table(distill_table.frame(distill_runs, n_boot=n_boot))
+        named["distillation"] = tables.distill_table(distill_table.frame([*rs, *unusable], n_boot=n_boot))
     pairs = stats.pairwise(rs, n_boot=n_boot)
     written: Dict[str, Path] = {}
     for name, table in named.items():

@@ -68,10 +68,17 @@ def variants(rs: List[Result]) -> Dict[int, str]:
     out: Dict[int, str] = {}
     for group in by_model.values():
         flats = [_flat(r.config) for r in group]
-        if group[0].mode == "distill":  # the distill variant is named in the label (distilled(r)), not as raw keys
-            flats = [{k: v for k, v in f.items() if not k.startswith(("distill.stages", "distill.weights", "distill.cache_dir"))}
-                     for f in flats]
+        if group[0].mode == "distill":  # the variant is named in the label (distilled(r)); of the other distill
+            from ..distill.table import _params  # settings, only those that act in the run (no temperature without soft targets)
+
+            flats = [{**{k: v for k, v in f.items() if not k.startswith("distill.") or k in ("distill.teacher", "distill.init", "distill.layers")},
+                      **_params(r.config)} for f, r in zip(flats, group)]
         keys = sorted({k for f in flats for k in f})
+        if group[0].mode == "distill":  # a setting that acts in some runs only is compared among those, named there
+            differing = [k for k in keys if len({f[k] for f in flats if k in f}) > 1]
+            for r, f in zip(group, flats):
+                out[id(r)] = ", ".join(f"{k}={f[k]}".replace('"', "") for k in differing if k in f)
+            continue
         differing = [k for k in keys if len({f.get(k, "-") for f in flats}) > 1]
         for r, f in zip(group, flats):
             out[id(r)] = ", ".join(f"{k}={f.get(k, '-')}".replace('"', "") for k in differing)

@@ -90,37 +90,46 @@ def speedup_per_backend(eff: pd.DataFrame, out: Path) -> List[Path]:
 
 
 def distill_loss_curves(runs: List, out: Path) -> List[Path]:
-    """Per task, each distill run's training loss per stage (ok runs; newest per variant and student): the curves the
-    distillation table's figures come from. Intermediate-stage terms are drawn one by one (log scale)."""
-    from ..distill.table import variant_of
+    """Per task, each ok distill run's training loss per stage: the curves the distillation table's figures come
+    from. One line per run (named by student, variant and seed; by folder too where those collide); the
+    intermediate stage's terms are drawn one by one (log scale)."""
+    from ..distill.table import student_of, variant_of
 
     paths: List[Path] = []
     by_task: dict = {}
     for r in sorted(runs, key=lambda r: r.started_at):
         stages = ((r.train.model_extra or {}).get("stages") if r.train else None) or []
-        if r.mode == "distill" and r.status == "ok" and stages:
-            layers = (r.model.model_extra or {}).get("num_hidden_layers")
-            by_task.setdefault(r.task.name, {})[f"{r.model.name} {layers}L: {variant_of(r.config)}"] = stages
-    for task, curves in sorted(by_task.items()):
-        names = [s for s in ("intermediate", "prediction") if any(st["stage"] == s for v in curves.values() for st in v)]
+        if r.mode == "distill" and r.status == "ok" and isinstance(stages, list) and stages:
+            label = f"{student_of(r.config, r.model.name)}: {variant_of(r.config)}, seed {r.seed}"
+            by_task.setdefault(r.task.name, []).append((label, Path(r.path).parent.name if r.path else "?", stages))
+    for task, entries in sorted(by_task.items()):
+        counts: dict = {}
+        for label, _, _ in entries:
+            counts[label] = counts.get(label, 0) + 1
+        names = [s for s in ("intermediate", "prediction")
+                 if any(isinstance(st, dict) and st.get("stage") == s for _, _, v in entries for st in v)]
+        if not names:
+            continue
         with plt.rc_context(STYLE):
-            fig, axes = plt.subplots(1, len(names), figsize=(WIDTH_IN * len(names), 2.4), squeeze=False)
+            fig, axes = plt.subplots(1, len(names), figsize=(WIDTH_IN * len(names), 2.6), squeeze=False)
             for ax, stage in zip(axes[0], names):
-                for label, stages in curves.items():
-                    for st in (s for s in stages if s["stage"] == stage):
-                        pts = st.get("loss_curve") or []
-                        terms = sorted({k for p in pts for k in p if k.startswith("loss_")})
-                        for term in (terms if stage == "intermediate" else ["loss"]):
-                            xs = [p["step"] for p in pts if p.get(term) is not None]
-                            ys = [p[term] for p in pts if p.get(term) is not None]
-                            name = label if stage != "intermediate" else f"{label} ({term[5:]})"
-                            ax.plot(xs, ys, marker=".", markersize=3, linewidth=1, label=name)
+                for label, folder, stages in entries:
+                    label = label if counts[label] == 1 else f"{label} ({folder})"
+                    for st in (s for s in stages if isinstance(s, dict) and s.get("stage") == stage):
+                        pts = [p for p in (st.get("loss_curve") or []) if isinstance(p, dict) and "step" in p]
+                        curve_terms = sorted({k for p in pts for k in p if k.startswith("loss_")})
+                        for term in (curve_terms if stage == "intermediate" else ["loss"]):
+                            xy = [(p["step"], p[term]) for p in pts if p.get(term) is not None]
+                            if xy:
+                                ax.plot(*zip(*xy), marker=".", markersize=3, linewidth=1,
+                                        label=label if stage != "intermediate" else f"{label}: {term[5:]}")
                 ax.set_title(f"{task}: {stage} stage")
                 ax.set_xlabel("step")
-                ax.set_ylabel("training loss")
+                ax.set_ylabel("training loss" + (" (log)" if stage == "intermediate" else ""))
                 if stage == "intermediate":
                     ax.set_yscale("log")
-                ax.legend(loc="upper right")
+                if ax.get_legend_handles_labels()[0]:
+                    ax.legend(loc="upper right", fontsize=5)
             fig.tight_layout()
             paths += _save(fig, out, f"distill_loss_{task}")
     return paths

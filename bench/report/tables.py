@@ -202,26 +202,33 @@ def distill_table(df: pd.DataFrame) -> Table:
 
     rows = []
     for r in df.itertuples():
-        dev = MISSING if r.dev is None or pd.isna(r.dev) else (
-            f"{100 * r.dev:.1f}±{100 * r.dev_std:.1f}" if r.dev_std is not None and pd.notna(r.dev_std) else f"{100 * r.dev:.1f}")
-        ci = (MISSING if r.ci_low is None or pd.isna(r.ci_low) else
-              f"[{r.ci_low:+.1f}, {r.ci_high:+.1f}]" + (" within noise" if r.within_noise else ""))
+        dev = MISSING if pd.isna(r.dev) else (
+            f"{100 * r.dev:.1f}±{100 * r.dev_std:.1f}" if pd.notna(r.dev_std) else f"{100 * r.dev:.1f}")
+        vs = num(r.vs_direct_points, "+.1f")
+        if vs != MISSING and pd.notna(r.seeds) and r.pairs != r.seeds:
+            vs += f" ({r.pairs:.0f} of {r.seeds:.0f} seeds paired)"
+        ci = (MISSING if pd.isna(r.ci_low) else f"[{r.ci_low:+.1f}, {r.ci_high:+.1f}]"
+              + (f" seed {r.ci_seed:.0f}" if pd.notna(r.ci_seed) else "") + (" within noise" if r.within_noise else ""))
         student = r.student + (f" ({r.setting})" if r.setting else "")
         rows.append({"task": r.task, "teacher": r.teacher, "student": student, "variant": r.variant,
-                     "dev": f"{dev} {r.metric}" if r.metric and dev != MISSING else dev,
-                     "vs direct (points)": num(r.vs_direct_points, "+.1f"), "95% CI": ci,
+                     "dev": f"{dev} {r.metric}" if isinstance(r.metric, str) and dev != MISSING else dev,
+                     "vs direct (points)": vs, "95% CI": ci,
                      "seeds": num(r.seeds, ".0f") if r.variant != "teacher" else MISSING,
-                     "metrics": r.metrics or MISSING, "train s": num(r.train_s, ".0f"), "p50 ms": num(r.p50_ms, ".1f"),
-                     "speed-up": (num(r.speedup, ".2f") + "x") if r.speedup is not None and pd.notna(r.speedup) else MISSING,
+                     "metrics": r.metrics if isinstance(r.metrics, str) and r.metrics else MISSING,
+                     "train s": num(r.train_s, ".0f"), "p50 ms": num(r.p50_ms, ".1f"),
+                     "speed-up": (num(r.speedup, ".2f") + "x") if pd.notna(r.speedup) else MISSING,
                      "agreement": num(r.agreement, ".3f"), "status": r.status})
     text = pd.DataFrame(rows, columns=cols)
     caption = ("Task distillation: the fine-tuned teacher, the same student fine-tuned directly (gold labels only) and "
-               "each distilled variant. dev: the task's primary metric on the dev set (x100, mean±std over seeds); "
-               "vs direct: the change against the direct fine-tune of the same student and seed, in points, with a "
-               "paired-bootstrap 95% interval over the same dev examples (lowest seed); 'within noise' when it "
-               "contains 0. train s: training time of all stages (the teacher's own fine-tune when its run folder "
-               "is known); p50 ms: batch 1, sequence 128, eager fp32, teacher and student measured one after the "
-               "other in each student's run, so speed-up is a ratio from one process. agreement: share of dev "
-               "examples on which the student predicts the teacher's label. A student's label names what sets its "
-               "config apart from the other runs of that student; status names any seed that failed.")
+               "each distilled variant. dev: the task's primary metric on the dev set (x100, mean±std over seeds; "
+               "per seed the newest ok run). vs direct: the change against the direct fine-tune of the same student, "
+               "teacher, setting and seed, in points, averaged over the seeds that have such a pair; 95% CI: the "
+               "paired-bootstrap interval of that change for the lowest paired seed, over the same dev examples, "
+               "'within noise' when it contains 0. train s: training time of all stages (the teacher row: the "
+               "teacher's own fine-tune, when known). p50 ms: batch 1, sequence 128, eager fp32, teacher and student "
+               "measured one after the other in each student's run, so speed-up is a ratio from one process. "
+               "agreement: share of dev examples on which the student predicts the teacher's label. A student's "
+               "label names what sets its config apart from the other runs of that student, a variant's name any "
+               "distill setting that differs between its runs; status names each seed that failed or was "
+               "interrupted, an earlier failed run a newer one superseded, and why a change has no interval.")
     return Table(text, pd.DataFrame(np.nan, index=text.index, columns=cols), {}, caption)
