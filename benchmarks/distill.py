@@ -34,12 +34,25 @@ STUDENT = ["model=minilm_l6", "distill.layers=[1,3,5]"]
 
 
 def one(name: str, overrides: List[str], out: Path, failures: List[str]):
+    """Run one job into out/name (an ok result already there is kept and reused); a failure is recorded, not raised."""
+    done = out / name / schema.RESULT_FILE
+    if done.is_file():
+        try:
+            earlier = schema.read(done)
+            if earlier.status == "ok":
+                print(f"{name}: kept the ok result already in {done}")
+                return earlier
+        except Exception as exc:  # noqa: BLE001 (unreadable: named below, and run() refuses to overwrite it)
+            print(f"{name}: {done} is unreadable: {exc}", file=sys.stderr)
     try:
-        return run(compose(overrides, out_dir=str(out / name)))
+        result = run(compose(overrides, out_dir=str(out / name)))
     except Exception as exc:  # recorded in the run's result.json; the table goes on without it
         traceback.print_exc()
         failures.append(f"{name}: {type(exc).__name__}: {exc}")
         return None
+    if result.status != "ok":  # ended without raising but judged failed (a metric that is not finite)
+        failures.append(f"{name}: status {result.status}: {'; '.join(result.failures)}")
+    return result
 
 
 def task_runs(task: str, args, out: Path, failures: List[str]) -> None:
@@ -81,7 +94,13 @@ def main() -> int:
     out.mkdir(parents=True, exist_ok=True)
     # the report's distillation table (mean±std over seeds, paired-bootstrap interval against the direct fine-tune,
     # agreement with the teacher, failed runs named) and each stage's loss curves, from every result in `out`
-    runs = [r for _, r in schema.walk(out) if not isinstance(r, str)]
+    runs = []
+    for path, r in schema.walk(out):
+        if isinstance(r, str):
+            print(f"skipped: {r}", file=sys.stderr)
+            failures.append(f"unreadable result: {r}")
+        else:
+            runs.append(r)
     table = distill_table.markdown(distill_table.frame(runs))
     (out / "table.md").write_text(table + "\n")
     plots.distill_loss_curves(runs, out)

@@ -275,6 +275,38 @@ def test_distillation_table_reruns_skipped_records_missing_pairs_and_bad_predict
     assert "(1 of 2 seeds paired)" in render.markdown(tables.distill_table(df))
 
 
+def test_distillation_table_keeps_weights_apart_normalises_teacher_paths_and_gives_every_failure_a_reason(
+        table_runs, tmp_path):
+    import shutil
+
+    from bench.distill import table as distill_table
+
+    root = tmp_path / "runs"
+    shutil.copytree(table_runs[0], root)
+    teacher_dir = json.loads((root / "direct1" / "result.json").read_text())["config"]["distill"]["teacher"]
+    # the same teacher named by its checkpoint/ folder: the same group (a third direct seed)
+    _copy_run(root, "direct1", "direct9", config__train__seed=9, config__distill__teacher=f"{teacher_dir}/checkpoint/")
+    # other weights, same seed as an existing run: a row of its own, never merged or replaced
+    _copy_run(root, "prediction2", "prediction2_hard", config__distill__weights__hard=0.5)
+    # failed without an exception (a metric that was not finite): the reason is the status check's
+    _copy_run(root, "prediction1", "prediction11", status="failed", config__train__seed=11, error=None,
+              failures=["metric acc is not finite"])
+    df = distill_table.frame(root, n_boot=50)
+    main = df[df.teacher.str.endswith("sst2")]
+    assert main[main.variant == "fine-tuned directly"].iloc[0].seeds == 3
+    hard = main[main.variant.str.startswith("prediction layer (+hard) [hard=0.5]")]
+    assert len(hard) == 1 and hard.iloc[0].seeds == 1 and hard.iloc[0].pairs == 1
+    plain = main[main.variant == "prediction layer (distill.temperature=1.0)"].iloc[0]
+    assert plain.seeds == 2 and "seed 11: failed (metric acc is not finite)" in plain.status and plain.failed
+    assert distill_table.main([str(root), "--bootstrap", "20"]) == 1
+    # a distilled run with no direct partner is a note, not a failure: exit 0
+    alone = tmp_path / "alone"
+    shutil.copytree(root / "prediction1", alone / "prediction1")
+    lone = distill_table.frame(alone, n_boot=20)
+    assert "no direct fine-tune of this student" in lone.iloc[1].status and not lone.failed.any()
+    assert distill_table.main([str(alone)]) == 0
+
+
 def test_report_builds_the_distillation_table_and_loss_curves(table_runs, tmp_path):
     import io
 

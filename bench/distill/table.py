@@ -36,7 +36,7 @@ NOT_A_SETTING = ("mode", "distill", "timing")
 SHOWN = ("ok", "failed", "interrupted", "partial")  # skipped/running records point at other runs: not rows
 COLUMNS = ["task", "teacher", "student", "setting", "variant", "metric", "dev", "dev_std", "seeds", "metrics",
            "vs_direct_points", "pairs", "ci_low", "ci_high", "ci_seed", "within_noise", "train_s", "p50_ms",
-           "speedup", "agreement", "status", "runs"]
+           "speedup", "agreement", "status", "failed", "runs"]
 
 
 def terms(config: Dict[str, Any]) -> Dict[str, float]:
@@ -139,6 +139,11 @@ def _results(source: Union[str, Path, Iterable[Result]], log=None) -> List[Resul
     return list(source)
 
 
+def _reason(r: Result) -> str:
+    """Why a run is not ok: its error, else what its status check recorded (a metric that is not finite)."""
+    return r.error.message if r.error else "; ".join(r.failures)
+
+
 def _pick(rs: List[Result]) -> Tuple[Dict[Any, Result], List[str]]:
     """Per seed, the newest ok run (else the newest run); and a note for each run that was not ok set aside for it."""
     chosen: Dict[Any, Result] = {}
@@ -210,7 +215,7 @@ def frame(source: Union[str, Path, Iterable[Result]], n_boot: int = 2000, log=No
                      "speedup": 1.0 if t_p50 is not None else None,
                      "status": ("ok" if ok_all else "no successful student run")
                      + (f"; {len(ids)} different teachers in this folder over time: {ids}" if len(ids) > 1 else ""),
-                     "runs": teacher})
+                     "failed": False, "runs": teacher})
         for v, (chosen, superseded) in picked.items():
             rs = list(chosen.values())
             ok = [r for r in rs if r.status == "ok"]
@@ -226,12 +231,12 @@ def frame(source: Union[str, Path, Iterable[Result]], n_boot: int = 2000, log=No
                         ci = _compare(r, d, n_boot)
                         ci_seed = r.seed if ci else None
                 if not pairs:
-                    why = "no direct fine-tune of this student with the same seed" if direct_runs is not None else \
-                        "direct fine-tunes with other settings: no single partner"
+                    why = ("no direct fine-tune of this student with the same seed and prediction-stage schedule"
+                           if direct_runs is not None else "several direct fine-tunes match: no single partner")
                 elif ci is None:
                     why = "no paired interval (predictions missing, unreadable or on other dev rows)"
             bad = [r for r in rs if r.status != "ok"]
-            status = "; ".join([*(f"seed {r.seed}: {r.status}" + (f" ({r.error.message[:200]})" if r.error else "")
+            status = "; ".join([*(f"seed {r.seed}: {r.status}" + (f" ({_reason(r)[:200]})" if _reason(r) else "")
                                   for r in bad), *superseded, *([why] if why and ok else [])]) or "ok"
             finite = [r.metrics.get("primary") for r in ok if r.metrics.get("primary") is not None]
             name = variant_of(rs[0].config) + (f" ({', '.join(f'{k}={x}' for k, x in v[1])})".replace('"', "") if v[1] else "")
@@ -247,7 +252,8 @@ def frame(source: Union[str, Path, Iterable[Result]], n_boot: int = 2000, log=No
                          "p50_ms": _mean((e.get("student") or {}).get("p50_ms") for e in effs),
                          "speedup": _mean(e.get("speedup_p50") for e in effs),
                          "agreement": _mean((((_distill_info(r).get("fidelity") or {}).get("after")) or {}).get("agreement") for r in ok),
-                         "status": status, "runs": ", ".join(str(Path(r.path).parent) for r in rs if r.path)})
+                         "status": status, "failed": bool(bad) or bool(superseded),
+                         "runs": ", ".join(str(Path(r.path).parent) for r in rs if r.path)})
     df = pd.DataFrame(rows).reindex(columns=COLUMNS)
     df["order"] = [VARIANT_ORDER.get(next((k for k in VARIANT_ORDER if v.startswith(k)), ""), 5) for v in df.variant]
     df = df.sort_values(["task", "teacher", "student", "setting", "order", "variant"], kind="stable")
@@ -255,13 +261,11 @@ def frame(source: Union[str, Path, Iterable[Result]], n_boot: int = 2000, log=No
 
 
 def _direct_for(v: Tuple, directs: Dict[Tuple, Dict[Any, Result]]) -> Optional[Dict[Any, Result]]:
-    """The direct fine-tune to compare a variant with: the only one, else the one whose prediction-stage schedule
-    matches the variant's; None when there is none or no single one."""
-    if len(directs) == 1:
-        return next(iter(directs.values()))
+    """The direct fine-tune to compare a variant with: the one whose prediction-stage schedule (distill.prediction.*)
+    matches the variant's ({} when none does; None when several do)."""
     mine = {k: x for k, x in v[1] if k.startswith("distill.prediction.")}
     match = [c for dv, c in directs.items() if {k: x for k, x in dv[1] if k.startswith("distill.prediction.")} == mine]
-    return match[0] if len(match) == 1 else ({} if not directs else None)
+    return match[0] if len(match) == 1 else ({} if not match else None)
 
 
 def _primary_name(rs: List[Result]) -> Optional[str]:
@@ -306,7 +310,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     print(text)
     if args.out:
         Path(args.out).write_text(text + "\n")
-    return 0 if (df.status == "ok").all() else 1
+    return 1 if df.failed.any() else 0  # notes (no direct partner, no interval) are not failures
 
 
 if __name__ == "__main__":

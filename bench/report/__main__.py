@@ -28,7 +28,7 @@ def build(root: Path, out: Path, formats: List[str], n_boot: int = 2000, log=sys
     """Write every table and plot for the results below `root` into `out`; returns what was written."""
     unusable: List[Result] = []
     rs = gather.find(root, log, include, unusable=unusable)
-    distill_runs = [r for r in [*rs, *unusable] if r.mode == "distill"]
+    distill_runs = [r for r in [*rs, *unusable] if r.mode == "distill" and r.status in distill_table.SHOWN]
     if not rs and not distill_runs:
         raise SystemExit(f"bench.report: no usable result.json below {root}")
     metrics_df, eff = gather.metrics_frame(rs), gather.efficiency_frame(rs)

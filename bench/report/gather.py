@@ -61,24 +61,32 @@ def _flat(d: Dict[str, Any], prefix: str = "") -> Dict[str, str]:
 
 def variants(rs: List[Result]) -> Dict[int, str]:
     """id(result) -> what sets its config apart from the other runs of the same model ('' when nothing)."""
-    by_model: Dict[Tuple[str, str, str, bool], List[Result]] = {}
+    by_model: Dict[Tuple[str, str, str, str, str], List[Result]] = {}
     for r in rs:
         kind = r.mode if r.mode in ("latency", "distill") else "scored"  # finetune and evaluate runs: one group
-        by_model.setdefault((r.model.name, r.model.weights, r.model.head, kind), []).append(r)
+        # distill runs are compared per task: each task has its own teacher, which is not a variant
+        task = r.task.name if r.mode == "distill" else ""
+        by_model.setdefault((r.model.name, r.model.weights, r.model.head, kind, task), []).append(r)
     out: Dict[int, str] = {}
     for group in by_model.values():
         flats = [_flat(r.config) for r in group]
         if group[0].mode == "distill":  # the variant is named in the label (distilled(r)); of the other distill
             from ..distill.table import _params  # settings, only those that act in the run (no temperature without soft targets)
 
+            acting = [_params(r.config) for r in group]
             flats = [{**{k: v for k, v in f.items() if not k.startswith("distill.") or k in ("distill.teacher", "distill.init", "distill.layers")},
-                      **_params(r.config)} for f, r in zip(flats, group)]
-        keys = sorted({k for f in flats for k in f})
-        if group[0].mode == "distill":  # a setting that acts in some runs only is compared among those, named there
-            differing = [k for k in keys if len({f[k] for f in flats if k in f}) > 1]
+                      **a} for f, a in zip(flats, acting)]
+            keys = sorted({k for f in flats for k in f})
+            # a distill setting that acts in some runs only is compared among those and named there; any other key
+            # missing from a run counts as a difference ("-")
+            only_some = {k for a in acting for k in a}
+            differing = [k for k in keys if len({f[k] for f in flats if k in f} if k in only_some
+                                               else {f.get(k, "-") for f in flats}) > 1]
             for r, f in zip(group, flats):
-                out[id(r)] = ", ".join(f"{k}={f[k]}".replace('"', "") for k in differing if k in f)
+                out[id(r)] = ", ".join(f"{k}={f.get(k, '-')}".replace('"', "") for k in differing
+                                       if k in f or k not in only_some)
             continue
+        keys = sorted({k for f in flats for k in f})
         differing = [k for k in keys if len({f.get(k, "-") for f in flats}) > 1]
         for r, f in zip(group, flats):
             out[id(r)] = ", ".join(f"{k}={f.get(k, '-')}".replace('"', "") for k in differing)
