@@ -1,0 +1,221 @@
+"""The distillation table (bench/distill/table.py, `bench report`'s distillation section) and the benchmark script
+that produces the README's table, on real tiny distill runs (and copies of them for re-runs, skipped records and
+failed seeds). Split from test_distill_runs.py, whose tiny teachers it reuses."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from bench.distill import teacher
+from bench.runner import run
+from test_distill_runs import distill_cfg, teachers  # noqa: F401 (teachers: a fixture used by table_runs)
+
+
+@pytest.fixture(scope="module")
+def table_runs(teachers, tmp_path_factory):
+    """Real tiny distill runs for the distillation table: direct and prediction-layer, seeds 1 and 2; prediction at
+    T=4 (seed 1); one run that failed (a teacher of another task)."""
+    tmp = tmp_path_factory.mktemp("table")
+    root = tmp / "runs"
+
+    def go(name, *extra, teacher_task="sst2"):
+        cfg = distill_cfg(teachers, tmp, *extra, "distill.layers=[2,4]", "train.learning_rate=1e-3",
+                          teacher_task=teacher_task)
+        cfg.out_dir = str(root / name)
+        return run(cfg)
+
+    got = {}
+    for seed in (1, 2):
+        for v in ("direct", "prediction"):
+            got[v, seed] = go(f"{v}{seed}", f"+distill={v}", f"train.seed={seed}")
+    got["hot"] = go("hot", "+distill=prediction", "train.seed=1", "distill.temperature=4")
+    with pytest.raises(teacher.TeacherError):  # recorded failed, then re-raised
+        go("broken", "+distill=prediction", "train.seed=3", teacher_task="rte")
+    return root, got
+
+
+def _copy_run(root, src, dst, **changes):
+    """A copy of a real run folder with some result fields changed (a re-run, a skipped record, a failed seed)."""
+    import shutil
+
+    shutil.copytree(root / src, root / dst)
+    path = root / dst / "result.json"
+    r = json.loads(path.read_text())
+    for dotted, value in changes.items():
+        node, *rest = dotted.split("__")
+        target = r
+        for k in [node, *rest][:-1]:
+            target = target[k]
+        target[[node, *rest][-1]] = value
+    path.write_text(json.dumps(r))
+    return root / dst
+
+
+def test_distillation_table_pairs_by_seed_averages_seeds_and_shows_failures(table_runs):
+    import numpy as np
+
+    from bench.distill.table import frame
+    from bench.report import stats
+    from bench.schema import read
+
+    root, got = table_runs
+    df = frame(root, n_boot=200)
+    main = df[df.teacher.str.endswith("sst2")]
+    assert list(main.variant) == ["teacher", "fine-tuned directly", "prediction layer (distill.temperature=1.0)",
+                                  "prediction layer (distill.temperature=4.0)"]
+    pred = main[main.variant == "prediction layer (distill.temperature=1.0)"].iloc[0]
+    devs = [got["prediction", s].metrics["primary"] for s in (1, 2)]
+    diffs = [100 * (got["prediction", s].metrics["primary"] - got["direct", s].metrics["primary"]) for s in (1, 2)]
+    assert pred.seeds == 2 and pred.pairs == 2 and pred.dev == pytest.approx(np.mean(devs))
+    assert pred.dev_std == pytest.approx(np.std(devs, ddof=1))
+    assert pred.vs_direct_points == pytest.approx(np.mean(diffs))
+    ci = stats.compare_runs(read(root / "prediction1" / "result.json"), read(root / "direct1" / "result.json"), 200)
+    assert ci["n"] == 32 and ci["diff"] == pytest.approx(diffs[0] / 100)  # the lowest seed's pair, same dev rows
+    assert (pred.ci_low, pred.ci_high, pred.ci_seed) == pytest.approx((100 * ci["low"], 100 * ci["high"], 1))
+    # a distill-only setting (the temperature) does not cut the run off from the direct fine-tune
+    hot = main[main.variant == "prediction layer (distill.temperature=4.0)"].iloc[0]
+    assert hot.pairs == 1 and hot.vs_direct_points == pytest.approx(
+        100 * (got["hot"].metrics["primary"] - got["direct", 1].metrics["primary"]))
+    teacher_row = main[main.variant == "teacher"].iloc[0]
+    infos = [got[k].train["distill"] for k in got]
+    assert teacher_row.dev == pytest.approx(infos[0]["teacher_metrics"]["primary"])
+    assert teacher_row.p50_ms == pytest.approx(np.mean([d["efficiency"]["teacher"]["p50_ms"] for d in infos]))
+    assert teacher_row.train_s == infos[0]["teacher_train_seconds"] is not None
+    broken = df[df.teacher.str.endswith("rte")]
+    assert list(broken.variant) == ["teacher", "prediction layer"] and np.isnan(broken.iloc[1].dev)
+    assert "seed 3: failed" in broken.iloc[1].status and "rte" in broken.iloc[1].status
+
+
+def test_distillation_table_reruns_skipped_records_missing_pairs_and_bad_predictions(table_runs, tmp_path):
+    import shutil
+
+    from bench.distill.table import frame
+
+    root = tmp_path / "runs"
+    shutil.copytree(table_runs[0], root)
+    later = "2099-01-01T00:00:00+00:00"
+    # a failed re-run of direct seed 1 (newer), a skipped record of prediction seed 1 (a resumed sweep), a failed
+    # seed 3 of the same prediction variant: the direct row and the pairing keep the ok runs; the failures are named
+    _copy_run(root, "direct1", "direct1_again", status="failed", started_at=later,
+              error={"type": "FloatingPointError", "message": "loss is nan at step 2"})
+    _copy_run(root, "prediction1", "prediction1_resumed", status="skipped", started_at=later)
+    _copy_run(root, "prediction2", "prediction3", status="interrupted", started_at=later,
+              config__train__seed=3, error={"type": "KeyboardInterrupt", "message": "SIGTERM"})
+    shutil.rmtree(root / "direct2")  # seed 2 has no direct partner now
+    preds = [json.loads(line) for line in (root / "prediction1" / "predictions.jsonl").read_text().splitlines()]
+    preds[0]["prediction"] = None
+    (root / "prediction1" / "predictions.jsonl").write_text("".join(json.dumps(p) + "\n" for p in preds))
+    df = frame(root, n_boot=100)
+    main = df[df.teacher.str.endswith("sst2")]
+    direct = main[main.variant == "fine-tuned directly"].iloc[0]
+    assert direct.seeds == 1 and direct.dev == pytest.approx(table_runs[1]["direct", 1].metrics["primary"])
+    assert "seed 1: failed run in" in direct.status and "set aside for the ok one" in direct.status
+    pred = main[main.variant == "prediction layer (distill.temperature=1.0)"].iloc[0]
+    assert pred.seeds == 2 and pred.pairs == 1  # skipped record is not a run; seed 2 lost its partner
+    assert "seed 3: interrupted (SIGTERM)" in pred.status
+    assert np.isnan(pred.ci_low) and "no paired interval" in pred.status  # the null prediction: no interval, no crash
+    from bench.report import render, tables
+
+    assert "(1 of 2 seeds paired)" in render.markdown(tables.distill_table(df))
+
+
+def test_distillation_table_keeps_weights_apart_normalises_teacher_paths_and_gives_every_failure_a_reason(
+        table_runs, tmp_path):
+    import shutil
+
+    from bench.distill import table as distill_table
+
+    root = tmp_path / "runs"
+    shutil.copytree(table_runs[0], root)
+    teacher_dir = json.loads((root / "direct1" / "result.json").read_text())["config"]["distill"]["teacher"]
+    # the same teacher named by its checkpoint/ folder: the same group (a third direct seed)
+    _copy_run(root, "direct1", "direct9", config__train__seed=9, config__distill__teacher=f"{teacher_dir}/checkpoint/")
+    # other weights, same seed as an existing run: a row of its own, never merged or replaced
+    _copy_run(root, "prediction2", "prediction2_hard", config__distill__weights__hard=0.5)
+    # failed without an exception (a metric that was not finite): the reason is the status check's
+    _copy_run(root, "prediction1", "prediction11", status="failed", config__train__seed=11, error=None,
+              failures=["metric acc is not finite"])
+    df = distill_table.frame(root, n_boot=50)
+    main = df[df.teacher.str.endswith("sst2")]
+    assert main[main.variant == "fine-tuned directly"].iloc[0].seeds == 3
+    hard = main[main.variant.str.startswith("prediction layer (+hard) [hard=0.5]")]
+    assert len(hard) == 1 and hard.iloc[0].seeds == 1 and hard.iloc[0].pairs == 1
+    plain = main[main.variant == "prediction layer (distill.temperature=1.0)"].iloc[0]
+    assert plain.seeds == 2 and "seed 11: failed (metric acc is not finite)" in plain.status and plain.failed
+    assert distill_table.main([str(root), "--bootstrap", "20"]) == 1
+    # a distilled run with no direct partner is a note, not a failure: exit 0
+    alone = tmp_path / "alone"
+    shutil.copytree(root / "prediction1", alone / "prediction1")
+    lone = distill_table.frame(alone, n_boot=20)
+    assert "no direct fine-tune of this student" in lone.iloc[1].status and not lone.failed.any()
+    assert distill_table.main([str(alone)]) == 0
+
+
+def test_report_builds_the_distillation_table_and_loss_curves(table_runs, tmp_path):
+    import io
+
+    from bench.distill import table as distill_table
+    from bench.report import gather
+    from bench.report.__main__ import build
+
+    root, _ = table_runs
+    log = io.StringIO()
+    written = build(root, tmp_path / "report", ["md", "latex", "html"], n_boot=200, log=log)
+    md = written["distillation.md"].read_text()
+    assert "seed 3: failed" in md and "| prediction layer (distill.temperature=4.0) " in md
+    assert "<h2 id='distillation'>Distillation</h2>" in written["report.html"].read_text()
+    assert "\\begin{tabular}" in written["distillation.tex"].read_text()
+    assert written["distill_loss_sst2.png"].stat().st_size > 1000 and "distill_loss_sst2.svg" in written
+    assert "broken" in log.getvalue()  # still named among the skipped files of the other tables
+    found = gather.find(root, io.StringIO())
+    var = gather.variants(found)
+    labels = {gather.label(r, var[id(r)]) for r in found}
+    assert {"bert_base (2L student: fine-tuned directly)", "bert_base (2L student: prediction layer; distill.temperature=1.0)",
+            "bert_base (2L student: prediction layer; distill.temperature=4.0)"} <= labels
+    # the table alone: exit 1 when a run in it failed, 0 when all are ok, 2 when there is none
+    assert distill_table.main([str(root), "--bootstrap", "50"]) == 1
+    assert distill_table.main([str(root / "direct1"), "--bootstrap", "50"]) == 0
+    assert distill_table.main([str(tmp_path / "report")]) == 2
+
+
+def test_variant_names_say_which_terms_are_on():
+    from bench.distill.table import is_direct, variant_of
+
+    def cfg(stages, **w):
+        weights = {"embedding": 1.0, "hidden": 1.0, "attention": 1.0, "soft": 1.0, "hard": 0.0, **w}
+        return {"distill": {"stages": stages, "weights": weights}}
+
+    assert variant_of(cfg(["intermediate", "prediction"])) == "two-stage"
+    assert variant_of(cfg(["intermediate", "prediction"], embedding=0.0)) == "two-stage (-embedding)"
+    assert variant_of(cfg(["intermediate"], embedding=0.0, attention=0.0)) == "intermediate only (-attention, -embedding)"
+    assert variant_of(cfg(["prediction"], soft=1.0, hard=0.5)) == "prediction layer (+hard) [hard=0.5]"
+    # intermediate weights left on but their stage not run: the direct fine-tune all the same
+    assert variant_of(cfg(["prediction"], soft=0.0, hard=1.0)) == "fine-tuned directly"
+    assert is_direct(cfg(["prediction"], soft=0.0, hard=1.0)) and not is_direct(cfg(["prediction"]))
+
+
+def test_benchmark_script_exits_1_and_names_the_runs_that_failed(tmp_path):
+    """benchmarks/distill.py: a run that fails (here: the given teacher folder does not exist) is recorded, the
+    others still run, the table names each failure, and the script exits 1."""
+    import os
+    import subprocess
+    import sys
+
+    from conftest import GLUE_DIR, ROOT
+
+    if not GLUE_DIR.is_dir():
+        pytest.skip(f"real GLUE data not present at {GLUE_DIR}")
+    out = tmp_path / "bench"
+    proc = subprocess.run([sys.executable, "benchmarks/distill.py", "--data", str(GLUE_DIR), "--tasks", "sst2",
+                           "--teacher", f"sst2={tmp_path / 'no-teacher'}", "--variants", "direct", "prediction",
+                           "--seeds", "42", "7", "--out", str(out)], cwd=ROOT, capture_output=True, text=True,
+                          timeout=600, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == [
+        "sst2_direct", "sst2_direct_seed7", "sst2_prediction", "sst2_prediction_seed7"]
+    assert len(json.loads((out / "failures.json").read_text())) == 4 and proc.stderr.count("FAILED sst2_") == 4
+    table = (out / "table.md").read_text()
+    assert "seed 42: failed" in table and "seed 7: failed" in table and "no such folder" in table
