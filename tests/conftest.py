@@ -31,6 +31,24 @@ def tiny(family: str) -> list:
     return TINY[family] + ["model.pretrained=false"]
 
 
+# The two CPU classes this project's machines come in, by the flags that change a decision (never a kernel).
+AVX2 = frozenset({"avx2", "fma", "sse4_2"})
+GENOA = AVX2 | {"avx512f", "avx512_vnni", "avx512_bf16"}
+
+
+@pytest.fixture
+def cpu_as(monkeypatch):
+    """Pretend to be a CPU class by its flags: only the decisions change, never a kernel.
+
+    A test that branches on a CPU feature runs each branch through this on every machine, so that a branch the
+    machine it runs on would not take is still proven (issue #16: one class's branch failed only on the other)."""
+    from bench import env
+
+    def use(flags):
+        monkeypatch.setattr(env, "cpu_flags", lambda: frozenset(flags))
+    return use
+
+
 @pytest.fixture
 def glue_dir() -> Path:
     if not GLUE_DIR.is_dir():

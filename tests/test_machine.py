@@ -15,21 +15,9 @@ from bench import env
 from bench.report.console import latency_table
 from bench.timing import backends, load
 from bench.timing.runner import accuracy_tiers
-from conftest import ROOT, tiny, user_signals
+from conftest import AVX2, GENOA, ROOT, tiny, user_signals
 
 CPU = torch.device("cpu")
-AVX2 = frozenset({"avx2", "fma", "sse4_2"})
-GENOA = AVX2 | {"avx512f", "avx512_vnni", "avx512_bf16"}
-
-
-@pytest.fixture
-def cpu_as(monkeypatch):
-    """Pretend to be a CPU class by its flags: only the decisions change, never a kernel."""
-    def use(flags):
-        monkeypatch.setattr(env, "cpu_flags", lambda: frozenset(flags))
-    return use
-
-
 def test_machine_class_is_stable_and_tells_the_two_epyc_classes_apart(cpu_as):
     real = env.machine_class()
     assert real == env.machine_class() and "/" not in real and " " not in real
