@@ -156,7 +156,7 @@ def test_two_stage_distillation_end_to_end_with_the_direct_run_beside_it(teacher
     rows = (both_dir / "predictions.jsonl").read_text().splitlines()
     assert len(rows) == 32
     # the table is rebuilt from the result files alone
-    from bench.distill.table import frame, markdown
+    from bench.report.distillation import frame, markdown
 
     df = frame(tmp_path / "d")
     assert list(df.variant) == ["teacher", "fine-tuned directly", "two-stage"]

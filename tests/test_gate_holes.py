@@ -4,7 +4,6 @@ The gate suite itself (a 10-minute fine-tune) is not rerun: `gate.run_suite` is 
 writes copies of the committed baseline's real result files, doctored the way a real failure leaves them.
 """
 
-import copy
 import json
 import shutil
 import sys
@@ -15,7 +14,6 @@ import pytest
 
 from bench import compare, env
 from bench.baselines import CROSS_CLASS_TOLERANCE, MACHINE_FILE, plan
-from bench.config import compose
 from conftest import ROOT, tiny
 from test_baselines import CLASSES, _gate_module
 from test_compare import _accuracy_result

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from bench import env
-from bench.report.console import latency_table
+from bench.report.console import describe, latency_table
 from bench.timing import backends, load
 from bench.timing.runner import accuracy_tiers
 from conftest import AVX2, GENOA, ROOT, tiny, user_signals
@@ -50,7 +50,7 @@ def test_load_between_two_readings():
     assert busy["other_cores"] == pytest.approx(1.0) and busy["disturbed"]
     stolen = load.between(a, load.CpuTimes(busy_s=101.0, steal_s=1.3, own_s=11.0, wall=1.0), cores=2)
     assert stolen["steal_fraction"] == pytest.approx(0.15) and stolen["disturbed"]
-    assert "steal 15%" in load.describe(stolen) and load.describe(quiet) == ""
+    assert "steal 15%" in describe(stolen) and describe(quiet) == ""
 
 
 def test_a_busy_neighbour_is_seen():
