@@ -40,6 +40,10 @@ lock: ## refresh $(LOCK) from pyproject.toml with pip-tools, keeping its pins (U
 	sed -i -E 's/^(torch==[0-9.]+)\+[a-z0-9]+/\1/' $(LOCK)
 	@echo "lock: $(LOCK) written; the baselines record the versions they were made with (make gate compares them)"
 
+lint: ## ruff: lint and format check (pyproject.toml [tool.ruff]); `ruff format . && ruff check --fix .` repairs most
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
 test: ## fast tests (not slow, not gpu): seconds to a few minutes
 	$(PY) -m pytest -m "not slow and not gpu" $(PYTEST_ARGS)
 

@@ -63,6 +63,16 @@ def squad_dir() -> Path:
     return SQUAD_DIR
 
 
+def load_script(name: str):
+    """A script of benchmarks/ (not a package) as a module, e.g. load_script("gate_suite")."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def run_cli(*args: str, timeout: int = 600, env_extra: dict | None = None, cwd: Path = ROOT) -> subprocess.CompletedProcess:
     """Run `python -m bench ...` as a user would; output captured as text."""
     env = {**os.environ, "HYDRA_FULL_ERROR": "0", **(env_extra or {})}
@@ -79,3 +89,27 @@ def user_signals() -> None:
 
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+QUICK = ["data.max_train_samples=48", "data.max_eval_samples=32", "train.batch_size=16", "train.logging_steps=1",
+         "train.precision=fp32", "timing.min_seconds=0.05", "timing.warmup_runs=1", "timing.min_iterations=3"]
+
+
+# mode=distill's tiny fine-tuned teachers (tests/test_distill_runs.py, tests/test_distill_table.py)
+TEACHER = [*tiny("bert"), "model.arch.num_hidden_layers=4", "train.max_steps=4", "train.save_checkpoint=true"]
+
+
+@pytest.fixture(scope="session")
+def teachers(tmp_path_factory):
+    """Tiny fine-tuned teachers (real rows, a few steps): SST-2 (4 layers), STS-B (regression), RTE (other labels)."""
+    from bench.config import compose
+    from bench.runner import run
+
+    if not GLUE_DIR.is_dir():
+        pytest.skip(f"real GLUE data not present at {GLUE_DIR}")
+    root = tmp_path_factory.mktemp("teachers")
+    out = {}
+    for task in ("sst2", "stsb", "rte"):
+        run(compose([*TEACHER, f"task={task}", f"data.dir={GLUE_DIR}", *QUICK], out_dir=str(root / task)))
+        out[task] = root / task
+    return out

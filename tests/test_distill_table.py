@@ -11,7 +11,7 @@ import pytest
 
 from bench.distill import teacher
 from bench.runner import run
-from test_distill_runs import distill_cfg, teachers  # noqa: F401 (teachers: a fixture used by table_runs)
+from test_distill_runs import distill_cfg
 
 
 @pytest.fixture(scope="module")

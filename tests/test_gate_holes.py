@@ -14,7 +14,7 @@ import pytest
 
 from bench import compare, env
 from bench.baselines import CROSS_CLASS_TOLERANCE, MACHINE_FILE, plan
-from conftest import ROOT, tiny
+from conftest import ROOT, load_script, tiny
 from test_baselines import CLASSES, _gate_module
 from test_compare import _accuracy_result
 
@@ -173,11 +173,7 @@ def test_make_baseline_refuses_runs_that_did_not_end_ok(committed, tmp_path, mon
 
 # 1: the suite itself counts a run that ended failed or partial without raising
 def test_the_gate_suite_exits_1_on_a_run_that_is_not_ok(tmp_path, monkeypatch, capsys):
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("gate_suite", ROOT / "benchmarks" / "gate_suite.py")
-    suite = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(suite)
+    suite = load_script("gate_suite")
     fast = ["mode=latency", "timing.batch_sizes=[1]", "timing.seq_lens=[8]", "timing.min_seconds=0",
             "timing.min_iterations=2", "timing.warmup_runs=1", "timing.isolate=false", "timing.calibrate=false"]
     # fp16 cannot run on a CPU: the run ends `partial` and returns normally
