@@ -144,5 +144,7 @@ def test_machine_class_decides_same_machine_and_accuracy_only_lists_latency(late
     b["env"]["machine_class"] = a["env"]["machine_class"]
     b["env"]["cpu"]["model"] = "Another CPU"  # the model string differs but the class is the same: compared
     # identical samples (the same run under another CPU model string): compared, and nothing regressed
-    assert _gate(base, _write(tmp_path / "same", b)) == 0
+    same = _write(tmp_path / "same", b)
+    _write(same / "acc", _accuracy_result())  # the baseline's accuracy run too: every run present
+    assert _gate(base, same) == 0
     assert "machines differ" not in capsys.readouterr().out
