@@ -156,8 +156,25 @@ def run(cfg: Config, resume_runs: bool = False, resume_roots=()) -> Result:
         return _run_mode(cfg, result, save=True)
 
 
+def _check_shapes(cfg: Config) -> None:
+    """Every sequence length this run will feed the model, against the model's position limit (issue #16: a
+    4096-token latency grid on a 512-position model failed every backend, one after the other)."""
+    from . import models
+
+    train_len = cfg.train.max_seq_length or cfg.task.max_seq_length
+    train_name = "train.max_seq_length" if cfg.train.max_seq_length else "task.max_seq_length"
+    if cfg.mode.name == "latency":
+        lengths = {"timing.seq_lens": cfg.timing.seq_lens}
+        if cfg.timing.inputs == "task" or cfg.timing.with_accuracy:
+            lengths["task.max_seq_length"] = [cfg.task.max_seq_length]
+    else:
+        lengths = {train_name: [train_len]}
+    models.check_lengths(cfg.model, lengths)
+
+
 def _run_mode(cfg: Config, result: Result, save: bool) -> Result:
     try:
+        _check_shapes(cfg)
         result.apply(MODES[cfg.mode.name](cfg))
         if save:
             result.status, failures = status.decide(result.mode, result.metrics, result.latency, result.timing,
