@@ -4,7 +4,8 @@ The summary reads the sweep folder through the one result reader; results that w
 before this sweep started (a sweep run twice into the same folder) are counted as such, never as new
 successes. It counts jobs, not result files: a job folder (Hydra writes its `.hydra/` there before the job
 starts) without a result.json is a job that died before it could write one (the result failed validation when
-saved, a full disk, a failed early record), and it counts as failed. `SWEEP_OUTCOME` carries the verdict to `bench.__main__`, which turns it into the exit status.
+saved, a full disk, a failed early record), and it counts as failed. `SWEEP_OUTCOME` carries the verdict to
+`bench.__main__`, which turns it into the exit status.
 """
 
 from __future__ import annotations
