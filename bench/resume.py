@@ -1,8 +1,11 @@
 """What makes two runs the same run: the resume key, and finding a completed result that has it.
 
-The key covers everything that changes a result beyond the config: the code version (git commit and whether
-the tree was dirty, or the installed package version), the library versions, the data files' checksums and,
-for `model.path`, the checkpoint's own files. A config hash alone would skip a rerun after any of those moved.
+The key covers everything that changes a result beyond the config: the code version (git commit and a digest
+of the uncommitted state, tracked changes and untracked files; or the installed package version), the machine
+class, the training precision as resolved on this machine (`auto` -> bf16/fp32), the library versions, the
+version of the package a model (or, for random weights, its vocabulary) is loaded from, the data files'
+checksums and, for `model.path`, the checkpoint's own files. A config hash alone would skip a rerun after any
+of those moved (issue #16: a run after a second edit of the code was skipped on the first edit's result).
 """
 
 from __future__ import annotations
@@ -16,8 +19,10 @@ from typing import Any, Dict, Iterable, List, Optional
 
 from omegaconf import OmegaConf
 
-from . import __version__, schema
+from . import env as env_mod
+from . import schema
 from .config import Config
+from .models import VOCAB_PACKAGE
 
 log = logging.getLogger("bench")
 
@@ -67,20 +72,35 @@ def checkpoint_files(cfg: Config) -> List[Path]:
 
 
 def code_version(env: Dict[str, Any]) -> Dict[str, Any]:
-    git = env.get("git") or {}
-    if git.get("commit"):
-        return {"commit": git["commit"], "dirty": git.get("dirty")}
-    return {"package": __version__}  # installed without a git checkout
+    """The commit and the uncommitted state's digest (or the package version without a checkout)."""
+    return env_mod.code_identity(env.get("git") or {})
 
 
-def resume_key(cfg: Config, env: Dict[str, Any], digest: str) -> str:
-    parts = {
+def model_package(cfg: Config) -> Any:
+    """The version of the installed package the model (or, for random weights, its vocabulary) is loaded from."""
+    if cfg.model.source == "package":
+        return env_mod.distribution_version(cfg.model.package)
+    if cfg.model.source == "random":
+        return {"vocabulary": env_mod.distribution_version(VOCAB_PACKAGE)}
+    return None  # a Hub id or a checkpoint folder: identified by the config and the checkpoint's files
+
+
+def key_parts(cfg: Config, env: Dict[str, Any], digest: str) -> Dict[str, Any]:
+    """What the resume key hashes, by name."""
+    return {
         "config": digest,
         "code": code_version(env),
+        "machine_class": env.get("machine_class"),
+        "precision": env_mod.key_precision(cfg.train.precision, cfg.device.name),
         "packages": env.get("packages") or {},
+        "model_package": model_package(cfg),
         "data": files_digest(data_files(cfg)),
         "checkpoint": files_digest(checkpoint_files(cfg)),
     }
+
+
+def resume_key(cfg: Config, env: Dict[str, Any], digest: str) -> str:
+    parts = key_parts(cfg, env, digest)
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:24]
 
 

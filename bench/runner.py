@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import logging
 import os
 from pathlib import Path
@@ -51,38 +52,42 @@ MODES: Dict[str, Callable[[Config], Dict[str, Any]]] = {
 def claim(out_dir: Path) -> Iterator[None]:
     """Hold the run folder exclusively: a second live run in the same folder is refused at once.
 
-    The claim file is created with O_EXCL and names its process; a claim left by a process that no longer
-    exists (kill -9) is stale and taken over.
+    The claim is an exclusive lock (flock) on the claim file, taken before the file names its process, so a claim
+    file that is still empty (its owner is writing it) is never mistaken for a stale one, as it was when
+    staleness was judged from the pid it holds. The kernel releases the lock of a process that died (kill -9),
+    so a claim left behind by one is taken over.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / CLAIM_FILE
-    for _ in range(2):
-        try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            break
-        except FileExistsError:
-            pid = int((path.read_text().strip() or "0")) if path.is_file() else 0
-            if pid and pid != os.getpid() and _alive(pid):
-                raise BenchError(f"{out_dir} is in use by another run (process {pid}); each run needs its own folder") from None
-            path.unlink(missing_ok=True)
-    else:
-        raise BenchError(f"{out_dir}: could not claim the run folder")
-    with os.fdopen(fd, "w") as f:
-        f.write(str(os.getpid()))
+    fd = _lock_claim_file(path, out_dir)
     try:
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
         yield
     finally:
-        path.unlink(missing_ok=True)
+        path.unlink(missing_ok=True)  # while still locked: a claimer that opened this inode sees it gone, retries
+        os.close(fd)
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+def _lock_claim_file(path: Path, out_dir: Path) -> int:
+    """An fd holding the exclusive lock on the claim file now at `path` (not on one already removed)."""
+    for _ in range(20):
+        fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            owner = path.read_text().strip() if path.is_file() else ""
+            who = f"process {owner}" if owner.isdigit() else "a process still writing its claim"
+            raise BenchError(f"{out_dir} is in use by another run ({who}); each run needs its own folder") from None
+        try:
+            same = os.stat(path).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            return fd
+        os.close(fd)  # its owner released the claim and removed the file meanwhile: claim the path anew
+    raise BenchError(f"{out_dir}: could not claim the run folder")
 
 
 def _existing(out_dir: Path, key: str, resuming: bool):
@@ -146,8 +151,25 @@ def run(cfg: Config, resume_runs: bool = False, resume_roots=()) -> Result:
         return _run_mode(cfg, result, save=True)
 
 
+def _check_shapes(cfg: Config) -> None:
+    """Every sequence length this run will feed the model, against the model's position limit (issue #16: a
+    4096-token latency grid on a 512-position model failed every backend, one after the other)."""
+    from . import models
+
+    train_len = cfg.train.max_seq_length or cfg.task.max_seq_length
+    train_name = "train.max_seq_length" if cfg.train.max_seq_length else "task.max_seq_length"
+    if cfg.mode.name == "latency":
+        lengths = {"timing.seq_lens": cfg.timing.seq_lens}
+        if cfg.timing.inputs == "task" or cfg.timing.with_accuracy:
+            lengths["task.max_seq_length"] = [cfg.task.max_seq_length]
+    else:
+        lengths = {train_name: [train_len]}
+    models.check_lengths(cfg.model, lengths)
+
+
 def _run_mode(cfg: Config, result: Result, save: bool) -> Result:
     try:
+        _check_shapes(cfg)
         result.apply(MODES[cfg.mode.name](cfg))
         if save:
             result.status, failures = status.decide(result.mode, result.metrics, result.latency, result.timing,

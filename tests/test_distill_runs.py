@@ -85,6 +85,11 @@ def test_teacher_cache_is_reused_and_invalidated_when_the_teacher_changes(teache
     changed, info3 = teacher.load_or_compute(*args)
     assert len(calls) == 3 and not info3["reused"] and info3["key"] != info1["key"]
     assert not torch.allclose(changed.logits, first.logits)
+    # other code (another commit, or another uncommitted state of this one) is another entry too (issue #16)
+    assert info3["code"] == teacher.code_version() and info3["code"]["transformers"]
+    monkeypatch.setattr(teacher.env, "code_identity", lambda: {"commit": "another", "uncommitted": None})
+    _, info4 = teacher.load_or_compute(*args)
+    assert len(calls) == 4 and not info4["reused"] and info4["key"] != info3["key"]
 
 
 def test_cached_outputs_line_up_with_a_live_forward(teachers, tmp_path):

@@ -4,6 +4,7 @@ import io
 import json
 import shutil
 import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
@@ -14,7 +15,7 @@ from bench.errors import NonFiniteLossError
 from bench.report import gather, plots, stats, tables
 from bench.report.__main__ import build, main
 from bench.runner import run
-from conftest import tiny
+from conftest import ROOT, tiny
 
 QUICK = ["train.max_steps=4", "train.batch_size=8", "data.max_train_samples=32", "data.max_eval_samples=40"]
 
@@ -105,7 +106,8 @@ def test_pareto_front():
 
 def test_full_report_files(tree, tmp_path, capsys):
     out = tmp_path / "report"
-    assert main([str(tree), "--out", str(out), "--format", "md,latex,html,csv", "--bootstrap", "200"]) == 0
+    # exit 1: the tree holds a corrupt result.json, left out of the tables (test_report_exit_status_...)
+    assert main([str(tree), "--out", str(out), "--format", "md,latex,html,csv", "--bootstrap", "200"]) == 1
     for name in ("glue.md", "glue.tex", "efficiency.md", "efficiency.tex", "report.html", "results.csv",
                  "significance.csv", "speedup_per_backend.png", "speedup_per_backend.svg", "latency_vs_seq_len.png",
                  "accuracy_vs_latency.png"):
@@ -118,6 +120,25 @@ def test_full_report_files(tree, tmp_path, capsys):
     assert set(sig.task) == {"rte"} and {"low", "high", "within_noise"} <= set(sig.columns)
     printed = capsys.readouterr().out
     assert "MobileBERT-TINY" in printed and "wrote" in printed
+
+
+def test_report_exit_status_says_whether_every_result_file_was_read(tree, tmp_path, capfd):
+    clean = tmp_path / "clean"
+    shutil.copytree(tree, clean, ignore=shutil.ignore_patterns("corrupt", "report"))
+    assert json.loads((clean / "failed" / "result.json").read_text())["status"] == "failed"
+    assert main([str(clean), "--format", "md", "--bootstrap", "50"]) == 0  # a failed run is listed, not an error
+    capfd.readouterr()
+    (clean / "half").mkdir()
+    (clean / "half" / "result.json").write_text('{"schema_version": 1, "status": "ok", "mod')
+    (clean / "alien").mkdir()
+    (clean / "alien" / "result.json").write_text('{"hello": 1}')
+    assert main([str(clean), "--format", "md", "--bootstrap", "50"]) == 1
+    err = capfd.readouterr().err
+    listed = err.split("could not be read and are not in the tables:")[1]
+    assert "half/result.json" in listed and "alien/result.json" in listed
+    help_text = subprocess.run([sys.executable, "-m", "bench", "report", "--help"], capture_output=True, text=True,
+                               cwd=ROOT, timeout=120).stdout
+    assert "exit status" in help_text and "1 when a result.json could not be read" in " ".join(help_text.split())
 
 
 def test_latex_compiles_when_a_tex_engine_is_present(tree, tmp_path):

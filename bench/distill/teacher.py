@@ -1,8 +1,9 @@
 """The teacher: a fine-tuned checkpoint of the same task, and its training-set outputs cached on disk.
 
 The cache is keyed by the teacher's identity (a hash of its config and weight files), the data (a hash of the
-tokenised training rows) and what is stored (which layers), so several students reuse one teacher pass and a
-retrained teacher or other data never reads stale outputs.
+tokenised training rows), what is stored (which layers) and the code that computed it (the harness's commit and
+uncommitted state, torch and transformers versions), so several students reuse one teacher pass and a retrained
+teacher, other data or other code never reads stale outputs.
 """
 
 from __future__ import annotations
@@ -19,10 +20,11 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
+import transformers
 from safetensors.torch import load_file, save_file
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel
 
-from .. import kinds
+from .. import env, kinds
 from ..config import TaskConfig
 from ..errors import BenchError
 from ..models import head_kwargs
@@ -183,9 +185,15 @@ def compute(model: PreTrainedModel, dataset, collator, batch_size: int, hidden_l
         heads=model.config.num_attention_heads)
 
 
-def cache_key(teacher_id: str, data_id: str, hidden_layers: Sequence[int], attention_layers: Sequence[int]) -> str:
+def code_version() -> Dict[str, Any]:
+    """What computes the outputs besides the teacher: this harness's code and the libraries that run the model."""
+    return {**env.code_identity(), "torch": torch.__version__, "transformers": transformers.__version__}
+
+
+def cache_key(teacher_id: str, data_id: str, hidden_layers: Sequence[int], attention_layers: Sequence[int],
+              code: Optional[Dict[str, Any]] = None) -> str:
     what = {"format": CACHE_FORMAT, "teacher": teacher_id, "data": data_id,
-            "hidden_layers": list(hidden_layers), "attention_layers": list(attention_layers)}
+            "hidden_layers": list(hidden_layers), "attention_layers": list(attention_layers), "code": code}
     return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:24]
 
 
@@ -221,10 +229,10 @@ def _read(path: Path) -> Tuple[TeacherOutputs, Dict[str, Any]]:
 def load_or_compute(cache_dir: str, ckpt: Path, model: PreTrainedModel, dataset, collator, batch_size: int,
                     hidden_layers: Sequence[int], attention_layers: Sequence[int]) -> Tuple[TeacherOutputs, Dict[str, Any]]:
     """The teacher's outputs on `dataset`, from the cache when this teacher already saw this data."""
-    teacher_id, data_id = identity(ckpt), data_identity(dataset)
-    key = cache_key(teacher_id, data_id, hidden_layers, attention_layers)
+    teacher_id, data_id, code = identity(ckpt), data_identity(dataset), code_version()
+    key = cache_key(teacher_id, data_id, hidden_layers, attention_layers, code)
     path = Path(cache_dir) / f"{key}.safetensors"
-    info = {"key": key, "path": str(path), "teacher_sha256": teacher_id, "data_sha256": data_id}
+    info = {"key": key, "path": str(path), "teacher_sha256": teacher_id, "data_sha256": data_id, "code": code}
     if path.is_file():
         try:
             outputs, _ = _read(path)

@@ -21,13 +21,19 @@ from . import distillation as distill_table
 from . import gather, plots, render, stats, tables
 
 FORMATS = ("md", "latex", "html", "csv", "parquet")
+EXIT_STATUS = ("exit status: 0 when every result.json found was read (failed or interrupted runs are listed as "
+               "skipped, and shown where a table has room for them); 1 when a result.json could not be read or is "
+               "not a valid result (each is listed; the tables leave it out), or no usable result was found; "
+               "2 for bad arguments.")
 
 
 def build(root: Path, out: Path, formats: List[str], n_boot: int = 2000, log=sys.stderr,
-          include: Iterable[str] = ()) -> Dict[str, Path]:
-    """Write every table and plot for the results below `root` into `out`; returns what was written."""
+          include: Iterable[str] = (), unreadable: Optional[List[str]] = None) -> Dict[str, Path]:
+    """Write every table and plot for the results below `root` into `out`; returns what was written.
+
+    Result files that could not be read (not JSON, not a valid result) are appended to `unreadable` when given."""
     unusable: List[Result] = []
-    rs = gather.find(root, log, include, unusable=unusable)
+    rs = gather.find(root, log, include, unusable=unusable, unreadable=unreadable)
     distill_runs = [r for r in [*rs, *unusable] if r.mode == "distill" and r.status in distill_table.SHOWN]
     if not rs and not distill_runs:
         raise SystemExit(f"bench.report: no usable result.json below {root}")
@@ -136,7 +142,7 @@ def page(named: Dict[str, tables.Table], pairs: pd.DataFrame, figures: List[Path
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    ap = argparse.ArgumentParser(prog="bench report", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="bench report", description=__doc__.splitlines()[0], epilog=EXIT_STATUS)
     ap.add_argument("results", type=Path, help="a folder of runs (searched recursively) or one result.json")
     ap.add_argument("--out", type=Path, default=None, help="output folder (default: RESULTS/report)")
     ap.add_argument("--format", default="md,latex,html,csv", help=f"comma-separated, from {','.join(FORMATS)}")
@@ -151,11 +157,18 @@ def main(argv: Optional[List[str]] = None) -> int:
     if not args.results.exists():
         ap.error(f"{args.results}: no such file or folder")
     out = args.out or (args.results if args.results.is_dir() else args.results.parent) / "report"
-    written = build(args.results, out, formats, args.bootstrap, include=args.include)
+    unreadable: List[str] = []
+    written = build(args.results, out, formats, args.bootstrap, include=args.include, unreadable=unreadable)
     for name in ("glue.md", "squad.md", "efficiency.md", "distillation.md"):
         if name in written:
             print(written[name].read_text())
     print(f"bench.report: wrote {len(written)} files to {out}: {', '.join(sorted(written))}")
+    if unreadable:  # a table built without some of its results must not pass for a complete one
+        print(f"bench.report: {len(unreadable)} result file(s) could not be read and are not in the tables:",
+              file=sys.stderr)
+        for why in unreadable:
+            print(f"  {why}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -24,15 +24,17 @@ USABLE = ("ok", "partial")  # partial: a latency grid with some failed cells, ea
 
 
 def find(root: Path, log: TextIO = sys.stderr, include: Iterable[str] = (),
-         unusable: Optional[List[Result]] = None) -> List[Result]:
+         unusable: Optional[List[Result]] = None, unreadable: Optional[List[str]] = None) -> List[Result]:
     """Usable results below `root` (or the one file given); one line per skipped file. Valid results of another
     status (failed, interrupted) are appended to `unusable` when given: tables that must show them (distillation)
-    read them there."""
+    read them there. Files that are not valid results are appended (why, with the path) to `unreadable`."""
     exclude = tuple(x for x in EXCLUDED_BY_DEFAULT if x not in set(include))
     found = []
     for path, r in schema.walk(Path(root), exclude=exclude):
         if isinstance(r, str):
             print(f"skipped: {r}", file=log)
+            if unreadable is not None:
+                unreadable.append(r)
         elif r.status not in USABLE:
             reason = r.error.message if r.error else "; ".join(r.failures)
             print(f"skipped: {path}: status {r.status!r} {reason[:160]}".rstrip(), file=log)

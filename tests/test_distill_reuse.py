@@ -1,0 +1,45 @@
+"""benchmarks/distill.py reuses an earlier result only when its resume key is the job's key now (issue #16)."""
+
+import importlib.util
+import json
+
+from conftest import ROOT, tiny
+
+LATENCY = ["mode=latency", "timing.backends=[eager]", "timing.batch_sizes=[1]", "timing.seq_lens=[8]",
+           "timing.isolate=false", "timing.calibrate=false", "timing.flops=false", "timing.min_seconds=0",
+           "timing.min_iterations=2", "timing.warmup_runs=1"]
+
+
+def _script():
+    spec = importlib.util.spec_from_file_location("distill_benchmark", ROOT / "benchmarks" / "distill.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_a_result_is_reused_only_with_the_same_resume_key(tmp_path, capsys):
+    bench_script, out = _script(), tmp_path / "out"
+    job = [*tiny("bert"), *LATENCY]  # any job runs through one(); a tiny latency run is the quickest
+    failures, used = [], {}
+    first = bench_script.one("job", job, out, failures, used)
+    assert first.status == "ok" and used["job"] == out / "job" and failures == []
+    again = bench_script.one("job", job, out, failures, used)
+    assert again.resume_key == first.resume_key and "kept the ok result" in capsys.readouterr().out
+    assert sorted(p.name for p in out.iterdir()) == ["job"]  # nothing re-ran
+    # the same folder name, made by other code (another resume key): kept untouched, and the job re-runs
+    earlier = out / "job" / "result.json"
+    data = json.loads(earlier.read_text())
+    data["resume_key"] = "made-by-other-code"
+    earlier.write_text(json.dumps(data))
+    before = earlier.read_bytes()
+    rerun = bench_script.one("job", job, out, failures, used)
+    assert rerun.status == "ok" and rerun.resume_key == first.resume_key
+    assert used["job"] == out / "job.rerun-2" and (out / "job.rerun-2" / "result.json").is_file()
+    assert earlier.read_bytes() == before  # never overwritten
+    assert "another resume key" in capsys.readouterr().out
+    assert bench_script.superseded(earlier, out, used) == out / "job.rerun-2"  # left out of the table
+    assert bench_script.superseded(out / "job.rerun-2" / "result.json", out, used) is None
+    # a later invocation finds the matching re-run and reuses it
+    used2 = {}
+    assert bench_script.one("job", job, out, failures, used2).resume_key == first.resume_key
+    assert used2["job"] == out / "job.rerun-2" and not (out / "job.rerun-3").exists()

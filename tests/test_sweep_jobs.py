@@ -1,0 +1,68 @@
+"""A sweep's summary and exit status count jobs, not result files (issue #16): a job that dies before it can
+write result.json is a failed job, never one that silently disappears."""
+
+import errno
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+from bench import callbacks
+from conftest import ROOT, tiny
+
+LATENCY = ["mode=latency", "timing.backends=[eager]", "timing.batch_sizes=[1]", "timing.seq_lens=[8]",
+           "timing.isolate=false", "timing.calibrate=false", "timing.flops=false", "timing.min_seconds=0",
+           "timing.min_iterations=2", "timing.warmup_runs=1"]
+
+# The real CLI, with the disk full for the jobs whose folder starts with FULL_DISK (the write of result.json
+# fails with ENOSPC, as on a full disk); every other job, and everything else, runs as it always does.
+WRAPPER = textwrap.dedent(f"""
+    import errno, os, sys
+    from pathlib import Path
+    from bench import results
+
+    real = results.publish_new
+
+    def publish_new(path, text):
+        prefix = os.environ.get("FULL_DISK")
+        if prefix and Path(path).parent.name.startswith(prefix):
+            raise OSError({errno.ENOSPC}, "No space left on device", str(path))
+        return real(path, text)
+
+    results.publish_new = publish_new
+    from bench.__main__ import main
+    sys.argv = ["bench", *sys.argv[1:]]
+    main()
+""")
+
+
+def _sweep(tmp_path, full_disk):
+    script = tmp_path / "bench_full_disk.py"
+    script.write_text(WRAPPER)
+    args = [sys.executable, str(script), "-m", *tiny("bert"), *LATENCY, "train.seed=1,2",
+            f"hydra.sweep.dir={tmp_path / 'sweep'}", f"bench.resume_dir={tmp_path / 'none'}"]
+    env = {**os.environ, "HYDRA_FULL_ERROR": "0", "FULL_DISK": full_disk}
+    return subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+
+
+def test_a_job_that_dies_before_writing_its_result_fails_the_sweep(tmp_path):
+    p = _sweep(tmp_path, full_disk="1_")
+    written = sorted((tmp_path / "sweep").glob("*/result.json"))
+    assert [w.parent.name[:2] for w in written] == ["0_"]  # job 1 really wrote nothing
+    assert json.loads(written[0].read_text())["status"] == "ok"
+    assert p.returncode == 6, (p.stdout[-2000:], p.stderr[-2000:])  # was 0: "sweep: 1 ok"
+    assert "sweep: 1 no result, 1 ok" in p.stdout
+    assert "no result: " in p.stdout and "1_bert_base" in p.stdout.split("no result: ", 1)[1].splitlines()[0]
+
+
+def test_jobs_are_counted_from_their_folders(tmp_path):
+    for name in ("0_a", "1_b", "2_c"):
+        (tmp_path / name / ".hydra").mkdir(parents=True)
+        (tmp_path / name / ".hydra" / "config.yaml").write_text("{}")
+    (tmp_path / "0_a" / "result.json").write_text("{}")
+    entries = [(tmp_path / "0_a" / "result.json", "unreadable")]
+    missing = callbacks.jobs_without_result(tmp_path, entries)
+    assert [m.name for m in missing] == ["1_b", "2_c"]
+    assert callbacks.not_ok(entries, None, missing) == 3
+    assert callbacks.jobs_without_result(tmp_path, entries, marker=None) == []  # hydra.output_subdir=null
