@@ -43,12 +43,19 @@ def _distill(cfg: Config) -> Dict[str, Any]:
     return distill_run.run(cfg)
 
 
+def _robustness(cfg: Config) -> Dict[str, Any]:
+    from .robustness import run as robustness_run
+
+    return robustness_run.run(cfg)
+
+
 # each mode returns its result sections (model, task, metrics, ...); the runner owns status and writing
 MODES: Dict[str, Callable[[Config], Dict[str, Any]]] = {
     "finetune": _finetune,
     "evaluate": _evaluate,
     "latency": _latency,
     "distill": _distill,
+    "robustness": _robustness,
 }
 
 
