@@ -41,7 +41,8 @@ def probabilities(prepared: B.Prepared, tokenizer, examples: Sequence[Example], 
     rows: List[Optional[np.ndarray]] = [None] * len(examples)
     for i in range(0, len(order), batch_size):
         chunk = [examples[j] for j in order[i:i + batch_size]]
-        enc = tokenizer(*zip(*chunk), truncation=True, max_length=max_length, padding=True, return_tensors="pt")
+        enc = tokenizer(*zip(*chunk), truncation=True, max_length=max_length, padding=True, pad_to_multiple_of=8,
+                        return_tensors="pt")
         batch = {k: v for k, v in enc.items() if k in names}
         logits = prepared.forward(prepared.convert(batch))
         logits = torch.as_tensor(np.asarray(logits.float().cpu() if torch.is_tensor(logits) else logits),
