@@ -15,7 +15,7 @@ from bench.errors import ConfigError, DataError
 from bench.robustness import advglue, figures, perturb
 from bench.runner import run
 
-from conftest import SHARED_DATA, tiny
+from conftest import GLUE_DIR, SHARED_DATA, tiny
 
 ADVGLUE = SHARED_DATA / "robustness" / "advglue" / "dev.json"
 
@@ -156,18 +156,47 @@ def test_advglue_bad_input_names_file_and_key(tmp_path):
 ONLY = "robustness.only=[identity,typo,char_double,contractions_expand,punct_spacing]"
 
 
-def _run(tmp_path, glue_dir, *extra, name="r"):
-    args = [*tiny("bert"), "task=rte", "mode=robustness", f"data.dir={glue_dir}", "data.max_eval_samples=24",
-            "timing.backends=[eager,int8]", ONLY, "robustness.bootstrap=200",
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory):
+    """A tiny random BERT whose RTE predictions split about half and half: its classifier bias is moved to the
+    median logit difference on the rows scored, so flips and disagreements can happen (a constant predictor
+    would pass every test here whatever the code did)."""
+    import torch
+
+    from bench import models, tasks
+
+    if not GLUE_DIR.is_dir():
+        pytest.skip(f"real GLUE data not present at {GLUE_DIR}")
+    cfg = compose([*tiny("bert"), "task=rte", f"data.dir={GLUE_DIR}", "data.max_eval_samples=24"])
+    tok, model, _ = models.load(cfg.model, cfg.task, seed=3)
+    ds = tasks.load(cfg.task, cfg.data, need_train=False)["validation"]
+    model.eval()  # built from a config: in training mode, with dropout
+    with torch.no_grad():
+        logits = model(**tok(list(ds["sentence1"]), list(ds["sentence2"]), padding=True, return_tensors="pt")).logits
+        model.classifier.weight.mul_(50.0)
+        model.classifier.bias[1] -= 50.0 * float((logits[:, 1] - logits[:, 0]).median())
+    out = tmp_path_factory.mktemp("ckpt")
+    model.save_pretrained(out)
+    tok.save_pretrained(out)
+    return out
+
+
+def _run(tmp_path, ckpt, *extra, name="r"):
+    args = [*tiny("bert"), f"model.path={ckpt}", "task=rte", "mode=robustness", f"data.dir={GLUE_DIR}",
+            "data.max_eval_samples=24", "timing.backends=[eager,int8]", ONLY, "robustness.bootstrap=200",
             "device.threads=1", *extra]  # one thread: on a shared 2-core machine two threads thrash
     if ADVGLUE.is_file():
         args.append(f"robustness.advglue={ADVGLUE.parent}")
     return run(compose(args, out_dir=str(tmp_path / name)))
 
 
-def test_run_figures_recomputed_from_the_predictions_file(tmp_path, glue_dir):
-    r = _run(tmp_path, glue_dir)
-    assert r.status == "ok" and r.mode == "robustness"
+def test_run_figures_recomputed_from_the_predictions_file(tmp_path, ckpt):
+    r = _run(tmp_path, ckpt)
+    assert r.status == "ok" and r.mode == "robustness" and r.model["weights"] == "pretrained"
+    flips = [b["invariance"]["typo"]["flip_rate"]["value"] for b in r.robustness["backends"]]
+    clean = [x["prediction"] for x in map(json.loads, (tmp_path / "r" / r.robustness["predictions"]).open())
+             if x["set"] == "clean" and x["backend"] == "eager"]
+    assert 0 < sum(clean) < len(clean) and max(flips) > 0  # predictions vary, so the checks below can fail
     rows = [json.loads(x) for x in (tmp_path / "r" / r.robustness["predictions"]).read_text().splitlines()]
     by = {}
     for row in rows:
@@ -200,15 +229,8 @@ def test_run_figures_recomputed_from_the_predictions_file(tmp_path, glue_dir):
                 assert np.mean([x["label"] == adv["majority"] for x in a.values()]) == adv["trivial"]["value"]
 
 
-def test_identity_flips_nothing_and_a_checkpoint_is_loyal_to_itself(tmp_path, glue_dir):
-    from bench import models
-
-    cfg = compose([*tiny("bert"), "task=rte"])
-    tok, model, _ = models.load(cfg.model, cfg.task, seed=3)
-    ckpt = tmp_path / "ckpt"
-    model.save_pretrained(ckpt)
-    tok.save_pretrained(ckpt)
-    r = _run(tmp_path, glue_dir, f"model.path={ckpt}", "model.pretrained=true", f"robustness.reference={ckpt}")
+def test_identity_flips_nothing_and_a_checkpoint_is_loyal_to_itself(tmp_path, ckpt):
+    r = _run(tmp_path, ckpt, f"robustness.reference={ckpt}")
     assert r.robustness["reference"]["checkpoint"] == str(ckpt)
     preds = {b["backend"]: b for b in r.robustness["backends"]}
     eager = preds["eager"]
@@ -222,10 +244,10 @@ def test_identity_flips_nothing_and_a_checkpoint_is_loyal_to_itself(tmp_path, gl
     assert any("punct_spacing" in n and "no flip rate" in n for n in r.notes)
 
 
-def test_report_robustness_table_and_plot(tmp_path, glue_dir):
+def test_report_robustness_table_and_plot(tmp_path, ckpt):
     from bench.report.__main__ import build
 
-    _run(tmp_path / "runs", glue_dir, "robustness.only=[identity,typo,punct_spacing]", name="one")
+    _run(tmp_path / "runs", ckpt, name="one")
     written = build(tmp_path / "runs", tmp_path / "report", ["md", "latex", "html"], n_boot=50)
     md = written["robustness.md"].read_text()
     assert "| rte" in md and "int8" in md and "unchanged" in md and "flip % typo" in md
