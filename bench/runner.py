@@ -165,6 +165,8 @@ def _run_mode(cfg: Config, result: Result, save: bool) -> Result:
             result.status, failures = status.decide(result.mode, result.metrics, result.latency, result.timing,
                                                      result.config)
             result.failures += failures
+            if result.status == "ok" and result.failures:  # a mode's own failures (a named backend that
+                result.status = "partial"                  # could not run): the rest stands, but not as ok
         else:
             result.status = "ok"  # another DDP rank: it trained; rank 0 evaluates, decides and writes
     except KeyboardInterrupt as exc:

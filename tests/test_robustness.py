@@ -255,3 +255,11 @@ def test_report_robustness_table_and_plot(tmp_path, ckpt):
     assert "id='robustness'" in written["report.html"].read_text()
     assert "accuracy_vs_flip_rate.png" in written
     assert "robustness" not in written["glue.md"].read_text()  # not a GLUE row
+
+
+def test_a_named_backend_that_cannot_run_here_makes_the_run_partial(tmp_path, ckpt):
+    r = _run(tmp_path, ckpt, "timing.backends=[eager,fp16]", "robustness.only=[identity]", name="p")
+    assert r.status == "partial" and any(f.startswith("fp16: unsupported here") for f in r.failures)
+    fp16 = next(b for b in r.robustness["backends"] if b["backend"] == "fp16")
+    assert fp16["status"] == "unsupported" and "CUDA" in fp16["error"] and "fp16.acc" not in r.metrics
+    assert r.metrics["eager.acc"] is not None
