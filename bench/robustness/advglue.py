@@ -32,7 +32,7 @@ def _file(path: str) -> Path:
 def read_local(path: str) -> Dict[str, list]:
     """The whole local file: key -> rows; a one-line error naming the file and the expected layout."""
     f = _file(path)
-    layout = f"expected AdvGLUE's dev.json: an object of key -> list of rows with the task's columns and 'label'"
+    layout = "expected AdvGLUE's dev.json: an object of key -> list of rows with the task's columns and 'label'"
     try:
         data = json.loads(f.read_text(encoding="utf-8"))
     except FileNotFoundError:

@@ -8,7 +8,7 @@ disjoint supports); scipy's `jensenshannon` returns sqrt(JSD) itself.
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional
+from typing import Any, Dict
 
 import numpy as np
 from scipy.spatial.distance import jensenshannon
@@ -74,7 +74,3 @@ def invariance(clean_pred: np.ndarray, pert_pred: np.ndarray, labels: np.ndarray
     return {"text_changed": int(text_changed), "changed": int(changed.sum()),
             "flip_rate": figure((before != after).astype(float), n_resamples),
             "acc_before": accuracy(before, y, n_resamples), "acc_after": accuracy(after, y, n_resamples)}
-
-
-def as_metric(fig: Optional[Dict[str, Any]]) -> Optional[float]:
-    return None if fig is None else fig.get("value")
