@@ -262,3 +262,19 @@ def test_a_named_backend_that_cannot_run_here_makes_the_run_partial(tmp_path, ck
     fp16 = next(b for b in r.robustness["backends"] if b["backend"] == "fp16")
     assert fp16["status"] == "unsupported" and "CUDA" in fp16["error"] and "fp16.acc" not in r.metrics
     assert r.metrics["eager.acc"] is not None
+
+
+def test_compare_gates_on_consistency_one_minus_flip_rate(tmp_path, ckpt):
+    from bench import compare, schema
+
+    r = _run(tmp_path, ckpt, "robustness.only=[identity,typo]", name="g")
+    data = json.loads((tmp_path / "g" / "result.json").read_text())
+    base = schema.parse(data, "base")
+    worse = json.loads(json.dumps(data))
+    worse["metrics"]["int8.consistency.typo"] = r.metrics["int8.consistency.typo"] - 0.05  # flips up 5 points
+    rows = compare.compare([base], [schema.parse(worse, "current")], compare.Policy())
+    verdicts = {row.figure: row.verdict for row in rows}
+    assert verdicts["int8.consistency.typo"] == "REGRESSION" and verdicts["eager.consistency.typo"] == "ok"
+    del worse["metrics"]["int8.consistency.typo"]  # the perturbation changed nothing this time: no figure
+    rows = compare.compare([base], [schema.parse(worse, "current")], compare.Policy())
+    assert {row.figure: row.verdict for row in rows}["int8.consistency.typo"] == "REGRESSION"  # fails closed
