@@ -45,6 +45,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=Path, required=True, help="holds TASK_teacher, TASK_direct, TASK_prediction")
     ap.add_argument("--tasks", nargs="+", default=["rte", "sst2"])
+    ap.add_argument("--students", nargs="*", default=list(STUDENTS), choices=list(STUDENTS))
     ap.add_argument("--data", default="../shared/data/glue")
     ap.add_argument("--advglue", default="../shared/data/robustness/advglue")
     ap.add_argument("--out", type=Path, default=Path(f"results/bench/robustness/scores-{datetime.now():%Y%m%d-%H%M%S}"))
@@ -55,7 +56,7 @@ def main() -> int:
         common = ["model=minilm_l6", f"task={task}", "mode=robustness", f"data.dir={args.data}",
                   f"robustness.advglue={args.advglue}"]
         one(f"{task}_teacher", [*common, f"model.path={teacher}", TEACHER_BACKENDS], args.out, failures)
-        for v in STUDENTS:
+        for v in args.students:
             student = args.runs / f"{task}_{v}" / "checkpoint"
             one(f"{task}_{v}", [*common, f"model.path={student}", f"robustness.reference={teacher}",
                                 "timing.backends=[eager]"], args.out, failures)
