@@ -22,7 +22,8 @@ EXCLUDED_BY_DEFAULT = ("baselines", "gate")
 # config keys that decide nothing about a figure (where it is written, what is saved) or are the grouping
 # itself (the seed, the task: one table row spans a model's tasks)
 NOT_A_VARIANT = ("out_dir", "bench", "task", "train.seed", "train.save_checkpoint", "train.save_predictions",
-                 "train.logging_steps", "train.eval_batch_size")
+                 "train.logging_steps", "train.eval_batch_size",
+                 "robustness")  # read by mode=robustness only; results written before it existed lack the node
 USABLE = ("ok", "partial")  # partial: a latency grid with some failed cells, each shown with its status
 
 
