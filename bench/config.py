@@ -13,10 +13,10 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
 from .checks import choice, positive
-from .distill.config import DistillConfig
-from .robustness.config import RobustnessConfig
+from .distill_config import DistillConfig
 from .errors import ConfigError
 from .kinds import KINDS
+from .robustness_config import RobustnessConfig
 
 
 @dataclass

@@ -15,9 +15,9 @@ from typing import Dict, Iterable, List, Optional
 
 import pandas as pd
 
-from ..distill import table as distill_table
 from ..results import write_atomic
 from ..schema import Result
+from . import distillation as distill_table
 from . import gather, plots, render, stats, tables
 from . import robustness as robustness_report
 

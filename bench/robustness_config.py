@@ -1,6 +1,7 @@
 """mode=robustness's config schema: the reference, the perturbation set, the adversarial file and the bootstrap.
 
-Imported by bench/config.py (the `robustness` node of Config), so it stays free of torch and of bench.config.
+Imported by bench/config.py (the `robustness` node of Config): at the bottom layer, beside distill_config.py,
+it imports nothing of ours but checks and errors, and no torch.
 """
 
 from __future__ import annotations
@@ -8,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
-from ..checks import positive
-from ..errors import ConfigError
+from .checks import positive
+from .errors import ConfigError
 
 
 @dataclass
