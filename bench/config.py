@@ -16,6 +16,7 @@ from .checks import choice, positive
 from .distill_config import DistillConfig
 from .errors import ConfigError
 from .kinds import KINDS
+from .robustness_config import RobustnessConfig
 
 
 @dataclass
@@ -172,10 +173,10 @@ class TrainConfig:
 
 @dataclass
 class ModeConfig:
-    name: str = "finetune"  # finetune | evaluate | latency | distill
+    name: str = "finetune"  # finetune | evaluate | latency | distill | robustness
 
     def __post_init__(self) -> None:
-        choice("mode.name", self.name, ["finetune", "evaluate", "latency", "distill"])
+        choice("mode.name", self.name, ["finetune", "evaluate", "latency", "distill", "robustness"])
 
 
 @dataclass
@@ -245,6 +246,7 @@ class Config:
     timing: TimingConfig = field(default_factory=TimingConfig)
     bench: BenchControl = field(default_factory=BenchControl)
     distill: DistillConfig = field(default_factory=DistillConfig)  # read by mode=distill only
+    robustness: RobustnessConfig = field(default_factory=RobustnessConfig)  # read by mode=robustness only
     out_dir: Optional[str] = None  # set from Hydra's run folder; tests pass their own
 
     def __post_init__(self) -> None:
@@ -255,6 +257,11 @@ class Config:
                 can = sorted(k for k, kind in KINDS.items() if kind.distillable)
                 raise ConfigError(f"mode=distill covers task kinds {can}; task {self.task.name} is of kind "
                                   f"{self.task.kind!r}, which it cannot distil yet")
+        if self.mode.name == "robustness" and self.task.kind != "classification":
+            # loyalty and flips are defined on labels; for a regression (STS-B) they would be a correlation or a
+            # tolerance band, another measurement; squad's answers are spans
+            raise ConfigError(f"mode=robustness covers classification tasks; task {self.task.name} is of kind "
+                              f"{self.task.kind!r} (regression and span answers are out of its scope)")
 
 
 def register() -> None:

@@ -22,7 +22,7 @@ from .errors import BenchError
 RESULT_FILE = schema.RESULT_FILE
 PREDICTIONS_FILE = "predictions.jsonl"
 # the sections a mode returns; everything else in a result is the runner's
-SECTIONS = ("model", "task", "metrics", "trivial", "train", "eval", "latency", "timing")
+SECTIONS = ("model", "task", "metrics", "trivial", "train", "eval", "latency", "timing", "robustness")
 
 
 def _clean(value: Any) -> Any:
@@ -109,6 +109,7 @@ class Result:
     eval: Optional[Dict[str, Any]] = None
     latency: Optional[List[Dict[str, Any]]] = None  # mode=latency: one row per backend and shape
     timing: Optional[Dict[str, Any]] = None  # mode=latency: calibration, per-backend facts and accuracy
+    robustness: Optional[Dict[str, Any]] = None  # mode=robustness: loyalty, invariance, adversarial accuracy
     notes: List[str] = field(default_factory=list)
     started_at: str = field(default_factory=now_stamp)
     duration_s: Optional[float] = None

@@ -37,6 +37,8 @@ def config_hash(cfg: Config) -> str:
     d.pop("bench", None)
     if d["mode"]["name"] != "distill":
         d.pop("distill", None)  # other modes ignore it, and their hashes stay those of earlier results
+    if d["mode"]["name"] != "robustness":
+        d.pop("robustness", None)  # likewise
     return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
 

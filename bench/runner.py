@@ -39,12 +39,19 @@ def _distill(cfg: Config) -> Dict[str, Any]:
     return distill_run.run(cfg)
 
 
+def _robustness(cfg: Config) -> Dict[str, Any]:
+    from .robustness import run as robustness_run
+
+    return robustness_run.run(cfg)
+
+
 # each mode returns its result sections (model, task, metrics, ...); the runner owns status and writing
 MODES: Dict[str, Callable[[Config], Dict[str, Any]]] = {
     "finetune": _finetune,
     "evaluate": _evaluate,
     "latency": _latency,
     "distill": _distill,
+    "robustness": _robustness,
 }
 
 
@@ -175,6 +182,8 @@ def _run_mode(cfg: Config, result: Result, save: bool) -> Result:
             result.status, failures = status.decide(result.mode, result.metrics, result.latency, result.timing,
                                                      result.config)
             result.failures += failures
+            if result.status == "ok" and result.failures:  # a mode's own failures (a named backend that
+                result.status = "partial"                  # could not run): the rest stands, but not as ok
         else:
             result.status = "ok"  # another DDP rank: it trained; rank 0 evaluates, decides and writes
     except KeyboardInterrupt as exc:

@@ -81,6 +81,56 @@ class PrecisionInfo(_Open):
     precision: Optional[str] = None
 
 
+class Figure(_Open):
+    """One robustness figure beside the examples it is taken over and its 95% bootstrap interval.
+
+    `value` is null when `n` is 0 (a perturbation that changed no example has no flip rate, not a zero one).
+    """
+
+    value: Optional[float] = None
+    n: int = Field(ge=0)
+    low: Optional[float] = None
+    high: Optional[float] = None
+
+    @model_validator(mode="after")
+    def _no_value_without_examples(self) -> "Figure":
+        if self.n == 0 and self.value is not None:
+            raise ValueError("a figure over 0 examples has no value")
+        return self
+
+
+class Perturbed(_Open):
+    """One perturbation on one backend: what it changed, and what that did to the predictions."""
+
+    text_changed: int = Field(ge=0)  # examples whose text it changed
+    changed: int = Field(ge=0)  # examples whose model input (token ids) it changed: the flip rate's denominator
+    flip_rate: Figure
+    acc_before: Figure
+    acc_after: Figure
+
+
+class BackendRobustness(_Open):
+    backend: str
+    status: Literal["ok", "failed", "unsupported"]
+    error: Optional[str] = None
+    clean_acc: Optional[Figure] = None
+    loyalty: Optional[Dict[str, Any]] = None  # label, probability (Figures), disagreements, reference
+    invariance: Dict[str, Perturbed] = Field(default_factory=dict)
+    advglue: Optional[Dict[str, Any]] = None  # per AdvGLUE key: acc and trivial (Figures), or why not scored
+
+
+class Robustness(_Open):
+    """mode=robustness: loyalty, invariance and adversarial accuracy per backend; `predictions` names the file
+    holding every per-example prediction the figures are computed from."""
+
+    perturbation_set: str
+    predictions: str
+    reference: Dict[str, Any]
+    backends: List[BackendRobustness] = Field(min_length=1)
+    unchanged: Dict[str, str] = Field(default_factory=dict)  # perturbation -> why it is not in the figures
+    multiple_choice: Optional[Dict[str, Any]] = None  # choice-order flips, once the kind exists (issue 18)
+
+
 class SideLatency(_Open):
     p50_ms: Optional[float] = None
 
@@ -130,7 +180,7 @@ class Result(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     schema_version: Literal[1] = SCHEMA_VERSION
-    mode: Literal["finetune", "evaluate", "latency", "distill"]
+    mode: Literal["finetune", "evaluate", "latency", "distill", "robustness"]
     status: Status
     config: Dict[str, Any]
     env: _Open = Field(default_factory=_Open)
@@ -147,6 +197,7 @@ class Result(BaseModel):
     eval: Optional[PrecisionInfo] = None
     latency: Optional[List[LatencyRow]] = None
     timing: Optional[_Open] = None
+    robustness: Optional[Robustness] = None  # mode=robustness
     notes: List[str] = Field(default_factory=list)
     started_at: str
     duration_s: Optional[float] = None

@@ -19,7 +19,8 @@ from conftest import ROOT
 
 PACKAGE = ROOT / "bench"
 BOTTOM = {"bench", "bench.errors", "bench.checks", "bench.status", "bench.schema", "bench.kinds", "bench.config",
-          "bench.distill_config", "bench.env", "bench.results", "bench.baselines", "bench.signals"}
+          "bench.distill_config", "bench.robustness_config", "bench.env", "bench.results", "bench.baselines",
+          "bench.signals"}
 TOP = {"bench.runner", "bench.__main__", "bench.callbacks", "bench.resume"}
 READERS = ("bench.report", "bench.compare")  # prefixes: report/* and compare, compare_speed
 METRIC_DEFINITIONS = {"bench.tasks", "bench.tasks.metrics", "bench.tasks.squad_metrics"}

@@ -19,6 +19,7 @@ from ..results import write_atomic
 from ..schema import Result
 from . import distillation as distill_table
 from . import gather, plots, render, stats, tables
+from . import robustness as robustness_report
 
 FORMATS = ("md", "latex", "html", "csv", "parquet")
 EXIT_STATUS = ("exit status: 0 when every result.json found was read (failed or interrupted runs are listed as "
@@ -52,6 +53,8 @@ def build(root: Path, out: Path, formats: List[str], n_boot: int = 2000, log=sys
         named.pop("efficiency")
     if distill_runs:  # failed and interrupted distill runs included: the table names them
         named["distillation"] = tables.distill_table(distill_table.frame([*rs, *unusable], n_boot=n_boot))
+    if (robust := robustness_report.table(rs)) is not None:
+        named["robustness"] = robust
     pairs = stats.pairwise(rs, n_boot=n_boot)
     written: Dict[str, Path] = {}
     for name, table in named.items():
@@ -60,6 +63,7 @@ def build(root: Path, out: Path, formats: List[str], n_boot: int = 2000, log=sys
         if "latex" in formats:
             written[f"{name}.tex"] = _write(out / f"{name}.tex", render.latex(table, name))
     figures = _plots(named.get("glue"), eff, out) + plots.distill_loss_curves(distill_runs, out)
+    figures += robustness_report.accuracy_vs_flip_rate(rs, out)
     if "html" in formats:
         written["report.html"] = _write(out / "report.html", page(named, pairs, figures))
     tidy = pd.concat([metrics_df.assign(kind="metric"), eff.assign(kind="latency")], ignore_index=True)
@@ -120,7 +124,8 @@ def page(named: Dict[str, tables.Table], pairs: pd.DataFrame, figures: List[Path
              "font-size:13px;margin:1em 0} th,td{border-bottom:1px solid #ccc;padding:3px 8px;text-align:left}"
              " .caption{color:#555;font-size:12px} img{max-width:520px;margin:0.5em}</style></head><body>",
              "<h1>compact-bert-bench report</h1>"]
-    titles = {"glue": "GLUE", "squad": "SQuAD", "efficiency": "Efficiency", "distillation": "Distillation"}
+    titles = {"glue": "GLUE", "squad": "SQuAD", "efficiency": "Efficiency", "distillation": "Distillation",
+              "robustness": "Robustness"}
     for name, table in named.items():
         parts.append(f"<h2 id='{name}'>{titles[name]}</h2>{render.html(table)}")
     sig = significance_text(pairs)
@@ -159,7 +164,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     out = args.out or (args.results if args.results.is_dir() else args.results.parent) / "report"
     unreadable: List[str] = []
     written = build(args.results, out, formats, args.bootstrap, include=args.include, unreadable=unreadable)
-    for name in ("glue.md", "squad.md", "efficiency.md", "distillation.md"):
+    for name in ("glue.md", "squad.md", "efficiency.md", "distillation.md", "robustness.md"):
         if name in written:
             print(written[name].read_text())
     print(f"bench.report: wrote {len(written)} files to {out}: {', '.join(sorted(written))}")

@@ -92,7 +92,7 @@ def metrics_frame(rs: List[Result]) -> pd.DataFrame:
     rows = []
     var = variants(rs)
     for r in rs:
-        if r.mode == "latency" or not r.metrics:
+        if r.mode in ("latency", "robustness") or not r.metrics:  # robustness: its own table (report/robustness.py)
             continue
         flags = "; ".join(r.flags)
         for metric, value in r.metrics.items():

@@ -16,7 +16,8 @@ from ..distill_config import DISTILL_LOSSES
 # config keys that decide nothing about a figure (where it is written, what is saved) or are the grouping
 # itself (the seed, the task: one table row spans a model's tasks)
 NOT_A_VARIANT = ("out_dir", "bench", "task", "train.seed", "train.save_checkpoint", "train.save_predictions",
-                 "train.logging_steps", "train.eval_batch_size")
+                 "train.logging_steps", "train.eval_batch_size",
+                 "robustness")  # read by mode=robustness only; results written before it existed lack the node
 
 
 def flat(d: Dict[str, Any], prefix: str = "") -> Dict[str, str]:

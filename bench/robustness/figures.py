@@ -1,0 +1,76 @@
+"""The robustness figures, each from per-example arrays: a value, its count and a 95% bootstrap interval.
+
+Loyalty (Xu et al., EMNLP 2021): label loyalty is the share of examples on which a model predicts what its
+reference predicts; probability loyalty is 1 - sqrt(JSD(p_ref, p)), per example, averaged. The Jensen-Shannon
+divergence is taken in base 2, so it lies in [0, 1] and so does the loyalty (1: identical distributions, 0:
+disjoint supports); scipy's `jensenshannon` returns sqrt(JSD) itself.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict
+
+import numpy as np
+from scipy.spatial.distance import jensenshannon
+from scipy.stats import bootstrap
+
+JSD_BASE = 2
+
+
+def figure(values: np.ndarray, n_resamples: int = 2000, seed: int = 0) -> Dict[str, Any]:
+    """The mean of per-example values with its count and 95% percentile bootstrap interval.
+
+    No value over 0 examples (a perturbation that changed nothing has no flip rate); no interval under 2, or when
+    every value is the same (the interval is that value)."""
+    x = np.asarray(values, dtype=np.float64).reshape(-1)
+    n = int(x.size)
+    if n == 0:
+        return {"value": None, "n": 0, "low": None, "high": None}
+    value = float(x.mean())
+    if np.all(x == x[0]):
+        return {"value": value, "n": n, "low": value, "high": value}
+    if n < 2:
+        return {"value": value, "n": n, "low": None, "high": None}
+    ci = bootstrap((x,), np.mean, n_resamples=n_resamples, confidence_level=0.95, method="percentile",
+                   rng=np.random.default_rng(seed)).confidence_interval
+    return {"value": value, "n": n, "low": float(ci.low), "high": float(ci.high)}
+
+
+def probability_loyalty(p_ref: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """Per example: 1 - sqrt(JSD_base2(p_ref, p)), for rows of probabilities."""
+    dist = jensenshannon(np.asarray(p_ref, np.float64), np.asarray(p, np.float64), base=JSD_BASE, axis=1)
+    return 1.0 - np.nan_to_num(dist, nan=0.0)  # identical one-hot rows give 0/0 in scipy: distance 0
+
+
+def loyalty(ref_probs: np.ndarray, probs: np.ndarray, labels: np.ndarray, n_resamples: int = 2000) -> Dict[str, Any]:
+    """Label and probability loyalty to the reference, and how the disagreements split."""
+    ref_pred, pred, y = np.argmax(ref_probs, axis=1), np.argmax(probs, axis=1), np.asarray(labels)
+    differ = ref_pred != pred
+    return {
+        "label": figure((~differ).astype(float), n_resamples),
+        "probability": figure(probability_loyalty(ref_probs, probs), n_resamples),
+        "jsd_base": JSD_BASE,
+        "disagreements": {"n": int(differ.sum()), "reference_right": int((differ & (ref_pred == y)).sum()),
+                          "this_right": int((differ & (pred == y)).sum()),
+                          "both_wrong": int((differ & (ref_pred != y) & (pred != y)).sum())},
+    }
+
+
+def accuracy(pred: np.ndarray, labels: np.ndarray, n_resamples: int = 2000) -> Dict[str, Any]:
+    return figure((np.asarray(pred) == np.asarray(labels)).astype(float), n_resamples)
+
+
+def invariance(clean_pred: np.ndarray, pert_pred: np.ndarray, labels: np.ndarray, changed: np.ndarray,
+               text_changed: int, n_resamples: int = 2000) -> Dict[str, Any]:
+    """Over the examples the perturbation changed: the flip rate and the accuracy before and after.
+
+    `pert_pred` holds predictions for the changed examples only, in order; a perturbation that changed no
+    example gets figures with no value (n 0), never a flip rate of 0."""
+    changed = np.asarray(changed, dtype=bool)
+    before, y = np.asarray(clean_pred)[changed], np.asarray(labels)[changed]
+    after = np.asarray(pert_pred)
+    if after.shape != before.shape:
+        raise ValueError(f"{after.size} perturbed predictions for {before.size} changed examples")
+    return {"text_changed": int(text_changed), "changed": int(changed.sum()),
+            "flip_rate": figure((before != after).astype(float), n_resamples),
+            "acc_before": accuracy(before, y, n_resamples), "acc_after": accuracy(after, y, n_resamples)}

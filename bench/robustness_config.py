@@ -1,0 +1,41 @@
+"""mode=robustness's config schema: the reference, the perturbation set, the adversarial file and the bootstrap.
+
+Imported by bench/config.py (the `robustness` node of Config): at the bottom layer, beside distill_config.py,
+it imports nothing of ours but checks and errors, and no torch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional
+
+from .checks import positive
+from .errors import ConfigError
+
+
+@dataclass
+class RobustnessConfig:
+    """What mode=robustness scores besides clean dev accuracy (see docs/robustness.md)."""
+
+    # another checkpoint of the same task to be loyal to (a teacher, BERT-base); None: this checkpoint, eager fp32
+    reference: Optional[str] = None
+    perturbations: str = "inv-v1"  # the named, versioned perturbation set (bench/robustness/perturb.py SETS)
+    only: List[str] = field(default_factory=list)  # a subset of the set's perturbations; empty: all of them
+    seed: int = 0  # perturbation seed: with the set's version it fixes every perturbed text
+    # AdvGLUE dev.json, or the folder holding it; None: the Hub's adv_glue when data.dir is unset, else not scored
+    advglue: Optional[str] = None
+    # task name -> the AdvGLUE keys that hold its adversarial dev rows (MNLI: matched and mismatched)
+    advglue_keys: Dict[str, List[str]] = field(default_factory=dict)
+    # batch 1: a prediction never depends on its neighbours (int8 dynamic quantisation scales activations per
+    # batch, and padding changes bf16 sums), so a flip is the perturbation's and not the batching's
+    batch_size: int = 1
+    bootstrap: int = 2000  # resamples for each figure's 95% percentile interval
+    # where the multiple-choice kind's choice-order test goes once that kind exists (issue 18); refused until then
+    choice_orders: int = 0
+
+    def __post_init__(self) -> None:
+        positive("robustness.batch_size", self.batch_size)
+        positive("robustness.bootstrap", self.bootstrap)
+        if self.choice_orders:
+            raise ConfigError("robustness.choice_orders: the multiple-choice kind's choice-order flips are not built "
+                              "yet (issue 18); leave it 0")

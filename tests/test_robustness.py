@@ -1,0 +1,280 @@
+"""mode=robustness: loyalty against hand-computed values, each perturbation on fixed sentences, the identity
+control, AdvGLUE read for every key, and every figure recomputed from the per-example file."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from bench.config import compose
+from bench.errors import ConfigError, DataError
+from bench.robustness import advglue, figures, perturb
+from bench.runner import run
+
+from conftest import GLUE_DIR, SHARED_DATA, tiny
+
+ADVGLUE = SHARED_DATA / "robustness" / "advglue" / "dev.json"
+
+
+def _jsd2(p, q):  # by hand: base-2 Jensen-Shannon divergence
+    m = [(a + b) / 2 for a, b in zip(p, q)]
+    kl = lambda x, y: sum(a * math.log2(a / b) for a, b in zip(x, y) if a > 0)  # noqa: E731
+    return (kl(p, m) + kl(q, m)) / 2
+
+
+def test_probability_loyalty_matches_hand_computed_values():
+    ref = np.array([[1.0, 0.0], [0.5, 0.5], [1.0, 0.0], [0.9, 0.1]])
+    new = np.array([[0.5, 0.5], [0.5, 0.5], [0.0, 1.0], [0.6, 0.4]])
+    got = figures.probability_loyalty(ref, new)
+    # [1,0] vs [.5,.5]: M = [.75,.25]; JSD = (log2(4/3) + .5 log2(2/3) + .5 log2 2) / 2 = 0.311278
+    assert got[0] == pytest.approx(1 - math.sqrt(0.3112781244591328), abs=1e-12)
+    assert got[0] == pytest.approx(0.442077, abs=1e-6)
+    assert got[1] == 1.0 and got[2] == pytest.approx(0.0, abs=1e-12)  # identical; disjoint supports
+    assert got[3] == pytest.approx(1 - math.sqrt(_jsd2([0.9, 0.1], [0.6, 0.4])), abs=1e-12)
+
+
+def test_label_loyalty_and_disagreement_split_by_hand():
+    labels = np.array([0, 1, 2, 2, 1])
+    ref = np.eye(3)[[0, 1, 2, 1, 0]]  # right, right, right, wrong, wrong
+    new = np.eye(3)[[0, 2, 1, 2, 2]]  # agrees on 0; 1: ref right; 2: ref right; 3: this right; 4: both wrong
+    out = figures.loyalty(ref, new, labels, n_resamples=200)
+    assert out["label"]["value"] == pytest.approx(0.2) and out["label"]["n"] == 5
+    assert out["disagreements"] == {"n": 4, "reference_right": 2, "this_right": 1, "both_wrong": 1}
+    assert out["jsd_base"] == 2 and out["probability"]["value"] == pytest.approx(0.2)  # one-hot rows: 1 or 0
+    same = figures.loyalty(new, new, labels)
+    assert same["label"]["value"] == 1.0 and same["probability"]["value"] == 1.0
+
+
+def test_a_figure_over_no_examples_has_no_value_and_an_interval_otherwise():
+    assert figures.figure(np.array([])) == {"value": None, "n": 0, "low": None, "high": None}
+    inv = figures.invariance(np.array([0, 1]), np.zeros(0, int), np.array([0, 1]), np.array([False, False]), 2)
+    assert inv["changed"] == 0 and inv["text_changed"] == 2 and inv["flip_rate"]["value"] is None
+    f = figures.figure(np.array([0, 1, 1, 0, 1, 1, 1, 0]), n_resamples=500)
+    assert f["n"] == 8 and f["low"] < f["value"] == 0.625 < f["high"]
+
+
+@pytest.mark.parametrize("name, texts, expected", [
+    ("typo", ["the movie was wonderful"], None),
+    ("contractions_expand", ["it does n't work , i 'm sure"], ["it does not work , i am sure"]),
+    ("contractions_expand", ["He can't come.", "He won't come."], ["He can not come.", "He will not come."]),
+    ("contractions_make", ["it does not work , i 'm sure"], ["it does n't work , i 'm sure"]),
+    ("contractions_make", ["He is not here.", "It is not here."], ["He isn't here.", "It isn't here."]),
+    ("final_period", ["A fine film.", "It is good ."], ["A fine film", "It is good"]),
+    ("punct_spacing", ["a fine , funny film ."], ["a fine, funny film."]),
+    ("punct_spacing", ["A fine, funny film."], ["A fine , funny film ."]),
+    ("identity", ["Anything at all."], ["Anything at all."]),
+])
+def test_each_perturbation_on_fixed_sentences(name, texts, expected):
+    p = next(p for p in perturb.SETS["inv-v1"] if p.name == name)
+    out = perturb.apply(p, texts, "inv-v1", 0, 7)
+    if expected is not None:
+        assert out == expected
+    assert out == perturb.apply(p, texts, "inv-v1", 0, 7)  # deterministic
+
+
+@pytest.mark.parametrize("name", ["typo", "char_drop", "char_double"])
+def test_character_edits_change_one_word_the_same_way_in_both_sentences(name):
+    p = next(p for p in perturb.SETS["inv-v1"] if p.name == name)
+    texts = ["Paris hosted the summit.", "The summit was in Paris."]
+    outs = {tuple(perturb.apply(p, texts, "inv-v1", s, 0)) for s in range(20)}
+    assert len(outs) > 1  # the seed matters
+    for a, b in outs:
+        changed_a = [w for w, o in zip(a.split(), texts[0].split()) if w != o]
+        changed_b = [w for w, o in zip(b.split(), texts[1].split()) if w != o]
+        assert len(changed_a) == 1 and len(a.split()) == len(texts[0].split())  # one word, nothing else
+        word = changed_a[0].strip(".")
+        assert word.lower() in {w.strip(".").lower() for w in changed_b} or not changed_b  # consistently
+        if name == "char_drop":
+            assert len(a) == len(texts[0]) - 1
+        if name == "char_double":
+            assert len(a) == len(texts[0]) + 1
+    typo = perturb.apply(perturb.SETS["inv-v1"][1], ["wonderful"], "inv-v1", 3, 0)[0]
+    assert len(typo) == 9 and sum(x != y for x, y in zip(typo, "wonderful")) == 1
+    i = next(k for k, (x, y) in enumerate(zip(typo, "wonderful")) if x != y)
+    assert 0 < i < 8 and typo[i] in perturb.ADJACENT["wonderful"[i]]
+
+
+def test_names_and_places_are_swapped_consistently_within_their_list():
+    names = next(p for p in perturb.SETS["inv-v1"] if p.name == "person_names")
+    places = next(p for p in perturb.SETS["inv-v1"] if p.name == "place_names")
+    a, b = perturb.apply(names, ["Mary met John in Paris.", "John greeted Mary."], "inv-v1", 0, 1)
+    new_mary, new_john = a.split()[0], a.split()[2]
+    assert new_mary in perturb.FEMALE and new_mary != "Mary" and new_john in perturb.MALE and new_john != "John"
+    assert b == f"{new_john} greeted {new_mary}." and a.endswith("in Paris.")
+    (low,) = perturb.apply(names, ["john is great"], "inv-v1", 0, 1)
+    assert low.split()[0] in {n.lower() for n in perturb.MALE} and low.endswith(" is great")
+    c, d = perturb.apply(places, ["Paris is in France.", "Paris is big."], "inv-v1", 0, 2)
+    city, country = c.split()[0], c.split()[3].rstrip(".")
+    assert city in perturb.CITIES and city != "Paris" and country in perturb.COUNTRIES and d == f"{city} is big."
+    assert perturb.apply(places, ["no place here"], "inv-v1", 0, 2) == ["no place here"]
+
+
+def test_unknown_set_or_perturbation_is_a_one_line_error():
+    with pytest.raises(ConfigError, match="inv-v1"):
+        perturb.get("inv-v9")
+    with pytest.raises(ConfigError, match="typo"):
+        perturb.get("inv-v1", ["tyop"])
+
+
+def test_regression_and_squad_tasks_are_refused_clearly():
+    with pytest.raises(ConfigError, match="stsb is of kind 'regression'"):
+        compose(["model=minilm_l6", "task=stsb", "mode=robustness"])
+    with pytest.raises(ConfigError, match="issue 18"):
+        compose(["model=minilm_l6", "task=sst2", "mode=robustness", "robustness.choice_orders=2"])
+
+
+@pytest.mark.skipif(not ADVGLUE.is_file(), reason=f"AdvGLUE not present at {ADVGLUE}")
+def test_advglue_every_key_is_read_with_its_task_columns():
+    cfg = compose(["model=minilm_l6", "task=sst2", "mode=robustness"])
+    task_of = {k: t for t, keys in cfg.robustness.advglue_keys.items() for k in keys}
+    data = json.loads(ADVGLUE.read_text())
+    assert set(data) == set(task_of)  # every key of the file has a task
+    for key, rows in data.items():
+        task = compose(["model=minilm_l6", f"task={task_of[key]}"]).task
+        texts, labels = advglue.rows(task, key, str(ADVGLUE.parent))
+        assert len(texts) == len(labels) == len(rows) > 0
+        assert all(len(t) == len(task.hub.text_columns) and all(t) for t in texts)
+        assert set(labels) <= set(range(len(task.labels))) and len(set(labels)) > 1
+    assert advglue.hub_config("mnli-mm") == "adv_mnli_mismatched" and advglue.hub_config("rte") == "adv_rte"
+
+
+def test_advglue_bad_input_names_file_and_key(tmp_path):
+    task = compose(["model=minilm_l6", "task=rte"]).task
+    with pytest.raises(DataError, match="no such file"):
+        advglue.rows(task, "rte", str(tmp_path / "nope.json"))
+    (tmp_path / "dev.json").write_text(json.dumps({"rte": [{"sentence1": "a", "label": 0}]}))
+    with pytest.raises(DataError, match=r"row 0: no column\(s\) \['sentence2'\]"):
+        advglue.rows(task, "rte", str(tmp_path))
+    with pytest.raises(DataError, match="no key 'sst2'"):
+        advglue.rows(task, "sst2", str(tmp_path))
+
+
+ONLY = "robustness.only=[identity,typo,char_double,contractions_expand,punct_spacing]"
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory):
+    """A tiny random BERT whose RTE predictions split about half and half: its classifier bias is moved to the
+    median logit difference on the rows scored, so flips and disagreements can happen (a constant predictor
+    would pass every test here whatever the code did)."""
+    import torch
+
+    from bench import models, tasks
+
+    if not GLUE_DIR.is_dir():
+        pytest.skip(f"real GLUE data not present at {GLUE_DIR}")
+    cfg = compose([*tiny("bert"), "task=rte", f"data.dir={GLUE_DIR}", "data.max_eval_samples=24"])
+    tok, model, _ = models.load(cfg.model, cfg.task, seed=3)
+    ds = tasks.load(cfg.task, cfg.data, need_train=False)["validation"]
+    model.eval()  # built from a config: in training mode, with dropout
+    with torch.no_grad():
+        logits = model(**tok(list(ds["sentence1"]), list(ds["sentence2"]), padding=True, return_tensors="pt")).logits
+        model.classifier.weight.mul_(50.0)
+        model.classifier.bias[1] -= 50.0 * float((logits[:, 1] - logits[:, 0]).median())
+    out = tmp_path_factory.mktemp("ckpt")
+    model.save_pretrained(out)
+    tok.save_pretrained(out)
+    return out
+
+
+def _run(tmp_path, ckpt, *extra, name="r"):
+    args = [*tiny("bert"), f"model.path={ckpt}", "task=rte", "mode=robustness", f"data.dir={GLUE_DIR}",
+            "data.max_eval_samples=24", "timing.backends=[eager,int8]", ONLY, "robustness.bootstrap=200",
+            "device.threads=1", *extra]  # one thread: on a shared 2-core machine two threads thrash
+    if ADVGLUE.is_file():
+        args.append(f"robustness.advglue={ADVGLUE.parent}")
+    return run(compose(args, out_dir=str(tmp_path / name)))
+
+
+def test_run_figures_recomputed_from_the_predictions_file(tmp_path, ckpt):
+    r = _run(tmp_path, ckpt)
+    assert r.status == "ok" and r.mode == "robustness" and r.model["weights"] == "pretrained"
+    flips = [b["invariance"]["typo"]["flip_rate"]["value"] for b in r.robustness["backends"]]
+    clean = [x["prediction"] for x in map(json.loads, (tmp_path / "r" / r.robustness["predictions"]).open())
+             if x["set"] == "clean" and x["backend"] == "eager"]
+    assert 0 < sum(clean) < len(clean) and max(flips) > 0  # predictions vary, so the checks below can fail
+    rows = [json.loads(x) for x in (tmp_path / "r" / r.robustness["predictions"]).read_text().splitlines()]
+    by = {}
+    for row in rows:
+        by.setdefault((row["backend"], row["set"]), {})[row["idx"]] = row
+    ref = by[("reference", "clean")]
+    for b in r.robustness["backends"]:
+        name = b["backend"]
+        clean = by[(name, "clean")]
+        idx = sorted(clean)
+        assert len(idx) == 24 == b["clean_acc"]["n"]
+        assert np.mean([clean[i]["prediction"] == clean[i]["label"] for i in idx]) == b["clean_acc"]["value"]
+        assert r.metrics[f"{name}.acc"] == b["clean_acc"]["value"]
+        assert np.mean([clean[i]["prediction"] == ref[i]["prediction"] for i in idx]) == b["loyalty"]["label"]["value"]
+        pl = np.mean([1 - math.sqrt(max(_jsd2(ref[i]["probs"], clean[i]["probs"]), 0)) for i in idx])
+        assert pl == pytest.approx(b["loyalty"]["probability"]["value"], abs=1e-9)
+        for pname, inv in b["invariance"].items():
+            pert = by.get((name, f"inv:{pname}"), {})
+            assert len(pert) == inv["changed"] == inv["flip_rate"]["n"]
+            if pert:
+                flips = np.mean([pert[i]["prediction"] != clean[i]["prediction"] for i in pert])
+                assert flips == inv["flip_rate"]["value"]
+                assert np.mean([pert[i]["prediction"] == pert[i]["label"] for i in pert]) == inv["acc_after"]["value"]
+                assert r.metrics[f"{name}.consistency.{pname}"] == 1 - flips
+            else:
+                assert inv["flip_rate"]["value"] is None and f"{name}.consistency.{pname}" not in r.metrics
+        for key, adv in b["advglue"].items():
+            if isinstance(adv, dict) and "acc" in adv:
+                a = by[(name, f"advglue:{key}")]
+                assert np.mean([x["prediction"] == x["label"] for x in a.values()]) == adv["acc"]["value"]
+                assert np.mean([x["label"] == adv["majority"] for x in a.values()]) == adv["trivial"]["value"]
+
+
+def test_identity_flips_nothing_and_a_checkpoint_is_loyal_to_itself(tmp_path, ckpt):
+    r = _run(tmp_path, ckpt, f"robustness.reference={ckpt}")
+    assert r.robustness["reference"]["checkpoint"] == str(ckpt)
+    preds = {b["backend"]: b for b in r.robustness["backends"]}
+    eager = preds["eager"]
+    assert eager["loyalty"]["label"]["value"] == 1.0 and eager["loyalty"]["probability"]["value"] == 1.0
+    for b in preds.values():
+        ident = b["invariance"]["identity"]
+        assert ident["changed"] == 24 and ident["flip_rate"]["value"] == 0.0  # scored twice, batch 1: exactly 0
+    # the perturbation that changes no model input (BERT's tokenizer splits punctuation) is reported as such
+    assert "punct_spacing" in r.robustness["unchanged"]
+    assert eager["invariance"]["punct_spacing"]["flip_rate"] == {"value": None, "n": 0, "low": None, "high": None}
+    assert any("punct_spacing" in n and "no flip rate" in n for n in r.notes)
+
+
+def test_report_robustness_table_and_plot(tmp_path, ckpt):
+    from bench.report.__main__ import build
+
+    _run(tmp_path / "runs", ckpt, name="one")
+    written = build(tmp_path / "runs", tmp_path / "report", ["md", "latex", "html"], n_boot=50)
+    md = written["robustness.md"].read_text()
+    assert "| rte" in md and "int8" in md and "unchanged" in md and "flip % typo" in md
+    assert "Machine class: " in md and "\\begin{tabular}" in written["robustness.tex"].read_text()
+    assert "id='robustness'" in written["report.html"].read_text()
+    assert "accuracy_vs_flip_rate.png" in written
+    assert "robustness" not in written["glue.md"].read_text()  # not a GLUE row
+
+
+def test_a_named_backend_that_cannot_run_here_makes_the_run_partial(tmp_path, ckpt):
+    r = _run(tmp_path, ckpt, "timing.backends=[eager,fp16]", "robustness.only=[identity]", name="p")
+    assert r.status == "partial" and any(f.startswith("fp16: unsupported here") for f in r.failures)
+    fp16 = next(b for b in r.robustness["backends"] if b["backend"] == "fp16")
+    assert fp16["status"] == "unsupported" and "CUDA" in fp16["error"] and "fp16.acc" not in r.metrics
+    assert r.metrics["eager.acc"] is not None
+
+
+def test_compare_gates_on_consistency_one_minus_flip_rate(tmp_path, ckpt):
+    from bench import compare, schema
+
+    r = _run(tmp_path, ckpt, "robustness.only=[identity,typo]", name="g")
+    data = json.loads((tmp_path / "g" / "result.json").read_text())
+    base = schema.parse(data, "base")
+    worse = json.loads(json.dumps(data))
+    worse["metrics"]["int8.consistency.typo"] = r.metrics["int8.consistency.typo"] - 0.05  # flips up 5 points
+    rows = compare.compare([base], [schema.parse(worse, "current")], compare.Policy())
+    verdicts = {row.figure: row.verdict for row in rows}
+    assert verdicts["int8.consistency.typo"] == "REGRESSION" and verdicts["eager.consistency.typo"] == "ok"
+    del worse["metrics"]["int8.consistency.typo"]  # the perturbation changed nothing this time: no figure
+    rows = compare.compare([base], [schema.parse(worse, "current")], compare.Policy())
+    assert {row.figure: row.verdict for row in rows}["int8.consistency.typo"] == "REGRESSION"  # fails closed
