@@ -73,6 +73,7 @@ class LocalFormat:
     # column names from the header, or 0-based positions as strings when there is no header; "-1" is the last
     text_columns: List[str] = field(default_factory=list)
     label_column: str = "label"
+    layout: str = ""  # multiple-choice tasks: the release layout's reader (bench/tasks/multiple_choice.LAYOUTS)
 
 
 @dataclass
@@ -82,6 +83,7 @@ class HubFormat:
     text_columns: List[str] = field(default_factory=list)
     label_column: str = "label"
     train_split: str = "train"
+    layout: str = ""  # multiple-choice tasks: the Hub dataset's layout, when it differs from the local one
 
 
 @dataclass
@@ -96,7 +98,7 @@ class ReportFormat:
 @dataclass
 class TaskConfig:
     name: str = MISSING
-    kind: str = "classification"  # a task kind of bench/kinds.py: classification | regression | squad
+    kind: str = "classification"  # a kind of bench/kinds.py: classification | regression | squad | multiple_choice
     labels: List[str] = field(default_factory=list)  # label values as written in the local files, in Hub order
     metrics: List[str] = field(default_factory=list)
     primary: List[str] = field(default_factory=list)  # the mean of these is the task's primary figure
