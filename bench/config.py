@@ -210,6 +210,8 @@ class TimingConfig:
     with_accuracy: bool = False
     flops: bool = True
     calibrate: bool = True
+    choices: List[int] = field(default_factory=lambda: [2, 4])  # multiple-choice tasks: batch x choices x seq
+
 
     def __post_init__(self) -> None:
         choice("timing.inputs", self.inputs, ["synthetic", "task"])
@@ -217,8 +219,8 @@ class TimingConfig:
             choice("timing.backends entry", b, BACKEND_CHOICES)
         if not self.backends or not self.batch_sizes or not self.seq_lens:
             raise ConfigError("timing.backends, timing.batch_sizes and timing.seq_lens must each name at least one")
-        for b in self.batch_sizes + self.seq_lens:
-            positive("timing batch size / sequence length", b)
+        for b in self.batch_sizes + self.seq_lens + self.choices:
+            positive("timing batch size / sequence length / choices", b)
         positive("timing.min_iterations", self.min_iterations)
         if self.min_seconds < 0 or self.warmup_runs < 0:
             raise ConfigError("timing.min_seconds and timing.warmup_runs must not be negative")

@@ -69,7 +69,7 @@ def evaluate_splits(cfg: Config, model, tokenizer, encoded, raw, device, precisi
         splits[split], all_scores[split] = (preds, labels), scores
         for idx, s, p, y in zip(raw[split]["idx"], scores, preds, labels):
             rows.append({"split": split, "idx": int(idx), "label": int(y), "prediction": int(p), "k": len(s),
-                         "scores": [round(float(v), 5) for v in s]})
+                         "scores": [float(v) for v in s]})
     timing = {"seconds": round(seconds, 3), "examples": count,
               "examples_per_second": round(count / seconds, 2) if seconds else None, "precision": precision}
     return splits, timing, rows, all_scores
