@@ -36,7 +36,7 @@ def _labels(path: Path, layout: str) -> List[int]:
     return out
 
 
-def _convert(where: str, row: Dict[str, Any], label: int, layout: str) -> Tuple[str, List[str], int]:
+def convert_with_label(where: str, row: Dict[str, Any], label: int, layout: str) -> Tuple[str, List[str], int]:
     missing = [k for k in ("goal", "sol1", "sol2") if k not in row]
     if missing:
         raise DataError(f"{where}: missing {', '.join(missing)}; {layout}")
@@ -49,10 +49,10 @@ def read(path: Path, layout: str) -> List[Tuple[str, List[str], int]]:
     if len(rows) != len(labels):
         raise DataError(f"{path}: {len(rows)} questions but {labels_path(path)} holds {len(labels)} labels "
                         f"(one per question expected); {layout}")
-    return [_convert(where, row, label, layout) for (where, row), label in zip(rows, labels)]
+    return [convert_with_label(where, row, label, layout) for (where, row), label in zip(rows, labels)]
 
 
 def from_hub(where: str, row: Dict[str, Any], layout: str) -> Tuple[str, List[str], int] | None:
     if row.get("label", -1) == -1:
         return None
-    return _convert(where, row, int(row["label"]), layout)
+    return convert_with_label(where, row, int(row["label"]), layout)
