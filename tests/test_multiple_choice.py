@@ -363,3 +363,20 @@ def test_seed_example_on_minilm_fine_tuned_here(mc_dir, tmp_path):
     (out,) = score.score("copa", str(run_dir / "checkpoint"), str(file))
     probs = [c["probability"] for c in out["choices"]]
     assert sum(probs) == pytest.approx(1, abs=1e-5) and all(0.01 < p < 0.99 for p in probs)
+
+
+def test_report_has_a_multiple_choice_table_with_trivial_and_published_rows(mc_dir, tmp_path):
+    from bench.report.__main__ import build
+
+    for seed in (1, 2):
+        run(compose([*tiny("bert"), "task=copa", f"data.dir={mc_dir}", *QUICK, f"train.seed={seed}"],
+                    out_dir=str(tmp_path / "runs" / f"copa{seed}")))
+    written = build(tmp_path / "runs", tmp_path / "report", ["md", "html"], n_boot=50)
+    table = written["multiple_choice.md"].read_text()
+    lines = {line.split("|")[1].strip(" *"): line for line in table.splitlines() if line.startswith("|")}
+    assert "COPA" in table and "SWAG" in table and "(n=2)" in table
+    assert "trivial: chance" in lines and "50.0" in lines["trivial: chance"]  # 2 choices everywhere
+    assert {"trivial: most frequent gold position", "trivial: longest answer"} <= set(lines)
+    assert "81.6" in lines["BERT-base"] and "published: BERT paper" in lines["BERT-base"]
+    assert "Multiple choice" in written["report.html"].read_text()
+    assert "COPA" not in written["glue.md"].read_text()

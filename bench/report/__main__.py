@@ -18,7 +18,7 @@ import pandas as pd
 from ..distill import table as distill_table
 from ..results import write_atomic
 from ..schema import Result
-from . import gather, plots, render, stats, tables
+from . import choice, gather, plots, render, stats, tables
 
 FORMATS = ("md", "latex", "html", "csv", "parquet")
 
@@ -42,6 +42,8 @@ def build(root: Path, out: Path, formats: List[str], n_boot: int = 2000, log=sys
     }
     if seeds.empty or not seeds.task.isin(tables.squad_tasks()).any():
         named.pop("squad")
+    if not seeds.empty and seeds.task.isin(choice.cells()).any():
+        named["multiple_choice"] = choice.choice_table(seeds, choice.trivial_frame(rs))
     if eff.empty:
         named.pop("efficiency")
     if distill_runs:  # failed and interrupted distill runs included: the table names them
@@ -114,7 +116,8 @@ def page(named: Dict[str, tables.Table], pairs: pd.DataFrame, figures: List[Path
              "font-size:13px;margin:1em 0} th,td{border-bottom:1px solid #ccc;padding:3px 8px;text-align:left}"
              " .caption{color:#555;font-size:12px} img{max-width:520px;margin:0.5em}</style></head><body>",
              "<h1>compact-bert-bench report</h1>"]
-    titles = {"glue": "GLUE", "squad": "SQuAD", "efficiency": "Efficiency", "distillation": "Distillation"}
+    titles = {"glue": "GLUE", "squad": "SQuAD", "efficiency": "Efficiency", "distillation": "Distillation",
+              "multiple_choice": "Multiple choice"}
     for name, table in named.items():
         parts.append(f"<h2 id='{name}'>{titles[name]}</h2>{render.html(table)}")
     sig = significance_text(pairs)
