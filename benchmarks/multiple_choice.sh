@@ -24,12 +24,15 @@ one() {  # one(name, overrides...): run unless $OUT/name already holds an ok res
 
 case $piece in
 finetune)
-  for seed in 1 2 3; do
+  # one seed of each task first, so that every task has a figure however far the queue gets; then more seeds
+  one copa_s1 model=minilm_l6 task=copa data.dir=$DATA train.epochs=10 train.seed=1
+  one arc_easy_s1 model=minilm_l6 task=arc_easy data.dir=$DATA train.epochs=3 train.seed=1
+  one obqa_s1 model=minilm_l6 task=openbookqa data.dir=$DATA train.epochs=2 train.seed=1
+  one piqa_s1 model=minilm_l6 task=piqa data.dir=$DATA train.epochs=1 train.seed=1
+  for seed in 2 3; do
     one "copa_s$seed" model=minilm_l6 task=copa data.dir=$DATA train.epochs=10 train.seed=$seed
     one "arc_easy_s$seed" model=minilm_l6 task=arc_easy data.dir=$DATA train.epochs=3 train.seed=$seed
   done
-  one obqa_s1 model=minilm_l6 task=openbookqa data.dir=$DATA train.epochs=2 train.seed=1
-  one piqa_s1 model=minilm_l6 task=piqa data.dir=$DATA train.epochs=1 train.seed=1
   for seed in 2 3; do
     one "obqa_s$seed" model=minilm_l6 task=openbookqa data.dir=$DATA train.epochs=2 train.seed=$seed
   done
