@@ -141,11 +141,13 @@ def _squad(cfg, tokenizer, model, rows) -> List[Dict[str, Any]]:
     for where, row in rows:
         if not isinstance(row.get("question"), str) or not isinstance(row.get("context"), str):
             raise DataError(f"{where}: expected {{\"question\": TEXT, \"context\": TEXT}}; got {sorted(row)}")
-    examples = Dataset.from_dict({"id": [str(i) for i in range(len(rows))], "question": [r["question"] for _, r in rows],
+    examples = Dataset.from_dict({"id": [str(i) for i in range(len(rows))],
+                                  "question": [r["question"] for _, r in rows],
                                   "context": [r["context"] for _, r in rows]})
     kwargs = {"tokenizer": tokenizer, "task": cfg.task, "max_length": cfg.task.max_seq_length, "pad": False}
     feats = examples.map(squad.eval_features, batched=True, fn_kwargs=kwargs, remove_columns=examples.column_names)
-    start, end = predict_in_order(model, feats, eval_collator(tokenizer), 16, torch.device("cpu"), "fp32", per_token=True)
+    start, end = predict_in_order(model, feats, eval_collator(tokenizer), 16, torch.device("cpu"), "fp32",
+                                  per_token=True)
     answers, margin = squad.postprocess(examples, feats, start, end, cfg.task)
     return [{"question": r["question"], "answer": answers[str(i)], "null_margin": margin[str(i)]}
             for i, (_, r) in enumerate(rows)]

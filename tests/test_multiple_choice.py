@@ -44,8 +44,8 @@ def write(folder: Path, name: str, lines) -> Path:
 
 
 def arc_row(stem, texts, labels, key):
-    return {"id": "q", "question": {"stem": stem, "choices": [{"text": t, "label": la} for t, la in zip(texts, labels)]},
-            "answerKey": key}
+    choices = [{"text": t, "label": la} for t, la in zip(texts, labels)]
+    return {"id": "q", "question": {"stem": stem, "choices": choices}, "answerKey": key}
 
 
 # --- readers on the real files: every quirk the issue names ----------------------------------------------------
@@ -132,7 +132,8 @@ def test_malformed_arc_rows_name_file_line_and_layout(tmp_path, line, match):
 
 @pytest.mark.parametrize("row, match", [
     ({"premise": "p", "choice1": "a", "choice2": "b", "question": "why", "label": 0}, "neither 'cause' nor 'effect'"),
-    ({"premise": "p", "choice1": "a", "choice2": "b", "question": "cause", "label": 2}, "gold answer 2 is not an index"),
+    ({"premise": "p", "choice1": "a", "choice2": "b", "question": "cause", "label": 2},
+     "gold answer 2 is not an index"),
     ({"premise": "p", "choice1": "a", "question": "cause", "label": 0}, "missing choice2"),
 ])
 def test_malformed_copa_rows(tmp_path, row, match):
@@ -241,7 +242,8 @@ def test_finetune_writes_k_scores_and_gold_per_example(family, task, mc_dir, tmp
     rows = [json.loads(x) for x in (tmp_path / "predictions.jsonl").read_text().splitlines()]
     assert len(rows) == 40
     for r in rows:
-        assert len(r["scores"]) == r["k"] and r["prediction"] == int(np.argmax(r["scores"])) and 0 <= r["label"] < r["k"]
+        assert len(r["scores"]) == r["k"] and r["prediction"] == int(np.argmax(r["scores"]))
+        assert 0 <= r["label"] < r["k"]
     assert result.metrics["acc"] == pytest.approx(np.mean([r["prediction"] == r["label"] for r in rows]))
     if task == "arc_easy":  # the seeded 400-row slice mixes 3-, 4- and 5-choice questions in its batches
         assert result.task["choices"]["train"] == [3, 4, 5]
@@ -303,8 +305,9 @@ def test_score_prints_per_choice_probabilities_of_the_checkpoint(mc_dir, tmp_pat
     from bench import models, score
 
     run_dir = _checkpoint(mc_dir, tmp_path)
-    file = write(tmp_path, "mine.jsonl", [SEED_EXAMPLE, {"premise": "The man turned on the faucet.", "question": "effect",
-                                                          "choice1": "The toilet filled.", "choice2": "Water flowed."}])
+    copa_row = {"premise": "The man turned on the faucet.", "question": "effect", "choice1": "The toilet filled.",
+                "choice2": "Water flowed."}
+    file = write(tmp_path, "mine.jsonl", [SEED_EXAMPLE, copa_row])
     out = score.score("copa", str(run_dir / "checkpoint"), str(file))
     assert [len(o["choices"]) for o in out] == [2, 2] and out[0]["gold"] == 0 and "gold" not in out[1]
     assert out[1]["context"] == "The man turned on the faucet. What happened as a result?"

@@ -49,7 +49,8 @@ def load_teacher(path: str, task_name: str):
         raise TeacherError(f"distill.teacher={ckpt}: cannot load the checkpoint ({str(exc).splitlines()[0]})") from None
     if info.get("missing_keys"):
         raise TeacherError(f"distill.teacher={ckpt} has no trained multiple-choice head "
-                           f"({', '.join(sorted(info['missing_keys'])[:4])} missing): fine-tune it on {task_name} first")
+                           f"({', '.join(sorted(info['missing_keys'])[:4])} missing): "
+                           f"fine-tune it on {task_name} first")
     return ckpt, tokenizer, model.eval()
 
 

@@ -51,7 +51,8 @@ def choice_table(seeds: pd.DataFrame, trivial: pd.DataFrame, with_published: boo
             sub = agg[agg.task == t]
             text[titles[t]], score[titles[t]], n = _cell(sub, ["acc"])
             text[titles[t]] += f" (n={n})" if n > 1 else ""
-            flags += [f"{titles[t]}: {f}" for f in sorted({x for v in sub.get("flags", []) for x in v.split("; ") if x})]
+            found = {x for v in sub.get("flags", []) for x in v.split("; ") if x}
+            flags += [f"{titles[t]}: {f}" for f in sorted(found)]
         text["flags"] = "; ".join(flags) or MISSING
         text_rows.append(text)
         score_rows.append(score)

@@ -60,7 +60,8 @@ def latency_table(results: Iterable[Dict[str, Any]]) -> str:
     if df.empty:
         return "(no latency rows)"
     with_choices = bool((df["choices"] != 0).any()) if "choices" in df else False
-    cols = [c for c in ["model", "weights", "params_M", "backend", "batch", *(["choices"] * with_choices), "seq", "p50_ms", "p90_ms", "cv_pct",
+    cols = [c for c in ["model", "weights", "params_M", "backend", "batch", *(["choices"] * with_choices), "seq",
+                        "p50_ms", "p90_ms", "cv_pct",
                         "seq_per_s", "speedup_vs_eager", "peak_rss_MB", "GFLOPs", "pct_gemm_peak", "acc_tier", "status",
                         "flags", "error"]
             if c in df]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib
 import json
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Tuple
+from typing import Any, Dict, Iterator, List, Tuple
 
 import torch
 from datasets import Dataset, DatasetDict
@@ -174,5 +174,3 @@ def permuted(context: str, choices: List[str], label: int, order: List[int]) -> 
         raise ValueError(f"{order} is not a permutation of {len(choices)} choices")
     return context, [choices[i] for i in order], order.index(label)
 
-
-Reader = Callable[[Path, str], List[Tuple[str, List[str], int]]]

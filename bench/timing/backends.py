@@ -130,7 +130,8 @@ def onnxruntime(model, device):
     try:  # the session holds the model in memory once created: the exported files go at once, whatever happens
         try:
             torch.onnx.export(model, (), str(path), kwargs=example, input_names=names, output_names=["logits"],
-                              dynamic_axes={**axes, "logits": {0: "batch", **({1: "choices"} if choice else {})}}, dynamo=False, opset_version=17)
+                              dynamic_axes={**axes, "logits": {0: "batch", **({1: "choices"} if choice else {})}},
+                              dynamo=False, opset_version=17)
         except Exception as exc:  # exporter failures are many and varied; the grid goes on
             raise BackendUnavailable(f"ONNX export failed: {str(exc).splitlines()[0][:300]}") from None
         opts = ort.SessionOptions()
