@@ -102,7 +102,12 @@ def run(cfg: Config, train: bool = True) -> Dict[str, Any]:
     trainer = engine.make_trainer(cfg, model, tokenizer, encoded.get("train"), hyper, device, precision,
                                   collator=collator(cfg, tokenizer, hyper.max_seq_length), trainer_class=ChoiceTrainer)
     if train:
-        out["train"] = engine.train_and_record(cfg, trainer, hyper, precision)
+        from .timing import load
+
+        # what else ran on the machine while training: a training time taken beside other work says so
+        with load.watch() as machine_load:
+            out["train"] = engine.train_and_record(cfg, trainer, hyper, precision)
+        out["train"]["load"] = machine_load or None
     if not env.is_main_process():
         return out
     splits, out["eval"], rows, _ = evaluate_splits(cfg, trainer.model, tokenizer, encoded, raw, device, precision,
