@@ -6,6 +6,8 @@ PY     := $(VENV)/bin/python
 # pip takes it from PyPI. For a CPU-only box without that store: make install TORCH_INDEX=https://download.pytorch.org/whl/cpu
 TORCH       ?= torch==2.13.0
 TORCH_INDEX ?=
+# every other package at the version in this lock (pip-tools; `make lock` refreshes it). LOCK= installs unpinned.
+LOCK        ?= requirements/lock.txt
 DATA        ?= ../shared/data
 RESULTS     ?= results
 PYTEST_ARGS ?=
@@ -16,17 +18,31 @@ STAMP       := $(shell date +%Y%m%d-%H%M%S)
 GATE_ARGS   ?=
 GATE_OUT    ?= $(RESULTS)/gate/$(STAMP)
 
-.PHONY: help install test test-full test-gpu bench compare-latency bench-finetune bench-timing bench-squad bench-distill report baseline gate machine-class clean
+.PHONY: help install lock lint test test-full test-gpu bench compare-latency bench-finetune bench-timing bench-squad bench-distill report baseline gate machine-class clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
 
-install: ## create $(VENV) and install the project with its test, offline and onnx extras
+install: ## create $(VENV) and install the project with its test, offline and onnx extras, at the locked versions
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "$(TORCH)" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX),)
-	$(PY) -m pip install -q -e ".[dev,offline,onnx]"
+	$(PY) -m pip install -q $(if $(LOCK),-c $(LOCK),) -e ".[dev,offline,onnx]"
+	$(if $(LOCK),$(PY) tools/check_lock.py $(LOCK),)
 	@$(PY) -c "import torch, transformers; print('installed: torch', torch.__version__, '| transformers', transformers.__version__)"
+
+lock: ## refresh $(LOCK) from pyproject.toml with pip-tools, keeping its pins (UPGRADE=1 takes new releases)
+	$(PYTHON) -m venv $(VENV)-lock
+	$(VENV)-lock/bin/python -m pip install -q pip-tools
+	$(VENV)-lock/bin/pip-compile -q --extra dev --extra offline --extra onnx --strip-extras --allow-unsafe \
+		--no-emit-index-url --no-emit-find-links $(if $(UPGRADE),--upgrade,) -o $(LOCK) pyproject.toml
+	@# torch's build tag (+cpu, +cu128) is the machine's choice ($(TORCH)); the lock pins its version only
+	sed -i -E 's/^(torch==[0-9.]+)\+[a-z0-9]+/\1/' $(LOCK)
+	@echo "lock: $(LOCK) written; the baselines record the versions they were made with (make gate compares them)"
+
+lint: ## ruff: lint and format check (pyproject.toml [tool.ruff]); `ruff format . && ruff check --fix .` repairs most
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 test: ## fast tests (not slow, not gpu): seconds to a few minutes
 	$(PY) -m pytest -m "not slow and not gpu" $(PYTEST_ARGS)

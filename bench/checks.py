@@ -1,4 +1,4 @@
-"""Value checks shared by the config schemas (bench/config.py, bench/distill/config.py).
+"""Value checks shared by the config schemas (bench/config.py, bench/distill_config.py).
 
 A module of its own so that a sub-package's schema can use them without importing bench.config, which
 imports that schema (the import would be circular).

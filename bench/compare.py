@@ -92,8 +92,11 @@ def _status_rows(label: str, cur: List[Result]) -> List[Row]:
 
 
 def _precision_row(label: str, base: List[Result], cur: List[Result], policy: Policy) -> Optional[Row]:
+    # only runs that finished have a precision to compare: a crashed run has no `train` section, and it is a
+    # failure (its status row says so, exit 1), not a run of another precision (exit 2)
+    cur = [r for r in cur if r.status == "ok"]
     pb, pc = {r.precision for r in base}, {r.precision for r in cur}
-    if pb == pc:
+    if not cur or pb == pc:
         return None
     change = f"precision {sorted(map(str, pb))} vs {sorted(map(str, pc))}"
     if policy.accuracy_only and policy.cross_precision:
@@ -133,10 +136,14 @@ def compare(baseline: List[Result], current: List[Result], policy: Policy) -> Li
     if not any(k in cur_runs for k in base_runs if not (policy.speed_only and k[4] != "latency")):
         raise BenchError(f"no run in the current results matches the baseline (baseline has "
                          f"{sorted(map(_label, base_runs))}, current has {sorted(map(_label, cur_runs))})")
-    rows: List[Row] = []
+    rows: List[Row] = packages_rows(baseline, current)
     for key, b in base_runs.items():
         label, c = _label(key), cur_runs.get(key, [])
         if key[4] == "latency" and policy.accuracy_only:
+            # its figures are not compared, but a latency run that failed or went missing is still a failure:
+            # --accuracy-only is what the gate uses on a class without a baseline, and must not hide one
+            rows += _status_rows(label, c) if c else [
+                Row(label, "run", None, None, "in the baseline, not in the current results", "REGRESSION")]
             rows.append(Row(label, "latency", None, None, "not compared: --accuracy-only", "not compared"))
             continue
         if key[4] != "latency" and policy.speed_only:
@@ -154,6 +161,31 @@ def compare(baseline: List[Result], current: List[Result], policy: Policy) -> Li
         if key not in base_runs:
             rows.append(Row(_label(key), "run", None, None, "not in the baseline", "new"))
     return rows
+
+
+def package_versions(results: List[Result]) -> Dict[str, set]:
+    """Each recorded package's versions over these results (`env.packages`)."""
+    out: Dict[str, set] = {}
+    for r in results:
+        for name, version in (getattr(r.env, "packages", None) or {}).items():
+            out.setdefault(name, set()).add(version)
+    return out
+
+
+def packages_rows(baseline: List[Result], current: List[Result]) -> List[Row]:
+    """A library version that differs from the baseline's makes the comparison 'not comparable' (exit 2).
+
+    A new release of transformers or numpy can move a metric or a latency with no change of ours; reading that
+    as a regression (or as a pass) would blame or clear the wrong thing. Packages recorded on one side only are
+    not judged (older results record fewer). `make install` installs the locked versions (requirements/lock.txt)."""
+    base, cur = package_versions(baseline), package_versions(current)
+    differ = {n: (base[n], cur[n]) for n in sorted(set(base) & set(cur)) if base[n] != cur[n]}
+    if not differ:
+        return []
+    text = ", ".join(f"{n} {'/'.join(sorted(map(str, b)))} vs {'/'.join(sorted(map(str, c)))}"
+                     for n, (b, c) in differ.items())
+    return [Row("environment", "packages", None, None, f"{text}: results of other library versions; "
+                "install the locked versions (make install) or remake the baseline", "not comparable")]
 
 
 def load(path: Path, role: str) -> List[Result]:

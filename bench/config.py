@@ -13,7 +13,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
 from .checks import choice, positive
-from .distill.config import DistillConfig
+from .distill_config import DistillConfig
 from .errors import ConfigError
 from .kinds import KINDS
 

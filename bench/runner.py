@@ -27,17 +27,16 @@ def _evaluate(cfg: Config) -> Dict[str, Any]:
 
 
 def _latency(cfg: Config) -> Dict[str, Any]:
-    from types import SimpleNamespace
-
     from .timing import runner as timing_runner
 
-    # the timing code fills a namespace of its own sections, never the run's shared Result
-    sections = SimpleNamespace(notes=[], metrics={}, model=None, task=None, latency=None, timing=None)
-    timing_runner.run(cfg, sections)
-    return {k: v for k, v in vars(sections).items() if v is not None}
+    return timing_runner.run(cfg)
 
 
 def _distill(cfg: Config) -> Dict[str, Any]:
+    if kinds.of(cfg.task).choices:  # k scores per example: its own prediction-layer distillation
+        from .distill import choice
+
+        return choice.run(cfg)
     from .distill import run as distill_run
 
     return distill_run.run(cfg)

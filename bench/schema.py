@@ -41,6 +41,7 @@ class ModelInfo(_Open):
     weights: Literal["pretrained", "random"] = "pretrained"
     head: Literal["trained", "random", "new"] = "trained"  # random: evaluated with model.allow_random_head
     parameters: Optional[int] = None
+    num_hidden_layers: Optional[int] = None  # the depth a distilled student is labelled with
 
 
 class TaskInfo(_Open):
@@ -80,6 +81,49 @@ class PrecisionInfo(_Open):
     precision: Optional[str] = None
 
 
+class SideLatency(_Open):
+    p50_ms: Optional[float] = None
+
+
+class DistillEfficiency(_Open):
+    """mode=distill's side-by-side measurement of student and teacher."""
+
+    teacher: Optional[SideLatency] = None
+    student: Optional[SideLatency] = None
+    speedup_p50: Optional[float] = None
+
+
+class Fidelity(_Open):
+    agreement: Optional[float] = None  # the share of dev examples on which the student predicts the teacher's label
+
+
+class DistillFidelity(_Open):
+    before: Optional[Fidelity] = None
+    after: Optional[Fidelity] = None
+
+
+class DistillInfo(_Open):
+    """`train.distill`: the recipe a student was distilled with and what it kept of its teacher."""
+
+    teacher: Optional[str] = None
+    teacher_id: Optional[str] = None
+    teacher_train_seconds: Optional[float] = None
+    teacher_metrics: Dict[str, Optional[float]] = Field(default_factory=dict)
+    stages: List[str] = Field(default_factory=list)
+    direct: Optional[bool] = None
+    efficiency: Optional[DistillEfficiency] = None
+    fidelity: Optional[DistillFidelity] = None
+
+
+class TrainInfo(PrecisionInfo):
+    """`train`: how a model was trained (a fine-tune, or the stages of a distillation)."""
+
+    seconds: Optional[float] = None
+    examples: Optional[int] = None
+    stages: List[Dict[str, Any]] = Field(default_factory=list)  # mode=distill: one record per stage
+    distill: Optional[DistillInfo] = None
+
+
 class Result(BaseModel):
     """One run. `metrics` values are floats or null (JSON has no NaN; null means it was not finite)."""
 
@@ -99,7 +143,7 @@ class Result(BaseModel):
     metrics: Dict[str, Optional[float]] = Field(default_factory=dict)
     trivial: Optional[Dict[str, Any]] = None  # scores of the trivial predictor on the same examples
     flags: List[str] = Field(default_factory=list)  # e.g. "no better than trivial", "head: random"
-    train: Optional[PrecisionInfo] = None
+    train: Optional[TrainInfo] = None
     eval: Optional[PrecisionInfo] = None
     latency: Optional[List[LatencyRow]] = None
     timing: Optional[_Open] = None

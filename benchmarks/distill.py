@@ -22,7 +22,7 @@ from typing import List
 
 from bench import schema
 from bench.config import compose
-from bench.distill import table as distill_table
+from bench.report import distillation as distill_table
 from bench.report import plots
 from bench.runner import run
 

@@ -9,8 +9,9 @@ of one class differ by up to ~1.4x from one session to the next (measured: the A
 MobileBERT eager 110.4 ms read 81.2 ms in a later session), which would hide a 2x slowdown or invent one. So
 the baseline's own code (its commit, from MACHINE.json, checked out in a temporary git worktree) is measured
 again on this machine in the same run, right after the current code, and latency is compared between those
-two; when the baseline's code cannot be measured, the gate cannot judge (exit 2). Only when that commit is not
-in the clone (a shallow clone) are the committed figures used, with a warning. A speed regression must also
+two; when the baseline's code cannot be measured, the gate cannot judge (exit 2). When that commit is not in
+the clone (a shallow clone) or MACHINE.json names none, the gate exits 2, unless --committed-latency asks for the
+committed figures by name (with a warning: they drift ~1.4x between sessions and can pass a 2x slowdown). A speed regression must also
 reproduce: both sides are measured once more (OUT-remeasured, OUT-baseline-code-remeasured) and that second
 comparison decides (`bench.compare.confirmed`); a failed or missing latency cell is red at once. The side by
 side isolates the `bench` code: both sides run in this environment, so a slowdown that comes from a changed
@@ -39,6 +40,7 @@ from bench import compare, env
 from bench.baselines import CROSS_CLASS_TOLERANCE, MACHINE_FILE, plan, write_machine_file
 
 HERE = Path(__file__).resolve().parent
+REPO = HERE.parent  # git runs here, wherever the gate is started from
 
 
 def run_suite(out: Path, data: str, require_learning: bool = False, only: str = "", code: Path | None = None) -> int:
@@ -73,12 +75,12 @@ def baseline_commit(folder: Path) -> str:
 @contextmanager
 def checkout(commit: str):
     """That commit's tree in a temporary git worktree (None when the clone does not have the commit)."""
-    if not commit or subprocess.call(["git", "cat-file", "-e", f"{commit}^{{commit}}"],
+    if not commit or subprocess.call(["git", "-C", str(REPO), "cat-file", "-e", f"{commit}^{{commit}}"],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL):
         yield None
         return
     tree = Path(tempfile.mkdtemp(prefix="gate-baseline-code-")) / "tree"
-    made = subprocess.run(["git", "worktree", "add", "--detach", "--quiet", str(tree), commit],
+    made = subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", "--quiet", str(tree), commit],
                           capture_output=True, text=True)
     if made.returncode:
         shutil.rmtree(tree.parent, ignore_errors=True)
@@ -86,7 +88,7 @@ def checkout(commit: str):
     try:
         yield tree
     finally:
-        subprocess.call(["git", "worktree", "remove", "--force", str(tree)])
+        subprocess.call(["git", "-C", str(REPO), "worktree", "remove", "--force", str(tree)])
         shutil.rmtree(tree.parent, ignore_errors=True)
 
 
@@ -103,11 +105,17 @@ def speed_check(p, args, extra, reports) -> int:
 
     with checkout(commit) as tree:
         if tree is None:
-            # a shallow clone: the committed figures are all there is. Said aloud, in the output and the README.
-            print(f"gate: WARNING: the baseline's commit {commit or '(not recorded)'} is not in this clone, so "
-                  f"latency is compared with the committed figures, measured in another session; same-class "
-                  f"machines differ by up to ~1.4x between sessions, so a 2x slowdown may pass unseen. Fetch "
-                  f"the history (git fetch --unshallow) for the side-by-side measurement.", flush=True)
+            why = (f"the baseline's commit {commit} is not in this clone (a shallow clone, or history rewritten)"
+                   if commit else f"{p.same_class / MACHINE_FILE} records no commit (missing or malformed)")
+            if not args.committed_latency:
+                # the committed figures were measured in another session: same-class machines drift ~1.4x
+                # between sessions, so comparing with them could pass a 2x slowdown. Fail closed.
+                raise GateError(f"{why}, so its code cannot be measured side by side with this code. Fetch the "
+                                f"history (git fetch --unshallow), or pass --committed-latency to compare with the "
+                                f"committed figures (which can pass a 2x slowdown: they drift ~1.4x between sessions)")
+            print(f"gate: WARNING: {why}; comparing latency with the committed figures as asked "
+                  f"(--committed-latency): same-class machines differ by up to ~1.4x between sessions, so a 2x "
+                  f"slowdown may pass unseen.", flush=True)
             return compare.confirmed(p.same_class, args.out, measure_current, extra, reports)
 
         def measure_baseline(out: Path) -> None:
@@ -172,6 +180,11 @@ def baseline(args) -> int:
     if rc:
         print(f"gate: the suite exited {rc}; no baseline written (its output stays in {new})", file=sys.stderr)
         return rc
+    not_ok = _not_ok_runs(new)
+    if not_ok:  # the suite's exit code says so too; this holds even if a run was written by other means
+        print(f"gate: refusing to make a baseline of runs that did not end ok ({', '.join(not_ok)}); its output "
+              f"stays in {new}", file=sys.stderr)
+        return 3
     disturbed = _disturbed_rows(new)
     if disturbed:
         print(f"gate: refusing to make a baseline of latencies measured under other load ({', '.join(disturbed)}); "
@@ -186,6 +199,17 @@ def baseline(args) -> int:
     shutil.rmtree(old, ignore_errors=True)
     print(f"gate: baseline for {cls} written to {final}; commit it")
     return 0
+
+
+def _not_ok_runs(folder: Path) -> list:
+    """The suite's runs in `folder` whose status is not ok (or whose result cannot be read), by name."""
+    from bench import schema
+
+    out = [f"{p.parent.name}: {r}" if isinstance(r, str) else f"{p.parent.name} {r.status}"
+           for p, r in schema.walk(folder) if isinstance(r, str) or r.status != "ok"]
+    if not any(folder.glob("*/result.json")):
+        out.append("no result.json at all")
+    return out
 
 
 def _disturbed_rows(folder: Path) -> list:
@@ -205,6 +229,9 @@ def main() -> int:
     ap.add_argument("--data", default="../shared/data/glue")
     ap.add_argument("--out", type=Path, default=Path(f"results/gate/{datetime.now():%Y%m%d-%H%M%S-%f}"))
     ap.add_argument("--allow-dirty", action="store_true")
+    ap.add_argument("--committed-latency", action="store_true",
+                    help="check: when the baseline's commit is not in this clone, compare latency with the committed "
+                         "figures instead of exiting 2 (they drift ~1.4x between sessions: a weak check)")
     args, extra = ap.parse_known_args()
     return check(args, extra) if args.command == "check" else baseline(args)
 

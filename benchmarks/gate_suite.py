@@ -67,10 +67,17 @@ def main() -> int:
             failed.append(name)
             continue
         print(f"gate_suite: {name}: {result.status} {result.metrics or ''}", flush=True)
+        if result.status != "ok":  # a run can end failed or partial without raising: that is a failure too
+            why = (result.error.message if result.error else "; ".join(result.failures)) or "no reason recorded"
+            print(f"gate_suite: {name}: not ok ({result.status}): {why[:300]}", file=sys.stderr, flush=True)
+            failed.append(name)
+            continue
         if name.startswith("finetune") and args.require_learning and (short := learned(result.metrics)):
             print(f"gate_suite: {name} did not learn ({'; '.join(short)}); MRPC dev's all-positive predictor "
                   "scores acc 0.684 / F1 0.812. Refusing to make a baseline of it.", file=sys.stderr)
             return 3
+    if failed:
+        print(f"gate_suite: {len(failed)} of the suite's runs did not end ok: {', '.join(failed)}", file=sys.stderr)
     return 1 if failed else 0
 
 

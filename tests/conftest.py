@@ -31,6 +31,24 @@ def tiny(family: str) -> list:
     return TINY[family] + ["model.pretrained=false"]
 
 
+# The two CPU classes this project's machines come in, by the flags that change a decision (never a kernel).
+AVX2 = frozenset({"avx2", "fma", "sse4_2"})
+GENOA = AVX2 | {"avx512f", "avx512_vnni", "avx512_bf16"}
+
+
+@pytest.fixture
+def cpu_as(monkeypatch):
+    """Pretend to be a CPU class by its flags: only the decisions change, never a kernel.
+
+    A test that branches on a CPU feature runs each branch through this on every machine, so that a branch the
+    machine it runs on would not take is still proven (issue #16: one class's branch failed only on the other)."""
+    from bench import env
+
+    def use(flags):
+        monkeypatch.setattr(env, "cpu_flags", lambda: frozenset(flags))
+    return use
+
+
 @pytest.fixture
 def glue_dir() -> Path:
     if not GLUE_DIR.is_dir():
@@ -43,6 +61,16 @@ def squad_dir() -> Path:
     if not (SQUAD_DIR / "dev-v1.1.json").is_file():
         pytest.skip(f"real SQuAD data not present at {SQUAD_DIR}")
     return SQUAD_DIR
+
+
+def load_script(name: str):
+    """A script of benchmarks/ (not a package) as a module, e.g. load_script("gate_suite")."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def run_cli(*args: str, timeout: int = 600, env_extra: dict | None = None, cwd: Path = ROOT) -> subprocess.CompletedProcess:
@@ -61,3 +89,27 @@ def user_signals() -> None:
 
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+QUICK = ["data.max_train_samples=48", "data.max_eval_samples=32", "train.batch_size=16", "train.logging_steps=1",
+         "train.precision=fp32", "timing.min_seconds=0.05", "timing.warmup_runs=1", "timing.min_iterations=3"]
+
+
+# mode=distill's tiny fine-tuned teachers (tests/test_distill_runs.py, tests/test_distill_table.py)
+TEACHER = [*tiny("bert"), "model.arch.num_hidden_layers=4", "train.max_steps=4", "train.save_checkpoint=true"]
+
+
+@pytest.fixture(scope="session")
+def teachers(tmp_path_factory):
+    """Tiny fine-tuned teachers (real rows, a few steps): SST-2 (4 layers), STS-B (regression), RTE (other labels)."""
+    from bench.config import compose
+    from bench.runner import run
+
+    if not GLUE_DIR.is_dir():
+        pytest.skip(f"real GLUE data not present at {GLUE_DIR}")
+    root = tmp_path_factory.mktemp("teachers")
+    out = {}
+    for task in ("sst2", "stsb", "rte"):
+        run(compose([*TEACHER, f"task={task}", f"data.dir={GLUE_DIR}", *QUICK], out_dir=str(root / task)))
+        out[task] = root / task
+    return out

@@ -14,30 +14,10 @@ from bench.distill import losses, teacher
 from bench.distill.trainer import LossPlan, RowCollator, compute_terms
 from bench.errors import ConfigError
 from bench.runner import run
-from conftest import run_cli, tiny
+from conftest import QUICK, run_cli, tiny
 
-QUICK = ["data.max_train_samples=48", "data.max_eval_samples=32", "train.batch_size=16", "train.logging_steps=1",
-         "train.precision=fp32", "timing.min_seconds=0.05", "timing.warmup_runs=1", "timing.min_iterations=3"]
-
-
-# ---------------------------------------------------------------- teacher, cache, end to end (real SST-2 rows)
-
-TEACHER = [*tiny("bert"), "model.arch.num_hidden_layers=4", "train.max_steps=4", "train.save_checkpoint=true"]
-
-
-@pytest.fixture(scope="module")
-def teachers(tmp_path_factory):
-    """Tiny fine-tuned teachers (real rows, a few steps): SST-2 (4 layers), STS-B (regression), RTE (other labels)."""
-    from conftest import GLUE_DIR
-
-    if not GLUE_DIR.is_dir():
-        pytest.skip(f"real GLUE data not present at {GLUE_DIR}")
-    root = tmp_path_factory.mktemp("teachers")
-    out = {}
-    for task in ("sst2", "stsb", "rte"):
-        run(compose([*TEACHER, f"task={task}", f"data.dir={GLUE_DIR}", *QUICK], out_dir=str(root / task)))
-        out[task] = root / task
-    return out
+# QUICK and the tiny teachers live in conftest.py: a session fixture, built once for this module and
+# test_distill_table.py (a module fixture imported into a second module was built twice)
 
 
 def distill_cfg(teachers, tmp_path, *extra, task="sst2", teacher_task="sst2"):
@@ -156,7 +136,7 @@ def test_two_stage_distillation_end_to_end_with_the_direct_run_beside_it(teacher
     rows = (both_dir / "predictions.jsonl").read_text().splitlines()
     assert len(rows) == 32
     # the table is rebuilt from the result files alone
-    from bench.distill.table import frame, markdown
+    from bench.report.distillation import frame, markdown
 
     df = frame(tmp_path / "d")
     assert list(df.variant) == ["teacher", "fine-tuned directly", "two-stage"]

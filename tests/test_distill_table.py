@@ -1,4 +1,4 @@
-"""The distillation table (bench/distill/table.py, `bench report`'s distillation section) and the benchmark script
+"""The distillation table (bench/report/distillation.py, `bench report`'s distillation section) and the benchmark script
 that produces the README's table, on real tiny distill runs (and copies of them for re-runs, skipped records and
 failed seeds). Split from test_distill_runs.py, whose tiny teachers it reuses."""
 
@@ -11,7 +11,7 @@ import pytest
 
 from bench.distill import teacher
 from bench.runner import run
-from test_distill_runs import distill_cfg, teachers  # noqa: F401 (teachers: a fixture used by table_runs)
+from test_distill_runs import distill_cfg
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +57,7 @@ def _copy_run(root, src, dst, **changes):
 def test_distillation_table_pairs_by_seed_averages_seeds_and_shows_failures(table_runs):
     import numpy as np
 
-    from bench.distill.table import frame
+    from bench.report.distillation import frame
     from bench.report import stats
     from bench.schema import read
 
@@ -92,7 +92,7 @@ def test_distillation_table_pairs_by_seed_averages_seeds_and_shows_failures(tabl
 def test_distillation_table_reruns_skipped_records_missing_pairs_and_bad_predictions(table_runs, tmp_path):
     import shutil
 
-    from bench.distill.table import frame
+    from bench.report.distillation import frame
 
     root = tmp_path / "runs"
     shutil.copytree(table_runs[0], root)
@@ -126,7 +126,7 @@ def test_distillation_table_keeps_weights_apart_normalises_teacher_paths_and_giv
         table_runs, tmp_path):
     import shutil
 
-    from bench.distill import table as distill_table
+    from bench.report import distillation as distill_table
 
     root = tmp_path / "runs"
     shutil.copytree(table_runs[0], root)
@@ -157,7 +157,7 @@ def test_distillation_table_keeps_weights_apart_normalises_teacher_paths_and_giv
 def test_report_builds_the_distillation_table_and_loss_curves(table_runs, tmp_path):
     import io
 
-    from bench.distill import table as distill_table
+    from bench.report import distillation as distill_table
     from bench.report import gather
     from bench.report.__main__ import build
 
@@ -182,7 +182,7 @@ def test_report_builds_the_distillation_table_and_loss_curves(table_runs, tmp_pa
 
 
 def test_variant_names_say_which_terms_are_on():
-    from bench.distill.table import is_direct, variant_of
+    from bench.report.naming import is_direct, variant_of
 
     def cfg(stages, **w):
         weights = {"embedding": 1.0, "hidden": 1.0, "attention": 1.0, "soft": 1.0, "hard": 0.0, **w}

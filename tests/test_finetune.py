@@ -38,6 +38,7 @@ def test_regression_task_and_checkpoint_roundtrip_through_evaluate(glue_dir, tmp
     # a learning rate that moves the weights in 3 steps, so trained and untrained predictions differ clearly
     args = [*tiny("bert"), "task=stsb", f"data.dir={glue_dir}", *QUICK, "train.learning_rate=1e-3"]
     trained = run(compose([*args, "train.save_checkpoint=true"], out_dir=str(train_dir)))
+    assert trained.status == "ok", trained.failures
     assert {"pearson", "spearman", "primary"} <= set(trained.metrics)
     assert (train_dir / "checkpoint" / "config.json").is_file()
     # evaluation needs only the evaluation split: a data folder holding just dev.tsv is enough
@@ -47,9 +48,10 @@ def test_regression_task_and_checkpoint_roundtrip_through_evaluate(glue_dir, tmp
     ev = compose(["model=bert_base", f"model.path={train_dir / 'checkpoint'}", "task=stsb", "mode=evaluate",
                   f"data.dir={only_dev.parent}", "data.max_eval_samples=24"], out_dir=str(eval_dir))
     evaluated = run(ev)
+    assert evaluated.status == "ok", evaluated.failures
     assert evaluated.model["source"] == "path" and evaluated.train is None and evaluated.model["head"] == "trained"
     assert evaluated.task["splits"] == {"validation": 24}
-    run(compose([*args, "train.max_steps=1", "train.learning_rate=1e-12"], out_dir=str(untrained_dir)))
+    assert run(compose([*args, "train.max_steps=1", "train.learning_rate=1e-12"], out_dir=str(untrained_dir))).status == "ok"
 
     def preds(folder):
         return [json.loads(x)["prediction"] for x in (folder / "predictions.jsonl").read_text().splitlines()]
@@ -93,6 +95,7 @@ def test_trivial_baselines_and_the_flag(glue_dir, tmp_path):
     assert perfect["beats_trivial"] and perfect["low"] > 0.1
     # a tiny random model trained for 3 steps does not beat the trivial predictor, and the result says so
     result = run(compose([*tiny("bert"), "task=rte", f"data.dir={glue_dir}", *QUICK], out_dir=str(tmp_path)))
+    assert result.status == "ok"  # flagged, not failed: the figure stands, with the flag beside it
     assert trivial.NOT_BETTER in result.flags and result.trivial["vs_best"]["beats_trivial"] is False
     assert set(result.trivial["predictors"]) == {"majority class"}
 
@@ -134,6 +137,7 @@ def test_same_seed_same_metrics(glue_dir, tmp_path):
     args = [*tiny("bert"), "task=rte", f"data.dir={glue_dir}", *QUICK, "train.precision=fp32"]
     a = run(compose(args, out_dir=str(tmp_path / "a")))
     b = run(compose(args, out_dir=str(tmp_path / "b")))
+    assert a.status == b.status == "ok" and a.metrics and all(math.isfinite(v) for v in a.metrics.values())
     assert a.metrics == b.metrics and math.isclose(a.train["final_loss"], b.train["final_loss"], rel_tol=1e-6)
 
 

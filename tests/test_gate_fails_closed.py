@@ -143,5 +143,8 @@ def test_machine_class_decides_same_machine_and_accuracy_only_lists_latency(late
     assert "not compared: --accuracy-only" in out and "refused" not in out
     b["env"]["machine_class"] = a["env"]["machine_class"]
     b["env"]["cpu"]["model"] = "Another CPU"  # the model string differs but the class is the same: compared
-    assert _gate(base, _write(tmp_path / "same", b)) in (0, 1)
+    # identical samples (the same run under another CPU model string): compared, and nothing regressed
+    same = _write(tmp_path / "same", b)
+    _write(same / "acc", _accuracy_result())  # the baseline's accuracy run too: every run present
+    assert _gate(base, same) == 0
     assert "machines differ" not in capsys.readouterr().out

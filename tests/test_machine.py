@@ -12,24 +12,12 @@ import pytest
 import torch
 
 from bench import env
-from bench.report.console import latency_table
+from bench.report.console import describe, latency_table
 from bench.timing import backends, load
 from bench.timing.runner import accuracy_tiers
-from conftest import ROOT, tiny, user_signals
+from conftest import AVX2, GENOA, ROOT, tiny, user_signals
 
 CPU = torch.device("cpu")
-AVX2 = frozenset({"avx2", "fma", "sse4_2"})
-GENOA = AVX2 | {"avx512f", "avx512_vnni", "avx512_bf16"}
-
-
-@pytest.fixture
-def cpu_as(monkeypatch):
-    """Pretend to be a CPU class by its flags: only the decisions change, never a kernel."""
-    def use(flags):
-        monkeypatch.setattr(env, "cpu_flags", lambda: frozenset(flags))
-    return use
-
-
 def test_machine_class_is_stable_and_tells_the_two_epyc_classes_apart(cpu_as):
     real = env.machine_class()
     assert real == env.machine_class() and "/" not in real and " " not in real
@@ -62,7 +50,7 @@ def test_load_between_two_readings():
     assert busy["other_cores"] == pytest.approx(1.0) and busy["disturbed"]
     stolen = load.between(a, load.CpuTimes(busy_s=101.0, steal_s=1.3, own_s=11.0, wall=1.0), cores=2)
     assert stolen["steal_fraction"] == pytest.approx(0.15) and stolen["disturbed"]
-    assert "steal 15%" in load.describe(stolen) and load.describe(quiet) == ""
+    assert "steal 15%" in describe(stolen) and describe(quiet) == ""
 
 
 def test_a_busy_neighbour_is_seen():

@@ -12,8 +12,10 @@ from safetensors.torch import load_file, save_file
 from bench import compare, env, resume
 from bench.config import compose
 from bench.runner import run
+from conftest import load_script
 
 pytestmark = pytest.mark.slow
+gate_suite = load_script("gate_suite")  # the MRPC run is defined once, there
 
 
 def _made_already(cfg):
@@ -36,8 +38,7 @@ def test_minilm_mrpc_reaches_published_recipe_quality(glue_dir, tmp_path):
     with this model. The bar is the gate baseline's (issue #11): acc >= 0.75 and F1 >= 0.83. fp32 on every
     machine class, as the gate suite runs it (benchmarks/gate_suite.py); bf16 training, the default on the
     AVX512-BF16 class, is exercised by the SST-2 checkpoint fixture below."""
-    cfg = compose(["model=minilm_l6", "task=mrpc", "train.precision=fp32", f"data.dir={glue_dir}"],
-                  out_dir=str(tmp_path))
+    cfg = compose([*gate_suite.FINETUNE, f"data.dir={glue_dir}"], out_dir=str(tmp_path))  # the gate's own run
     done = _made_already(cfg)
     if done:
         print(f"reusing {done}: the identical run (same resume key), made by this commit")
@@ -110,13 +111,16 @@ def test_backends_report_their_accuracy_cost(sst2_checkpoint, glue_dir, tmp_path
     assert facts["eager"]["accuracy"]["acc"] > 0.75
     assert {"eager", "int8"} <= set(facts) and set(facts) == set(result.timing["backends_resolved"])
     for name in set(facts) - {"eager"}:
-        assert abs(facts[name]["accuracy_change"]["acc"]) < 0.05  # compressed, not broken
+        # compressed, not broken: within 2 points of fp32 on SST-2 dev (872 rows; MLPerf's 99% tier is ~0.9)
+        assert abs(facts[name]["accuracy_change"]["acc"]) <= 0.02, (name, facts[name]["accuracy_change"])
         tiers = facts[name]["accuracy_tiers"]
         assert tiers["meets_99"] == (tiers["ratio"] >= 0.99) and tiers["tier"] in ("99.9%", "99%", "below 99%")
     assert facts["eager"]["accuracy_tiers"]["tier"] == "99.9%"  # the reference against itself
     assert result.metrics["acc"] == facts["eager"]["accuracy"]["acc"]
     rows = {r["backend"]: r for r in result.latency}
-    assert rows["int8"]["agreement_vs_fp32"]["argmax_agreement"] >= 0.0
+    # the timed batch's prediction is the fp32 model's, and its logits stay close to fp32's
+    assert rows["int8"]["agreement_vs_fp32"]["argmax_agreement"] == 1.0, rows["int8"]["agreement_vs_fp32"]
+    assert rows["int8"]["agreement_vs_fp32"]["max_rel_diff"] < 0.25, rows["int8"]["agreement_vs_fp32"]
     assert facts["int8"]["weight_bytes"] < facts["eager"]["weight_bytes"]
 
 

@@ -89,6 +89,49 @@ def test_kill_9_leaves_no_partial_result(glue_dir, tmp_path):
     assert not [p for p in out.iterdir() if p.name.startswith(".result.json")]
 
 
+KILLED_WHILE_WRITING = """
+import os, sys, time
+from pathlib import Path
+from bench import results
+
+target, ready, how = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
+real = os.link if how == "new" else os.replace
+
+def held(src, dst):  # the temporary file is complete; the kill comes before it takes the result's name
+    ready.write_text("writing")
+    time.sleep(120)
+    return real(src, dst)
+
+setattr(os, "link" if how == "new" else "replace", held)
+(results.publish_new if how == "new" else results.write_atomic)(target, '{"status": "ok"}' + " " * 5_000_000)
+"""
+
+
+@pytest.mark.parametrize("how", ["new", "replace"])
+def test_kill_9_in_the_middle_of_writing_a_result_leaves_the_old_file_or_none(how, tmp_path):
+    """SIGKILL inside the write itself (the test above kills during training, before anything is written)."""
+    from bench import schema
+
+    target, ready = tmp_path / "result.json", tmp_path / "ready"
+    if how == "replace":
+        target.write_text('{"old": true}')
+    proc = subprocess.Popen([sys.executable, "-c", KILLED_WHILE_WRITING, str(target), str(ready), how], cwd=ROOT,
+                            preexec_fn=user_signals)
+    deadline = time.time() + 60
+    while not ready.exists() and time.time() < deadline:
+        time.sleep(0.05)
+    assert ready.exists(), "the writer never reached the write"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    if how == "new":
+        assert not target.exists()  # no result at all, rather than a partial one
+    else:
+        assert json.loads(target.read_text()) == {"old": True}  # the earlier result, whole
+    leftovers = [p for p in tmp_path.iterdir() if p.name.startswith(".result.json")]
+    assert leftovers and all(p.stat().st_size > 5_000_000 for p in leftovers)  # the killed write was under way
+    assert [p for p, _ in schema.walk(tmp_path)] == ([target] if how == "replace" else [])  # readers never see it
+
+
 def test_sigterm_is_recorded_as_interrupted(glue_dir, tmp_path):
     proc, out = _start(tmp_path, glue_dir)
     proc.send_signal(signal.SIGTERM)

@@ -50,10 +50,19 @@ def test_backend_names_agree_with_the_config_schema():
         compose(["timing.backends=[eager,tensorrt]"])
 
 
-@pytest.mark.parametrize("family", ["bert", "mobilebert", "distilbert"])
-def test_every_backend_on_tiny_models(family, tmp_path):
-    cfg = compose([*tiny(family), *FAST, f"timing.backends=[{','.join(BACKENDS)}]", "timing.batch_sizes=[1,2]",
-                   "timing.seq_lens=[16]"], out_dir=str(tmp_path))
+# Every architecture family on the machine as it is, and bert on each CPU class with the other one faked, so
+# that both the native-bf16 and the emulated-bf16 branch (and VNNI's int8 note) run on every machine.
+@pytest.mark.parametrize("family,cpu_class", [("bert", "avx2"), ("bert", "avx512-bf16"), ("mobilebert", None),
+                                              ("distilbert", None)])
+def test_every_backend_on_tiny_models(family, cpu_class, tmp_path, cpu_as):
+    from conftest import AVX2, GENOA
+
+    if cpu_class is not None:
+        cpu_as(GENOA if cpu_class == "avx512-bf16" else AVX2)
+    native, vnni = env.cpu_has_native_bf16(), env.cpu_has_vnni()
+    fast = [o for o in FAST if not o.startswith("timing.calibrate=")]
+    cfg = compose([*tiny(family), *fast, "timing.calibrate=true", f"timing.backends=[{','.join(BACKENDS)}]",
+                   "timing.batch_sizes=[1,2]", "timing.seq_lens=[16]"], out_dir=str(tmp_path))
     result = run(cfg)
     rows = {(r["backend"], r.get("batch_size")): r for r in result.latency}
     cpu_ok = {"eager", "bf16", "int8", "compile"}
@@ -66,10 +75,16 @@ def test_every_backend_on_tiny_models(family, tmp_path):
             assert row["flops"] > 0 and row["memory"]["peak_rss_bytes"] > 50 * 2**20
     assert rows[("fp16", None)]["status"] == "unsupported" and "CUDA" in rows[("fp16", None)]["error"]
     # bf16 named explicitly runs everywhere, and is marked emulated exactly where the CPU lacks it
-    native = env.cpu_has_native_bf16()
     assert rows[("bf16", 1)]["emulated"] is (not native) and result.timing["backends"]["bf16"]["emulated"] is (not native)
     assert any(n.startswith("bf16 (emulated)") for n in result.notes) is (not native)
+    # a % of the GEMM peak only where that peak is a real one: calibrated bf16 where native, never when emulated
+    calibration = result.timing["calibration"]
+    assert ("gemm_bf16_autocast_flops_per_s" in calibration) is native
     assert ("pct_of_gemm_peak" in rows[("bf16", 1)]) is native
+    if not native:
+        assert "emulated" in rows[("bf16", 1)]["peak_note"]
+    assert "pct_of_gemm_peak" in rows[("eager", 1)] and "pct_of_gemm_peak" not in rows[("int8", 1)]
+    assert ("no VNNI" in result.timing["backends"]["int8"]["note"]) is (not vnni)
     onnx = rows.get(("onnxruntime", 1)) or rows[("onnxruntime", None)]
     import importlib.util
 

@@ -153,10 +153,6 @@ def settings(cfg: Config, layer_map, copied, key: str, cache: Optional[Dict[str,
 
 def run(cfg: Config) -> Dict[str, Any]:
     """Distil, score student and teacher on the dev set, measure both; returns the result's sections."""
-    if kinds.of(cfg.task).choices:  # k scores per example: prediction-layer distillation of its own
-        from .choice import run as run_choice
-
-        return run_choice(cfg)
     device = env.setup_device(cfg.device)
     precision = env.resolve_precision(cfg.train.precision, device)
     ckpt, tokenizer, teacher_model = teacher.load(cfg.distill.teacher, cfg.task)

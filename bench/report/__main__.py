@@ -15,10 +15,10 @@ from typing import Dict, Iterable, List, Optional
 
 import pandas as pd
 
-from ..distill import table as distill_table
 from ..results import write_atomic
 from ..schema import Result
 from . import choice, gather, plots, render, stats, tables
+from . import distillation as distill_table
 
 FORMATS = ("md", "latex", "html", "csv", "parquet")
 

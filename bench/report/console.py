@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, Iterable, List
+from typing import Any, Dict, Iterable, List, Optional
 
 import pandas as pd
 
@@ -45,10 +45,20 @@ def latency_frame(results: Iterable[Dict[str, Any]]) -> pd.DataFrame:
     return df
 
 
+def describe(load: Optional[Dict[str, Any]]) -> str:
+    """One phrase for tables: why a figure is flagged."""
+    if not load or not load.get("disturbed"):
+        return ""
+    parts = []
+    if load["other_cores"] > load["threshold_other_cores"]:
+        parts.append(f"other load {load['other_cores']:.2f} cores")
+    if load["steal_fraction"] > load["threshold_steal"]:
+        parts.append(f"steal {100 * load['steal_fraction']:.0f}%")
+    return "disturbed: " + ", ".join(parts)
+
+
 def _flags(row: Dict[str, Any], emulated: bool) -> str:
     """What a reader must know before trusting the row: emulated arithmetic, a disturbed measurement."""
-    from ..timing.load import describe
-
     flags = ["emulated"] if emulated else []
     if row.get("disturbed"):
         flags.append(describe(row.get("load")) or "disturbed")

@@ -7,22 +7,19 @@ their own and labelled with what differs.
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional, TextIO, Tuple
+from typing import Dict, Iterable, List, Optional, TextIO, Tuple
 
 import pandas as pd
 
 from .. import schema
 from ..schema import Result
+from .console import latency_frame
+from .naming import differing, flat, params, settings, variant_of
 
 # left out of reports unless asked for (--include): committed baselines and the gate's own runs
 EXCLUDED_BY_DEFAULT = ("baselines", "gate")
-# config keys that decide nothing about a figure (where it is written, what is saved) or are the grouping
-# itself (the seed, the task: one table row spans a model's tasks)
-NOT_A_VARIANT = ("out_dir", "bench", "task", "train.seed", "train.save_checkpoint", "train.save_predictions",
-                 "train.logging_steps", "train.eval_batch_size")
 USABLE = ("ok", "partial")  # partial: a latency grid with some failed cells, each shown with its status
 
 
@@ -46,19 +43,6 @@ def find(root: Path, log: TextIO = sys.stderr, include: Iterable[str] = (),
     return found
 
 
-def _flat(d: Dict[str, Any], prefix: str = "") -> Dict[str, str]:
-    out: Dict[str, str] = {}
-    for k, v in d.items():
-        key = f"{prefix}{k}"
-        if any(key == n or key.startswith(n + ".") for n in NOT_A_VARIANT):
-            continue
-        if isinstance(v, dict):
-            out.update(_flat(v, key + "."))
-        else:
-            out[key] = json.dumps(v, sort_keys=True)
-    return out
-
-
 def variants(rs: List[Result]) -> Dict[int, str]:
     """id(result) -> what sets its config apart from the other runs of the same model ('' when nothing)."""
     by_model: Dict[Tuple[str, str, str, str, str], List[Result]] = {}
@@ -69,27 +53,20 @@ def variants(rs: List[Result]) -> Dict[int, str]:
         by_model.setdefault((r.model.name, r.model.weights, r.model.head, kind, task), []).append(r)
     out: Dict[int, str] = {}
     for group in by_model.values():
-        flats = [_flat(r.config) for r in group]
+        flats = [flat(r.config) for r in group]
         if group[0].mode == "distill":  # the variant is named in the label (distilled(r)); of the other distill
-            from ..distill.table import _params  # settings, only those that act in the run (no temperature without soft targets)
-
-            acting = [_params(r.config) for r in group]
-            flats = [{**{k: v for k, v in f.items() if not k.startswith("distill.") or k in ("distill.teacher", "distill.init", "distill.layers")},
-                      **a} for f, a in zip(flats, acting)]
-            keys = sorted({k for f in flats for k in f})
-            # a distill setting that acts in some runs only is compared among those and named there; any other key
-            # missing from a run counts as a difference ("-")
-            only_some = {k for a in acting for k in a}
-            differing = [k for k in keys if len({f[k] for f in flats if k in f} if k in only_some
-                                               else {f.get(k, "-") for f in flats}) > 1]
-            for r, f in zip(group, flats):
-                out[id(r)] = ", ".join(f"{k}={f.get(k, '-')}".replace('"', "") for k in differing
-                                       if k in f or k not in only_some)
-            continue
-        keys = sorted({k for f in flats for k in f})
-        differing = [k for k in keys if len({f.get(k, "-") for f in flats}) > 1]
+            # settings, only those that act in the run (no temperature without soft targets)
+            acting = [params(r.config) for r in group]
+            kept = ("distill.teacher", "distill.init", "distill.layers")
+            flats = [{**{k: v for k, v in f.items() if not k.startswith("distill.") or k in kept}, **a}
+                     for f, a in zip(flats, acting)]
+            # a distill setting that acts in some runs only is compared among those and named there
+            only_some = frozenset(k for a in acting for k in a)
+        else:
+            only_some = frozenset()
+        keys = differing(flats, only_some)
         for r, f in zip(group, flats):
-            out[id(r)] = ", ".join(f"{k}={f.get(k, '-')}".replace('"', "") for k in differing)
+            out[id(r)] = settings(f, keys, only_some)
     return out
 
 
@@ -104,9 +81,7 @@ def distilled(r: Result) -> str:
     """'3L student: two-stage' for a distill run (its depth and variant), '' otherwise."""
     if r.mode != "distill":
         return ""
-    from ..distill.table import variant_of
-
-    layers = (r.model.model_extra or {}).get("num_hidden_layers")
+    layers = r.model.num_hidden_layers
     return f"{layers}L student: {variant_of(r.config)}" if layers else f"student: {variant_of(r.config)}"
 
 
@@ -129,8 +104,6 @@ def metrics_frame(rs: List[Result]) -> pd.DataFrame:
 
 def efficiency_frame(rs: List[Result]) -> pd.DataFrame:
     """One row per (latency run, backend, shape), with the accuracy change each backend costs when measured."""
-    from .console import latency_frame
-
     lat = [r for r in rs if r.latency]
     df = latency_frame([r.model_dump(mode="json") for r in lat])
     if df.empty:

@@ -12,6 +12,8 @@ matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from .naming import student_of, variant_of  # noqa: E402
+
 WIDTH_IN = 3.4  # one column of a two-column paper
 STYLE = {"font.size": 8, "axes.titlesize": 8, "axes.labelsize": 8, "legend.fontsize": 7, "xtick.labelsize": 7,
          "ytick.labelsize": 7}
@@ -93,13 +95,12 @@ def distill_loss_curves(runs: List, out: Path) -> List[Path]:
     """Per task, each ok distill run's training loss per stage: the curves the distillation table's figures come
     from. One line per run (named by student, variant and seed; by folder too where those collide); the
     intermediate stage's terms are drawn one by one (log scale)."""
-    from ..distill.table import student_of, variant_of
 
     paths: List[Path] = []
     by_task: dict = {}
     for r in sorted(runs, key=lambda r: r.started_at):
-        stages = ((r.train.model_extra or {}).get("stages") if r.train else None) or []
-        if r.mode == "distill" and r.status == "ok" and isinstance(stages, list) and stages:
+        stages = r.train.stages if r.train else []
+        if r.mode == "distill" and r.status == "ok" and stages:
             label = f"{student_of(r.config, r.model.name)}: {variant_of(r.config)}, seed {r.seed}"
             by_task.setdefault(r.task.name, []).append((label, Path(r.path).parent.name if r.path else "?", stages))
     for task, entries in sorted(by_task.items()):

@@ -193,7 +193,7 @@ def efficiency_table(eff: pd.DataFrame) -> Table:
 
 
 def distill_table(df: pd.DataFrame) -> Table:
-    """The distillation comparison (bench.distill.table.frame): per task, teacher and student, the teacher, the direct
+    """The distillation comparison (bench.report.distillation.frame): per task, teacher and student, the teacher, the direct
     fine-tune and each distilled variant."""
     cols = ["task", "teacher", "student", "variant", "dev", "vs direct (points)", "95% CI", "seeds", "metrics",
             "train s", "p50 ms", "speed-up", "agreement", "status"]

@@ -74,15 +74,3 @@ def watch() -> Iterator[Dict[str, Any]]:
         yield out
     finally:
         out.update(between(start, CpuTimes.now()) or {})
-
-
-def describe(load: Optional[Dict[str, Any]]) -> str:
-    """One phrase for tables: why a figure is flagged."""
-    if not load or not load.get("disturbed"):
-        return ""
-    parts = []
-    if load["other_cores"] > load["threshold_other_cores"]:
-        parts.append(f"other load {load['other_cores']:.2f} cores")
-    if load["steal_fraction"] > load["threshold_steal"]:
-        parts.append(f"steal {100 * load['steal_fraction']:.0f}%")
-    return "disturbed: " + ", ".join(parts)

@@ -20,7 +20,6 @@ import torch
 from .. import env, kinds, models, tasks
 from ..config import Config
 from ..errors import ConfigError
-from ..results import Result
 from ..tasks import metrics
 from . import backends, inputs, load, measure
 from .child import run_isolated
@@ -149,8 +148,9 @@ def _isolated(cfg: Config, backend: str) -> Dict[str, Any]:
     return {"backend": backend, "shapes": [], **out}
 
 
-def run(cfg: Config, result: Result) -> None:
-    """Fill `result.latency` (one row per backend and shape) and `result.timing` (per-backend facts)."""
+def run(cfg: Config) -> Dict[str, Any]:
+    """The latency run's sections: `latency` (one row per backend and shape), `timing` (per-backend facts),
+    `model`, `task`, `notes` and, when a backend was scored, `metrics`."""
     device = env.setup_device(cfg.device)
     if kinds.of(cfg.task).choices and (cfg.timing.inputs == "task" or cfg.timing.with_accuracy):
         raise ConfigError(f"task {cfg.task.name} is multiple choice: its latency is timed on synthetic batch x "
@@ -167,17 +167,17 @@ def run(cfg: Config, result: Result) -> None:
     first_ok = next((b for b in per_backend.values() if "model" in b), None)
     if first_ok is None:
         raise RuntimeError(f"no backend could load the model: {[b.get('reason') for b in per_backend.values()]}")
-    result.model = first_ok["model"]
-    result.task = {"name": cfg.task.name, "inputs": cfg.timing.inputs}
-    if result.model["weights"] == "random":
-        result.notes.append("weights: random (exact architecture): latency, memory and FLOPs are exact")
+    out: Dict[str, Any] = {"model": first_ok["model"], "task": {"name": cfg.task.name, "inputs": cfg.timing.inputs},
+                           "notes": []}
+    if out["model"]["weights"] == "random":
+        out["notes"].append("weights: random (exact architecture): latency, memory and FLOPs are exact")
     for name, reason in emulated.items():
-        result.notes.append(f"{name} (emulated): {reason}")
-    result.latency = _rows(per_backend, calibration, device, emulated)
-    if any(r.get("disturbed") for r in result.latency):
-        result.notes.append("disturbed: other processes used the CPU while some shapes were measured "
+        out["notes"].append(f"{name} (emulated): {reason}")
+    out["latency"] = _rows(per_backend, calibration, device, emulated)
+    if any(r.get("disturbed") for r in out["latency"]):
+        out["notes"].append("disturbed: other processes used the CPU while some shapes were measured "
                             "(see each row's `load`); re-measure them on a quiet machine")
-    result.timing = {
+    out["timing"] = {
         "device": str(device),
         "threads": torch.get_num_threads(),
         "calibration": calibration,
@@ -188,12 +188,13 @@ def run(cfg: Config, result: Result) -> None:
                      for n, b in per_backend.items()},
     }
     eager_acc = per_backend.get("eager", {}).get("accuracy")
-    for b in result.timing["backends"].values():
+    for b in out["timing"]["backends"].values():
         if eager_acc and b.get("accuracy"):
             b["accuracy_change"] = {k: b["accuracy"][k] - eager_acc[k] for k in eager_acc if k in b["accuracy"]}
             b["accuracy_tiers"] = accuracy_tiers(b["accuracy"], eager_acc)
     if eager_acc:
-        result.metrics = dict(eager_acc)
+        out["metrics"] = dict(eager_acc)
+    return out
 
 
 def accuracy_tiers(score: Dict[str, float], reference: Dict[str, float], metric: str = "primary") -> Dict[str, Any]:

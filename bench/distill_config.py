@@ -1,6 +1,7 @@
 """mode=distill's config schema: the teacher, the student's initialisation, the loss terms and the stages.
 
-Imported by bench/config.py (the `distill` node of Config), so it must stay free of torch and of bench.config.
+Imported by bench/config.py (the `distill` node of Config): it sits in the bottom layer beside it, free of torch
+and of everything above (bench/distill/ imports it, never the other way).
 """
 
 from __future__ import annotations
@@ -8,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
-from ..checks import choice, positive
-from ..errors import ConfigError
+from .checks import choice, positive
+from .errors import ConfigError
 
 # mode=distill: loss term -> the stage it belongs to (TinyBERT: intermediate layers first, then the prediction layer)
 DISTILL_LOSSES = {"embedding": "intermediate", "hidden": "intermediate", "attention": "intermediate",

@@ -3,7 +3,7 @@ directly and each distilled variant, with the dev figure (mean±std over seeds),
 fine-tune with a paired-bootstrap 95% interval on the same dev examples, training time, latency and speed-up over
 the teacher. Failed or interrupted distill runs are rows of their own, never left out in silence.
 
-    python -m bench.distill.table RESULTS_DIR [--out table.md] [--bootstrap 2000]
+    python -m bench.report.distillation RESULTS_DIR [--out table.md] [--bootstrap 2000]
 
 `bench report` shows the same table (`distillation.md`, `.tex`, a section of the HTML page).
 """
@@ -11,7 +11,6 @@ the teacher. Failed or interrupted distill runs are rows of their own, never lef
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
@@ -21,103 +20,38 @@ import numpy as np
 import pandas as pd
 
 from .. import schema
-from ..schema import Result
-from .config import DISTILL_LOSSES
+from ..schema import DistillInfo, Result
+from . import render, stats, tables
+from .naming import differing, distill_flat, params, settings, student_of, teacher_of, terms, variant_of
 
 VARIANT_ORDER = {"teacher": 0, "fine-tuned directly": 1, "prediction layer": 2, "intermediate only": 3, "two-stage": 4}
-# the loss terms each variant's name stands for; terms on beyond them, or off among them, are named after it
-STANDARD_TERMS = {"fine-tuned directly": {"hard"}, "prediction layer": {"soft"},
-                  "intermediate only": {"embedding", "hidden", "attention"},
-                  "two-stage": {"embedding", "hidden", "attention", "soft"}}
-STAGE_NAMES = {("prediction",): "prediction layer", ("intermediate",): "intermediate only",
-               ("intermediate", "prediction"): "two-stage"}
-# config keys that decide nothing about the student's figures, or that the variant and student names already say
-NOT_A_SETTING = ("mode", "distill", "timing")
+# skipped/running records point at other runs: not rows
 SHOWN = ("ok", "failed", "interrupted", "partial")  # skipped/running records point at other runs: not rows
 COLUMNS = ["task", "teacher", "student", "setting", "variant", "metric", "dev", "dev_std", "seeds", "metrics",
            "vs_direct_points", "pairs", "ci_low", "ci_high", "ci_seed", "within_noise", "train_s", "p50_ms",
            "speedup", "agreement", "status", "failed", "runs"]
 
 
-def terms(config: Dict[str, Any]) -> Dict[str, float]:
-    """The loss terms a run optimises (weight above 0, in one of its stages), with their weights."""
-    d = config.get("distill") or {}
-    stages = set(d.get("stages") or [])
-    return {k: float(v) for k, v in sorted((d.get("weights") or {}).items())
-            if v and float(v) > 0 and DISTILL_LOSSES.get(k) in stages}
+def _distill_info(r: Result) -> DistillInfo:
+    return (r.train.distill if r.train else None) or DistillInfo()
 
 
-def is_direct(config: Dict[str, Any]) -> bool:
-    return set(terms(config)) == {"hard"}
-
-
-def _params(config: Dict[str, Any]) -> Dict[str, str]:
-    """The distill settings that act in this run: the temperature when soft targets are on, each listed stage's
-    schedule, the layer map when the intermediate stage is on."""
-    d = config.get("distill") or {}
-    on = terms(config)
-    out = {}
-    if "soft" in on:
-        out["distill.temperature"] = d.get("temperature")
-    for stage in d.get("stages") or []:
-        for k, v in sorted((d.get(stage) or {}).items()):
-            out[f"distill.{stage}.{k}"] = v
-    if "intermediate" in (d.get("stages") or []):
-        out["distill.layer_map"] = d.get("layer_map")
-    return {k: json.dumps(v, sort_keys=True) for k, v in out.items()}
-
-
-def variant_of(config: Dict[str, Any]) -> str:
-    """The variant's name: its stages, then any term on beyond the variant's usual ones (+) or off among them (-),
-    then any weight other than 1."""
-    on = terms(config)
-    stages = tuple(s for s in ((config.get("distill") or {}).get("stages") or [])
-                   if any(DISTILL_LOSSES[t] == s for t in on))
-    name = "fine-tuned directly" if set(on) == {"hard"} else STAGE_NAMES.get(stages, "+".join(stages) or "?")
-    usual = STANDARD_TERMS.get(name, set())
-    changes = [f"+{t}" for t in on if t not in usual] + [f"-{t}" for t in sorted(usual) if t not in on]
-    scaled = [f"{t}={w:g}" for t, w in on.items() if w != 1.0]
-    return name + (f" ({', '.join(changes)})" if changes else "") + (f" [{', '.join(scaled)}]" if scaled else "")
-
-
-def student_of(config: Dict[str, Any], model_name: str) -> str:
-    """The student, from the config alone (a run that failed before building it is named the same way)."""
-    d = config.get("distill") or {}
-    init = d.get("init", "?")
-    layers = d.get("layers")
-    depth = len(layers) if layers else ((config.get("model") or {}).get("arch") or {}).get("num_hidden_layers")
-    what = f"{init} {list(layers)}" if layers else init
-    return f"{model_name} {depth}L ({what})" if depth else f"{model_name} ({what})"
-
-
-def teacher_of(config: Dict[str, Any]) -> str:
-    """The teacher folder as given, normalised: a run folder and its checkpoint/ are one teacher."""
-    t = os.path.normpath(str((config.get("distill") or {}).get("teacher") or "?"))
-    return t[: -len("/checkpoint")] if t.endswith("/checkpoint") else t
-
-
-def _flat(d: Dict[str, Any], prefix: str = "") -> Dict[str, str]:
-    from ..report.gather import _flat as flat
-
-    return {k: v for k, v in flat(d, prefix).items()
-            if not any(k == n or k.startswith(n + ".") for n in NOT_A_SETTING)}
-
-
-def _distill_info(r: Result) -> Dict[str, Any]:
-    return ((r.train.model_extra or {}).get("distill") or {}) if r.train else {}
+def _agreement_after(r: Result) -> Optional[float]:
+    f = _distill_info(r).fidelity
+    return f.after.agreement if f and f.after else None
 
 
 def _teacher_train_s(infos: List[Dict[str, Any]], teacher: str, finetunes: Dict[str, Result]) -> Optional[float]:
     """The teacher's own fine-tuning time: recorded by the distill run, else that of the finetune run among the
     results whose folder is the teacher folder (matched by path ending, whatever folder the table is built from)."""
     for d in infos:
-        if d.get("teacher_train_seconds") is not None:
-            return d["teacher_train_seconds"]
+        if d.teacher_train_seconds is not None:
+            return d.teacher_train_seconds
     tail = Path(teacher).parts
     for folder, r in finetunes.items():
         parts = Path(folder).parts
         if tail and parts[-len(tail):] == tail and r.train is not None:
-            return (r.train.model_extra or {}).get("seconds")
+            return r.train.seconds
     return None
 
 
@@ -156,10 +90,8 @@ def _pick(rs: List[Result]) -> Tuple[Dict[Any, Result], List[str]]:
 
 
 def _compare(a: Result, b: Result, n_boot: int) -> Optional[Dict[str, Any]]:
-    from ..report.stats import compare_runs
-
     try:
-        return compare_runs(a, b, n_boot=n_boot)
+        return stats.compare_runs(a, b, n_boot=n_boot)
     except (ValueError, TypeError):  # a predictions file with nulls or text where labels belong: no interval
         return None
 
@@ -185,30 +117,28 @@ def frame(source: Union[str, Path, Iterable[Result]], n_boot: int = 2000, log=No
         by_student.setdefault((r.task.name, teacher_of(r.config), student_of(r.config, r.model.name)), []).append(r)
     groups: Dict[Tuple[str, str, str, str], List[Result]] = {}
     for key, group in by_student.items():
-        flats = [_flat(r.config) for r in group]
-        keys = sorted({k for f in flats for k in f})
-        differing = [k for k in keys if len({f.get(k, "-") for f in flats}) > 1]
+        flats = [distill_flat(r.config) for r in group]
+        keys = differing(flats)
         for r, f in zip(group, flats):
-            sett = ", ".join(f"{k}={f.get(k, '-')}".replace('"', "") for k in differing)
-            groups.setdefault((*key, sett), []).append(r)
+            groups.setdefault((*key, settings(f, keys)), []).append(r)
     rows: List[Dict[str, Any]] = []
     for (task, teacher, student, sett), group in groups.items():
         base = {"task": task, "teacher": teacher, "student": student, "setting": sett}
         # variants: the terms and weights on, plus the distill settings that act in the run where they differ
-        params = [_params(r.config) for r in group]
-        pkeys = sorted({k for p in params for k in p})
-        p_differ = [k for k in pkeys if len({p.get(k) for p in params if k in p}) > 1]
+        acting = [params(r.config) for r in group]
+        pkeys = sorted({k for p in acting for k in p})
+        p_differ = [k for k in pkeys if len({p.get(k) for p in acting if k in p}) > 1]
         variants: Dict[Tuple, List[Result]] = {}
-        for r, p in zip(group, params):
+        for r, p in zip(group, acting):
             shown = tuple((k, p[k]) for k in p_differ if k in p)
             variants.setdefault((tuple(terms(r.config).items()), shown), []).append(r)
         picked = {v: _pick(rs) for v, rs in variants.items()}
         directs = {v: c for v, (c, _) in picked.items() if set(dict(v[0])) == {"hard"}}
         ok_all = [r for c, _ in picked.values() for r in c.values() if r.status == "ok"]
         infos = [_distill_info(r) for r in ok_all]
-        with_t = [(d.get("teacher_metrics") or {}) for d in infos if (d.get("teacher_metrics") or {}).get("primary") is not None]
-        t_p50 = _mean(((d.get("efficiency") or {}).get("teacher") or {}).get("p50_ms") for d in infos)
-        ids = sorted({d["teacher_id"][:12] for d in infos if d.get("teacher_id")})
+        with_t = [d.teacher_metrics for d in infos if d.teacher_metrics.get("primary") is not None]
+        t_p50 = _mean(d.efficiency.teacher.p50_ms for d in infos if d.efficiency and d.efficiency.teacher)
+        ids = sorted({d.teacher_id[:12] for d in infos if d.teacher_id})
         rows.append({**base, "variant": "teacher", "metric": _primary_name(ok_all),
                      "dev": with_t[0]["primary"] if with_t else None, "metrics": _metrics_text(with_t[:1]),
                      "train_s": _teacher_train_s(infos, teacher, finetunes), "p50_ms": t_p50,
@@ -240,7 +170,7 @@ def frame(source: Union[str, Path, Iterable[Result]], n_boot: int = 2000, log=No
                                   for r in bad), *superseded, *([why] if why and ok else [])]) or "ok"
             finite = [r.metrics.get("primary") for r in ok if r.metrics.get("primary") is not None]
             name = variant_of(rs[0].config) + (f" ({', '.join(f'{k}={x}' for k, x in v[1])})".replace('"', "") if v[1] else "")
-            effs = [_distill_info(r).get("efficiency") or {} for r in ok]
+            effs = [e for e in (_distill_info(r).efficiency for r in ok) if e is not None]
             rows.append({**base, "variant": name, "metric": _primary_name(ok),
                          "dev": float(np.mean(finite)) if finite else None,
                          "dev_std": float(np.std(finite, ddof=1)) if len(finite) > 1 else None,
@@ -248,10 +178,10 @@ def frame(source: Union[str, Path, Iterable[Result]], n_boot: int = 2000, log=No
                          "vs_direct_points": float(np.mean(pairs)) if pairs else None, "pairs": len(pairs) or None,
                          "ci_low": 100 * ci["low"] if ci else None, "ci_high": 100 * ci["high"] if ci else None,
                          "ci_seed": ci_seed, "within_noise": ci.get("within_noise") if ci else None,
-                         "train_s": _mean(((r.train.model_extra or {}).get("seconds") if r.train else None) for r in ok),
-                         "p50_ms": _mean((e.get("student") or {}).get("p50_ms") for e in effs),
-                         "speedup": _mean(e.get("speedup_p50") for e in effs),
-                         "agreement": _mean((((_distill_info(r).get("fidelity") or {}).get("after")) or {}).get("agreement") for r in ok),
+                         "train_s": _mean(r.train.seconds if r.train else None for r in ok),
+                         "p50_ms": _mean(e.student.p50_ms for e in effs if e.student),
+                         "speedup": _mean(e.speedup_p50 for e in effs),
+                         "agreement": _mean(_agreement_after(r) for r in ok),
                          "status": status, "failed": bool(bad) or bool(superseded),
                          "runs": ", ".join(str(Path(r.path).parent) for r in rs if r.path)})
     df = pd.DataFrame(rows).reindex(columns=COLUMNS)
@@ -288,8 +218,6 @@ def _metrics_text(ms: List[Dict[str, Any]]) -> str:
 
 
 def markdown(df: pd.DataFrame) -> str:
-    from ..report import render, tables
-
     return render.markdown(tables.distill_table(df))
 
 

@@ -1,0 +1,120 @@
+"""How runs are named and told apart in reports, from their configs alone: the dotted config (`flat`), what sets
+runs of one model apart (`differing`, `settings`), and a distill run's variant, student and teacher.
+
+Read by report/gather.py, report/distillation.py and report/plots.py; it depends on nothing of ours but the
+config schema's constants, so that those modules import each other one way only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, Dict, List
+
+from ..distill_config import DISTILL_LOSSES
+
+# config keys that decide nothing about a figure (where it is written, what is saved) or are the grouping
+# itself (the seed, the task: one table row spans a model's tasks)
+NOT_A_VARIANT = ("out_dir", "bench", "task", "train.seed", "train.save_checkpoint", "train.save_predictions",
+                 "train.logging_steps", "train.eval_batch_size")
+
+
+def flat(d: Dict[str, Any], prefix: str = "") -> Dict[str, str]:
+    """A config as one level of dotted keys with JSON values, less what decides no figure (NOT_A_VARIANT)."""
+    out: Dict[str, str] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if any(key == n or key.startswith(n + ".") for n in NOT_A_VARIANT):
+            continue
+        if isinstance(v, dict):
+            out.update(flat(v, key + "."))
+        else:
+            out[key] = json.dumps(v, sort_keys=True)
+    return out
+
+
+def differing(flats: List[Dict[str, str]], only_some: frozenset = frozenset()) -> List[str]:
+    """The dotted keys whose values differ between these flat configs. A key missing from a run counts as a
+    difference ("-"), except the keys in `only_some` (settings that act in some runs only), which are compared
+    among the runs that have them."""
+    keys = sorted({k for f in flats for k in f})
+    return [k for k in keys if len({f[k] for f in flats if k in f} if k in only_some
+                                   else {f.get(k, "-") for f in flats}) > 1]
+
+
+def settings(f: Dict[str, str], keys: List[str], only_some: frozenset = frozenset()) -> str:
+    """'key=value, ...' for the differing keys of one run (the text a variant is labelled with)."""
+    return ", ".join(f"{k}={f.get(k, '-')}".replace('"', "") for k in keys if k in f or k not in only_some)
+
+
+# the loss terms each variant's name stands for; terms on beyond them, or off among them, are named after it
+STANDARD_TERMS = {"fine-tuned directly": {"hard"}, "prediction layer": {"soft"},
+                  "intermediate only": {"embedding", "hidden", "attention"},
+                  "two-stage": {"embedding", "hidden", "attention", "soft"}}
+STAGE_NAMES = {("prediction",): "prediction layer", ("intermediate",): "intermediate only",
+               ("intermediate", "prediction"): "two-stage"}
+# config keys that decide nothing about the student's figures, or that the variant and student names already say
+NOT_A_SETTING = ("mode", "distill", "timing")
+
+
+def terms(config: Dict[str, Any]) -> Dict[str, float]:
+    """The loss terms a run optimises (weight above 0, in one of its stages), with their weights."""
+    d = config.get("distill") or {}
+    stages = set(d.get("stages") or [])
+    return {k: float(v) for k, v in sorted((d.get("weights") or {}).items())
+            if v and float(v) > 0 and DISTILL_LOSSES.get(k) in stages}
+
+
+def is_direct(config: Dict[str, Any]) -> bool:
+    return set(terms(config)) == {"hard"}
+
+
+def params(config: Dict[str, Any]) -> Dict[str, str]:
+    """The distill settings that act in this run: the temperature when soft targets are on, each listed stage's
+    schedule, the layer map when the intermediate stage is on."""
+    d = config.get("distill") or {}
+    on = terms(config)
+    out = {}
+    if "soft" in on:
+        out["distill.temperature"] = d.get("temperature")
+    for stage in d.get("stages") or []:
+        for k, v in sorted((d.get(stage) or {}).items()):
+            out[f"distill.{stage}.{k}"] = v
+    if "intermediate" in (d.get("stages") or []):
+        out["distill.layer_map"] = d.get("layer_map")
+    return {k: json.dumps(v, sort_keys=True) for k, v in out.items()}
+
+
+def variant_of(config: Dict[str, Any]) -> str:
+    """The variant's name: its stages, then any term on beyond the variant's usual ones (+) or off among them (-),
+    then any weight other than 1."""
+    on = terms(config)
+    stages = tuple(s for s in ((config.get("distill") or {}).get("stages") or [])
+                   if any(DISTILL_LOSSES[t] == s for t in on))
+    name = "fine-tuned directly" if set(on) == {"hard"} else STAGE_NAMES.get(stages, "+".join(stages) or "?")
+    usual = STANDARD_TERMS.get(name, set())
+    changes = [f"+{t}" for t in on if t not in usual] + [f"-{t}" for t in sorted(usual) if t not in on]
+    scaled = [f"{t}={w:g}" for t, w in on.items() if w != 1.0]
+    return name + (f" ({', '.join(changes)})" if changes else "") + (f" [{', '.join(scaled)}]" if scaled else "")
+
+
+def student_of(config: Dict[str, Any], model_name: str) -> str:
+    """The student, from the config alone (a run that failed before building it is named the same way)."""
+    d = config.get("distill") or {}
+    init = d.get("init", "?")
+    layers = d.get("layers")
+    depth = len(layers) if layers else ((config.get("model") or {}).get("arch") or {}).get("num_hidden_layers")
+    what = f"{init} {list(layers)}" if layers else init
+    return f"{model_name} {depth}L ({what})" if depth else f"{model_name} ({what})"
+
+
+def teacher_of(config: Dict[str, Any]) -> str:
+    """The teacher folder as given, normalised: a run folder and its checkpoint/ are one teacher."""
+    t = os.path.normpath(str((config.get("distill") or {}).get("teacher") or "?"))
+    return t[: -len("/checkpoint")] if t.endswith("/checkpoint") else t
+
+
+def distill_flat(d: Dict[str, Any], prefix: str = "") -> Dict[str, str]:
+    """`flat`, less what the distillation table names otherwise (the variant, the student) or what decides nothing."""
+    return {k: v for k, v in flat(d, prefix).items()
+            if not any(k == n or k.startswith(n + ".") for n in NOT_A_SETTING)}
