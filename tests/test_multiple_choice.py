@@ -9,13 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import SHARED_DATA, tiny
 
 from bench.config import compose
 from bench.errors import BenchError, DataError
 from bench.runner import run
 from bench.tasks import mc_trivial
 from bench.tasks.multiple_choice import ChoiceCollator, encode, masked, permuted
-from conftest import SHARED_DATA, tiny
 
 MC_DIR = SHARED_DATA / "multiple_choice"
 QUICK = ["train.max_steps=3", "train.batch_size=4", "data.max_train_samples=16", "data.max_eval_samples=12",
