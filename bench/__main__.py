@@ -24,7 +24,8 @@ log = logging.getLogger("bench")
 
 # The entry points of the bench-report and bench-compare scripts ([project.scripts]), also reachable as
 # `bench report` / `bench compare`, the spelling the README and CI have always used.
-SUBCOMMANDS = {"report": "bench.report.__main__:main", "compare": "bench.compare:main"}
+SUBCOMMANDS = {"report": "bench.report.__main__:main", "compare": "bench.compare:main",
+               "score": "bench.score:main"}  # score: a checkpoint on examples of your own
 STATUS_EXIT = {"ok": errors.EXIT_OK, "skipped": errors.EXIT_OK, "partial": errors.EXIT_PARTIAL,
                "failed": errors.EXIT_FAILED}
 

@@ -74,6 +74,7 @@ class LocalFormat:
     # column names from the header, or 0-based positions as strings when there is no header; "-1" is the last
     text_columns: List[str] = field(default_factory=list)
     label_column: str = "label"
+    layout: str = ""  # multiple-choice tasks: the release layout's reader (bench/tasks/multiple_choice.LAYOUTS)
 
 
 @dataclass
@@ -83,6 +84,7 @@ class HubFormat:
     text_columns: List[str] = field(default_factory=list)
     label_column: str = "label"
     train_split: str = "train"
+    layout: str = ""  # multiple-choice tasks: the Hub dataset's layout, when it differs from the local one
 
 
 @dataclass
@@ -97,7 +99,7 @@ class ReportFormat:
 @dataclass
 class TaskConfig:
     name: str = MISSING
-    kind: str = "classification"  # a task kind of bench/kinds.py: classification | regression | squad
+    kind: str = "classification"  # a kind of bench/kinds.py: classification | regression | squad | multiple_choice
     labels: List[str] = field(default_factory=list)  # label values as written in the local files, in Hub order
     metrics: List[str] = field(default_factory=list)
     primary: List[str] = field(default_factory=list)  # the mean of these is the task's primary figure
@@ -209,6 +211,8 @@ class TimingConfig:
     with_accuracy: bool = False
     flops: bool = True
     calibrate: bool = True
+    choices: List[int] = field(default_factory=lambda: [2, 4])  # multiple-choice tasks: batch x choices x seq
+
 
     def __post_init__(self) -> None:
         choice("timing.inputs", self.inputs, ["synthetic", "task"])
@@ -216,8 +220,8 @@ class TimingConfig:
             choice("timing.backends entry", b, BACKEND_CHOICES)
         if not self.backends or not self.batch_sizes or not self.seq_lens:
             raise ConfigError("timing.backends, timing.batch_sizes and timing.seq_lens must each name at least one")
-        for b in self.batch_sizes + self.seq_lens:
-            positive("timing batch size / sequence length", b)
+        for b in self.batch_sizes + self.seq_lens + self.choices:
+            positive("timing batch size / sequence length / choices", b)
         positive("timing.min_iterations", self.min_iterations)
         if self.min_seconds < 0 or self.warmup_runs < 0:
             raise ConfigError("timing.min_seconds and timing.warmup_runs must not be negative")

@@ -128,14 +128,17 @@ def training_args(cfg: Config, hyper: Hyper, device: torch.device, precision: st
     )
 
 
-def make_trainer(cfg: Config, model, tokenizer, train_dataset, hyper: Hyper, device, precision: str) -> Trainer:
-    if cfg.train.padding == "dynamic":
+def make_trainer(cfg: Config, model, tokenizer, train_dataset, hyper: Hyper, device, precision: str,
+                 collator=None, trainer_class=None) -> Trainer:
+    """The guarded Trainer; a task kind whose batches are not token sequences passes its own collator (and
+    Trainer subclass, for its loss)."""
+    if collator is None and cfg.train.padding == "dynamic":
         # multiples of 8 feed tensor cores on GPU, and on CPU they bound the number of distinct shapes that
         # oneDNN compiles and caches kernels for (SQuAD windows take every length up to 384)
         collator = DataCollatorWithPadding(tokenizer, pad_to_multiple_of=8)
-    else:
+    elif collator is None:
         collator = default_data_collator
-    return GuardedTrainer(
+    return (trainer_class or GuardedTrainer)(
         model=model,
         args=training_args(cfg, hyper, device, precision, Path(cfg.out_dir)),
         data_collator=collator,

@@ -1,4 +1,4 @@
-"""Task kinds, defined once: what classification, regression and extractive QA (SQuAD) each need.
+"""Task kinds, defined once: what classification, regression, extractive QA (SQuAD) and multiple choice need.
 
 A task file names its kind (`task.kind`); the model head, the readers, the pipeline that trains and scores it,
 how its outputs become predictions and whether per-example predictions can be compared pairwise are looked up
@@ -41,7 +41,8 @@ class Kind:
     regression: bool = False  # one output per example, which is the prediction itself
     paired: bool = True  # predictions.jsonl holds one comparable prediction per example (paired bootstrap)
     distillable: bool = True  # mode=distill can train a student on it (one output vector per example)
-    table: str = "glue"  # the report table its figures go to: "glue" (one column per task) or "squad"
+    table: str = "glue"  # the report table its figures go to: "glue" (one column per task), "squad", "multiple_choice"
+    choices: bool = False  # inputs are batch x choices x sequence, one score per choice (multiple choice)
 
     def num_labels(self, task: "TaskConfig") -> int:
         return 1 if self.regression else len(task.labels)
@@ -72,6 +73,10 @@ KINDS: Dict[str, Kind] = {
     "squad": Kind("squad", head="AutoModelForQuestionAnswering", head_kwargs=lambda task: {},
                   readers="bench.tasks.squad", pipeline="bench.qa:run", paired=False, distillable=False,
                   table="squad"),
+    # one context, k candidates (k may vary by example): k scores per example, the prediction their argmax
+    "multiple_choice": Kind("multiple_choice", head="AutoModelForMultipleChoice", head_kwargs=lambda task: {},
+                            readers="bench.tasks.multiple_choice", pipeline="bench.multiple_choice:run",
+                            table="multiple_choice", choices=True),
 }
 
 

@@ -34,6 +34,10 @@ def _latency(cfg: Config) -> Dict[str, Any]:
 
 
 def _distill(cfg: Config) -> Dict[str, Any]:
+    if kinds.of(cfg.task).choices:  # k scores per example: its own prediction-layer distillation
+        from .distill import choice
+
+        return choice.run(cfg)
     from .distill import run as distill_run
 
     return distill_run.run(cfg)

@@ -17,8 +17,8 @@ import pandas as pd
 
 from ..results import write_atomic
 from ..schema import Result
+from . import choice, gather, plots, render, stats, tables
 from . import distillation as distill_table
-from . import gather, plots, render, stats, tables
 from . import robustness as robustness_report
 
 FORMATS = ("md", "latex", "html", "csv", "parquet")
@@ -49,6 +49,8 @@ def build(root: Path, out: Path, formats: List[str], n_boot: int = 2000, log=sys
     }
     if seeds.empty or not seeds.task.isin(tables.squad_tasks()).any():
         named.pop("squad")
+    if not seeds.empty and seeds.task.isin(choice.cells()).any():
+        named["multiple_choice"] = choice.choice_table(seeds, choice.trivial_frame(rs))
     if eff.empty:
         named.pop("efficiency")
     if distill_runs:  # failed and interrupted distill runs included: the table names them
@@ -125,7 +127,7 @@ def page(named: Dict[str, tables.Table], pairs: pd.DataFrame, figures: List[Path
              " .caption{color:#555;font-size:12px} img{max-width:520px;margin:0.5em}</style></head><body>",
              "<h1>compact-bert-bench report</h1>"]
     titles = {"glue": "GLUE", "squad": "SQuAD", "efficiency": "Efficiency", "distillation": "Distillation",
-              "robustness": "Robustness"}
+              "robustness": "Robustness", "multiple_choice": "Multiple choice"}
     for name, table in named.items():
         parts.append(f"<h2 id='{name}'>{titles[name]}</h2>{render.html(table)}")
     sig = significance_text(pairs)

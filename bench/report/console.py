@@ -20,6 +20,7 @@ def latency_frame(results: Iterable[Dict[str, Any]]) -> pd.DataFrame:
             base = {"model": model.get("name"), "weights": model.get("weights"), "params_M": (model.get("parameters") or 0) / 1e6,
                     "backend": f"{backend} (emulated)" if emulated else backend, "backend_name": backend,
                     "batch": row.get("batch_size"), "seq": row.get("seq_len"), "status": row.get("status"),
+                    "choices": row.get("choices", 0),  # multiple-choice heads: batch x choices x seq; 0 otherwise
                     "acc_tier": tiers.get("tier") or "-", "flags": _flags(row, emulated)}
             if row.get("status") == "ok":
                 lat = row["latency_s"]
@@ -33,9 +34,9 @@ def latency_frame(results: Iterable[Dict[str, Any]]) -> pd.DataFrame:
     df = pd.DataFrame(rows)
     if df.empty or "p50_ms" not in df:
         return df
-    eager_rows = df[df.backend_name == "eager"].set_index(["model", "batch", "seq"])
+    eager_rows = df[df.backend_name == "eager"].set_index(["model", "batch", "seq", "choices"])
     eager = eager_rows["p50_ms"]
-    keys = list(zip(df.model, df.batch, df.seq))
+    keys = list(zip(df.model, df.batch, df.seq, df.choices))
     df["speedup_vs_eager"] = [eager.get(k) / v if k in eager.index and v == v else None for k, v in zip(keys, df.p50_ms)]
     # a ratio is only as good as both its figures: one over a disturbed eager row is flagged on the row too
     disturbed_eager = {k for k, f in eager_rows["flags"].items() if "disturbed" in str(f)}
@@ -68,7 +69,9 @@ def latency_table(results: Iterable[Dict[str, Any]]) -> str:
     df = latency_frame(results)
     if df.empty:
         return "(no latency rows)"
-    cols = [c for c in ["model", "weights", "params_M", "backend", "batch", "seq", "p50_ms", "p90_ms", "cv_pct",
+    with_choices = bool((df["choices"] != 0).any()) if "choices" in df else False
+    cols = [c for c in ["model", "weights", "params_M", "backend", "batch", *(["choices"] * with_choices), "seq",
+                        "p50_ms", "p90_ms", "cv_pct",
                         "seq_per_s", "speedup_vs_eager", "peak_rss_MB", "GFLOPs", "pct_gemm_peak", "acc_tier", "status",
                         "flags", "error"]
             if c in df]

@@ -41,3 +41,9 @@ SQUAD: List[Dict[str, Any]] = [
     {"model": "TinyBERT-4", "source": "TinyBERT paper, dev", "v1": (72.7, 82.1), "v2": (68.2, 71.8)},
     {"model": "BERT-base (run_qa.py)", "source": "transformers run_qa.py README, dev", "v1": (81.22, 88.52), "v2": None},
 ]
+
+# Multiple choice, dev accuracy (%). CommonsenseQA is left out: its paper reports BERT on the test split, and no
+# BERT-base dev figure is at hand precisely enough to print.
+CHOICE: List[Dict[str, Any]] = [
+    {"model": "BERT-base", "source": "BERT paper (Devlin et al. 2019), Table 4, dev", "tasks": {"swag": 81.6}},
+]

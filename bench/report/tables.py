@@ -64,6 +64,8 @@ def _efficiency_for(eff: pd.DataFrame, model_name: str, device: str) -> Dict[str
         return {}
     sel = eff[(eff.model_name == model_name) & (eff.backend == "eager") & (eff.batch == 1) & (eff.seq == 128)
               & (eff.status == "ok") & eff.device.str.startswith(device)]
+    if "choices" in sel:  # a multiple-choice head's batch x choices x seq is not the single-sequence figure
+        sel = sel[sel.choices.fillna(0) == 0]
     if sel.empty:
         return {}
     return {"p50_ms": float(sel.p50_ms.median()), "GFLOPs": float(sel.GFLOPs.iloc[0])}
@@ -169,6 +171,8 @@ def efficiency_table(eff: pd.DataFrame) -> Table:
     if eff.empty:
         empty = pd.DataFrame(columns=cols)
         return Table(empty, empty.copy(), {}, "no latency results")
+    if "choices" in eff and (eff.choices.fillna(0) != 0).any():  # multiple-choice heads: batch x choices x seq
+        cols.insert(cols.index("seq"), "choices")
     df = eff.reindex(columns=cols).copy()
     df["accuracy_change"] = df["accuracy_change"].map(lambda v: v * 100 if v is not None and pd.notna(v) else np.nan)
     text = df.copy()

@@ -121,14 +121,17 @@ def onnxruntime(model, device):
         raise BackendUnavailable(f"this onnxruntime build has no {providers[0]}")
     model = model.to("cpu").eval()
     names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in _forward_args(model)]
-    example = {n: torch.ones(2, 16, dtype=torch.long) for n in names}
+    # a multiple-choice head takes batch x choices x seq (logits batch x choices)
+    choice = type(model).__name__.endswith("ForMultipleChoice")
+    example = {n: torch.ones(*((2, 2, 16) if choice else (2, 16)), dtype=torch.long) for n in names}
     folder = Path(tempfile.mkdtemp(prefix="bench-onnx-"))
     path = folder / "model.onnx"
-    axes = {n: {0: "batch", 1: "seq"} for n in names}
+    axes = {n: ({0: "batch", 1: "choices", 2: "seq"} if choice else {0: "batch", 1: "seq"}) for n in names}
     try:  # the session holds the model in memory once created: the exported files go at once, whatever happens
         try:
             torch.onnx.export(model, (), str(path), kwargs=example, input_names=names, output_names=["logits"],
-                              dynamic_axes={**axes, "logits": {0: "batch"}}, dynamo=False, opset_version=17)
+                              dynamic_axes={**axes, "logits": {0: "batch", **({1: "choices"} if choice else {})}},
+                              dynamo=False, opset_version=17)
         except Exception as exc:  # exporter failures are many and varied; the grid goes on
             raise BackendUnavailable(f"ONNX export failed: {str(exc).splitlines()[0][:300]}") from None
         opts = ort.SessionOptions()

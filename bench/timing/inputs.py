@@ -11,12 +11,15 @@ from .. import tasks
 from ..config import Config
 
 
-def synthetic(tokenizer, names: set, batch_size: int, seq_len: int, seed: int = 0) -> List[Dict[str, torch.Tensor]]:
-    """One batch of random in-vocabulary ids framed by [CLS] ... [SEP], no padding."""
+def synthetic(tokenizer, names: set, batch_size: int, seq_len: int, seed: int = 0,
+              choices: int | None = None) -> List[Dict[str, torch.Tensor]]:
+    """One batch of random in-vocabulary ids framed by [CLS] ... [SEP], no padding; batch x choices x seq for a
+    multiple-choice head (`choices`), each choice a full sequence."""
     g = torch.Generator().manual_seed(seed)
-    ids = torch.randint(1000, tokenizer.vocab_size, (batch_size, seq_len), generator=g)
-    ids[:, 0] = tokenizer.cls_token_id
-    ids[:, -1] = tokenizer.sep_token_id
+    shape = (batch_size, seq_len) if choices is None else (batch_size, choices, seq_len)
+    ids = torch.randint(1000, tokenizer.vocab_size, shape, generator=g)
+    ids[..., 0] = tokenizer.cls_token_id
+    ids[..., -1] = tokenizer.sep_token_id
     batch = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "token_type_ids": torch.zeros_like(ids)}
     return [{k: v for k, v in batch.items() if k in names}]
 

@@ -17,8 +17,9 @@ from typing import Any, Dict, List, Optional
 import numpy as np
 import torch
 
-from .. import env, models, tasks
+from .. import env, kinds, models, tasks
 from ..config import Config
+from ..errors import ConfigError
 from ..tasks import metrics
 from . import backends, inputs, load, measure
 from .child import run_isolated
@@ -27,12 +28,12 @@ log = logging.getLogger("bench")
 
 
 def _shape_entry(cfg: Config, prepared: backends.Prepared, model, device, batch_size: int, seq_len: int,
-                 tokenizer, names: set) -> Dict[str, Any]:
+                 tokenizer, names: set, choices: int | None = None) -> Dict[str, Any]:
     t = cfg.timing
     if t.inputs == "task":
         batches = inputs.task_batches(cfg, tokenizer, names, batch_size, seq_len)
     else:
-        batches = inputs.synthetic(tokenizer, names, batch_size, seq_len)
+        batches = inputs.synthetic(tokenizer, names, batch_size, seq_len, choices=choices)
     ready = [prepared.convert(b) for b in batches]
     batch_cycle = itertools.cycle(ready)
     call = lambda: prepared.forward(next(batch_cycle))  # noqa: E731
@@ -110,17 +111,20 @@ def measure_backend(cfg: Config, backend: str) -> Dict[str, Any]:
         return {**out, "status": "unsupported", "reason": str(exc), "shapes": []}
     out.update(status="ok", dtype=prepared.dtype, weight_bytes=prepared.weight_bytes, note=prepared.note, shapes=[])
     reference = model.to(device).eval()  # FLOPs are counted on the fp32 model: the work, not the kernels
-    grid = [(b, s) for b in cfg.timing.batch_sizes for s in cfg.timing.seq_lens]
-    for i, (b, s) in enumerate(grid, 1):
-        _progress(f"{cfg.model.name} {backend}: batch {b} x seq {s} (shape {i}/{len(grid)})")
+    # a multiple-choice head takes batch x choices x seq: each choice count is a shape of its own
+    per_choice = cfg.timing.choices if kinds.of(cfg.task).choices else [None]
+    grid = [(b, c, s) for b in cfg.timing.batch_sizes for c in per_choice for s in cfg.timing.seq_lens]
+    for i, (b, c, s) in enumerate(grid, 1):
+        shape = f"batch {b} x {c} choices x seq {s}" if c else f"batch {b} x seq {s}"
+        _progress(f"{cfg.model.name} {backend}: {shape} (shape {i}/{len(grid)})")
         try:
-            entry = _shape_entry(cfg, prepared, reference, device, b, s, tokenizer, names)
+            entry = _shape_entry(cfg, prepared, reference, device, b, s, tokenizer, names, choices=c)
         except Exception as exc:  # out of memory, unsupported op: recorded for this shape, the grid goes on
             if device.type == "cuda":
                 torch.cuda.empty_cache()
             first_line = str(exc).splitlines()[0][:300] if str(exc) else ""
             entry = {"status": "failed", "error": f"{type(exc).__name__}: {first_line}"}
-        out["shapes"].append({"batch_size": b, "seq_len": s, **entry})
+        out["shapes"].append({"batch_size": b, "seq_len": s, **({"choices": c} if c else {}), **entry})
     if cfg.timing.with_accuracy:
         out["accuracy"] = _accuracy(cfg, prepared, tokenizer, names)
     out["peak_rss_process_bytes"] = _ru_maxrss()
@@ -148,6 +152,9 @@ def run(cfg: Config) -> Dict[str, Any]:
     """The latency run's sections: `latency` (one row per backend and shape), `timing` (per-backend facts),
     `model`, `task`, `notes` and, when a backend was scored, `metrics`."""
     device = env.setup_device(cfg.device)
+    if kinds.of(cfg.task).choices and (cfg.timing.inputs == "task" or cfg.timing.with_accuracy):
+        raise ConfigError(f"task {cfg.task.name} is multiple choice: its latency is timed on synthetic batch x "
+                          "choices x seq inputs only (timing.inputs=synthetic, timing.with_accuracy=false)")
     names = backends.resolve(cfg.timing.backends, device)
     emulated = {n: r for n in names if (r := backends.emulated_reason(n, device))}
     native_bf16 = "bf16" not in emulated and (device.type == "cuda" or env.cpu_has_native_bf16())

@@ -1,0 +1,89 @@
+"""The multiple-choice table: one column per task (accuracy x100, mean±std over seeds), the trivial predictors'
+accuracy on the same dev examples beside it, published rows labelled as published."""
+
+from __future__ import annotations
+
+from typing import Dict, List, Tuple
+
+import numpy as np
+import pandas as pd
+
+from .. import kinds
+from ..schema import Result
+from . import published
+from .tables import MISSING, Table, _cell, task_specs
+
+
+def cells() -> Dict[str, str]:
+    """task -> column title, in table order, for every multiple-choice task file."""
+    specs = sorted((s for s in task_specs().values() if kinds.KINDS[s.kind].table == "multiple_choice"),
+                   key=lambda s: (s.report.order, s.name))
+    return {s.name: s.report.title or s.name for s in specs}
+
+
+def trivial_frame(rs: List[Result]) -> pd.DataFrame:
+    """One row per (task, trivial predictor): its accuracy, from the first run of each task that recorded it
+    (every run of a task scores the same dev examples; a capped run's slice is not the whole split)."""
+    rows, seen = [], set()
+    titles = cells()
+    for r in rs:
+        if r.task.name not in titles or not r.trivial or r.task.name in seen or r.mode == "latency":
+            continue
+        seen.add(r.task.name)
+        for name, p in (r.trivial.get("predictors") or {}).items():
+            rows.append({"task": r.task.name, "predictor": name.replace(" (evaluation)", ""),
+                         "acc": p["metrics"]["acc"], "examples": sum((r.task.splits or {}).values())})
+    return pd.DataFrame(rows, columns=["task", "predictor", "acc", "examples"])
+
+
+def choice_table(seeds: pd.DataFrame, trivial: pd.DataFrame, with_published: bool = True) -> Table:
+    titles = cells()
+    present = [t for t in titles if not seeds.empty and t in set(seeds.task)]
+    # tasks with a published figure get their column even without a run of ours: the figure is shown beside
+    pub = {t for p in published.CHOICE for t in p["tasks"]} if with_published else set()
+    shown = [t for t in titles if t in present or t in pub]
+    text_rows: List[dict] = []
+    score_rows: List[dict] = []
+    for (model, _), agg in (seeds[seeds.task.isin(present)].groupby(["model", "model_name"], sort=False)
+                            if present else []):
+        text, score, flags = {"model": model, "source": "ours (dev)"}, {}, []
+        for t in shown:
+            sub = agg[agg.task == t]
+            text[titles[t]], score[titles[t]], n = _cell(sub, ["acc"])
+            text[titles[t]] += f" (n={n})" if n > 1 else ""
+            found = {x for v in sub.get("flags", []) for x in v.split("; ") if x}
+            flags += [f"{titles[t]}: {f}" for f in sorted(found)]
+        text["flags"] = "; ".join(flags) or MISSING
+        text_rows.append(text)
+        score_rows.append(score)
+    for predictor in (trivial.predictor.unique() if not trivial.empty else []):
+        sel = trivial[trivial.predictor == predictor].set_index("task")
+        text, score = {"model": f"trivial: {predictor}", "source": "ours (same dev examples)"}, {}
+        for t in shown:
+            v = sel["acc"].get(t)
+            text[titles[t]], score[titles[t]] = (MISSING, np.nan) if v is None else (f"{100 * v:.1f}", np.nan)
+        text_rows.append(text)
+        score_rows.append(score)
+    if with_published:
+        text_rows, score_rows = _published(shown, titles, text_rows, score_rows)
+    text_df = pd.DataFrame(text_rows).fillna(MISSING)
+    score_df = pd.DataFrame(score_rows, columns=text_df.columns).reindex(columns=text_df.columns)
+    caption = ("Multiple-choice dev accuracy (x100; mean±std over n seeds) beside the trivial predictors on the same "
+               "dev examples: chance (mean of 1/k), the most frequent gold position of the training rows, the longest "
+               "answer. flags: a task whose score is no better than the best trivial predictor's (paired bootstrap). "
+               "Published rows are labelled with their source.")
+    return Table(text_df, score_df, {c: True for c in text_df.columns}, caption)
+
+
+def _published(shown, titles, text_rows, score_rows) -> Tuple[list, list]:
+    for p in published.CHOICE:
+        if not any(t in p["tasks"] for t in shown):
+            continue
+        text = {"model": p["model"], "source": f"published: {p['source']}"}
+        score = {}
+        for t in shown:
+            v = p["tasks"].get(t)
+            text[titles[t]], score[titles[t]] = (MISSING, np.nan) if v is None else (f"{v:.1f}", float(v))
+        text_rows.append(text)
+        score_rows.append(score)
+    return text_rows, score_rows

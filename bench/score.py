@@ -1,0 +1,176 @@
+"""`bench score`: score a few examples of your own with a fine-tuned checkpoint, for every task kind.
+
+    python -m bench score --task copa --model results/runs/.../checkpoint examples.jsonl
+    echo '{"context": "...", "choices": ["...", "..."]}' | python -m bench score --task piqa --model CKPT -
+
+Input: JSON lines in the task's own fields. Classification and regression: the task's text columns as the Hub
+names them (`sentence1`, `sentence2`; SST-2's `sentence`, QQP's `question1`/`question2`) or as its local file
+does. Multiple choice: the task's release layout (ARC's {"question": {"stem", "choices"}}, COPA's premise/
+choice1/choice2/question, PIQA's goal/sol1/sol2) or, for any of them, {"context": TEXT, "choices": [TEXT, ...]}.
+SQuAD: {"question", "context"}. The gold answer is optional. Output: one JSON line per example with each
+label's or choice's probability (softmax of the head's scores), the prediction and, when given, the gold.
+A checkpoint without a trained task head is refused, as mode=evaluate refuses it (--allow-random-head).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, Dict, List, Tuple
+
+import numpy as np
+import torch
+
+from . import kinds, models
+from .config import compose
+from .errors import BenchError, DataError
+
+
+def _rows(source: str) -> List[Tuple[str, Dict[str, Any]]]:
+    text = sys.stdin.read() if source == "-" else _read(Path(source))
+    name = "<stdin>" if source == "-" else source
+    out = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DataError(f"{name}, line {number}: not a JSON object ({exc.msg}); expected one example per line "
+                            "in the task's own fields") from None
+        if not isinstance(row, dict):
+            raise DataError(f"{name}, line {number}: a JSON {type(row).__name__}, not an object")
+        out.append((f"{name}, line {number}", row))
+    if not out:
+        raise DataError(f"{name}: no examples (one JSON object per line expected)")
+    return out
+
+
+def _read(path: Path) -> str:
+    if not path.is_file():
+        raise DataError(f"{path}: file not found")
+    return path.read_text(encoding="utf-8")
+
+
+def _texts(task, where: str, row: Dict[str, Any]) -> Tuple[List[str], Any]:
+    """Classification/regression: the text columns (Hub or local names) and the gold label, if any."""
+    for columns in (task.hub.text_columns, task.local.text_columns):
+        if columns and all(c in row for c in columns):
+            return [str(row[c]) for c in columns], row.get(task.hub.label_column, row.get(task.local.label_column))
+    raise DataError(f"{where}: expected the fields {task.hub.text_columns} (or {task.local.text_columns}) of task "
+                    f"{task.name}; got {sorted(row)}")
+
+
+def _choice_example(task, where: str, row: Dict[str, Any]) -> Tuple[str, List[str], Any]:
+    """Multiple choice: {"context", "choices"} or the task's release layout; the gold answer is optional."""
+    from .tasks.multiple_choice import example, layout_module
+
+    if "context" in row and "choices" in row:
+        gold = row.get("label")
+        example(where, "expected {\"context\": TEXT, \"choices\": [TEXT, ...]}", row["context"], row["choices"],
+                gold if gold is not None else 0)
+        return row["context"], row["choices"], gold
+    layout = task.local.layout or task.hub.layout
+    reader = layout_module(layout, task)
+    fill = {"arc": ("answerKey", lambda r: r.get("question", {}).get("choices", [{}])[0].get("label", "A")),
+            "copa": ("label", lambda r: 0)}.get(layout)
+    gold_key = fill[0] if fill else "label"
+    has_gold = gold_key in row
+    if fill and not has_gold:
+        row = {**row, fill[0]: fill[1](row)}
+    desc = reader.describe(Path("."), []) if hasattr(reader, "describe") else layout
+    if layout == "piqa":
+        context, choices, label = reader.convert_with_label(where, row, int(row.get("label", 0)), desc)
+    else:
+        context, choices, label = reader.convert(where, row, desc)
+    return context, choices, label if has_gold else None
+
+
+def _probabilities(logits: torch.Tensor) -> List[float]:
+    return [round(float(p), 6) for p in torch.softmax(logits.float(), dim=-1)]
+
+
+def score(task_name: str, model_path: str, source: str, allow_random_head: bool = False) -> List[Dict[str, Any]]:
+    """One output row per input example (see the module docstring)."""
+    cfg = compose([f"task={task_name}", "model=bert_base", f"model.path={model_path}", "mode=evaluate",
+                   f"model.allow_random_head={str(allow_random_head).lower()}"])
+    task, kind = cfg.task, kinds.of(cfg.task)
+    rows = _rows(source)
+    tokenizer, model, info = models.load(cfg.model, task, need_head=True)
+    model.eval()
+    out = []
+    if kind.table == "squad":
+        return _squad(cfg, tokenizer, model, rows)
+    for where, row in rows:
+        if kind.choices:
+            context, choices, gold = _choice_example(task, where, row)
+            enc = tokenizer([context] * len(choices), choices, truncation=True, max_length=task.max_seq_length,
+                            padding=True, return_tensors="pt")
+            with torch.inference_mode():
+                logits = model(**{k: v.unsqueeze(0) for k, v in enc.items()}).logits[0]
+            probs = _probabilities(logits)
+            item = {"context": context, "choices": [{"text": c, "probability": p} for c, p in zip(choices, probs)],
+                    "prediction": int(np.argmax(probs))}
+        else:
+            texts, gold = _texts(task, where, row)
+            enc = tokenizer(*texts, truncation=True, max_length=task.max_seq_length, return_tensors="pt")
+            with torch.inference_mode():
+                logits = model(**enc).logits[0]
+            if kind.regression:
+                item = {"input": texts, "score": float(logits.reshape(-1)[0])}
+            else:
+                probs = _probabilities(logits)
+                item = {"input": texts, "probabilities": dict(zip(task.labels, probs)),
+                        "prediction": task.labels[int(np.argmax(probs))]}
+        if gold is not None:
+            item["gold"] = gold
+        if info["head"] == "random":
+            item["head"] = "random"
+        out.append(item)
+    return out
+
+
+def _squad(cfg, tokenizer, model, rows) -> List[Dict[str, Any]]:
+    from datasets import Dataset
+
+    from .engine import eval_collator, predict_in_order
+    from .tasks import squad
+
+    for where, row in rows:
+        if not isinstance(row.get("question"), str) or not isinstance(row.get("context"), str):
+            raise DataError(f"{where}: expected {{\"question\": TEXT, \"context\": TEXT}}; got {sorted(row)}")
+    examples = Dataset.from_dict({"id": [str(i) for i in range(len(rows))],
+                                  "question": [r["question"] for _, r in rows],
+                                  "context": [r["context"] for _, r in rows]})
+    kwargs = {"tokenizer": tokenizer, "task": cfg.task, "max_length": cfg.task.max_seq_length, "pad": False}
+    feats = examples.map(squad.eval_features, batched=True, fn_kwargs=kwargs, remove_columns=examples.column_names)
+    start, end = predict_in_order(model, feats, eval_collator(tokenizer), 16, torch.device("cpu"), "fp32",
+                                  per_token=True)
+    answers, margin = squad.postprocess(examples, feats, start, end, cfg.task)
+    return [{"question": r["question"], "answer": answers[str(i)], "null_margin": margin[str(i)]}
+            for i, (_, r) in enumerate(rows)]
+
+
+def main(argv: List[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="bench score", description=__doc__.splitlines()[0])
+    ap.add_argument("input", help="a JSON-lines file of examples, or - for stdin")
+    ap.add_argument("--task", required=True, help="the task the checkpoint was fine-tuned on (copa, mrpc, ...)")
+    ap.add_argument("--model", required=True, help="a checkpoint folder (train.save_checkpoint=true writes one)")
+    ap.add_argument("--allow-random-head", action="store_true", help="score a checkpoint without a trained head")
+    args = ap.parse_args(argv)
+    model = Path(args.model)
+    if (model / "checkpoint" / "config.json").is_file():  # a run folder: its saved checkpoint
+        model = model / "checkpoint"
+    try:
+        for item in score(args.task, str(model), args.input, args.allow_random_head):
+            print(json.dumps(item, ensure_ascii=False))
+    except BenchError as exc:
+        print(f"bench score: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

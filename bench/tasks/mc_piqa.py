@@ -1,0 +1,58 @@
+"""PIQA (Bisk et al. 2020) in its release layout: questions in `NAME.jsonl` ({"goal", "sol1", "sol2"}), labels
+in `NAME-labels.lst` beside it, one 0/1 per line, line N of one matching line N of the other. On the Hub
+(ybisk/piqa) the label is in the row.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Dict, List, Tuple
+
+from ..errors import DataError
+from .multiple_choice import example, jsonl_rows
+
+ROW = ('NAME.jsonl with one JSON object per line {"goal": TEXT, "sol1": TEXT, "sol2": TEXT}, and NAME-labels.lst '
+       'beside it holding the gold solution of each line, 0 or 1, one per line (PIQA release layout)')
+
+
+def describe(folder: Path, files: List[str]) -> str:
+    return f"expected {folder}/ holding {', '.join(files)} and their -labels.lst files: {ROW}"
+
+
+def labels_path(path: Path) -> Path:
+    return path.with_name(f"{path.stem}-labels.lst")
+
+
+def _labels(path: Path, layout: str) -> List[int]:
+    if not path.is_file():
+        raise DataError(f"{path}: file not found (PIQA keeps its labels beside the questions); {layout}")
+    out = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        if line.strip() not in ("0", "1"):
+            raise DataError(f"{path}, line {number}: label {line.strip()!r} is not 0 or 1; {layout}")
+        out.append(int(line))
+    return out
+
+
+def convert_with_label(where: str, row: Dict[str, Any], label: int, layout: str) -> Tuple[str, List[str], int]:
+    missing = [k for k in ("goal", "sol1", "sol2") if k not in row]
+    if missing:
+        raise DataError(f"{where}: missing {', '.join(missing)}; {layout}")
+    return example(where, layout, row["goal"], [row["sol1"], row["sol2"]], label)
+
+
+def read(path: Path, layout: str) -> List[Tuple[str, List[str], int]]:
+    labels = _labels(labels_path(path), layout)
+    rows = list(jsonl_rows(path, layout))
+    if len(rows) != len(labels):
+        raise DataError(f"{path}: {len(rows)} questions but {labels_path(path)} holds {len(labels)} labels "
+                        f"(one per question expected); {layout}")
+    return [convert_with_label(where, row, label, layout) for (where, row), label in zip(rows, labels)]
+
+
+def from_hub(where: str, row: Dict[str, Any], layout: str) -> Tuple[str, List[str], int] | None:
+    if row.get("label", -1) == -1:
+        return None
+    return convert_with_label(where, row, int(row["label"]), layout)
