@@ -189,7 +189,8 @@ class DeviceConfig:
         positive("device.threads", self.threads)
 
 
-BACKENDS = ["eager", "bf16", "fp16", "int8", "compile", "onnxruntime"]
+BACKENDS = ["eager", "bf16", "fp16", "int8", "compile", "onnxruntime", "onnxruntime_fused", "onnxruntime_int8",
+            "openvino"]
 # `auto`: the backends that run natively on the device (bench/timing/backends.py `auto`), resolved at run time
 BACKEND_CHOICES = ["auto", *BACKENDS]
 

@@ -105,11 +105,14 @@ def measure_backend(cfg: Config, backend: str) -> Dict[str, Any]:
     out: Dict[str, Any] = {"backend": backend, "model": info, "load_s": time.perf_counter() - t0,
                            "rss_baseline_bytes": rss0, "rss_after_load_bytes": measure.rss_bytes()}
     names = backends.accepted_inputs(model)
+    t0 = time.perf_counter()
     try:
         prepared = backends.prepare(backend, copy.deepcopy(model), device)
     except backends.BackendUnavailable as exc:
         return {**out, "status": "unsupported", "reason": str(exc), "shapes": []}
-    out.update(status="ok", dtype=prepared.dtype, weight_bytes=prepared.weight_bytes, note=prepared.note, shapes=[])
+    # export, optimisation, quantisation or compilation: a one-off cost, kept apart from the latency
+    out.update(status="ok", dtype=prepared.dtype, weight_bytes=prepared.weight_bytes, note=prepared.note, shapes=[],
+               prepare_s=time.perf_counter() - t0, build=prepared.build)
     reference = model.to(device).eval()  # FLOPs are counted on the fp32 model: the work, not the kernels
     grid = [(b, s) for b in cfg.timing.batch_sizes for s in cfg.timing.seq_lens]
     for i, (b, s) in enumerate(grid, 1):
@@ -176,6 +179,7 @@ def run(cfg: Config, result: Result) -> None:
         "calibration": calibration,
         "backends_requested": list(cfg.timing.backends),
         "backends_resolved": names,
+        **({"backends_left_out": backends.left_out(device)} if "auto" in cfg.timing.backends else {}),
         "backends": {n: {**{k: v for k, v in b.items() if k not in ("shapes", "model")},
                          "emulated": n in emulated, **({"emulated_reason": emulated[n]} if n in emulated else {})}
                      for n, b in per_backend.items()},
