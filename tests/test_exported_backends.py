@@ -204,3 +204,14 @@ def test_build_time_is_recorded_apart_from_latency_and_no_files_stay(tmp_path, m
         assert row["agreement_vs_fp32"]["argmax_agreement"] == 1.0 or "int8" in name or name == "openvino"
         assert row["peak_note"].startswith("no % of peak")
     assert len(made) == len(names) and not list(scratch.glob("bench-onnx-*"))
+
+
+def test_exclude_takes_backends_out_of_auto(tmp_path):
+    cpu = torch.device("cpu")
+    assert backends.resolve(["auto"], cpu, ["int8"]) == [n for n in backends.auto(cpu) if n != "int8"]
+    result = run(compose([*tiny("bert"), *FAST, "timing.backends=[auto]", "timing.exclude=[int8,bf16]"],
+                         out_dir=str(tmp_path)))
+    assert {r["backend"] for r in result.latency} == set(backends.auto(cpu)) - {"int8", "bf16"}
+    assert result.timing["backends_excluded"] == ["int8", "bf16"]
+    with pytest.raises(Exception, match="timing.exclude"):
+        compose(["timing.exclude=[tensorrt]"])

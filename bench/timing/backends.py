@@ -153,12 +153,13 @@ def left_out(device: torch.device) -> Dict[str, str]:
     return {n: reason for n in exported.CPU_RUNTIMES if (reason := exported.missing(n))}
 
 
-def resolve(requested: List[str], device: torch.device) -> List[str]:
-    """Expand `auto` (alone or beside named backends) into this device's native list, keeping order, no repeats."""
+def resolve(requested: List[str], device: torch.device, exclude: List[str] = ()) -> List[str]:
+    """Expand `auto` (alone or beside named backends) into this device's native list, keeping order, no repeats,
+    less the `exclude`d names."""
     out: List[str] = []
     for name in requested:
         for n in auto(device) if name == "auto" else [name]:
-            if n not in out:
+            if n not in out and n not in exclude:
                 out.append(n)
     return out
 

@@ -151,7 +151,9 @@ def _isolated(cfg: Config, backend: str) -> Dict[str, Any]:
 def run(cfg: Config, result: Result) -> None:
     """Fill `result.latency` (one row per backend and shape) and `result.timing` (per-backend facts)."""
     device = env.setup_device(cfg.device)
-    names = backends.resolve(cfg.timing.backends, device)
+    names = backends.resolve(cfg.timing.backends, device, cfg.timing.exclude)
+    if not names:
+        raise RuntimeError(f"timing.exclude={cfg.timing.exclude} leaves no backend of {cfg.timing.backends} to run")
     emulated = {n: r for n in names if (r := backends.emulated_reason(n, device))}
     native_bf16 = "bf16" not in emulated and (device.type == "cuda" or env.cpu_has_native_bf16())
     calibration = measure.calibrate(device, native_bf16=native_bf16) if cfg.timing.calibrate else {}
@@ -179,6 +181,7 @@ def run(cfg: Config, result: Result) -> None:
         "calibration": calibration,
         "backends_requested": list(cfg.timing.backends),
         "backends_resolved": names,
+        **({"backends_excluded": list(cfg.timing.exclude)} if cfg.timing.exclude else {}),
         **({"backends_left_out": backends.left_out(device)} if "auto" in cfg.timing.backends else {}),
         "backends": {n: {**{k: v for k, v in b.items() if k not in ("shapes", "model")},
                          "emulated": n in emulated, **({"emulated_reason": emulated[n]} if n in emulated else {})}
