@@ -33,8 +33,8 @@ INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 NEEDS = {"onnxruntime": (("onnx", "onnxruntime"), "onnx"), "onnxruntime_fused": (("onnx", "onnxruntime"), "onnx"),
          "onnxruntime_int8": (("onnx", "onnxruntime"), "onnx"), "openvino": (("onnx", "openvino"), "openvino")}
 CPU_RUNTIMES = ("onnxruntime", "onnxruntime_fused", "onnxruntime_int8", "openvino")  # auto's order, when installed
-# Per-tensor int8 weights: on the AVX512-VNNI class per-channel was no more accurate on fine-tuned MiniLM and
-# slower (docs/backends.md has the measurement); `quantize(..., per_channel=True)` keeps the other choice.
+# Per-tensor int8 weights, ONNX Runtime's default. Per-channel against per-tensor is not measured yet
+# (docs/backends.md); `quantize(..., per_channel=True)` is the other choice.
 PER_CHANNEL = False
 
 
