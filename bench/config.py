@@ -192,7 +192,8 @@ class DeviceConfig:
         positive("device.threads", self.threads)
 
 
-BACKENDS = ["eager", "bf16", "fp16", "int8", "compile", "onnxruntime"]
+BACKENDS = ["eager", "bf16", "fp16", "int8", "compile", "onnxruntime", "onnxruntime_fused", "onnxruntime_int8",
+            "openvino"]
 # `auto`: the backends that run natively on the device (bench/timing/backends.py `auto`), resolved at run time
 BACKEND_CHOICES = ["auto", *BACKENDS]
 
@@ -202,6 +203,7 @@ class TimingConfig:
     batch_sizes: List[int] = field(default_factory=lambda: [1, 8])
     seq_lens: List[int] = field(default_factory=lambda: [128])
     backends: List[str] = field(default_factory=lambda: ["auto"])
+    exclude: List[str] = field(default_factory=list)  # taken out of what `backends` resolves to (e.g. of auto)
     warmup_runs: int = 10
     min_iterations: int = 10
     min_seconds: float = 10.0
@@ -218,6 +220,8 @@ class TimingConfig:
         choice("timing.inputs", self.inputs, ["synthetic", "task"])
         for b in self.backends:
             choice("timing.backends entry", b, BACKEND_CHOICES)
+        for b in self.exclude:
+            choice("timing.exclude entry", b, BACKENDS)
         if not self.backends or not self.batch_sizes or not self.seq_lens:
             raise ConfigError("timing.backends, timing.batch_sizes and timing.seq_lens must each name at least one")
         for b in self.batch_sizes + self.seq_lens + self.choices:

@@ -7,31 +7,15 @@ cannot run here raises `BackendUnavailable` with the reason, and the grid goes o
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
-import tempfile
 import warnings
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional
 
-import numpy as np
 import torch
 
 from .. import env
-
-
-class BackendUnavailable(Exception):
-    """This backend cannot run on this device or installation; the message says why."""
-
-
-@dataclass
-class Prepared:
-    convert: Callable[[Dict[str, torch.Tensor]], Any]  # once per batch, outside the timed region
-    forward: Callable[[Any], Any]  # the timed call; returns logits (tensor or array)
-    weight_bytes: int
-    dtype: str
-    note: str = ""
+from . import exported
+from .prepared import BackendUnavailable, Prepared
 
 
 def weight_bytes(model: torch.nn.Module) -> int:
@@ -111,57 +95,18 @@ def compiled(model, device):
                           note="first call includes compilation; each new shape recompiles")
 
 
-def onnxruntime(model, device):
-    if importlib.util.find_spec("onnxruntime") is None or importlib.util.find_spec("onnx") is None:
-        raise BackendUnavailable("onnxruntime is an optional extra: pip install -e '.[onnx]'")
-    import onnxruntime as ort
-
-    providers = ["CUDAExecutionProvider"] if device.type == "cuda" else ["CPUExecutionProvider"]
-    if providers[0] not in ort.get_available_providers():
-        raise BackendUnavailable(f"this onnxruntime build has no {providers[0]}")
-    model = model.to("cpu").eval()
-    names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in _forward_args(model)]
-    # a multiple-choice head takes batch x choices x seq (logits batch x choices)
-    choice = type(model).__name__.endswith("ForMultipleChoice")
-    example = {n: torch.ones(*((2, 2, 16) if choice else (2, 16)), dtype=torch.long) for n in names}
-    folder = Path(tempfile.mkdtemp(prefix="bench-onnx-"))
-    path = folder / "model.onnx"
-    axes = {n: ({0: "batch", 1: "choices", 2: "seq"} if choice else {0: "batch", 1: "seq"}) for n in names}
-    try:  # the session holds the model in memory once created: the exported files go at once, whatever happens
-        try:
-            torch.onnx.export(model, (), str(path), kwargs=example, input_names=names, output_names=["logits"],
-                              dynamic_axes={**axes, "logits": {0: "batch", **({1: "choices"} if choice else {})}},
-                              dynamo=False, opset_version=17)
-        except Exception as exc:  # exporter failures are many and varied; the grid goes on
-            raise BackendUnavailable(f"ONNX export failed: {str(exc).splitlines()[0][:300]}") from None
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = torch.get_num_threads()
-        session = ort.InferenceSession(str(path), opts, providers=providers)
-        size = sum(p.stat().st_size for p in folder.iterdir())
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
-
-    def convert(batch):
-        return {n: batch[n].cpu().numpy().astype(np.int64) for n in names}
-
-    return Prepared(convert, lambda feed: session.run(["logits"], feed)[0], size, "fp32-onnx",
-                    note=f"ONNX Runtime {ort.__version__}, {providers[0]}")
-
-
-def _forward_args(model: torch.nn.Module) -> set:
-    import inspect
-
-    return set(inspect.signature(model.forward).parameters)
-
-
 BACKENDS: Dict[str, Callable[[torch.nn.Module, torch.device], Prepared]] = {
     "eager": eager,
     "bf16": bf16,
     "fp16": fp16,
     "int8": int8,
     "compile": compiled,
-    "onnxruntime": onnxruntime,
+    "onnxruntime": exported.onnxruntime,
+    "onnxruntime_fused": exported.onnxruntime_fused,
+    "onnxruntime_int8": exported.onnxruntime_int8,
+    "openvino": exported.openvino,
 }
+onnxruntime = exported.onnxruntime  # the plain export, under its old name
 
 
 def emulated_reason(name: str, device: torch.device) -> Optional[str]:
@@ -182,7 +127,8 @@ def emulated_reason(name: str, device: torch.device) -> Optional[str]:
 def auto(device: torch.device) -> List[str]:
     """The backends that run natively on this device, in table order.
 
-    CPU: eager, int8, bf16 only with AVX512-BF16/AMX, onnxruntime when installed. torch.compile is left to be
+    CPU: eager, int8, bf16 only with AVX512-BF16/AMX, then each exported-graph runtime that is installed
+    (onnxruntime plain, fused and int8, openvino; `left_out` says why one is missing). torch.compile is left to be
     asked for on CPU: its first call compiles for minutes on 2 cores, and each new shape recompiles.
     CUDA: eager, fp16, bf16 where the GPU has it natively, compile.
     """
@@ -196,17 +142,24 @@ def auto(device: torch.device) -> List[str]:
     names.append("int8")
     if not emulated_reason("bf16", device):
         names.append("bf16")
-    if importlib.util.find_spec("onnxruntime") is not None and importlib.util.find_spec("onnx") is not None:
-        names.append("onnxruntime")
+    names += [n for n in exported.CPU_RUNTIMES if exported.missing(n) is None]
     return names
 
 
-def resolve(requested: List[str], device: torch.device) -> List[str]:
-    """Expand `auto` (alone or beside named backends) into this device's native list, keeping order, no repeats."""
+def left_out(device: torch.device) -> Dict[str, str]:
+    """The runtimes `auto` leaves out on this device and installation, each with the reason."""
+    if device.type != "cpu":
+        return {}
+    return {n: reason for n in exported.CPU_RUNTIMES if (reason := exported.missing(n))}
+
+
+def resolve(requested: List[str], device: torch.device, exclude: List[str] = ()) -> List[str]:
+    """Expand `auto` (alone or beside named backends) into this device's native list, keeping order, no repeats,
+    less the `exclude`d names."""
     out: List[str] = []
     for name in requested:
         for n in auto(device) if name == "auto" else [name]:
-            if n not in out:
+            if n not in out and n not in exclude:
                 out.append(n)
     return out
 
@@ -219,4 +172,4 @@ def prepare(name: str, model: torch.nn.Module, device: torch.device) -> Prepared
 
 def accepted_inputs(model: torch.nn.Module) -> set:
     """The input names the model's forward takes (DistilBERT has no token_type_ids)."""
-    return _forward_args(model) & {"input_ids", "attention_mask", "token_type_ids"}
+    return exported.forward_args(model) & {"input_ids", "attention_mask", "token_type_ids"}

@@ -178,6 +178,8 @@ def peak_key(backend: str, dtype: str, device: torch.device, emulated: str | Non
         return None, "no % of peak: int8 kernels do integer arithmetic, there is no floating-point peak to stand against"
     if "onnx" in dtype:
         return None, "no % of peak: ONNX Runtime runs its own kernels, not the torch GEMM the peak was measured with"
+    if "openvino" in dtype:
+        return None, "no % of peak: OpenVINO runs its own kernels, not the torch GEMM the peak was measured with"
     if "bf16" in dtype:
         return ("gemm_bf16_autocast_flops_per_s" if device.type == "cpu" else "gemm_bf16_flops_per_s"), ""
     if "fp16" in dtype:

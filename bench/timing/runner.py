@@ -105,11 +105,14 @@ def measure_backend(cfg: Config, backend: str) -> Dict[str, Any]:
     out: Dict[str, Any] = {"backend": backend, "model": info, "load_s": time.perf_counter() - t0,
                            "rss_baseline_bytes": rss0, "rss_after_load_bytes": measure.rss_bytes()}
     names = backends.accepted_inputs(model)
+    t0 = time.perf_counter()
     try:
         prepared = backends.prepare(backend, copy.deepcopy(model), device)
     except backends.BackendUnavailable as exc:
         return {**out, "status": "unsupported", "reason": str(exc), "shapes": []}
-    out.update(status="ok", dtype=prepared.dtype, weight_bytes=prepared.weight_bytes, note=prepared.note, shapes=[])
+    # export, optimisation, quantisation or compilation: a one-off cost, kept apart from the latency
+    out.update(status="ok", dtype=prepared.dtype, weight_bytes=prepared.weight_bytes, note=prepared.note, shapes=[],
+               prepare_s=time.perf_counter() - t0, build=prepared.build)
     reference = model.to(device).eval()  # FLOPs are counted on the fp32 model: the work, not the kernels
     # a multiple-choice head takes batch x choices x seq: each choice count is a shape of its own
     per_choice = cfg.timing.choices if kinds.of(cfg.task).choices else [None]
@@ -155,7 +158,9 @@ def run(cfg: Config) -> Dict[str, Any]:
     if kinds.of(cfg.task).choices and (cfg.timing.inputs == "task" or cfg.timing.with_accuracy):
         raise ConfigError(f"task {cfg.task.name} is multiple choice: its latency is timed on synthetic batch x "
                           "choices x seq inputs only (timing.inputs=synthetic, timing.with_accuracy=false)")
-    names = backends.resolve(cfg.timing.backends, device)
+    names = backends.resolve(cfg.timing.backends, device, cfg.timing.exclude)
+    if not names:
+        raise RuntimeError(f"timing.exclude={cfg.timing.exclude} leaves no backend of {cfg.timing.backends} to run")
     emulated = {n: r for n in names if (r := backends.emulated_reason(n, device))}
     native_bf16 = "bf16" not in emulated and (device.type == "cuda" or env.cpu_has_native_bf16())
     calibration = measure.calibrate(device, native_bf16=native_bf16) if cfg.timing.calibrate else {}
@@ -183,6 +188,8 @@ def run(cfg: Config) -> Dict[str, Any]:
         "calibration": calibration,
         "backends_requested": list(cfg.timing.backends),
         "backends_resolved": names,
+        **({"backends_excluded": list(cfg.timing.exclude)} if cfg.timing.exclude else {}),
+        **({"backends_left_out": backends.left_out(device)} if "auto" in cfg.timing.backends else {}),
         "backends": {n: {**{k: v for k, v in b.items() if k not in ("shapes", "model")},
                          "emulated": n in emulated, **({"emulated_reason": emulated[n]} if n in emulated else {})}
                      for n, b in per_backend.items()},

@@ -1,0 +1,216 @@
+"""Backends that run an exported graph, as deployers run a compact BERT on a CPU.
+
+- `onnxruntime`: the plain fp32 ONNX export under ONNX Runtime's default session options.
+- `onnxruntime_fused`: the same export (attention in its eager form, the pattern the fuser knows) through ONNX
+  Runtime's transformer optimizer (`model_type="bert"`): attention, embedding+LayerNorm, skip+LayerNorm and
+  bias+GELU fusions. What fused is recorded (`build.fused_ops`); MobileBERT's bottleneck attention, NoNorm
+  and ReLU match none of the patterns, so its graph leaves the fuser as it came.
+- `onnxruntime_int8`: the fused graph with dynamic int8 quantisation (`quantize_dynamic`), CPU only.
+- `openvino`: the ONNX export compiled by OpenVINO for the CPU, with its default (latency) settings.
+
+Each builds in a temporary folder that goes as soon as the session holds the model, whatever happens, and
+records its export/optimisation/quantisation seconds apart from the latency (`Prepared.build`).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import inspect
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Tuple
+
+import numpy as np
+import torch
+
+from .. import env
+from .prepared import BackendUnavailable, Prepared
+
+INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+# what each runtime needs installed, and the extra that installs it
+NEEDS = {"onnxruntime": (("onnx", "onnxruntime"), "onnx"), "onnxruntime_fused": (("onnx", "onnxruntime"), "onnx"),
+         "onnxruntime_int8": (("onnx", "onnxruntime"), "onnx"), "openvino": (("onnx", "openvino"), "openvino")}
+CPU_RUNTIMES = ("onnxruntime", "onnxruntime_fused", "onnxruntime_int8", "openvino")  # auto's order, when installed
+# Per-tensor int8 weights, ONNX Runtime's default. Per-channel against per-tensor is not measured yet
+# (docs/backends.md); `quantize(..., per_channel=True)` is the other choice.
+PER_CHANNEL = False
+
+
+def missing(name: str) -> Optional[str]:
+    """Why runtime `name` cannot run in this installation (None when its packages are there)."""
+    packages, extra = NEEDS[name]
+    absent = [p for p in packages if importlib.util.find_spec(p) is None]
+    if absent:
+        return f"{name} needs {' and '.join(absent)}, not installed: pip install -e '.[{extra}]'"
+    return None
+
+
+def forward_args(model: torch.nn.Module) -> set:
+    return set(inspect.signature(model.forward).parameters)
+
+
+def _need(name: str, device: torch.device, cpu_only: bool = False) -> None:
+    reason = missing(name)
+    if reason:
+        raise BackendUnavailable(reason)
+    if cpu_only and device.type != "cpu":
+        raise BackendUnavailable(f"{name} is a CPU backend here")
+
+
+def export(model: torch.nn.Module, path: Path, eager_attention: bool = False) -> List[str]:
+    """The model as ONNX at `path` (dynamic batch and sequence); returns its input names.
+
+    `eager_attention` exports attention as matmul-softmax-matmul instead of SDPA, whose export (IsNaN, Where
+    around the mask) the transformer fuser does not recognise: 0 of 4 TinyBERT attentions fused, 4 of 4 so.
+    """
+    model = model.to("cpu").eval()
+    if eager_attention:
+        try:
+            model.set_attn_implementation("eager")
+        except (AttributeError, ValueError):  # older transformers, or a model with only one implementation
+            pass
+    names = [n for n in INPUTS if n in forward_args(model)]
+    # a multiple-choice head takes batch x choices x seq (logits batch x choices)
+    choice = type(model).__name__.endswith("ForMultipleChoice")
+    example = {n: torch.ones(*((2, 2, 16) if choice else (2, 16)), dtype=torch.long) for n in names}
+    axes = {n: ({0: "batch", 1: "choices", 2: "seq"} if choice else {0: "batch", 1: "seq"}) for n in names}
+    logits = {0: "batch", **({1: "choices"} if choice else {})}
+    try:
+        torch.onnx.export(model, (), str(path), kwargs=example, input_names=names, output_names=["logits"],
+                          dynamic_axes={**axes, "logits": logits}, dynamo=False, opset_version=17)
+    except Exception as exc:  # exporter failures are many and varied; the grid goes on
+        raise BackendUnavailable(f"ONNX export failed: {str(exc).splitlines()[0][:300]}") from None
+    return names
+
+
+def attention_shape(config) -> Tuple[int, int]:
+    """(heads, width) the attention runs at: MobileBERT attends at its bottleneck (true_hidden_size)."""
+    heads = getattr(config, "num_attention_heads", None) or getattr(config, "n_heads")
+    width = getattr(config, "true_hidden_size", None) or getattr(config, "hidden_size", None) or config.dim
+    return int(heads), int(width)
+
+
+def fuse(src: Path, dst: Path, config) -> Dict[str, Any]:
+    """ONNX Runtime's transformer optimizer on `src`, written to `dst`; the fusions it made, by operator."""
+    import logging
+
+    from onnxruntime.transformers import optimizer
+
+    heads, width = attention_shape(config)
+    logging.getLogger("onnxruntime.transformers").setLevel(logging.WARNING)  # one line per fusion pass otherwise
+    try:
+        optimized = optimizer.optimize_model(str(src), model_type="bert", num_heads=heads, hidden_size=width)
+    except Exception as exc:  # a pattern the fuser trips on: say so, the grid goes on
+        raise BackendUnavailable(f"ONNX Runtime transformer optimizer failed: {str(exc).splitlines()[0][:300]}")
+    optimized.save_model_to_file(str(dst))
+    counts = optimized.get_fused_operator_statistics()
+    return {"fused_ops": {k: v for k, v in counts.items() if v}, "attention_heads": heads, "attention_width": width,
+            "layers": getattr(config, "num_hidden_layers", None) or getattr(config, "n_layers", None)}
+
+
+def quantize(src: Path, dst: Path, per_channel: bool = PER_CHANNEL) -> Dict[str, Any]:
+    """Dynamic int8 weights (activations quantised per call) of the graph at `src`, written to `dst`.
+
+    Without VNNI, ONNX Runtime's u8s8 kernels can saturate (vpmaddubsw adds pairs into int16), so the weights
+    are quantised to 7 bits there (`reduce_range`), as its quantisation guide advises.
+    """
+    from onnx import TensorProto
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    reduce_range = not env.cpu_has_vnni()
+    # shape inference cannot type the outputs of the fused contrib ops (Attention, SkipLayerNormalization): fp32
+    quantize_dynamic(str(src), str(dst), per_channel=per_channel, reduce_range=reduce_range,
+                     weight_type=QuantType.QInt8, extra_options={"DefaultTensorType": TensorProto.FLOAT})
+    return {"per_channel": per_channel, "reduce_range": reduce_range}
+
+
+def _timed(fn, *args, **kwargs) -> Tuple[Any, float]:
+    t0 = time.perf_counter()
+    out = fn(*args, **kwargs)
+    return out, time.perf_counter() - t0
+
+
+def _ort_session(path: Path, device: torch.device):
+    import onnxruntime as ort
+
+    providers = ["CUDAExecutionProvider"] if device.type == "cuda" else ["CPUExecutionProvider"]
+    if providers[0] not in ort.get_available_providers():
+        raise BackendUnavailable(f"this onnxruntime build has no {providers[0]}")
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = torch.get_num_threads()
+    return ort.InferenceSession(str(path), opts, providers=providers), f"ONNX Runtime {ort.__version__}, {providers[0]}"
+
+
+def _feed(names: List[str]):
+    return lambda batch: {n: batch[n].cpu().numpy().astype(np.int64) for n in names}
+
+
+def _ort_backend(model, device, fused: bool, int8: bool) -> Prepared:
+    """Export (and fuse, and quantise) in a temporary folder, open the session, remove the folder."""
+    folder = Path(tempfile.mkdtemp(prefix="bench-onnx-"))
+    build: Dict[str, Any] = {}
+    try:  # the session holds the model in memory once created: the files go at once, whatever happens
+        path = folder / "model.onnx"
+        names, build["export_s"] = _timed(export, model, path, eager_attention=fused)
+        if fused:
+            stats, build["optimize_s"] = _timed(fuse, path, folder / "fused.onnx", model.config)
+            build.update(stats)
+            path = folder / "fused.onnx"
+        if int8:
+            stats, build["quantize_s"] = _timed(quantize, path, folder / "int8.onnx")
+            build.update(stats)
+            path = folder / "int8.onnx"
+        (session, note), build["session_s"] = _timed(_ort_session, path, device)
+        size = path.stat().st_size + sum(p.stat().st_size for p in folder.glob("*.data"))
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    dtype = ("int8-onnx-dynamic" if int8 else "fp32-onnx") + ("-fused" if fused else "")
+    if fused:
+        note += "; fused: " + (", ".join(f"{k} x{v}" for k, v in build["fused_ops"].items()) or "nothing")
+    return Prepared(_feed(names), lambda feed: session.run(["logits"], feed)[0], size, dtype, note, build)
+
+
+def onnxruntime(model, device):
+    _need("onnxruntime", device)
+    return _ort_backend(model, device, fused=False, int8=False)
+
+
+def onnxruntime_fused(model, device):
+    _need("onnxruntime_fused", device)
+    return _ort_backend(model, device, fused=True, int8=False)
+
+
+def onnxruntime_int8(model, device):
+    # ONNX Runtime's CUDA provider has no dynamic-quantisation kernels (MatMulInteger, DynamicQuantizeLinear)
+    _need("onnxruntime_int8", device, cpu_only=True)
+    return _ort_backend(model, device, fused=True, int8=True)
+
+
+def openvino(model, device):
+    """OpenVINO's CPU plugin on the ONNX export; it picks its own precision (bf16 where the CPU has it)."""
+    _need("openvino", device, cpu_only=True)
+    import openvino as ov
+
+    folder = Path(tempfile.mkdtemp(prefix="bench-onnx-"))
+    build: Dict[str, Any] = {}
+    try:
+        path = folder / "model.onnx"
+        names, build["export_s"] = _timed(export, model, path, eager_attention=True)
+        core = ov.Core()
+        config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": torch.get_num_threads()}
+        compiled, build["compile_s"] = _timed(core.compile_model, str(path), "CPU", config)
+        size = path.stat().st_size + sum(p.stat().st_size for p in folder.glob("*.data"))
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    hint = compiled.get_property("INFERENCE_PRECISION_HINT")  # an ov.Type: bf16 or f32
+    precision = hint.get_type_name() if hasattr(hint, "get_type_name") else str(hint)
+    build["inference_precision"] = precision
+    request = compiled.create_infer_request()
+
+    def forward(feed):
+        return request.infer(feed)[compiled.output(0)]
+
+    return Prepared(_feed(names), forward, size, f"openvino-{precision}",
+                    f"OpenVINO {ov.__version__} CPU plugin, inference precision {precision}", build)

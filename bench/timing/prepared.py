@@ -1,0 +1,27 @@
+"""What every backend builder returns, and the one exception it raises when it cannot run here.
+
+A module of its own so that the torch backends (`backends.py`) and the exported-graph runtimes
+(`exported.py`) share these without importing each other.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict
+
+import torch
+
+
+class BackendUnavailable(Exception):
+    """This backend cannot run on this device or installation; the message says why."""
+
+
+@dataclass
+class Prepared:
+    convert: Callable[[Dict[str, torch.Tensor]], Any]  # once per batch, outside the timed region
+    forward: Callable[[Any], Any]  # the timed call; returns logits (tensor or array)
+    weight_bytes: int
+    dtype: str
+    note: str = ""
+    # how the backend was built, apart from latency: export/optimisation/quantisation seconds, fused-op counts
+    build: Dict[str, Any] = field(default_factory=dict)
