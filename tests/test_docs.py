@@ -34,10 +34,10 @@ FENCE = re.compile(r"^```[^\n]*\n(.*?)^```", re.M | re.S)
 INLINE = re.compile(r"`([^`\n]+)`")
 LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)\)")
 MARKER = re.compile(r"#\s*docs-test:\s*(hub-only|example)\b")
-SUBPROGRAMS = {"report": "bench.report.__main__", "compare": "bench.compare",
+SUBPROGRAMS = {"report": "bench.report.__main__", "compare": "bench.compare", "score": "bench.score",
                "bench-report": "bench.report.__main__", "bench-compare": "bench.compare"}
 # the config sections whose every key docs/configuration.md must name (model and task are described by file)
-DOCUMENTED_SECTIONS = ("device", "data", "train", "timing", "distill", "bench")
+DOCUMENTED_SECTIONS = ("device", "data", "train", "timing", "distill", "robustness", "bench")
 
 
 def _rel(path: Path) -> str:
@@ -86,6 +86,8 @@ def _commands(line: str) -> list:
                 prog, args = part[i + 1], part[i + 2:]
             else:
                 continue
+            if prog == "bench" and args and args[0].endswith(":"):
+                break  # printed output ("bench score: error: ..."), not a command
             if prog == "bench" and args and args[0] in SUBPROGRAMS:
                 prog, args = args[0], args[1:]
             out.append((prog, args, marked))
@@ -130,7 +132,7 @@ def _overrides(args: list) -> list:
             skip = False
         elif arg in ("--cfg", "-c", "--package", "-p", "--config-name", "-cn", "--config-path", "-cp"):
             skip = True
-        elif not arg.startswith("-"):
+        elif not arg.startswith("-") and arg != "...":  # "...": the docs' placeholder for "your overrides"
             out.append(arg)
     return out
 
