@@ -252,7 +252,7 @@ def _resolves(key: str) -> bool:
 
 
 FILE_NAME = re.compile(r"\.(tsv|json|jsonl|yaml|py|md|png)$")
-KEY = re.compile(r"^((?:model|task|mode|device|data|train|timing|distill|bench)(?:\.(?:[a-z_][\w]*|\*))+)")
+KEY = re.compile(r"^((?:model|task|mode|device|data|train|timing|distill|robustness|bench)(?:\.(?:[a-z_][\w]*|\*))+)")
 
 
 def test_configuration_keys_exist_and_every_key_is_documented():
