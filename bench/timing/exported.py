@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from .. import env
-from .prepared import BackendUnavailable, Prepared
+from .prepared import BackendFailed, BackendUnavailable, Prepared
 
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 # what each runtime needs installed, and the extra that installs it
@@ -81,7 +81,7 @@ def export(model: torch.nn.Module, path: Path, eager_attention: bool = False) ->
         torch.onnx.export(model, (), str(path), kwargs=example, input_names=names, output_names=["logits"],
                           dynamic_axes={**axes, "logits": logits}, dynamo=False, opset_version=17)
     except Exception as exc:  # exporter failures are many and varied; the grid goes on
-        raise BackendUnavailable(f"ONNX export failed: {str(exc).splitlines()[0][:300]}") from None
+        raise BackendFailed(f"ONNX export failed: {str(exc).splitlines()[0][:300]}") from None
     return names
 
 
@@ -103,7 +103,7 @@ def fuse(src: Path, dst: Path, config) -> Dict[str, Any]:
     try:
         optimized = optimizer.optimize_model(str(src), model_type="bert", num_heads=heads, hidden_size=width)
     except Exception as exc:  # a pattern the fuser trips on: say so, the grid goes on
-        raise BackendUnavailable(f"ONNX Runtime transformer optimizer failed: {str(exc).splitlines()[0][:300]}")
+        raise BackendFailed(f"ONNX Runtime transformer optimizer failed: {str(exc).splitlines()[0][:300]}")
     optimized.save_model_to_file(str(dst))
     counts = optimized.get_fused_operator_statistics()
     return {"fused_ops": {k: v for k, v in counts.items() if v}, "attention_heads": heads, "attention_width": width,

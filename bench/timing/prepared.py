@@ -1,4 +1,4 @@
-"""What every backend builder returns, and the one exception it raises when it cannot run here.
+"""What every backend builder returns, and the exceptions it raises: it cannot run here, or it failed.
 
 A module of its own so that the torch backends (`backends.py`) and the exported-graph runtimes
 (`exported.py`) share these without importing each other.
@@ -13,7 +13,13 @@ import torch
 
 
 class BackendUnavailable(Exception):
-    """This backend cannot run on this device or installation; the message says why."""
+    """This backend cannot run on this device or installation; the message says why (status `unsupported`)."""
+
+
+class BackendFailed(RuntimeError):
+    """This backend is available here but could not be built for this model (an ONNX export or a graph
+    optimisation that failed): a failure (status `failed`, the run `partial`), never a quiet `unsupported`
+    that would leave a `timing.backends=auto` run `ok` with a backend missing."""
 
 
 @dataclass

@@ -110,6 +110,8 @@ def measure_backend(cfg: Config, backend: str) -> Dict[str, Any]:
         prepared = backends.prepare(backend, copy.deepcopy(model), device)
     except backends.BackendUnavailable as exc:
         return {**out, "status": "unsupported", "reason": str(exc), "shapes": []}
+    except backends.BackendFailed as exc:  # available here, but it broke on this model: a failure, shown as one
+        return {**out, "status": "failed", "reason": str(exc), "shapes": []}
     # export, optimisation, quantisation or compilation: a one-off cost, kept apart from the latency
     out.update(status="ok", dtype=prepared.dtype, weight_bytes=prepared.weight_bytes, note=prepared.note, shapes=[],
                prepare_s=time.perf_counter() - t0, build=prepared.build)
