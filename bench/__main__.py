@@ -24,10 +24,17 @@ log = logging.getLogger("bench")
 
 # The entry points of the bench-report and bench-compare scripts ([project.scripts]), also reachable as
 # `bench report` / `bench compare`, the spelling the README and CI have always used.
-SUBCOMMANDS = {"report": "bench.report.__main__:main", "compare": "bench.compare:main",
-               "score": "bench.score:main"}  # score: a checkpoint on examples of your own
-STATUS_EXIT = {"ok": errors.EXIT_OK, "skipped": errors.EXIT_OK, "partial": errors.EXIT_PARTIAL,
-               "failed": errors.EXIT_FAILED}
+SUBCOMMANDS = {
+    "report": "bench.report.__main__:main",
+    "compare": "bench.compare:main",
+    "score": "bench.score:main",
+}  # score: a checkpoint on examples of your own
+STATUS_EXIT = {
+    "ok": errors.EXIT_OK,
+    "skipped": errors.EXIT_OK,
+    "partial": errors.EXIT_PARTIAL,
+    "failed": errors.EXIT_FAILED,
+}
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
@@ -104,8 +111,13 @@ def _record_early_failure(dcfg: DictConfig, out_dir: str, exc: BaseException, st
 
     try:
         config = OmegaConf.to_container(dcfg, resolve=True)
-        result = results.Result(mode=str(dcfg.mode.name), config=config, env=env.capture(),
-                                model={"name": str(dcfg.model.name)}, task={"name": str(dcfg.task.name)})
+        result = results.Result(
+            mode=str(dcfg.mode.name),
+            config=config,
+            env=env.capture(),
+            model={"name": str(dcfg.model.name)},
+            task={"name": str(dcfg.task.name)},
+        )
         result.fail(exc, status=status)
         result.save(Path(out_dir))
     except Exception as why:  # noqa: BLE001 (the config error itself is what the user must see)

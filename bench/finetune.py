@@ -16,15 +16,22 @@ from .results import PREDICTIONS_FILE, write_jsonl
 from .tasks import metrics, trivial
 
 
-def evaluate_splits(cfg: Config, trainer: Trainer, encoded, raw, device, precision: str) -> Tuple[Dict[str, Any], Dict[str, Any], List[dict]]:
+def evaluate_splits(
+    cfg: Config, trainer: Trainer, encoded, raw, device, precision: str
+) -> Tuple[Dict[str, Any], Dict[str, Any], List[dict]]:
     """Predict every eval split; returns {split: (predictions, labels)}, timing, and one row per example."""
     task, kind = cfg.task, kinds.of(cfg.task)
     splits, rows, seconds, count = {}, [], 0.0, 0
     for split in task.local.eval_files:
         t0 = time.perf_counter()
-        (logits, *_) = engine.predict_in_order(trainer.model, encoded[split],
-                                               engine.eval_collator(trainer.processing_class),
-                                               cfg.train.eval_batch_size, device, precision)
+        (logits, *_) = engine.predict_in_order(
+            trainer.model,
+            encoded[split],
+            engine.eval_collator(trainer.processing_class),
+            cfg.train.eval_batch_size,
+            device,
+            precision,
+        )
         seconds += time.perf_counter() - t0
         count += len(encoded[split])
         preds = kind.predictions(np.stack(logits))
@@ -35,8 +42,12 @@ def evaluate_splits(cfg: Config, trainer: Trainer, encoded, raw, device, precisi
             if not kind.regression:  # classification: the label names too
                 row["label_name"], row["prediction_name"] = task.labels[int(y)], task.labels[int(p)]
             rows.append(row)
-    timing = {"seconds": round(seconds, 3), "examples": count, "examples_per_second": round(count / seconds, 2) if seconds else None,
-              "precision": precision}
+    timing = {
+        "seconds": round(seconds, 3),
+        "examples": count,
+        "examples_per_second": round(count / seconds, 2) if seconds else None,
+        "precision": precision,
+    }
     return splits, timing, rows
 
 
@@ -49,8 +60,10 @@ def trivial_section(cfg: Config, splits: Dict[str, Any], raw) -> Dict[str, Any]:
     out: Dict[str, Any] = {"trivial": {"predictors": scores, "vs_best": verdict}, "flags": [], "notes": []}
     if not verdict["beats_trivial"]:
         out["flags"].append(trivial.NOT_BETTER)
-        out["notes"].append(f"{trivial.NOT_BETTER}: primary {verdict['primary_diff']:+.4f} over '{verdict['best']}' "
-                            f"(95% CI {verdict['low']}, {verdict['high']})")
+        out["notes"].append(
+            f"{trivial.NOT_BETTER}: primary {verdict['primary_diff']:+.4f} over '{verdict['best']}' "
+            f"(95% CI {verdict['low']}, {verdict['high']})"
+        )
     return out
 
 
@@ -60,8 +73,12 @@ def run(cfg: Config, train: bool = True) -> Dict[str, Any]:
     raw = tasks.load(cfg.task, cfg.data, seed=cfg.train.seed, need_train=train)
     encoded = tasks.encode(raw, tokenizer, hyper.max_seq_length, cfg.train.padding == "max_length")
     described = engine.describe_task(cfg, model_info, raw)
-    out: Dict[str, Any] = {"model": model_info, "task": described["task"], "notes": described["notes"],
-                           "flags": described["flags"]}
+    out: Dict[str, Any] = {
+        "model": model_info,
+        "task": described["task"],
+        "notes": described["notes"],
+        "flags": described["flags"],
+    }
     trainer = engine.make_trainer(cfg, model, tokenizer, encoded.get("train"), hyper, device, precision)
     if train:
         out["train"] = engine.train_and_record(cfg, trainer, hyper, precision)

@@ -63,20 +63,43 @@ class Kind:
 
 
 KINDS: Dict[str, Kind] = {
-    "classification": Kind("classification", head="AutoModelForSequenceClassification",
-                           head_kwargs=_classification_head, readers="bench.tasks.glue",
-                           pipeline="bench.finetune:run", min_labels=2),
-    "regression": Kind("regression", head="AutoModelForSequenceClassification",
-                       head_kwargs=lambda task: {"num_labels": 1, "problem_type": "regression"},
-                       readers="bench.tasks.glue", pipeline="bench.finetune:run", regression=True),
+    "classification": Kind(
+        "classification",
+        head="AutoModelForSequenceClassification",
+        head_kwargs=_classification_head,
+        readers="bench.tasks.glue",
+        pipeline="bench.finetune:run",
+        min_labels=2,
+    ),
+    "regression": Kind(
+        "regression",
+        head="AutoModelForSequenceClassification",
+        head_kwargs=lambda task: {"num_labels": 1, "problem_type": "regression"},
+        readers="bench.tasks.glue",
+        pipeline="bench.finetune:run",
+        regression=True,
+    ),
     # sliding windows and span post-processing: predictions are answer texts, scored by the official script
-    "squad": Kind("squad", head="AutoModelForQuestionAnswering", head_kwargs=lambda task: {},
-                  readers="bench.tasks.squad", pipeline="bench.qa:run", paired=False, distillable=False,
-                  table="squad"),
+    "squad": Kind(
+        "squad",
+        head="AutoModelForQuestionAnswering",
+        head_kwargs=lambda task: {},
+        readers="bench.tasks.squad",
+        pipeline="bench.qa:run",
+        paired=False,
+        distillable=False,
+        table="squad",
+    ),
     # one context, k candidates (k may vary by example): k scores per example, the prediction their argmax
-    "multiple_choice": Kind("multiple_choice", head="AutoModelForMultipleChoice", head_kwargs=lambda task: {},
-                            readers="bench.tasks.multiple_choice", pipeline="bench.multiple_choice:run",
-                            table="multiple_choice", choices=True),
+    "multiple_choice": Kind(
+        "multiple_choice",
+        head="AutoModelForMultipleChoice",
+        head_kwargs=lambda task: {},
+        readers="bench.tasks.multiple_choice",
+        pipeline="bench.multiple_choice:run",
+        table="multiple_choice",
+        choices=True,
+    ),
 }
 
 

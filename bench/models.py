@@ -97,12 +97,15 @@ def load_model(spec: ModelConfig, task: TaskConfig, seed: int = 0) -> Tuple[PreT
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()
     try:
-        model, info = hub.call(f"the model {where}", head_class(task).from_pretrained, where,
-                               output_loading_info=True, **head_kwargs(task))
+        model, info = hub.call(
+            f"the model {where}", head_class(task).from_pretrained, where, output_loading_info=True, **head_kwargs(task)
+        )
     finally:
         hf_logging.set_verbosity(verbosity)
-    missing = sorted(set(info.get("missing_keys") or ()) | {str(k[0]) if isinstance(k, tuple) else str(k)
-                                                            for k in info.get("mismatched_keys") or ()})
+    missing = sorted(
+        set(info.get("missing_keys") or ())
+        | {str(k[0]) if isinstance(k, tuple) else str(k) for k in info.get("mismatched_keys") or ()}
+    )
     return model, missing
 
 
@@ -141,9 +144,11 @@ def check_lengths(spec: ModelConfig, lengths: Dict[str, Sequence[int]]) -> None:
     for name, values in lengths.items():
         too_long = [v for v in values if v > limit]
         if too_long:
-            raise ConfigError(f"{name}={list(values)}: {', '.join(map(str, too_long))} is longer than model "
-                              f"{spec.name!r} can take: its max_position_embeddings is {limit} ({origin}); "
-                              f"use at most {limit}")
+            raise ConfigError(
+                f"{name}={list(values)}: {', '.join(map(str, too_long))} is longer than model "
+                f"{spec.name!r} can take: its max_position_embeddings is {limit} ({origin}); "
+                f"use at most {limit}"
+            )
 
 
 def count_parameters(model: torch.nn.Module) -> Dict[str, int]:
@@ -167,8 +172,9 @@ def describe(spec: ModelConfig, model: torch.nn.Module, head: str = "trained") -
     }
 
 
-def load(spec: ModelConfig, task: TaskConfig, seed: int = 0,
-         need_head: bool = False) -> Tuple[PreTrainedTokenizerBase, PreTrainedModel, Dict[str, Any]]:
+def load(
+    spec: ModelConfig, task: TaskConfig, seed: int = 0, need_head: bool = False
+) -> Tuple[PreTrainedTokenizerBase, PreTrainedModel, Dict[str, Any]]:
     """Tokenizer, model with the task's head, and the result's description of both.
 
     With `need_head` (scoring without training) a checkpoint that lacks trained weights is refused, naming
@@ -183,7 +189,8 @@ def load(spec: ModelConfig, task: TaskConfig, seed: int = 0,
             raise BenchError(
                 f"{checkpoint_location(spec)} has no trained weights for {shown}: scoring it would score a random "
                 f"{task.kind} head. Fine-tune first (mode=finetune, train.save_checkpoint=true), or set "
-                "model.allow_random_head=true to score it anyway (labelled `head: random`)")
+                "model.allow_random_head=true to score it anyway (labelled `head: random`)"
+            )
         head = "random"
     elif missing:
         head = "new"  # initialised here and trained by this run

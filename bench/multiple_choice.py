@@ -35,8 +35,9 @@ def collator(cfg: Config, tokenizer, max_length: int) -> ChoiceCollator:
     return ChoiceCollator(tokenizer, max_length=max_length if cfg.train.padding == "max_length" else None)
 
 
-def predict_scores(model, dataset, collate: ChoiceCollator, batch_size: int, device: torch.device,
-                   precision: str) -> List[np.ndarray]:
+def predict_scores(
+    model, dataset, collate: ChoiceCollator, batch_size: int, device: torch.device, precision: str
+) -> List[np.ndarray]:
     """Each example's k scores (logits, filler choices dropped), in the dataset's order; shortest first."""
     order = np.argsort(np.asarray(dataset["length"]), kind="stable")
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
@@ -44,34 +45,48 @@ def predict_scores(model, dataset, collate: ChoiceCollator, batch_size: int, dev
     out: List[np.ndarray] = [None] * len(order)  # type: ignore[list-item]
     model.eval().to(device)
     for i in range(0, len(order), batch_size):
-        rows = dataset.select(order[i:i + batch_size])
+        rows = dataset.select(order[i : i + batch_size])
         batch = collate([{n: rows[n][j] for n in names} for j in range(len(rows))])
         mask = batch.pop("choice_mask")
         with torch.inference_mode(), torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
             logits = model(**{k: v.to(device) for k, v in batch.items()}).logits.float().cpu().numpy()
-        for j, row in enumerate(order[i:i + batch_size]):
+        for j, row in enumerate(order[i : i + batch_size]):
             out[row] = logits[j][mask[j].numpy()]
     return out
 
 
-def evaluate_splits(cfg: Config, model, tokenizer, encoded, raw, device, precision: str, max_length: int
-                    ) -> Tuple[Dict[str, Any], Dict[str, Any], List[dict], Dict[str, List[np.ndarray]]]:
+def evaluate_splits(
+    cfg: Config, model, tokenizer, encoded, raw, device, precision: str, max_length: int
+) -> Tuple[Dict[str, Any], Dict[str, Any], List[dict], Dict[str, List[np.ndarray]]]:
     """{split: (predictions, labels)}, timing, one predictions.jsonl row per example, and the scores."""
     splits, rows, all_scores, seconds, count = {}, [], {}, 0.0, 0
     for split in cfg.task.local.eval_files:
         t0 = time.perf_counter()
-        scores = predict_scores(model, encoded[split], collator(cfg, tokenizer, max_length),
-                                cfg.train.eval_batch_size, device, precision)
+        scores = predict_scores(
+            model, encoded[split], collator(cfg, tokenizer, max_length), cfg.train.eval_batch_size, device, precision
+        )
         seconds += time.perf_counter() - t0
         count += len(scores)
         preds = np.array([int(np.argmax(s)) for s in scores])
         labels = np.asarray(raw[split]["label"])
         splits[split], all_scores[split] = (preds, labels), scores
         for idx, s, p, y in zip(raw[split]["idx"], scores, preds, labels):
-            rows.append({"split": split, "idx": int(idx), "label": int(y), "prediction": int(p), "k": len(s),
-                         "scores": [float(v) for v in s]})
-    timing = {"seconds": round(seconds, 3), "examples": count,
-              "examples_per_second": round(count / seconds, 2) if seconds else None, "precision": precision}
+            rows.append(
+                {
+                    "split": split,
+                    "idx": int(idx),
+                    "label": int(y),
+                    "prediction": int(p),
+                    "k": len(s),
+                    "scores": [float(v) for v in s],
+                }
+            )
+    timing = {
+        "seconds": round(seconds, 3),
+        "examples": count,
+        "examples_per_second": round(count / seconds, 2) if seconds else None,
+        "precision": precision,
+    }
     return splits, timing, rows, all_scores
 
 
@@ -85,8 +100,10 @@ def trivial_section(cfg: Config, splits, raw) -> Dict[str, Any]:
     v = section["vs_best"]
     if not v["beats_trivial"]:
         out["flags"].append(mc_trivial.NOT_BETTER)
-        out["notes"].append(f"{mc_trivial.NOT_BETTER}: accuracy {v['primary_diff']:+.4f} over '{v['best']}' "
-                            f"(95% CI {v['low']}, {v['high']})")
+        out["notes"].append(
+            f"{mc_trivial.NOT_BETTER}: accuracy {v['primary_diff']:+.4f} over '{v['best']}' "
+            f"(95% CI {v['low']}, {v['high']})"
+        )
     return out
 
 
@@ -97,10 +114,23 @@ def run(cfg: Config, train: bool = True) -> Dict[str, Any]:
     encoded = encode(raw, tokenizer, hyper.max_seq_length, cfg.train.padding == "max_length")
     described = engine.describe_task(cfg, model_info, raw)
     described["task"]["choices"] = {s: sorted({len(c) for c in ds["choices"]}) for s, ds in raw.items()}
-    out: Dict[str, Any] = {"model": model_info, "task": described["task"], "notes": described["notes"],
-                           "flags": described["flags"]}
-    trainer = engine.make_trainer(cfg, model, tokenizer, encoded.get("train"), hyper, device, precision,
-                                  collator=collator(cfg, tokenizer, hyper.max_seq_length), trainer_class=ChoiceTrainer)
+    out: Dict[str, Any] = {
+        "model": model_info,
+        "task": described["task"],
+        "notes": described["notes"],
+        "flags": described["flags"],
+    }
+    trainer = engine.make_trainer(
+        cfg,
+        model,
+        tokenizer,
+        encoded.get("train"),
+        hyper,
+        device,
+        precision,
+        collator=collator(cfg, tokenizer, hyper.max_seq_length),
+        trainer_class=ChoiceTrainer,
+    )
     if train:
         from .timing import load
 
@@ -110,8 +140,9 @@ def run(cfg: Config, train: bool = True) -> Dict[str, Any]:
         out["train"]["load"] = machine_load or None
     if not env.is_main_process():
         return out
-    splits, out["eval"], rows, _ = evaluate_splits(cfg, trainer.model, tokenizer, encoded, raw, device, precision,
-                                                   hyper.max_seq_length)
+    splits, out["eval"], rows, _ = evaluate_splits(
+        cfg, trainer.model, tokenizer, encoded, raw, device, precision, hyper.max_seq_length
+    )
     out["metrics"] = metrics.score(cfg.task, splits)
     triv = trivial_section(cfg, splits, raw)
     out["trivial"] = triv["trivial"]

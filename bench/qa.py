@@ -25,48 +25,76 @@ def run(cfg: Config, train: bool = True) -> Dict[str, Any]:
     raw = tasks.load(task, cfg.data, seed=cfg.train.seed, need_train=train)
     raw = type(raw)({k: v for k, v in raw.items() if train or k != "train"})  # split_by_article gives both
     if task.doc_stride >= hyper.max_seq_length - 64:  # the question and special tokens share the window
-        raise ConfigError(f"task.doc_stride={task.doc_stride} leaves no room in windows of "
-                          f"{hyper.max_seq_length} tokens: keep it below max_seq_length - 64")
+        raise ConfigError(
+            f"task.doc_stride={task.doc_stride} leaves no room in windows of "
+            f"{hyper.max_seq_length} tokens: keep it below max_seq_length - 64"
+        )
     eval_split = next(iter(task.local.eval_files))
     pad = cfg.train.padding == "max_length"
     kwargs = {"tokenizer": tokenizer, "task": task, "max_length": hyper.max_seq_length, "pad": pad}
     features = {}
     if train:
-        features["train"] = raw["train"].map(squad.train_features, batched=True, fn_kwargs=kwargs,
-                                             remove_columns=raw["train"].column_names, desc="train windows")
-    features[eval_split] = raw[eval_split].map(squad.eval_features, batched=True, fn_kwargs=kwargs,
-                                               remove_columns=raw[eval_split].column_names, desc="eval windows")
+        features["train"] = raw["train"].map(
+            squad.train_features,
+            batched=True,
+            fn_kwargs=kwargs,
+            remove_columns=raw["train"].column_names,
+            desc="train windows",
+        )
+    features[eval_split] = raw[eval_split].map(
+        squad.eval_features,
+        batched=True,
+        fn_kwargs=kwargs,
+        remove_columns=raw[eval_split].column_names,
+        desc="eval windows",
+    )
     out = engine.describe_task(cfg, model_info, raw)
     out["model"] = model_info
     out["task"]["windows"] = {split: len(f) for split, f in features.items()}
     if cfg.data.split_by_article:
         out["task"]["split_by_article"] = cfg.data.split_by_article
-        out["notes"].append(f"trained on the first {cfg.data.split_by_article} articles of the evaluation file and "
-                            "evaluated on the remaining ones (no SQuAD training file offline): not comparable "
-                            "with published dev-set figures")
+        out["notes"].append(
+            f"trained on the first {cfg.data.split_by_article} articles of the evaluation file and "
+            "evaluated on the remaining ones (no SQuAD training file offline): not comparable "
+            "with published dev-set figures"
+        )
     trainer = engine.make_trainer(cfg, model, tokenizer, features.get("train"), hyper, device, precision)
     if train:
         out["train"] = engine.train_and_record(cfg, trainer, hyper, precision)
     if not env.is_main_process():
         return out  # other DDP ranks stop after training; rank 0 evaluates and writes
     t0 = time.perf_counter()
-    start, end = engine.predict_in_order(trainer.model, features[eval_split], engine.eval_collator(tokenizer),
-                                           cfg.train.eval_batch_size, device, precision, per_token=True)
+    start, end = engine.predict_in_order(
+        trainer.model,
+        features[eval_split],
+        engine.eval_collator(tokenizer),
+        cfg.train.eval_batch_size,
+        device,
+        precision,
+        per_token=True,
+    )
     predictions, null_margin = squad.postprocess(raw[eval_split], features[eval_split], start, end, task)
     seconds = time.perf_counter() - t0
     golds = dict(zip(raw[eval_split]["id"], (a["text"] for a in raw[eval_split]["answers"])))
     out["metrics"] = squad_metrics.evaluate(predictions, golds, task.version_2, null_margin if task.version_2 else None)
     out["metrics"]["primary"] = out["metrics"]["f1"]
     n = len(raw[eval_split])
-    out["eval"] = {"seconds": round(seconds, 3), "examples": n, "windows": len(features[eval_split]),
-                   "examples_per_second": round(n / seconds, 2), "precision": precision,
-                   "null_threshold": task.null_threshold if task.version_2 else None}
+    out["eval"] = {
+        "seconds": round(seconds, 3),
+        "examples": n,
+        "windows": len(features[eval_split]),
+        "examples_per_second": round(n / seconds, 2),
+        "precision": precision,
+        "null_threshold": task.null_threshold if task.version_2 else None,
+    }
     folder = Path(cfg.out_dir)
     if cfg.train.save_predictions:
         # the official format: {question id: answer text}; v2.0 also the null-odds file its script reads
         write_atomic(folder / "predictions.json", json.dumps(predictions, ensure_ascii=False, indent=0) + "\n")
         if task.version_2:
-            write_atomic(folder / "null_odds.json", json.dumps(
-                {q: (m if m != float("inf") else 1e9) for q, m in null_margin.items()}) + "\n")
+            write_atomic(
+                folder / "null_odds.json",
+                json.dumps({q: (m if m != float("inf") else 1e9) for q, m in null_margin.items()}) + "\n",
+            )
     engine.tidy(cfg)
     return out

@@ -118,10 +118,17 @@ class Result:
     @classmethod
     def start(cls, cfg: Any, env: Dict[str, Any]) -> "Result":
         # model and task are named from the config at once, so a run that fails early is still matchable
-        return cls(mode=cfg.mode.name, config=OmegaConf.to_container(OmegaConf.structured(cfg)), env=env,
-                   model={"name": cfg.model.name, "source": cfg.model.source,
-                          "weights": "random" if cfg.model.source == "random" else "pretrained"},
-                   task={"name": cfg.task.name})
+        return cls(
+            mode=cfg.mode.name,
+            config=OmegaConf.to_container(OmegaConf.structured(cfg)),
+            env=env,
+            model={
+                "name": cfg.model.name,
+                "source": cfg.model.source,
+                "weights": "random" if cfg.model.source == "random" else "pretrained",
+            },
+            task={"name": cfg.task.name},
+        )
 
     def apply(self, sections: Dict[str, Any]) -> None:
         """Take what a mode returned: its sections, notes and flags."""

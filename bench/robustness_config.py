@@ -37,5 +37,7 @@ class RobustnessConfig:
         positive("robustness.batch_size", self.batch_size)
         positive("robustness.bootstrap", self.bootstrap)
         if self.choice_orders:
-            raise ConfigError("robustness.choice_orders: the multiple-choice kind's choice-order flips are not built "
-                              "yet (issue 18); leave it 0")
+            raise ConfigError(
+                "robustness.choice_orders: the multiple-choice kind's choice-order flips are not built "
+                "yet (issue 18); leave it 0"
+            )

@@ -12,8 +12,8 @@ from typing import Any, Callable, Dict, Iterator
 from . import env, kinds, resume, schema, status
 from .config import Config
 from .errors import BenchError
-from .resume import config_hash  # noqa: F401  (kept importable from here)
 from .results import RESULT_FILE, Result
+from .resume import config_hash  # noqa: F401  (kept importable from here)
 
 log = logging.getLogger("bench")
 CLAIM_FILE = ".bench-claim"
@@ -118,7 +118,9 @@ def _existing(out_dir: Path, key: str, resuming: bool):
             return path
     except BenchError as exc:
         log.warning("resume: %s; re-running", exc)
-    aside = path.with_name(f"{RESULT_FILE}.previous-{os.getpid()}-{len(list(out_dir.glob(RESULT_FILE + '.previous-*')))}")
+    aside = path.with_name(
+        f"{RESULT_FILE}.previous-{os.getpid()}-{len(list(out_dir.glob(RESULT_FILE + '.previous-*')))}"
+    )
     os.replace(path, aside)
     return None
 
@@ -183,11 +185,12 @@ def _run_mode(cfg: Config, result: Result, save: bool) -> Result:
         _check_shapes(cfg)
         result.apply(MODES[cfg.mode.name](cfg))
         if save:
-            result.status, failures = status.decide(result.mode, result.metrics, result.latency, result.timing,
-                                                     result.config)
+            result.status, failures = status.decide(
+                result.mode, result.metrics, result.latency, result.timing, result.config
+            )
             result.failures += failures
             if result.status == "ok" and result.failures:  # a mode's own failures (a named backend that
-                result.status = "partial"                  # could not run): the rest stands, but not as ok
+                result.status = "partial"  # could not run): the rest stands, but not as ok
         else:
             result.status = "ok"  # another DDP rank: it trained; rank 0 evaluates, decides and writes
     except KeyboardInterrupt as exc:

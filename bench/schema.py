@@ -212,7 +212,9 @@ class Result(BaseModel):
     @classmethod
     def _metrics_numbers_only(cls, v: Any) -> Any:
         if isinstance(v, dict):  # a nested or text value is not a metric the gate or the report could use
-            bad = [k for k, x in v.items() if x is not None and (isinstance(x, bool) or not isinstance(x, (int, float)))]
+            bad = [
+                k for k, x in v.items() if x is not None and (isinstance(x, bool) or not isinstance(x, (int, float)))
+            ]
             if bad:
                 raise ValueError(f"metric(s) {bad} are not numbers")
         return v
@@ -228,7 +230,7 @@ class Result(BaseModel):
 
     @property
     def seed(self) -> Optional[int]:
-        return ((self.config.get("train") or {}).get("seed"))
+        return (self.config.get("train") or {}).get("seed")
 
     @property
     def machine_class(self) -> Optional[str]:

@@ -38,8 +38,10 @@ def _rows(source: str) -> List[Tuple[str, Dict[str, Any]]]:
         try:
             row = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise DataError(f"{name}, line {number}: not a JSON object ({exc.msg}); expected one example per line "
-                            "in the task's own fields") from None
+            raise DataError(
+                f"{name}, line {number}: not a JSON object ({exc.msg}); expected one example per line "
+                "in the task's own fields"
+            ) from None
         if not isinstance(row, dict):
             raise DataError(f"{name}, line {number}: a JSON {type(row).__name__}, not an object")
         out.append((f"{name}, line {number}", row))
@@ -59,8 +61,10 @@ def _texts(task, where: str, row: Dict[str, Any]) -> Tuple[List[str], Any]:
     for columns in (task.hub.text_columns, task.local.text_columns):
         if columns and all(c in row for c in columns):
             return [str(row[c]) for c in columns], row.get(task.hub.label_column, row.get(task.local.label_column))
-    raise DataError(f"{where}: expected the fields {task.hub.text_columns} (or {task.local.text_columns}) of task "
-                    f"{task.name}; got {sorted(row)}")
+    raise DataError(
+        f"{where}: expected the fields {task.hub.text_columns} (or {task.local.text_columns}) of task "
+        f"{task.name}; got {sorted(row)}"
+    )
 
 
 def _choice_example(task, where: str, row: Dict[str, Any]) -> Tuple[str, List[str], Any]:
@@ -69,13 +73,20 @@ def _choice_example(task, where: str, row: Dict[str, Any]) -> Tuple[str, List[st
 
     if "context" in row and "choices" in row:
         gold = row.get("label")
-        example(where, "expected {\"context\": TEXT, \"choices\": [TEXT, ...]}", row["context"], row["choices"],
-                gold if gold is not None else 0)
+        example(
+            where,
+            'expected {"context": TEXT, "choices": [TEXT, ...]}',
+            row["context"],
+            row["choices"],
+            gold if gold is not None else 0,
+        )
         return row["context"], row["choices"], gold
     layout = task.local.layout or task.hub.layout
     reader = layout_module(layout, task)
-    fill = {"arc": ("answerKey", lambda r: r.get("question", {}).get("choices", [{}])[0].get("label", "A")),
-            "copa": ("label", lambda r: 0)}.get(layout)
+    fill = {
+        "arc": ("answerKey", lambda r: r.get("question", {}).get("choices", [{}])[0].get("label", "A")),
+        "copa": ("label", lambda r: 0),
+    }.get(layout)
     gold_key = fill[0] if fill else "label"
     has_gold = gold_key in row
     if fill and not has_gold:
@@ -94,8 +105,15 @@ def _probabilities(logits: torch.Tensor) -> List[float]:
 
 def score(task_name: str, model_path: str, source: str, allow_random_head: bool = False) -> List[Dict[str, Any]]:
     """One output row per input example (see the module docstring)."""
-    cfg = compose([f"task={task_name}", "model=bert_base", f"model.path={model_path}", "mode=evaluate",
-                   f"model.allow_random_head={str(allow_random_head).lower()}"])
+    cfg = compose(
+        [
+            f"task={task_name}",
+            "model=bert_base",
+            f"model.path={model_path}",
+            "mode=evaluate",
+            f"model.allow_random_head={str(allow_random_head).lower()}",
+        ]
+    )
     task, kind = cfg.task, kinds.of(cfg.task)
     rows = _rows(source)
     tokenizer, model, info = models.load(cfg.model, task, need_head=True)
@@ -106,13 +124,22 @@ def score(task_name: str, model_path: str, source: str, allow_random_head: bool 
     for where, row in rows:
         if kind.choices:
             context, choices, gold = _choice_example(task, where, row)
-            enc = tokenizer([context] * len(choices), choices, truncation=True, max_length=task.max_seq_length,
-                            padding=True, return_tensors="pt")
+            enc = tokenizer(
+                [context] * len(choices),
+                choices,
+                truncation=True,
+                max_length=task.max_seq_length,
+                padding=True,
+                return_tensors="pt",
+            )
             with torch.inference_mode():
                 logits = model(**{k: v.unsqueeze(0) for k, v in enc.items()}).logits[0]
             probs = _probabilities(logits)
-            item = {"context": context, "choices": [{"text": c, "probability": p} for c, p in zip(choices, probs)],
-                    "prediction": int(np.argmax(probs))}
+            item = {
+                "context": context,
+                "choices": [{"text": c, "probability": p} for c, p in zip(choices, probs)],
+                "prediction": int(np.argmax(probs)),
+            }
         else:
             texts, gold = _texts(task, where, row)
             enc = tokenizer(*texts, truncation=True, max_length=task.max_seq_length, return_tensors="pt")
@@ -122,8 +149,11 @@ def score(task_name: str, model_path: str, source: str, allow_random_head: bool 
                 item = {"input": texts, "score": float(logits.reshape(-1)[0])}
             else:
                 probs = _probabilities(logits)
-                item = {"input": texts, "probabilities": dict(zip(task.labels, probs)),
-                        "prediction": task.labels[int(np.argmax(probs))]}
+                item = {
+                    "input": texts,
+                    "probabilities": dict(zip(task.labels, probs)),
+                    "prediction": task.labels[int(np.argmax(probs))],
+                }
         if gold is not None:
             item["gold"] = gold
         if info["head"] == "random":
@@ -140,17 +170,24 @@ def _squad(cfg, tokenizer, model, rows) -> List[Dict[str, Any]]:
 
     for where, row in rows:
         if not isinstance(row.get("question"), str) or not isinstance(row.get("context"), str):
-            raise DataError(f"{where}: expected {{\"question\": TEXT, \"context\": TEXT}}; got {sorted(row)}")
-    examples = Dataset.from_dict({"id": [str(i) for i in range(len(rows))],
-                                  "question": [r["question"] for _, r in rows],
-                                  "context": [r["context"] for _, r in rows]})
+            raise DataError(f'{where}: expected {{"question": TEXT, "context": TEXT}}; got {sorted(row)}')
+    examples = Dataset.from_dict(
+        {
+            "id": [str(i) for i in range(len(rows))],
+            "question": [r["question"] for _, r in rows],
+            "context": [r["context"] for _, r in rows],
+        }
+    )
     kwargs = {"tokenizer": tokenizer, "task": cfg.task, "max_length": cfg.task.max_seq_length, "pad": False}
     feats = examples.map(squad.eval_features, batched=True, fn_kwargs=kwargs, remove_columns=examples.column_names)
-    start, end = predict_in_order(model, feats, eval_collator(tokenizer), 16, torch.device("cpu"), "fp32",
-                                  per_token=True)
+    start, end = predict_in_order(
+        model, feats, eval_collator(tokenizer), 16, torch.device("cpu"), "fp32", per_token=True
+    )
     answers, margin = squad.postprocess(examples, feats, start, end, cfg.task)
-    return [{"question": r["question"], "answer": answers[str(i)], "null_margin": margin[str(i)]}
-            for i, (_, r) in enumerate(rows)]
+    return [
+        {"question": r["question"], "answer": answers[str(i)], "null_margin": margin[str(i)]}
+        for i, (_, r) in enumerate(rows)
+    ]
 
 
 def main(argv: List[str] | None = None) -> int:

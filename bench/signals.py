@@ -80,6 +80,7 @@ def install() -> None:
 
 # --- the sweep's main process --------------------------------------------------------------------------------
 
+
 def start_sweep() -> None:
     """Before the launcher starts: a folder where jobs in other processes mark themselves while they run."""
     folder = tempfile.mkdtemp(prefix="bench-sweep-jobs-")
@@ -133,11 +134,16 @@ def _forward_to_jobs(signum: int) -> None:
         time.sleep(0.05)
         running = _running(folder)
     if running:
-        print(f"bench: jobs {sorted(running)} did not record the interrupt within {FORWARD_GRACE_S:.0f} s; "
-              "they are stopped unrecorded", file=sys.stderr, flush=True)
+        print(
+            f"bench: jobs {sorted(running)} did not record the interrupt within {FORWARD_GRACE_S:.0f} s; "
+            "they are stopped unrecorded",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 # --- a job ---------------------------------------------------------------------------------------------------
+
 
 @contextlib.contextmanager
 def job() -> Iterator[None]:

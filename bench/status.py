@@ -33,11 +33,19 @@ def _latency_failures(rows: List[Dict[str, Any]], requested: List[str]) -> Tuple
     return failures, ok
 
 
-def decide(mode: str, metrics: Dict[str, Any], latency: Optional[List[Dict[str, Any]]],
-           timing: Optional[Dict[str, Any]], config: Dict[str, Any]) -> Tuple[str, List[str]]:
+def decide(
+    mode: str,
+    metrics: Dict[str, Any],
+    latency: Optional[List[Dict[str, Any]]],
+    timing: Optional[Dict[str, Any]],
+    config: Dict[str, Any],
+) -> Tuple[str, List[str]]:
     """(status, failures) for a run that finished without an exception."""
-    failures = [f"metric {k} is not finite ({v})" for k, v in metrics.items()
-                if v is None or (isinstance(v, float) and not math.isfinite(v))]
+    failures = [
+        f"metric {k} is not finite ({v})"
+        for k, v in metrics.items()
+        if v is None or (isinstance(v, float) and not math.isfinite(v))
+    ]
     if failures:
         return "failed", failures
     if mode == "latency":

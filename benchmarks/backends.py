@@ -28,18 +28,45 @@ def main() -> int:
     out = Path(args.out)
     results = []
     for name in args.models.split(","):
-        cfg = compose([f"model={name}", "model.pretrained=false", "mode=latency", f"timing.backends=[{args.backends}]",
-                       "timing.batch_sizes=[1,8]", "timing.seq_lens=[128]", f"timing.min_seconds={args.seconds}"],
-                      out_dir=str(out / name))
+        cfg = compose(
+            [
+                f"model={name}",
+                "model.pretrained=false",
+                "mode=latency",
+                f"timing.backends=[{args.backends}]",
+                "timing.batch_sizes=[1,8]",
+                "timing.seq_lens=[128]",
+                f"timing.min_seconds={args.seconds}",
+            ],
+            out_dir=str(out / name),
+        )
         results.append(run(cfg).to_dict())
     df = latency_frame(results)
-    cols = [c for c in ["model", "backend", "batch", "seq", "p50_ms", "p90_ms", "speedup_vs_eager", "peak_rss_MB",
-                        "pct_gemm_peak", "status", "flags", "error"] if c in df]
+    cols = [
+        c
+        for c in [
+            "model",
+            "backend",
+            "batch",
+            "seq",
+            "p50_ms",
+            "p90_ms",
+            "speedup_vs_eager",
+            "peak_rss_MB",
+            "pct_gemm_peak",
+            "status",
+            "flags",
+            "error",
+        ]
+        if c in df
+    ]
     table = df[cols].round(3)
     print(table.to_string(index=False))
     out.mkdir(parents=True, exist_ok=True)
     table.to_csv(out / "backends.csv", index=False)
-    (out / "backends.md").write_text(table.to_markdown(index=False) if _has_tabulate() else table.to_string(index=False))
+    (out / "backends.md").write_text(
+        table.to_markdown(index=False) if _has_tabulate() else table.to_string(index=False)
+    )
     fastest = df[df.status == "ok"].sort_values("p50_ms").groupby(["model", "batch"]).first()["backend"]
     print("\nfastest backend per model and batch size:\n" + fastest.to_string())
     print(f"machine class: {results[0]['env'].get('machine_class')}")

@@ -33,8 +33,11 @@ from bench.runner import run
 DEFAULT_SEED = 42  # train.seed's default: the first seed keeps the plain folder names
 RERUN = ".rerun-"  # out/JOB.rerun-N: a job re-run because its earlier results had another resume key
 
-VARIANTS = {"direct": "(a) fine-tuned directly", "prediction": "(b) prediction-layer distillation",
-            "two_stage": "(c) intermediate + prediction"}
+VARIANTS = {
+    "direct": "(a) fine-tuned directly",
+    "prediction": "(b) prediction-layer distillation",
+    "two_stage": "(c) intermediate + prediction",
+}
 STUDENT = ["model=minilm_l6", "distill.layers=[1,3,5]"]
 
 
@@ -73,8 +76,10 @@ def one(name: str, overrides: List[str], out: Path, failures: List[str], used: D
         if earlier.status == "ok":
             stale.append(str(done))
     if stale:
-        print(f"{name}: {', '.join(stale)} came from other code, data, packages or machine (another resume key): "
-              f"re-running into {folder}")
+        print(
+            f"{name}: {', '.join(stale)} came from other code, data, packages or machine (another resume key): "
+            f"re-running into {folder}"
+        )
     used[name] = folder
     try:
         result = run(compose(overrides, out_dir=str(folder)))
@@ -95,9 +100,16 @@ def task_runs(task: str, args, out: Path, failures: List[str], used: Dict[str, P
         if one(name, ["model=minilm_l6", *data, "train.save_checkpoint=true"], out, failures, used) is None:
             return
         teacher = str(used[name])
-    common = [*STUDENT, *data, "mode=distill", f"distill.teacher={teacher}", f"bench.resume_dir={out}",
-              f"distill.cache_dir={out / 'teacher_cache'}", f"distill.intermediate.epochs={args.intermediate_epochs}",
-              f"timing.min_seconds={args.latency_seconds}"]
+    common = [
+        *STUDENT,
+        *data,
+        "mode=distill",
+        f"distill.teacher={teacher}",
+        f"bench.resume_dir={out}",
+        f"distill.cache_dir={out / 'teacher_cache'}",
+        f"distill.intermediate.epochs={args.intermediate_epochs}",
+        f"timing.min_seconds={args.latency_seconds}",
+    ]
     for seed in args.seeds:
         for v in args.variants:
             name = f"{task}_{v}" if seed == DEFAULT_SEED else f"{task}_{v}_seed{seed}"
@@ -124,10 +136,18 @@ def main() -> int:
     ap.add_argument("--seeds", nargs="+", type=int, default=[DEFAULT_SEED], help="student seeds (the teacher: one)")
     ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     ap.add_argument("--teacher", action="append", default=[], metavar="TASK=DIR", help="reuse a fine-tuned teacher")
-    ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
-                    help="extra overrides for every run (a smoke test: data.max_eval_samples=32 train.max_steps=2)")
-    ap.add_argument("--out", default=f"results/bench/distill/{datetime.now():%Y%m%d-%H%M%S}",
-                    help="output folder; runs already in it stay and join the table (add seeds to an earlier run)")
+    ap.add_argument(
+        "--set",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra overrides for every run (a smoke test: data.max_eval_samples=32 train.max_steps=2)",
+    )
+    ap.add_argument(
+        "--out",
+        default=f"results/bench/distill/{datetime.now():%Y%m%d-%H%M%S}",
+        help="output folder; runs already in it stay and join the table (add seeds to an earlier run)",
+    )
     args = ap.parse_args()
     args.teacher = dict(t.split("=", 1) for t in args.teacher)
     out = Path(args.out)

@@ -10,8 +10,8 @@ bf16 where the CPU has it natively, the model file's recipe). Prints the wall-ti
 from __future__ import annotations
 
 import argparse
-import sys
 import json
+import sys
 import time
 from datetime import datetime
 from pathlib import Path
@@ -20,8 +20,14 @@ from bench.config import compose
 from bench.runner import run
 
 RECIPE = [
-    "train.padding=max_length", "train.group_by_length=false", "train.precision=fp32",
-    "train.learning_rate=2e-5", "train.batch_size=32", "train.epochs=3", "train.warmup=0.0", "train.weight_decay=0.0",
+    "train.padding=max_length",
+    "train.group_by_length=false",
+    "train.precision=fp32",
+    "train.learning_rate=2e-5",
+    "train.batch_size=32",
+    "train.epochs=3",
+    "train.warmup=0.0",
+    "train.weight_decay=0.0",
 ]
 
 
@@ -31,8 +37,13 @@ def one(name: str, extra: list, data: str, out: Path) -> dict:
     result = run(cfg)
     wall = time.perf_counter() - t0
     print(f"[{name}] wall {wall:.1f} s, train {result.train['seconds']:.1f} s, metrics {result.metrics}", flush=True)
-    return {"wall_s": round(wall, 2), "train_s": result.train["seconds"], "metrics": result.metrics,
-            "precision": result.train["precision"], "overrides": extra}
+    return {
+        "wall_s": round(wall, 2),
+        "train_s": result.train["seconds"],
+        "metrics": result.metrics,
+        "precision": result.train["precision"],
+        "overrides": extra,
+    }
 
 
 def main() -> int:
@@ -44,12 +55,22 @@ def main() -> int:
     harness = one("harness", [], args.data, out)
     recipe = one("run_glue_recipe", RECIPE, args.data, out)
     ratio = recipe["wall_s"] / harness["wall_s"]
-    summary = {"recipe": recipe, "harness": harness, "speedup_wall": round(ratio, 2),
-               "f1_change_points": round(100 * (harness["metrics"]["f1"] - recipe["metrics"]["f1"]), 2)}
+    summary = {
+        "recipe": recipe,
+        "harness": harness,
+        "speedup_wall": round(ratio, 2),
+        "f1_change_points": round(100 * (harness["metrics"]["f1"] - recipe["metrics"]["f1"]), 2),
+    }
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
-    print(f"\nrun_glue recipe : {recipe['wall_s']:7.1f} s  acc {recipe['metrics']['acc']:.4f}  F1 {recipe['metrics']['f1']:.4f}")
-    print(f"harness defaults: {harness['wall_s']:7.1f} s  acc {harness['metrics']['acc']:.4f}  F1 {harness['metrics']['f1']:.4f}"
-          f"  ({harness['precision']})")
+    print(
+        f"\nrun_glue recipe : {recipe['wall_s']:7.1f} s  acc {recipe['metrics']['acc']:.4f}  "
+        f"F1 {recipe['metrics']['f1']:.4f}"
+    )
+    print(
+        f"harness defaults: {harness['wall_s']:7.1f} s  acc {harness['metrics']['acc']:.4f}  "
+        f"F1 {harness['metrics']['f1']:.4f}"
+        f"  ({harness['precision']})"
+    )
     print(f"speed-up {ratio:.2f}x, F1 change {summary['f1_change_points']:+.2f} points  -> {out / 'summary.json'}")
     # the claim: the harness defaults are faster and cost no more than one F1 point against run_glue's recipe
     if ratio <= 1 or summary["f1_change_points"] < -1:

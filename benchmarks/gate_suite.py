@@ -47,10 +47,16 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("out", type=Path)
     ap.add_argument("--data", default="../shared/data/glue")
-    ap.add_argument("--require-learning", action="store_true",
-                    help="exit 3 when the fine-tune does not beat the trivial predictor clearly (for baselines)")
-    ap.add_argument("--only", choices=["finetune", "latency"],
-                    help="run only these jobs (the gate re-measures the latency jobs to confirm a slowdown)")
+    ap.add_argument(
+        "--require-learning",
+        action="store_true",
+        help="exit 3 when the fine-tune does not beat the trivial predictor clearly (for baselines)",
+    )
+    ap.add_argument(
+        "--only",
+        choices=["finetune", "latency"],
+        help="run only these jobs (the gate re-measures the latency jobs to confirm a slowdown)",
+    )
     args = ap.parse_args()
     if args.out.exists() and any(args.out.iterdir()):
         print(f"gate_suite: {args.out} is not empty; results are never overwritten", file=sys.stderr)
@@ -73,8 +79,11 @@ def main() -> int:
             failed.append(name)
             continue
         if name.startswith("finetune") and args.require_learning and (short := learned(result.metrics)):
-            print(f"gate_suite: {name} did not learn ({'; '.join(short)}); MRPC dev's all-positive predictor "
-                  "scores acc 0.684 / F1 0.812. Refusing to make a baseline of it.", file=sys.stderr)
+            print(
+                f"gate_suite: {name} did not learn ({'; '.join(short)}); MRPC dev's all-positive predictor "
+                "scores acc 0.684 / F1 0.812. Refusing to make a baseline of it.",
+                file=sys.stderr,
+            )
             return 3
     if failed:
         print(f"gate_suite: {len(failed)} of the suite's runs did not end ok: {', '.join(failed)}", file=sys.stderr)

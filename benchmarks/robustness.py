@@ -53,13 +53,22 @@ def main() -> int:
     failures: List[str] = []
     for task in args.tasks:
         teacher = args.runs / f"{task}_teacher" / "checkpoint"
-        common = ["model=minilm_l6", f"task={task}", "mode=robustness", f"data.dir={args.data}",
-                  f"robustness.advglue={args.advglue}"]
+        common = [
+            "model=minilm_l6",
+            f"task={task}",
+            "mode=robustness",
+            f"data.dir={args.data}",
+            f"robustness.advglue={args.advglue}",
+        ]
         one(f"{task}_teacher", [*common, f"model.path={teacher}", TEACHER_BACKENDS], args.out, failures)
         for v in args.students:
             student = args.runs / f"{task}_{v}" / "checkpoint"
-            one(f"{task}_{v}", [*common, f"model.path={student}", f"robustness.reference={teacher}",
-                                "timing.backends=[eager]"], args.out, failures)
+            one(
+                f"{task}_{v}",
+                [*common, f"model.path={student}", f"robustness.reference={teacher}", "timing.backends=[eager]"],
+                args.out,
+                failures,
+            )
     written = build(args.out, args.out / "report", ["md", "latex", "html"], n_boot=200)
     if "robustness.md" in written:
         print(written["robustness.md"].read_text())

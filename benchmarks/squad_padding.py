@@ -10,8 +10,8 @@ ratio and both scores.
 from __future__ import annotations
 
 import argparse
-import sys
 import json
+import sys
 import time
 from datetime import datetime
 from pathlib import Path
@@ -27,15 +27,24 @@ def main() -> int:
     ap.add_argument("--out", default=f"results/bench/squad_padding/{datetime.now():%Y%m%d-%H%M%S}")
     args = ap.parse_args()
     out = Path(args.out)
-    base = ["model=minilm_l6", "task=squad_v1", f"data.dir={args.data}", "data.split_by_article=38",
-            f"data.max_train_samples={args.questions}", "train.epochs=1"]
+    base = [
+        "model=minilm_l6",
+        "task=squad_v1",
+        f"data.dir={args.data}",
+        "data.split_by_article=38",
+        f"data.max_train_samples={args.questions}",
+        "train.epochs=1",
+    ]
     summary = {}
-    for name, padding in (("padded_384", ["train.padding=max_length", "train.group_by_length=false"]),
-                          ("harness", [])):
+    for name, padding in (("padded_384", ["train.padding=max_length", "train.group_by_length=false"]), ("harness", [])):
         t0 = time.perf_counter()
         result = run(compose([*base, *padding], out_dir=str(out / name)))
-        summary[name] = {"wall_s": round(time.perf_counter() - t0, 1), "train_s": result.train["seconds"],
-                         "eval_s": result.eval["seconds"], "metrics": result.metrics}
+        summary[name] = {
+            "wall_s": round(time.perf_counter() - t0, 1),
+            "train_s": result.train["seconds"],
+            "eval_s": result.eval["seconds"],
+            "metrics": result.metrics,
+        }
         print(f"[{name}] {summary[name]}", flush=True)
     ratio = summary["padded_384"]["wall_s"] / summary["harness"]["wall_s"]
     summary["speedup_wall"] = round(ratio, 2)

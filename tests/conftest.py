@@ -16,14 +16,31 @@ SQUAD_DIR = SHARED_DATA / "squad"
 
 # Tiny but real: the same config classes and model code as the full models, sized to train in seconds.
 TINY = {
-    "bert": ["model=bert_base", "model.arch.hidden_size=32", "model.arch.num_hidden_layers=2",
-             "model.arch.num_attention_heads=2", "model.arch.intermediate_size=64"],
-    "mobilebert": ["model=mobilebert", "model.arch.hidden_size=64", "model.arch.num_hidden_layers=2",
-                   "model.arch.num_attention_heads=2", "model.arch.intermediate_size=64",
-                   "model.arch.embedding_size=32", "model.arch.intra_bottleneck_size=32",
-                   "model.arch.true_hidden_size=32", "model.arch.num_feedforward_networks=2"],
-    "distilbert": ["model=distilbert", "model.arch.dim=32", "model.arch.n_layers=2", "model.arch.n_heads=2",
-                   "model.arch.hidden_dim=64"],
+    "bert": [
+        "model=bert_base",
+        "model.arch.hidden_size=32",
+        "model.arch.num_hidden_layers=2",
+        "model.arch.num_attention_heads=2",
+        "model.arch.intermediate_size=64",
+    ],
+    "mobilebert": [
+        "model=mobilebert",
+        "model.arch.hidden_size=64",
+        "model.arch.num_hidden_layers=2",
+        "model.arch.num_attention_heads=2",
+        "model.arch.intermediate_size=64",
+        "model.arch.embedding_size=32",
+        "model.arch.intra_bottleneck_size=32",
+        "model.arch.true_hidden_size=32",
+        "model.arch.num_feedforward_networks=2",
+    ],
+    "distilbert": [
+        "model=distilbert",
+        "model.arch.dim=32",
+        "model.arch.n_layers=2",
+        "model.arch.n_heads=2",
+        "model.arch.hidden_dim=64",
+    ],
 }
 
 
@@ -46,6 +63,7 @@ def cpu_as(monkeypatch):
 
     def use(flags):
         monkeypatch.setattr(env, "cpu_flags", lambda: frozenset(flags))
+
     return use
 
 
@@ -73,11 +91,14 @@ def load_script(name: str):
     return module
 
 
-def run_cli(*args: str, timeout: int = 600, env_extra: dict | None = None, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+def run_cli(
+    *args: str, timeout: int = 600, env_extra: dict | None = None, cwd: Path = ROOT
+) -> subprocess.CompletedProcess:
     """Run `python -m bench ...` as a user would; output captured as text."""
     env = {**os.environ, "HYDRA_FULL_ERROR": "0", **(env_extra or {})}
-    return subprocess.run([sys.executable, "-m", "bench", *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "bench", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def user_signals() -> None:
@@ -91,8 +112,16 @@ def user_signals() -> None:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
-QUICK = ["data.max_train_samples=48", "data.max_eval_samples=32", "train.batch_size=16", "train.logging_steps=1",
-         "train.precision=fp32", "timing.min_seconds=0.05", "timing.warmup_runs=1", "timing.min_iterations=3"]
+QUICK = [
+    "data.max_train_samples=48",
+    "data.max_eval_samples=32",
+    "train.batch_size=16",
+    "train.logging_steps=1",
+    "train.precision=fp32",
+    "timing.min_seconds=0.05",
+    "timing.warmup_runs=1",
+    "timing.min_iterations=3",
+]
 
 
 # mode=distill's tiny fine-tuned teachers (tests/test_distill_runs.py, tests/test_distill_table.py)

@@ -5,10 +5,10 @@ import shutil
 from pathlib import Path
 
 import pytest
+from conftest import ROOT
 
 from bench import compare
 from bench.baselines import classes
-from conftest import ROOT
 
 BASELINES = ROOT / "results" / "baselines"
 CLASSES = classes(BASELINES)
@@ -24,7 +24,9 @@ def test_there_is_a_committed_baseline_and_it_learned():
         # MRPC dev's all-positive predictor scores acc 0.684 / F1 0.812: a baseline must have learned
         assert ft["metrics"]["acc"] >= 0.75 and ft["metrics"]["f1"] >= 0.83
         assert ft["train"]["precision"] == "fp32"  # the same arithmetic on every class
-        preds = [json.loads(line)["prediction"] for line in (folder / "finetune_minilm_mrpc" / "predictions.jsonl").open()]
+        preds = [
+            json.loads(line)["prediction"] for line in (folder / "finetune_minilm_mrpc" / "predictions.jsonl").open()
+        ]
         assert 0.1 < sum(preds) / len(preds) < 0.9  # both classes predicted, not one
 
 
@@ -65,7 +67,6 @@ def test_cross_class_check_compares_accuracy_only(folder, tmp_path, capsys):
     assert compare.main([str(folder), str(worse), *args]) == 1
 
 
-
 def _gate_module():
     import importlib.util
 
@@ -85,13 +86,21 @@ def test_the_gate_measures_the_baseline_commits_own_code(tmp_path):
         commit = gate.baseline_commit(folder)
         assert len(commit) == 40, f"{folder}: MACHINE.json records no commit"
         if subprocess.call(["git", "cat-file", "-e", f"{commit}^{{commit}}"], cwd=ROOT) != 0:
-            pytest.skip(f"commit {commit[:12]} is not in this clone (shallow): the gate warns and uses the committed figures")
+            pytest.skip(
+                f"commit {commit[:12]} is not in this clone (shallow): the gate warns and uses the committed figures"
+            )
         with gate.checkout(commit) as tree:
             assert tree is not None and tree != ROOT
             head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=tree, capture_output=True, text=True).stdout
             assert head.strip() == commit
-            found = subprocess.run([sys.executable, "-c", "import bench; print(bench.__file__)"], cwd=tmp_path,
-                                   env=gate.code_env(tree), capture_output=True, text=True, check=True).stdout
+            found = subprocess.run(
+                [sys.executable, "-c", "import bench; print(bench.__file__)"],
+                cwd=tmp_path,
+                env=gate.code_env(tree),
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
             assert found.strip() == str(tree / "bench" / "__init__.py")
         assert not tree.exists()  # the worktree is removed afterwards
     with gate.checkout("0" * 40) as missing:  # a commit this clone lacks (a shallow clone): the caller falls back

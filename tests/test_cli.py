@@ -3,7 +3,6 @@
 import json
 
 import pytest
-
 from conftest import ROOT, run_cli, tiny
 
 OFFLINE = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
@@ -15,15 +14,22 @@ def _result_of(stdout: str) -> dict:
 
 
 def test_random_weights_run_offline_and_say_so(glue_dir, tmp_path):
-    p = run_cli(*tiny("mobilebert"), "task=rte", f"data.dir={glue_dir}", "data.max_train_samples=16",
-                "data.max_eval_samples=16", "train.max_steps=2", f"hydra.run.dir={tmp_path}/run", env_extra=OFFLINE)
+    p = run_cli(
+        *tiny("mobilebert"),
+        "task=rte",
+        f"data.dir={glue_dir}",
+        "data.max_train_samples=16",
+        "data.max_eval_samples=16",
+        "train.max_steps=2",
+        f"hydra.run.dir={tmp_path}/run",
+        env_extra=OFFLINE,
+    )
     assert p.returncode == 0, p.stderr[-2000:]
     result = _result_of(p.stdout)
     assert result["status"] == "ok" and result["model"]["weights"] == "random"
 
 
-@pytest.mark.parametrize("args", [["model=mobilebert", "task=mrpc"],
-                                  ["model=minilm_l6", "task=mrpc"]])
+@pytest.mark.parametrize("args", [["model=mobilebert", "task=mrpc"], ["model=minilm_l6", "task=mrpc"]])
 def test_unreachable_hub_says_how_to_run_offline(args, tmp_path):
     p = run_cli(*args, f"hydra.run.dir={tmp_path}/run", env_extra=OFFLINE, timeout=300)
     assert p.returncode == 2 and "Traceback" not in p.stderr
@@ -53,7 +59,6 @@ def test_missing_data_dir_is_a_clear_error(tmp_path):
 def test_console_script_is_the_same_entry_point():
     import shutil
     import subprocess
-
     import sys
     from pathlib import Path
 
@@ -76,8 +81,14 @@ def test_report_and_compare_are_still_subcommands(tmp_path):
 @pytest.mark.slow
 def test_readme_offline_random_command(glue_dir, tmp_path):
     """The issue's command, exactly: full MobileBERT, random weights, 64 RTE rows."""
-    p = run_cli("model=mobilebert", "task=rte", "model.pretrained=false", f"data.dir={glue_dir}",
-                "data.max_train_samples=64", f"hydra.run.dir={tmp_path}/run")
+    p = run_cli(
+        "model=mobilebert",
+        "task=rte",
+        "model.pretrained=false",
+        f"data.dir={glue_dir}",
+        "data.max_train_samples=64",
+        f"hydra.run.dir={tmp_path}/run",
+    )
     assert p.returncode == 0, p.stderr[-2000:]
     result = _result_of(p.stdout)
     assert result["model"]["weights"] == "random" and 24e6 < result["model"]["parameters"] < 26e6
@@ -94,7 +105,8 @@ def test_no_network_at_all_ends_in_the_offline_message(tmp_path):
         pytest.skip("the Hub is reachable from here")
     except OSError:
         pass
-    p = run_cli("model=mobilebert", "task=mrpc", f"hydra.run.dir={tmp_path}/run",
-                env_extra={"HF_HUB_OFFLINE": "0"}, timeout=600)
+    p = run_cli(
+        "model=mobilebert", "task=mrpc", f"hydra.run.dir={tmp_path}/run", env_extra={"HF_HUB_OFFLINE": "0"}, timeout=600
+    )
     assert p.returncode == 2 and "Traceback" not in p.stderr
     assert "could not reach the Hugging Face Hub" in p.stderr

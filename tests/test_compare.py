@@ -6,23 +6,40 @@ import time
 import xml.etree.ElementTree as ET
 
 import pytest
-import torch
+from conftest import tiny
 
 from bench import compare, models
 from bench.config import compose
 from bench.runner import run
-from conftest import tiny
 
-LATENCY = ["mode=latency", "timing.backends=[eager]", "timing.batch_sizes=[1]", "timing.seq_lens=[32]",
-           "timing.min_seconds=0.6", "timing.min_iterations=30", "timing.warmup_runs=5", "timing.isolate=false",
-           "timing.calibrate=false", "timing.flops=false"]
+LATENCY = [
+    "mode=latency",
+    "timing.backends=[eager]",
+    "timing.batch_sizes=[1]",
+    "timing.seq_lens=[32]",
+    "timing.min_seconds=0.6",
+    "timing.min_iterations=30",
+    "timing.warmup_runs=5",
+    "timing.isolate=false",
+    "timing.calibrate=false",
+    "timing.flops=false",
+]
 
 
 def _accuracy_result(**over):
     """A result file as the harness writes it for a fine-tune (only the fields the gate reads)."""
-    base = {"schema_version": 1, "status": "ok", "mode": "finetune", "model": {"name": "m", "weights": "pretrained"},
-            "task": {"name": "mrpc"}, "config": {"train": {"seed": 1}}, "metrics": {"f1": 0.84, "acc": 0.76, "primary": 0.80},
-            "env": {}, "started_at": "2026-01-01T00:00:00.000000+00:00", "train": {"precision": "bf16"}}
+    base = {
+        "schema_version": 1,
+        "status": "ok",
+        "mode": "finetune",
+        "model": {"name": "m", "weights": "pretrained"},
+        "task": {"name": "mrpc"},
+        "config": {"train": {"seed": 1}},
+        "metrics": {"f1": 0.84, "acc": 0.76, "primary": 0.80},
+        "env": {},
+        "started_at": "2026-01-01T00:00:00.000000+00:00",
+        "train": {"precision": "bf16"},
+    }
     return {**base, **over}
 
 
@@ -46,7 +63,9 @@ def _latency(out, monkeypatch=None, delay_s=0.0, seconds=None):
 
 def test_injected_slowdown_turns_the_gate_red(tmp_path, monkeypatch, capsys):
     base = _latency(tmp_path / "base")
-    slow = _latency(tmp_path / "slow", monkeypatch, delay_s=0.02)  # 20 ms: several times the p50 even when other load inflates it
+    slow = _latency(
+        tmp_path / "slow", monkeypatch, delay_s=0.02
+    )  # 20 ms: several times the p50 even when other load inflates it
     junit, md = tmp_path / "gate.xml", tmp_path / "gate.md"
     code = compare.main([str(base), str(slow), "--junit", str(junit), "--markdown", str(md)])
     out = capsys.readouterr().out
@@ -67,9 +86,15 @@ def test_accuracy_drop_beyond_tolerance_is_red_and_within_is_green(tmp_path, cap
     (tmp_path / "c" / "result.json").write_text(json.dumps(worse))
     assert compare.main([str(tmp_path / "b"), str(tmp_path / "c")]) == 1
     out = capsys.readouterr().out
-    assert sum(line.rstrip().endswith("REGRESSION") for line in out.splitlines()) == 2  # f1 and primary; acc dropped 0.0005, inside the 0.001 default
-    assert compare.main([str(tmp_path / "b"), str(tmp_path / "c"), "--tolerance", "f1=0.05",
-                         "--tolerance", "mrpc:primary=0.05"]) == 0
+    assert (
+        sum(line.rstrip().endswith("REGRESSION") for line in out.splitlines()) == 2
+    )  # f1 and primary; acc dropped 0.0005, inside the 0.001 default
+    assert (
+        compare.main(
+            [str(tmp_path / "b"), str(tmp_path / "c"), "--tolerance", "f1=0.05", "--tolerance", "mrpc:primary=0.05"]
+        )
+        == 0
+    )
 
 
 def test_bad_input_exits_2_with_a_clear_message(tmp_path, capsys):

@@ -1,8 +1,8 @@
 import pytest
+from conftest import run_cli
 
 from bench.config import compose
 from bench.errors import ConfigError
-from conftest import run_cli
 
 MODELS = ["bert_base", "mobilebert", "mobilebert_tiny", "tinybert_4l", "tinybert_6l", "distilbert", "minilm_l6"]
 TASKS = ["cola", "sst2", "mrpc", "stsb", "qqp", "mnli", "qnli", "rte", "wnli"]
@@ -37,13 +37,16 @@ def test_mnli_evaluates_matched_and_mismatched():
     assert cfg.task.split_suffix == {"validation_matched": "m", "validation_mismatched": "mm"}
 
 
-@pytest.mark.parametrize("override, words", [
-    ("train.precision=fp8", "train.precision"),
-    ("train.padding=sometimes", "train.padding"),
-    ("data.max_train_samples=-3", "data.max_train_samples"),
-    ("train.warmup=1.5", "train.warmup"),
-    ("model.pretrained=true", "no public checkpoint"),
-])
+@pytest.mark.parametrize(
+    "override, words",
+    [
+        ("train.precision=fp8", "train.precision"),
+        ("train.padding=sometimes", "train.padding"),
+        ("data.max_train_samples=-3", "data.max_train_samples"),
+        ("train.warmup=1.5", "train.warmup"),
+        ("model.pretrained=true", "no public checkpoint"),
+    ],
+)
 def test_bad_values_raise_config_error(override, words):
     extra = ["model=mobilebert_tiny"] if "pretrained" in override else []
     with pytest.raises(ConfigError, match=words):

@@ -5,9 +5,18 @@ import json
 
 from conftest import ROOT, tiny
 
-LATENCY = ["mode=latency", "timing.backends=[eager]", "timing.batch_sizes=[1]", "timing.seq_lens=[8]",
-           "timing.isolate=false", "timing.calibrate=false", "timing.flops=false", "timing.min_seconds=0",
-           "timing.min_iterations=2", "timing.warmup_runs=1"]
+LATENCY = [
+    "mode=latency",
+    "timing.backends=[eager]",
+    "timing.batch_sizes=[1]",
+    "timing.seq_lens=[8]",
+    "timing.isolate=false",
+    "timing.calibrate=false",
+    "timing.flops=false",
+    "timing.min_seconds=0",
+    "timing.min_iterations=2",
+    "timing.warmup_runs=1",
+]
 
 
 def _script():

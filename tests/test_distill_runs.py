@@ -8,13 +8,13 @@ import json
 
 import pytest
 import torch
+from conftest import QUICK, run_cli, tiny
 
 from bench.config import compose
 from bench.distill import losses, teacher
 from bench.distill.trainer import LossPlan, RowCollator, compute_terms
 from bench.errors import ConfigError
 from bench.runner import run
-from conftest import QUICK, run_cli, tiny
 
 # QUICK and the tiny teachers live in conftest.py: a session fixture, built once for this module and
 # test_distill_table.py (a module fixture imported into a second module was built twice)
@@ -23,10 +23,22 @@ from conftest import QUICK, run_cli, tiny
 def distill_cfg(teachers, tmp_path, *extra, task="sst2", teacher_task="sst2"):
     from conftest import GLUE_DIR
 
-    return compose([*tiny("bert"), f"task={task}", "mode=distill", f"data.dir={GLUE_DIR}", *QUICK,
-                    f"distill.teacher={teachers[teacher_task]}", f"distill.cache_dir={tmp_path / 'cache'}",
-                    f"bench.resume_dir={tmp_path}", "distill.intermediate.epochs=1", "distill.prediction.epochs=1",
-                    *extra], out_dir=str(tmp_path / "run"))
+    return compose(
+        [
+            *tiny("bert"),
+            f"task={task}",
+            "mode=distill",
+            f"data.dir={GLUE_DIR}",
+            *QUICK,
+            f"distill.teacher={teachers[teacher_task]}",
+            f"distill.cache_dir={tmp_path / 'cache'}",
+            f"bench.resume_dir={tmp_path}",
+            "distill.intermediate.epochs=1",
+            "distill.prediction.epochs=1",
+            *extra,
+        ],
+        out_dir=str(tmp_path / "run"),
+    )
 
 
 def test_teacher_folder_errors_are_one_line(teachers, tmp_path):
@@ -47,16 +59,23 @@ def test_teacher_folder_errors_are_one_line(teachers, tmp_path):
 
 
 def test_cli_reports_a_missing_teacher_in_one_line(tmp_path):
-    proc = run_cli("mode=distill", "model=minilm_l6", "task=sst2", f"distill.teacher={tmp_path / 'nope'}",
-                   f"hydra.run.dir={tmp_path / 'run'}", "data.dir=/nonexistent")
+    proc = run_cli(
+        "mode=distill",
+        "model=minilm_l6",
+        "task=sst2",
+        f"distill.teacher={tmp_path / 'nope'}",
+        f"hydra.run.dir={tmp_path / 'run'}",
+        "data.dir=/nonexistent",
+    )
     assert proc.returncode == 2
     errors = [line for line in proc.stderr.splitlines() if line.startswith("bench: error")]
     assert len(errors) == 1 and "no such folder" in errors[0] and "Traceback" not in proc.stderr
 
 
 def _encoded_train(teachers, tokenizer):
-    from bench import tasks
     from conftest import GLUE_DIR
+
+    from bench import tasks
 
     cfg = compose(["task=sst2", f"data.dir={GLUE_DIR}", "data.max_train_samples=24"])
     raw = tasks.load(cfg.task, cfg.data)
@@ -103,8 +122,12 @@ def test_cached_outputs_line_up_with_a_live_forward(teachers, tmp_path):
     batch = collate([train[i] for i in (3, 17, 0, 9)])  # rows of different lengths, padded together
     rows, labels = batch.pop("row"), batch.pop("labels")
     model.distill_projection = losses.projection(32, 32)
-    plan = LossPlan(weights={"embedding": 1, "hidden": 1, "attention": 1, "soft": 1}, temperature=1.0,
-                    regression=False, layer_map=layer_map)
+    plan = LossPlan(
+        weights={"embedding": 1, "hidden": 1, "attention": 1, "soft": 1},
+        temperature=1.0,
+        regression=False,
+        layer_map=layer_map,
+    )
     with torch.no_grad():
         terms = compute_terms(plan, model, batch, rows, labels, outputs)
     assert terms["embedding"] < 1e-5 and terms["hidden"] < 1e-5 and terms["attention"] < 1e-5
@@ -152,8 +175,17 @@ def test_two_stage_distillation_end_to_end_with_the_direct_run_beside_it(teacher
 
 
 def test_regression_task_distils_the_teachers_score(teachers, tmp_path):
-    result = run(distill_cfg(teachers, tmp_path, "+distill=prediction", "distill.init=random",
-                             "distill.measure_latency=false", task="stsb", teacher_task="stsb"))
+    result = run(
+        distill_cfg(
+            teachers,
+            tmp_path,
+            "+distill=prediction",
+            "distill.init=random",
+            "distill.measure_latency=false",
+            task="stsb",
+            teacher_task="stsb",
+        )
+    )
     d = result.train["distill"]
     assert {"pearson", "spearman"} <= set(result.metrics) and set(d["fidelity"]["after"]) == {"mse_to_teacher"}
     assert result.model["init"] == "random" and d["efficiency"] is None
@@ -165,17 +197,49 @@ def test_distilled_minilm_student_moves_towards_its_teacher_on_real_sst2(glue_di
     stages on real SST-2 rows and ends measurably closer to the teacher's dev predictions than it started."""
     data = [f"data.dir={glue_dir}", "data.max_train_samples=800", "data.max_eval_samples=300", "train.batch_size=16"]
     # 100 steps at 1e-4 take the teacher to about 0.80 dev accuracy in ~30 s (the recipe's 5e-5 stays at chance)
-    run(compose(["model=minilm_l6", "task=sst2", *data, "train.epochs=2", "train.learning_rate=1e-4",
-                 "train.save_checkpoint=true"], out_dir=str(tmp_path / "teacher")))
-    cfg = compose(["model=minilm_l6", "task=sst2", "mode=distill", *data, f"distill.teacher={tmp_path / 'teacher'}",
-                   "distill.layers=[1,3,5]", "distill.intermediate.epochs=1", "distill.prediction.epochs=3",
-                   "distill.prediction.learning_rate=1e-4", f"distill.cache_dir={tmp_path / 'cache'}",
-                   f"bench.resume_dir={tmp_path}", "timing.min_seconds=2"], out_dir=str(tmp_path / "student"))
+    run(
+        compose(
+            [
+                "model=minilm_l6",
+                "task=sst2",
+                *data,
+                "train.epochs=2",
+                "train.learning_rate=1e-4",
+                "train.save_checkpoint=true",
+            ],
+            out_dir=str(tmp_path / "teacher"),
+        )
+    )
+    cfg = compose(
+        [
+            "model=minilm_l6",
+            "task=sst2",
+            "mode=distill",
+            *data,
+            f"distill.teacher={tmp_path / 'teacher'}",
+            "distill.layers=[1,3,5]",
+            "distill.intermediate.epochs=1",
+            "distill.prediction.epochs=3",
+            "distill.prediction.learning_rate=1e-4",
+            f"distill.cache_dir={tmp_path / 'cache'}",
+            f"bench.resume_dir={tmp_path}",
+            "timing.min_seconds=2",
+        ],
+        out_dir=str(tmp_path / "student"),
+    )
     result = run(cfg)
     d = result.train["distill"]
     before, after = d["fidelity"]["before"], d["fidelity"]["after"]
-    print("teacher", d["teacher_metrics"], "student", result.metrics, "fidelity", d["fidelity"],
-          "speed-up", d["efficiency"]["speedup_p50"])
+    print(
+        "teacher",
+        d["teacher_metrics"],
+        "student",
+        result.metrics,
+        "fidelity",
+        d["fidelity"],
+        "speed-up",
+        d["efficiency"]["speedup_p50"],
+    )
     assert d["teacher_metrics"]["acc"] > 0.7, "the teacher must have learned something for this test to mean anything"
     assert after["kl_to_teacher"] < 0.5 * before["kl_to_teacher"]
     assert after["agreement"] > before["agreement"] + 0.1
@@ -189,8 +253,14 @@ def test_another_architecture_learns_hidden_states_through_the_projection(teache
     mobile = [o for o in tiny("mobilebert")]
     with pytest.raises(ConfigError, match="needs a BERT-architecture student"):
         run(distill_cfg(teachers, tmp_path / "a", *mobile, "distill.init=random"))
-    cfg = distill_cfg(teachers, tmp_path / "b", *mobile, "distill.init=random", "distill.weights.attention=0",
-                      "distill.measure_latency=false")
+    cfg = distill_cfg(
+        teachers,
+        tmp_path / "b",
+        *mobile,
+        "distill.init=random",
+        "distill.weights.attention=0",
+        "distill.measure_latency=false",
+    )
     result = run(cfg)
     first = result.train["stages"][0]
     assert first["terms"] == {"embedding": 1.0, "hidden": 1.0} and first["steps"] > 0

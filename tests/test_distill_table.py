@@ -8,10 +8,10 @@ import json
 
 import numpy as np
 import pytest
+from test_distill_runs import distill_cfg
 
 from bench.distill import teacher
 from bench.runner import run
-from test_distill_runs import distill_cfg
 
 
 @pytest.fixture(scope="module")
@@ -22,8 +22,9 @@ def table_runs(teachers, tmp_path_factory):
     root = tmp / "runs"
 
     def go(name, *extra, teacher_task="sst2"):
-        cfg = distill_cfg(teachers, tmp, *extra, "distill.layers=[2,4]", "train.learning_rate=1e-3",
-                          teacher_task=teacher_task)
+        cfg = distill_cfg(
+            teachers, tmp, *extra, "distill.layers=[2,4]", "train.learning_rate=1e-3", teacher_task=teacher_task
+        )
         cfg.out_dir = str(root / name)
         return run(cfg)
 
@@ -57,15 +58,19 @@ def _copy_run(root, src, dst, **changes):
 def test_distillation_table_pairs_by_seed_averages_seeds_and_shows_failures(table_runs):
     import numpy as np
 
-    from bench.report.distillation import frame
     from bench.report import stats
+    from bench.report.distillation import frame
     from bench.schema import read
 
     root, got = table_runs
     df = frame(root, n_boot=200)
     main = df[df.teacher.str.endswith("sst2")]
-    assert list(main.variant) == ["teacher", "fine-tuned directly", "prediction layer (distill.temperature=1.0)",
-                                  "prediction layer (distill.temperature=4.0)"]
+    assert list(main.variant) == [
+        "teacher",
+        "fine-tuned directly",
+        "prediction layer (distill.temperature=1.0)",
+        "prediction layer (distill.temperature=4.0)",
+    ]
     pred = main[main.variant == "prediction layer (distill.temperature=1.0)"].iloc[0]
     devs = [got["prediction", s].metrics["primary"] for s in (1, 2)]
     diffs = [100 * (got["prediction", s].metrics["primary"] - got["direct", s].metrics["primary"]) for s in (1, 2)]
@@ -78,7 +83,8 @@ def test_distillation_table_pairs_by_seed_averages_seeds_and_shows_failures(tabl
     # a distill-only setting (the temperature) does not cut the run off from the direct fine-tune
     hot = main[main.variant == "prediction layer (distill.temperature=4.0)"].iloc[0]
     assert hot.pairs == 1 and hot.vs_direct_points == pytest.approx(
-        100 * (got["hot"].metrics["primary"] - got["direct", 1].metrics["primary"]))
+        100 * (got["hot"].metrics["primary"] - got["direct", 1].metrics["primary"])
+    )
     teacher_row = main[main.variant == "teacher"].iloc[0]
     infos = [got[k].train["distill"] for k in got]
     assert teacher_row.dev == pytest.approx(infos[0]["teacher_metrics"]["primary"])
@@ -99,11 +105,24 @@ def test_distillation_table_reruns_skipped_records_missing_pairs_and_bad_predict
     later = "2099-01-01T00:00:00+00:00"
     # a failed re-run of direct seed 1 (newer), a skipped record of prediction seed 1 (a resumed sweep), a failed
     # seed 3 of the same prediction variant: the direct row and the pairing keep the ok runs; the failures are named
-    _copy_run(root, "direct1", "direct1_again", status="failed", started_at=later,
-              error={"type": "FloatingPointError", "message": "loss is nan at step 2"})
+    _copy_run(
+        root,
+        "direct1",
+        "direct1_again",
+        status="failed",
+        started_at=later,
+        error={"type": "FloatingPointError", "message": "loss is nan at step 2"},
+    )
     _copy_run(root, "prediction1", "prediction1_resumed", status="skipped", started_at=later)
-    _copy_run(root, "prediction2", "prediction3", status="interrupted", started_at=later,
-              config__train__seed=3, error={"type": "KeyboardInterrupt", "message": "SIGTERM"})
+    _copy_run(
+        root,
+        "prediction2",
+        "prediction3",
+        status="interrupted",
+        started_at=later,
+        config__train__seed=3,
+        error={"type": "KeyboardInterrupt", "message": "SIGTERM"},
+    )
     shutil.rmtree(root / "direct2")  # seed 2 has no direct partner now
     preds = [json.loads(line) for line in (root / "prediction1" / "predictions.jsonl").read_text().splitlines()]
     preds[0]["prediction"] = None
@@ -123,7 +142,8 @@ def test_distillation_table_reruns_skipped_records_missing_pairs_and_bad_predict
 
 
 def test_distillation_table_keeps_weights_apart_normalises_teacher_paths_and_gives_every_failure_a_reason(
-        table_runs, tmp_path):
+    table_runs, tmp_path
+):
     import shutil
 
     from bench.report import distillation as distill_table
@@ -136,8 +156,15 @@ def test_distillation_table_keeps_weights_apart_normalises_teacher_paths_and_giv
     # other weights, same seed as an existing run: a row of its own, never merged or replaced
     _copy_run(root, "prediction2", "prediction2_hard", config__distill__weights__hard=0.5)
     # failed without an exception (a metric that was not finite): the reason is the status check's
-    _copy_run(root, "prediction1", "prediction11", status="failed", config__train__seed=11, error=None,
-              failures=["metric acc is not finite"])
+    _copy_run(
+        root,
+        "prediction1",
+        "prediction11",
+        status="failed",
+        config__train__seed=11,
+        error=None,
+        failures=["metric acc is not finite"],
+    )
     df = distill_table.frame(root, n_boot=50)
     main = df[df.teacher.str.endswith("sst2")]
     assert main[main.variant == "fine-tuned directly"].iloc[0].seeds == 3
@@ -173,8 +200,11 @@ def test_report_builds_the_distillation_table_and_loss_curves(table_runs, tmp_pa
     found = gather.find(root, io.StringIO())
     var = gather.variants(found)
     labels = {gather.label(r, var[id(r)]) for r in found}
-    assert {"bert_base (2L student: fine-tuned directly)", "bert_base (2L student: prediction layer; distill.temperature=1.0)",
-            "bert_base (2L student: prediction layer; distill.temperature=4.0)"} <= labels
+    assert {
+        "bert_base (2L student: fine-tuned directly)",
+        "bert_base (2L student: prediction layer; distill.temperature=1.0)",
+        "bert_base (2L student: prediction layer; distill.temperature=4.0)",
+    } <= labels
     # the table alone: exit 1 when a run in it failed, 0 when all are ok, 2 when there is none
     assert distill_table.main([str(root), "--bootstrap", "50"]) == 1
     assert distill_table.main([str(root / "direct1"), "--bootstrap", "50"]) == 0
@@ -190,7 +220,9 @@ def test_variant_names_say_which_terms_are_on():
 
     assert variant_of(cfg(["intermediate", "prediction"])) == "two-stage"
     assert variant_of(cfg(["intermediate", "prediction"], embedding=0.0)) == "two-stage (-embedding)"
-    assert variant_of(cfg(["intermediate"], embedding=0.0, attention=0.0)) == "intermediate only (-attention, -embedding)"
+    assert (
+        variant_of(cfg(["intermediate"], embedding=0.0, attention=0.0)) == "intermediate only (-attention, -embedding)"
+    )
     assert variant_of(cfg(["prediction"], soft=1.0, hard=0.5)) == "prediction layer (+hard) [hard=0.5]"
     # intermediate weights left on but their stage not run: the direct fine-tune all the same
     assert variant_of(cfg(["prediction"], soft=0.0, hard=1.0)) == "fine-tuned directly"
@@ -209,13 +241,38 @@ def test_benchmark_script_exits_1_and_names_the_runs_that_failed(tmp_path):
     if not GLUE_DIR.is_dir():
         pytest.skip(f"real GLUE data not present at {GLUE_DIR}")
     out = tmp_path / "bench"
-    proc = subprocess.run([sys.executable, "benchmarks/distill.py", "--data", str(GLUE_DIR), "--tasks", "sst2",
-                           "--teacher", f"sst2={tmp_path / 'no-teacher'}", "--variants", "direct", "prediction",
-                           "--seeds", "42", "7", "--out", str(out)], cwd=ROOT, capture_output=True, text=True,
-                          timeout=600, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "benchmarks/distill.py",
+            "--data",
+            str(GLUE_DIR),
+            "--tasks",
+            "sst2",
+            "--teacher",
+            f"sst2={tmp_path / 'no-teacher'}",
+            "--variants",
+            "direct",
+            "prediction",
+            "--seeds",
+            "42",
+            "7",
+            "--out",
+            str(out),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     assert proc.returncode == 1, proc.stderr[-2000:]
     assert sorted(p.name for p in out.iterdir() if p.is_dir()) == [
-        "sst2_direct", "sst2_direct_seed7", "sst2_prediction", "sst2_prediction_seed7"]
+        "sst2_direct",
+        "sst2_direct_seed7",
+        "sst2_prediction",
+        "sst2_prediction_seed7",
+    ]
     assert len(json.loads((out / "failures.json").read_text())) == 4 and proc.stderr.count("FAILED sst2_") == 4
     table = (out / "table.md").read_text()
     assert "seed 42: failed" in table and "seed 7: failed" in table and "no such folder" in table

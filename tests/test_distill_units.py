@@ -7,16 +7,16 @@ import math
 
 import pytest
 import torch
+from conftest import tiny
 from transformers import BertConfig, BertForSequenceClassification
 
 from bench.config import compose
 from bench.distill import losses, mapping
 from bench.distill.init import build_student
 from bench.errors import ConfigError
-from conftest import tiny
-
 
 # ---------------------------------------------------------------- losses, by hand
+
 
 def test_soft_cross_entropy_matches_hand_computation_with_t_squared_scaling():
     s, t, temp = [1.0, 2.0, 0.5], [0.3, -1.0, 2.0], 2.0
@@ -72,12 +72,17 @@ def test_layers_are_summed_through_the_projection():
     a, b = torch.randn(1, 2, 2), torch.randn(1, 2, 2)
     ta, tb = torch.randn(1, 2, 3), torch.randn(1, 2, 3)
     total = losses.layers_mse([a, b], [ta, tb], mask, projection=proj)
-    assert total.item() == pytest.approx((losses.hidden_mse(proj(a), ta, mask) + losses.hidden_mse(proj(b), tb, mask)).item())
+    assert total.item() == pytest.approx(
+        (losses.hidden_mse(proj(a), ta, mask) + losses.hidden_mse(proj(b), tb, mask)).item()
+    )
 
 
 # ---------------------------------------------------------------- layers
 
-@pytest.mark.parametrize("n, m, want", [(12, 4, [3, 6, 9, 12]), (6, 3, [2, 4, 6]), (6, 2, [3, 6]), (6, 6, [1, 2, 3, 4, 5, 6])])
+
+@pytest.mark.parametrize(
+    "n, m, want", [(12, 4, [3, 6, 9, 12]), (6, 3, [2, 4, 6]), (6, 2, [3, 6]), (6, 6, [1, 2, 3, 4, 5, 6])]
+)
 def test_uniform_layer_map(n, m, want):
     assert mapping.uniform_map(m, n) == want
 
@@ -94,8 +99,14 @@ def test_default_copied_layers_and_given_maps():
 
 def _teacher_model(layers=4, width=32, labels=2, seed=0):
     torch.manual_seed(seed)
-    config = BertConfig(vocab_size=30522, hidden_size=width, num_hidden_layers=layers, num_attention_heads=2,
-                        intermediate_size=64, num_labels=labels)
+    config = BertConfig(
+        vocab_size=30522,
+        hidden_size=width,
+        num_hidden_layers=layers,
+        num_attention_heads=2,
+        intermediate_size=64,
+        num_labels=labels,
+    )
     return BertForSequenceClassification(config).eval()
 
 
@@ -132,18 +143,29 @@ def test_pretrained_init_needs_weights_and_random_init_builds_the_model_files_ar
 
 # ---------------------------------------------------------------- config
 
-@pytest.mark.parametrize("overrides, words", [
-    (["+distill.weights.kd=1"], "unknown loss name(s) ['kd']"),
-    (["distill.weights.soft=-1"], "must not be negative"),
-    (["distill.stages=[prediction,intermediate]"], "in that order"),
-    (["distill.stages=[intermediate]", "distill.weights.hidden=0", "distill.weights.attention=0",
-      "distill.weights.embedding=0"], "every one of its loss weights is 0"),
-    (["distill.temperature=0"], "must be positive"),
-    (["distill.layers=[3,1]"], "increasing"),
-    (["distill.layers=[0,1]"], "numbered from 1"),
-    (["mode=distill"], "needs a fine-tuned teacher"),
-    (["mode=distill", "distill.teacher=x", "task=squad_v1"], "kind 'squad', which it cannot distil"),
-])
+
+@pytest.mark.parametrize(
+    "overrides, words",
+    [
+        (["+distill.weights.kd=1"], "unknown loss name(s) ['kd']"),
+        (["distill.weights.soft=-1"], "must not be negative"),
+        (["distill.stages=[prediction,intermediate]"], "in that order"),
+        (
+            [
+                "distill.stages=[intermediate]",
+                "distill.weights.hidden=0",
+                "distill.weights.attention=0",
+                "distill.weights.embedding=0",
+            ],
+            "every one of its loss weights is 0",
+        ),
+        (["distill.temperature=0"], "must be positive"),
+        (["distill.layers=[3,1]"], "increasing"),
+        (["distill.layers=[0,1]"], "numbered from 1"),
+        (["mode=distill"], "needs a fine-tuned teacher"),
+        (["mode=distill", "distill.teacher=x", "task=squad_v1"], "kind 'squad', which it cannot distil"),
+    ],
+)
 def test_bad_distill_settings_fail_at_composition(overrides, words):
     with pytest.raises(ConfigError) as info:
         compose(["model=minilm_l6", "task=sst2", *overrides])

@@ -23,7 +23,6 @@ import typing
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT
 
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -34,8 +33,13 @@ FENCE = re.compile(r"^```[^\n]*\n(.*?)^```", re.M | re.S)
 INLINE = re.compile(r"`([^`\n]+)`")
 LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)\)")
 MARKER = re.compile(r"#\s*docs-test:\s*(hub-only|example)\b")
-SUBPROGRAMS = {"report": "bench.report.__main__", "compare": "bench.compare", "score": "bench.score",
-               "bench-report": "bench.report.__main__", "bench-compare": "bench.compare"}
+SUBPROGRAMS = {
+    "report": "bench.report.__main__",
+    "compare": "bench.compare",
+    "score": "bench.score",
+    "bench-report": "bench.report.__main__",
+    "bench-compare": "bench.compare",
+}
 # the config sections whose every key docs/configuration.md must name (model and task are described by file)
 DOCUMENTED_SECTIONS = ("device", "data", "train", "timing", "distill", "robustness", "bench")
 
@@ -81,9 +85,9 @@ def _commands(line: str) -> list:
         for i, tok in enumerate(part):
             name = tok.rsplit("/", 1)[-1]
             if name in ("bench", "bench-report", "bench-compare"):
-                prog, args = name, part[i + 1:]
+                prog, args = name, part[i + 1 :]
             elif tok == "-m" and i + 1 < len(part) and (part[i + 1] == "bench" or part[i + 1].startswith("bench.")):
-                prog, args = part[i + 1], part[i + 2:]
+                prog, args = part[i + 1], part[i + 2 :]
             else:
                 continue
             if prog == "bench" and args and args[0].endswith(":"):
@@ -201,8 +205,11 @@ def test_the_readme_links_every_docs_page():
 
 def conf_groups() -> dict:
     """bench/conf/'s groups (folders that hold YAML files) and their choices."""
-    return {str(d.relative_to(CONF)): {p.stem for p in d.glob("*.yaml")}
-            for d in sorted(CONF.rglob("*")) if d.is_dir() and any(d.glob("*.yaml"))}
+    return {
+        str(d.relative_to(CONF)): {p.stem for p in d.glob("*.yaml")}
+        for d in sorted(CONF.rglob("*"))
+        if d.is_dir() and any(d.glob("*.yaml"))
+    }
 
 
 def doc_groups(text: str) -> dict:
@@ -220,11 +227,13 @@ def test_configuration_names_every_config_group_with_its_choices():
     documented, actual = doc_groups(CONFIGURATION.read_text()), conf_groups()
     assert set(documented) == set(actual), (
         f"docs/configuration.md names groups {sorted(set(documented) - set(actual))} that bench/conf/ lacks and "
-        f"leaves out {sorted(set(actual) - set(documented))}")
+        f"leaves out {sorted(set(actual) - set(documented))}"
+    )
     for group, choices in actual.items():
         assert documented[group] == choices, (
             f"group {group}: docs/configuration.md lists {sorted(documented[group])}, bench/conf/{group}/ holds "
-            f"{sorted(choices)}")
+            f"{sorted(choices)}"
+        )
 
 
 def _fields(cls) -> dict:

@@ -7,19 +7,40 @@ import sys
 import time
 
 import pytest
-
 from conftest import ROOT, run_cli, tiny, user_signals
 
-LATENCY = ["mode=latency", "timing.backends=[eager]", "timing.batch_sizes=[1]", "timing.seq_lens=[8]",
-           "timing.isolate=false", "timing.calibrate=false", "timing.flops=false", "timing.warmup_runs=1"]
+LATENCY = [
+    "mode=latency",
+    "timing.backends=[eager]",
+    "timing.batch_sizes=[1]",
+    "timing.seq_lens=[8]",
+    "timing.isolate=false",
+    "timing.calibrate=false",
+    "timing.flops=false",
+    "timing.warmup_runs=1",
+]
 
 
 @pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_a_signal_is_recorded_and_exits_with_its_code(tmp_path, sig, code):
     out = tmp_path / "run"
-    proc = subprocess.Popen([sys.executable, "-m", "bench", *tiny("bert"), *LATENCY, "timing.min_seconds=120",
-                             "timing.max_iterations=100000000", f"hydra.run.dir={out}"], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=user_signals)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "bench",
+            *tiny("bert"),
+            *LATENCY,
+            "timing.min_seconds=120",
+            "timing.max_iterations=100000000",
+            f"hydra.run.dir={out}",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=user_signals,
+    )
     deadline = time.time() + 120
     while time.time() < deadline and not (out / ".bench-claim").exists():  # the run has started
         time.sleep(0.2)
@@ -42,8 +63,16 @@ def test_a_sweep_whose_jobs_fail_before_they_start_exits_non_zero(tmp_path):
 
 
 def test_a_sweep_run_twice_into_its_folder_skips_what_completed(tmp_path):
-    args = ["-m", *tiny("bert"), *LATENCY, "timing.min_seconds=0", "timing.min_iterations=2",
-            "timing.seq_lens=[8],[16]", f"hydra.sweep.dir={tmp_path / 's'}", f"bench.resume_dir={tmp_path / 'none'}"]
+    args = [
+        "-m",
+        *tiny("bert"),
+        *LATENCY,
+        "timing.min_seconds=0",
+        "timing.min_iterations=2",
+        "timing.seq_lens=[8],[16]",
+        f"hydra.sweep.dir={tmp_path / 's'}",
+        f"bench.resume_dir={tmp_path / 'none'}",
+    ]
     first = run_cli(*args, timeout=300)
     assert first.returncode == 0, first.stderr[-2000:]
     assert "sweep: 2 ok" in first.stdout

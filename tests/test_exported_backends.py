@@ -6,16 +6,24 @@ import os
 
 import pytest
 import torch
+from conftest import tiny
 
 from bench import env, models
 from bench.config import compose
 from bench.runner import run
 from bench.timing import backends, exported
-from conftest import tiny
 
-FAST = ["mode=latency", "timing.min_seconds=0", "timing.min_iterations=3", "timing.warmup_runs=1",
-        "timing.isolate=false", "timing.calibrate=false", "timing.flops=false", "timing.batch_sizes=[2]",
-        "timing.seq_lens=[16]"]
+FAST = [
+    "mode=latency",
+    "timing.min_seconds=0",
+    "timing.min_iterations=3",
+    "timing.warmup_runs=1",
+    "timing.isolate=false",
+    "timing.calibrate=false",
+    "timing.flops=false",
+    "timing.batch_sizes=[2]",
+    "timing.seq_lens=[16]",
+]
 HAVE_ORT = importlib.util.find_spec("onnxruntime") is not None and importlib.util.find_spec("onnx") is not None
 HAVE_OV = HAVE_ORT and importlib.util.find_spec("openvino") is not None
 needs_ort = pytest.mark.skipif(not HAVE_ORT, reason="the [onnx] extra is not installed")
@@ -54,8 +62,9 @@ def test_a_missing_runtime_is_left_out_of_auto_with_its_reason(monkeypatch, tmp_
     left = backends.left_out(cpu)
     assert "pip install -e '.[openvino]'" in left["openvino"] and "onnxruntime" in left["onnxruntime_int8"]
     # named explicitly, a missing runtime is a row with its reason, not an error: the grid goes on
-    result = run(compose([*tiny("bert"), *FAST, "timing.backends=[auto,openvino,onnxruntime_int8]"],
-                         out_dir=str(tmp_path)))
+    result = run(
+        compose([*tiny("bert"), *FAST, "timing.backends=[auto,openvino,onnxruntime_int8]"], out_dir=str(tmp_path))
+    )
     rows = {r["backend"]: r for r in result.latency}
     assert rows["eager"]["status"] == "ok"
     assert rows["openvino"]["status"] == "unsupported" and "openvino, not installed" in rows["openvino"]["error"]
@@ -155,8 +164,12 @@ def _boom(*args, **kwargs):
 @pytest.mark.parametrize("step", ["fuse", "quantize", "session", "openvino"])
 def test_temporary_files_go_when_a_step_fails(step, monkeypatch):
     made = _record_folders(monkeypatch)
-    name = {"fuse": "onnxruntime_fused", "quantize": "onnxruntime_int8", "session": "onnxruntime_int8",
-            "openvino": "openvino"}[step]
+    name = {
+        "fuse": "onnxruntime_fused",
+        "quantize": "onnxruntime_int8",
+        "session": "onnxruntime_int8",
+        "openvino": "openvino",
+    }[step]
     if step == "fuse":
         from onnxruntime.transformers import optimizer
 
@@ -192,8 +205,9 @@ def test_build_time_is_recorded_apart_from_latency_and_no_files_stay(tmp_path, m
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     made = _record_folders(monkeypatch)
     names = [n for n in exported.CPU_RUNTIMES if exported.missing(n) is None]
-    result = run(compose([*tiny("bert"), *FAST, f"timing.backends=[eager,{','.join(names)}]"],
-                         out_dir=str(tmp_path / "run")))
+    result = run(
+        compose([*tiny("bert"), *FAST, f"timing.backends=[eager,{','.join(names)}]"], out_dir=str(tmp_path / "run"))
+    )
     assert result.status == "ok", result.failures
     facts = result.timing["backends"]
     for name in names:
@@ -209,8 +223,9 @@ def test_build_time_is_recorded_apart_from_latency_and_no_files_stay(tmp_path, m
 def test_exclude_takes_backends_out_of_auto(tmp_path):
     cpu = torch.device("cpu")
     assert backends.resolve(["auto"], cpu, ["int8"]) == [n for n in backends.auto(cpu) if n != "int8"]
-    result = run(compose([*tiny("bert"), *FAST, "timing.backends=[auto]", "timing.exclude=[int8,bf16]"],
-                         out_dir=str(tmp_path)))
+    result = run(
+        compose([*tiny("bert"), *FAST, "timing.backends=[auto]", "timing.exclude=[int8,bf16]"], out_dir=str(tmp_path))
+    )
     assert {r["backend"] for r in result.latency} == set(backends.auto(cpu)) - {"int8", "bf16"}
     assert result.timing["backends_excluded"] == ["int8", "bf16"]
     with pytest.raises(Exception, match="timing.exclude"):

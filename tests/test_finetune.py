@@ -2,14 +2,19 @@ import json
 import math
 
 import pytest
+from conftest import tiny
 
 from bench.config import compose
 from bench.errors import BenchError, NonFiniteLossError
 from bench.runner import run
-from conftest import tiny
 
-QUICK = ["train.max_steps=3", "train.batch_size=8", "data.max_train_samples=32", "data.max_eval_samples=24",
-         "train.logging_steps=1"]
+QUICK = [
+    "train.max_steps=3",
+    "train.batch_size=8",
+    "data.max_train_samples=32",
+    "data.max_eval_samples=24",
+    "train.logging_steps=1",
+]
 
 
 @pytest.mark.parametrize("family", ["bert", "mobilebert", "distilbert"])
@@ -45,13 +50,25 @@ def test_regression_task_and_checkpoint_roundtrip_through_evaluate(glue_dir, tmp
     only_dev = tmp_path / "only_dev" / "STS-B"
     only_dev.mkdir(parents=True)
     (only_dev / "dev.tsv").write_bytes((glue_dir / "STS-B" / "dev.tsv").read_bytes())
-    ev = compose(["model=bert_base", f"model.path={train_dir / 'checkpoint'}", "task=stsb", "mode=evaluate",
-                  f"data.dir={only_dev.parent}", "data.max_eval_samples=24"], out_dir=str(eval_dir))
+    ev = compose(
+        [
+            "model=bert_base",
+            f"model.path={train_dir / 'checkpoint'}",
+            "task=stsb",
+            "mode=evaluate",
+            f"data.dir={only_dev.parent}",
+            "data.max_eval_samples=24",
+        ],
+        out_dir=str(eval_dir),
+    )
     evaluated = run(ev)
     assert evaluated.status == "ok", evaluated.failures
     assert evaluated.model["source"] == "path" and evaluated.train is None and evaluated.model["head"] == "trained"
     assert evaluated.task["splits"] == {"validation": 24}
-    assert run(compose([*args, "train.max_steps=1", "train.learning_rate=1e-12"], out_dir=str(untrained_dir))).status == "ok"
+    assert (
+        run(compose([*args, "train.max_steps=1", "train.learning_rate=1e-12"], out_dir=str(untrained_dir))).status
+        == "ok"
+    )
 
     def preds(folder):
         return [json.loads(x)["prediction"] for x in (folder / "predictions.jsonl").read_text().splitlines()]
@@ -115,8 +132,18 @@ def test_bytes_that_are_not_utf8_are_a_one_line_error(glue_dir, tmp_path):
 
 
 def test_nan_loss_stops_the_run_with_a_reason(glue_dir, tmp_path):
-    cfg = compose([*tiny("bert"), "task=rte", f"data.dir={glue_dir}", *QUICK, "train.max_steps=20",
-                   "train.learning_rate=1e6", "train.precision=fp32"], out_dir=str(tmp_path))
+    cfg = compose(
+        [
+            *tiny("bert"),
+            "task=rte",
+            f"data.dir={glue_dir}",
+            *QUICK,
+            "train.max_steps=20",
+            "train.learning_rate=1e6",
+            "train.precision=fp32",
+        ],
+        out_dir=str(tmp_path),
+    )
     with pytest.raises(NonFiniteLossError, match="loss became"):
         run(cfg)
     saved = json.loads((tmp_path / "result.json").read_text())

@@ -4,12 +4,12 @@ import copy
 import json
 
 import pytest
+from conftest import tiny
+from test_compare import LATENCY, _accuracy_result
 
 from bench import compare
 from bench.config import compose
 from bench.runner import run
-from conftest import tiny
-from test_compare import LATENCY, _accuracy_result
 
 
 def _write(folder, data):
@@ -56,11 +56,14 @@ def test_a_nan_metric_is_a_regression(pair, capsys):
     assert "not finite" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("data, field", [
-    ({"model": {}}, "model.name"),
-    ({"metrics": {"f1": "high"}}, "metrics"),
-    ({"status": "great"}, "status"),
-])
+@pytest.mark.parametrize(
+    "data, field",
+    [
+        ({"model": {}}, "model.name"),
+        ({"metrics": {"f1": "high"}}, "metrics"),
+        ({"status": "great"}, "status"),
+    ],
+)
 def test_a_malformed_current_run_exits_2_naming_the_field(pair, capsys, data, field):
     base, cur = pair
     assert _gate(base, _write(cur, _accuracy_result(**data))) == 2
@@ -76,16 +79,19 @@ def test_top_level_not_an_object_exits_2(pair, capsys):
     assert "not an object" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("option, message", [
-    (["--tolerance", "f1x=0.01"], "no metric 'f1x'"),
-    (["--tolerance", "f1=-0.1"], ">= 0"),
-    (["--tolerance", "f1=nan"], "finite"),
-    (["--tolerance", "f1=lots"], "expected METRIC=VALUE"),
-    (["--default-tolerance", "inf"], "finite"),
-    (["--min-factor", "0.5"], "--min-factor"),
-    (["--alpha", "2"], "--alpha"),
-    (["--cross-precision"], "needs --accuracy-only"),
-])
+@pytest.mark.parametrize(
+    "option, message",
+    [
+        (["--tolerance", "f1x=0.01"], "no metric 'f1x'"),
+        (["--tolerance", "f1=-0.1"], ">= 0"),
+        (["--tolerance", "f1=nan"], "finite"),
+        (["--tolerance", "f1=lots"], "expected METRIC=VALUE"),
+        (["--default-tolerance", "inf"], "finite"),
+        (["--min-factor", "0.5"], "--min-factor"),
+        (["--alpha", "2"], "--alpha"),
+        (["--cross-precision"], "needs --accuracy-only"),
+    ],
+)
 def test_tolerances_and_options_are_validated(pair, capsys, option, message):
     base, cur = pair
     assert _gate(base, _write(cur, _accuracy_result()), *option) == 2
@@ -100,7 +106,9 @@ def test_task_scoped_tolerance_must_name_a_task_of_the_baseline(pair, capsys):
 
 def test_another_precision_is_not_comparable_unless_asked(pair, capsys):
     base, cur = pair
-    fp32 = _write(cur, _accuracy_result(train={"precision": "fp32"}, metrics={"f1": 0.83, "acc": 0.75, "primary": 0.79}))
+    fp32 = _write(
+        cur, _accuracy_result(train={"precision": "fp32"}, metrics={"f1": 0.83, "acc": 0.75, "primary": 0.79})
+    )
     assert _gate(base, fp32) == 2
     assert "not comparable" in capsys.readouterr().out
     assert _gate(base, fp32, "--accuracy-only", "--cross-precision", "--default-tolerance", "0.02") == 0
@@ -117,8 +125,14 @@ def latency_run(tmp_path_factory):
 def test_a_failed_latency_cell_or_partial_run_is_a_regression(latency_run, tmp_path, capsys):
     base = _write(tmp_path / "base", latency_run)
     broken = copy.deepcopy(latency_run)
-    broken["latency"][0] = {"backend": "eager", "device": "cpu", "batch_size": 1, "seq_len": 32, "status": "failed",
-                            "error": "RuntimeError: out of memory"}
+    broken["latency"][0] = {
+        "backend": "eager",
+        "device": "cpu",
+        "batch_size": 1,
+        "seq_len": 32,
+        "status": "failed",
+        "error": "RuntimeError: out of memory",
+    }
     broken["status"] = "failed"
     assert _gate(base, _write(tmp_path / "cur", broken)) == 1
     out = capsys.readouterr().out

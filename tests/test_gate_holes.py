@@ -11,13 +11,13 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from conftest import ROOT, load_script, tiny
+from test_baselines import CLASSES, _gate_module
+from test_compare import _accuracy_result
 
 from bench import compare, env
 from bench.baselines import CROSS_CLASS_TOLERANCE, MACHINE_FILE, plan
 from bench.config import compose
-from conftest import ROOT, load_script, tiny
-from test_baselines import CLASSES, _gate_module
-from test_compare import _accuracy_result
 
 sys.path.insert(0, str(ROOT / "tools"))
 import check_lock  # noqa: E402  (tools/ is not a package)
@@ -54,8 +54,9 @@ def _copy_with(src: Path, dst: Path, run: str = "", **change) -> Path:
 def test_accuracy_only_still_fails_a_latency_run_that_is_not_ok(committed, tmp_path, capsys, status):
     args = ["--accuracy-only", "--default-tolerance", str(CROSS_CLASS_TOLERANCE)]
     assert compare.main([str(committed), str(_copy_with(committed, tmp_path / "ok")), *args]) == 0
-    bad = _copy_with(committed, tmp_path / "bad", "latency_mobilebert", status=status,
-                     failures=["eager batch 1 seq 128: failed"])
+    bad = _copy_with(
+        committed, tmp_path / "bad", "latency_mobilebert", status=status, failures=["eager batch 1 seq 128: failed"]
+    )
     assert compare.main([str(committed), str(bad), *args]) == 1
     out = capsys.readouterr().out
     assert f"{status}: eager batch 1 seq 128: failed" in out and "REGRESSION" in out
@@ -81,11 +82,19 @@ def test_other_package_versions_are_not_comparable_and_named(tmp_path, capsys):
     base = _write(tmp_path / "base", _accuracy_result(env={"packages": packages}))
     same = _write(tmp_path / "same", _accuracy_result(env={"packages": {**packages, "onnx": "1.0"}}))
     assert compare.main([str(base), str(same)]) == 0  # a package recorded on one side only is not judged
-    newer = _write(tmp_path / "newer", _accuracy_result(env={"packages": {**packages, "transformers": "5.25.0"}},
-                                                        metrics={"f1": 0.5, "acc": 0.5, "primary": 0.5}))
+    newer = _write(
+        tmp_path / "newer",
+        _accuracy_result(
+            env={"packages": {**packages, "transformers": "5.25.0"}}, metrics={"f1": 0.5, "acc": 0.5, "primary": 0.5}
+        ),
+    )
     assert compare.main([str(base), str(newer)]) == 2
     out = capsys.readouterr().out
-    assert "transformers 5.24.0 vs 5.25.0" in out and "not comparable" in out and "numpy" not in out.split("packages")[1][:80]
+    assert (
+        "transformers 5.24.0 vs 5.25.0" in out
+        and "not comparable" in out
+        and "numpy" not in out.split("packages")[1][:80]
+    )
 
 
 def test_results_record_the_versions_the_gate_compares():
@@ -99,8 +108,11 @@ def _speed_args(tmp_path, committed_latency=False):
     return SimpleNamespace(data="unused", out=tmp_path / "out", committed_latency=committed_latency)
 
 
-@pytest.mark.parametrize("machine", [{"git": {"commit": "0" * 40}}, {"git": {}}, None],
-                         ids=["commit-not-in-clone", "no-commit-recorded", "no-machine-file"])
+@pytest.mark.parametrize(
+    "machine",
+    [{"git": {"commit": "0" * 40}}, {"git": {}}, None],
+    ids=["commit-not-in-clone", "no-commit-recorded", "no-machine-file"],
+)
 def test_without_the_baseline_commit_the_gate_cannot_judge_speed(committed, tmp_path, monkeypatch, machine):
     gate = _gate_module()
     folder = _copy_with(committed, tmp_path / "cls")
@@ -136,12 +148,14 @@ def _fake_suite(committed: Path, run: str = "", **change):
             shutil.rmtree(out)
         _copy_with(committed, Path(out), run, **change)
         return 0  # a suite whose runs end failed without raising returned 0 before issue #16
+
     return run_suite
 
 
 def _gate_args(tmp_path, baselines):
-    return SimpleNamespace(baselines=baselines, data="unused", out=tmp_path / "gate", committed_latency=False,
-                           allow_dirty=True)
+    return SimpleNamespace(
+        baselines=baselines, data="unused", out=tmp_path / "gate", committed_latency=False, allow_dirty=True
+    )
 
 
 def test_a_class_without_a_baseline_passes_only_when_every_run_is_ok(committed, tmp_path, monkeypatch, capsys):
@@ -152,8 +166,13 @@ def test_a_class_without_a_baseline_passes_only_when_every_run_is_ok(committed, 
     monkeypatch.setattr(gate, "run_suite", _fake_suite(committed))
     assert gate.check(_gate_args(tmp_path / "a", baselines), []) == 0
     assert "no baseline for this machine class a-class-without-a-baseline" in capsys.readouterr().out
-    monkeypatch.setattr(gate, "run_suite", _fake_suite(committed, "latency_tinybert_4l", status="failed",
-                                                       error={"type": "RuntimeError", "message": "boom"}))
+    monkeypatch.setattr(
+        gate,
+        "run_suite",
+        _fake_suite(
+            committed, "latency_tinybert_4l", status="failed", error={"type": "RuntimeError", "message": "boom"}
+        ),
+    )
     assert gate.check(_gate_args(tmp_path / "b", baselines), []) == 1
     assert "failed: boom" in capsys.readouterr().out
 
@@ -162,8 +181,9 @@ def test_make_baseline_refuses_runs_that_did_not_end_ok(committed, tmp_path, mon
     gate = _gate_module()
     baselines = tmp_path / "baselines"
     monkeypatch.setattr(gate.env, "machine_class", lambda *a: "new-class")
-    monkeypatch.setattr(gate, "run_suite", _fake_suite(committed, "latency_mobilebert", status="partial",
-                                                       failures=["int8: failed"]))
+    monkeypatch.setattr(
+        gate, "run_suite", _fake_suite(committed, "latency_mobilebert", status="partial", failures=["int8: failed"])
+    )
     assert gate.baseline(_gate_args(tmp_path, baselines)) == 3
     assert "latency_mobilebert partial" in capsys.readouterr().err
     assert plan(baselines, "new-class").same_class is None  # nothing written as a baseline
@@ -175,8 +195,16 @@ def test_make_baseline_refuses_runs_that_did_not_end_ok(committed, tmp_path, mon
 # 1: the suite itself counts a run that ended failed or partial without raising
 def test_the_gate_suite_exits_1_on_a_run_that_is_not_ok(tmp_path, monkeypatch, capsys):
     suite = load_script("gate_suite")
-    fast = ["mode=latency", "timing.batch_sizes=[1]", "timing.seq_lens=[8]", "timing.min_seconds=0",
-            "timing.min_iterations=2", "timing.warmup_runs=1", "timing.isolate=false", "timing.calibrate=false"]
+    fast = [
+        "mode=latency",
+        "timing.batch_sizes=[1]",
+        "timing.seq_lens=[8]",
+        "timing.min_seconds=0",
+        "timing.min_iterations=2",
+        "timing.warmup_runs=1",
+        "timing.isolate=false",
+        "timing.calibrate=false",
+    ]
     # fp16 cannot run on a CPU: the run ends `partial` and returns normally
     monkeypatch.setattr(suite, "SUITE", {"latency_tiny": [*tiny("bert"), *fast, "timing.backends=[eager,fp16]"]})
     monkeypatch.setattr(suite, "LATENCY", [])
@@ -193,8 +221,10 @@ def test_lock_check_names_every_pin_that_does_not_hold(tmp_path):
     assert wanted == {"foo": "1.0", "baz-qux": "2.0", "torch": "2.13.0"}
     have = {"foo": "1.1", "baz-qux": "2.0", "torch": "2.13.0+cpu"}  # a build tag is the machine's choice
     assert check_lock.mismatches(wanted, have) == ["foo: locked 1.0, installed 1.1"]
-    assert check_lock.mismatches(wanted, {"torch": "2.13.0"}) == ["baz-qux: locked 2.0, not installed",
-                                                                   "foo: locked 1.0, not installed"]
+    assert check_lock.mismatches(wanted, {"torch": "2.13.0"}) == [
+        "baz-qux: locked 2.0, not installed",
+        "foo: locked 1.0, not installed",
+    ]
     lock.write_text("foo>=1.0\n")
     with pytest.raises(SystemExit, match="lock.txt:1: expected 'name==version'"):
         check_lock.pins(lock)
@@ -223,8 +253,16 @@ def test_a_failed_onnx_export_makes_the_run_partial_not_ok(tmp_path, monkeypatch
         raise RuntimeError("Exporting the operator 'aten::weird' to ONNX opset version 17 is not supported.\nmore")
 
     monkeypatch.setattr(torch.onnx, "export", broken)
-    fast = ["mode=latency", "timing.batch_sizes=[1]", "timing.seq_lens=[8]", "timing.min_seconds=0",
-            "timing.min_iterations=2", "timing.warmup_runs=1", "timing.isolate=false", "timing.calibrate=false"]
+    fast = [
+        "mode=latency",
+        "timing.batch_sizes=[1]",
+        "timing.seq_lens=[8]",
+        "timing.min_seconds=0",
+        "timing.min_iterations=2",
+        "timing.warmup_runs=1",
+        "timing.isolate=false",
+        "timing.calibrate=false",
+    ]
     result = run(compose([*tiny("bert"), *fast, "timing.backends=[eager,onnxruntime]"], out_dir=str(tmp_path)))
     rows = {r["backend"]: r for r in result.latency}
     assert rows["eager"]["status"] == "ok"

@@ -93,8 +93,10 @@ def test_unbalanced_quotes_are_kept_verbatim(tmp_path):
 
 
 def test_mnli_layout_gives_matched_and_mismatched_splits(tmp_path):
-    header = "index\tpromptID\tpairID\tgenre\tsentence1_binary_parse\tsentence2_binary_parse\t" \
-             "sentence1_parse\tsentence2_parse\tsentence1\tsentence2\tlabel1\tgold_label\n"
+    header = (
+        "index\tpromptID\tpairID\tgenre\tsentence1_binary_parse\tsentence2_binary_parse\t"
+        "sentence1_parse\tsentence2_parse\tsentence1\tsentence2\tlabel1\tgold_label\n"
+    )
     row = "0\t1\t1n\tfiction\t-\t-\t-\t-\tA man sleeps.\tA person rests.\tentailment\tentailment\n"
     for name in ("train.tsv", "dev_matched.tsv", "dev_mismatched.tsv"):
         _write(tmp_path / "MNLI" / name, header + row + row.replace("entailment", "contradiction"))

@@ -6,11 +6,11 @@ import importlib
 
 import numpy as np
 import pytest
+from conftest import ROOT
 
 from bench import kinds, models
 from bench.config import compose
 from bench.errors import ConfigError
-from conftest import ROOT
 
 TASK_FILES = sorted(p.stem for p in (ROOT / "bench" / "conf" / "task").glob("*.yaml"))
 
@@ -29,8 +29,12 @@ def test_every_task_file_names_a_kind_whose_pieces_resolve(name):
 
 def test_heads_and_predictions_per_kind():
     mrpc, stsb, squad = (compose([f"task={t}"]).task for t in ("mrpc", "stsb", "squad_v1"))
-    assert models.head_kwargs(mrpc) == {"num_labels": 2, "id2label": {0: "0", 1: "1"}, "label2id": {"0": 0, "1": 1},
-                                        "problem_type": "single_label_classification"}
+    assert models.head_kwargs(mrpc) == {
+        "num_labels": 2,
+        "id2label": {0: "0", 1: "1"},
+        "label2id": {"0": 0, "1": 1},
+        "problem_type": "single_label_classification",
+    }
     assert models.head_kwargs(stsb) == {"num_labels": 1, "problem_type": "regression"} and stsb.num_labels == 1
     assert models.head_kwargs(squad) == {}
     logits = np.array([[0.1, 0.9], [2.0, -1.0]])
@@ -59,8 +63,9 @@ def test_what_a_kind_allows_and_where_its_figures_go_come_from_the_kind(monkeypa
 
     assert "stsb" in tables.glue_cells() and tables.squad_tasks() == ["squad_v1", "squad_v2"]
     compose(["mode=distill", "distill.teacher=x", "task=stsb"])  # regression distils
-    monkeypatch.setitem(kinds.KINDS, "regression",
-                        dataclasses.replace(kinds.KINDS["regression"], distillable=False, table="squad"))
+    monkeypatch.setitem(
+        kinds.KINDS, "regression", dataclasses.replace(kinds.KINDS["regression"], distillable=False, table="squad")
+    )
     distils = r"covers task kinds \['classification', 'multiple_choice'\]"
     with pytest.raises(ConfigError, match=distils + r"; task stsb is of kind 'regression'"):
         compose(["mode=distill", "distill.teacher=x", "task=stsb"])

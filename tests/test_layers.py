@@ -14,13 +14,24 @@ import ast
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT
 
 PACKAGE = ROOT / "bench"
-BOTTOM = {"bench", "bench.errors", "bench.checks", "bench.status", "bench.schema", "bench.kinds", "bench.config",
-          "bench.distill_config", "bench.robustness_config", "bench.env", "bench.results", "bench.baselines",
-          "bench.signals"}
+BOTTOM = {
+    "bench",
+    "bench.errors",
+    "bench.checks",
+    "bench.status",
+    "bench.schema",
+    "bench.kinds",
+    "bench.config",
+    "bench.distill_config",
+    "bench.robustness_config",
+    "bench.env",
+    "bench.results",
+    "bench.baselines",
+    "bench.signals",
+}
 TOP = {"bench.runner", "bench.__main__", "bench.callbacks", "bench.resume"}
 READERS = ("bench.report", "bench.compare")  # prefixes: report/* and compare, compare_speed
 METRIC_DEFINITIONS = {"bench.tasks", "bench.tasks.metrics", "bench.tasks.squad_metrics"}
@@ -83,9 +94,15 @@ def violations(graph: dict) -> list:
         layer = _layer(module)
         for dep in sorted(deps):
             dl = _layer(dep)
-            bad = (layer == "bottom" and dl != "bottom"
-                   or layer == "middle" and dl in ("top", "readers")
-                   or layer == "readers" and dl not in ("bottom", "readers") and dep not in METRIC_DEFINITIONS)
+            bad = (
+                layer == "bottom"
+                and dl != "bottom"
+                or layer == "middle"
+                and dl in ("top", "readers")
+                or layer == "readers"
+                and dl not in ("bottom", "readers")
+                and dep not in METRIC_DEFINITIONS
+            )
             if bad:
                 out.append(f"{module} ({layer}) imports {dep} ({dl})")
     return out
@@ -98,7 +115,7 @@ def cycles(graph: dict) -> list:
         state[node] = "open"
         for dep in sorted(graph.get(node, ())):
             if state.get(dep) == "open":
-                found.append(" -> ".join(stack[stack.index(dep):] + [dep]))
+                found.append(" -> ".join(stack[stack.index(dep) :] + [dep]))
             elif dep not in state:
                 visit(dep, stack + [dep])
         state[node] = "done"
@@ -125,8 +142,9 @@ def test_the_checks_catch_what_they_are_for(tmp_path):
     (pkg / "report" / "__init__.py").write_text("")
     (pkg / "config.py").write_text("from .report import gather\n")
     (pkg / "report" / "gather.py").write_text("def f():\n    from . import stats\n")
-    (pkg / "report" / "stats.py").write_text("from .gather import f\nfrom typing import TYPE_CHECKING\n"
-                                             "if TYPE_CHECKING:\n    from ..runner import x\n")
+    (pkg / "report" / "stats.py").write_text(
+        "from .gather import f\nfrom typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from ..runner import x\n"
+    )
     (pkg / "runner.py").write_text("")
     import conftest
 

@@ -10,14 +10,16 @@ import time
 import psutil
 import pytest
 import torch
+from conftest import AVX2, GENOA, ROOT, tiny, user_signals
 
 from bench import env
 from bench.report.console import describe, latency_table
 from bench.timing import backends, load
 from bench.timing.runner import accuracy_tiers
-from conftest import AVX2, GENOA, ROOT, tiny, user_signals
 
 CPU = torch.device("cpu")
+
+
 def test_machine_class_is_stable_and_tells_the_two_epyc_classes_apart(cpu_as):
     real = env.machine_class()
     assert real == env.machine_class() and "/" not in real and " " not in real
@@ -75,22 +77,46 @@ def test_accuracy_tiers_are_mlperfs_two_targets():
 
 
 def test_tables_mark_emulated_and_disturbed_rows():
-    row = {"backend": "bf16", "batch_size": 1, "seq_len": 128, "status": "ok", "emulated": True, "disturbed": True,
-           "load": {"other_cores": 0.9, "steal_fraction": 0.0, "threshold_other_cores": 0.25, "threshold_steal": 0.05,
-                    "disturbed": True},
-           "latency_s": {"p50": 0.01, "p90": 0.02, "cv": 0.1, "mean": 0.01}, "throughput": {"sequences_per_s": 100.0},
-           "memory": {"peak_rss_bytes": 2**28}}
+    row = {
+        "backend": "bf16",
+        "batch_size": 1,
+        "seq_len": 128,
+        "status": "ok",
+        "emulated": True,
+        "disturbed": True,
+        "load": {
+            "other_cores": 0.9,
+            "steal_fraction": 0.0,
+            "threshold_other_cores": 0.25,
+            "threshold_steal": 0.05,
+            "disturbed": True,
+        },
+        "latency_s": {"p50": 0.01, "p90": 0.02, "cv": 0.1, "mean": 0.01},
+        "throughput": {"sequences_per_s": 100.0},
+        "memory": {"peak_rss_bytes": 2**28},
+    }
     eager = {**row, "backend": "eager", "emulated": False, "disturbed": False, "load": None}
     text = latency_table([{"model": {"name": "m", "weights": "random"}, "latency": [eager, row]}])
     assert "bf16 (emulated)" in text and "disturbed: other load 0.90 cores" in text
 
 
 def _start_latency_run(tmp_path):
-    args = [sys.executable, "-m", "bench", *tiny("bert"), "mode=latency", "timing.backends=[eager]",
-            "timing.batch_sizes=[1]", "timing.seq_lens=[16]", "timing.min_seconds=120", "timing.calibrate=false",
-            f"hydra.run.dir={tmp_path / 'run'}"]
-    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            preexec_fn=user_signals)
+    args = [
+        sys.executable,
+        "-m",
+        "bench",
+        *tiny("bert"),
+        "mode=latency",
+        "timing.backends=[eager]",
+        "timing.batch_sizes=[1]",
+        "timing.seq_lens=[16]",
+        "timing.min_seconds=120",
+        "timing.calibrate=false",
+        f"hydra.run.dir={tmp_path / 'run'}",
+    ]
+    proc = subprocess.Popen(
+        args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, preexec_fn=user_signals
+    )
     deadline = time.time() + 120
     for line in proc.stdout:  # wait until the child is inside its timed loop
         if "shape 1/1" in line or time.time() > deadline:
@@ -160,10 +186,23 @@ def test_a_latency_row_measured_beside_a_busy_process_is_flagged(tmp_path):
     spin = subprocess.Popen([sys.executable, "-c", "import time\nt=time.time()\nwhile time.time()-t<60: pass"])
     try:
         time.sleep(0.3)
-        result = run(compose([*tiny("bert"), "mode=latency", "timing.backends=[eager]", "timing.batch_sizes=[1]",
-                              "timing.seq_lens=[16]", "timing.min_seconds=1", "timing.warmup_runs=2",
-                              "timing.isolate=false", "timing.calibrate=false", "device.threads=1"],
-                             out_dir=str(tmp_path)))
+        result = run(
+            compose(
+                [
+                    *tiny("bert"),
+                    "mode=latency",
+                    "timing.backends=[eager]",
+                    "timing.batch_sizes=[1]",
+                    "timing.seq_lens=[16]",
+                    "timing.min_seconds=1",
+                    "timing.warmup_runs=2",
+                    "timing.isolate=false",
+                    "timing.calibrate=false",
+                    "device.threads=1",
+                ],
+                out_dir=str(tmp_path),
+            )
+        )
     finally:
         spin.kill()
         spin.wait()

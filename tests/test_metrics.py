@@ -37,13 +37,20 @@ def test_mrpc_primary_is_mean_of_f1_and_accuracy():
 
 def test_mnli_reports_matched_and_mismatched_and_primary_is_matched():
     task = compose(["task=mnli"]).task
-    out = metrics.score(task, {"validation_matched": (np.array([0, 1, 2, 2]), np.array([0, 1, 2, 0])),
-                               "validation_mismatched": (np.array([0, 0]), np.array([0, 1]))})
+    out = metrics.score(
+        task,
+        {
+            "validation_matched": (np.array([0, 1, 2, 2]), np.array([0, 1, 2, 0])),
+            "validation_mismatched": (np.array([0, 0]), np.array([0, 1])),
+        },
+    )
     assert out == pytest.approx({"acc_m": 0.75, "acc_mm": 0.5, "primary": 0.75})
 
 
 def test_cola_primary_is_mcc_and_stsb_regression_predictions():
-    assert metrics.score(compose(["task=cola"]).task, {"validation": (P, Y)})["primary"] == pytest.approx(2 / math.sqrt(12))
+    assert metrics.score(compose(["task=cola"]).task, {"validation": (P, Y)})["primary"] == pytest.approx(
+        2 / math.sqrt(12)
+    )
     stsb = compose(["task=stsb"]).task
     preds = metrics.predictions_from_logits(stsb, np.array([[1.0], [2.0], [3.0]]))
     assert preds.tolist() == [1.0, 2.0, 3.0]

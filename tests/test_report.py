@@ -9,13 +9,13 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import ROOT, tiny
 
 from bench.config import compose
 from bench.errors import NonFiniteLossError
 from bench.report import gather, plots, stats, tables
 from bench.report.__main__ import build, main
 from bench.runner import run
-from conftest import ROOT, tiny
 
 QUICK = ["train.max_steps=4", "train.batch_size=8", "data.max_train_samples=32", "data.max_eval_samples=40"]
 
@@ -27,16 +27,47 @@ def tree(tmp_path_factory):
     if not GLUE_DIR.is_dir():
         pytest.skip("real GLUE data not present")
     root = tmp_path_factory.mktemp("results")
-    for i, (family, task, seed) in enumerate([("bert", "rte", 1), ("bert", "rte", 2), ("distilbert", "rte", 1),
-                                              ("bert", "mrpc", 1)]):
-        run(compose([*tiny(family), f"task={task}", f"data.dir={GLUE_DIR}", f"train.seed={seed}", *QUICK],
-                    out_dir=str(root / f"run{i}")))
-    run(compose([*tiny("bert"), "mode=latency", "timing.backends=[eager,int8]", "timing.batch_sizes=[1]",
-                 "timing.seq_lens=[32,128]", "timing.min_seconds=0", "timing.min_iterations=5", "timing.warmup_runs=2",
-                 "timing.isolate=false", "timing.calibrate=false"], out_dir=str(root / "latency")))
+    for i, (family, task, seed) in enumerate(
+        [("bert", "rte", 1), ("bert", "rte", 2), ("distilbert", "rte", 1), ("bert", "mrpc", 1)]
+    ):
+        run(
+            compose(
+                [*tiny(family), f"task={task}", f"data.dir={GLUE_DIR}", f"train.seed={seed}", *QUICK],
+                out_dir=str(root / f"run{i}"),
+            )
+        )
+    run(
+        compose(
+            [
+                *tiny("bert"),
+                "mode=latency",
+                "timing.backends=[eager,int8]",
+                "timing.batch_sizes=[1]",
+                "timing.seq_lens=[32,128]",
+                "timing.min_seconds=0",
+                "timing.min_iterations=5",
+                "timing.warmup_runs=2",
+                "timing.isolate=false",
+                "timing.calibrate=false",
+            ],
+            out_dir=str(root / "latency"),
+        )
+    )
     with pytest.raises(NonFiniteLossError):
-        run(compose([*tiny("bert"), "task=rte", f"data.dir={GLUE_DIR}", *QUICK, "train.max_steps=20",
-                     "train.learning_rate=1e6", "train.precision=fp32"], out_dir=str(root / "failed")))
+        run(
+            compose(
+                [
+                    *tiny("bert"),
+                    "task=rte",
+                    f"data.dir={GLUE_DIR}",
+                    *QUICK,
+                    "train.max_steps=20",
+                    "train.learning_rate=1e6",
+                    "train.precision=fp32",
+                ],
+                out_dir=str(root / "failed"),
+            )
+        )
     (root / "corrupt").mkdir()
     (root / "corrupt" / "result.json").write_text('{"schema_version": 1, "status": "ok", "mod')
     return root
@@ -60,13 +91,19 @@ def test_seed_aggregation_and_glue_cells(tree):
     rs, metrics_df, eff = gather.load_all(tree, io.StringIO())
     seeds = gather.seeds(metrics_df)
     accs = [_result(tree, f"run{i}")["metrics"]["acc"] for i in (0, 1)]
-    row = seeds[(seeds.model == "bert_base (weights: random)") & (seeds.task == "rte") & (seeds.metric == "acc")].iloc[0]
-    assert row.n == 2 and row["mean"] == pytest.approx(np.mean(accs)) and row["std"] == pytest.approx(np.std(accs, ddof=1))
+    row = seeds[(seeds.model == "bert_base (weights: random)") & (seeds.task == "rte") & (seeds.metric == "acc")].iloc[
+        0
+    ]
+    assert (
+        row.n == 2 and row["mean"] == pytest.approx(np.mean(accs)) and row["std"] == pytest.approx(np.std(accs, ddof=1))
+    )
     params = metrics_df.groupby("model")["params"].first().to_dict()
     t = tables.glue_table(seeds, eff, params)
     ours = t.text[t.text.source == "ours (dev)"].set_index("model")
     assert list(ours.index) == ["bert_base (weights: random)", "distilbert (weights: random)"]
-    assert ours.loc["bert_base (weights: random)", "RTE"] == f"{100 * np.mean(accs):.1f}±{100 * np.std(accs, ddof=1):.1f}"
+    assert (
+        ours.loc["bert_base (weights: random)", "RTE"] == f"{100 * np.mean(accs):.1f}±{100 * np.std(accs, ddof=1):.1f}"
+    )
     assert ours.loc["bert_base (weights: random)", "seeds"] == "1"  # MRPC has one seed
     assert ours.loc["distilbert (weights: random)", "MRPC"] == "-"  # missing shown as missing, never zero
     assert ours.loc["bert_base (weights: random)", "CPU ms"] != "-"  # from the latency run, batch 1 seq 128
@@ -95,7 +132,9 @@ def test_paired_bootstrap_known_answers():
     d = (a == y).astype(float) - (b == y).astype(float)
     half = 1.96 * d.std(ddof=1) / np.sqrt(len(d))
     assert res["diff"] == pytest.approx(d.mean())
-    assert res["low"] == pytest.approx(d.mean() - half, abs=0.006) and res["high"] == pytest.approx(d.mean() + half, abs=0.006)
+    assert res["low"] == pytest.approx(d.mean() - half, abs=0.006) and res["high"] == pytest.approx(
+        d.mean() + half, abs=0.006
+    )
     assert not res["within_noise"]
 
 
@@ -108,9 +147,19 @@ def test_full_report_files(tree, tmp_path, capsys):
     out = tmp_path / "report"
     # exit 1: the tree holds a corrupt result.json, left out of the tables (test_report_exit_status_...)
     assert main([str(tree), "--out", str(out), "--format", "md,latex,html,csv", "--bootstrap", "200"]) == 1
-    for name in ("glue.md", "glue.tex", "efficiency.md", "efficiency.tex", "report.html", "results.csv",
-                 "significance.csv", "speedup_per_backend.png", "speedup_per_backend.svg", "latency_vs_seq_len.png",
-                 "accuracy_vs_latency.png"):
+    for name in (
+        "glue.md",
+        "glue.tex",
+        "efficiency.md",
+        "efficiency.tex",
+        "report.html",
+        "results.csv",
+        "significance.csv",
+        "speedup_per_backend.png",
+        "speedup_per_backend.svg",
+        "latency_vs_seq_len.png",
+        "accuracy_vs_latency.png",
+    ):
         assert (out / name).is_file(), name
     tex = (out / "glue.tex").read_text()
     assert r"\toprule" in tex and r"\bfseries" in tex and r"bert\_base" in tex
@@ -136,8 +185,9 @@ def test_report_exit_status_says_whether_every_result_file_was_read(tree, tmp_pa
     err = capfd.readouterr().err
     listed = err.split("could not be read and are not in the tables:")[1]
     assert "half/result.json" in listed and "alien/result.json" in listed
-    help_text = subprocess.run([sys.executable, "-m", "bench", "report", "--help"], capture_output=True, text=True,
-                               cwd=ROOT, timeout=120).stdout
+    help_text = subprocess.run(
+        [sys.executable, "-m", "bench", "report", "--help"], capture_output=True, text=True, cwd=ROOT, timeout=120
+    ).stdout
     assert "exit status" in help_text and "1 when a result.json could not be read" in " ".join(help_text.split())
 
 
@@ -147,8 +197,10 @@ def test_latex_compiles_when_a_tex_engine_is_present(tree, tmp_path):
         pytest.skip("no pdflatex here")
     build(tree, tmp_path, ["latex"], n_boot=50, log=io.StringIO())
     doc = tmp_path / "doc.tex"
-    doc.write_text("\\documentclass{article}\\usepackage{booktabs}\\usepackage[margin=1cm,landscape]{geometry}"
-                   "\\begin{document}\\tiny\\input{glue.tex}\\input{efficiency.tex}\\end{document}")
+    doc.write_text(
+        "\\documentclass{article}\\usepackage{booktabs}\\usepackage[margin=1cm,landscape]{geometry}"
+        "\\begin{document}\\tiny\\input{glue.tex}\\input{efficiency.tex}\\end{document}"
+    )
     p = subprocess.run([engine, "-interaction=nonstopmode", "doc.tex"], cwd=tmp_path, capture_output=True, timeout=120)
     assert p.returncode == 0, p.stdout[-2000:]
 
@@ -160,8 +212,20 @@ def test_html_report_renders_in_a_real_browser(tree, tmp_path):
     build(tree, tmp_path, ["html"], n_boot=50, log=io.StringIO())
     page = tmp_path / "report.html"
     n_img = page.read_text().count("<img ")
-    p = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=5000",
-                        "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120)
+    p = subprocess.run(
+        [
+            browser,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--virtual-time-budget=5000",
+            "--dump-dom",
+            page.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert p.returncode == 0, p.stderr[-2000:]
     dom = p.stdout
     assert n_img >= 3 and f'data-images-ok="{n_img}"' in dom  # every embedded plot decoded

@@ -12,21 +12,33 @@ from bench.results import _clean
 
 
 def _write(root, name, seed, acc, max_train=None, status="ok", preds=None, **over):
-    cfg = compose(["model=minilm_l6", "task=rte", f"train.seed={seed}"]
-                  + ([f"data.max_train_samples={max_train}"] if max_train else []))
+    cfg = compose(
+        ["model=minilm_l6", "task=rte", f"train.seed={seed}"]
+        + ([f"data.max_train_samples={max_train}"] if max_train else [])
+    )
     from omegaconf import OmegaConf
 
-    data = {"schema_version": 1, "status": status, "mode": "finetune",
-            "config": _clean(OmegaConf.to_container(OmegaConf.structured(cfg))),
-            "model": {"name": "minilm_l6", "weights": "pretrained", "parameters": 22_000_000},
-            "task": {"name": "rte", "eval_splits": ["validation"]},
-            "metrics": {"acc": acc, "primary": acc}, "started_at": "2026-01-01T00:00:00.000000+00:00", **over}
+    data = {
+        "schema_version": 1,
+        "status": status,
+        "mode": "finetune",
+        "config": _clean(OmegaConf.to_container(OmegaConf.structured(cfg))),
+        "model": {"name": "minilm_l6", "weights": "pretrained", "parameters": 22_000_000},
+        "task": {"name": "rte", "eval_splits": ["validation"]},
+        "metrics": {"acc": acc, "primary": acc},
+        "started_at": "2026-01-01T00:00:00.000000+00:00",
+        **over,
+    }
     folder = root / name
     folder.mkdir(parents=True)
     (folder / "result.json").write_text(json.dumps(data))
     if preds is not None:
-        (folder / "predictions.jsonl").write_text("".join(
-            json.dumps({"split": "validation", "idx": i, "label": y, "prediction": p}) + "\n" for i, (y, p) in enumerate(preds)))
+        (folder / "predictions.jsonl").write_text(
+            "".join(
+                json.dumps({"split": "validation", "idx": i, "label": y, "prediction": p}) + "\n"
+                for i, (y, p) in enumerate(preds)
+            )
+        )
     return folder
 
 
@@ -38,7 +50,9 @@ def test_seeds_average_only_over_equal_configs_and_variants_are_labelled(tmp_pat
     rs, df, _ = gather.load_all(tmp_path, io.StringIO())
     agg = gather.seeds(df)
     acc = agg[agg.metric == "acc"].set_index("model")
-    assert acc.loc["minilm_l6 (data.max_train_samples=null)", "n"] == 2 and acc.loc["minilm_l6 (data.max_train_samples=null)", "mean"] == pytest.approx(0.65)
+    assert acc.loc["minilm_l6 (data.max_train_samples=null)", "n"] == 2 and acc.loc[
+        "minilm_l6 (data.max_train_samples=null)", "mean"
+    ] == pytest.approx(0.65)
     assert acc.loc["minilm_l6 (data.max_train_samples=1000)", "n"] == 1
     glue = tables.glue_table(agg, _, {}, with_published=False).text.set_index("model")
     assert glue.loc["minilm_l6 (data.max_train_samples=1000)", "RTE"] == "55.0"
@@ -53,7 +67,7 @@ def test_bad_files_are_skipped_with_one_line_and_the_report_still_builds(tmp_pat
     (tmp_path / "null").mkdir()
     (tmp_path / "null" / "result.json").write_text("null")
     corrupt = _write(tmp_path, "corrupt_preds", 4, 0.5, max_train=10)
-    (corrupt / "predictions.jsonl").write_bytes(b"{\"split\": \xff")
+    (corrupt / "predictions.jsonl").write_bytes(b'{"split": \xff')
     log = io.StringIO()
     found = gather.find(tmp_path, log)
     lines = log.getvalue().strip().splitlines()
@@ -68,9 +82,13 @@ def test_bad_files_are_skipped_with_one_line_and_the_report_still_builds(tmp_pat
 def test_pairs_only_on_the_same_dev_examples(tmp_path):
     same = [(0, 0), (1, 1), (1, 0), (0, 0)] * 10
     _write(tmp_path, "a", 1, 0.75, preds=same)
-    _write(tmp_path, "b", 1, 0.70, max_train=100, preds=[(y, 1 - p if i % 7 == 0 else p) for i, (y, p) in enumerate(same)])
+    _write(
+        tmp_path, "b", 1, 0.70, max_train=100, preds=[(y, 1 - p if i % 7 == 0 else p) for i, (y, p) in enumerate(same)]
+    )
     _write(tmp_path, "c", 1, 0.65, max_train=50, preds=[(1 - y, p) for y, p in same])  # other gold labels
     pairs = stats.pairwise(gather.find(tmp_path, io.StringIO()), n_boot=100)
     assert len(pairs) == 1
-    assert {pairs.iloc[0].model_a, pairs.iloc[0].model_b} == {"minilm_l6 (data.max_train_samples=null)",
-                                                              "minilm_l6 (data.max_train_samples=100)"}
+    assert {pairs.iloc[0].model_a, pairs.iloc[0].model_b} == {
+        "minilm_l6 (data.max_train_samples=null)",
+        "minilm_l6 (data.max_train_samples=100)",
+    }

@@ -5,29 +5,58 @@ import os
 import threading
 
 import pytest
+from conftest import tiny
 
 from bench import resume, schema, status
 from bench.config import compose
 from bench.errors import BenchError
 from bench.results import Result, publish_new
 from bench.runner import CLAIM_FILE, claim
-from conftest import tiny
 
-GOOD = {"schema_version": 1, "status": "ok", "mode": "finetune", "config": {"train": {"seed": 1}},
-        "model": {"name": "m"}, "task": {"name": "rte"}, "metrics": {"acc": 0.6, "primary": 0.6},
-        "started_at": "2026-01-01T00:00:00.000001+00:00"}
+GOOD = {
+    "schema_version": 1,
+    "status": "ok",
+    "mode": "finetune",
+    "config": {"train": {"seed": 1}},
+    "model": {"name": "m"},
+    "task": {"name": "rte"},
+    "metrics": {"acc": 0.6, "primary": 0.6},
+    "started_at": "2026-01-01T00:00:00.000001+00:00",
+}
 
 
-@pytest.mark.parametrize("change, field", [
-    ({"model": {"weights": "pretrained"}}, "model.name"),
-    ({"latency": [{"backend": "eager", "status": "ok", "batch_size": 1, "seq_len": 8, "memory": {"peak_rss_bytes": 1}}]},
-     "latency.0"),
-    ({"latency": [{"backend": "eager", "status": "ok", "batch_size": 1, "seq_len": 8, "memory": {"peak_rss_bytes": 1},
-                   "latency_s": {"p50": 0.1, "samples": []}}]}, "latency.0.latency_s.samples"),
-    ({"metrics": {"acc": [0.5]}}, "metrics"),
-    ({"mode": "train"}, "mode"),
-    ({"surprise": 1}, "surprise"),
-])
+@pytest.mark.parametrize(
+    "change, field",
+    [
+        ({"model": {"weights": "pretrained"}}, "model.name"),
+        (
+            {
+                "latency": [
+                    {"backend": "eager", "status": "ok", "batch_size": 1, "seq_len": 8, "memory": {"peak_rss_bytes": 1}}
+                ]
+            },
+            "latency.0",
+        ),
+        (
+            {
+                "latency": [
+                    {
+                        "backend": "eager",
+                        "status": "ok",
+                        "batch_size": 1,
+                        "seq_len": 8,
+                        "memory": {"peak_rss_bytes": 1},
+                        "latency_s": {"p50": 0.1, "samples": []},
+                    }
+                ]
+            },
+            "latency.0.latency_s.samples",
+        ),
+        ({"metrics": {"acc": [0.5]}}, "metrics"),
+        ({"mode": "train"}, "mode"),
+        ({"surprise": 1}, "surprise"),
+    ],
+)
 def test_validation_errors_name_the_field(change, field):
     with pytest.raises(BenchError) as info:
         schema.parse({**GOOD, **change}, "x/result.json")
@@ -40,23 +69,41 @@ def test_an_error_given_as_text_and_a_config_without_train_are_read():
 
 
 def test_latency_rows_and_sections_keep_keys_the_timing_code_adds():
-    row = {"backend": "eager", "status": "ok", "batch_size": 1, "seq_len": 8, "memory": {"peak_rss_bytes": 1},
-           "latency_s": {"p50": 0.1, "samples": [0.1]}, "load": {"steal_pct": 0.0}, "disturbed": False,
-           "emulated": False, "peak_note": "x"}
-    r = schema.parse({**GOOD, "mode": "latency", "latency": [row, {"backend": "fp16", "status": "unsupported"}],
-                      "env": {"machine_class": "cpu-x86_64-avx2-fma-2c-torch2.13", "machine": {"isa": "avx2"}},
-                      "timing": {"backends_requested": ["eager"], "backends_resolved": ["eager"]}})
+    row = {
+        "backend": "eager",
+        "status": "ok",
+        "batch_size": 1,
+        "seq_len": 8,
+        "memory": {"peak_rss_bytes": 1},
+        "latency_s": {"p50": 0.1, "samples": [0.1]},
+        "load": {"steal_pct": 0.0},
+        "disturbed": False,
+        "emulated": False,
+        "peak_note": "x",
+    }
+    r = schema.parse(
+        {
+            **GOOD,
+            "mode": "latency",
+            "latency": [row, {"backend": "fp16", "status": "unsupported"}],
+            "env": {"machine_class": "cpu-x86_64-avx2-fma-2c-torch2.13", "machine": {"isa": "avx2"}},
+            "timing": {"backends_requested": ["eager"], "backends_resolved": ["eager"]},
+        }
+    )
     assert r.machine_class == "cpu-x86_64-avx2-fma-2c-torch2.13"
     assert r.model_dump()["latency"][0]["disturbed"] is False and r.timing.backends_requested == ["eager"]
 
 
-@pytest.mark.parametrize("metrics, latency, expected", [
-    ({"acc": 0.5}, None, ("ok", 0)),
-    ({"acc": float("nan")}, None, ("failed", 1)),
-    ({"acc": None}, None, ("failed", 1)),
-    ({"pearson": float("inf")}, None, ("failed", 1)),
-    ({}, None, ("failed", 1)),
-])
+@pytest.mark.parametrize(
+    "metrics, latency, expected",
+    [
+        ({"acc": 0.5}, None, ("ok", 0)),
+        ({"acc": float("nan")}, None, ("failed", 1)),
+        ({"acc": None}, None, ("failed", 1)),
+        ({"pearson": float("inf")}, None, ("failed", 1)),
+        ({}, None, ("failed", 1)),
+    ],
+)
 def test_status_rules_for_scores(metrics, latency, expected):
     st, failures = status.decide("finetune", metrics, latency, None, {})
     assert (st, len(failures)) == expected

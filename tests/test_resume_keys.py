@@ -7,19 +7,33 @@ import subprocess
 import sys
 
 import pytest
+from conftest import AVX2, GENOA, ROOT, tiny
 
 from bench import env, resume
 from bench.config import compose
-from conftest import AVX2, GENOA, ROOT, tiny
 
-LATENCY = ["mode=latency", "timing.backends=[eager]", "timing.batch_sizes=[1]", "timing.seq_lens=[8]",
-           "timing.isolate=false", "timing.calibrate=false", "timing.flops=false", "timing.min_seconds=0",
-           "timing.min_iterations=2", "timing.warmup_runs=1"]
+LATENCY = [
+    "mode=latency",
+    "timing.backends=[eager]",
+    "timing.batch_sizes=[1]",
+    "timing.seq_lens=[8]",
+    "timing.isolate=false",
+    "timing.calibrate=false",
+    "timing.flops=false",
+    "timing.min_seconds=0",
+    "timing.min_iterations=2",
+    "timing.warmup_runs=1",
+]
 
 
 def _git(repo, *args):
-    return subprocess.run(["git", "-c", "user.email=t@t", "-c", "user.name=t", *args], cwd=repo, check=True,
-                          capture_output=True, text=True).stdout
+    return subprocess.run(
+        ["git", "-c", "user.email=t@t", "-c", "user.name=t", *args],
+        cwd=repo,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
 
 
 @pytest.fixture
@@ -38,10 +52,23 @@ def checkout(tmp_path):
 
 def _latency_run(repo, name):
     out = repo / "results" / name
-    p = subprocess.run([sys.executable, "-m", "bench", *tiny("bert"), *LATENCY, "bench.resume=always",
-                        f"bench.resume_dir={repo / 'results'}", f"hydra.run.dir={out}"], cwd=repo,
-                       env={**os.environ, "PYTHONPATH": str(repo), "HYDRA_FULL_ERROR": "0"},
-                       capture_output=True, text=True, timeout=300)
+    p = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench",
+            *tiny("bert"),
+            *LATENCY,
+            "bench.resume=always",
+            f"bench.resume_dir={repo / 'results'}",
+            f"hydra.run.dir={out}",
+        ],
+        cwd=repo,
+        env={**os.environ, "PYTHONPATH": str(repo), "HYDRA_FULL_ERROR": "0"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert p.returncode == 0, p.stderr[-2000:]
     return json.loads((out / "result.json").read_text())
 
@@ -82,8 +109,11 @@ def test_the_uncommitted_digest_follows_tracked_and_untracked_files(checkout, mo
     assert env.git_commit()["uncommitted_sha256"] not in (None, one["uncommitted_sha256"])
 
 
-ENV = {"machine_class": "cls-a", "packages": {"torch": "2.13"},
-       "git": {"commit": "abc", "dirty": True, "uncommitted_sha256": "d1"}}
+ENV = {
+    "machine_class": "cls-a",
+    "packages": {"torch": "2.13"},
+    "git": {"commit": "abc", "dirty": True, "uncommitted_sha256": "d1"},
+}
 
 
 def _key(cfg, e=ENV):

@@ -8,13 +8,12 @@ import math
 
 import numpy as np
 import pytest
+from conftest import GLUE_DIR, SHARED_DATA, tiny
 
 from bench.config import compose
 from bench.errors import ConfigError, DataError
 from bench.robustness import advglue, figures, perturb
 from bench.runner import run
-
-from conftest import GLUE_DIR, SHARED_DATA, tiny
 
 ADVGLUE = SHARED_DATA / "robustness" / "advglue" / "dev.json"
 
@@ -56,17 +55,20 @@ def test_a_figure_over_no_examples_has_no_value_and_an_interval_otherwise():
     assert f["n"] == 8 and f["low"] < f["value"] == 0.625 < f["high"]
 
 
-@pytest.mark.parametrize("name, texts, expected", [
-    ("typo", ["the movie was wonderful"], None),
-    ("contractions_expand", ["it does n't work , i 'm sure"], ["it does not work , i am sure"]),
-    ("contractions_expand", ["He can't come.", "He won't come."], ["He can not come.", "He will not come."]),
-    ("contractions_make", ["it does not work , i 'm sure"], ["it does n't work , i 'm sure"]),
-    ("contractions_make", ["He is not here.", "It is not here."], ["He isn't here.", "It isn't here."]),
-    ("final_period", ["A fine film.", "It is good ."], ["A fine film", "It is good"]),
-    ("punct_spacing", ["a fine , funny film ."], ["a fine, funny film."]),
-    ("punct_spacing", ["A fine, funny film."], ["A fine , funny film ."]),
-    ("identity", ["Anything at all."], ["Anything at all."]),
-])
+@pytest.mark.parametrize(
+    "name, texts, expected",
+    [
+        ("typo", ["the movie was wonderful"], None),
+        ("contractions_expand", ["it does n't work , i 'm sure"], ["it does not work , i am sure"]),
+        ("contractions_expand", ["He can't come.", "He won't come."], ["He can not come.", "He will not come."]),
+        ("contractions_make", ["it does not work , i 'm sure"], ["it does n't work , i 'm sure"]),
+        ("contractions_make", ["He is not here.", "It is not here."], ["He isn't here.", "It isn't here."]),
+        ("final_period", ["A fine film.", "It is good ."], ["A fine film", "It is good"]),
+        ("punct_spacing", ["a fine , funny film ."], ["a fine, funny film."]),
+        ("punct_spacing", ["A fine, funny film."], ["A fine , funny film ."]),
+        ("identity", ["Anything at all."], ["Anything at all."]),
+    ],
+)
 def test_each_perturbation_on_fixed_sentences(name, texts, expected):
     p = next(p for p in perturb.SETS["inv-v1"] if p.name == name)
     out = perturb.apply(p, texts, "inv-v1", 0, 7)
@@ -181,9 +183,19 @@ def ckpt(tmp_path_factory):
 
 
 def _run(tmp_path, ckpt, *extra, name="r"):
-    args = [*tiny("bert"), f"model.path={ckpt}", "task=rte", "mode=robustness", f"data.dir={GLUE_DIR}",
-            "data.max_eval_samples=24", "timing.backends=[eager,int8]", ONLY, "robustness.bootstrap=200",
-            "device.threads=1", *extra]  # one thread: on a shared 2-core machine two threads thrash
+    args = [
+        *tiny("bert"),
+        f"model.path={ckpt}",
+        "task=rte",
+        "mode=robustness",
+        f"data.dir={GLUE_DIR}",
+        "data.max_eval_samples=24",
+        "timing.backends=[eager,int8]",
+        ONLY,
+        "robustness.bootstrap=200",
+        "device.threads=1",
+        *extra,
+    ]  # one thread: on a shared 2-core machine two threads thrash
     if ADVGLUE.is_file():
         args.append(f"robustness.advglue={ADVGLUE.parent}")
     return run(compose(args, out_dir=str(tmp_path / name)))
@@ -193,8 +205,11 @@ def test_run_figures_recomputed_from_the_predictions_file(tmp_path, ckpt):
     r = _run(tmp_path, ckpt)
     assert r.status == "ok" and r.mode == "robustness" and r.model["weights"] == "pretrained"
     flips = [b["invariance"]["typo"]["flip_rate"]["value"] for b in r.robustness["backends"]]
-    clean = [x["prediction"] for x in map(json.loads, (tmp_path / "r" / r.robustness["predictions"]).open())
-             if x["set"] == "clean" and x["backend"] == "eager"]
+    clean = [
+        x["prediction"]
+        for x in map(json.loads, (tmp_path / "r" / r.robustness["predictions"]).open())
+        if x["set"] == "clean" and x["backend"] == "eager"
+    ]
     assert 0 < sum(clean) < len(clean) and max(flips) > 0  # predictions vary, so the checks below can fail
     rows = [json.loads(x) for x in (tmp_path / "r" / r.robustness["predictions"]).read_text().splitlines()]
     by = {}

@@ -3,15 +3,23 @@
 import json
 
 import pytest
+from conftest import run_cli, tiny
 
 from bench.config import compose
 from bench.errors import ConfigError
 from bench.models import max_positions
 from bench.runner import _check_shapes, run
-from conftest import run_cli, tiny
 
-LATENCY = ["mode=latency", "timing.backends=[eager]", "timing.batch_sizes=[1]", "timing.isolate=false",
-           "timing.calibrate=false", "timing.min_seconds=0", "timing.min_iterations=2", "timing.warmup_runs=1"]
+LATENCY = [
+    "mode=latency",
+    "timing.backends=[eager]",
+    "timing.batch_sizes=[1]",
+    "timing.isolate=false",
+    "timing.calibrate=false",
+    "timing.min_seconds=0",
+    "timing.min_iterations=2",
+    "timing.warmup_runs=1",
+]
 
 
 @pytest.mark.parametrize("family", ["bert", "mobilebert", "distilbert"])

@@ -6,13 +6,12 @@ import time
 from pathlib import Path
 
 import pytest
-import torch
+from conftest import load_script
 from safetensors.torch import load_file, save_file
 
 from bench import compare, env, resume
 from bench.config import compose
 from bench.runner import run
-from conftest import load_script
 
 pytestmark = pytest.mark.slow
 gate_suite = load_script("gate_suite")  # the MRPC run is defined once, there
@@ -60,8 +59,10 @@ def _trivial_f1(squad_dir, n_articles_train: int, n_questions: int) -> dict:
     articles = json.loads((squad_dir / "dev-v1.1.json").read_text())["data"][n_articles_train:]
     rows = [(p["context"], qa) for a in articles for p in a["paragraphs"] for qa in p["qas"]][:n_questions]
     golds = {qa["id"]: [x["text"] for x in qa["answers"]] for _, qa in rows}
-    guesses = {"first_three_words": {qa["id"]: " ".join(c.split()[:3]) for c, qa in rows},
-               "first_sentence": {qa["id"]: c.split(". ")[0] for c, qa in rows}}
+    guesses = {
+        "first_three_words": {qa["id"]: " ".join(c.split()[:3]) for c, qa in rows},
+        "first_sentence": {qa["id"]: c.split(". ")[0] for c, qa in rows},
+    }
     return {name: squad_metrics.evaluate(g, golds)["f1"] for name, g in guesses.items()}
 
 
@@ -73,13 +74,28 @@ def test_minilm_squad_v1_split_by_article(squad_dir, tmp_path):
     on the same 1000 questions (first three context words, first sentence: F1 ~0.07 / ~0.11), so it proves
     reading, not formatting."""
     t0 = time.perf_counter()
-    result = run(compose(["model=minilm_l6", "task=squad_v1", f"data.dir={squad_dir}", "data.split_by_article=38",
-                          "data.max_train_samples=1500", "data.max_eval_samples=1000", "train.epochs=1",
-                          "train.batch_size=8", "train.learning_rate=1e-4", "train.max_seq_length=256",
-                          "task.doc_stride=96"], out_dir=str(tmp_path)))
+    result = run(
+        compose(
+            [
+                "model=minilm_l6",
+                "task=squad_v1",
+                f"data.dir={squad_dir}",
+                "data.split_by_article=38",
+                "data.max_train_samples=1500",
+                "data.max_eval_samples=1000",
+                "train.epochs=1",
+                "train.batch_size=8",
+                "train.learning_rate=1e-4",
+                "train.max_seq_length=256",
+                "task.doc_stride=96",
+            ],
+            out_dir=str(tmp_path),
+        )
+    )
     trivial = _trivial_f1(squad_dir, 38, 1000)
-    print(f"minilm_l6 SQuAD v1.1 (38/10 articles): {result.metrics}, trivial {trivial}, "
-          f"{time.perf_counter() - t0:.0f} s")
+    print(
+        f"minilm_l6 SQuAD v1.1 (38/10 articles): {result.metrics}, trivial {trivial}, {time.perf_counter() - t0:.0f} s"
+    )
     assert result.task["splits"] == {"train": 1500, "validation": 1000}
     assert max(trivial.values()) < 0.15
     assert result.metrics["f1"] >= 2 * max(trivial.values()) and result.metrics["f1"] >= 0.24
@@ -95,17 +111,41 @@ def sst2_checkpoint(tmp_path_factory):
     if not GLUE_DIR.is_dir():
         pytest.skip("real GLUE data not present")
     out = tmp_path_factory.mktemp("sst2")
-    result = run(compose(["model=minilm_l6", "task=sst2", f"data.dir={GLUE_DIR}", "data.max_train_samples=8000",
-                          "train.epochs=1", "train.save_checkpoint=true"], out_dir=str(out / "train")))
+    result = run(
+        compose(
+            [
+                "model=minilm_l6",
+                "task=sst2",
+                f"data.dir={GLUE_DIR}",
+                "data.max_train_samples=8000",
+                "train.epochs=1",
+                "train.save_checkpoint=true",
+            ],
+            out_dir=str(out / "train"),
+        )
+    )
     assert result.metrics["acc"] > 0.75
     return out / "train" / "checkpoint"
 
 
 def test_backends_report_their_accuracy_cost(sst2_checkpoint, glue_dir, tmp_path):
-    result = run(compose(["model=minilm_l6", f"model.path={sst2_checkpoint}", "task=sst2", f"data.dir={glue_dir}",
-                          "mode=latency", "timing.backends=[auto]", "timing.with_accuracy=true",
-                          "timing.batch_sizes=[1]", "timing.seq_lens=[128]", "timing.min_seconds=1"],
-                         out_dir=str(tmp_path)))
+    result = run(
+        compose(
+            [
+                "model=minilm_l6",
+                f"model.path={sst2_checkpoint}",
+                "task=sst2",
+                f"data.dir={glue_dir}",
+                "mode=latency",
+                "timing.backends=[auto]",
+                "timing.with_accuracy=true",
+                "timing.batch_sizes=[1]",
+                "timing.seq_lens=[128]",
+                "timing.min_seconds=1",
+            ],
+            out_dir=str(tmp_path),
+        )
+    )
     facts = result.timing["backends"]
     print({name: (b["accuracy"]["acc"], b.get("accuracy_change", {}).get("acc")) for name, b in facts.items()})
     assert facts["eager"]["accuracy"]["acc"] > 0.75

@@ -2,16 +2,17 @@ import json
 
 import numpy as np
 import pytest
+from conftest import tiny
 
 from bench import models
 from bench.config import DataConfig, compose
 from bench.errors import DataError
 from bench.runner import run
-from bench.tasks import squad, squad_metrics as sm
-from conftest import tiny
-
+from bench.tasks import squad
+from bench.tasks import squad_metrics as sm
 
 # ---- official metrics, values worked out by hand ----
+
 
 def test_normalisation_drops_case_punctuation_articles_and_spaces():
     assert sm.normalize_answer("  The  Denver Broncos!! ") == "denver broncos"
@@ -55,6 +56,7 @@ def test_v2_no_answer_questions_and_best_threshold():
 
 # ---- reading the official JSON ----
 
+
 def test_split_by_article_reads_the_real_dev_file(squad_dir):
     task = compose(["task=squad_v1"]).task
     dd = squad.load_local(task, DataConfig(dir=str(squad_dir), split_by_article=38))
@@ -71,13 +73,27 @@ def _write(tmp_path, doc, name="dev-v1.1.json"):
 
 def test_malformed_file_names_article_and_question(tmp_path):
     task = compose(["task=squad_v1"]).task
-    ok = {"title": "A", "paragraphs": [{"context": "Paris is in France.", "qas": [
-        {"id": "q1", "question": "Where?", "answers": [{"text": "France", "answer_start": 12}]}]}]}
+    ok = {
+        "title": "A",
+        "paragraphs": [
+            {
+                "context": "Paris is in France.",
+                "qas": [{"id": "q1", "question": "Where?", "answers": [{"text": "France", "answer_start": 12}]}],
+            }
+        ],
+    }
     no_answer = {"title": "B", "paragraphs": [{"context": "x", "qas": [{"id": "q9", "question": "?", "answers": []}]}]}
     with pytest.raises(DataError, match=r"article 1 \('B'\), question 'q9': no answer"):
         squad.load_local(task, _write(tmp_path, {"data": [ok, no_answer]}))
-    outside = {"title": "C", "paragraphs": [{"context": "short", "qas": [
-        {"id": "q5", "question": "?", "answers": [{"text": "short", "answer_start": 3}]}]}]}
+    outside = {
+        "title": "C",
+        "paragraphs": [
+            {
+                "context": "short",
+                "qas": [{"id": "q5", "question": "?", "answers": [{"text": "short", "answer_start": 3}]}],
+            }
+        ],
+    }
     with pytest.raises(DataError, match=r"question 'q5': answer_start 3 .* outside"):
         squad.load_local(task, _write(tmp_path, {"data": [ok, outside]}))
     with pytest.raises(DataError, match=r"article 1 \('D'\) is malformed"):
@@ -89,13 +105,18 @@ def test_malformed_file_names_article_and_question(tmp_path):
 
 def test_v2_allows_unanswerable_questions(tmp_path):
     task = compose(["task=squad_v2"]).task
-    a = {"title": "A", "paragraphs": [{"context": "x y", "qas": [
-        {"id": "q1", "question": "?", "answers": [], "is_impossible": True}]}]}
+    a = {
+        "title": "A",
+        "paragraphs": [
+            {"context": "x y", "qas": [{"id": "q1", "question": "?", "answers": [], "is_impossible": True}]}
+        ],
+    }
     dd = squad.load_local(task, _write(tmp_path, {"data": [a, a]}, "dev-v2.0.json"))
     assert dd["train"][0]["answers"] == {"text": [], "answer_start": []}
 
 
 # ---- windows and post-processing ----
+
 
 def test_windows_label_answers_and_abstain_when_cut(squad_dir):
     task = compose(["task=squad_v1", "task.doc_stride=32"]).task
@@ -111,7 +132,7 @@ def test_windows_label_answers_and_abstain_when_cut(squad_dir):
     for qid, ids, s, e in zip(ev["example_id"], feats["input_ids"], feats["start_positions"], feats["end_positions"]):
         if s != 0:
             answered.add(qid)
-            assert tok.decode(ids[s:e + 1]).strip()
+            assert tok.decode(ids[s : e + 1]).strip()
     # counted by question, not by window: every question's answer lies inside at least one of its own windows
     assert answered == set(ex["id"])
 
@@ -135,16 +156,34 @@ def test_postprocess_picks_the_best_valid_span():
 def test_stride_too_long_for_the_window_is_a_clear_error(squad_dir, tmp_path):
     from bench.errors import ConfigError
 
-    cfg = compose([*tiny("bert"), "task=squad_v1", f"data.dir={squad_dir}", "data.split_by_article=47",
-                   "train.max_seq_length=96"], out_dir=str(tmp_path))
+    cfg = compose(
+        [
+            *tiny("bert"),
+            "task=squad_v1",
+            f"data.dir={squad_dir}",
+            "data.split_by_article=47",
+            "train.max_seq_length=96",
+        ],
+        out_dir=str(tmp_path),
+    )
     with pytest.raises(ConfigError, match="doc_stride"):
         run(cfg)
 
 
 def test_tiny_model_finetunes_and_writes_official_predictions(squad_dir, tmp_path):
-    cfg = compose([*tiny("bert"), "task=squad_v1", f"data.dir={squad_dir}", "data.split_by_article=47",
-                   "data.max_train_samples=24", "data.max_eval_samples=12", "train.max_steps=2", "train.batch_size=8"],
-                  out_dir=str(tmp_path))
+    cfg = compose(
+        [
+            *tiny("bert"),
+            "task=squad_v1",
+            f"data.dir={squad_dir}",
+            "data.split_by_article=47",
+            "data.max_train_samples=24",
+            "data.max_eval_samples=12",
+            "train.max_steps=2",
+            "train.batch_size=8",
+        ],
+        out_dir=str(tmp_path),
+    )
     result = run(cfg)
     assert result.status == "ok" and result.task["split_by_article"] == 47
     assert {"exact_match", "f1", "primary"} <= set(result.metrics)

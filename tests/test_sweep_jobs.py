@@ -8,12 +8,22 @@ import subprocess
 import sys
 import textwrap
 
-from bench import callbacks
 from conftest import ROOT, tiny
 
-LATENCY = ["mode=latency", "timing.backends=[eager]", "timing.batch_sizes=[1]", "timing.seq_lens=[8]",
-           "timing.isolate=false", "timing.calibrate=false", "timing.flops=false", "timing.min_seconds=0",
-           "timing.min_iterations=2", "timing.warmup_runs=1"]
+from bench import callbacks
+
+LATENCY = [
+    "mode=latency",
+    "timing.backends=[eager]",
+    "timing.batch_sizes=[1]",
+    "timing.seq_lens=[8]",
+    "timing.isolate=false",
+    "timing.calibrate=false",
+    "timing.flops=false",
+    "timing.min_seconds=0",
+    "timing.min_iterations=2",
+    "timing.warmup_runs=1",
+]
 
 # The real CLI, with the disk full for the jobs whose folder starts with FULL_DISK (the write of result.json
 # fails with ENOSPC, as on a full disk); every other job, and everything else, runs as it always does.
@@ -40,8 +50,16 @@ WRAPPER = textwrap.dedent(f"""
 def _sweep(tmp_path, full_disk):
     script = tmp_path / "bench_full_disk.py"
     script.write_text(WRAPPER)
-    args = [sys.executable, str(script), "-m", *tiny("bert"), *LATENCY, "train.seed=1,2",
-            f"hydra.sweep.dir={tmp_path / 'sweep'}", f"bench.resume_dir={tmp_path / 'none'}"]
+    args = [
+        sys.executable,
+        str(script),
+        "-m",
+        *tiny("bert"),
+        *LATENCY,
+        "train.seed=1,2",
+        f"hydra.sweep.dir={tmp_path / 'sweep'}",
+        f"bench.resume_dir={tmp_path / 'none'}",
+    ]
     env = {**os.environ, "HYDRA_FULL_ERROR": "0", "FULL_DISK": full_disk}
     return subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
 

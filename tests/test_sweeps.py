@@ -10,10 +10,10 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import ROOT, run_cli, tiny, user_signals
 
 from bench.config import compose
 from bench.runner import run
-from conftest import ROOT, run_cli, tiny, user_signals
 
 pytestmark = pytest.mark.slow
 
@@ -25,8 +25,18 @@ def _results(root: Path):
 
 
 def _sweep(tmp_path, glue_dir, *extra, name="sweep"):
-    return run_cli("-m", *tiny("bert"), f"data.dir={glue_dir}", *QUICK, "task=rte,mrpc", "train.seed=1,2",
-                   f"hydra.sweep.dir={tmp_path / name}", f"bench.resume_dir={tmp_path}", *extra, timeout=900)
+    return run_cli(
+        "-m",
+        *tiny("bert"),
+        f"data.dir={glue_dir}",
+        *QUICK,
+        "task=rte,mrpc",
+        "train.seed=1,2",
+        f"hydra.sweep.dir={tmp_path / name}",
+        f"bench.resume_dir={tmp_path}",
+        *extra,
+        timeout=900,
+    )
 
 
 @pytest.mark.parametrize("launcher", ["local_parallel", "submitit_local"])
@@ -36,7 +46,11 @@ def test_two_by_two_sweep_through_a_launcher(launcher, glue_dir, tmp_path):
     results = _results(tmp_path / "sweep")
     assert len(results) == 4 and {r["status"] for r in results} == {"ok"}
     assert {(r["task"]["name"], r["config"]["train"]["seed"]) for r in results} == {
-        ("rte", 1), ("rte", 2), ("mrpc", 1), ("mrpc", 2)}
+        ("rte", 1),
+        ("rte", 2),
+        ("mrpc", 1),
+        ("mrpc", 2),
+    }
     assert "sweep: 4 ok" in p.stdout
 
 
@@ -51,15 +65,22 @@ def test_resume_skips_completed_runs_and_reruns_the_rest(glue_dir, tmp_path):
     statuses = sorted(r["status"] for r in _results(tmp_path / "second"))
     assert statuses == ["ok", "skipped", "skipped", "skipped"]
     assert "1 ok, 3 skipped" in second.stdout
-    forced = _sweep(tmp_path, glue_dir, "bench.force=true", name="third")
+    _sweep(tmp_path, glue_dir, "bench.force=true", name="third")
     assert sorted(r["status"] for r in _results(tmp_path / "third")) == ["ok"] * 4
 
 
 def test_one_failing_job_does_not_stop_the_sweep(glue_dir, tmp_path):
     data = tmp_path / "data"
     shutil.copytree(glue_dir / "RTE", data / "RTE")  # MRPC is missing: those jobs fail with a DataError
-    p = run_cli("-m", *tiny("bert"), f"data.dir={data}", *QUICK, "task=rte,mrpc", f"hydra.sweep.dir={tmp_path / 's'}",
-                timeout=600)
+    p = run_cli(
+        "-m",
+        *tiny("bert"),
+        f"data.dir={data}",
+        *QUICK,
+        "task=rte,mrpc",
+        f"hydra.sweep.dir={tmp_path / 's'}",
+        timeout=600,
+    )
     assert p.returncode == 6, p.stderr[-3000:]  # the sweep went on, and its exit status says a job failed
     results = _results(tmp_path / "s")
     assert sorted(r["status"] for r in results) == ["failed", "ok"]
@@ -70,10 +91,19 @@ def test_one_failing_job_does_not_stop_the_sweep(glue_dir, tmp_path):
 
 def _start(tmp_path, glue_dir):
     out = tmp_path / "run"
-    args = [sys.executable, "-m", "bench", "model=minilm_l6", "task=sst2", f"data.dir={glue_dir}",
-            "data.max_train_samples=20000", f"hydra.run.dir={out}"]
-    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=user_signals)
+    args = [
+        sys.executable,
+        "-m",
+        "bench",
+        "model=minilm_l6",
+        "task=sst2",
+        f"data.dir={glue_dir}",
+        "data.max_train_samples=20000",
+        f"hydra.run.dir={out}",
+    ]
+    proc = subprocess.Popen(
+        args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, preexec_fn=user_signals
+    )
     deadline = time.time() + 180
     while time.time() < deadline and not (out / "checkpoint").exists():  # the Trainer has started
         time.sleep(0.5)
@@ -115,8 +145,9 @@ def test_kill_9_in_the_middle_of_writing_a_result_leaves_the_old_file_or_none(ho
     target, ready = tmp_path / "result.json", tmp_path / "ready"
     if how == "replace":
         target.write_text('{"old": true}')
-    proc = subprocess.Popen([sys.executable, "-c", KILLED_WHILE_WRITING, str(target), str(ready), how], cwd=ROOT,
-                            preexec_fn=user_signals)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", KILLED_WHILE_WRITING, str(target), str(ready), how], cwd=ROOT, preexec_fn=user_signals
+    )
     deadline = time.time() + 60
     while not ready.exists() and time.time() < deadline:
         time.sleep(0.05)
@@ -145,9 +176,24 @@ def test_ddp_two_processes_match_the_single_process_result_shape(glue_dir, tmp_p
     args = [*tiny("bert"), "task=rte", f"data.dir={glue_dir}", *QUICK]
     single = run(compose(args, out_dir=str(tmp_path / "single")))
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    p = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29531",
-                        "-m", "bench", *args, f"hydra.run.dir={tmp_path / 'ddp'}"], cwd=ROOT, env=env,
-                       capture_output=True, text=True, timeout=600)
+    p = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node=2",
+            "--master_port=29531",
+            "-m",
+            "bench",
+            *args,
+            f"hydra.run.dir={tmp_path / 'ddp'}",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert p.returncode == 0, p.stderr[-3000:]
     ddp = json.loads((tmp_path / "ddp" / "result.json").read_text())
     assert ddp["status"] == "ok" and set(ddp["metrics"]) == set(single.metrics)
@@ -163,10 +209,25 @@ def test_a_signal_to_a_parallel_sweep_is_recorded_by_every_started_job(sig, code
     import psutil
 
     sweep = tmp_path / "sweep"
-    args = [sys.executable, "-m", "bench", "-m", *tiny("bert"), f"data.dir={glue_dir}", "task=rte",
-            "train.seed=1,2,3,4", "train.max_steps=100000", "train.batch_size=8", "data.max_train_samples=64",
-            "data.max_eval_samples=16", "device.threads=1", "hydra/launcher=local_parallel",
-            "hydra.launcher.n_jobs=2", f"hydra.sweep.dir={sweep}", f"bench.resume_dir={tmp_path}"]
+    args = [
+        sys.executable,
+        "-m",
+        "bench",
+        "-m",
+        *tiny("bert"),
+        f"data.dir={glue_dir}",
+        "task=rte",
+        "train.seed=1,2,3,4",
+        "train.max_steps=100000",
+        "train.batch_size=8",
+        "data.max_train_samples=64",
+        "data.max_eval_samples=16",
+        "device.threads=1",
+        "hydra/launcher=local_parallel",
+        "hydra.launcher.n_jobs=2",
+        f"hydra.sweep.dir={sweep}",
+        f"bench.resume_dir={tmp_path}",
+    ]
     with open(tmp_path / "stderr.txt", "w") as err:
         proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=err, preexec_fn=user_signals)
         deadline = time.time() + 300

@@ -1,10 +1,10 @@
 import json
-import math
 import time
 
 import numpy as np
 import pytest
 import torch
+from conftest import tiny
 
 from bench import env
 from bench.config import BACKENDS, compose
@@ -12,10 +12,16 @@ from bench.errors import ConfigError
 from bench.runner import run
 from bench.timing import backends, measure
 from bench.timing.stats import Latency
-from conftest import tiny
 
-FAST = ["mode=latency", "timing.min_seconds=0", "timing.min_iterations=5", "timing.warmup_runs=2",
-        "timing.isolate=false", "timing.calibrate=false", "timing.backends=[eager]"]
+FAST = [
+    "mode=latency",
+    "timing.min_seconds=0",
+    "timing.min_iterations=5",
+    "timing.warmup_runs=2",
+    "timing.isolate=false",
+    "timing.calibrate=false",
+    "timing.backends=[eager]",
+]
 
 
 def test_latency_statistics_on_known_samples():
@@ -36,10 +42,13 @@ def test_latency_statistics_on_known_samples():
 
 def test_timed_loop_honours_iterations_and_seconds():
     calls = []
-    lat = measure.time_calls(lambda: calls.append(1), torch.device("cpu"), min_iterations=7, min_seconds=0.0,
-                             max_iterations=100)
+    lat = measure.time_calls(
+        lambda: calls.append(1), torch.device("cpu"), min_iterations=7, min_seconds=0.0, max_iterations=100
+    )
     assert lat.count == 7 == len(calls)
-    lat = measure.time_calls(lambda: None, torch.device("cpu"), min_iterations=1, min_seconds=0.05, max_iterations=10**9)
+    lat = measure.time_calls(
+        lambda: None, torch.device("cpu"), min_iterations=1, min_seconds=0.05, max_iterations=10**9
+    )
     assert lat.total <= 0.05 < lat.count * 1e-3 + 0.1 and lat.count > 1
     assert measure.time_calls(lambda: None, torch.device("cpu"), 1, 60.0, max_iterations=3).count == 3
 
@@ -52,8 +61,9 @@ def test_backend_names_agree_with_the_config_schema():
 
 # Every architecture family on the machine as it is, and bert on each CPU class with the other one faked, so
 # that both the native-bf16 and the emulated-bf16 branch (and VNNI's int8 note) run on every machine.
-@pytest.mark.parametrize("family,cpu_class", [("bert", "avx2"), ("bert", "avx512-bf16"), ("mobilebert", None),
-                                              ("distilbert", None)])
+@pytest.mark.parametrize(
+    "family,cpu_class", [("bert", "avx2"), ("bert", "avx512-bf16"), ("mobilebert", None), ("distilbert", None)]
+)
 def test_every_backend_on_tiny_models(family, cpu_class, tmp_path, cpu_as):
     from conftest import AVX2, GENOA
 
@@ -61,8 +71,17 @@ def test_every_backend_on_tiny_models(family, cpu_class, tmp_path, cpu_as):
         cpu_as(GENOA if cpu_class == "avx512-bf16" else AVX2)
     native, vnni = env.cpu_has_native_bf16(), env.cpu_has_vnni()
     fast = [o for o in FAST if not o.startswith("timing.calibrate=")]
-    cfg = compose([*tiny(family), *fast, "timing.calibrate=true", f"timing.backends=[{','.join(BACKENDS)}]",
-                   "timing.batch_sizes=[1,2]", "timing.seq_lens=[16]"], out_dir=str(tmp_path))
+    cfg = compose(
+        [
+            *tiny(family),
+            *fast,
+            "timing.calibrate=true",
+            f"timing.backends=[{','.join(BACKENDS)}]",
+            "timing.batch_sizes=[1,2]",
+            "timing.seq_lens=[16]",
+        ],
+        out_dir=str(tmp_path),
+    )
     result = run(cfg)
     rows = {(r["backend"], r.get("batch_size")): r for r in result.latency}
     cpu_ok = {"eager", "bf16", "int8", "compile"}
@@ -75,7 +94,9 @@ def test_every_backend_on_tiny_models(family, cpu_class, tmp_path, cpu_as):
             assert row["flops"] > 0 and row["memory"]["peak_rss_bytes"] > 50 * 2**20
     assert rows[("fp16", None)]["status"] == "unsupported" and "CUDA" in rows[("fp16", None)]["error"]
     # bf16 named explicitly runs everywhere, and is marked emulated exactly where the CPU lacks it
-    assert rows[("bf16", 1)]["emulated"] is (not native) and result.timing["backends"]["bf16"]["emulated"] is (not native)
+    assert rows[("bf16", 1)]["emulated"] is (not native) and result.timing["backends"]["bf16"]["emulated"] is (
+        not native
+    )
     assert any(n.startswith("bf16 (emulated)") for n in result.notes) is (not native)
     # a % of the GEMM peak only where that peak is a real one: calibrated bf16 where native, never when emulated
     calibration = result.timing["calibration"]
@@ -138,9 +159,19 @@ def test_memory_figures_are_positive_and_sane(tmp_path):
 
 
 def test_isolated_child_process_and_calibration(tmp_path):
-    cfg = compose([*tiny("bert"), "mode=latency", "timing.min_seconds=0", "timing.min_iterations=3",
-                   "timing.warmup_runs=1", "timing.batch_sizes=[1]", "timing.seq_lens=[8]", "timing.backends=[eager]"],
-                  out_dir=str(tmp_path))
+    cfg = compose(
+        [
+            *tiny("bert"),
+            "mode=latency",
+            "timing.min_seconds=0",
+            "timing.min_iterations=3",
+            "timing.warmup_runs=1",
+            "timing.batch_sizes=[1]",
+            "timing.seq_lens=[8]",
+            "timing.backends=[eager]",
+        ],
+        out_dir=str(tmp_path),
+    )
     result = run(cfg)
     assert result.latency[0]["status"] == "ok"
     cal = result.timing["calibration"]
@@ -171,9 +202,21 @@ def test_gemm_calibration_agrees_with_a_bare_matmul_loop():
 
 def test_no_torch_backend_exceeds_its_gemm_peak(tmp_path):
     """TinyBERT-4L at batch 8 x seq 128 keeps the GEMMs busy; its % of peak must stay a percentage."""
-    cfg = compose(["model=tinybert_4l", "model.pretrained=false", "mode=latency", "timing.backends=[auto]",
-                   "timing.batch_sizes=[8]", "timing.seq_lens=[128]", "timing.min_seconds=0.5",
-                   "timing.min_iterations=3", "timing.warmup_runs=1", "timing.isolate=false"], out_dir=str(tmp_path))
+    cfg = compose(
+        [
+            "model=tinybert_4l",
+            "model.pretrained=false",
+            "mode=latency",
+            "timing.backends=[auto]",
+            "timing.batch_sizes=[8]",
+            "timing.seq_lens=[128]",
+            "timing.min_seconds=0.5",
+            "timing.min_iterations=3",
+            "timing.warmup_runs=1",
+            "timing.isolate=false",
+        ],
+        out_dir=str(tmp_path),
+    )
     result = run(cfg)
     rows = {r["backend"]: r for r in result.latency}
     assert rows["eager"]["status"] == "ok" and 1 < rows["eager"]["pct_of_gemm_peak"] < 105
@@ -187,8 +230,18 @@ def test_no_torch_backend_exceeds_its_gemm_peak(tmp_path):
 
 
 def test_real_task_inputs_report_their_lengths(glue_dir, tmp_path):
-    cfg = compose([*tiny("bert"), *FAST, "task=mrpc", f"data.dir={glue_dir}", "timing.inputs=task",
-                   "timing.batch_sizes=[4]", "timing.seq_lens=[128]"], out_dir=str(tmp_path))
+    cfg = compose(
+        [
+            *tiny("bert"),
+            *FAST,
+            "task=mrpc",
+            f"data.dir={glue_dir}",
+            "timing.inputs=task",
+            "timing.batch_sizes=[4]",
+            "timing.seq_lens=[128]",
+        ],
+        out_dir=str(tmp_path),
+    )
     row = run(cfg).latency[0]
     lengths = row["input_lengths"]
     assert row["status"] == "ok" and lengths["examples"] == 64  # 16 batches of 4
@@ -200,8 +253,17 @@ def test_real_task_inputs_report_their_lengths(glue_dir, tmp_path):
 def test_cuda_path(tmp_path):
     if not torch.cuda.is_available():
         pytest.skip("no CUDA device")
-    cfg = compose([*tiny("bert"), *FAST, "device=cuda", "timing.backends=[eager,fp16,bf16,int8]",
-                   "timing.batch_sizes=[1]", "timing.seq_lens=[32]"], out_dir=str(tmp_path))
+    cfg = compose(
+        [
+            *tiny("bert"),
+            *FAST,
+            "device=cuda",
+            "timing.backends=[eager,fp16,bf16,int8]",
+            "timing.batch_sizes=[1]",
+            "timing.seq_lens=[32]",
+        ],
+        out_dir=str(tmp_path),
+    )
     result = run(cfg)
     rows = {r["backend"]: r for r in result.latency}
     assert rows["eager"]["status"] == "ok" and rows["eager"]["memory"]["cuda_max_allocated_bytes"] > 0
@@ -217,8 +279,18 @@ def test_cuda_auto_backends_and_peaks(tmp_path):
     auto = backends.resolve(["auto"], cuda)
     assert auto[:2] == ["eager", "fp16"] and "compile" in auto and "int8" not in auto
     assert ("bf16" in auto) == (torch.cuda.get_device_capability()[0] >= 8)
-    cfg = compose([*tiny("bert"), *FAST, "device=cuda", "timing.backends=[eager,fp16]", "timing.calibrate=true",
-                   "timing.batch_sizes=[8]", "timing.seq_lens=[128]"], out_dir=str(tmp_path))
+    cfg = compose(
+        [
+            *tiny("bert"),
+            *FAST,
+            "device=cuda",
+            "timing.backends=[eager,fp16]",
+            "timing.calibrate=true",
+            "timing.batch_sizes=[8]",
+            "timing.seq_lens=[128]",
+        ],
+        out_dir=str(tmp_path),
+    )
     result = run(cfg)
     cal = result.timing["calibration"]
     assert cal["gemm_fp32_flops_per_s"] > 1e12 and cal["gemm_fp16_flops_per_s"] > cal["gemm_fp32_flops_per_s"]
@@ -253,8 +325,10 @@ def test_onnx_latency_run_leaves_no_temporary_folder(tmp_path, monkeypatch):
     scratch.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))  # other processes' folders in /tmp do not count
     made = _record_onnx_folders(monkeypatch)
-    cfg = compose([*tiny("bert"), *FAST, "timing.backends=[onnxruntime]", "timing.batch_sizes=[1]",
-                   "timing.seq_lens=[16]"], out_dir=str(tmp_path / "run"))
+    cfg = compose(
+        [*tiny("bert"), *FAST, "timing.backends=[onnxruntime]", "timing.batch_sizes=[1]", "timing.seq_lens=[16]"],
+        out_dir=str(tmp_path / "run"),
+    )
     result = run(cfg)
     assert result.status == "ok", result.failures
     assert made and not [p for p in made if os.path.exists(p)]  # the export happened, and its folder went

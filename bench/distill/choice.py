@@ -48,9 +48,11 @@ def load_teacher(path: str, task_name: str):
     except (OSError, ValueError) as exc:
         raise TeacherError(f"distill.teacher={ckpt}: cannot load the checkpoint ({str(exc).splitlines()[0]})") from None
     if info.get("missing_keys"):
-        raise TeacherError(f"distill.teacher={ckpt} has no trained multiple-choice head "
-                           f"({', '.join(sorted(info['missing_keys'])[:4])} missing): "
-                           f"fine-tune it on {task_name} first")
+        raise TeacherError(
+            f"distill.teacher={ckpt} has no trained multiple-choice head "
+            f"({', '.join(sorted(info['missing_keys'])[:4])} missing): "
+            f"fine-tune it on {task_name} first"
+        )
     return ckpt, tokenizer, model.eval()
 
 
@@ -70,8 +72,9 @@ class RowChoiceCollator:
         self.inner = inner
 
     def __call__(self, features):
-        batch = self.inner([{k: f[k] for k in ("input_ids", "attention_mask", "token_type_ids", "labels") if k in f}
-                            for f in features])
+        batch = self.inner(
+            [{k: f[k] for k in ("input_ids", "attention_mask", "token_type_ids", "labels") if k in f} for f in features]
+        )
         batch["row"] = torch.tensor([f["row"] for f in features], dtype=torch.long)
         return batch
 
@@ -107,8 +110,10 @@ def run(cfg: Config) -> Dict[str, Any]:
     d = cfg.distill
     on = {t for stage in d.stages for t in d.terms_on(stage)}
     if "intermediate" in d.stages or on & set(INTERMEDIATE):
-        raise ConfigError(f"task {cfg.task.name} is multiple choice: only prediction-layer distillation is offered "
-                          "(distill=prediction, or distill.stages=[prediction] with soft/hard weights)")
+        raise ConfigError(
+            f"task {cfg.task.name} is multiple choice: only prediction-layer distillation is offered "
+            "(distill=prediction, or distill.stages=[prediction] with soft/hard weights)"
+        )
     device = env.setup_device(cfg.device)
     precision = env.resolve_precision(cfg.train.precision, device)
     ckpt, tokenizer, teacher_model = load_teacher(d.teacher, cfg.task.name)
@@ -128,32 +133,55 @@ def run(cfg: Config) -> Dict[str, Any]:
     args = training_args(cfg, hyper, device, precision, Path(cfg.out_dir))
     args.remove_unused_columns = False  # the `row` column indexes the teacher's scores
     weights = {k: d.weights[k] for k in d.terms_on("prediction")}
-    trainer = ChoiceDistillTrainer(model=student, args=args, train_dataset=train, processing_class=tokenizer,
-                                   data_collator=RowChoiceCollator(collate), teacher_scores=teacher_train,
-                                   weights=weights, temperature=d.temperature)
+    trainer = ChoiceDistillTrainer(
+        model=student,
+        args=args,
+        train_dataset=train,
+        processing_class=tokenizer,
+        data_collator=RowChoiceCollator(collate),
+        teacher_scores=teacher_train,
+        weights=weights,
+        temperature=d.temperature,
+    )
     quiet = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, save_checkpoint=False))
     record = train_and_record(quiet, trainer, hyper, precision)
-    splits, out["eval"], rows, scores = evaluate_splits(cfg, student, tokenizer, encoded, raw, device, precision,
-                                                        hyper.max_seq_length)
+    splits, out["eval"], rows, scores = evaluate_splits(
+        cfg, student, tokenizer, encoded, raw, device, precision, hyper.max_seq_length
+    )
     out["metrics"] = task_metrics.score(cfg.task, splits)
     triv = trivial_section(cfg, splits, raw)
     out["trivial"] = triv["trivial"]
     out["notes"] += triv["notes"]
     out["flags"] += triv["flags"]
-    teacher_splits, *_ = evaluate_splits(cfg, teacher_model, tokenizer, encoded, raw, device, precision,
-                                         hyper.max_seq_length)
+    teacher_splits, *_ = evaluate_splits(
+        cfg, teacher_model, tokenizer, encoded, raw, device, precision, hyper.max_seq_length
+    )
     teacher_id = identity(ckpt)
     key = student_key(cfg, teacher_id, model_info["copied_teacher_layers"])
     summary = settings(cfg, [], model_info["copied_teacher_layers"], key, None)
-    summary.update({"teacher_id": teacher_id, "teacher_train_seconds": teacher_seconds(ckpt),
-                    "teacher_metrics": task_metrics.score(cfg.task, teacher_splits),
-                    "fidelity": {"before": before, "after": _fidelity(scores[split], teacher_dev)},
-                    "direct_finetune": None if summary["direct"] else find_direct(cfg, key), "efficiency": None})
-    out["train"] = {"seconds": record["seconds"], "examples": len(train), "precision": precision,
-                    "stages": [{"stage": "prediction", "terms": weights, **record}], "distill": summary}
-    model_info["teacher"] = {"checkpoint": str(ckpt), "architecture": teacher_model.config.model_type,
-                             "num_hidden_layers": teacher_model.config.num_hidden_layers,
-                             "hidden_size": teacher_model.config.hidden_size}
+    summary.update(
+        {
+            "teacher_id": teacher_id,
+            "teacher_train_seconds": teacher_seconds(ckpt),
+            "teacher_metrics": task_metrics.score(cfg.task, teacher_splits),
+            "fidelity": {"before": before, "after": _fidelity(scores[split], teacher_dev)},
+            "direct_finetune": None if summary["direct"] else find_direct(cfg, key),
+            "efficiency": None,
+        }
+    )
+    out["train"] = {
+        "seconds": record["seconds"],
+        "examples": len(train),
+        "precision": precision,
+        "stages": [{"stage": "prediction", "terms": weights, **record}],
+        "distill": summary,
+    }
+    model_info["teacher"] = {
+        "checkpoint": str(ckpt),
+        "architecture": teacher_model.config.model_type,
+        "num_hidden_layers": teacher_model.config.num_hidden_layers,
+        "hidden_size": teacher_model.config.hidden_size,
+    }
     if cfg.train.save_predictions:
         write_jsonl(Path(cfg.out_dir) / PREDICTIONS_FILE, rows)
     if cfg.train.save_checkpoint:

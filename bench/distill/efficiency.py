@@ -25,14 +25,23 @@ def measure_model(model, tokenizer, timing: TimingConfig, device: torch.device) 
 
     first = measure.warm_up(call, device, timing.warmup_runs)
     lat = measure.time_calls(call, device, timing.min_iterations, timing.min_seconds, timing.max_iterations)
-    return {**count_parameters(model), "flops": measure.count_flops(model, batch), "first_call_s": first,
-            "latency_s": lat.to_dict(keep_samples=False), "p50_ms": round(lat.p50 * 1000, 3)}
+    return {
+        **count_parameters(model),
+        "flops": measure.count_flops(model, batch),
+        "first_call_s": first,
+        "latency_s": lat.to_dict(keep_samples=False),
+        "p50_ms": round(lat.p50 * 1000, 3),
+    }
 
 
 def compare(student, teacher, tokenizer, timing: TimingConfig, device: torch.device) -> Dict[str, Any]:
     """Both models at batch 1, sequence 128, eager; the teacher first, then the student, same threads."""
-    out: Dict[str, Any] = {"batch_size": BATCH_SIZE, "seq_len": SEQ_LEN, "backend": "eager",
-                           "threads": torch.get_num_threads()}
+    out: Dict[str, Any] = {
+        "batch_size": BATCH_SIZE,
+        "seq_len": SEQ_LEN,
+        "backend": "eager",
+        "threads": torch.get_num_threads(),
+    }
     out["teacher"] = measure_model(teacher, tokenizer, timing, device)
     out["student"] = measure_model(student, tokenizer, timing, device)
     t, s = out["teacher"], out["student"]

@@ -20,8 +20,11 @@ LAYER_SHAPE = ("model_type", "hidden_size", "num_attention_heads", "intermediate
 
 def check_copyable(arch: Dict[str, Any], teacher_config) -> None:
     """`teacher_layers` copies weights tensor for tensor; a different width cannot take them."""
-    bad = [f"{k} {arch.get(k)} vs teacher {getattr(teacher_config, k, None)}" for k in LAYER_SHAPE
-           if k in arch and arch.get(k) != getattr(teacher_config, k, None)]
+    bad = [
+        f"{k} {arch.get(k)} vs teacher {getattr(teacher_config, k, None)}"
+        for k in LAYER_SHAPE
+        if k in arch and arch.get(k) != getattr(teacher_config, k, None)
+    ]
     if bad:
         raise ConfigError(
             "distill.init=teacher_layers copies the teacher's weights, so the student must have the teacher's "
@@ -69,17 +72,21 @@ def build_student(cfg: Config, teacher: PreTrainedModel) -> Tuple[PreTrainedMode
         student, layers = from_teacher_layers(cfg, teacher)
     elif init == "pretrained":
         if cfg.model.source == "random":
-            raise ConfigError(f"distill.init=pretrained, but model {cfg.model.name!r} has no weights here "
-                              "(model.pretrained=false or no public checkpoint); use distill.init=random")
+            raise ConfigError(
+                f"distill.init=pretrained, but model {cfg.model.name!r} has no weights here "
+                "(model.pretrained=false or no public checkpoint); use distill.init=random"
+            )
         student = models.load_model(cfg.model, cfg.task, seed=cfg.train.seed)
     else:
         student = models.build_random(cfg.model, cfg.task, seed=cfg.train.seed)
     info = models.describe(cfg.model, student)
-    info.update({
-        "weights": "random" if init == "random" else "pretrained",
-        "init": init,
-        "copied_teacher_layers": layers,
-        "num_hidden_layers": student.config.num_hidden_layers,
-        "hidden_size": student.config.hidden_size,
-    })
+    info.update(
+        {
+            "weights": "random" if init == "random" else "pretrained",
+            "init": init,
+            "copied_teacher_layers": layers,
+            "num_hidden_layers": student.config.num_hidden_layers,
+            "hidden_size": student.config.hidden_size,
+        }
+    )
     return student, info

@@ -19,7 +19,9 @@ ATTENTION_SCORES = {"bert"}
 def encoder_layers(model: nn.Module) -> nn.ModuleList:
     kind = model.config.model_type
     if kind not in ENCODER_LAYERS:
-        raise ConfigError(f"distillation does not know where {kind!r} keeps its layers (known: {sorted(ENCODER_LAYERS)})")
+        raise ConfigError(
+            f"distillation does not know where {kind!r} keeps its layers (known: {sorted(ENCODER_LAYERS)})"
+        )
     return model.base_model.get_submodule(ENCODER_LAYERS[kind])
 
 
@@ -31,7 +33,9 @@ def check_attention_support(model: nn.Module, who: str) -> None:
         )
 
 
-def attention_scores(model: nn.Module, hidden_states: Sequence[torch.Tensor], layers: Sequence[int]) -> List[torch.Tensor]:
+def attention_scores(
+    model: nn.Module, hidden_states: Sequence[torch.Tensor], layers: Sequence[int]
+) -> List[torch.Tensor]:
     """Scores QK^T/sqrt(d) before the mask and softmax, [B, heads, L, L], for each 1-based layer in `layers`.
 
     Layer l's input is hidden_states[l-1] (hidden_states[0] is the embedding output), so the scores are those the

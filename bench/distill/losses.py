@@ -53,16 +53,23 @@ def attention_mse(student: torch.Tensor, teacher: torch.Tensor, mask: torch.Tens
     excluding the pairs instead gives the same gradient direction without diluting the loss by the padding.
     """
     if student.shape != teacher.shape:
-        raise ValueError(f"attention scores of different shapes: student {tuple(student.shape)}, "
-                         f"teacher {tuple(teacher.shape)} (distillation of attention needs equal head counts)")
+        raise ValueError(
+            f"attention scores of different shapes: student {tuple(student.shape)}, "
+            f"teacher {tuple(teacher.shape)} (distillation of attention needs equal head counts)"
+        )
     err = F.mse_loss(student.float(), teacher.float(), reduction="none")  # [B, h, L, L]
     m = mask.to(err.dtype)
     pairs = (m[:, :, None] * m[:, None, :])[:, None]  # [B, 1, L, L]
     return (err * pairs).sum() / (pairs.sum() * err.shape[1]).clamp_min(1)
 
 
-def layers_mse(students: Sequence[torch.Tensor], teachers: Sequence[torch.Tensor], mask: torch.Tensor,
-               term=hidden_mse, projection: nn.Module | None = None) -> torch.Tensor:
+def layers_mse(
+    students: Sequence[torch.Tensor],
+    teachers: Sequence[torch.Tensor],
+    mask: torch.Tensor,
+    term=hidden_mse,
+    projection: nn.Module | None = None,
+) -> torch.Tensor:
     """A term summed over mapped layers (TinyBERT sums, it does not average), projecting the student if asked."""
     total = torch.zeros((), device=mask.device)
     for s, t in zip(students, teachers, strict=True):

@@ -30,8 +30,9 @@ def resolve_map(given: Optional[List[int]], student_layers: int, teacher_layers:
     if given is None:
         return uniform_map(student_layers, teacher_layers)
     if len(given) != student_layers:
-        raise ConfigError(f"distill.layer_map={list(given)} names {len(given)} teacher layers "
-                          f"for a {student_layers}-layer student")
+        raise ConfigError(
+            f"distill.layer_map={list(given)} names {len(given)} teacher layers for a {student_layers}-layer student"
+        )
     if max(given) > teacher_layers:
         raise ConfigError(f"distill.layer_map={list(given)}: the teacher has only {teacher_layers} layers")
     return list(given)

@@ -21,9 +21,16 @@ import torch
 
 from .. import env, kinds, tasks
 from ..config import Config
+from ..engine import (
+    describe_task,
+    eval_collator,
+    predict_in_order,
+    resolve_hyper,
+    tidy,
+    train_and_record,
+    training_args,
+)
 from ..errors import ConfigError
-from ..engine import (describe_task, eval_collator, predict_in_order, resolve_hyper, tidy, train_and_record,
-                      training_args)
 from ..finetune import evaluate_splits, trivial_section
 from ..results import PREDICTIONS_FILE, write_jsonl
 from ..tasks import metrics as task_metrics
@@ -36,15 +43,19 @@ log = logging.getLogger("bench")
 def check_pair(cfg: Config, student, teacher_model) -> None:
     """Fail before any training when the two models cannot be distilled as configured."""
     if student.config.vocab_size != teacher_model.config.vocab_size:
-        raise ConfigError(f"student vocabulary {student.config.vocab_size} != teacher's {teacher_model.config.vocab_size}: "
-                          "both read the same token ids")
+        raise ConfigError(
+            f"student vocabulary {student.config.vocab_size} != teacher's {teacher_model.config.vocab_size}: "
+            "both read the same token ids"
+        )
     if cfg.distill.weights.get("attention", 0) > 0 and "intermediate" in cfg.distill.stages:
         internals.check_attention_support(student, "student")
         internals.check_attention_support(teacher_model, "teacher")
         s, t = student.config.num_attention_heads, teacher_model.config.num_attention_heads
         if s != t:
-            raise ConfigError(f"attention distillation compares heads one to one: student {s} heads, teacher {t}; "
-                              "set distill.weights.attention=0")
+            raise ConfigError(
+                f"attention distillation compares heads one to one: student {s} heads, teacher {t}; "
+                "set distill.weights.attention=0"
+            )
 
 
 def stage_hyper(cfg: Config, stage: str):
@@ -54,42 +65,65 @@ def stage_hyper(cfg: Config, stage: str):
     return dataclasses.replace(base, **picked, source=source)
 
 
-def train_stage(cfg: Config, stage: str, student, tokenizer, train, device, precision, outputs, layer_map) -> Dict[str, Any]:
+def train_stage(
+    cfg: Config, stage: str, student, tokenizer, train, device, precision, outputs, layer_map
+) -> Dict[str, Any]:
     hyper = stage_hyper(cfg, stage)
-    plan = LossPlan(weights={k: cfg.distill.weights[k] for k in cfg.distill.terms_on(stage)},
-                    temperature=cfg.distill.temperature, regression=kinds.of(cfg.task).regression, layer_map=layer_map)
+    plan = LossPlan(
+        weights={k: cfg.distill.weights[k] for k in cfg.distill.terms_on(stage)},
+        temperature=cfg.distill.temperature,
+        regression=kinds.of(cfg.task).regression,
+        layer_map=layer_map,
+    )
     args = training_args(cfg, hyper, device, precision, Path(cfg.out_dir))
     args.remove_unused_columns = False  # the `row` column indexes the teacher cache
     trainer = DistillTrainer(
-        model=student, args=args, train_dataset=train, processing_class=tokenizer,
+        model=student,
+        args=args,
+        train_dataset=train,
+        processing_class=tokenizer,
         data_collator=RowCollator(tokenizer, plan.regression, cfg.train.padding == "dynamic"),
-        plan=plan, teacher_outputs=outputs if set(plan.weights) - {"hard"} else None)
+        plan=plan,
+        teacher_outputs=outputs if set(plan.weights) - {"hard"} else None,
+    )
     # the student is saved once, after the last stage, without the projection
     quiet = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, save_checkpoint=False))
     record = train_and_record(quiet, trainer, hyper, precision)
     return {"stage": stage, "terms": plan.weights, **record, "loss_curve": trainer.curve}
 
 
-def fidelity(cfg: Config, student, teacher_logits: np.ndarray, encoded, tokenizer, device, precision) -> Dict[str, float]:
+def fidelity(
+    cfg: Config, student, teacher_logits: np.ndarray, encoded, tokenizer, device, precision
+) -> Dict[str, float]:
     """How close the student's dev outputs are to the teacher's: what distillation optimises, measured directly."""
     split = next(iter(cfg.task.local.eval_files))
-    (logits, *_) = predict_in_order(student, encoded[split], eval_collator(tokenizer), cfg.train.eval_batch_size,
-                                    device, precision)
+    (logits, *_) = predict_in_order(
+        student, encoded[split], eval_collator(tokenizer), cfg.train.eval_batch_size, device, precision
+    )
     s, t = torch.tensor(np.stack(logits)).float(), torch.tensor(teacher_logits).float()
     if kinds.of(cfg.task).regression:
         return {"mse_to_teacher": float(losses.regression_mse(s, t))}
-    kl = torch.nn.functional.kl_div(torch.log_softmax(s, -1), torch.log_softmax(t, -1), log_target=True,
-                                    reduction="batchmean")
+    kl = torch.nn.functional.kl_div(
+        torch.log_softmax(s, -1), torch.log_softmax(t, -1), log_target=True, reduction="batchmean"
+    )
     return {"agreement": float((s.argmax(-1) == t.argmax(-1)).float().mean()), "kl_to_teacher": float(kl)}
 
 
 def student_key(cfg: Config, teacher_id: str, copied: Optional[List[int]]) -> str:
     """What makes two runs 'the same student': model, init, copied layers (and teacher), task, data, schedule."""
     d = cfg.distill
-    what = {"task": cfg.task.name, "model": cfg.model.name, "arch": cfg.model.arch, "path": cfg.model.path,
-            "init": d.init, "layers": copied, "teacher": teacher_id if d.init == "teacher_layers" else None,
-            "max_train_samples": cfg.data.max_train_samples, "max_seq_length": cfg.train.max_seq_length,
-            "seed": cfg.train.seed}
+    what = {
+        "task": cfg.task.name,
+        "model": cfg.model.name,
+        "arch": cfg.model.arch,
+        "path": cfg.model.path,
+        "init": d.init,
+        "layers": copied,
+        "teacher": teacher_id if d.init == "teacher_layers" else None,
+        "max_train_samples": cfg.data.max_train_samples,
+        "max_seq_length": cfg.train.max_seq_length,
+        "seed": cfg.train.seed,
+    }
     return hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -109,18 +143,26 @@ def find_direct(cfg: Config, key: str) -> Optional[Dict[str, Any]]:
         dist = (r.get("train") or {}).get("distill") or {}
         c = r.get("config") or {}
         same_distill = r.get("mode") == "distill" and dist.get("direct") and dist.get("student_key") == key
-        same_finetune = (r.get("mode") == "finetune" and cfg.distill.init != "teacher_layers"
-                         and (c.get("model") or {}).get("arch") == cfg.model.arch
-                         and (c.get("model") or {}).get("pretrained") == (cfg.distill.init == "pretrained")
-                         and (c.get("task") or {}).get("name") == cfg.task.name
-                         and (c.get("data") or {}).get("max_train_samples") == cfg.data.max_train_samples)
+        same_finetune = (
+            r.get("mode") == "finetune"
+            and cfg.distill.init != "teacher_layers"
+            and (c.get("model") or {}).get("arch") == cfg.model.arch
+            and (c.get("model") or {}).get("pretrained") == (cfg.distill.init == "pretrained")
+            and (c.get("task") or {}).get("name") == cfg.task.name
+            and (c.get("data") or {}).get("max_train_samples") == cfg.data.max_train_samples
+        )
         if same_distill or same_finetune:
             found.append((r.get("started_at", ""), str(path.parent), r))
     if not found:
         return None
     started, where, r = max(found)
-    return {"run": where, "mode": r["mode"], "started_at": started, "metrics": r["metrics"],
-            "train_seconds": (r.get("train") or {}).get("seconds")}
+    return {
+        "run": where,
+        "mode": r["mode"],
+        "started_at": started,
+        "metrics": r["metrics"],
+        "train_seconds": (r.get("train") or {}).get("seconds"),
+    }
 
 
 def teacher_seconds(ckpt: Path) -> Optional[float]:
@@ -139,16 +181,27 @@ def teacher_pass(cfg: Config, ckpt, teacher_model, train, tokenizer, layer_map):
     hidden = [0, *layer_map] if {"embedding", "hidden"} & set(on) else []
     attention = list(layer_map) if "attention" in on else []
     pad = RowCollator(tokenizer, kinds.of(cfg.task).regression, cfg.train.padding == "dynamic").pad
-    return teacher.load_or_compute(cfg.distill.cache_dir, ckpt, teacher_model, train, pad, cfg.train.eval_batch_size,
-                                   hidden, attention)
+    return teacher.load_or_compute(
+        cfg.distill.cache_dir, ckpt, teacher_model, train, pad, cfg.train.eval_batch_size, hidden, attention
+    )
 
 
 def settings(cfg: Config, layer_map, copied, key: str, cache: Optional[Dict[str, Any]]) -> Dict[str, Any]:
     d = cfg.distill
     terms = {stage: d.terms_on(stage) for stage in d.stages}
-    return {"teacher": d.teacher, "init": d.init, "copied_layers": copied, "layer_map": layer_map,
-            "stages": list(d.stages), "terms_on": terms, "weights": dict(d.weights), "temperature": d.temperature,
-            "direct": all(t == ["hard"] for t in terms.values()), "student_key": key, "teacher_cache": cache}
+    return {
+        "teacher": d.teacher,
+        "init": d.init,
+        "copied_layers": copied,
+        "layer_map": layer_map,
+        "stages": list(d.stages),
+        "terms_on": terms,
+        "weights": dict(d.weights),
+        "temperature": d.temperature,
+        "direct": all(t == ["hard"] for t in terms.values()),
+        "student_key": key,
+        "teacher_cache": cache,
+    }
 
 
 def run(cfg: Config) -> Dict[str, Any]:
@@ -158,58 +211,85 @@ def run(cfg: Config) -> Dict[str, Any]:
     ckpt, tokenizer, teacher_model = teacher.load(cfg.distill.teacher, cfg.task)
     student, model_info = init.build_student(cfg, teacher_model)
     check_pair(cfg, student, teacher_model)
-    layer_map = mapping.resolve_map(cfg.distill.layer_map, student.config.num_hidden_layers,
-                                    teacher_model.config.num_hidden_layers)
+    layer_map = mapping.resolve_map(
+        cfg.distill.layer_map, student.config.num_hidden_layers, teacher_model.config.num_hidden_layers
+    )
     max_len = resolve_hyper(cfg).max_seq_length
     raw = tasks.load(cfg.task, cfg.data, seed=cfg.train.seed)
     encoded = tasks.encode(raw, tokenizer, max_len, cfg.train.padding == "max_length")
     train = encoded["train"].add_column("row", list(range(len(encoded["train"]))))
     described = describe_task(cfg, model_info, raw)
-    out: Dict[str, Any] = {"model": model_info, "task": described["task"], "notes": described["notes"],
-                           "flags": described["flags"]}
+    out: Dict[str, Any] = {
+        "model": model_info,
+        "task": described["task"],
+        "notes": described["notes"],
+        "flags": described["flags"],
+    }
     outputs, cache = teacher_pass(cfg, ckpt, teacher_model, train, tokenizer, layer_map)
     teacher_id = teacher.identity(ckpt)
     key = student_key(cfg, teacher_id, model_info["copied_teacher_layers"])
-    model_info["teacher"] = {"checkpoint": str(ckpt), "architecture": teacher_model.config.model_type,
-                               "num_hidden_layers": teacher_model.config.num_hidden_layers,
-                               "hidden_size": teacher_model.config.hidden_size}
+    model_info["teacher"] = {
+        "checkpoint": str(ckpt),
+        "architecture": teacher_model.config.model_type,
+        "num_hidden_layers": teacher_model.config.num_hidden_layers,
+        "hidden_size": teacher_model.config.hidden_size,
+    }
 
     split = next(iter(cfg.task.local.eval_files))
-    (t_logits, *_) = predict_in_order(teacher_model, encoded[split], eval_collator(tokenizer),
-                                      cfg.train.eval_batch_size, device, precision)
+    (t_logits, *_) = predict_in_order(
+        teacher_model, encoded[split], eval_collator(tokenizer), cfg.train.eval_batch_size, device, precision
+    )
     t_logits = np.stack(t_logits)
     before = fidelity(cfg, student, t_logits, encoded, tokenizer, device, precision)
     if "intermediate" in cfg.distill.stages and {"embedding", "hidden"} & set(cfg.distill.terms_on("intermediate")):
         torch.manual_seed(cfg.train.seed)
         student.add_module(PROJECTION, losses.projection(student.config.hidden_size, teacher_model.config.hidden_size))
-    stages = [train_stage(cfg, s, student, tokenizer, train, device, precision, outputs, layer_map)
-              for s in cfg.distill.stages]
+    stages = [
+        train_stage(cfg, s, student, tokenizer, train, device, precision, outputs, layer_map)
+        for s in cfg.distill.stages
+    ]
     if hasattr(student, PROJECTION):
         delattr(student, PROJECTION)  # a training aid: not part of the student that is scored, timed or saved
 
     # evaluate_splits reads only a trainer's .model and .processing_class: both models are scored the same way
-    splits, out["eval"], rows = evaluate_splits(cfg, SimpleNamespace(model=student, processing_class=tokenizer),
-                                                encoded, raw, device, precision)
+    splits, out["eval"], rows = evaluate_splits(
+        cfg, SimpleNamespace(model=student, processing_class=tokenizer), encoded, raw, device, precision
+    )
     out["eval"]["precision"] = precision
     out["metrics"] = task_metrics.score(cfg.task, splits)
     triv = trivial_section(cfg, splits, raw)  # a distilled student is held to the same bar as a fine-tuned one
     out["trivial"] = triv["trivial"]
     out["notes"] += triv["notes"]
     out["flags"] += triv["flags"]
-    teacher_splits, _, _ = evaluate_splits(cfg, SimpleNamespace(model=teacher_model, processing_class=tokenizer),
-                                           encoded, raw, device, precision)
+    teacher_splits, _, _ = evaluate_splits(
+        cfg, SimpleNamespace(model=teacher_model, processing_class=tokenizer), encoded, raw, device, precision
+    )
     teacher_metrics = task_metrics.score(cfg.task, teacher_splits)
     summary = settings(cfg, layer_map, model_info["copied_teacher_layers"], key, cache)
-    summary.update({
-        "teacher_id": teacher_id, "teacher_train_seconds": teacher_seconds(ckpt),
-        "teacher_metrics": teacher_metrics,
-        "fidelity": {"before": before, "after": fidelity(cfg, student, t_logits, encoded, tokenizer, device, precision)},
-        "direct_finetune": None if summary["direct"] else find_direct(cfg, key),
-        "efficiency": (efficiency.compare(student, teacher_model, tokenizer, cfg.timing, device)
-                       if cfg.distill.measure_latency else None),
-    })
-    out["train"] = {"seconds": round(sum(s["seconds"] for s in stages), 3), "examples": len(train),
-                    "precision": precision, "stages": stages, "distill": summary}
+    summary.update(
+        {
+            "teacher_id": teacher_id,
+            "teacher_train_seconds": teacher_seconds(ckpt),
+            "teacher_metrics": teacher_metrics,
+            "fidelity": {
+                "before": before,
+                "after": fidelity(cfg, student, t_logits, encoded, tokenizer, device, precision),
+            },
+            "direct_finetune": None if summary["direct"] else find_direct(cfg, key),
+            "efficiency": (
+                efficiency.compare(student, teacher_model, tokenizer, cfg.timing, device)
+                if cfg.distill.measure_latency
+                else None
+            ),
+        }
+    )
+    out["train"] = {
+        "seconds": round(sum(s["seconds"] for s in stages), 3),
+        "examples": len(train),
+        "precision": precision,
+        "stages": stages,
+        "distill": summary,
+    }
     if cfg.train.save_predictions:
         write_jsonl(Path(cfg.out_dir) / PREDICTIONS_FILE, rows)
     if cfg.train.save_checkpoint:

@@ -43,13 +43,17 @@ def checkpoint_dir(path: str) -> Path:
     """A checkpoint folder (config.json) or a run folder holding checkpoint/."""
     p = Path(path).expanduser()
     if not p.exists():
-        raise TeacherError(f"distill.teacher={p}: no such folder (give a fine-tuned checkpoint, or the run "
-                           "folder of a finetune run made with train.save_checkpoint=true)")
+        raise TeacherError(
+            f"distill.teacher={p}: no such folder (give a fine-tuned checkpoint, or the run "
+            "folder of a finetune run made with train.save_checkpoint=true)"
+        )
     for candidate in (p, p / "checkpoint"):
         if (candidate / "config.json").is_file():
             return candidate
-    raise TeacherError(f"distill.teacher={p}: no checkpoint there (no config.json in it or in {p / 'checkpoint'}); "
-                       "fine-tune one with train.save_checkpoint=true")
+    raise TeacherError(
+        f"distill.teacher={p}: no checkpoint there (no config.json in it or in {p / 'checkpoint'}); "
+        "fine-tune one with train.save_checkpoint=true"
+    )
 
 
 def _run_task(ckpt: Path) -> Optional[str]:
@@ -70,12 +74,16 @@ def check_task(model: PreTrainedModel, ckpt: Path, task: TaskConfig) -> None:
     got_labels = model.config.num_labels
     if got_labels != want["num_labels"] or kinds.of(task).regression != (model.config.problem_type == "regression"):
         raise TeacherError(
-            f"distill.teacher={ckpt} has {got_labels} output(s) ({model.config.problem_type or 'unknown problem type'}); "
-            f"task {task.name} needs {want['num_labels']} ({task.kind})")
+            f"distill.teacher={ckpt} has {got_labels} output(s) "
+            f"({model.config.problem_type or 'unknown problem type'}); "
+            f"task {task.name} needs {want['num_labels']} ({task.kind})"
+        )
     if not kinds.of(task).regression:
         names = [model.config.id2label[i] for i in range(got_labels)]
         if names != list(task.labels):
-            raise TeacherError(f"distill.teacher={ckpt} predicts labels {names}; task {task.name} has {list(task.labels)}")
+            raise TeacherError(
+                f"distill.teacher={ckpt} predicts labels {names}; task {task.name} has {list(task.labels)}"
+            )
 
 
 def load(path: str, task: TaskConfig):
@@ -131,7 +139,8 @@ class TeacherOutputs:
         self._att = torch.cat([torch.zeros(1, dtype=torch.long), per.cumsum(0)])
 
     def batch(self, rows: torch.Tensor, length: int) -> Dict[str, Any]:
-        """Logits [B, C], hidden states (K x [B, length, H]) and scores (A x [B, heads, length, length]), zero-padded."""
+        """Logits [B, C], hidden states (K x [B, length, H]) and scores (A x [B, heads, length, length]),
+        zero-padded."""
         rows = rows.long().cpu()
         out: Dict[str, Any] = {"logits": self.logits[rows]}
         if self.hidden is not None:
@@ -146,14 +155,20 @@ class TeacherOutputs:
             att = torch.zeros(n_att, len(rows), self.heads, length, length)
             for b, r in enumerate(rows.tolist()):
                 n = int(self.lengths[r])
-                block = self.attention[self._att[r]: self._att[r + 1]].float().view(n_att, self.heads, n, n)
+                block = self.attention[self._att[r] : self._att[r + 1]].float().view(n_att, self.heads, n, n)
                 att[:, b, :, :n, :n] = block
             out["attention"] = list(att.unbind(0))
         return out
 
 
-def compute(model: PreTrainedModel, dataset, collator, batch_size: int, hidden_layers: Sequence[int],
-            attention_layers: Sequence[int]) -> TeacherOutputs:
+def compute(
+    model: PreTrainedModel,
+    dataset,
+    collator,
+    batch_size: int,
+    hidden_layers: Sequence[int],
+    attention_layers: Sequence[int],
+) -> TeacherOutputs:
     """One teacher pass over `dataset` (shortest rows first, then back in order), fp32, no gradients."""
     order = np.argsort(np.asarray(dataset["length"]), kind="stable")
     accepted = inspect.signature(model.forward).parameters
@@ -163,7 +178,7 @@ def compute(model: PreTrainedModel, dataset, collator, batch_size: int, hidden_l
     lengths_t = torch.zeros(n, dtype=torch.long)
     model.eval()
     for i in range(0, n, batch_size):
-        idx = order[i:i + batch_size]
+        idx = order[i : i + batch_size]
         cols = dataset.select(idx)[:]  # one read per column, not one per row and column
         batch = collator([{k: cols[k][j] for k in names} for j in range(len(idx))])
         batch = {k: v for k, v in batch.items() if k in names}
@@ -175,14 +190,19 @@ def compute(model: PreTrainedModel, dataset, collator, batch_size: int, hidden_l
             m = lengths_t[row] = lengths[j]
             logits[row] = out.logits[j].float()
             # fp16 halves the cache; scores and hidden states sit well inside its range
-            hidden[row] = torch.stack([out.hidden_states[h][j, :m] for h in hidden_layers]).half() if hidden_layers else None
+            hidden[row] = (
+                torch.stack([out.hidden_states[h][j, :m] for h in hidden_layers]).half() if hidden_layers else None
+            )
             attention[row] = torch.stack([s[j, :, :m, :m] for s in scores]).half().reshape(-1) if scores else None
     return TeacherOutputs(
-        logits=torch.stack(logits), lengths=lengths_t,
+        logits=torch.stack(logits),
+        lengths=lengths_t,
         hidden=torch.cat(hidden, dim=1) if hidden_layers else None,
         attention=torch.cat(attention) if attention_layers else None,
-        hidden_layers=list(hidden_layers), attention_layers=list(attention_layers),
-        heads=model.config.num_attention_heads)
+        hidden_layers=list(hidden_layers),
+        attention_layers=list(attention_layers),
+        heads=model.config.num_attention_heads,
+    )
 
 
 def code_version() -> Dict[str, Any]:
@@ -190,10 +210,21 @@ def code_version() -> Dict[str, Any]:
     return {**env.code_identity(), "torch": torch.__version__, "transformers": transformers.__version__}
 
 
-def cache_key(teacher_id: str, data_id: str, hidden_layers: Sequence[int], attention_layers: Sequence[int],
-              code: Optional[Dict[str, Any]] = None) -> str:
-    what = {"format": CACHE_FORMAT, "teacher": teacher_id, "data": data_id,
-            "hidden_layers": list(hidden_layers), "attention_layers": list(attention_layers), "code": code}
+def cache_key(
+    teacher_id: str,
+    data_id: str,
+    hidden_layers: Sequence[int],
+    attention_layers: Sequence[int],
+    code: Optional[Dict[str, Any]] = None,
+) -> str:
+    what = {
+        "format": CACHE_FORMAT,
+        "teacher": teacher_id,
+        "data": data_id,
+        "hidden_layers": list(hidden_layers),
+        "attention_layers": list(attention_layers),
+        "code": code,
+    }
     return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:24]
 
 
@@ -221,13 +252,27 @@ def _read(path: Path) -> Tuple[TeacherOutputs, Dict[str, Any]]:
     with safe_open(str(path), framework="pt") as f:
         meta = json.loads(f.metadata()["bench"])
     t = load_file(str(path))
-    return TeacherOutputs(logits=t["logits"], lengths=t["lengths"], hidden=t.get("hidden"), attention=t.get("attention"),
-                          hidden_layers=meta["hidden_layers"], attention_layers=meta["attention_layers"],
-                          heads=meta["heads"]), meta
+    return TeacherOutputs(
+        logits=t["logits"],
+        lengths=t["lengths"],
+        hidden=t.get("hidden"),
+        attention=t.get("attention"),
+        hidden_layers=meta["hidden_layers"],
+        attention_layers=meta["attention_layers"],
+        heads=meta["heads"],
+    ), meta
 
 
-def load_or_compute(cache_dir: str, ckpt: Path, model: PreTrainedModel, dataset, collator, batch_size: int,
-                    hidden_layers: Sequence[int], attention_layers: Sequence[int]) -> Tuple[TeacherOutputs, Dict[str, Any]]:
+def load_or_compute(
+    cache_dir: str,
+    ckpt: Path,
+    model: PreTrainedModel,
+    dataset,
+    collator,
+    batch_size: int,
+    hidden_layers: Sequence[int],
+    attention_layers: Sequence[int],
+) -> Tuple[TeacherOutputs, Dict[str, Any]]:
     """The teacher's outputs on `dataset`, from the cache when this teacher already saw this data."""
     teacher_id, data_id, code = identity(ckpt), data_identity(dataset), code_version()
     key = cache_key(teacher_id, data_id, hidden_layers, attention_layers, code)
@@ -241,10 +286,20 @@ def load_or_compute(cache_dir: str, ckpt: Path, model: PreTrainedModel, dataset,
                 return outputs, {**info, "reused": True, "bytes": path.stat().st_size}
         except Exception as exc:  # a damaged cache file is recomputed, not trusted
             log.warning("teacher cache %s unreadable (%s): recomputing", path, exc)
-    log.info("teacher outputs: computing on %d rows (layers: hidden %s, attention %s)",
-             len(dataset), list(hidden_layers), list(attention_layers))
+    log.info(
+        "teacher outputs: computing on %d rows (layers: hidden %s, attention %s)",
+        len(dataset),
+        list(hidden_layers),
+        list(attention_layers),
+    )
     outputs = compute(model, dataset, collator, batch_size, hidden_layers, attention_layers)
-    meta = {**info, "checkpoint": str(ckpt), "rows": len(dataset), "hidden_layers": list(hidden_layers),
-            "attention_layers": list(attention_layers), "heads": outputs.heads}
+    meta = {
+        **info,
+        "checkpoint": str(ckpt),
+        "rows": len(dataset),
+        "hidden_layers": list(hidden_layers),
+        "attention_layers": list(attention_layers),
+        "heads": outputs.heads,
+    }
     _save(path, outputs, meta)
     return outputs, {**info, "reused": False, "bytes": path.stat().st_size}

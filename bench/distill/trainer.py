@@ -46,8 +46,14 @@ class LossPlan:
         return any(k in self.weights for k in ("embedding", "hidden", "attention"))
 
 
-def compute_terms(plan: LossPlan, model, inputs: Dict[str, torch.Tensor], rows: torch.Tensor, labels: torch.Tensor,
-                  teacher: Optional[TeacherOutputs]) -> Dict[str, torch.Tensor]:
+def compute_terms(
+    plan: LossPlan,
+    model,
+    inputs: Dict[str, torch.Tensor],
+    rows: torch.Tensor,
+    labels: torch.Tensor,
+    teacher: Optional[TeacherOutputs],
+) -> Dict[str, torch.Tensor]:
     """Each enabled loss term on one batch (unweighted)."""
     accepted = inspect.signature(model.forward).parameters  # DistilBERT takes no token_type_ids
     out = model(**{k: v for k, v in inputs.items() if k in accepted}, output_hidden_states=plan.intermediate)
@@ -58,8 +64,11 @@ def compute_terms(plan: LossPlan, model, inputs: Dict[str, torch.Tensor], rows: 
         t = {k: [x.to(mask.device) for x in v] if isinstance(v, list) else v.to(mask.device) for k, v in t.items()}
     w, terms = plan.weights, {}
     if "soft" in w:
-        terms["soft"] = (losses.regression_mse(out.logits, t["logits"]) if plan.regression
-                         else losses.soft_cross_entropy(out.logits, t["logits"], plan.temperature))
+        terms["soft"] = (
+            losses.regression_mse(out.logits, t["logits"])
+            if plan.regression
+            else losses.soft_cross_entropy(out.logits, t["logits"], plan.temperature)
+        )
     if "hard" in w:
         terms["hard"] = losses.hard_loss(out.logits, labels, plan.regression)
     proj = getattr(model, PROJECTION, None)
@@ -96,6 +105,8 @@ class DistillTrainer(GuardedTrainer):
     def log(self, logs: Dict[str, float], start_time: Optional[float] = None) -> None:
         if self._count and "loss" in logs:
             logs.update({f"loss_{k}": round(v / self._count, 6) for k, v in self._sums.items()})
-            self.curve.append({"step": self.state.global_step, **{k: v for k, v in logs.items() if k.startswith("loss")}})
+            self.curve.append(
+                {"step": self.state.global_step, **{k: v for k, v in logs.items() if k.startswith("loss")}}
+            )
             self._sums, self._count = {}, 0
         super().log(logs, start_time)

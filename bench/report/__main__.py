@@ -22,14 +22,23 @@ from . import distillation as distill_table
 from . import robustness as robustness_report
 
 FORMATS = ("md", "latex", "html", "csv", "parquet")
-EXIT_STATUS = ("exit status: 0 when every result.json found was read (failed or interrupted runs are listed as "
-               "skipped, and shown where a table has room for them); 1 when a result.json could not be read or is "
-               "not a valid result (each is listed; the tables leave it out), or no usable result was found; "
-               "2 for bad arguments.")
+EXIT_STATUS = (
+    "exit status: 0 when every result.json found was read (failed or interrupted runs are listed as "
+    "skipped, and shown where a table has room for them); 1 when a result.json could not be read or is "
+    "not a valid result (each is listed; the tables leave it out), or no usable result was found; "
+    "2 for bad arguments."
+)
 
 
-def build(root: Path, out: Path, formats: List[str], n_boot: int = 2000, log=sys.stderr,
-          include: Iterable[str] = (), unreadable: Optional[List[str]] = None) -> Dict[str, Path]:
+def build(
+    root: Path,
+    out: Path,
+    formats: List[str],
+    n_boot: int = 2000,
+    log=sys.stderr,
+    include: Iterable[str] = (),
+    unreadable: Optional[List[str]] = None,
+) -> Dict[str, Path]:
     """Write every table and plot for the results below `root` into `out`; returns what was written.
 
     Result files that could not be read (not JSON, not a valid result) are appended to `unreadable` when given."""
@@ -98,8 +107,13 @@ def _plots(glue: Optional[tables.Table], eff: pd.DataFrame, out: Path) -> List[P
     figs: List[Path] = []
     if glue is not None and not eff.empty:
         ours = glue.text[glue.text.source.str.startswith("ours")]
-        pts = pd.DataFrame({"model": ours.model, "score": glue.score.loc[ours.index, "avg"],
-                            "latency_ms": glue.score.loc[ours.index, "CPU ms"]}).dropna()
+        pts = pd.DataFrame(
+            {
+                "model": ours.model,
+                "score": glue.score.loc[ours.index, "avg"],
+                "latency_ms": glue.score.loc[ours.index, "CPU ms"],
+            }
+        ).dropna()
         figs += plots.accuracy_vs_latency(pts, out)
     if not eff.empty:
         figs += plots.latency_vs_seq_len(eff, out)
@@ -110,24 +124,39 @@ def _plots(glue: Optional[tables.Table], eff: pd.DataFrame, out: Path) -> List[P
 def significance_text(pairs: pd.DataFrame) -> pd.DataFrame:
     if pairs.empty:
         return pairs
-    return pd.DataFrame({
-        "task": pairs.task, "model A": pairs.model_a, "model B": pairs.model_b,
-        "A - B (x100)": (100 * pairs["diff"]).map("{:+.1f}".format),
-        "95% CI": [f"[{100 * lo:+.1f}, {100 * hi:+.1f}]" for lo, hi in zip(pairs.low, pairs.high)],
-        "n": pairs.n,
-        "verdict": ["within noise" if w else "A better" if d > 0 else "B better" for w, d in zip(pairs.within_noise, pairs["diff"])],
-    })
+    return pd.DataFrame(
+        {
+            "task": pairs.task,
+            "model A": pairs.model_a,
+            "model B": pairs.model_b,
+            "A - B (x100)": (100 * pairs["diff"]).map("{:+.1f}".format),
+            "95% CI": [f"[{100 * lo:+.1f}, {100 * hi:+.1f}]" for lo, hi in zip(pairs.low, pairs.high)],
+            "n": pairs.n,
+            "verdict": [
+                "within noise" if w else "A better" if d > 0 else "B better"
+                for w, d in zip(pairs.within_noise, pairs["diff"])
+            ],
+        }
+    )
 
 
 def page(named: Dict[str, tables.Table], pairs: pd.DataFrame, figures: List[Path]) -> str:
     """One HTML file, plots embedded as data URIs: opens in a browser with no server and no other files."""
-    parts = ["<!doctype html><html><head><meta charset='utf-8'><title>compact-bert-bench report</title>",
-             "<style>body{font-family:sans-serif;margin:2em;max-width:1400px} table{border-collapse:collapse;"
-             "font-size:13px;margin:1em 0} th,td{border-bottom:1px solid #ccc;padding:3px 8px;text-align:left}"
-             " .caption{color:#555;font-size:12px} img{max-width:520px;margin:0.5em}</style></head><body>",
-             "<h1>compact-bert-bench report</h1>"]
-    titles = {"glue": "GLUE", "squad": "SQuAD", "efficiency": "Efficiency", "distillation": "Distillation",
-              "robustness": "Robustness", "multiple_choice": "Multiple choice"}
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'><title>compact-bert-bench report</title>",
+        "<style>body{font-family:sans-serif;margin:2em;max-width:1400px} table{border-collapse:collapse;"
+        "font-size:13px;margin:1em 0} th,td{border-bottom:1px solid #ccc;padding:3px 8px;text-align:left}"
+        " .caption{color:#555;font-size:12px} img{max-width:520px;margin:0.5em}</style></head><body>",
+        "<h1>compact-bert-bench report</h1>",
+    ]
+    titles = {
+        "glue": "GLUE",
+        "squad": "SQuAD",
+        "efficiency": "Efficiency",
+        "distillation": "Distillation",
+        "robustness": "Robustness",
+        "multiple_choice": "Multiple choice",
+    }
     for name, table in named.items():
         parts.append(f"<h2 id='{name}'>{titles[name]}</h2>{render.html(table)}")
     sig = significance_text(pairs)
@@ -141,9 +170,11 @@ def page(named: Dict[str, tables.Table], pairs: pd.DataFrame, figures: List[Path
             data = base64.b64encode(p.read_bytes()).decode()
             parts.append(f"<img alt='{html_lib.escape(p.stem)}' src='data:image/png;base64,{data}'>")
     # lets a headless browser confirm the page rendered: every image decoded, every table laid out
-    parts.append("<script>window.addEventListener('load',function(){var i=[].slice.call(document.images);"
-                 "document.body.setAttribute('data-images-ok',i.filter(function(x){return x.naturalWidth>0}).length);"
-                 "document.body.setAttribute('data-tables',document.querySelectorAll('table').length);});</script>")
+    parts.append(
+        "<script>window.addEventListener('load',function(){var i=[].slice.call(document.images);"
+        "document.body.setAttribute('data-images-ok',i.filter(function(x){return x.naturalWidth>0}).length);"
+        "document.body.setAttribute('data-tables',document.querySelectorAll('table').length);});</script>"
+    )
     parts.append("</body></html>")
     return "\n".join(parts)
 
@@ -154,8 +185,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--out", type=Path, default=None, help="output folder (default: RESULTS/report)")
     ap.add_argument("--format", default="md,latex,html,csv", help=f"comma-separated, from {','.join(FORMATS)}")
     ap.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples for paired differences")
-    ap.add_argument("--include", action="append", default=[], choices=list(gather.EXCLUDED_BY_DEFAULT),
-                    help="also gather results/baselines or gate output (left out by default)")
+    ap.add_argument(
+        "--include",
+        action="append",
+        default=[],
+        choices=list(gather.EXCLUDED_BY_DEFAULT),
+        help="also gather results/baselines or gate output (left out by default)",
+    )
     args = ap.parse_args(argv)
     formats = [f.strip() for f in args.format.split(",") if f.strip()]
     unknown = [f for f in formats if f not in FORMATS]
@@ -171,8 +207,10 @@ def main(argv: Optional[List[str]] = None) -> int:
             print(written[name].read_text())
     print(f"bench.report: wrote {len(written)} files to {out}: {', '.join(sorted(written))}")
     if unreadable:  # a table built without some of its results must not pass for a complete one
-        print(f"bench.report: {len(unreadable)} result file(s) could not be read and are not in the tables:",
-              file=sys.stderr)
+        print(
+            f"bench.report: {len(unreadable)} result file(s) could not be read and are not in the tables:",
+            file=sys.stderr,
+        )
         for why in unreadable:
             print(f"  {why}", file=sys.stderr)
         return 1

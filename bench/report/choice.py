@@ -16,8 +16,10 @@ from .tables import MISSING, Table, _cell, task_specs
 
 def cells() -> Dict[str, str]:
     """task -> column title, in table order, for every multiple-choice task file."""
-    specs = sorted((s for s in task_specs().values() if kinds.KINDS[s.kind].table == "multiple_choice"),
-                   key=lambda s: (s.report.order, s.name))
+    specs = sorted(
+        (s for s in task_specs().values() if kinds.KINDS[s.kind].table == "multiple_choice"),
+        key=lambda s: (s.report.order, s.name),
+    )
     return {s.name: s.report.title or s.name for s in specs}
 
 
@@ -31,8 +33,14 @@ def trivial_frame(rs: List[Result]) -> pd.DataFrame:
             continue
         seen.add(r.task.name)
         for name, p in (r.trivial.get("predictors") or {}).items():
-            rows.append({"task": r.task.name, "predictor": name.replace(" (evaluation)", ""),
-                         "acc": p["metrics"]["acc"], "examples": sum((r.task.splits or {}).values())})
+            rows.append(
+                {
+                    "task": r.task.name,
+                    "predictor": name.replace(" (evaluation)", ""),
+                    "acc": p["metrics"]["acc"],
+                    "examples": sum((r.task.splits or {}).values()),
+                }
+            )
     return pd.DataFrame(rows, columns=["task", "predictor", "acc", "examples"])
 
 
@@ -44,8 +52,9 @@ def choice_table(seeds: pd.DataFrame, trivial: pd.DataFrame, with_published: boo
     shown = [t for t in titles if t in present or t in pub]
     text_rows: List[dict] = []
     score_rows: List[dict] = []
-    for (model, _), agg in (seeds[seeds.task.isin(present)].groupby(["model", "model_name"], sort=False)
-                            if present else []):
+    for (model, _), agg in (
+        seeds[seeds.task.isin(present)].groupby(["model", "model_name"], sort=False) if present else []
+    ):
         text, score, flags = {"model": model, "source": "ours (dev)"}, {}, []
         for t in shown:
             sub = agg[agg.task == t]
@@ -56,7 +65,7 @@ def choice_table(seeds: pd.DataFrame, trivial: pd.DataFrame, with_published: boo
         text["flags"] = "; ".join(flags) or MISSING
         text_rows.append(text)
         score_rows.append(score)
-    for predictor in (trivial.predictor.unique() if not trivial.empty else []):
+    for predictor in trivial.predictor.unique() if not trivial.empty else []:
         sel = trivial[trivial.predictor == predictor].set_index("task")
         text, score = {"model": f"trivial: {predictor}", "source": "ours (same dev examples)"}, {}
         for t in shown:
@@ -68,10 +77,12 @@ def choice_table(seeds: pd.DataFrame, trivial: pd.DataFrame, with_published: boo
         text_rows, score_rows = _published(shown, titles, text_rows, score_rows)
     text_df = pd.DataFrame(text_rows).fillna(MISSING)
     score_df = pd.DataFrame(score_rows, columns=text_df.columns).reindex(columns=text_df.columns)
-    caption = ("Multiple-choice dev accuracy (x100; mean±std over n seeds) beside the trivial predictors on the same "
-               "dev examples: chance (mean of 1/k), the most frequent gold position of the training rows, the longest "
-               "answer. flags: a task whose score is no better than the best trivial predictor's (paired bootstrap). "
-               "Published rows are labelled with their source.")
+    caption = (
+        "Multiple-choice dev accuracy (x100; mean±std over n seeds) beside the trivial predictors on the same "
+        "dev examples: chance (mean of 1/k), the most frequent gold position of the training rows, the longest "
+        "answer. flags: a task whose score is no better than the best trivial predictor's (paired bootstrap). "
+        "Published rows are labelled with their source."
+    )
     return Table(text_df, score_df, {c: True for c in text_df.columns}, caption)
 
 

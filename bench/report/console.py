@@ -17,17 +17,30 @@ def latency_frame(results: Iterable[Dict[str, Any]]) -> pd.DataFrame:
             backend = row.get("backend")
             emulated = row.get("emulated") or (facts.get(backend) or {}).get("emulated")
             tiers = (facts.get(backend) or {}).get("accuracy_tiers") or {}
-            base = {"model": model.get("name"), "weights": model.get("weights"), "params_M": (model.get("parameters") or 0) / 1e6,
-                    "backend": f"{backend} (emulated)" if emulated else backend, "backend_name": backend,
-                    "batch": row.get("batch_size"), "seq": row.get("seq_len"), "status": row.get("status"),
-                    "choices": row.get("choices", 0),  # multiple-choice heads: batch x choices x seq; 0 otherwise
-                    "acc_tier": tiers.get("tier") or "-", "flags": _flags(row, emulated)}
+            base = {
+                "model": model.get("name"),
+                "weights": model.get("weights"),
+                "params_M": (model.get("parameters") or 0) / 1e6,
+                "backend": f"{backend} (emulated)" if emulated else backend,
+                "backend_name": backend,
+                "batch": row.get("batch_size"),
+                "seq": row.get("seq_len"),
+                "status": row.get("status"),
+                "choices": row.get("choices", 0),  # multiple-choice heads: batch x choices x seq; 0 otherwise
+                "acc_tier": tiers.get("tier") or "-",
+                "flags": _flags(row, emulated),
+            }
             if row.get("status") == "ok":
                 lat = row["latency_s"]
-                base.update(p50_ms=1e3 * lat["p50"], p90_ms=1e3 * lat["p90"], cv_pct=100 * (lat["cv"] or 0),
-                            seq_per_s=row["throughput"]["sequences_per_s"],
-                            peak_rss_MB=row["memory"]["peak_rss_bytes"] / 2**20,
-                            GFLOPs=(row.get("flops") or 0) / 1e9, pct_gemm_peak=row.get("pct_of_gemm_peak"))
+                base.update(
+                    p50_ms=1e3 * lat["p50"],
+                    p90_ms=1e3 * lat["p90"],
+                    cv_pct=100 * (lat["cv"] or 0),
+                    seq_per_s=row["throughput"]["sequences_per_s"],
+                    peak_rss_MB=row["memory"]["peak_rss_bytes"] / 2**20,
+                    GFLOPs=(row.get("flops") or 0) / 1e9,
+                    pct_gemm_peak=row.get("pct_of_gemm_peak"),
+                )
             else:
                 base["error"] = row.get("error")
             rows.append(base)
@@ -37,11 +50,17 @@ def latency_frame(results: Iterable[Dict[str, Any]]) -> pd.DataFrame:
     eager_rows = df[df.backend_name == "eager"].set_index(["model", "batch", "seq", "choices"])
     eager = eager_rows["p50_ms"]
     keys = list(zip(df.model, df.batch, df.seq, df.choices))
-    df["speedup_vs_eager"] = [eager.get(k) / v if k in eager.index and v == v else None for k, v in zip(keys, df.p50_ms)]
+    df["speedup_vs_eager"] = [
+        eager.get(k) / v if k in eager.index and v == v else None for k, v in zip(keys, df.p50_ms)
+    ]
     # a ratio is only as good as both its figures: one over a disturbed eager row is flagged on the row too
     disturbed_eager = {k for k, f in eager_rows["flags"].items() if "disturbed" in str(f)}
-    df["flags"] = [f if k not in disturbed_eager or b == "eager" else "; ".join(x for x in (f, "speed-up vs a disturbed eager") if x)
-                   for k, b, f in zip(keys, df.backend_name, df["flags"])]
+    df["flags"] = [
+        f
+        if k not in disturbed_eager or b == "eager"
+        else "; ".join(x for x in (f, "speed-up vs a disturbed eager") if x)
+        for k, b, f in zip(keys, df.backend_name, df["flags"])
+    ]
     return df
 
 
@@ -70,9 +89,29 @@ def latency_table(results: Iterable[Dict[str, Any]]) -> str:
     if df.empty:
         return "(no latency rows)"
     with_choices = bool((df["choices"] != 0).any()) if "choices" in df else False
-    cols = [c for c in ["model", "weights", "params_M", "backend", "batch", *(["choices"] * with_choices), "seq",
-                        "p50_ms", "p90_ms", "cv_pct",
-                        "seq_per_s", "speedup_vs_eager", "peak_rss_MB", "GFLOPs", "pct_gemm_peak", "acc_tier", "status",
-                        "flags", "error"]
-            if c in df]
+    cols = [
+        c
+        for c in [
+            "model",
+            "weights",
+            "params_M",
+            "backend",
+            "batch",
+            *(["choices"] * with_choices),
+            "seq",
+            "p50_ms",
+            "p90_ms",
+            "cv_pct",
+            "seq_per_s",
+            "speedup_vs_eager",
+            "peak_rss_MB",
+            "GFLOPs",
+            "pct_gemm_peak",
+            "acc_tier",
+            "status",
+            "flags",
+            "error",
+        ]
+        if c in df
+    ]
     return df[cols].to_string(index=False, float_format=lambda x: f"{x:.3g}" if abs(x) < 10 else f"{x:.1f}", na_rep="-")

@@ -27,9 +27,31 @@ from .naming import differing, distill_flat, params, settings, student_of, teach
 VARIANT_ORDER = {"teacher": 0, "fine-tuned directly": 1, "prediction layer": 2, "intermediate only": 3, "two-stage": 4}
 # skipped/running records point at other runs: not rows
 SHOWN = ("ok", "failed", "interrupted", "partial")  # skipped/running records point at other runs: not rows
-COLUMNS = ["task", "teacher", "student", "setting", "variant", "metric", "dev", "dev_std", "seeds", "metrics",
-           "vs_direct_points", "pairs", "ci_low", "ci_high", "ci_seed", "within_noise", "train_s", "p50_ms",
-           "speedup", "agreement", "status", "failed", "runs"]
+COLUMNS = [
+    "task",
+    "teacher",
+    "student",
+    "setting",
+    "variant",
+    "metric",
+    "dev",
+    "dev_std",
+    "seeds",
+    "metrics",
+    "vs_direct_points",
+    "pairs",
+    "ci_low",
+    "ci_high",
+    "ci_seed",
+    "within_noise",
+    "train_s",
+    "p50_ms",
+    "speedup",
+    "agreement",
+    "status",
+    "failed",
+    "runs",
+]
 
 
 def _distill_info(r: Result) -> DistillInfo:
@@ -50,7 +72,7 @@ def _teacher_train_s(infos: List[Dict[str, Any]], teacher: str, finetunes: Dict[
     tail = Path(teacher).parts
     for folder, r in finetunes.items():
         parts = Path(folder).parts
-        if tail and parts[-len(tail):] == tail and r.train is not None:
+        if tail and parts[-len(tail) :] == tail and r.train is not None:
             return r.train.seconds
     return None
 
@@ -84,8 +106,11 @@ def _pick(rs: List[Result]) -> Tuple[Dict[Any, Result], List[str]]:
     for r in sorted(rs, key=lambda r: r.started_at):
         if r.status == "ok" or chosen.get(r.seed) is None or chosen[r.seed].status != "ok":
             chosen[r.seed] = r
-    notes = [f"seed {r.seed}: {r.status} run in {Path(r.path).parent if r.path else '?'} set aside for the ok one"
-             for r in rs if r is not chosen[r.seed] and r.status != "ok" and chosen[r.seed].status == "ok"]
+    notes = [
+        f"seed {r.seed}: {r.status} run in {Path(r.path).parent if r.path else '?'} set aside for the ok one"
+        for r in rs
+        if r is not chosen[r.seed] and r.status != "ok" and chosen[r.seed].status == "ok"
+    ]
     return chosen, notes
 
 
@@ -99,15 +124,18 @@ def _compare(a: Result, b: Result, n_boot: int) -> Optional[Dict[str, Any]]:
 def frame(source: Union[str, Path, Iterable[Result]], n_boot: int = 2000, log=None) -> pd.DataFrame:
     """One row per (task, teacher, student, setting, variant), seeds averaged, plus one teacher row per group.
 
-    `source`: a results folder (every result.json below it, baselines and gate output left out; unreadable ones
-    named on `log`) or Result objects (finetune runs among them give the teacher's training time). Failed and interrupted distill runs become rows that say so; a skipped
-    record (a resumed sweep pointing at a completed run) is not a run. Each distilled run is paired with the direct
-    fine-tune (gold labels only) of the same student, teacher, setting and seed.
+    `source`: a results folder (every result.json below it, baselines and gate output left out; unreadable ones named on
+    `log`) or Result objects (finetune runs among them give the teacher's training time). Failed and interrupted distill
+    runs become rows that say so; a skipped record (a resumed sweep pointing at a completed run) is not a run. Each
+    distilled run is paired with the direct fine-tune (gold labels only) of the same student, teacher, setting and seed.
     """
     everything = _results(source, log)
     runs = [r for r in everything if r.mode == "distill" and r.status in SHOWN]
-    finetunes = {os.path.normpath(str(Path(r.path).parent.resolve())): r for r in everything
-                 if r.mode == "finetune" and r.status == "ok" and r.path}
+    finetunes = {
+        os.path.normpath(str(Path(r.path).parent.resolve())): r
+        for r in everything
+        if r.mode == "finetune" and r.status == "ok" and r.path
+    }
     if not runs:
         return pd.DataFrame(columns=COLUMNS)
     # the setting: what sets a run's config apart from the other distill runs of the same task, teacher and student,
@@ -139,13 +167,22 @@ def frame(source: Union[str, Path, Iterable[Result]], n_boot: int = 2000, log=No
         with_t = [d.teacher_metrics for d in infos if d.teacher_metrics.get("primary") is not None]
         t_p50 = _mean(d.efficiency.teacher.p50_ms for d in infos if d.efficiency and d.efficiency.teacher)
         ids = sorted({d.teacher_id[:12] for d in infos if d.teacher_id})
-        rows.append({**base, "variant": "teacher", "metric": _primary_name(ok_all),
-                     "dev": with_t[0]["primary"] if with_t else None, "metrics": _metrics_text(with_t[:1]),
-                     "train_s": _teacher_train_s(infos, teacher, finetunes), "p50_ms": t_p50,
-                     "speedup": 1.0 if t_p50 is not None else None,
-                     "status": ("ok" if ok_all else "no successful student run")
-                     + (f"; {len(ids)} different teachers in this folder over time: {ids}" if len(ids) > 1 else ""),
-                     "failed": False, "runs": teacher})
+        rows.append(
+            {
+                **base,
+                "variant": "teacher",
+                "metric": _primary_name(ok_all),
+                "dev": with_t[0]["primary"] if with_t else None,
+                "metrics": _metrics_text(with_t[:1]),
+                "train_s": _teacher_train_s(infos, teacher, finetunes),
+                "p50_ms": t_p50,
+                "speedup": 1.0 if t_p50 is not None else None,
+                "status": ("ok" if ok_all else "no successful student run")
+                + (f"; {len(ids)} different teachers in this folder over time: {ids}" if len(ids) > 1 else ""),
+                "failed": False,
+                "runs": teacher,
+            }
+        )
         for v, (chosen, superseded) in picked.items():
             rs = list(chosen.values())
             ok = [r for r in rs if r.status == "ok"]
@@ -154,36 +191,65 @@ def frame(source: Union[str, Path, Iterable[Result]], n_boot: int = 2000, log=No
             if not set(dict(v[0])) == {"hard"}:
                 for r in sorted(ok, key=lambda r: r.seed if r.seed is not None else 0):
                     d = direct_runs.get(r.seed) if direct_runs else None
-                    if d is None or d.status != "ok" or r.metrics.get("primary") is None or d.metrics.get("primary") is None:
+                    if (
+                        d is None
+                        or d.status != "ok"
+                        or r.metrics.get("primary") is None
+                        or d.metrics.get("primary") is None
+                    ):
                         continue
                     pairs.append(100 * (r.metrics["primary"] - d.metrics["primary"]))
                     if ci is None:
                         ci = _compare(r, d, n_boot)
                         ci_seed = r.seed if ci else None
                 if not pairs:
-                    why = ("no direct fine-tune of this student with the same seed and prediction-stage schedule"
-                           if direct_runs is not None else "several direct fine-tunes match: no single partner")
+                    why = (
+                        "no direct fine-tune of this student with the same seed and prediction-stage schedule"
+                        if direct_runs is not None
+                        else "several direct fine-tunes match: no single partner"
+                    )
                 elif ci is None:
                     why = "no paired interval (predictions missing, unreadable or on other dev rows)"
             bad = [r for r in rs if r.status != "ok"]
-            status = "; ".join([*(f"seed {r.seed}: {r.status}" + (f" ({_reason(r)[:200]})" if _reason(r) else "")
-                                  for r in bad), *superseded, *([why] if why and ok else [])]) or "ok"
+            status = (
+                "; ".join(
+                    [
+                        *(f"seed {r.seed}: {r.status}" + (f" ({_reason(r)[:200]})" if _reason(r) else "") for r in bad),
+                        *superseded,
+                        *([why] if why and ok else []),
+                    ]
+                )
+                or "ok"
+            )
             finite = [r.metrics.get("primary") for r in ok if r.metrics.get("primary") is not None]
-            name = variant_of(rs[0].config) + (f" ({', '.join(f'{k}={x}' for k, x in v[1])})".replace('"', "") if v[1] else "")
+            name = variant_of(rs[0].config) + (
+                f" ({', '.join(f'{k}={x}' for k, x in v[1])})".replace('"', "") if v[1] else ""
+            )
             effs = [e for e in (_distill_info(r).efficiency for r in ok) if e is not None]
-            rows.append({**base, "variant": name, "metric": _primary_name(ok),
-                         "dev": float(np.mean(finite)) if finite else None,
-                         "dev_std": float(np.std(finite, ddof=1)) if len(finite) > 1 else None,
-                         "seeds": len(finite), "metrics": _metrics_text([r.metrics for r in ok]),
-                         "vs_direct_points": float(np.mean(pairs)) if pairs else None, "pairs": len(pairs) or None,
-                         "ci_low": 100 * ci["low"] if ci else None, "ci_high": 100 * ci["high"] if ci else None,
-                         "ci_seed": ci_seed, "within_noise": ci.get("within_noise") if ci else None,
-                         "train_s": _mean(r.train.seconds if r.train else None for r in ok),
-                         "p50_ms": _mean(e.student.p50_ms for e in effs if e.student),
-                         "speedup": _mean(e.speedup_p50 for e in effs),
-                         "agreement": _mean(_agreement_after(r) for r in ok),
-                         "status": status, "failed": bool(bad) or bool(superseded),
-                         "runs": ", ".join(str(Path(r.path).parent) for r in rs if r.path)})
+            rows.append(
+                {
+                    **base,
+                    "variant": name,
+                    "metric": _primary_name(ok),
+                    "dev": float(np.mean(finite)) if finite else None,
+                    "dev_std": float(np.std(finite, ddof=1)) if len(finite) > 1 else None,
+                    "seeds": len(finite),
+                    "metrics": _metrics_text([r.metrics for r in ok]),
+                    "vs_direct_points": float(np.mean(pairs)) if pairs else None,
+                    "pairs": len(pairs) or None,
+                    "ci_low": 100 * ci["low"] if ci else None,
+                    "ci_high": 100 * ci["high"] if ci else None,
+                    "ci_seed": ci_seed,
+                    "within_noise": ci.get("within_noise") if ci else None,
+                    "train_s": _mean(r.train.seconds if r.train else None for r in ok),
+                    "p50_ms": _mean(e.student.p50_ms for e in effs if e.student),
+                    "speedup": _mean(e.speedup_p50 for e in effs),
+                    "agreement": _mean(_agreement_after(r) for r in ok),
+                    "status": status,
+                    "failed": bool(bad) or bool(superseded),
+                    "runs": ", ".join(str(Path(r.path).parent) for r in rs if r.path),
+                }
+            )
     df = pd.DataFrame(rows).reindex(columns=COLUMNS)
     df["order"] = [VARIANT_ORDER.get(next((k for k in VARIANT_ORDER if v.startswith(k)), ""), 5) for v in df.variant]
     df = df.sort_values(["task", "teacher", "student", "setting", "order", "variant"], kind="stable")

@@ -9,8 +9,19 @@ import pandas as pd
 
 
 def frame(rows) -> pd.DataFrame:
-    return pd.DataFrame([{"run": r.key, "figure": r.figure, "baseline": r.baseline, "current": r.current,
-                          "change": r.change, "verdict": r.verdict} for r in rows])
+    return pd.DataFrame(
+        [
+            {
+                "run": r.key,
+                "figure": r.figure,
+                "baseline": r.baseline,
+                "current": r.current,
+                "change": r.change,
+                "verdict": r.verdict,
+            }
+            for r in rows
+        ]
+    )
 
 
 def console(rows) -> str:
@@ -27,23 +38,34 @@ def markdown(rows) -> str:
     df = frame(rows)
     bad = df[df.verdict.isin(["REGRESSION", "refused", "not comparable"])]
     unjudged = df.verdict.isin(["refused", "not comparable"]).any()
-    head = "### Regression gate: " + ("**FAILED**" if (df.verdict == "REGRESSION").any()
-                                      else "**could not compare**" if unjudged else "passed")
+    head = "### Regression gate: " + (
+        "**FAILED**" if (df.verdict == "REGRESSION").any() else "**could not compare**" if unjudged else "passed"
+    )
     parts = [head, "", summary_line(rows), ""]
     if not bad.empty:
         parts += [bad.to_markdown(index=False, floatfmt=".4g"), ""]
-    parts += ["<details><summary>all compared figures</summary>", "", df.to_markdown(index=False, floatfmt=".4g"),
-              "", "</details>", ""]
+    parts += [
+        "<details><summary>all compared figures</summary>",
+        "",
+        df.to_markdown(index=False, floatfmt=".4g"),
+        "",
+        "</details>",
+        "",
+    ]
     return "\n".join(parts)
 
 
 def junit(rows: List) -> str:
     """One testcase per compared figure; a regression is a failure, a refused or not comparable one an error,
     a figure listed but not compared (another machine class, a run new in the current results) skipped."""
-    suite = ET.Element("testsuite", name="bench.compare", tests=str(len(rows)),
-                       failures=str(sum(r.verdict == "REGRESSION" for r in rows)),
-                       errors=str(sum(r.verdict in ("refused", "not comparable") for r in rows)),
-                       skipped=str(sum(r.verdict in ("not compared", "new") for r in rows)))
+    suite = ET.Element(
+        "testsuite",
+        name="bench.compare",
+        tests=str(len(rows)),
+        failures=str(sum(r.verdict == "REGRESSION" for r in rows)),
+        errors=str(sum(r.verdict in ("refused", "not comparable") for r in rows)),
+        skipped=str(sum(r.verdict in ("not compared", "new") for r in rows)),
+    )
     for r in rows:
         case = ET.SubElement(suite, "testcase", classname=r.key, name=r.figure)
         text = f"baseline {r.baseline}, current {r.current}, {r.change}"

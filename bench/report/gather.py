@@ -23,8 +23,13 @@ EXCLUDED_BY_DEFAULT = ("baselines", "gate")
 USABLE = ("ok", "partial")  # partial: a latency grid with some failed cells, each shown with its status
 
 
-def find(root: Path, log: TextIO = sys.stderr, include: Iterable[str] = (),
-         unusable: Optional[List[Result]] = None, unreadable: Optional[List[str]] = None) -> List[Result]:
+def find(
+    root: Path,
+    log: TextIO = sys.stderr,
+    include: Iterable[str] = (),
+    unusable: Optional[List[Result]] = None,
+    unreadable: Optional[List[str]] = None,
+) -> List[Result]:
     """Usable results below `root` (or the one file given); one line per skipped file. Valid results of another
     status (failed, interrupted) are appended to `unusable` when given: tables that must show them (distillation)
     read them there. Files that are not valid results are appended (why, with the path) to `unreadable`."""
@@ -60,8 +65,10 @@ def variants(rs: List[Result]) -> Dict[int, str]:
             # settings, only those that act in the run (no temperature without soft targets)
             acting = [params(r.config) for r in group]
             kept = ("distill.teacher", "distill.init", "distill.layers")
-            flats = [{**{k: v for k, v in f.items() if not k.startswith("distill.") or k in kept}, **a}
-                     for f, a in zip(flats, acting)]
+            flats = [
+                {**{k: v for k, v in f.items() if not k.startswith("distill.") or k in kept}, **a}
+                for f, a in zip(flats, acting)
+            ]
             # a distill setting that acts in some runs only is compared among those and named there
             only_some = frozenset(k for a in acting for k in a)
         else:
@@ -74,8 +81,16 @@ def variants(rs: List[Result]) -> Dict[int, str]:
 
 def label(r: Result, variant: str = "") -> str:
     """How a model is named in tables: random weights, a random head and a variant are marked wherever shown."""
-    marks = [m for m in ("weights: random" if r.model.weights == "random" else "",
-                         "head: random" if r.model.head == "random" else "", distilled(r), variant) if m]
+    marks = [
+        m
+        for m in (
+            "weights: random" if r.model.weights == "random" else "",
+            "head: random" if r.model.head == "random" else "",
+            distilled(r),
+            variant,
+        )
+        if m
+    ]
     return f"{r.model.name} ({'; '.join(marks)})" if marks else r.model.name
 
 
@@ -97,9 +112,20 @@ def metrics_frame(rs: List[Result]) -> pd.DataFrame:
         flags = "; ".join(r.flags)
         for metric, value in r.metrics.items():
             if value is not None:
-                rows.append({"model": label(r, var[id(r)]), "model_name": r.model.name, "weights": r.model.weights,
-                             "task": r.task.name, "metric": metric, "value": float(value), "seed": r.seed,
-                             "params": r.model.parameters, "run": str(Path(r.path).parent), "flags": flags})
+                rows.append(
+                    {
+                        "model": label(r, var[id(r)]),
+                        "model_name": r.model.name,
+                        "weights": r.model.weights,
+                        "task": r.task.name,
+                        "metric": metric,
+                        "value": float(value),
+                        "seed": r.seed,
+                        "params": r.model.parameters,
+                        "run": str(Path(r.path).parent),
+                        "flags": flags,
+                    }
+                )
     cols = ["model", "model_name", "weights", "task", "metric", "value", "seed", "params", "run", "flags"]
     return pd.DataFrame(rows, columns=cols)
 

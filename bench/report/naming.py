@@ -15,9 +15,17 @@ from ..distill_config import DISTILL_LOSSES
 
 # config keys that decide nothing about a figure (where it is written, what is saved) or are the grouping
 # itself (the seed, the task: one table row spans a model's tasks)
-NOT_A_VARIANT = ("out_dir", "bench", "task", "train.seed", "train.save_checkpoint", "train.save_predictions",
-                 "train.logging_steps", "train.eval_batch_size",
-                 "robustness")  # read by mode=robustness only; results written before it existed lack the node
+NOT_A_VARIANT = (
+    "out_dir",
+    "bench",
+    "task",
+    "train.seed",
+    "train.save_checkpoint",
+    "train.save_predictions",
+    "train.logging_steps",
+    "train.eval_batch_size",
+    "robustness",
+)  # read by mode=robustness only; results written before it existed lack the node
 
 
 def flat(d: Dict[str, Any], prefix: str = "") -> Dict[str, str]:
@@ -39,8 +47,11 @@ def differing(flats: List[Dict[str, str]], only_some: frozenset = frozenset()) -
     difference ("-"), except the keys in `only_some` (settings that act in some runs only), which are compared
     among the runs that have them."""
     keys = sorted({k for f in flats for k in f})
-    return [k for k in keys if len({f[k] for f in flats if k in f} if k in only_some
-                                   else {f.get(k, "-") for f in flats}) > 1]
+    return [
+        k
+        for k in keys
+        if len({f[k] for f in flats if k in f} if k in only_some else {f.get(k, "-") for f in flats}) > 1
+    ]
 
 
 def settings(f: Dict[str, str], keys: List[str], only_some: frozenset = frozenset()) -> str:
@@ -49,11 +60,17 @@ def settings(f: Dict[str, str], keys: List[str], only_some: frozenset = frozense
 
 
 # the loss terms each variant's name stands for; terms on beyond them, or off among them, are named after it
-STANDARD_TERMS = {"fine-tuned directly": {"hard"}, "prediction layer": {"soft"},
-                  "intermediate only": {"embedding", "hidden", "attention"},
-                  "two-stage": {"embedding", "hidden", "attention", "soft"}}
-STAGE_NAMES = {("prediction",): "prediction layer", ("intermediate",): "intermediate only",
-               ("intermediate", "prediction"): "two-stage"}
+STANDARD_TERMS = {
+    "fine-tuned directly": {"hard"},
+    "prediction layer": {"soft"},
+    "intermediate only": {"embedding", "hidden", "attention"},
+    "two-stage": {"embedding", "hidden", "attention", "soft"},
+}
+STAGE_NAMES = {
+    ("prediction",): "prediction layer",
+    ("intermediate",): "intermediate only",
+    ("intermediate", "prediction"): "two-stage",
+}
 # config keys that decide nothing about the student's figures, or that the variant and student names already say
 NOT_A_SETTING = ("mode", "distill", "timing")
 
@@ -62,8 +79,11 @@ def terms(config: Dict[str, Any]) -> Dict[str, float]:
     """The loss terms a run optimises (weight above 0, in one of its stages), with their weights."""
     d = config.get("distill") or {}
     stages = set(d.get("stages") or [])
-    return {k: float(v) for k, v in sorted((d.get("weights") or {}).items())
-            if v and float(v) > 0 and DISTILL_LOSSES.get(k) in stages}
+    return {
+        k: float(v)
+        for k, v in sorted((d.get("weights") or {}).items())
+        if v and float(v) > 0 and DISTILL_LOSSES.get(k) in stages
+    }
 
 
 def is_direct(config: Dict[str, Any]) -> bool:
@@ -90,8 +110,9 @@ def variant_of(config: Dict[str, Any]) -> str:
     """The variant's name: its stages, then any term on beyond the variant's usual ones (+) or off among them (-),
     then any weight other than 1."""
     on = terms(config)
-    stages = tuple(s for s in ((config.get("distill") or {}).get("stages") or [])
-                   if any(DISTILL_LOSSES[t] == s for t in on))
+    stages = tuple(
+        s for s in ((config.get("distill") or {}).get("stages") or []) if any(DISTILL_LOSSES[t] == s for t in on)
+    )
     name = "fine-tuned directly" if set(on) == {"hard"} else STAGE_NAMES.get(stages, "+".join(stages) or "?")
     usual = STANDARD_TERMS.get(name, set())
     changes = [f"+{t}" for t in on if t not in usual] + [f"-{t}" for t in sorted(usual) if t not in on]
@@ -117,5 +138,4 @@ def teacher_of(config: Dict[str, Any]) -> str:
 
 def distill_flat(d: Dict[str, Any], prefix: str = "") -> Dict[str, str]:
     """`flat`, less what the distillation table names otherwise (the variant, the student) or what decides nothing."""
-    return {k: v for k, v in flat(d, prefix).items()
-            if not any(k == n or k.startswith(n + ".") for n in NOT_A_SETTING)}
+    return {k: v for k, v in flat(d, prefix).items() if not any(k == n or k.startswith(n + ".") for n in NOT_A_SETTING)}

@@ -15,8 +15,14 @@ import pandas as pd  # noqa: E402
 from .naming import student_of, variant_of  # noqa: E402
 
 WIDTH_IN = 3.4  # one column of a two-column paper
-STYLE = {"font.size": 8, "axes.titlesize": 8, "axes.labelsize": 8, "legend.fontsize": 7, "xtick.labelsize": 7,
-         "ytick.labelsize": 7}
+STYLE = {
+    "font.size": 8,
+    "axes.titlesize": 8,
+    "axes.labelsize": 8,
+    "legend.fontsize": 7,
+    "xtick.labelsize": 7,
+    "ytick.labelsize": 7,
+}
 
 
 def pareto(points: pd.DataFrame, x: str, y: str) -> pd.DataFrame:
@@ -107,8 +113,11 @@ def distill_loss_curves(runs: List, out: Path) -> List[Path]:
         counts: dict = {}
         for label, _, _ in entries:
             counts[label] = counts.get(label, 0) + 1
-        names = [s for s in ("intermediate", "prediction")
-                 if any(isinstance(st, dict) and st.get("stage") == s for _, _, v in entries for st in v)]
+        names = [
+            s
+            for s in ("intermediate", "prediction")
+            if any(isinstance(st, dict) and st.get("stage") == s for _, _, v in entries for st in v)
+        ]
         if not names:
             continue
         with plt.rc_context(STYLE):
@@ -119,11 +128,16 @@ def distill_loss_curves(runs: List, out: Path) -> List[Path]:
                     for st in (s for s in stages if isinstance(s, dict) and s.get("stage") == stage):
                         pts = [p for p in (st.get("loss_curve") or []) if isinstance(p, dict) and "step" in p]
                         curve_terms = sorted({k for p in pts for k in p if k.startswith("loss_")})
-                        for term in (curve_terms if stage == "intermediate" else ["loss"]):
+                        for term in curve_terms if stage == "intermediate" else ["loss"]:
                             xy = [(p["step"], p[term]) for p in pts if p.get(term) is not None]
                             if xy:
-                                ax.plot(*zip(*xy), marker=".", markersize=3, linewidth=1,
-                                        label=label if stage != "intermediate" else f"{label}: {term[5:]}")
+                                ax.plot(
+                                    *zip(*xy),
+                                    marker=".",
+                                    markersize=3,
+                                    linewidth=1,
+                                    label=label if stage != "intermediate" else f"{label}: {term[5:]}",
+                                )
                 ax.set_title(f"{task}: {stage} stage")
                 ax.set_xlabel("step")
                 ax.set_ylabel("training loss" + (" (log)" if stage == "intermediate" else ""))

@@ -38,11 +38,18 @@ def _styler(table: Table):
 
 def latex(table: Table, label: str) -> str:
     styler = _styler(table).format(escape="latex").format_index(escape="latex", axis=1)
-    body = styler.to_latex(hrules=True, convert_css=True, column_format="l" * len(table.text.columns),
-                           caption=table.caption.replace("%", r"\%").replace("±", r"$\pm$"), label=f"tab:{label}",
-                           position="t")
+    body = styler.to_latex(
+        hrules=True,
+        convert_css=True,
+        column_format="l" * len(table.text.columns),
+        caption=table.caption.replace("%", r"\%").replace("±", r"$\pm$"),
+        label=f"tab:{label}",
+        position="t",
+    )
     return body.replace("±", r"$\pm$")
 
 
 def html(table: Table) -> str:
-    return _styler(table).set_table_attributes('class="bench-table"').to_html() + f"<p class='caption'>{table.caption}</p>"
+    return (
+        _styler(table).set_table_attributes('class="bench-table"').to_html() + f"<p class='caption'>{table.caption}</p>"
+    )

@@ -37,22 +37,47 @@ def rows(rs: List[Result]) -> List[Dict[str, Any]]:
         if r.mode != "robustness" or r.robustness is None:
             continue
         ref = r.robustness.reference
-        ref_name = "self, eager fp32" if ref.get("checkpoint") == "this checkpoint" else Path(
-            str(ref.get("checkpoint"))).name
+        ref_name = (
+            "self, eager fp32" if ref.get("checkpoint") == "this checkpoint" else Path(str(ref.get("checkpoint"))).name
+        )
         for b in r.robustness.backends:
             b = _figures(b)
             inv = b.get("invariance") or {}
-            flips = [v["flip_rate"]["value"] for k, v in inv.items()
-                     if k != CONTROL and v["flip_rate"]["value"] is not None]
+            flips = [
+                v["flip_rate"]["value"] for k, v in inv.items() if k != CONTROL and v["flip_rate"]["value"] is not None
+            ]
             pooled_n = sum(v["changed"] for k, v in inv.items() if k != CONTROL)
-            pooled = (sum(v["flip_rate"]["value"] * v["changed"] for k, v in inv.items()
-                          if k != CONTROL and v["flip_rate"]["value"] is not None) / pooled_n) if pooled_n else None
-            out.append({"run": str(Path(r.path).parent) if r.path else "", "model": r.model.name,
-                        "task": r.task.name, "backend": b["backend"], "status": b["status"],
-                        "error": b.get("error"), "reference": ref_name, "clean": b.get("clean_acc"),
-                        "loyalty": b.get("loyalty"), "advglue": b.get("advglue") or {}, "invariance": inv,
-                        "flip_mean": float(np.mean(flips)) if flips else None, "flip_pooled": pooled,
-                        "machine": r.machine_class, "weights": r.model.weights})
+            pooled = (
+                (
+                    sum(
+                        v["flip_rate"]["value"] * v["changed"]
+                        for k, v in inv.items()
+                        if k != CONTROL and v["flip_rate"]["value"] is not None
+                    )
+                    / pooled_n
+                )
+                if pooled_n
+                else None
+            )
+            out.append(
+                {
+                    "run": str(Path(r.path).parent) if r.path else "",
+                    "model": r.model.name,
+                    "task": r.task.name,
+                    "backend": b["backend"],
+                    "status": b["status"],
+                    "error": b.get("error"),
+                    "reference": ref_name,
+                    "clean": b.get("clean_acc"),
+                    "loyalty": b.get("loyalty"),
+                    "advglue": b.get("advglue") or {},
+                    "invariance": inv,
+                    "flip_mean": float(np.mean(flips)) if flips else None,
+                    "flip_pooled": pooled,
+                    "machine": r.machine_class,
+                    "weights": r.model.weights,
+                }
+            )
     return out
 
 
@@ -63,12 +88,17 @@ def table(rs: List[Result]) -> Optional[Table]:
     perts = sorted({k for rec in recs for k in rec["invariance"]}, key=lambda k: (k != CONTROL, k))
     lines = []
     for rec in recs:
-        line = {"task": rec["task"], "model": rec["model"] + (" (weights: random)" if rec["weights"] == "random"
-                                                                else ""),
-                "backend": rec["backend"] if rec["status"] == "ok" else f"{rec['backend']} ({rec['status']})",
-                "clean acc": _pct(rec["clean"])}
-        adv = [f"{k}: {_pct(a['acc'], n=False)} (trivial {100 * a['trivial']['value']:.1f}, n={a['acc']['n']})"
-               for k, a in rec["advglue"].items() if isinstance(a, dict) and "acc" in a]
+        line = {
+            "task": rec["task"],
+            "model": rec["model"] + (" (weights: random)" if rec["weights"] == "random" else ""),
+            "backend": rec["backend"] if rec["status"] == "ok" else f"{rec['backend']} ({rec['status']})",
+            "clean acc": _pct(rec["clean"]),
+        }
+        adv = [
+            f"{k}: {_pct(a['acc'], n=False)} (trivial {100 * a['trivial']['value']:.1f}, n={a['acc']['n']})"
+            for k, a in rec["advglue"].items()
+            if isinstance(a, dict) and "acc" in a
+        ]
         line["AdvGLUE acc"] = "; ".join(adv) or MISSING
         loy = rec["loyalty"] or {}
         line["reference"] = rec["reference"]
@@ -76,7 +106,8 @@ def table(rs: List[Result]) -> Optional[Table]:
         line["prob. loyalty"] = _pct(loy.get("probability"), n=False)
         d = loy.get("disagreements")
         line["disagree (ref right/this right/both wrong)"] = (
-            f"{d['n']} ({d['reference_right']}/{d['this_right']}/{d['both_wrong']})" if d else MISSING)
+            f"{d['n']} ({d['reference_right']}/{d['this_right']}/{d['both_wrong']})" if d else MISSING
+        )
         for p in perts:
             inv = rec["invariance"].get(p)
             if inv is None:
@@ -89,13 +120,15 @@ def table(rs: List[Result]) -> Optional[Table]:
         lines.append(line)
     text = pd.DataFrame(lines)
     machines = sorted({str(rec["machine"]) for rec in recs})
-    caption = ("Robustness (mode=robustness), x100, each with its 95% bootstrap interval over the examples and n. "
-               "clean acc: dev accuracy; AdvGLUE acc: accuracy on the adversarial dev rows of the task's key, beside "
-               "the majority-class predictor on the same rows; loyalty to the reference (label: same prediction; "
-               "prob.: 1 - sqrt(JSD, base 2)); flip %: share of the examples a perturbation changed (n) whose "
-               "prediction changed ('unchanged': it changed no model input, so it has no flip rate); identity is "
-               "the control (scored twice: must be 0); pooled: all non-control perturbations' flips over all their "
-               f"changed examples. Machine class: {', '.join(machines)}.")
+    caption = (
+        "Robustness (mode=robustness), x100, each with its 95% bootstrap interval over the examples and n. "
+        "clean acc: dev accuracy; AdvGLUE acc: accuracy on the adversarial dev rows of the task's key, beside "
+        "the majority-class predictor on the same rows; loyalty to the reference (label: same prediction; "
+        "prob.: 1 - sqrt(JSD, base 2)); flip %: share of the examples a perturbation changed (n) whose "
+        "prediction changed ('unchanged': it changed no model input, so it has no flip rate); identity is "
+        "the control (scored twice: must be 0); pooled: all non-control perturbations' flips over all their "
+        f"changed examples. Machine class: {', '.join(machines)}."
+    )
     return Table(text, pd.DataFrame(np.nan, index=text.index, columns=text.columns), {}, caption)
 
 
@@ -110,12 +143,22 @@ def accuracy_vs_flip_rate(rs: List[Result], out: Path) -> List[Path]:
         fig, ax = plt.subplots(figsize=(plots.WIDTH_IN, 2.6))
         for marker, task in zip("os^Dv<>", sorted({r["task"] for r in recs})):
             pts = [r for r in recs if r["task"] == task]
-            ax.scatter([100 * r["flip_pooled"] for r in pts], [100 * r["clean"]["value"] for r in pts], s=14,
-                       marker=marker, label=task, zorder=3)
+            ax.scatter(
+                [100 * r["flip_pooled"] for r in pts],
+                [100 * r["clean"]["value"] for r in pts],
+                s=14,
+                marker=marker,
+                label=task,
+                zorder=3,
+            )
             for r in pts:
-                ax.annotate(f"{Path(r['run']).name or r['model']}/{r['backend']}",
-                            (100 * r["flip_pooled"], 100 * r["clean"]["value"]), textcoords="offset points",
-                            xytext=(3, 2), fontsize=5)
+                ax.annotate(
+                    f"{Path(r['run']).name or r['model']}/{r['backend']}",
+                    (100 * r["flip_pooled"], 100 * r["clean"]["value"]),
+                    textcoords="offset points",
+                    xytext=(3, 2),
+                    fontsize=5,
+                )
         ax.set_xlabel("flip rate under perturbations (%, pooled, lower is better)")
         ax.set_ylabel("clean dev accuracy (%)")
         ax.legend(loc="best")

@@ -19,8 +19,15 @@ from ..tasks import metrics as task_metrics
 from .gather import label, variants
 
 
-def paired_bootstrap(score: Callable[[np.ndarray, np.ndarray], float], labels, pred_a, pred_b,
-                     n_boot: int = 2000, seed: int = 0, alpha: float = 0.05) -> Dict[str, float]:
+def paired_bootstrap(
+    score: Callable[[np.ndarray, np.ndarray], float],
+    labels,
+    pred_a,
+    pred_b,
+    n_boot: int = 2000,
+    seed: int = 0,
+    alpha: float = 0.05,
+) -> Dict[str, float]:
     """Difference score(a) - score(b) on the same examples, with a percentile bootstrap interval.
 
     `paired=True` resamples examples, scoring both systems on the same draw, so the interval reflects the
@@ -33,14 +40,27 @@ def paired_bootstrap(score: Callable[[np.ndarray, np.ndarray], float], labels, p
     if len(y) < 2 or (np.array_equal(a, b)):
         low = high = diff  # identical predictions: every resample gives the same difference
     else:
-        res = bootstrap((a, b, y), lambda pa, pb, yy: score(pa, yy) - score(pb, yy), paired=True,
-                        vectorized=False, n_resamples=n_boot, confidence_level=1 - alpha, method="percentile",
-                        rng=np.random.default_rng(seed))
+        res = bootstrap(
+            (a, b, y),
+            lambda pa, pb, yy: score(pa, yy) - score(pb, yy),
+            paired=True,
+            vectorized=False,
+            n_resamples=n_boot,
+            confidence_level=1 - alpha,
+            method="percentile",
+            rng=np.random.default_rng(seed),
+        )
         low, high = float(res.confidence_interval.low), float(res.confidence_interval.high)
         if np.isnan(low):  # every resample gave the same value (scipy returns NaN for a degenerate distribution)
             low = high = diff
-    return {"diff": diff, "low": low, "high": high, "n": int(len(y)), "n_boot": n_boot,
-            "within_noise": bool(low <= 0 <= high)}
+    return {
+        "diff": diff,
+        "low": low,
+        "high": high,
+        "n": int(len(y)),
+        "n_boot": n_boot,
+        "within_noise": bool(low <= 0 <= high),
+    }
 
 
 def task_of(result: Result) -> Optional[TaskConfig]:
@@ -65,7 +85,9 @@ def _predictions(result: Result, split: str) -> Optional[pd.DataFrame]:
 
 def _same_examples(pa: pd.DataFrame, pb: pd.DataFrame) -> bool:
     """Scored on the same dev examples: the same example ids with the same gold labels."""
-    return len(pa) == len(pb) and list(pa.idx) == list(pb.idx) and np.array_equal(pa.label.to_numpy(), pb.label.to_numpy())
+    return (
+        len(pa) == len(pb) and list(pa.idx) == list(pb.idx) and np.array_equal(pa.label.to_numpy(), pb.label.to_numpy())
+    )
 
 
 def compare_runs(a: Result, b: Result, n_boot: int = 2000) -> Optional[Dict[str, float]]:
@@ -83,7 +105,9 @@ def compare_runs(a: Result, b: Result, n_boot: int = 2000) -> Optional[Dict[str,
     def score(p, y):
         return task_metrics.score(task, {split: (p, y)})["primary"]
 
-    return paired_bootstrap(score, pa.label.to_numpy(), pa.prediction.to_numpy(), pb.prediction.to_numpy(), n_boot=n_boot)
+    return paired_bootstrap(
+        score, pa.label.to_numpy(), pa.prediction.to_numpy(), pb.prediction.to_numpy(), n_boot=n_boot
+    )
 
 
 def pairwise(rs: List[Result], n_boot: int = 2000, log=None) -> pd.DataFrame:
@@ -109,7 +133,8 @@ def pairwise(rs: List[Result], n_boot: int = 2000, log=None) -> pd.DataFrame:
             pa, pb = preds[a], preds[b]
             if not _same_examples(pa, pb):
                 continue  # not the same dev examples: no paired comparison
-            res = paired_bootstrap(score, pa.label.to_numpy(), pa.prediction.to_numpy(), pb.prediction.to_numpy(),
-                                   n_boot=n_boot)
+            res = paired_bootstrap(
+                score, pa.label.to_numpy(), pa.prediction.to_numpy(), pb.prediction.to_numpy(), n_boot=n_boot
+            )
             out.append({"task": task_name, "model_a": a, "model_b": b, **res})
     return pd.DataFrame(out)

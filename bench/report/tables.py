@@ -32,8 +32,10 @@ def task_specs() -> Dict[str, TaskConfig]:
 
 def glue_cells() -> Dict[str, Tuple[str, List[str]]]:
     """task -> (column title, the metrics its cell shows), in table order; classification and regression."""
-    specs = sorted((s for s in task_specs().values() if kinds.KINDS[s.kind].table == "glue"),
-                   key=lambda s: (s.report.order, s.name))
+    specs = sorted(
+        (s for s in task_specs().values() if kinds.KINDS[s.kind].table == "glue"),
+        key=lambda s: (s.report.order, s.name),
+    )
     return {s.name: (s.report.title or s.name, list(s.report.cell or s.primary)) for s in specs}
 
 
@@ -62,8 +64,14 @@ def _efficiency_for(eff: pd.DataFrame, model_name: str, device: str) -> Dict[str
     """eager, batch 1, seq 128 on `device`: the paper's single-sequence latency and FLOPs."""
     if eff.empty:
         return {}
-    sel = eff[(eff.model_name == model_name) & (eff.backend == "eager") & (eff.batch == 1) & (eff.seq == 128)
-              & (eff.status == "ok") & eff.device.str.startswith(device)]
+    sel = eff[
+        (eff.model_name == model_name)
+        & (eff.backend == "eager")
+        & (eff.batch == 1)
+        & (eff.seq == 128)
+        & (eff.status == "ok")
+        & eff.device.str.startswith(device)
+    ]
     if "choices" in sel:  # a multiple-choice head's batch x choices x seq is not the single-sequence figure
         sel = sel[sel.choices.fillna(0) == 0]
     if sel.empty:
@@ -83,9 +91,13 @@ def _ours_rows(seeds: pd.DataFrame, eff: pd.DataFrame, params: Dict[str, float],
             text[title], score[title], n = _cell(sub, metrics)
             if n:
                 ns.append(n)
-            flags += [f"{cells[t][0]}: {f}" for f in sorted({x for v in sub.get("flags", []) for x in v.split("; ") if x})]
+            flags += [
+                f"{cells[t][0]}: {f}" for f in sorted({x for v in sub.get("flags", []) for x in v.split("; ") if x})
+            ]
         present = [score[cells[t][0]] for t in tasks if not np.isnan(score[cells[t][0]])]
-        text["avg"], score["avg"] = (f"{np.mean(present):.1f}", float(np.mean(present))) if present else (MISSING, np.nan)
+        text["avg"], score["avg"] = (
+            (f"{np.mean(present):.1f}", float(np.mean(present))) if present else (MISSING, np.nan)
+        )
         text["seeds"] = str(min(ns)) if ns else MISSING
         text["params (M)"] = f"{params[model] / 1e6:.1f}" if params.get(model) else MISSING
         text["GFLOPs"] = f"{cpu['GFLOPs']:.2f}" if cpu.get("GFLOPs") else MISSING
@@ -107,7 +119,9 @@ def _published_rows(cells) -> Tuple[list, list]:
             text[title] = MISSING if v is None else "/".join(f"{x:.1f}" for x in (v if isinstance(v, tuple) else (v,)))
             score[title] = np.nan if v is None else float(np.mean(v))
         present = [score[title] for title, _ in cells.values() if not np.isnan(score[title])]
-        text["avg"], score["avg"] = (f"{np.mean(present):.1f}", float(np.mean(present))) if present else (MISSING, np.nan)
+        text["avg"], score["avg"] = (
+            (f"{np.mean(present):.1f}", float(np.mean(present))) if present else (MISSING, np.nan)
+        )
         text["seeds"] = MISSING
         text["params (M)"] = f"{p['params_M']:.1f}"
         text["GFLOPs"] = f"{p['GFLOPs']:.1f}" if p.get("GFLOPs") else MISSING
@@ -128,12 +142,14 @@ def glue_table(seeds: pd.DataFrame, eff: pd.DataFrame, params: Dict[str, float],
     text_df = pd.DataFrame(text_rows).fillna(MISSING)
     score_df = pd.DataFrame(score_rows, columns=text_df.columns).reindex(columns=text_df.columns)
     hib = {c: c not in ("CPU ms", "GPU ms") for c in text_df.columns}
-    caption = ("GLUE dev results (ours, x100, mean±std over seeds) beside published figures (test set unless "
-               "marked dev). avg: mean over the tasks shown with a figure in that row (two-metric tasks and MNLI "
-               "m/mm averaged first). CPU/GPU ms: p50 latency, batch 1, sequence 128, eager fp32. "
-               "Rows marked 'weights: random' measure an untrained architecture, 'head: random' a checkpoint "
-               "scored without a trained task head; a row's label names what sets its config apart from the "
-               "model's other rows. flags: a task whose score is no better than its trivial predictor's.")
+    caption = (
+        "GLUE dev results (ours, x100, mean±std over seeds) beside published figures (test set unless "
+        "marked dev). avg: mean over the tasks shown with a figure in that row (two-metric tasks and MNLI "
+        "m/mm averaged first). CPU/GPU ms: p50 latency, batch 1, sequence 128, eager fp32. "
+        "Rows marked 'weights: random' measure an untrained architecture, 'head: random' a checkpoint "
+        "scored without a trained task head; a row's label names what sets its config apart from the "
+        "model's other rows. flags: a task whose score is no better than its trivial predictor's."
+    )
     return Table(text_df, score_df, hib, caption)
 
 
@@ -154,20 +170,48 @@ def squad_table(seeds: pd.DataFrame, with_published: bool = True) -> Table:
             score_rows.append({"v1.1 EM/F1": v1[1], "v2.0 EM/F1": v2[1]})
     if with_published:
         for p in published.SQUAD:
-            text_rows.append({"model": p["model"], "source": f"published: {p['source']}",
-                              "v1.1 EM/F1": "/".join(f"{x:.1f}" for x in p["v1"]) if p["v1"] else MISSING,
-                              "v2.0 EM/F1": "/".join(f"{x:.1f}" for x in p["v2"]) if p["v2"] else MISSING})
-            score_rows.append({"v1.1 EM/F1": np.mean(p["v1"]) if p["v1"] else np.nan,
-                               "v2.0 EM/F1": np.mean(p["v2"]) if p["v2"] else np.nan})
+            text_rows.append(
+                {
+                    "model": p["model"],
+                    "source": f"published: {p['source']}",
+                    "v1.1 EM/F1": "/".join(f"{x:.1f}" for x in p["v1"]) if p["v1"] else MISSING,
+                    "v2.0 EM/F1": "/".join(f"{x:.1f}" for x in p["v2"]) if p["v2"] else MISSING,
+                }
+            )
+            score_rows.append(
+                {
+                    "v1.1 EM/F1": np.mean(p["v1"]) if p["v1"] else np.nan,
+                    "v2.0 EM/F1": np.mean(p["v2"]) if p["v2"] else np.nan,
+                }
+            )
     text = pd.DataFrame(text_rows)
-    return Table(text, pd.DataFrame(score_rows, columns=text.columns).reindex(columns=text.columns),
-                 {c: True for c in text.columns},
-                 "SQuAD EM/F1 (x100). Ours trained with data.split_by_article are marked in each result's notes.")
+    return Table(
+        text,
+        pd.DataFrame(score_rows, columns=text.columns).reindex(columns=text.columns),
+        {c: True for c in text.columns},
+        "SQuAD EM/F1 (x100). Ours trained with data.split_by_article are marked in each result's notes.",
+    )
 
 
 def efficiency_table(eff: pd.DataFrame) -> Table:
-    cols = ["model", "device", "backend", "batch", "seq", "p50_ms", "p90_ms", "cv_pct", "seq_per_s", "speedup_vs_eager",
-            "peak_rss_MB", "pct_gemm_peak", "accuracy_change", "acc_tier", "status", "flags"]
+    cols = [
+        "model",
+        "device",
+        "backend",
+        "batch",
+        "seq",
+        "p50_ms",
+        "p90_ms",
+        "cv_pct",
+        "seq_per_s",
+        "speedup_vs_eager",
+        "peak_rss_MB",
+        "pct_gemm_peak",
+        "accuracy_change",
+        "acc_tier",
+        "status",
+        "flags",
+    ]
     if eff.empty:
         empty = pd.DataFrame(columns=cols)
         return Table(empty, empty.copy(), {}, "no latency results")
@@ -176,27 +220,52 @@ def efficiency_table(eff: pd.DataFrame) -> Table:
     df = eff.reindex(columns=cols).copy()
     df["accuracy_change"] = df["accuracy_change"].map(lambda v: v * 100 if v is not None and pd.notna(v) else np.nan)
     text = df.copy()
-    for c in ["p50_ms", "p90_ms", "cv_pct", "seq_per_s", "speedup_vs_eager", "peak_rss_MB", "pct_gemm_peak", "accuracy_change"]:
+    for c in [
+        "p50_ms",
+        "p90_ms",
+        "cv_pct",
+        "seq_per_s",
+        "speedup_vs_eager",
+        "peak_rss_MB",
+        "pct_gemm_peak",
+        "accuracy_change",
+    ]:
         text[c] = df[c].map(lambda v: MISSING if pd.isna(v) else f"{v:.3g}" if abs(v) < 100 else f"{v:.0f}")
     text = text.fillna(MISSING).astype(str)
     score = pd.DataFrame(np.nan, index=df.index, columns=cols)
     reasons = sorted({str(r) for r in eff.get("emulated_reason", pd.Series(dtype=object)).dropna() if r})
-    caption = ("Latency p50/p90 (ms), coefficient of variation (%), throughput (sequences/s), speed-up over the same "
-               "model's eager fp32, peak RSS (MB), % of this machine's GEMM peak for the arithmetic the backend runs "
-               "(none for int8, ONNX Runtime and emulated backends), the dev-accuracy change (points) a backend costs "
-               "when measured and whether it keeps 99%/99.9% of the fp32 score (MLPerf's targets). flags: "
-               "'emulated' rows run without hardware support for their precision; 'disturbed' rows were measured while "
-               "other processes used the CPU, and their times are not this model's.")
+    caption = (
+        "Latency p50/p90 (ms), coefficient of variation (%), throughput (sequences/s), speed-up over the same "
+        "model's eager fp32, peak RSS (MB), % of this machine's GEMM peak for the arithmetic the backend runs "
+        "(none for int8, ONNX Runtime and emulated backends), the dev-accuracy change (points) a backend costs "
+        "when measured and whether it keeps 99%/99.9% of the fp32 score (MLPerf's targets). flags: "
+        "'emulated' rows run without hardware support for their precision; 'disturbed' rows were measured while "
+        "other processes used the CPU, and their times are not this model's."
+    )
     if reasons:
         caption += " Emulated: " + "; ".join(reasons) + "."
     return Table(text, score, {}, caption)
 
 
 def distill_table(df: pd.DataFrame) -> Table:
-    """The distillation comparison (bench.report.distillation.frame): per task, teacher and student, the teacher, the direct
-    fine-tune and each distilled variant."""
-    cols = ["task", "teacher", "student", "variant", "dev", "vs direct (points)", "95% CI", "seeds", "metrics",
-            "train s", "p50 ms", "speed-up", "agreement", "status"]
+    """The distillation comparison (bench.report.distillation.frame): per task, teacher and student, the teacher,
+    the direct fine-tune and each distilled variant."""
+    cols = [
+        "task",
+        "teacher",
+        "student",
+        "variant",
+        "dev",
+        "vs direct (points)",
+        "95% CI",
+        "seeds",
+        "metrics",
+        "train s",
+        "p50 ms",
+        "speed-up",
+        "agreement",
+        "status",
+    ]
     if df.empty:
         empty = pd.DataFrame(columns=cols)
         return Table(empty, empty.copy(), {}, "no distill results")
@@ -206,33 +275,53 @@ def distill_table(df: pd.DataFrame) -> Table:
 
     rows = []
     for r in df.itertuples():
-        dev = MISSING if pd.isna(r.dev) else (
-            f"{100 * r.dev:.1f}±{100 * r.dev_std:.1f}" if pd.notna(r.dev_std) else f"{100 * r.dev:.1f}")
+        dev = (
+            MISSING
+            if pd.isna(r.dev)
+            else (f"{100 * r.dev:.1f}±{100 * r.dev_std:.1f}" if pd.notna(r.dev_std) else f"{100 * r.dev:.1f}")
+        )
         vs = num(r.vs_direct_points, "+.1f")
         if vs != MISSING and pd.notna(r.seeds) and r.pairs != r.seeds:
             vs += f" ({r.pairs:.0f} of {r.seeds:.0f} seeds paired)"
-        ci = (MISSING if pd.isna(r.ci_low) else f"[{r.ci_low:+.1f}, {r.ci_high:+.1f}]"
-              + (f" seed {r.ci_seed:.0f}" if pd.notna(r.ci_seed) else "") + (" within noise" if r.within_noise else ""))
+        ci = (
+            MISSING
+            if pd.isna(r.ci_low)
+            else f"[{r.ci_low:+.1f}, {r.ci_high:+.1f}]"
+            + (f" seed {r.ci_seed:.0f}" if pd.notna(r.ci_seed) else "")
+            + (" within noise" if r.within_noise else "")
+        )
         student = r.student + (f" ({r.setting})" if r.setting else "")
-        rows.append({"task": r.task, "teacher": r.teacher, "student": student, "variant": r.variant,
-                     "dev": f"{dev} {r.metric}" if isinstance(r.metric, str) and dev != MISSING else dev,
-                     "vs direct (points)": vs, "95% CI": ci,
-                     "seeds": num(r.seeds, ".0f") if r.variant != "teacher" else MISSING,
-                     "metrics": r.metrics if isinstance(r.metrics, str) and r.metrics else MISSING,
-                     "train s": num(r.train_s, ".0f"), "p50 ms": num(r.p50_ms, ".1f"),
-                     "speed-up": (num(r.speedup, ".2f") + "x") if pd.notna(r.speedup) else MISSING,
-                     "agreement": num(r.agreement, ".3f"), "status": r.status})
+        rows.append(
+            {
+                "task": r.task,
+                "teacher": r.teacher,
+                "student": student,
+                "variant": r.variant,
+                "dev": f"{dev} {r.metric}" if isinstance(r.metric, str) and dev != MISSING else dev,
+                "vs direct (points)": vs,
+                "95% CI": ci,
+                "seeds": num(r.seeds, ".0f") if r.variant != "teacher" else MISSING,
+                "metrics": r.metrics if isinstance(r.metrics, str) and r.metrics else MISSING,
+                "train s": num(r.train_s, ".0f"),
+                "p50 ms": num(r.p50_ms, ".1f"),
+                "speed-up": (num(r.speedup, ".2f") + "x") if pd.notna(r.speedup) else MISSING,
+                "agreement": num(r.agreement, ".3f"),
+                "status": r.status,
+            }
+        )
     text = pd.DataFrame(rows, columns=cols)
-    caption = ("Task distillation: the fine-tuned teacher, the same student fine-tuned directly (gold labels only) and "
-               "each distilled variant. dev: the task's primary metric on the dev set (x100, mean±std over seeds; "
-               "per seed the newest ok run). vs direct: the change against the direct fine-tune of the same student, "
-               "teacher, setting and seed, in points, averaged over the seeds that have such a pair; 95% CI: the "
-               "paired-bootstrap interval of that change for the lowest paired seed, over the same dev examples, "
-               "'within noise' when it contains 0. train s: training time of all stages (the teacher row: the "
-               "teacher's own fine-tune, when known). p50 ms: batch 1, sequence 128, eager fp32, teacher and student "
-               "measured one after the other in each student's run, so speed-up is a ratio from one process. "
-               "agreement: share of dev examples on which the student predicts the teacher's label. A student's "
-               "label names what sets its config apart from the other runs of that student, a variant's name any "
-               "distill setting that differs between its runs; status names each seed that failed or was "
-               "interrupted, an earlier failed run a newer one superseded, and why a change has no interval.")
+    caption = (
+        "Task distillation: the fine-tuned teacher, the same student fine-tuned directly (gold labels only) and "
+        "each distilled variant. dev: the task's primary metric on the dev set (x100, mean±std over seeds; "
+        "per seed the newest ok run). vs direct: the change against the direct fine-tune of the same student, "
+        "teacher, setting and seed, in points, averaged over the seeds that have such a pair; 95% CI: the "
+        "paired-bootstrap interval of that change for the lowest paired seed, over the same dev examples, "
+        "'within noise' when it contains 0. train s: training time of all stages (the teacher row: the "
+        "teacher's own fine-tune, when known). p50 ms: batch 1, sequence 128, eager fp32, teacher and student "
+        "measured one after the other in each student's run, so speed-up is a ratio from one process. "
+        "agreement: share of dev examples on which the student predicts the teacher's label. A student's "
+        "label names what sets its config apart from the other runs of that student, a variant's name any "
+        "distill setting that differs between its runs; status names each seed that failed or was "
+        "interrupted, an earlier failed run a newer one superseded, and why a change has no interval."
+    )
     return Table(text, pd.DataFrame(np.nan, index=text.index, columns=cols), {}, caption)

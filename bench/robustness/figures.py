@@ -31,8 +31,14 @@ def figure(values: np.ndarray, n_resamples: int = 2000, seed: int = 0) -> Dict[s
         return {"value": value, "n": n, "low": value, "high": value}
     if n < 2:
         return {"value": value, "n": n, "low": None, "high": None}
-    ci = bootstrap((x,), np.mean, n_resamples=n_resamples, confidence_level=0.95, method="percentile",
-                   rng=np.random.default_rng(seed)).confidence_interval
+    ci = bootstrap(
+        (x,),
+        np.mean,
+        n_resamples=n_resamples,
+        confidence_level=0.95,
+        method="percentile",
+        rng=np.random.default_rng(seed),
+    ).confidence_interval
     return {"value": value, "n": n, "low": float(ci.low), "high": float(ci.high)}
 
 
@@ -50,9 +56,12 @@ def loyalty(ref_probs: np.ndarray, probs: np.ndarray, labels: np.ndarray, n_resa
         "label": figure((~differ).astype(float), n_resamples),
         "probability": figure(probability_loyalty(ref_probs, probs), n_resamples),
         "jsd_base": JSD_BASE,
-        "disagreements": {"n": int(differ.sum()), "reference_right": int((differ & (ref_pred == y)).sum()),
-                          "this_right": int((differ & (pred == y)).sum()),
-                          "both_wrong": int((differ & (ref_pred != y) & (pred != y)).sum())},
+        "disagreements": {
+            "n": int(differ.sum()),
+            "reference_right": int((differ & (ref_pred == y)).sum()),
+            "this_right": int((differ & (pred == y)).sum()),
+            "both_wrong": int((differ & (ref_pred != y) & (pred != y)).sum()),
+        },
     }
 
 
@@ -60,8 +69,14 @@ def accuracy(pred: np.ndarray, labels: np.ndarray, n_resamples: int = 2000) -> D
     return figure((np.asarray(pred) == np.asarray(labels)).astype(float), n_resamples)
 
 
-def invariance(clean_pred: np.ndarray, pert_pred: np.ndarray, labels: np.ndarray, changed: np.ndarray,
-               text_changed: int, n_resamples: int = 2000) -> Dict[str, Any]:
+def invariance(
+    clean_pred: np.ndarray,
+    pert_pred: np.ndarray,
+    labels: np.ndarray,
+    changed: np.ndarray,
+    text_changed: int,
+    n_resamples: int = 2000,
+) -> Dict[str, Any]:
     """Over the examples the perturbation changed: the flip rate and the accuracy before and after.
 
     `pert_pred` holds predictions for the changed examples only, in order; a perturbation that changed no
@@ -71,6 +86,10 @@ def invariance(clean_pred: np.ndarray, pert_pred: np.ndarray, labels: np.ndarray
     after = np.asarray(pert_pred)
     if after.shape != before.shape:
         raise ValueError(f"{after.size} perturbed predictions for {before.size} changed examples")
-    return {"text_changed": int(text_changed), "changed": int(changed.sum()),
-            "flip_rate": figure((before != after).astype(float), n_resamples),
-            "acc_before": accuracy(before, y, n_resamples), "acc_after": accuracy(after, y, n_resamples)}
+    return {
+        "text_changed": int(text_changed),
+        "changed": int(changed.sum()),
+        "flip_rate": figure((before != after).astype(float), n_resamples),
+        "acc_before": accuracy(before, y, n_resamples),
+        "acc_after": accuracy(after, y, n_resamples),
+    }

@@ -71,12 +71,12 @@ def _edit_one_char(texts: Texts, rng: random.Random, edit: Callable[[str, int, r
 
 def typo(texts: Texts, rng: random.Random) -> Texts:
     """One inner letter of one word replaced by a neighbouring key (in every occurrence of that word)."""
-    return _edit_one_char(texts, rng, lambda w, i, r: w[:i] + r.choice(ADJACENT[w[i]]) + w[i + 1:])
+    return _edit_one_char(texts, rng, lambda w, i, r: w[:i] + r.choice(ADJACENT[w[i]]) + w[i + 1 :])
 
 
 def char_drop(texts: Texts, rng: random.Random) -> Texts:
     """One inner letter of one word dropped."""
-    return _edit_one_char(texts, rng, lambda w, i, r: w[:i] + w[i + 1:])
+    return _edit_one_char(texts, rng, lambda w, i, r: w[:i] + w[i + 1 :])
 
 
 def char_double(texts: Texts, rng: random.Random) -> Texts:
@@ -86,8 +86,10 @@ def char_double(texts: Texts, rng: random.Random) -> Texts:
 
 # (expanded, stem, suffix): "does not" <-> "doesn't", written "does n't" in tokenised text (SST-2).
 # Only unambiguous ones are expanded ("'s" and "'d" are not: is/has, would/had); some are only made.
-_CONTRACTIONS = [(f"{w} not", w, "n't") for w in ("do", "does", "did", "is", "are", "was", "were", "have", "has",
-                                                  "had", "could", "would", "should")]
+_CONTRACTIONS = [
+    (f"{w} not", w, "n't")
+    for w in ("do", "does", "did", "is", "are", "was", "were", "have", "has", "had", "could", "would", "should")
+]
 _CONTRACTIONS += [("can not", "ca", "n't"), ("will not", "wo", "n't"), ("i am", "i", "'m")]
 _CONTRACTIONS += [(f"{p} are", p, "'re") for p in ("you", "we", "they")]
 _CONTRACTIONS += [(f"{p} have", p, "'ve") for p in ("i", "you", "we", "they")]
@@ -102,33 +104,119 @@ def _sub_all(texts: Texts, pattern: str, make: Callable[[re.Match], str]) -> Tex
 
 
 def contractions_expand(texts: Texts, rng: random.Random) -> Texts:
-    """"doesn't" / "does n't" -> "does not" (and the other unambiguous contractions), everywhere in the example."""
+    """ "doesn't" / "does n't" -> "does not" (and the other unambiguous contractions), everywhere in the example."""
     for full, stem, suffix in _CONTRACTIONS:
         head, tail = full.split(" ")
-        texts = _sub_all(texts, rf"\b{stem} ?{re.escape(suffix)}(?![\w'])",
-                         lambda m, h=head, t=tail: f"{_same_case(h, m.group(0))} {t}")
+        texts = _sub_all(
+            texts,
+            rf"\b{stem} ?{re.escape(suffix)}(?![\w'])",
+            lambda m, h=head, t=tail: f"{_same_case(h, m.group(0))} {t}",
+        )
     return texts
 
 
 def contractions_make(texts: Texts, rng: random.Random) -> Texts:
-    """"does not" -> "doesn't" ("does n't" where the text is tokenised that way), everywhere in the example."""
+    """ "does not" -> "doesn't" ("does n't" where the text is tokenised that way), everywhere in the example."""
     spaced = any(_TOKENISED.search(t) for t in texts)
     for full, stem, suffix in _CONTRACTIONS + _MADE_ONLY:
         head, tail = full.split(" ")
-        texts = _sub_all(texts, rf"\b{head} {tail}\b",
-                         lambda m, s=stem, x=suffix: _same_case(s, m.group(0)) + (" " if spaced else "") + x)
+        texts = _sub_all(
+            texts,
+            rf"\b{head} {tail}\b",
+            lambda m, s=stem, x=suffix: _same_case(s, m.group(0)) + (" " if spaced else "") + x,
+        )
     return texts
 
 
 # fixed lists; names that are also common words (Will, Mark, Grace, May, Rose, Bill) are left out
-MALE = ["James", "John", "Robert", "Michael", "David", "Richard", "Joseph", "Thomas", "Charles", "Daniel",
-        "Matthew", "Anthony", "Steven", "Andrew", "Kevin", "Brian", "George", "Edward", "Ronald", "Timothy"]
-FEMALE = ["Mary", "Patricia", "Jennifer", "Linda", "Elizabeth", "Barbara", "Susan", "Jessica", "Sarah", "Karen",
-          "Nancy", "Lisa", "Betty", "Sandra", "Ashley", "Kimberly", "Emily", "Donna", "Michelle", "Carol"]
-CITIES = ["London", "Paris", "Berlin", "Madrid", "Rome", "Tokyo", "Moscow", "Chicago", "Boston", "Sydney",
-          "Toronto", "Dublin", "Vienna", "Cairo", "Mumbai", "Seattle", "Denver", "Atlanta", "Houston", "Lisbon"]
-COUNTRIES = ["France", "Germany", "Spain", "Italy", "Japan", "Canada", "Mexico", "Brazil", "Egypt", "India",
-             "Russia", "Sweden", "Norway", "Kenya", "Peru", "Chile", "Poland", "Greece", "Australia", "Argentina"]
+MALE = [
+    "James",
+    "John",
+    "Robert",
+    "Michael",
+    "David",
+    "Richard",
+    "Joseph",
+    "Thomas",
+    "Charles",
+    "Daniel",
+    "Matthew",
+    "Anthony",
+    "Steven",
+    "Andrew",
+    "Kevin",
+    "Brian",
+    "George",
+    "Edward",
+    "Ronald",
+    "Timothy",
+]
+FEMALE = [
+    "Mary",
+    "Patricia",
+    "Jennifer",
+    "Linda",
+    "Elizabeth",
+    "Barbara",
+    "Susan",
+    "Jessica",
+    "Sarah",
+    "Karen",
+    "Nancy",
+    "Lisa",
+    "Betty",
+    "Sandra",
+    "Ashley",
+    "Kimberly",
+    "Emily",
+    "Donna",
+    "Michelle",
+    "Carol",
+]
+CITIES = [
+    "London",
+    "Paris",
+    "Berlin",
+    "Madrid",
+    "Rome",
+    "Tokyo",
+    "Moscow",
+    "Chicago",
+    "Boston",
+    "Sydney",
+    "Toronto",
+    "Dublin",
+    "Vienna",
+    "Cairo",
+    "Mumbai",
+    "Seattle",
+    "Denver",
+    "Atlanta",
+    "Houston",
+    "Lisbon",
+]
+COUNTRIES = [
+    "France",
+    "Germany",
+    "Spain",
+    "Italy",
+    "Japan",
+    "Canada",
+    "Mexico",
+    "Brazil",
+    "Egypt",
+    "India",
+    "Russia",
+    "Sweden",
+    "Norway",
+    "Kenya",
+    "Peru",
+    "Chile",
+    "Poland",
+    "Greece",
+    "Australia",
+    "Argentina",
+]
 
 
 def _swap_from(lists: Sequence[List[str]], texts: Texts, rng: random.Random) -> Texts:
@@ -140,8 +228,15 @@ def _swap_from(lists: Sequence[List[str]], texts: Texts, rng: random.Random) -> 
         for name in found:
             new = spare.pop(rng.randrange(len(spare)))
             # a name found lower case (SST-2 is lower-cased) is written lower case
-            texts = [re.sub(rf"\b{name}\b", lambda m, nw=new: nw if m.group(0)[:1].isupper() else nw.lower(), t,
-                            flags=re.IGNORECASE) for t in texts]
+            texts = [
+                re.sub(
+                    rf"\b{name}\b",
+                    lambda m, nw=new: nw if m.group(0)[:1].isupper() else nw.lower(),
+                    t,
+                    flags=re.IGNORECASE,
+                )
+                for t in texts
+            ]
     return texts
 
 
@@ -180,12 +275,18 @@ class Perturbation:
 
 
 SETS: Dict[str, List[Perturbation]] = {
-    "inv-v1": [Perturbation("identity", identity, control=True), Perturbation("typo", typo),
-               Perturbation("char_drop", char_drop), Perturbation("char_double", char_double),
-               Perturbation("contractions_expand", contractions_expand),
-               Perturbation("contractions_make", contractions_make), Perturbation("person_names", person_names),
-               Perturbation("place_names", place_names), Perturbation("final_period", final_period),
-               Perturbation("punct_spacing", punct_spacing)],
+    "inv-v1": [
+        Perturbation("identity", identity, control=True),
+        Perturbation("typo", typo),
+        Perturbation("char_drop", char_drop),
+        Perturbation("char_double", char_double),
+        Perturbation("contractions_expand", contractions_expand),
+        Perturbation("contractions_make", contractions_make),
+        Perturbation("person_names", person_names),
+        Perturbation("place_names", place_names),
+        Perturbation("final_period", final_period),
+        Perturbation("punct_spacing", punct_spacing),
+    ],
 }
 
 
@@ -199,8 +300,9 @@ def get(set_name: str, only: Sequence[str] = ()) -> List[Perturbation]:
     if unknown:
         from ..errors import ConfigError
 
-        raise ConfigError(f"robustness.only: {unknown} not in set {set_name} "
-                          f"(it has {[p.name for p in SETS[set_name]]})")
+        raise ConfigError(
+            f"robustness.only: {unknown} not in set {set_name} (it has {[p.name for p in SETS[set_name]]})"
+        )
     return chosen
 
 

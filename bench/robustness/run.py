@@ -30,8 +30,9 @@ PREDICTIONS = "robustness_predictions.jsonl"
 Example = Tuple[str, ...]
 
 
-def probabilities(prepared: B.Prepared, tokenizer, examples: Sequence[Example], max_length: int, batch_size: int,
-                  names: set) -> np.ndarray:
+def probabilities(
+    prepared: B.Prepared, tokenizer, examples: Sequence[Example], max_length: int, batch_size: int, names: set
+) -> np.ndarray:
     """Softmax outputs (float64) per example, in order; shortest first in batches, then put back in place."""
     out = np.zeros((len(examples), 0))
     if not examples:
@@ -40,14 +41,21 @@ def probabilities(prepared: B.Prepared, tokenizer, examples: Sequence[Example], 
     order = np.argsort(lengths, kind="stable")
     rows: List[Optional[np.ndarray]] = [None] * len(examples)
     for i in range(0, len(order), batch_size):
-        chunk = [examples[j] for j in order[i:i + batch_size]]
-        enc = tokenizer(*zip(*chunk), truncation=True, max_length=max_length, padding=True, pad_to_multiple_of=8,
-                        return_tensors="pt")
+        chunk = [examples[j] for j in order[i : i + batch_size]]
+        enc = tokenizer(
+            *zip(*chunk),
+            truncation=True,
+            max_length=max_length,
+            padding=True,
+            pad_to_multiple_of=8,
+            return_tensors="pt",
+        )
         batch = {k: v for k, v in enc.items() if k in names}
         logits = prepared.forward(prepared.convert(batch))
-        logits = torch.as_tensor(np.asarray(logits.float().cpu() if torch.is_tensor(logits) else logits),
-                                 dtype=torch.float64)
-        for j, p in zip(order[i:i + batch_size], torch.softmax(logits, dim=-1).numpy()):
+        logits = torch.as_tensor(
+            np.asarray(logits.float().cpu() if torch.is_tensor(logits) else logits), dtype=torch.float64
+        )
+        for j, p in zip(order[i : i + batch_size], torch.softmax(logits, dim=-1).numpy()):
             rows[j] = p
     return np.stack(rows)
 
@@ -72,8 +80,12 @@ def perturbed_sets(cfg: Config, examples: List[Example], tokenizer, max_length: 
 
 def _load_reference(cfg: Config):
     """(tokenizer, model, description) of robustness.reference, refused unless it has this task's head."""
-    spec = dataclasses.replace(cfg.model, name=f"reference:{Path(cfg.robustness.reference).name}",
-                               path=cfg.robustness.reference, allow_random_head=False)
+    spec = dataclasses.replace(
+        cfg.model,
+        name=f"reference:{Path(cfg.robustness.reference).name}",
+        path=cfg.robustness.reference,
+        allow_random_head=False,
+    )
     tok, model, info = models.load(spec, cfg.task, seed=cfg.train.seed, need_head=True)
     return tok, model, {**info, "checkpoint": cfg.robustness.reference, "backend": "eager"}
 
@@ -89,9 +101,18 @@ def _adv_sets(cfg: Config) -> Tuple[Dict[str, Tuple[List[Example], List[int]]], 
 
 
 def _rows(backend: str, kind: str, idx: Sequence[int], labels, probs: np.ndarray, **extra) -> List[dict]:
-    return [{"backend": backend, "set": kind, "idx": int(i), "label": int(y), "prediction": int(p.argmax()),
-             "probs": [float(x) for x in p], **{k: v[n] for k, v in extra.items()}}
-            for n, (i, y, p) in enumerate(zip(idx, labels, probs))]
+    return [
+        {
+            "backend": backend,
+            "set": kind,
+            "idx": int(i),
+            "label": int(y),
+            "prediction": int(p.argmax()),
+            "probs": [float(x) for x in p],
+            **{k: v[n] for k, v in extra.items()},
+        }
+        for n, (i, y, p) in enumerate(zip(idx, labels, probs))
+    ]
 
 
 def score_backend(name: str, cfg: Config, model, tokenizer, data: Dict[str, Any], device) -> Tuple[dict, List[dict]]:
@@ -107,8 +128,15 @@ def score_backend(name: str, cfg: Config, model, tokenizer, data: Dict[str, Any]
     clean = score(examples)
     pred = clean.argmax(axis=1)
     rows = _rows(name, "clean", range(len(examples)), labels, clean)
-    out = {"backend": name, "status": "ok", "dtype": prepared.dtype, "note": prepared.note,
-           "clean_acc": figures.accuracy(pred, labels, rc.bootstrap), "invariance": {}, "advglue": {}}
+    out = {
+        "backend": name,
+        "status": "ok",
+        "dtype": prepared.dtype,
+        "note": prepared.note,
+        "clean_acc": figures.accuracy(pred, labels, rc.bootstrap),
+        "invariance": {},
+        "advglue": {},
+    }
     if data.get("reference") is not None:
         out["loyalty"] = figures.loyalty(data["reference"], clean, labels, rc.bootstrap)
     for pname, p in data["perturbed"].items():
@@ -120,9 +148,12 @@ def score_backend(name: str, cfg: Config, model, tokenizer, data: Dict[str, Any]
     for key, (adv_examples, adv_labels) in data["adv"].items():
         probs = score(adv_examples)
         const = np.full(len(adv_labels), data["majority"])
-        out["advglue"][key] = {"acc": figures.accuracy(probs.argmax(axis=1), adv_labels, rc.bootstrap),
-                               "trivial": figures.accuracy(const, adv_labels, rc.bootstrap),
-                               "trivial_predictor": data["majority_name"], "majority": int(data["majority"])}
+        out["advglue"][key] = {
+            "acc": figures.accuracy(probs.argmax(axis=1), adv_labels, rc.bootstrap),
+            "trivial": figures.accuracy(const, adv_labels, rc.bootstrap),
+            "trivial_predictor": data["majority_name"],
+            "majority": int(data["majority"]),
+        }
         rows += _rows(name, f"advglue:{key}", range(len(adv_labels)), adv_labels, probs)
     out["advglue"].update(data["adv_skipped"])
     return out, rows
@@ -165,22 +196,31 @@ def run(cfg: Config) -> Dict[str, Any]:
     names = B.resolve(cfg.timing.backends, device)
     adv, adv_skipped = _adv_sets(cfg)
     majority = trivial.predictors(cfg.task, None, labels)
-    data = {"examples": examples, "labels": labels, "adv": adv, "adv_skipped": adv_skipped,
-            "perturbed": perturbed_sets(cfg, examples, tokenizer, cfg.task.max_seq_length),
-            "majority_name": next(iter(majority)), "majority": next(iter(majority.values()))}
+    data = {
+        "examples": examples,
+        "labels": labels,
+        "adv": adv,
+        "adv_skipped": adv_skipped,
+        "perturbed": perturbed_sets(cfg, examples, tokenizer, cfg.task.max_seq_length),
+        "majority_name": next(iter(majority)),
+        "majority": next(iter(majority.values())),
+    }
     ref_rows: List[dict] = []
     if cfg.robustness.reference:
         rtok, rmodel, reference = _load_reference(cfg)
         if rmodel.config.num_labels != model.config.num_labels:
-            raise BenchError(f"robustness.reference={cfg.robustness.reference} has {rmodel.config.num_labels} labels,"
-                             f" this task {cfg.task.name} has {model.config.num_labels}: not a checkpoint of this task")
+            raise BenchError(
+                f"robustness.reference={cfg.robustness.reference} has {rmodel.config.num_labels} labels,"
+                f" this task {cfg.task.name} has {model.config.num_labels}: not a checkpoint of this task"
+            )
         ref_model, ref_tok = rmodel, rtok
     else:
         reference = {"checkpoint": "this checkpoint", "backend": "eager", "name": cfg.model.name}
         ref_model, ref_tok = model, tokenizer
     ref_prep = B.prepare("eager", copy.deepcopy(ref_model), device)
-    data["reference"] = probabilities(ref_prep, ref_tok, examples, cfg.task.max_seq_length,
-                                      cfg.robustness.batch_size, B.accepted_inputs(ref_model))
+    data["reference"] = probabilities(
+        ref_prep, ref_tok, examples, cfg.task.max_seq_length, cfg.robustness.batch_size, B.accepted_inputs(ref_model)
+    )
     ref_rows = _rows("reference", "clean", range(len(examples)), labels, data["reference"])
     reference["clean_acc"] = figures.accuracy(data["reference"].argmax(axis=1), labels, cfg.robustness.bootstrap)
     del ref_prep
@@ -193,12 +233,32 @@ def run(cfg: Config) -> Dict[str, Any]:
         figs.append(fig)
         rows += brows
     write_jsonl(Path(cfg.out_dir) / PREDICTIONS, rows)
-    unchanged = {n: "changed the model input of no example (text changed in "
-                 f"{p['text_changed']})" for n, p in data["perturbed"].items() if not p["changed"].any()}
+    unchanged = {
+        n: f"changed the model input of no example (text changed in {p['text_changed']})"
+        for n, p in data["perturbed"].items()
+        if not p["changed"].any()
+    }
     notes += [f"invariance {n}: {why}: no flip rate" for n, why in unchanged.items()]
-    section = {"perturbation_set": cfg.robustness.perturbations, "predictions": PREDICTIONS, "reference": reference,
-               "backends": figs, "unchanged": unchanged, "split": split, "seed": cfg.robustness.seed,
-               "multiple_choice": None}
-    return {"model": model_info, "task": {"name": cfg.task.name, "eval_splits": [split],
-                                          "source": "local" if cfg.data.dir else "hub", "examples": len(examples)},
-            "metrics": metrics_of(figs), "robustness": section, "notes": notes, "failures": failures}
+    section = {
+        "perturbation_set": cfg.robustness.perturbations,
+        "predictions": PREDICTIONS,
+        "reference": reference,
+        "backends": figs,
+        "unchanged": unchanged,
+        "split": split,
+        "seed": cfg.robustness.seed,
+        "multiple_choice": None,
+    }
+    return {
+        "model": model_info,
+        "task": {
+            "name": cfg.task.name,
+            "eval_splits": [split],
+            "source": "local" if cfg.data.dir else "hub",
+            "examples": len(examples),
+        },
+        "metrics": metrics_of(figs),
+        "robustness": section,
+        "notes": notes,
+        "failures": failures,
+    }

@@ -48,8 +48,10 @@ def _bad_utf8(path: Path, layout: str) -> DataError:
             try:
                 line.decode("utf-8")
             except UnicodeDecodeError as exc:
-                return DataError(f"{path}, line {number}: byte {line[exc.start:exc.start + 1]!r} at column "
-                                 f"{exc.start + 1} is not UTF-8 text (expected UTF-8); {layout}")
+                return DataError(
+                    f"{path}, line {number}: byte {line[exc.start : exc.start + 1]!r} at column "
+                    f"{exc.start + 1} is not UTF-8 text (expected UTF-8); {layout}"
+                )
     return DataError(f"{path}: not UTF-8 text (expected UTF-8); {layout}")
 
 
@@ -113,7 +115,9 @@ def load_local(task: TaskConfig, data: DataConfig, need_train: bool = True) -> D
         raise DataError(f"{task_dir}: no such folder; {layout}")
     # scoring reads only the evaluation split: a folder holding just dev.tsv is enough for it
     files = {**({"train": task.local.train_file} if need_train else {}), **task.local.eval_files}
-    return DatasetDict({split: Dataset.from_dict(read_tsv(task_dir / name, task, layout)) for split, name in files.items()})
+    return DatasetDict(
+        {split: Dataset.from_dict(read_tsv(task_dir / name, task, layout)) for split, name in files.items()}
+    )
 
 
 def load_hub(task: TaskConfig, need_train: bool = True) -> DatasetDict:

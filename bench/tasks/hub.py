@@ -8,9 +8,18 @@ from ..errors import OFFLINE_HINT, BenchError, HubUnreachableError
 
 # Phrases transformers, datasets and huggingface_hub use when the network (not the repository) is the problem.
 _NETWORK_SIGNS = (
-    "couldn't connect", "could not connect", "couldn't reach", "connection", "offline mode", "hf_hub_offline",
-    "name or service not known", "temporary failure in name resolution", "timed out", "localentrynotfound",
-    "cannot find the requested files in the local cache", "network is unreachable",
+    "couldn't connect",
+    "could not connect",
+    "couldn't reach",
+    "connection",
+    "offline mode",
+    "hf_hub_offline",
+    "name or service not known",
+    "temporary failure in name resolution",
+    "timed out",
+    "localentrynotfound",
+    "cannot find the requested files in the local cache",
+    "network is unreachable",
 )
 
 

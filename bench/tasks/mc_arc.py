@@ -13,8 +13,10 @@ from typing import Any, Dict, List, Tuple
 from ..errors import DataError
 from .multiple_choice import example, jsonl_rows
 
-ROW = ('one JSON object per line: {"question": {"stem": TEXT, "choices": [{"label": "A", "text": TEXT}, ...]}, '
-       '"answerKey": "A"} (ARC / OpenBookQA / CommonsenseQA release layout; 2 or more choices)')
+ROW = (
+    'one JSON object per line: {"question": {"stem": TEXT, "choices": [{"label": "A", "text": TEXT}, ...]}, '
+    '"answerKey": "A"} (ARC / OpenBookQA / CommonsenseQA release layout; 2 or more choices)'
+)
 
 
 def describe(folder: Path, files: List[str]) -> str:

@@ -15,8 +15,10 @@ from ..errors import DataError
 from .multiple_choice import example, jsonl_rows
 
 QUESTIONS = {"cause": "What was the cause of this?", "effect": "What happened as a result?"}
-ROW = ('one JSON object per line: {"premise": TEXT, "choice1": TEXT, "choice2": TEXT, '
-       '"question": "cause" or "effect", "label": 0 or 1} (SuperGLUE COPA layout)')
+ROW = (
+    'one JSON object per line: {"premise": TEXT, "choice1": TEXT, "choice2": TEXT, '
+    '"question": "cause" or "effect", "label": 0 or 1} (SuperGLUE COPA layout)'
+)
 
 
 def describe(folder: Path, files: List[str]) -> str:

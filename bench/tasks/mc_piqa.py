@@ -11,8 +11,10 @@ from typing import Any, Dict, List, Tuple
 from ..errors import DataError
 from .multiple_choice import example, jsonl_rows
 
-ROW = ('NAME.jsonl with one JSON object per line {"goal": TEXT, "sol1": TEXT, "sol2": TEXT}, and NAME-labels.lst '
-       'beside it holding the gold solution of each line, 0 or 1, one per line (PIQA release layout)')
+ROW = (
+    'NAME.jsonl with one JSON object per line {"goal": TEXT, "sol1": TEXT, "sol2": TEXT}, and NAME-labels.lst '
+    "beside it holding the gold solution of each line, 0 or 1, one per line (PIQA release layout)"
+)
 
 
 def describe(folder: Path, files: List[str]) -> str:
@@ -47,8 +49,10 @@ def read(path: Path, layout: str) -> List[Tuple[str, List[str], int]]:
     labels = _labels(labels_path(path), layout)
     rows = list(jsonl_rows(path, layout))
     if len(rows) != len(labels):
-        raise DataError(f"{path}: {len(rows)} questions but {labels_path(path)} holds {len(labels)} labels "
-                        f"(one per question expected); {layout}")
+        raise DataError(
+            f"{path}: {len(rows)} questions but {labels_path(path)} holds {len(labels)} labels "
+            f"(one per question expected); {layout}"
+        )
     return [convert_with_label(where, row, label, layout) for (where, row), label in zip(rows, labels)]
 
 

@@ -16,8 +16,9 @@ from scipy.stats import bootstrap
 NOT_BETTER = "no better than trivial"
 
 
-def per_example(choices: List[List[str]], labels: np.ndarray, train_labels: Optional[np.ndarray]
-                ) -> Dict[str, Dict[str, Any]]:
+def per_example(
+    choices: List[List[str]], labels: np.ndarray, train_labels: Optional[np.ndarray]
+) -> Dict[str, Dict[str, Any]]:
     """name -> {"rule": what it predicts, "scores": its per-example expected accuracy}. Without training
     labels (mode=evaluate) the frequent position comes from the evaluation labels, which can only flatter it."""
     labels = np.asarray(labels, dtype=int)
@@ -33,21 +34,33 @@ def per_example(choices: List[List[str]], labels: np.ndarray, train_labels: Opti
     }
 
 
-def section(correct: np.ndarray, trivial: Dict[str, Dict[str, Any]], n_resamples: int = 1000, seed: int = 0
-            ) -> Dict[str, Any]:
+def section(
+    correct: np.ndarray, trivial: Dict[str, Dict[str, Any]], n_resamples: int = 1000, seed: int = 0
+) -> Dict[str, Any]:
     """The result's `trivial` section: each predictor's accuracy, and the paired 95% bootstrap interval of the
     model's accuracy minus the best of them. `beats_trivial` only when that interval's lower end is above 0."""
     correct = np.asarray(correct, dtype=float)
-    predictors = {name: {"rule": t["rule"], "metrics": {"acc": float(np.mean(t["scores"])),
-                                                          "primary": float(np.mean(t["scores"]))}}
-                  for name, t in trivial.items()}
+    predictors = {
+        name: {
+            "rule": t["rule"],
+            "metrics": {"acc": float(np.mean(t["scores"])), "primary": float(np.mean(t["scores"]))},
+        }
+        for name, t in trivial.items()
+    }
     best = max(predictors, key=lambda n: predictors[n]["metrics"]["primary"])
     base = np.asarray(trivial[best]["scores"], dtype=float)
     verdict: Dict[str, Any] = {"best": best, "primary_diff": float(np.mean(correct - base)), "low": None, "high": None}
     if len(correct) >= 2:
-        ci = bootstrap((correct, base), lambda c, t, axis=-1: np.mean(c - t, axis=axis), paired=True,
-                       vectorized=True, n_resamples=n_resamples, confidence_level=0.95, method="percentile",
-                       rng=np.random.default_rng(seed)).confidence_interval
+        ci = bootstrap(
+            (correct, base),
+            lambda c, t, axis=-1: np.mean(c - t, axis=axis),
+            paired=True,
+            vectorized=True,
+            n_resamples=n_resamples,
+            confidence_level=0.95,
+            method="percentile",
+            rng=np.random.default_rng(seed),
+        ).confidence_interval
         verdict.update(low=float(ci.low), high=float(ci.high))
     verdict["beats_trivial"] = bool(verdict["low"] is not None and verdict["low"] > 0)
     return {"predictors": predictors, "vs_best": verdict}

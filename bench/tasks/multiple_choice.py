@@ -23,8 +23,14 @@ from . import hub
 FIELDS = ("context", "choices", "label", "idx")
 # layout name -> the module that reads it (a layout is a file format, not a dataset: ARC's is also
 # OpenBookQA's and CommonsenseQA's)
-LAYOUTS = {"arc": "bench.tasks.mc_arc", "copa": "bench.tasks.mc_copa", "piqa": "bench.tasks.mc_piqa",
-           "swag": "bench.tasks.mc_swag", "hellaswag": "bench.tasks.mc_swag", "hub_choices": "bench.tasks.mc_arc"}
+LAYOUTS = {
+    "arc": "bench.tasks.mc_arc",
+    "copa": "bench.tasks.mc_copa",
+    "piqa": "bench.tasks.mc_piqa",
+    "swag": "bench.tasks.mc_swag",
+    "hellaswag": "bench.tasks.mc_swag",
+    "hub_choices": "bench.tasks.mc_arc",
+}
 
 
 def layout_module(name: str, task: TaskConfig):
@@ -79,8 +85,10 @@ def to_dataset(examples: List[Tuple[str, List[str], int]], path: Path | str, lay
 
 def load_local(task: TaskConfig, data: DataConfig, need_train: bool = True) -> DatasetDict:
     if not task.local.layout:
-        raise DataError(f"task {task.name} has no local reader here (Hub only: {task.hub.id}); "
-                        "leave data.dir unset to read it from the Hub")
+        raise DataError(
+            f"task {task.name} has no local reader here (Hub only: {task.hub.id}); "
+            "leave data.dir unset to read it from the Hub"
+        )
     reader = layout_module(task.local.layout, task)
     data_dir = Path(data.dir).expanduser()
     files = {**({"train": task.local.train_file} if need_train else {}), **task.local.eval_files}
@@ -89,9 +97,16 @@ def load_local(task: TaskConfig, data: DataConfig, need_train: bool = True) -> D
         raise DataError(f"data.dir={data_dir}: no such folder; {layout}")
     if not (data_dir / task.local.dir_name).is_dir():
         raise DataError(f"{data_dir / task.local.dir_name}: no such folder; {layout}")
-    return DatasetDict({split: to_dataset(reader.read(data_dir / task.local.dir_name / name, layout),
-                                          data_dir / task.local.dir_name / name, layout)
-                        for split, name in files.items()})
+    return DatasetDict(
+        {
+            split: to_dataset(
+                reader.read(data_dir / task.local.dir_name / name, layout),
+                data_dir / task.local.dir_name / name,
+                layout,
+            )
+            for split, name in files.items()
+        }
+    )
 
 
 def load_hub(task: TaskConfig, need_train: bool = True) -> DatasetDict:
@@ -117,13 +132,14 @@ def encode(dd: DatasetDict, tokenizer, max_length: int, pad_to_max: bool) -> Dat
     def fn(batch):
         firsts = [c for c, choices in zip(batch["context"], batch["choices"]) for _ in choices]
         seconds = [choice for choices in batch["choices"] for choice in choices]
-        enc = tokenizer(firsts, seconds, truncation=True, max_length=max_length,
-                        padding="max_length" if pad_to_max else False)
+        enc = tokenizer(
+            firsts, seconds, truncation=True, max_length=max_length, padding="max_length" if pad_to_max else False
+        )
         out: Dict[str, list] = {k: [] for k in enc}
         start = 0
         for choices in batch["choices"]:
             for k in enc:
-                out[k].append(enc[k][start:start + len(choices)])
+                out[k].append(enc[k][start : start + len(choices)])
             start += len(choices)
         out["labels"] = batch["label"]
         out["length"] = [sum(len(ids) for ids in example) for example in out["input_ids"]]
@@ -143,16 +159,24 @@ class ChoiceCollator:
     def __call__(self, features: List[Dict[str, Any]]) -> Dict[str, torch.Tensor]:
         names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in features[0]]
         width = max(len(f["input_ids"]) for f in features)
-        filler = {"input_ids": [self.tokenizer.cls_token_id, self.tokenizer.sep_token_id],
-                  "attention_mask": [1, 1], "token_type_ids": [0, 0]}
+        filler = {
+            "input_ids": [self.tokenizer.cls_token_id, self.tokenizer.sep_token_id],
+            "attention_mask": [1, 1],
+            "token_type_ids": [0, 0],
+        }
         flat, mask = [], []
         for f in features:
             k = len(f["input_ids"])
             flat += [{n: f[n][j] for n in names} for j in range(k)] + [{n: filler[n] for n in names}] * (width - k)
             mask.append([1] * k + [0] * (width - k))
         padding = "max_length" if self.max_length else True
-        padded = self.tokenizer.pad(flat, padding=padding, max_length=self.max_length,
-                                    pad_to_multiple_of=None if self.max_length else self.multiple, return_tensors="pt")
+        padded = self.tokenizer.pad(
+            flat,
+            padding=padding,
+            max_length=self.max_length,
+            pad_to_multiple_of=None if self.max_length else self.multiple,
+            return_tensors="pt",
+        )
         batch = {n: padded[n].view(len(features), width, -1) for n in names}
         batch["choice_mask"] = torch.tensor(mask, dtype=torch.bool)
         if "labels" in features[0]:
@@ -173,4 +197,3 @@ def permuted(context: str, choices: List[str], label: int, order: List[int]) -> 
     if sorted(order) != list(range(len(choices))):
         raise ValueError(f"{order} is not a permutation of {len(choices)} choices")
     return context, [choices[i] for i in order], order.index(label)
-

@@ -17,21 +17,25 @@ from ..config import DataConfig, TaskConfig
 from ..errors import DataError
 from . import hub
 
-LAYOUT = ("expected the official SQuAD JSON: {\"version\": ..., \"data\": [{\"title\": ..., \"paragraphs\": "
-          "[{\"context\": ..., \"qas\": [{\"id\": ..., \"question\": ..., \"answers\": [{\"text\": ..., "
-          "\"answer_start\": ...}]}]}]}]}")
+LAYOUT = (
+    'expected the official SQuAD JSON: {"version": ..., "data": [{"title": ..., "paragraphs": '
+    '[{"context": ..., "qas": [{"id": ..., "question": ..., "answers": [{"text": ..., '
+    '"answer_start": ...}]}]}]}]}'
+)
 
 
 def _articles(path: Path) -> List[Dict[str, Any]]:
     if not path.is_file():
-        raise DataError(f"{path}: file not found; data.dir should hold the official files "
-                        "(train-v1.1.json, dev-v1.1.json, train-v2.0.json, dev-v2.0.json)")
+        raise DataError(
+            f"{path}: file not found; data.dir should hold the official files "
+            "(train-v1.1.json, dev-v1.1.json, train-v2.0.json, dev-v2.0.json)"
+        )
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise DataError(f"{path}: not valid JSON ({exc}); {LAYOUT}") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("data"), list):
-        raise DataError(f"{path}: no top-level \"data\" list; {LAYOUT}")
+        raise DataError(f'{path}: no top-level "data" list; {LAYOUT}')
     return doc["data"]
 
 
@@ -47,8 +51,10 @@ def _rows(path: Path, articles: List[Dict[str, Any]], task: TaskConfig, offset: 
                     texts = [ans["text"] for ans in qa["answers"]]
                     starts = [int(ans["answer_start"]) for ans in qa["answers"]]
                     if not texts and not (task.version_2 and qa.get("is_impossible", True)):
-                        raise DataError(f"{where}: no answer, which SQuAD v1.1 does not allow (use task=squad_v2 "
-                                        "for unanswerable questions)")
+                        raise DataError(
+                            f"{where}: no answer, which SQuAD v1.1 does not allow (use task=squad_v2 "
+                            "for unanswerable questions)"
+                        )
                     for t, s in zip(texts, starts):
                         if not 0 <= s <= len(context) - len(t):
                             raise DataError(f"{where}: answer_start {s} of {t!r} lies outside its context")
@@ -74,19 +80,25 @@ def load_local(task: TaskConfig, data: DataConfig, need_train: bool = True) -> D
     if data.split_by_article:
         n = data.split_by_article
         if not 0 < n < len(eval_articles):
-            raise DataError(f"data.split_by_article={n}: {eval_path} has {len(eval_articles)} articles; "
-                            "give a number between 1 and one less than that")
-        return DatasetDict({
-            "train": Dataset.from_dict(_rows(eval_path, eval_articles[:n], task)),
-            eval_split: Dataset.from_dict(_rows(eval_path, eval_articles[n:], task, offset=n)),
-        })
+            raise DataError(
+                f"data.split_by_article={n}: {eval_path} has {len(eval_articles)} articles; "
+                "give a number between 1 and one less than that"
+            )
+        return DatasetDict(
+            {
+                "train": Dataset.from_dict(_rows(eval_path, eval_articles[:n], task)),
+                eval_split: Dataset.from_dict(_rows(eval_path, eval_articles[n:], task, offset=n)),
+            }
+        )
     if not need_train:  # scoring reads only the evaluation file
         return DatasetDict({eval_split: Dataset.from_dict(_rows(eval_path, eval_articles, task))})
     train_path = root / task.local.dir_name / task.local.train_file
-    return DatasetDict({
-        "train": Dataset.from_dict(_rows(train_path, _articles(train_path), task)),
-        eval_split: Dataset.from_dict(_rows(eval_path, eval_articles, task)),
-    })
+    return DatasetDict(
+        {
+            "train": Dataset.from_dict(_rows(train_path, _articles(train_path), task)),
+            eval_split: Dataset.from_dict(_rows(eval_path, eval_articles, task)),
+        }
+    )
 
 
 def load_hub(task: TaskConfig, need_train: bool = True) -> DatasetDict:
@@ -96,7 +108,9 @@ def load_hub(task: TaskConfig, need_train: bool = True) -> DatasetDict:
     return DatasetDict({**splits, eval_split: raw["validation"]})
 
 
-def train_features(examples: Dict[str, list], tokenizer, task: TaskConfig, max_length: int, pad: bool) -> Dict[str, list]:
+def train_features(
+    examples: Dict[str, list], tokenizer, task: TaskConfig, max_length: int, pad: bool
+) -> Dict[str, list]:
     """Windows over each context; the answer's token span, or [CLS] when the answer is not inside the window."""
     enc = _windows(examples, tokenizer, task, max_length, pad)
     starts, ends = [], []
@@ -128,7 +142,9 @@ def train_features(examples: Dict[str, list], tokenizer, task: TaskConfig, max_l
     return enc
 
 
-def eval_features(examples: Dict[str, list], tokenizer, task: TaskConfig, max_length: int, pad: bool) -> Dict[str, list]:
+def eval_features(
+    examples: Dict[str, list], tokenizer, task: TaskConfig, max_length: int, pad: bool
+) -> Dict[str, list]:
     """Windows with the example id and the offsets of context tokens only (None elsewhere)."""
     enc = _windows(examples, tokenizer, task, max_length, pad)
     enc["example_id"] = []
@@ -145,13 +161,21 @@ def _windows(examples, tokenizer, task: TaskConfig, max_length: int, pad: bool):
     if not getattr(tokenizer, "is_fast", False):
         raise DataError("SQuAD needs a fast tokenizer (offset mappings); this model's tokenizer is a slow one")
     questions = [q.lstrip() for q in examples["question"]]  # some questions start with long runs of spaces
-    return tokenizer(questions, examples["context"], truncation="only_second", max_length=max_length,
-                     stride=task.doc_stride, return_overflowing_tokens=True, return_offsets_mapping=True,
-                     padding="max_length" if pad else False)
+    return tokenizer(
+        questions,
+        examples["context"],
+        truncation="only_second",
+        max_length=max_length,
+        stride=task.doc_stride,
+        return_overflowing_tokens=True,
+        return_offsets_mapping=True,
+        padding="max_length" if pad else False,
+    )
 
 
-def postprocess(examples: Dataset, features: Dataset, start_logits: np.ndarray, end_logits: np.ndarray,
-                task: TaskConfig) -> Tuple[Dict[str, str], Dict[str, float]]:
+def postprocess(
+    examples: Dataset, features: Dataset, start_logits: np.ndarray, end_logits: np.ndarray, task: TaskConfig
+) -> Tuple[Dict[str, str], Dict[str, float]]:
     """Best span per question over its windows (n-best, max answer length); v2.0 abstains when the
     null score beats the best span by more than `task.null_threshold`. Returns predictions and null-score margins."""
     by_example: Dict[str, List[int]] = {}
@@ -171,7 +195,7 @@ def postprocess(examples: Dataset, features: Dataset, start_logits: np.ndarray, 
                         continue
                     score = float(s_log[s] + e_log[e])
                     if score > best_score:
-                        best_score, best_text = score, ex["context"][offsets[s][0]: offsets[e][1]]
+                        best_score, best_text = score, ex["context"][offsets[s][0] : offsets[e][1]]
         margin = null_score - best_score if np.isfinite(best_score) else np.inf
         null_margin[ex["id"]] = float(margin)
         predictions[ex["id"]] = "" if task.version_2 and margin > task.null_threshold else best_text

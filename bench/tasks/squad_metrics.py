@@ -45,7 +45,9 @@ def gold_texts(answers: List[str]) -> List[str]:
     return golds or [""]
 
 
-def raw_scores(predictions: Mapping[str, str], golds: Mapping[str, List[str]]) -> Tuple[Dict[str, float], Dict[str, float]]:
+def raw_scores(
+    predictions: Mapping[str, str], golds: Mapping[str, List[str]]
+) -> Tuple[Dict[str, float], Dict[str, float]]:
     em, f = {}, {}
     for qid, answers in golds.items():
         if qid not in predictions:
@@ -60,9 +62,14 @@ def _mean(scores: Mapping[str, float], ids: List[str]) -> float:
     return sum(scores.get(q, 0.0) for q in ids) / len(ids) if ids else float("nan")
 
 
-def best_threshold(predictions: Mapping[str, str], scores: Mapping[str, float], na_probs: Mapping[str, float],
-                   has_answer: Mapping[str, bool]) -> Tuple[float, float]:
-    """The official v2.0 sweep: abstain on questions whose no-answer score exceeds a threshold; best score and threshold."""
+def best_threshold(
+    predictions: Mapping[str, str],
+    scores: Mapping[str, float],
+    na_probs: Mapping[str, float],
+    has_answer: Mapping[str, bool],
+) -> Tuple[float, float]:
+    """The official v2.0 sweep: abstain on questions whose no-answer score exceeds a threshold; returns the best
+    score and its threshold."""
     current = best = float(sum(1 for q in scores if not has_answer[q]))
     threshold = 0.0
     for qid in sorted(na_probs, key=na_probs.get):
@@ -78,8 +85,12 @@ def best_threshold(predictions: Mapping[str, str], scores: Mapping[str, float], 
     return best / len(scores), threshold
 
 
-def evaluate(predictions: Mapping[str, str], golds: Mapping[str, List[str]], version_2: bool = False,
-             na_probs: Mapping[str, float] | None = None) -> Dict[str, float]:
+def evaluate(
+    predictions: Mapping[str, str],
+    golds: Mapping[str, List[str]],
+    version_2: bool = False,
+    na_probs: Mapping[str, float] | None = None,
+) -> Dict[str, float]:
     """EM and F1 (fractions, not percentages) over every question in `golds`; v2.0 adds the breakdowns."""
     ids = list(golds)
     em, f = raw_scores(predictions, golds)
@@ -87,8 +98,16 @@ def evaluate(predictions: Mapping[str, str], golds: Mapping[str, List[str]], ver
         return {"exact_match": _mean(em, ids), "f1": _mean(f, ids)}
     has_answer = {q: gold_texts(golds[q]) != [""] for q in ids}
     has, no = [q for q in ids if has_answer[q]], [q for q in ids if not has_answer[q]]
-    out = {"exact": _mean(em, ids), "f1": _mean(f, ids), "HasAns_exact": _mean(em, has), "HasAns_f1": _mean(f, has),
-           "NoAns_exact": _mean(em, no), "NoAns_f1": _mean(f, no), "HasAns_total": len(has), "NoAns_total": len(no)}
+    out = {
+        "exact": _mean(em, ids),
+        "f1": _mean(f, ids),
+        "HasAns_exact": _mean(em, has),
+        "HasAns_f1": _mean(f, has),
+        "NoAns_exact": _mean(em, no),
+        "NoAns_f1": _mean(f, no),
+        "HasAns_total": len(has),
+        "NoAns_total": len(no),
+    }
     if na_probs:
         scored_em = {q: em.get(q, 0.0) for q in ids}
         scored_f1 = {q: f.get(q, 0.0) for q in ids}

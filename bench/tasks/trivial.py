@@ -38,8 +38,9 @@ def _finite(d: Dict[str, float]) -> Dict[str, float]:
     return {k: (0.0 if v != v else v) for k, v in d.items()}
 
 
-def scores(task: TaskConfig, splits: Mapping[str, Tuple[np.ndarray, np.ndarray]],
-           train_labels: Optional[np.ndarray]) -> Dict[str, Dict[str, Any]]:
+def scores(
+    task: TaskConfig, splits: Mapping[str, Tuple[np.ndarray, np.ndarray]], train_labels: Optional[np.ndarray]
+) -> Dict[str, Dict[str, Any]]:
     """predictor -> {"constant": what it predicts, "metrics": its metrics on the model's evaluation splits}."""
     first_labels = next(iter(splits.values()))[1]
     out = {}
@@ -49,8 +50,15 @@ def scores(task: TaskConfig, splits: Mapping[str, Tuple[np.ndarray, np.ndarray]]
     return out
 
 
-def verdict(task: TaskConfig, split: str, preds: np.ndarray, labels: np.ndarray, trivial: Dict[str, Dict[str, Any]],
-            n_resamples: int = 1000, seed: int = 0) -> Dict[str, Any]:
+def verdict(
+    task: TaskConfig,
+    split: str,
+    preds: np.ndarray,
+    labels: np.ndarray,
+    trivial: Dict[str, Dict[str, Any]],
+    n_resamples: int = 1000,
+    seed: int = 0,
+) -> Dict[str, Any]:
     """The best trivial predictor on `primary`, and the paired 95% bootstrap interval of model minus it.
 
     `beats_trivial` is true only when the interval's lower end is above zero: a difference that noise could
@@ -68,8 +76,16 @@ def verdict(task: TaskConfig, split: str, preds: np.ndarray, labels: np.ndarray,
 
     out = {"best": best, "primary_diff": diff(preds, triv, labels), "low": None, "high": None}
     if len(labels) >= 2:
-        ci = bootstrap((preds, triv, labels), diff, paired=True, vectorized=False, n_resamples=n_resamples,
-                       confidence_level=0.95, method="percentile", rng=np.random.default_rng(seed)).confidence_interval
+        ci = bootstrap(
+            (preds, triv, labels),
+            diff,
+            paired=True,
+            vectorized=False,
+            n_resamples=n_resamples,
+            confidence_level=0.95,
+            method="percentile",
+            rng=np.random.default_rng(seed),
+        ).confidence_interval
         out.update(low=float(ci.low), high=float(ci.high))
     out["beats_trivial"] = bool(out["low"] is not None and out["low"] > 0)
     return out

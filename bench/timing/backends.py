@@ -38,8 +38,9 @@ def _to(device: torch.device) -> Callable[[Dict[str, torch.Tensor]], Dict[str, t
     return lambda batch: {k: v.to(device) for k, v in batch.items()}
 
 
-def _torch_backend(model: torch.nn.Module, device: torch.device, dtype: str, autocast: torch.dtype | None = None,
-                   note: str = "") -> Prepared:
+def _torch_backend(
+    model: torch.nn.Module, device: torch.device, dtype: str, autocast: torch.dtype | None = None, note: str = ""
+) -> Prepared:
     model.eval()
 
     def forward(batch):
@@ -62,15 +63,20 @@ def bf16(model, device):
             raise BackendUnavailable(f"{torch.cuda.get_device_name()} has no bf16 support")
         return _torch_backend(model.to(device, dtype=torch.bfloat16), device, "bf16")
     # autocast keeps LayerNorm/softmax in fp32 on CPU; weights stay fp32 in memory
-    return _torch_backend(model.to(device), device, "bf16-autocast", autocast=torch.bfloat16,
-                          note=emulated_reason("bf16", device) or "")
+    return _torch_backend(
+        model.to(device), device, "bf16-autocast", autocast=torch.bfloat16, note=emulated_reason("bf16", device) or ""
+    )
 
 
 def fp16(model, device):
     if device.type != "cuda":
         raise BackendUnavailable("fp16 is a CUDA backend (CPU fp16 matmuls are emulated); use bf16 or int8 on CPU")
-    return _torch_backend(model.to(device, dtype=torch.float16), device, "fp16",
-                          note="MobileBERT's NoNorm activations can overflow fp16: check the accuracy column")
+    return _torch_backend(
+        model.to(device, dtype=torch.float16),
+        device,
+        "fp16",
+        note="MobileBERT's NoNorm activations can overflow fp16: check the accuracy column",
+    )
 
 
 def int8(model, device):
@@ -91,8 +97,9 @@ def compiled(model, device):
     if device.type == "cpu" and not (shutil.which("c++") or shutil.which("g++")):
         raise BackendUnavailable("torch.compile on CPU needs a C++ compiler (g++), none found")
     model = model.to(device).eval()
-    return _torch_backend(torch.compile(model), device, "fp32",
-                          note="first call includes compilation; each new shape recompiles")
+    return _torch_backend(
+        torch.compile(model), device, "fp32", note="first call includes compilation; each new shape recompiles"
+    )
 
 
 BACKENDS: Dict[str, Callable[[torch.nn.Module, torch.device], Prepared]] = {

@@ -75,8 +75,10 @@ def run_isolated(fn: Callable[..., Dict[str, Any]], *args: Any) -> Dict[str, Any
         while not recv.poll(POLL_S):  # short waits: a signal handler runs between them
             if not proc.is_alive() and not recv.poll(0):
                 proc.join()
-                return {"status": "failed", "reason": f"the measuring process died (exit code {proc.exitcode}; "
-                                                      "killed for memory?)"}
+                return {
+                    "status": "failed",
+                    "reason": f"the measuring process died (exit code {proc.exitcode}; killed for memory?)",
+                }
         try:
             message = recv.recv()
         except EOFError:

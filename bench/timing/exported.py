@@ -30,8 +30,12 @@ from .prepared import BackendFailed, BackendUnavailable, Prepared
 
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 # what each runtime needs installed, and the extra that installs it
-NEEDS = {"onnxruntime": (("onnx", "onnxruntime"), "onnx"), "onnxruntime_fused": (("onnx", "onnxruntime"), "onnx"),
-         "onnxruntime_int8": (("onnx", "onnxruntime"), "onnx"), "openvino": (("onnx", "openvino"), "openvino")}
+NEEDS = {
+    "onnxruntime": (("onnx", "onnxruntime"), "onnx"),
+    "onnxruntime_fused": (("onnx", "onnxruntime"), "onnx"),
+    "onnxruntime_int8": (("onnx", "onnxruntime"), "onnx"),
+    "openvino": (("onnx", "openvino"), "openvino"),
+}
 CPU_RUNTIMES = ("onnxruntime", "onnxruntime_fused", "onnxruntime_int8", "openvino")  # auto's order, when installed
 # Per-tensor int8 weights, ONNX Runtime's default. Per-channel against per-tensor is not measured yet
 # (docs/backends.md); `quantize(..., per_channel=True)` is the other choice.
@@ -78,8 +82,17 @@ def export(model: torch.nn.Module, path: Path, eager_attention: bool = False) ->
     axes = {n: ({0: "batch", 1: "choices", 2: "seq"} if choice else {0: "batch", 1: "seq"}) for n in names}
     logits = {0: "batch", **({1: "choices"} if choice else {})}
     try:
-        torch.onnx.export(model, (), str(path), kwargs=example, input_names=names, output_names=["logits"],
-                          dynamic_axes={**axes, "logits": logits}, dynamo=False, opset_version=17)
+        torch.onnx.export(
+            model,
+            (),
+            str(path),
+            kwargs=example,
+            input_names=names,
+            output_names=["logits"],
+            dynamic_axes={**axes, "logits": logits},
+            dynamo=False,
+            opset_version=17,
+        )
     except Exception as exc:  # exporter failures are many and varied; the grid goes on
         raise BackendFailed(f"ONNX export failed: {str(exc).splitlines()[0][:300]}") from None
     return names
@@ -106,8 +119,12 @@ def fuse(src: Path, dst: Path, config) -> Dict[str, Any]:
         raise BackendFailed(f"ONNX Runtime transformer optimizer failed: {str(exc).splitlines()[0][:300]}")
     optimized.save_model_to_file(str(dst))
     counts = optimized.get_fused_operator_statistics()
-    return {"fused_ops": {k: v for k, v in counts.items() if v}, "attention_heads": heads, "attention_width": width,
-            "layers": getattr(config, "num_hidden_layers", None) or getattr(config, "n_layers", None)}
+    return {
+        "fused_ops": {k: v for k, v in counts.items() if v},
+        "attention_heads": heads,
+        "attention_width": width,
+        "layers": getattr(config, "num_hidden_layers", None) or getattr(config, "n_layers", None),
+    }
 
 
 def quantize(src: Path, dst: Path, per_channel: bool = PER_CHANNEL) -> Dict[str, Any]:
@@ -121,8 +138,14 @@ def quantize(src: Path, dst: Path, per_channel: bool = PER_CHANNEL) -> Dict[str,
 
     reduce_range = not env.cpu_has_vnni()
     # shape inference cannot type the outputs of the fused contrib ops (Attention, SkipLayerNormalization): fp32
-    quantize_dynamic(str(src), str(dst), per_channel=per_channel, reduce_range=reduce_range,
-                     weight_type=QuantType.QInt8, extra_options={"DefaultTensorType": TensorProto.FLOAT})
+    quantize_dynamic(
+        str(src),
+        str(dst),
+        per_channel=per_channel,
+        reduce_range=reduce_range,
+        weight_type=QuantType.QInt8,
+        extra_options={"DefaultTensorType": TensorProto.FLOAT},
+    )
     return {"per_channel": per_channel, "reduce_range": reduce_range}
 
 
@@ -212,5 +235,11 @@ def openvino(model, device):
     def forward(feed):
         return request.infer(feed)[compiled.output(0)]
 
-    return Prepared(_feed(names), forward, size, f"openvino-{precision}",
-                    f"OpenVINO {ov.__version__} CPU plugin, inference precision {precision}", build)
+    return Prepared(
+        _feed(names),
+        forward,
+        size,
+        f"openvino-{precision}",
+        f"OpenVINO {ov.__version__} CPU plugin, inference precision {precision}",
+        build,
+    )

@@ -44,8 +44,12 @@ class CpuTimes:
         user, nice, system, _idle, _iowait, irq, softirq, steal = v[:8]
         t = os.times()  # this process's user and system time, every thread included
         hz = _ticks()
-        return cls(busy_s=(user + nice + system + irq + softirq) / hz, steal_s=steal / hz,
-                   own_s=t.user + t.system, wall=time.perf_counter())
+        return cls(
+            busy_s=(user + nice + system + irq + softirq) / hz,
+            steal_s=steal / hz,
+            own_s=t.user + t.system,
+            wall=time.perf_counter(),
+        )
 
 
 def between(a: Optional[CpuTimes], b: Optional[CpuTimes], cores: Optional[int] = None) -> Optional[Dict[str, Any]]:
@@ -60,9 +64,15 @@ def between(a: Optional[CpuTimes], b: Optional[CpuTimes], cores: Optional[int] =
     other = max(0.0, (b.busy_s - a.busy_s) - (b.own_s - a.own_s)) / wall
     steal = max(0.0, b.steal_s - a.steal_s) / (wall * cores)
     disturbed = other > DISTURBED_OTHER_CORES or steal > DISTURBED_STEAL
-    return {"other_cores": round(other, 3), "steal_fraction": round(steal, 4), "wall_s": round(wall, 3),
-            "cores": cores, "threshold_other_cores": DISTURBED_OTHER_CORES, "threshold_steal": DISTURBED_STEAL,
-            "disturbed": disturbed}
+    return {
+        "other_cores": round(other, 3),
+        "steal_fraction": round(steal, 4),
+        "wall_s": round(wall, 3),
+        "cores": cores,
+        "threshold_other_cores": DISTURBED_OTHER_CORES,
+        "threshold_steal": DISTURBED_STEAL,
+        "disturbed": disturbed,
+    }
 
 
 @contextmanager

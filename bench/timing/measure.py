@@ -33,8 +33,9 @@ def warm_up(fn: Callable[[], Any], device: torch.device, runs: int) -> float:
     return first
 
 
-def time_calls(fn: Callable[[], Any], device: torch.device, min_iterations: int, min_seconds: float,
-               max_iterations: int) -> Latency:
+def time_calls(
+    fn: Callable[[], Any], device: torch.device, min_iterations: int, min_seconds: float, max_iterations: int
+) -> Latency:
     """Time calls until both `min_iterations` and `min_seconds` are reached (at most `max_iterations`).
 
     On CUDA each call is timed with CUDA events (device time, no host clock skew); on CPU with perf_counter.
@@ -44,7 +45,9 @@ def time_calls(fn: Callable[[], Any], device: torch.device, min_iterations: int,
     if cuda:
         begin, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
     start = time.perf_counter()
-    while len(samples) < max_iterations and (len(samples) < min_iterations or time.perf_counter() - start < min_seconds):
+    while len(samples) < max_iterations and (
+        len(samples) < min_iterations or time.perf_counter() - start < min_seconds
+    ):
         if cuda:
             begin.record()
             fn()
@@ -144,8 +147,13 @@ CPU_SHAPES = ((1024, 1024, 1024), (1024, 768, 3072))
 CUDA_SHAPES = ((8192, 8192, 8192),)
 
 
-def gemm_peak(device: torch.device, dtype: torch.dtype, seconds: float = 1.0, autocast: bool = False,
-              shapes: Tuple[Tuple[int, int, int], ...] | None = None) -> float:
+def gemm_peak(
+    device: torch.device,
+    dtype: torch.dtype,
+    seconds: float = 1.0,
+    autocast: bool = False,
+    shapes: Tuple[Tuple[int, int, int], ...] | None = None,
+) -> float:
     """Dense matmul throughput in FLOP/s, best of a few calls per shape, best over the shapes.
 
     `autocast` times fp32 inputs under torch.autocast(dtype), which is the arithmetic the CPU bf16 backend
@@ -158,6 +166,7 @@ def gemm_peak(device: torch.device, dtype: torch.dtype, seconds: float = 1.0, au
         a = torch.randn(m, k, device=device)
         b = torch.randn(k, n, device=device)
         if autocast:
+
             def fn(a=a, b=b):
                 with torch.autocast(device_type=device.type, dtype=dtype):
                     return torch.matmul(a, b)
@@ -175,7 +184,10 @@ def peak_key(backend: str, dtype: str, device: torch.device, emulated: str | Non
     if emulated:
         return None, f"no % of peak: {emulated}"
     if "int8" in dtype:
-        return None, "no % of peak: int8 kernels do integer arithmetic, there is no floating-point peak to stand against"
+        return (
+            None,
+            "no % of peak: int8 kernels do integer arithmetic, there is no floating-point peak to stand against",
+        )
     if "onnx" in dtype:
         return None, "no % of peak: ONNX Runtime runs its own kernels, not the torch GEMM the peak was measured with"
     if "openvino" in dtype:

@@ -27,8 +27,17 @@ from .child import run_isolated
 log = logging.getLogger("bench")
 
 
-def _shape_entry(cfg: Config, prepared: backends.Prepared, model, device, batch_size: int, seq_len: int,
-                 tokenizer, names: set, choices: int | None = None) -> Dict[str, Any]:
+def _shape_entry(
+    cfg: Config,
+    prepared: backends.Prepared,
+    model,
+    device,
+    batch_size: int,
+    seq_len: int,
+    tokenizer,
+    names: set,
+    choices: int | None = None,
+) -> Dict[str, Any]:
     t = cfg.timing
     if t.inputs == "task":
         batches = inputs.task_batches(cfg, tokenizer, names, batch_size, seq_len)
@@ -74,8 +83,11 @@ def _agreement(model, prepared: backends.Prepared, batch, ready, device) -> Dict
     out = out.float().cpu() if torch.is_tensor(out) else torch.as_tensor(np.asarray(out, dtype=np.float32))
     out = out.reshape(ref.shape)
     scale = float(ref.abs().max()) or 1.0
-    return {"max_abs_diff": float((out - ref).abs().max()), "max_rel_diff": float((out - ref).abs().max()) / scale,
-            "argmax_agreement": float((out.argmax(-1) == ref.argmax(-1)).float().mean())}
+    return {
+        "max_abs_diff": float((out - ref).abs().max()),
+        "max_rel_diff": float((out - ref).abs().max()) / scale,
+        "argmax_agreement": float((out.argmax(-1) == ref.argmax(-1)).float().mean()),
+    }
 
 
 def _accuracy(cfg: Config, prepared: backends.Prepared, tokenizer, names: set) -> Dict[str, Any]:
@@ -87,11 +99,11 @@ def _accuracy(cfg: Config, prepared: backends.Prepared, tokenizer, names: set) -
         order = np.argsort(np.asarray(enc["length"]), kind="stable")
         logits = np.zeros((len(enc), max(cfg.task.num_labels, 1)), dtype=np.float32)
         for i in range(0, len(order), 32):
-            rows = enc.select(order[i:i + 32])
+            rows = enc.select(order[i : i + 32])
             feats = [{k: rows[k][j] for k in names} for j in range(len(rows))]
             out = prepared.forward(prepared.convert(tokenizer.pad(feats, return_tensors="pt")))
             out = out.float().cpu().numpy() if torch.is_tensor(out) else np.asarray(out, dtype=np.float32)
-            logits[order[i:i + 32]] = out.reshape(len(rows), -1)
+            logits[order[i : i + 32]] = out.reshape(len(rows), -1)
         splits[split] = (metrics.predictions_from_logits(cfg.task, logits), np.asarray(dd[split]["label"]))
     return metrics.score(cfg.task, splits)
 
@@ -102,8 +114,13 @@ def measure_backend(cfg: Config, backend: str) -> Dict[str, Any]:
     rss0 = measure.rss_bytes()
     t0 = time.perf_counter()
     tokenizer, model, info = models.load(cfg.model, cfg.task, seed=cfg.train.seed)
-    out: Dict[str, Any] = {"backend": backend, "model": info, "load_s": time.perf_counter() - t0,
-                           "rss_baseline_bytes": rss0, "rss_after_load_bytes": measure.rss_bytes()}
+    out: Dict[str, Any] = {
+        "backend": backend,
+        "model": info,
+        "load_s": time.perf_counter() - t0,
+        "rss_baseline_bytes": rss0,
+        "rss_after_load_bytes": measure.rss_bytes(),
+    }
     names = backends.accepted_inputs(model)
     t0 = time.perf_counter()
     try:
@@ -113,8 +130,15 @@ def measure_backend(cfg: Config, backend: str) -> Dict[str, Any]:
     except backends.BackendFailed as exc:  # available here, but it broke on this model: a failure, shown as one
         return {**out, "status": "failed", "reason": str(exc), "shapes": []}
     # export, optimisation, quantisation or compilation: a one-off cost, kept apart from the latency
-    out.update(status="ok", dtype=prepared.dtype, weight_bytes=prepared.weight_bytes, note=prepared.note, shapes=[],
-               prepare_s=time.perf_counter() - t0, build=prepared.build)
+    out.update(
+        status="ok",
+        dtype=prepared.dtype,
+        weight_bytes=prepared.weight_bytes,
+        note=prepared.note,
+        shapes=[],
+        prepare_s=time.perf_counter() - t0,
+        build=prepared.build,
+    )
     reference = model.to(device).eval()  # FLOPs are counted on the fp32 model: the work, not the kernels
     # a multiple-choice head takes batch x choices x seq: each choice count is a shape of its own
     per_choice = cfg.timing.choices if kinds.of(cfg.task).choices else [None]
@@ -158,8 +182,10 @@ def run(cfg: Config) -> Dict[str, Any]:
     `model`, `task`, `notes` and, when a backend was scored, `metrics`."""
     device = env.setup_device(cfg.device)
     if kinds.of(cfg.task).choices and (cfg.timing.inputs == "task" or cfg.timing.with_accuracy):
-        raise ConfigError(f"task {cfg.task.name} is multiple choice: its latency is timed on synthetic batch x "
-                          "choices x seq inputs only (timing.inputs=synthetic, timing.with_accuracy=false)")
+        raise ConfigError(
+            f"task {cfg.task.name} is multiple choice: its latency is timed on synthetic batch x "
+            "choices x seq inputs only (timing.inputs=synthetic, timing.with_accuracy=false)"
+        )
     names = backends.resolve(cfg.timing.backends, device, cfg.timing.exclude)
     if not names:
         raise RuntimeError(f"timing.exclude={cfg.timing.exclude} leaves no backend of {cfg.timing.backends} to run")
@@ -168,22 +194,29 @@ def run(cfg: Config) -> Dict[str, Any]:
     calibration = measure.calibrate(device, native_bf16=native_bf16) if cfg.timing.calibrate else {}
     per_backend = {}
     for i, name in enumerate(names, 1):
-        _progress(f"{cfg.model.name} on {device}: backend {name} ({i}/{len(names)}{_job_position()})"
-                  + (f" [emulated: {emulated[name]}]" if name in emulated else ""))
+        _progress(
+            f"{cfg.model.name} on {device}: backend {name} ({i}/{len(names)}{_job_position()})"
+            + (f" [emulated: {emulated[name]}]" if name in emulated else "")
+        )
         per_backend[name] = _isolated(cfg, name) if cfg.timing.isolate else measure_backend(cfg, name)
     first_ok = next((b for b in per_backend.values() if "model" in b), None)
     if first_ok is None:
         raise RuntimeError(f"no backend could load the model: {[b.get('reason') for b in per_backend.values()]}")
-    out: Dict[str, Any] = {"model": first_ok["model"], "task": {"name": cfg.task.name, "inputs": cfg.timing.inputs},
-                           "notes": []}
+    out: Dict[str, Any] = {
+        "model": first_ok["model"],
+        "task": {"name": cfg.task.name, "inputs": cfg.timing.inputs},
+        "notes": [],
+    }
     if out["model"]["weights"] == "random":
         out["notes"].append("weights: random (exact architecture): latency, memory and FLOPs are exact")
     for name, reason in emulated.items():
         out["notes"].append(f"{name} (emulated): {reason}")
     out["latency"] = _rows(per_backend, calibration, device, emulated)
     if any(r.get("disturbed") for r in out["latency"]):
-        out["notes"].append("disturbed: other processes used the CPU while some shapes were measured "
-                            "(see each row's `load`); re-measure them on a quiet machine")
+        out["notes"].append(
+            "disturbed: other processes used the CPU while some shapes were measured "
+            "(see each row's `load`); re-measure them on a quiet machine"
+        )
     out["timing"] = {
         "device": str(device),
         "threads": torch.get_num_threads(),
@@ -192,9 +225,14 @@ def run(cfg: Config) -> Dict[str, Any]:
         "backends_resolved": names,
         **({"backends_excluded": list(cfg.timing.exclude)} if cfg.timing.exclude else {}),
         **({"backends_left_out": backends.left_out(device)} if "auto" in cfg.timing.backends else {}),
-        "backends": {n: {**{k: v for k, v in b.items() if k not in ("shapes", "model")},
-                         "emulated": n in emulated, **({"emulated_reason": emulated[n]} if n in emulated else {})}
-                     for n, b in per_backend.items()},
+        "backends": {
+            n: {
+                **{k: v for k, v in b.items() if k not in ("shapes", "model")},
+                "emulated": n in emulated,
+                **({"emulated_reason": emulated[n]} if n in emulated else {}),
+            }
+            for n, b in per_backend.items()
+        },
     }
     eager_acc = per_backend.get("eager", {}).get("accuracy")
     for b in out["timing"]["backends"].values():
@@ -210,12 +248,24 @@ def accuracy_tiers(score: Dict[str, float], reference: Dict[str, float], metric:
     """Whether a backend keeps 99% and 99.9% of the fp32 score: MLPerf's two accuracy targets for BERT."""
     ref, got = reference.get(metric), score.get(metric)
     if ref is None or got is None or ref <= 0:
-        return {"metric": metric, "reference": "eager fp32", "ratio": None, "meets_99": None, "meets_99_9": None,
-                "tier": "n/a (no positive fp32 score to stand against)"}
+        return {
+            "metric": metric,
+            "reference": "eager fp32",
+            "ratio": None,
+            "meets_99": None,
+            "meets_99_9": None,
+            "tier": "n/a (no positive fp32 score to stand against)",
+        }
     ratio = got / ref
     tier = "99.9%" if ratio >= 0.999 else "99%" if ratio >= 0.99 else "below 99%"
-    return {"metric": metric, "reference": "eager fp32", "ratio": ratio, "meets_99": ratio >= 0.99,
-            "meets_99_9": ratio >= 0.999, "tier": tier}
+    return {
+        "metric": metric,
+        "reference": "eager fp32",
+        "ratio": ratio,
+        "meets_99": ratio >= 0.99,
+        "meets_99_9": ratio >= 0.999,
+        "tier": tier,
+    }
 
 
 def _job_position() -> str:
@@ -233,8 +283,12 @@ def _job_position() -> str:
         return ""
 
 
-def _rows(per_backend: Dict[str, Dict[str, Any]], calibration: Dict[str, float], device,
-          emulated: Optional[Dict[str, str]] = None) -> List[Dict[str, Any]]:
+def _rows(
+    per_backend: Dict[str, Dict[str, Any]],
+    calibration: Dict[str, float],
+    device,
+    emulated: Optional[Dict[str, str]] = None,
+) -> List[Dict[str, Any]]:
     rows = []
     emulated = emulated or {}
     for name, b in per_backend.items():
@@ -249,7 +303,10 @@ def _rows(per_backend: Dict[str, Dict[str, Any]], calibration: Dict[str, float],
                 row["pct_of_gemm_peak"] = 100.0 * shape["achieved_flops_per_s"] / calibration[key]
                 row["gemm_peak_key"] = key
             elif shape.get("status") == "ok":
-                row["peak_note"] = why_not or ("no % of peak: calibration off (timing.calibrate=false)"
-                                               if not calibration else f"no % of peak: {key} not calibrated")
+                row["peak_note"] = why_not or (
+                    "no % of peak: calibration off (timing.calibrate=false)"
+                    if not calibration
+                    else f"no % of peak: {key} not calibrated"
+                )
             rows.append(row)
     return rows

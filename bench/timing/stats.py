@@ -36,9 +36,20 @@ class Latency:
         mean = float(x.mean())
         stdev = float(x.std(ddof=1)) if x.size > 1 else 0.0
         p50, p90, p95, p99 = (float(v) for v in np.percentile(x, [50, 90, 95, 99]))
-        return cls(count=int(x.size), mean=mean, p50=p50, p90=p90, p95=p95, p99=p99, stdev=stdev,
-                   cv=stdev / mean if mean > 0 else math.nan, min=float(x.min()), max=float(x.max()),
-                   total=float(x.sum()), samples=[float(v) for v in x])
+        return cls(
+            count=int(x.size),
+            mean=mean,
+            p50=p50,
+            p90=p90,
+            p95=p95,
+            p99=p99,
+            stdev=stdev,
+            cv=stdev / mean if mean > 0 else math.nan,
+            min=float(x.min()),
+            max=float(x.max()),
+            total=float(x.sum()),
+            samples=[float(v) for v in x],
+        )
 
     def throughput(self, batch_size: int, tokens_per_batch: float) -> Dict[str, float]:
         """Items per second from the mean latency (MLPerf Offline style)."""
