@@ -1,7 +1,7 @@
 """`python -m bench model=... task=... mode=...` (also the `bench` console script).
 
 `bench report ...` and `bench compare ...` are the same programs as the `bench-report` and `bench-compare`
-console scripts. Exit codes are listed in bench/errors.py and the README ("Result file").
+console scripts. Exit codes are listed in bench/errors.py and docs/result-file.md.
 """
 
 from __future__ import annotations

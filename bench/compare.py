@@ -22,8 +22,8 @@ from . import compare_speed, schema
 from .errors import BenchError
 from .schema import Result
 
-# Measured here: a fixed seed on CPU reproduces every metric exactly (fp32 and bf16; see README "Regression
-# gate"), so any drop is a real change. The default tolerates one flipped prediction in ~1000 examples.
+# Measured here: a fixed seed on CPU reproduces every metric exactly (fp32 and bf16; see docs/gate.md), so any
+# drop is a real change. The default tolerates one flipped prediction in ~1000 examples.
 DEFAULT_TOLERANCE = 0.001
 # Measured on this project's shared 2-core VMs (benchmarks/gate_noise.py, 11 repeats of the same code):
 # per-run medians wander up to 1.5x between processes, so factor 1.10 gave 4 false alarms in 10 consecutive

@@ -37,7 +37,7 @@ OFFLINE_HINT = (
 )
 
 
-# Exit codes of a run or a sweep (README "Result file"); `bench compare` has its own 0/1/2.
+# Exit codes of a run or a sweep (docs/result-file.md); `bench compare` has its own 0/1/2.
 EXIT_OK = 0  # status ok (or skipped: an identical run already completed)
 EXIT_BAD_INPUT = 2  # a BenchError: bad config, data, missing file, no Hub
 EXIT_NONFINITE_LOSS = 3
