@@ -293,3 +293,33 @@ def test_compare_gates_on_consistency_one_minus_flip_rate(tmp_path, ckpt):
     del worse["metrics"]["int8.consistency.typo"]  # the perturbation changed nothing this time: no figure
     rows = compare.compare([base], [schema.parse(worse, "current")], compare.Policy())
     assert {row.figure: row.verdict for row in rows}["int8.consistency.typo"] == "REGRESSION"  # fails closed
+
+
+def test_rows_that_are_not_distributions_are_never_called_loyal():
+    same = np.array([[1.0, 0.0], [0.3, 0.7]])
+    assert figures.probability_loyalty(same, same) == pytest.approx([1.0, 1.0])  # identical rows: exactly loyal
+    with pytest.raises(ValueError, match="not probability distributions"):
+        figures.probability_loyalty(same, np.array([[np.nan, np.nan], [0.3, 0.7]]))
+
+
+def test_a_backend_with_nan_outputs_fails_instead_of_scoring(tmp_path, ckpt, monkeypatch):
+    """argmax of a NaN row is 0: without the check a broken backend got accuracy, loyalty 1 and an ok run."""
+    import torch
+
+    from bench.timing import backends as B
+
+    real = B.prepare
+
+    def broken_int8(name, model, device):
+        prepared = real(name, model, device)
+        if name == "int8":
+            forward = prepared.forward
+            prepared.forward = lambda feed: torch.full_like(torch.as_tensor(forward(feed)), float("nan"))
+        return prepared
+
+    monkeypatch.setattr(B, "prepare", broken_int8)
+    r = _run(tmp_path, ckpt, "robustness.only=[identity]", name="nan")
+    int8 = next(b for b in r.robustness["backends"] if b["backend"] == "int8")
+    assert int8["status"] == "failed" and "non-finite" in int8["error"]
+    assert r.status == "partial" and any(f.startswith("int8: failed") for f in r.failures)
+    assert "int8.prob_loyalty" not in r.metrics and r.metrics["eager.acc"] is not None

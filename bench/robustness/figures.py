@@ -45,7 +45,9 @@ def figure(values: np.ndarray, n_resamples: int = 2000, seed: int = 0) -> Dict[s
 def probability_loyalty(p_ref: np.ndarray, p: np.ndarray) -> np.ndarray:
     """Per example: 1 - sqrt(JSD_base2(p_ref, p)), for rows of probabilities."""
     dist = jensenshannon(np.asarray(p_ref, np.float64), np.asarray(p, np.float64), base=JSD_BASE, axis=1)
-    return 1.0 - np.nan_to_num(dist, nan=0.0)  # identical one-hot rows give 0/0 in scipy: distance 0
+    if np.isnan(dist).any():  # only a row that is not a distribution (NaN outputs) gets here: never call it loyal
+        raise ValueError(f"probability loyalty: {int(np.isnan(dist).sum())} row(s) are not probability distributions")
+    return 1.0 - dist
 
 
 def loyalty(ref_probs: np.ndarray, probs: np.ndarray, labels: np.ndarray, n_resamples: int = 2000) -> Dict[str, Any]:

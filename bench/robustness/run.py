@@ -30,6 +30,10 @@ PREDICTIONS = "robustness_predictions.jsonl"
 Example = Tuple[str, ...]
 
 
+class NonFiniteOutput(RuntimeError):
+    """A backend produced NaN or infinite logits: its figures would be wrong (argmax of NaN is 0), so it failed."""
+
+
 def probabilities(
     prepared: B.Prepared, tokenizer, examples: Sequence[Example], max_length: int, batch_size: int, names: set
 ) -> np.ndarray:
@@ -55,6 +59,10 @@ def probabilities(
         logits = torch.as_tensor(
             np.asarray(logits.float().cpu() if torch.is_tensor(logits) else logits), dtype=torch.float64
         )
+        if not torch.isfinite(logits).all():
+            raise NonFiniteOutput(
+                f"{prepared.dtype}: non-finite logits for {int((~torch.isfinite(logits)).sum())} values"
+            )
         for j, p in zip(order[i : i + batch_size], torch.softmax(logits, dim=-1).numpy()):
             rows[j] = p
     return np.stack(rows)
@@ -116,12 +124,22 @@ def _rows(backend: str, kind: str, idx: Sequence[int], labels, probs: np.ndarray
 
 
 def score_backend(name: str, cfg: Config, model, tokenizer, data: Dict[str, Any], device) -> Tuple[dict, List[dict]]:
-    """Every figure for one backend, and its per-example rows (failures are the backend's, not the run's)."""
-    rc, max_len = cfg.robustness, cfg.task.max_seq_length
+    """Every figure for one backend, and its per-example rows (failures are the backend's, not the run's): one that
+    cannot run here is `unsupported`; one that broke on this model (export failed, NaN outputs) is `failed`."""
     try:
         prepared = B.prepare(name, copy.deepcopy(model), device)
     except B.BackendUnavailable as exc:
         return {"backend": name, "status": "unsupported", "error": str(exc)}, []
+    except B.BackendFailed as exc:
+        return {"backend": name, "status": "failed", "error": str(exc)}, []
+    try:
+        return _score(name, prepared, cfg, model, tokenizer, data)
+    except NonFiniteOutput as exc:
+        return {"backend": name, "status": "failed", "error": str(exc)}, []
+
+
+def _score(name: str, prepared, cfg: Config, model, tokenizer, data: Dict[str, Any]) -> Tuple[dict, List[dict]]:
+    rc, max_len = cfg.robustness, cfg.task.max_seq_length
     names = B.accepted_inputs(model)
     score = lambda ex: probabilities(prepared, tokenizer, ex, max_len, rc.batch_size, names)  # noqa: E731
     labels, examples = data["labels"], data["examples"]
@@ -230,6 +248,8 @@ def run(cfg: Config) -> Dict[str, Any]:
         fig, brows = score_backend(name, cfg, model, tokenizer, data, device)
         if fig["status"] == "unsupported" and name in cfg.timing.backends:
             failures.append(f"{name}: unsupported here ({fig['error']})")
+        elif fig["status"] == "failed":  # named or from auto: a backend that broke is a failure of the run
+            failures.append(f"{name}: failed ({fig['error']})")
         figs.append(fig)
         rows += brows
     write_jsonl(Path(cfg.out_dir) / PREDICTIONS, rows)
