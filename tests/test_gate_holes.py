@@ -263,7 +263,11 @@ def test_a_failed_onnx_export_makes_the_run_partial_not_ok(tmp_path, monkeypatch
         "timing.isolate=false",
         "timing.calibrate=false",
     ]
-    result = run(compose([*tiny("bert"), *fast, "timing.backends=[eager,onnxruntime]"], out_dir=str(tmp_path)))
+    # the case: `auto` (which names no backend) must not stay ok with the runtime missing
+    cfg = compose(
+        [*tiny("bert"), *fast, "timing.backends=[auto]", "timing.exclude=[bf16,openvino]"], out_dir=str(tmp_path)
+    )
+    result = run(cfg)
     rows = {r["backend"]: r for r in result.latency}
     assert rows["eager"]["status"] == "ok"
     assert rows["onnxruntime"]["status"] == "failed" and "ONNX export failed" in rows["onnxruntime"]["error"]

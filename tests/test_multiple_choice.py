@@ -580,3 +580,22 @@ def test_training_loss_ignores_filler_choices():
         + torch.nn.functional.cross_entropy(logits[1], torch.tensor(4))
     ) / 2
     assert float(loss) == pytest.approx(float(want), rel=1e-5)
+
+
+@pytest.mark.parametrize(
+    "task,row",
+    [
+        ("arc_easy", {"question": "a string where an object belongs", "answerKey": "A"}),
+        ("arc_easy", {"question": {"stem": "Why?", "choices": []}}),
+        ("piqa", {"goal": "open a jar", "sol1": "twist", "sol2": "hit", "label": "x"}),
+    ],
+    ids=["question-not-an-object", "no-choices", "label-not-a-number"],
+)
+def test_score_rows_of_another_shape_are_one_line_errors(task, row):
+    """bench score's own rows in a task's release layout: a wrong shape names the line, never a traceback."""
+    from bench import score
+    from bench.errors import DataError
+
+    with pytest.raises(DataError, match=r"^mine.jsonl, line 3: ") as info:
+        score._choice_example(compose([f"task={task}"]).task, "mine.jsonl, line 3", row)
+    assert "\n" not in str(info.value)
