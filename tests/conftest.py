@@ -44,6 +44,21 @@ TINY = {
 }
 
 
+# a latency run of a tiny model in seconds: one backend, one shape, in this process, nothing calibrated
+TINY_LATENCY = [
+    "mode=latency",
+    "timing.backends=[eager]",
+    "timing.batch_sizes=[1]",
+    "timing.seq_lens=[8]",
+    "timing.isolate=false",
+    "timing.calibrate=false",
+    "timing.flops=false",
+    "timing.min_seconds=0",
+    "timing.min_iterations=2",
+    "timing.warmup_runs=1",
+]
+
+
 def tiny(family: str) -> list:
     return TINY[family] + ["model.pretrained=false"]
 

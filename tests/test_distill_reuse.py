@@ -3,20 +3,9 @@
 import importlib.util
 import json
 
-from conftest import ROOT, tiny
+from conftest import ROOT, TINY_LATENCY, tiny
 
-LATENCY = [
-    "mode=latency",
-    "timing.backends=[eager]",
-    "timing.batch_sizes=[1]",
-    "timing.seq_lens=[8]",
-    "timing.isolate=false",
-    "timing.calibrate=false",
-    "timing.flops=false",
-    "timing.min_seconds=0",
-    "timing.min_iterations=2",
-    "timing.warmup_runs=1",
-]
+LATENCY = TINY_LATENCY
 
 
 def _script():

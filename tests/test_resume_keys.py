@@ -7,23 +7,12 @@ import subprocess
 import sys
 
 import pytest
-from conftest import AVX2, GENOA, ROOT, tiny
+from conftest import AVX2, GENOA, ROOT, TINY_LATENCY, tiny
 
 from bench import env, resume
 from bench.config import compose
 
-LATENCY = [
-    "mode=latency",
-    "timing.backends=[eager]",
-    "timing.batch_sizes=[1]",
-    "timing.seq_lens=[8]",
-    "timing.isolate=false",
-    "timing.calibrate=false",
-    "timing.flops=false",
-    "timing.min_seconds=0",
-    "timing.min_iterations=2",
-    "timing.warmup_runs=1",
-]
+LATENCY = TINY_LATENCY
 
 
 def _git(repo, *args):

@@ -8,22 +8,11 @@ import subprocess
 import sys
 import textwrap
 
-from conftest import ROOT, tiny
+from conftest import ROOT, TINY_LATENCY, tiny
 
 from bench import callbacks
 
-LATENCY = [
-    "mode=latency",
-    "timing.backends=[eager]",
-    "timing.batch_sizes=[1]",
-    "timing.seq_lens=[8]",
-    "timing.isolate=false",
-    "timing.calibrate=false",
-    "timing.flops=false",
-    "timing.min_seconds=0",
-    "timing.min_iterations=2",
-    "timing.warmup_runs=1",
-]
+LATENCY = TINY_LATENCY
 
 # The real CLI, with the disk full for the jobs whose folder starts with FULL_DISK (the write of result.json
 # fails with ENOSPC, as on a full disk); every other job, and everything else, runs as it always does.
