@@ -137,11 +137,14 @@ class DataConfig:
     dir: Optional[str] = None  # local data folder; None reads the Hub
     max_train_samples: Optional[int] = None
     max_eval_samples: Optional[int] = None
+    sample_seed: Optional[int] = None  # seed of the max_train_samples subset and the holdout; None: train.seed
+    holdout: Optional[int] = None  # training rows held out as split `holdout` (hyper-parameter selection)
     split_by_article: Optional[int] = None  # SQuAD offline: train on the first N articles of the eval file
 
     def __post_init__(self) -> None:
         positive("data.max_train_samples", self.max_train_samples)
         positive("data.max_eval_samples", self.max_eval_samples)
+        positive("data.holdout", self.holdout)
         positive("data.split_by_article", self.split_by_article)
 
 

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from datasets import DatasetDict
+from typing import List, NamedTuple
+
+import numpy as np
+from datasets import Dataset, DatasetDict
 
 from .. import kinds
 from ..config import DataConfig, TaskConfig
+from ..errors import ConfigError
 
 
 def load(task: TaskConfig, data: DataConfig, seed: int = 42, need_train: bool = True) -> DatasetDict:
@@ -16,13 +20,52 @@ def load(task: TaskConfig, data: DataConfig, seed: int = 42, need_train: bool = 
     return cap(dd, data, seed)
 
 
+HOLDOUT = "holdout"  # the split data.holdout takes out of the training rows (for choosing hyper-parameters)
+
+
+class TrainRows(NamedTuple):
+    """Which rows of a training file a run uses: positions in the file, each list in the order drawn."""
+
+    labelled: List[int]  # the rows trained on (data.max_train_samples of them, or all), holdout excluded
+    holdout: List[int]  # data.holdout rows drawn from the labelled selection, held out for selection
+    rest: List[int]  # rows of the file that neither the labelled rows nor the holdout use (transfer sets)
+
+
+def train_rows(n_rows: int, data: DataConfig, seed: int) -> TrainRows:
+    """The split of a training file of `n_rows` rows that `cap` applies: seeded by data.sample_seed (else the run's
+    seed), so a teacher and its students fixed on one sample_seed see the same labelled rows whatever train.seed is.
+    """
+    sample_seed = data.sample_seed if data.sample_seed is not None else seed
+    capped = bool(data.max_train_samples and data.max_train_samples < n_rows)
+    if capped:
+        # datasets' own shuffle, so that a given seed draws the rows it drew before this function existed
+        order = Dataset.from_dict({"i": list(range(n_rows))}).shuffle(seed=sample_seed)["i"]
+        chosen, rest = order[: data.max_train_samples], sorted(order[data.max_train_samples :])
+    else:
+        chosen, rest = list(range(n_rows)), []
+    if data.holdout:
+        if data.holdout >= len(chosen):
+            raise ConfigError(
+                f"data.holdout={data.holdout} leaves no training rows out of {len(chosen)}; hold out fewer rows"
+            )
+        picked = np.random.default_rng(sample_seed).permutation(len(chosen))[: data.holdout]
+        held = set(picked.tolist())
+        return TrainRows([r for i, r in enumerate(chosen) if i not in held], [chosen[i] for i in sorted(held)], rest)
+    return TrainRows(list(chosen), [], rest)
+
+
 def cap(dd: DatasetDict, data: DataConfig, seed: int) -> DatasetDict:
-    """Quick-run caps: a seeded random subset of train (sorted files would give one class), the first N of eval."""
+    """Quick-run caps: a seeded random subset of train (sorted files would give one class), the first N of eval;
+    with data.holdout, a seeded slice of the training rows becomes the split `holdout` and leaves train."""
     out = {}
     for split, ds in dd.items():
-        if split == "train" and data.max_train_samples and data.max_train_samples < len(ds):
-            ds = ds.shuffle(seed=seed).select(range(data.max_train_samples))
-        elif split != "train" and data.max_eval_samples and data.max_eval_samples < len(ds):
+        if split == "train":
+            rows = train_rows(len(ds), data, seed)
+            if rows.holdout:
+                out[HOLDOUT] = ds.select(rows.holdout)
+            if len(rows.labelled) < len(ds):
+                ds = ds.select(rows.labelled)
+        elif data.max_eval_samples and data.max_eval_samples < len(ds):
             ds = ds.select(range(data.max_eval_samples))
         out[split] = ds
     return DatasetDict(out)
