@@ -60,8 +60,11 @@ def rows(rs: List[Result]) -> List[Dict[str, Any]]:
         if r.mode != "robustness" or r.robustness is None:
             continue
         ref = r.robustness.reference
-        ref_name = (
-            "self, eager fp32" if ref.get("checkpoint") == "this checkpoint" else Path(str(ref.get("checkpoint"))).name
+        ref_path = Path(str(ref.get("checkpoint")))
+        ref_name = (  # RUN/checkpoint is named by its run folder
+            "self, eager fp32"
+            if ref.get("checkpoint") == "this checkpoint"
+            else (ref_path.parent.name if ref_path.name == "checkpoint" else ref_path.name)
         )
         source = r.robustness.source
         for b in r.robustness.backends:
