@@ -107,6 +107,14 @@ def test_copa_choice_orders_recomputed_from_the_predictions_file(tmp_path, mc_di
     assert set(r.robustness["multiple_choice"]["unchanged"]) == {"order_shuffled_1", "order_shuffled_2"}
     assert any("order_shuffled_1" in n and "no flip rate" in n for n in r.notes)
     assert r.robustness["backends"][0]["advglue"] == {"-": "AdvGLUE has no rows for task copa"}
+    # the report's robustness table: a column per order, 'unchanged' where an order showed nothing new
+    from bench.report.__main__ import build
+
+    md = build(tmp_path, tmp_path / "report", ["md"], n_boot=50)["robustness.md"].read_text()
+    header = md.splitlines()[0]
+    assert "flip % order_identity" in header and "flip % order_reversed" in header and "flip % order_any" in header
+    eager = next(line for line in md.splitlines() if "| eager " in line)
+    assert "unchanged" in eager and "n=16" in eager and "| copa " in eager
 
 
 def test_a_position_biased_backend_flips_exactly_where_the_order_moved_its_answer(tmp_path, mc_dir, monkeypatch):
