@@ -1,6 +1,7 @@
-"""mode=robustness: what a checkpoint (on each backend) gives up beyond accuracy, on a classification task.
+"""mode=robustness: what a checkpoint (on each backend) gives up beyond accuracy, on a classification task (and,
+through `Inputs`, on a multiple-choice one: bench/robustness/choices.py).
 
-For each backend of timing.backends (built by bench/timing/backends.py, the same builders latency uses):
+For each backend of timing.backends less timing.exclude (built by bench/timing/backends.py, as latency builds them):
 clean dev accuracy; loyalty to a reference (robustness.reference=CHECKPOINT, else this checkpoint on fp32
 eager); invariance under the named perturbation set; AdvGLUE accuracy beside the trivial predictor. Every
 prediction the figures come from is written to robustness_predictions.jsonl beside result.json.
@@ -154,7 +155,7 @@ class Inputs:
     probabilities: Callable = probabilities  # (prepared, tokenizer, examples, max_length, batch_size, names)
     token_ids: Callable = token_ids  # (tokenizer, examples, max_length) -> comparable model inputs
     prepare: Optional[Callable] = None  # (cfg, data) -> adds what `extra` needs to data
-    extra: Optional[Callable] = None  # (backend, score, data, clean, out, rows): more figures per backend
+    extra: Optional[Callable] = None  # (backend, score, cfg, data, clean, out, rows): more figures per backend
     section: Optional[Callable] = None  # (data) -> (the result's robustness.multiple_choice, notes)
     width: Optional[Callable] = None  # (data) -> each example's real number of outputs (None: all the same)
 
