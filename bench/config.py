@@ -279,13 +279,20 @@ class Config:
                     f"mode=distill covers task kinds {can}; task {self.task.name} is of kind "
                     f"{self.task.kind!r}, which it cannot distil yet"
                 )
-        if self.mode.name == "robustness" and self.task.kind != "classification":
-            # loyalty and flips are defined on labels; for a regression (STS-B) they would be a correlation or a
-            # tolerance band, another measurement; squad's answers are spans
-            raise ConfigError(
-                f"mode=robustness covers classification tasks; task {self.task.name} is of kind "
-                f"{self.task.kind!r} (regression and span answers are out of its scope)"
-            )
+        if self.mode.name == "robustness":
+            if self.task.kind not in ("classification", "multiple_choice"):
+                # loyalty and flips are defined on labels; for a regression (STS-B) they would be a correlation or
+                # a tolerance band, another measurement; squad's answers are spans
+                raise ConfigError(
+                    f"mode=robustness covers classification and multiple-choice tasks; task {self.task.name} is of "
+                    f"kind {self.task.kind!r} (regression and span answers are out of its scope)"
+                )
+            if self.robustness.choice_orders is not None and self.task.kind != "multiple_choice":
+                raise ConfigError(
+                    f"robustness.choice_orders={self.robustness.choice_orders}: task {self.task.name} is of kind "
+                    f"{self.task.kind!r}, whose inputs have no candidates to reorder (the choice-order test is for "
+                    "multiple-choice tasks: copa, piqa, arc_easy, ...); leave it unset"
+                )
 
 
 def register() -> None:

@@ -30,14 +30,12 @@ class RobustnessConfig:
     # batch, and padding changes bf16 sums), so a flip is the perturbation's and not the batching's
     batch_size: int = 1
     bootstrap: int = 2000  # resamples for each figure's 95% percentile interval
-    # where the multiple-choice kind's choice-order test goes once that kind exists (issue 18); refused until then
-    choice_orders: int = 0
+    # multiple choice: how many other orders each example's candidates are shown in (the reversal, then seeded
+    # shuffles); None: 3 on a multiple-choice task. Classification has no candidates to reorder: refused there
+    choice_orders: Optional[int] = None
 
     def __post_init__(self) -> None:
         positive("robustness.batch_size", self.batch_size)
         positive("robustness.bootstrap", self.bootstrap)
-        if self.choice_orders:
-            raise ConfigError(
-                "robustness.choice_orders: the multiple-choice kind's choice-order flips are not built "
-                "yet (issue 18); leave it 0"
-            )
+        if self.choice_orders is not None and (isinstance(self.choice_orders, bool) or self.choice_orders < 0):
+            raise ConfigError(f"robustness.choice_orders={self.choice_orders}: give a count, 0 or more (0: none)")

@@ -44,6 +44,10 @@ def _distill(cfg: Config) -> Dict[str, Any]:
 
 
 def _robustness(cfg: Config) -> Dict[str, Any]:
+    if kinds.of(cfg.task).choices:  # k candidates per example: its own inputs and the choice-order test
+        from .robustness import choices
+
+        return choices.run(cfg)
     from .robustness import run as robustness_run
 
     return robustness_run.run(cfg)
@@ -165,8 +169,11 @@ def run(cfg: Config, resume_runs: bool = False, resume_roots=()) -> Result:
 
 
 def _check_shapes(cfg: Config) -> None:
-    """Every sequence length this run will feed the model, against the model's position limit (issue #16: a
-    4096-token latency grid on a 512-position model failed every backend, one after the other)."""
+    """Every sequence length this run will feed a model, against that model's position limit (issue #16: a
+    4096-token latency grid on a 512-position model failed every backend, one after the other): the model's, and
+    the other checkpoint's the mode reads (distill.teacher, robustness.reference)."""
+    import dataclasses
+
     from . import models
 
     train_len = cfg.train.max_seq_length or cfg.task.max_seq_length
@@ -175,9 +182,25 @@ def _check_shapes(cfg: Config) -> None:
         lengths = {"timing.seq_lens": cfg.timing.seq_lens}
         if cfg.timing.inputs == "task" or cfg.timing.with_accuracy:
             lengths["task.max_seq_length"] = [cfg.task.max_seq_length]
+    elif cfg.mode.name == "robustness":  # it scores at the task's length
+        lengths = {"task.max_seq_length": [cfg.task.max_seq_length]}
     else:
         lengths = {train_name: [train_len]}
     models.check_lengths(cfg.model, lengths)
+    other = {
+        "distill": ("distill.teacher", cfg.distill.teacher),
+        "robustness": ("robustness.reference", cfg.robustness.reference),
+    }
+    key, path = other.get(cfg.mode.name, ("", None))
+    ckpt = _checkpoint_folder(path) if path else None
+    if ckpt is not None:  # one that is not there is the mode's to refuse, with its own message
+        models.check_lengths(dataclasses.replace(cfg.model, name=f"{key}={path}", path=str(ckpt)), lengths)
+
+
+def _checkpoint_folder(path: str):
+    """A checkpoint folder (config.json), or the one a run folder holds (RUN/checkpoint); None when neither."""
+    p = Path(path).expanduser()
+    return next((c for c in (p, p / "checkpoint") if (c / "config.json").is_file()), None)
 
 
 def _run_mode(cfg: Config, result: Result, save: bool) -> Result:

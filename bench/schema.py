@@ -109,6 +109,17 @@ class Perturbed(_Open):
     acc_after: Figure
 
 
+class Reordered(_Open):
+    """One choice order on one backend (multiple choice): the examples it showed in a new order, how many of their
+    chosen answers (mapped back to the original candidates) changed, and the accuracy before and after. `order_any`
+    is over the examples any order changed: a flip under at least one order; acc_after right under every one."""
+
+    changed: int = Field(ge=0)
+    flip_rate: Figure
+    acc_before: Figure
+    acc_after: Figure
+
+
 class BackendRobustness(_Open):
     backend: str
     status: Literal["ok", "failed", "unsupported"]
@@ -117,6 +128,7 @@ class BackendRobustness(_Open):
     loyalty: Optional[Dict[str, Any]] = None  # label, probability (Figures), disagreements, reference
     invariance: Dict[str, Perturbed] = Field(default_factory=dict)
     advglue: Optional[Dict[str, Any]] = None  # per AdvGLUE key: acc and trivial (Figures), or why not scored
+    choice_orders: Dict[str, Reordered] = Field(default_factory=dict)  # multiple choice: per order, and order_any
 
 
 class Robustness(_Open):
@@ -128,7 +140,8 @@ class Robustness(_Open):
     reference: Dict[str, Any]
     backends: List[BackendRobustness] = Field(min_length=1)
     unchanged: Dict[str, str] = Field(default_factory=dict)  # perturbation -> why it is not in the figures
-    multiple_choice: Optional[Dict[str, Any]] = None  # choice-order flips, once the kind exists (issue 18)
+    multiple_choice: Optional[Dict[str, Any]] = None  # the choice orders: their rule, seed, and changed counts
+    source: Optional[Dict[str, Any]] = None  # the run that trained the checkpoint: its folder, mode, seed, distill
 
 
 class SideLatency(_Open):

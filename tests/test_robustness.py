@@ -124,8 +124,11 @@ def test_unknown_set_or_perturbation_is_a_one_line_error():
 def test_regression_and_squad_tasks_are_refused_clearly():
     with pytest.raises(ConfigError, match="stsb is of kind 'regression'"):
         compose(["model=minilm_l6", "task=stsb", "mode=robustness"])
-    with pytest.raises(ConfigError, match="issue 18"):
+    with pytest.raises(ConfigError, match="no candidates to reorder"):
         compose(["model=minilm_l6", "task=sst2", "mode=robustness", "robustness.choice_orders=2"])
+    with pytest.raises(ConfigError, match="0 or more"):
+        compose(["model=minilm_l6", "task=copa", "mode=robustness", "robustness.choice_orders=-1"])
+    assert compose(["model=minilm_l6", "task=copa", "mode=robustness"]).robustness.choice_orders is None
 
 
 @pytest.mark.skipif(not ADVGLUE.is_file(), reason=f"AdvGLUE not present at {ADVGLUE}")

@@ -1,4 +1,5 @@
-"""The robustness table (one row per run and backend) and the plot of clean accuracy against flip rate.
+"""The robustness table (one row per model, variant and backend: a run, or the mean±std over seeds) and the plot of
+clean accuracy against flip rate.
 
 Read from mode=robustness results only: each cell is a figure with its count and 95% bootstrap interval, as the
 run recorded it; a perturbation that changed no example reads 'unchanged', never a flip rate of 0.
@@ -14,9 +15,11 @@ import pandas as pd
 
 from ..schema import Result
 from . import plots
+from .naming import variant_of
 from .tables import MISSING, Table
 
 CONTROL = "identity"  # scored twice: its flip rate says whether scoring is deterministic, not robustness
+ORDER_CONTROL, ORDER_ANY = "order_identity", "order_any"  # multiple choice (bench/robustness/choices.py)
 
 
 def _pct(fig: Optional[Dict[str, Any]], n: bool = True) -> str:
@@ -30,6 +33,26 @@ def _figures(b) -> Dict[str, Any]:
     return b.model_dump() if hasattr(b, "model_dump") else dict(b)
 
 
+def _variant(source: Optional[Dict[str, Any]]) -> str:
+    """What trained the checkpoint: `fine-tuned` (mode=finetune), a distill run's variant name, or '-' (unknown)."""
+    if not source:
+        return "-"
+    if source.get("mode") == "distill":
+        return variant_of({"distill": source.get("distill") or {}})
+    return "fine-tuned" if source.get("mode") == "finetune" else str(source.get("mode"))
+
+
+def _pooled(inv: Dict[str, Any]) -> Optional[float]:
+    """Every non-control perturbation's flips over all the inputs they changed."""
+    n = sum(v["changed"] for k, v in inv.items() if k != CONTROL)
+    flips = sum(
+        v["flip_rate"]["value"] * v["changed"]
+        for k, v in inv.items()
+        if k != CONTROL and v["flip_rate"]["value"] is not None
+    )
+    return flips / n if n else None
+
+
 def rows(rs: List[Result]) -> List[Dict[str, Any]]:
     """One record per (run, backend) with the numbers the table and plot show."""
     out = []
@@ -37,33 +60,27 @@ def rows(rs: List[Result]) -> List[Dict[str, Any]]:
         if r.mode != "robustness" or r.robustness is None:
             continue
         ref = r.robustness.reference
-        ref_name = (
-            "self, eager fp32" if ref.get("checkpoint") == "this checkpoint" else Path(str(ref.get("checkpoint"))).name
+        ref_path = Path(str(ref.get("checkpoint")))
+        ref_name = (  # RUN/checkpoint is named by its run folder
+            "self, eager fp32"
+            if ref.get("checkpoint") == "this checkpoint"
+            else (ref_path.parent.name if ref_path.name == "checkpoint" else ref_path.name)
         )
+        source = r.robustness.source
         for b in r.robustness.backends:
             b = _figures(b)
             inv = b.get("invariance") or {}
             flips = [
                 v["flip_rate"]["value"] for k, v in inv.items() if k != CONTROL and v["flip_rate"]["value"] is not None
             ]
-            pooled_n = sum(v["changed"] for k, v in inv.items() if k != CONTROL)
-            pooled = (
-                (
-                    sum(
-                        v["flip_rate"]["value"] * v["changed"]
-                        for k, v in inv.items()
-                        if k != CONTROL and v["flip_rate"]["value"] is not None
-                    )
-                    / pooled_n
-                )
-                if pooled_n
-                else None
-            )
             out.append(
                 {
                     "run": str(Path(r.path).parent) if r.path else "",
+                    "started_at": r.started_at,
                     "model": r.model.name,
                     "task": r.task.name,
+                    "variant": _variant(source),
+                    "seed": source.get("seed") if source else None,
                     "backend": b["backend"],
                     "status": b["status"],
                     "error": b.get("error"),
@@ -72,8 +89,9 @@ def rows(rs: List[Result]) -> List[Dict[str, Any]]:
                     "loyalty": b.get("loyalty"),
                     "advglue": b.get("advglue") or {},
                     "invariance": inv,
+                    "orders": b.get("choice_orders") or {},
                     "flip_mean": float(np.mean(flips)) if flips else None,
-                    "flip_pooled": pooled,
+                    "flip_pooled": _pooled(inv),
                     "machine": r.machine_class,
                     "weights": r.model.weights,
                 }
@@ -81,53 +99,104 @@ def rows(rs: List[Result]) -> List[Dict[str, Any]]:
     return out
 
 
+def groups(recs: List[Dict[str, Any]]) -> List[List[Dict[str, Any]]]:
+    """Records of one (task, model, variant, reference, backend, status) across seeds: one per seed, the newest
+    (an earlier run of the same seed, re-run, is set aside). A checkpoint no harness run trained (no seed known)
+    is a group of its own."""
+    by: Dict[tuple, Dict[Any, Dict[str, Any]]] = {}
+    for rec in sorted(recs, key=lambda x: x["started_at"]):
+        key = (rec["task"], rec["model"], rec["weights"], rec["variant"], rec["reference"], rec["backend"])
+        key += (rec["status"],) + (() if rec["seed"] is not None else (rec["run"],))
+        by.setdefault(key, {})[rec["seed"]] = rec
+    return [list(seeds.values()) for seeds in by.values()]
+
+
+def _spread(values: List[Optional[float]], unit: float = 100.0, digits: int = 1) -> str:
+    """'mean±std (n seeds)' over the seeds that have a value; 'unchanged' when none has."""
+    v = [unit * x for x in values if x is not None]
+    if not v:
+        return "unchanged"
+    sd = float(np.std(v, ddof=1)) if len(v) > 1 else 0.0
+    part = "" if len(v) == len(values) else f" of {len(values)}"
+    return f"{np.mean(v):.{digits}f}±{sd:.{digits}f} ({len(v)}{part} seeds)"
+
+
+def _value(fig: Optional[Dict[str, Any]]) -> Optional[float]:
+    return fig.get("value") if fig else None
+
+
+def _flip_cell(recs: List[Dict[str, Any]], section: str, name: str) -> str:
+    figs = [rec[section].get(name) for rec in recs]
+    if all(f is None for f in figs):
+        return MISSING
+    if len(recs) == 1:
+        return "unchanged" if figs[0]["changed"] == 0 else _pct(figs[0]["flip_rate"])
+    return _spread([_value(f["flip_rate"]) if f else None for f in figs])
+
+
+def _line(recs: List[Dict[str, Any]], perts: List[str], orders: List[str]) -> Dict[str, str]:
+    """One table line: a run's figures with their intervals, or the mean±std over the seeds of a group."""
+    rec, many = recs[-1], len(recs) > 1
+    line = {
+        "task": rec["task"],
+        "model": rec["model"] + (" (weights: random)" if rec["weights"] == "random" else ""),
+        "variant": rec["variant"],
+        "backend": rec["backend"] if rec["status"] == "ok" else f"{rec['backend']} ({rec['status']})",
+        "seeds": ", ".join(str(x["seed"]) for x in recs) if rec["seed"] is not None else MISSING,
+        "clean acc": _spread([_value(x["clean"]) for x in recs]) if many else _pct(rec["clean"]),
+    }
+    keys = sorted({k for x in recs for k, a in x["advglue"].items() if isinstance(a, dict) and "acc" in a})
+    adv = []
+    for k in keys:
+        a = rec["advglue"].get(k) or {}
+        trivial = f"trivial {100 * a['trivial']['value']:.1f}, n={a['acc']['n']}" if a else ""
+        acc = [_value((x["advglue"].get(k) or {}).get("acc")) for x in recs]
+        adv.append(f"{k}: {_spread(acc) if many else _pct(a.get('acc'), n=False)} ({trivial})")
+    line["AdvGLUE acc"] = "; ".join(adv) or MISSING
+    line["reference"] = rec["reference"]
+    for col, part in (("label loyalty", "label"), ("prob. loyalty", "probability")):
+        figs = [(x["loyalty"] or {}).get(part) for x in recs]
+        line[col] = _spread([_value(f) for f in figs]) if many and any(figs) else _pct(figs[-1], n=False)
+    d = [(x["loyalty"] or {}).get("disagreements") for x in recs]
+    if many and all(d):
+        mean = {k: np.mean([x[k] for x in d]) for k in ("n", "reference_right", "this_right", "both_wrong")}
+        line["disagree (ref right/this right/both wrong)"] = (
+            f"{mean['n']:.1f} ({mean['reference_right']:.1f}/{mean['this_right']:.1f}/{mean['both_wrong']:.1f})"
+        )
+    else:
+        last = d[-1]
+        line["disagree (ref right/this right/both wrong)"] = (
+            f"{last['n']} ({last['reference_right']}/{last['this_right']}/{last['both_wrong']})" if last else MISSING
+        )
+    for p in perts:
+        line[f"flip % {p}"] = _flip_cell(recs, "invariance", p)
+    pooled = [x["flip_pooled"] for x in recs]
+    line["flip % pooled"] = _spread(pooled) if many else (MISSING if pooled[-1] is None else f"{100 * pooled[-1]:.1f}")
+    for o in orders:
+        line[f"flip % {o}"] = _flip_cell(recs, "orders", o)
+    return line
+
+
 def table(rs: List[Result]) -> Optional[Table]:
     recs = rows(rs)
     if not recs:
         return None
     perts = sorted({k for rec in recs for k in rec["invariance"]}, key=lambda k: (k != CONTROL, k))
-    lines = []
-    for rec in recs:
-        line = {
-            "task": rec["task"],
-            "model": rec["model"] + (" (weights: random)" if rec["weights"] == "random" else ""),
-            "backend": rec["backend"] if rec["status"] == "ok" else f"{rec['backend']} ({rec['status']})",
-            "clean acc": _pct(rec["clean"]),
-        }
-        adv = [
-            f"{k}: {_pct(a['acc'], n=False)} (trivial {100 * a['trivial']['value']:.1f}, n={a['acc']['n']})"
-            for k, a in rec["advglue"].items()
-            if isinstance(a, dict) and "acc" in a
-        ]
-        line["AdvGLUE acc"] = "; ".join(adv) or MISSING
-        loy = rec["loyalty"] or {}
-        line["reference"] = rec["reference"]
-        line["label loyalty"] = _pct(loy.get("label"), n=False)
-        line["prob. loyalty"] = _pct(loy.get("probability"), n=False)
-        d = loy.get("disagreements")
-        line["disagree (ref right/this right/both wrong)"] = (
-            f"{d['n']} ({d['reference_right']}/{d['this_right']}/{d['both_wrong']})" if d else MISSING
-        )
-        for p in perts:
-            inv = rec["invariance"].get(p)
-            if inv is None:
-                line[f"flip % {p}"] = MISSING
-            elif inv["changed"] == 0:
-                line[f"flip % {p}"] = "unchanged"
-            else:
-                line[f"flip % {p}"] = _pct(inv["flip_rate"])
-        line["flip % pooled"] = MISSING if rec["flip_pooled"] is None else f"{100 * rec['flip_pooled']:.1f}"
-        lines.append(line)
-    text = pd.DataFrame(lines)
+    orders = sorted({k for rec in recs for k in rec["orders"]}, key=lambda k: (k != ORDER_CONTROL, k == ORDER_ANY, k))
+    text = pd.DataFrame([_line(g, perts, orders) for g in groups(recs)])
     machines = sorted({str(rec["machine"]) for rec in recs})
     caption = (
-        "Robustness (mode=robustness), x100, each with its 95% bootstrap interval over the examples and n. "
+        "Robustness (mode=robustness), x100: a run's figure with its 95% bootstrap interval over the examples and "
+        "n; where a row has several seeds, the mean±std over them (each seed's figures and intervals are in its "
+        "own result file). variant: what trained the checkpoint (the run beside it). "
         "clean acc: dev accuracy; AdvGLUE acc: accuracy on the adversarial dev rows of the task's key, beside "
         "the majority-class predictor on the same rows; loyalty to the reference (label: same prediction; "
         "prob.: 1 - sqrt(JSD, base 2)); flip %: share of the examples a perturbation changed (n) whose "
         "prediction changed ('unchanged': it changed no model input, so it has no flip rate); identity is "
         "the control (scored twice: must be 0); pooled: all non-control perturbations' flips over all their "
-        f"changed examples. Machine class: {', '.join(machines)}."
+        "changed examples; order_*: multiple choice, the share of the examples shown in that order of their "
+        "candidates whose chosen answer changed (order_identity: the control; order_any: under any order). "
+        f"Machine class: {', '.join(machines)}."
     )
     return Table(text, pd.DataFrame(np.nan, index=text.index, columns=text.columns), {}, caption)
 

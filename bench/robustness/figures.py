@@ -95,3 +95,34 @@ def invariance(
         "acc_before": accuracy(before, y, n_resamples),
         "acc_after": accuracy(after, y, n_resamples),
     }
+
+
+def reordered(
+    clean_pred: np.ndarray, order_pred: np.ndarray, labels: np.ndarray, changed: np.ndarray, n_resamples: int = 2000
+) -> Dict[str, Any]:
+    """One choice order (multiple choice): over the examples it showed in a new order, the share whose chosen
+    answer (an index among the original candidates) changed, and the accuracy before and after. `order_pred`
+    holds those examples' predictions only, in order; an order that changed no example has no flip rate."""
+    out = invariance(clean_pred, order_pred, labels, changed, 0, n_resamples)
+    del out["text_changed"]
+    return out
+
+
+def any_order(
+    clean_pred: np.ndarray, order_preds: Dict[str, np.ndarray], labels: np.ndarray, n_resamples: int = 2000
+) -> Dict[str, Any]:
+    """Over the examples at least one order changed: the share whose answer changed under any of them (the
+    seed's fragility), the accuracy in the original order, and the share right under the original and every order
+    it was shown in. `order_preds`: per order, a prediction per example, -1 where that order did not change it."""
+    clean, y = np.asarray(clean_pred), np.asarray(labels)
+    preds = np.stack([np.asarray(p) for p in order_preds.values()]) if order_preds else np.full((0, len(y)), -1)
+    shown = preds >= 0
+    changed = shown.any(axis=0)
+    flipped = (shown & (preds != clean)).any(axis=0)
+    always_right = (clean == y) & ~(shown & (preds != y)).any(axis=0)
+    return {
+        "changed": int(changed.sum()),
+        "flip_rate": figure(flipped[changed].astype(float), n_resamples),
+        "acc_before": accuracy(clean[changed], y[changed], n_resamples),
+        "acc_after": figure(always_right[changed].astype(float), n_resamples),
+    }

@@ -275,6 +275,7 @@ class Perturbation:
 
 
 SETS: Dict[str, List[Perturbation]] = {
+    "none": [],  # no text perturbation (a multiple-choice run of the choice orders only)
     "inv-v1": [
         Perturbation("identity", identity, control=True),
         Perturbation("typo", typo),

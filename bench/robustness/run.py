@@ -1,6 +1,7 @@
-"""mode=robustness: what a checkpoint (on each backend) gives up beyond accuracy, on a classification task.
+"""mode=robustness: what a checkpoint (on each backend) gives up beyond accuracy, on a classification task (and,
+through `Inputs`, on a multiple-choice one: bench/robustness/choices.py).
 
-For each backend of timing.backends (built by bench/timing/backends.py, the same builders latency uses):
+For each backend of timing.backends less timing.exclude (built by bench/timing/backends.py, as latency builds them):
 clean dev accuracy; loyalty to a reference (robustness.reference=CHECKPOINT, else this checkpoint on fp32
 eager); invariance under the named perturbation set; AdvGLUE accuracy beside the trivial predictor. Every
 prediction the figures come from is written to robustness_predictions.jsonl beside result.json.
@@ -11,16 +12,17 @@ from __future__ import annotations
 import copy
 import dataclasses
 import logging
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 
-from .. import env, models, tasks
+from .. import env, models, schema, tasks
 from ..config import Config
-from ..errors import BenchError
-from ..results import write_jsonl
+from ..errors import BenchError, ConfigError
+from ..results import RESULT_FILE, write_jsonl
 from ..tasks import trivial
 from ..timing import backends as B
 from . import advglue, figures, perturb
@@ -55,33 +57,42 @@ def probabilities(
             return_tensors="pt",
         )
         batch = {k: v for k, v in enc.items() if k in names}
-        logits = prepared.forward(prepared.convert(batch))
-        logits = torch.as_tensor(
-            np.asarray(logits.float().cpu() if torch.is_tensor(logits) else logits), dtype=torch.float64
-        )
-        if not torch.isfinite(logits).all():
-            raise NonFiniteOutput(
-                f"{prepared.dtype}: non-finite logits for {int((~torch.isfinite(logits)).sum())} values"
-            )
-        for j, p in zip(order[i : i + batch_size], torch.softmax(logits, dim=-1).numpy()):
+        for j, p in zip(order[i : i + batch_size], softmax(prepared, batch)):
             rows[j] = p
     return np.stack(rows)
+
+
+def softmax(prepared: B.Prepared, batch: Dict[str, torch.Tensor], mask: Optional[torch.Tensor] = None) -> np.ndarray:
+    """One forward pass's class (or choice) probabilities in float64; `mask` marks the real entries of each row
+    (a multiple-choice batch's filler choices get probability 0). Non-finite outputs fail the backend."""
+    logits = prepared.forward(prepared.convert(batch))
+    logits = torch.as_tensor(
+        np.asarray(logits.float().cpu() if torch.is_tensor(logits) else logits), dtype=torch.float64
+    )
+    real = torch.ones_like(logits, dtype=torch.bool) if mask is None else mask.to(torch.bool)
+    if not torch.isfinite(logits[real]).all():
+        raise NonFiniteOutput(
+            f"{prepared.dtype}: non-finite logits for {int((~torch.isfinite(logits[real])).sum())} values"
+        )
+    return torch.softmax(logits.masked_fill(~real, float("-inf")), dim=-1).numpy()
 
 
 def token_ids(tokenizer, examples: Sequence[Example], max_length: int) -> List[List[int]]:
     return [tokenizer(*ex, truncation=True, max_length=max_length)["input_ids"] for ex in examples]
 
 
-def perturbed_sets(cfg: Config, examples: List[Example], tokenizer, max_length: int) -> Dict[str, Dict[str, Any]]:
-    """name -> the perturbed examples, which ones changed in text and in model input (token ids)."""
+def perturbed_sets(
+    cfg: Config, examples: List[Example], tokenizer, max_length: int, ids: Callable = token_ids
+) -> Dict[str, Dict[str, Any]]:
+    """name -> the perturbed examples, which ones changed in text and in model input (token ids, by `ids`)."""
     rc = cfg.robustness
-    clean_ids = token_ids(tokenizer, examples, max_length)
+    clean_ids = ids(tokenizer, examples, max_length)
     out = {}
     for p in perturb.get(rc.perturbations, rc.only):
         new = [tuple(perturb.apply(p, ex, rc.perturbations, rc.seed, i)) for i, ex in enumerate(examples)]
         text_changed = np.array([a != b for a, b in zip(new, examples)])
-        ids = token_ids(tokenizer, new, max_length)
-        changed = np.ones(len(new), bool) if p.control else np.array([a != b for a, b in zip(ids, clean_ids)])
+        new_ids = ids(tokenizer, new, max_length)
+        changed = np.ones(len(new), bool) if p.control else np.array([a != b for a, b in zip(new_ids, clean_ids)])
         out[p.name] = {"examples": new, "text_changed": int(text_changed.sum()), "changed": changed}
     return out
 
@@ -108,22 +119,58 @@ def _adv_sets(cfg: Config) -> Tuple[Dict[str, Tuple[List[Example], List[int]]], 
     return {k: advglue.rows(cfg.task, k, path) for k in keys}, {}
 
 
-def _rows(backend: str, kind: str, idx: Sequence[int], labels, probs: np.ndarray, **extra) -> List[dict]:
+def rows_of(
+    backend: str,
+    kind: str,
+    idx: Sequence[int],
+    labels,
+    probs: np.ndarray,
+    k: Optional[Sequence[int]] = None,
+    predictions: Optional[Sequence[int]] = None,
+    **extra,
+) -> List[dict]:
+    """One predictions-file row per scored input; `k`: each example's real width (a multiple-choice row's
+    probabilities are padded to the widest example; the file holds the real ones only); `predictions`: where the
+    prediction is not the probabilities' argmax (a choice order's tie goes to the candidate shown first)."""
     return [
         {
             "backend": backend,
             "set": kind,
             "idx": int(i),
             "label": int(y),
-            "prediction": int(p.argmax()),
-            "probs": [float(x) for x in p],
-            **{k: v[n] for k, v in extra.items()},
+            "prediction": int(p.argmax() if predictions is None else predictions[n]),
+            "probs": [float(x) for x in (p if k is None else p[: k[i]])],
+            **{key: v[n] for key, v in extra.items()},
         }
         for n, (i, y, p) in enumerate(zip(idx, labels, probs))
     ]
 
 
-def score_backend(name: str, cfg: Config, model, tokenizer, data: Dict[str, Any], device) -> Tuple[dict, List[dict]]:
+@dataclass(frozen=True)
+class Inputs:
+    """What a task kind changes in this mode: how dev rows become examples (tuples of texts), how they are scored
+    and tokenised, and any figures of its own (multiple choice: the choice orders, bench/robustness/choices.py)."""
+
+    examples: Callable[[Any], List[Example]]  # the dev split (a datasets.Dataset) -> examples
+    probabilities: Callable = probabilities  # (prepared, tokenizer, examples, max_length, batch_size, names)
+    token_ids: Callable = token_ids  # (tokenizer, examples, max_length) -> comparable model inputs
+    prepare: Optional[Callable] = None  # (cfg, data) -> adds what `extra` needs to data
+    extra: Optional[Callable] = None  # (backend, score, cfg, data, clean, out, rows): more figures per backend
+    section: Optional[Callable] = None  # (data) -> (the result's robustness.multiple_choice, notes)
+    width: Optional[Callable] = None  # (data) -> each example's real number of outputs (None: all the same)
+
+
+def _sentences(ds) -> List[Example]:
+    columns = [c for c in ("sentence1", "sentence2") if c in ds.column_names]
+    return [tuple(t) for t in zip(*(ds[c] for c in columns))]
+
+
+CLASSIFICATION = Inputs(examples=_sentences)
+
+
+def score_backend(
+    name: str, cfg: Config, model, tokenizer, data: Dict[str, Any], device, inputs: Inputs = CLASSIFICATION
+) -> Tuple[dict, List[dict]]:
     """Every figure for one backend, and its per-example rows (failures are the backend's, not the run's): one that
     cannot run here is `unsupported`; one that broke on this model (export failed, NaN outputs) is `failed`."""
     try:
@@ -133,19 +180,21 @@ def score_backend(name: str, cfg: Config, model, tokenizer, data: Dict[str, Any]
     except B.BackendFailed as exc:
         return {"backend": name, "status": "failed", "error": str(exc)}, []
     try:
-        return _score(name, prepared, cfg, model, tokenizer, data)
+        return _score(name, prepared, cfg, model, tokenizer, data, inputs)
     except NonFiniteOutput as exc:
         return {"backend": name, "status": "failed", "error": str(exc)}, []
 
 
-def _score(name: str, prepared, cfg: Config, model, tokenizer, data: Dict[str, Any]) -> Tuple[dict, List[dict]]:
+def _score(
+    name: str, prepared, cfg: Config, model, tokenizer, data: Dict[str, Any], inputs: Inputs
+) -> Tuple[dict, List[dict]]:
     rc, max_len = cfg.robustness, cfg.task.max_seq_length
     names = B.accepted_inputs(model)
-    score = lambda ex: probabilities(prepared, tokenizer, ex, max_len, rc.batch_size, names)  # noqa: E731
-    labels, examples = data["labels"], data["examples"]
+    score = lambda ex: inputs.probabilities(prepared, tokenizer, ex, max_len, rc.batch_size, names)  # noqa: E731
+    labels, examples, k = data["labels"], data["examples"], data.get("k")
     clean = score(examples)
     pred = clean.argmax(axis=1)
-    rows = _rows(name, "clean", range(len(examples)), labels, clean)
+    rows = rows_of(name, "clean", range(len(examples)), labels, clean, k)
     out = {
         "backend": name,
         "status": "ok",
@@ -162,7 +211,7 @@ def _score(name: str, prepared, cfg: Config, model, tokenizer, data: Dict[str, A
         probs = score([p["examples"][i] for i in idx])
         pp = probs.argmax(axis=1) if len(idx) else np.zeros(0, int)
         out["invariance"][pname] = figures.invariance(pred, pp, labels, p["changed"], p["text_changed"], rc.bootstrap)
-        rows += _rows(name, f"inv:{pname}", idx, [labels[i] for i in idx], probs)
+        rows += rows_of(name, f"inv:{pname}", idx, [labels[i] for i in idx], probs, k)
     for key, (adv_examples, adv_labels) in data["adv"].items():
         probs = score(adv_examples)
         const = np.full(len(adv_labels), data["majority"])
@@ -172,14 +221,17 @@ def _score(name: str, prepared, cfg: Config, model, tokenizer, data: Dict[str, A
             "trivial_predictor": data["majority_name"],
             "majority": int(data["majority"]),
         }
-        rows += _rows(name, f"advglue:{key}", range(len(adv_labels)), adv_labels, probs)
+        rows += rows_of(name, f"advglue:{key}", range(len(adv_labels)), adv_labels, probs)
     out["advglue"].update(data["adv_skipped"])
+    if inputs.extra is not None:
+        inputs.extra(name, score, cfg, data, clean, out, rows)
     return out, rows
 
 
 def metrics_of(figs: List[dict]) -> Dict[str, float]:
     """The figures the gate compares, each higher-is-better: `<backend>.acc`, `.label_loyalty`,
-    `.prob_loyalty`, `.advglue_acc.<key>` and `.consistency.<perturbation>` (1 - flip rate). A perturbation that
+    `.prob_loyalty`, `.advglue_acc.<key>` and `.consistency.<perturbation>` (1 - flip rate; multiple choice: also
+    `.consistency.order_<name>` per choice order and `.consistency.order_any`). A perturbation or order that
     changed nothing has no figure, and so no metric."""
     m: Dict[str, float] = {}
     for f in figs:
@@ -193,59 +245,88 @@ def metrics_of(figs: List[dict]) -> Dict[str, float]:
         for key, a in f["advglue"].items():
             if isinstance(a, dict):
                 m[f"{b}.advglue_acc.{key}"] = a["acc"]["value"]
-        for pname, inv in f["invariance"].items():
+        for pname, inv in {**f["invariance"], **f.get("choice_orders", {})}.items():
             if inv["flip_rate"]["value"] is not None:
                 m[f"{b}.consistency.{pname}"] = 1.0 - inv["flip_rate"]["value"]
     return m
 
 
-def run(cfg: Config) -> Dict[str, Any]:
+def source_run(spec) -> Optional[Dict[str, Any]]:
+    """What trained the checkpoint scored, from the run's result.json beside it (RUN/checkpoint): its folder, mode,
+    seed and distillation settings, so a report can group students by variant and average them over seeds.
+    None when the checkpoint is not a harness run's (or its result cannot be read)."""
+    if spec.source != "path":
+        return None
+    folder = Path(spec.path).expanduser().resolve()
+    result = folder.parent / RESULT_FILE if folder.name == "checkpoint" else folder / RESULT_FILE
+    try:
+        r = schema.read(result)
+    except BenchError:
+        return None
+    return {
+        "run": str(result.parent),
+        "mode": r.mode,
+        "status": r.status,
+        "seed": r.seed,
+        "distill": r.config.get("distill") if r.mode == "distill" else None,
+    }
+
+
+def _reference(cfg: Config, model, tokenizer, examples, labels, inputs: Inputs, device, k) -> Tuple[dict, Any, list]:
+    """The reference's description, its probabilities on the clean examples and its predictions-file rows."""
+    if cfg.robustness.reference:
+        ref_tok, ref_model, reference = _load_reference(cfg)
+        if not inputs.width and ref_model.config.num_labels != model.config.num_labels:
+            raise BenchError(
+                f"robustness.reference={cfg.robustness.reference} has {ref_model.config.num_labels} labels,"
+                f" this task {cfg.task.name} has {model.config.num_labels}: not a checkpoint of this task"
+            )
+    else:
+        reference = {"checkpoint": "this checkpoint", "backend": "eager", "name": cfg.model.name}
+        ref_model, ref_tok = model, tokenizer
+    prepared = B.prepare("eager", copy.deepcopy(ref_model), device)
+    rc = cfg.robustness
+    probs = inputs.probabilities(
+        prepared, ref_tok, examples, cfg.task.max_seq_length, rc.batch_size, B.accepted_inputs(ref_model)
+    )
+    reference["clean_acc"] = figures.accuracy(probs.argmax(axis=1), labels, rc.bootstrap)
+    return reference, probs, rows_of("reference", "clean", range(len(examples)), labels, probs, k)
+
+
+def run(cfg: Config, inputs: Inputs = CLASSIFICATION) -> Dict[str, Any]:
+    """The robustness run's result sections; `inputs` says how the task kind's examples are read and scored."""
     device = env.setup_device(cfg.device)
+    names = B.resolve(cfg.timing.backends, device, cfg.timing.exclude)
+    if not names:
+        raise ConfigError(f"timing.exclude={cfg.timing.exclude} leaves no backend of {cfg.timing.backends} to score")
     tokenizer, model, model_info = models.load(cfg.model, cfg.task, seed=cfg.train.seed, need_head=True)
     raw = tasks.load(cfg.task, cfg.data, seed=cfg.train.seed, need_train=False)
     split = next(iter(cfg.task.local.eval_files))
     ds = raw[split]
-    columns = [c for c in ("sentence1", "sentence2") if c in ds.column_names]
-    examples = [tuple(t) for t in zip(*(ds[c] for c in columns))]
+    examples = inputs.examples(ds)
     labels = np.asarray(ds["label"], dtype=int)
     notes = [f"robustness on the {split} split ({len(examples)} examples), batch {cfg.robustness.batch_size}"]
     if model_info["head"] == "random":
         notes.append("head: random: these figures describe an untrained head")
-    names = B.resolve(cfg.timing.backends, device)
     adv, adv_skipped = _adv_sets(cfg)
-    majority = trivial.predictors(cfg.task, None, labels)
+    majority = trivial.predictors(cfg.task, None, labels) if adv else {None: None}
     data = {
         "examples": examples,
         "labels": labels,
         "adv": adv,
         "adv_skipped": adv_skipped,
-        "perturbed": perturbed_sets(cfg, examples, tokenizer, cfg.task.max_seq_length),
         "majority_name": next(iter(majority)),
         "majority": next(iter(majority.values())),
     }
-    ref_rows: List[dict] = []
-    if cfg.robustness.reference:
-        rtok, rmodel, reference = _load_reference(cfg)
-        if rmodel.config.num_labels != model.config.num_labels:
-            raise BenchError(
-                f"robustness.reference={cfg.robustness.reference} has {rmodel.config.num_labels} labels,"
-                f" this task {cfg.task.name} has {model.config.num_labels}: not a checkpoint of this task"
-            )
-        ref_model, ref_tok = rmodel, rtok
-    else:
-        reference = {"checkpoint": "this checkpoint", "backend": "eager", "name": cfg.model.name}
-        ref_model, ref_tok = model, tokenizer
-    ref_prep = B.prepare("eager", copy.deepcopy(ref_model), device)
-    data["reference"] = probabilities(
-        ref_prep, ref_tok, examples, cfg.task.max_seq_length, cfg.robustness.batch_size, B.accepted_inputs(ref_model)
-    )
-    ref_rows = _rows("reference", "clean", range(len(examples)), labels, data["reference"])
-    reference["clean_acc"] = figures.accuracy(data["reference"].argmax(axis=1), labels, cfg.robustness.bootstrap)
-    del ref_prep
-    figs, rows, failures = [], list(ref_rows), []
+    data["k"] = inputs.width(data) if inputs.width else None
+    data["perturbed"] = perturbed_sets(cfg, examples, tokenizer, cfg.task.max_seq_length, inputs.token_ids)
+    if inputs.prepare is not None:
+        inputs.prepare(cfg, data)
+    reference, data["reference"], rows = _reference(cfg, model, tokenizer, examples, labels, inputs, device, data["k"])
+    figs, failures = [], []
     for name in names:
         log.info("robustness: scoring backend %s", name)
-        fig, brows = score_backend(name, cfg, model, tokenizer, data, device)
+        fig, brows = score_backend(name, cfg, model, tokenizer, data, device, inputs)
         if fig["status"] == "unsupported" and name in cfg.timing.backends:
             failures.append(f"{name}: unsupported here ({fig['error']})")
         elif fig["status"] == "failed":  # named or from auto: a backend that broke is a failure of the run
@@ -259,6 +340,7 @@ def run(cfg: Config) -> Dict[str, Any]:
         if not p["changed"].any()
     }
     notes += [f"invariance {n}: {why}: no flip rate" for n, why in unchanged.items()]
+    mc, mc_notes = inputs.section(data) if inputs.section else (None, [])
     section = {
         "perturbation_set": cfg.robustness.perturbations,
         "predictions": PREDICTIONS,
@@ -267,7 +349,10 @@ def run(cfg: Config) -> Dict[str, Any]:
         "unchanged": unchanged,
         "split": split,
         "seed": cfg.robustness.seed,
-        "multiple_choice": None,
+        "multiple_choice": mc,
+        "source": source_run(cfg.model),
+        "backends_requested": list(cfg.timing.backends),
+        **({"backends_excluded": list(cfg.timing.exclude)} if cfg.timing.exclude else {}),
     }
     return {
         "model": model_info,
@@ -279,6 +364,6 @@ def run(cfg: Config) -> Dict[str, Any]:
         },
         "metrics": metrics_of(figs),
         "robustness": section,
-        "notes": notes,
+        "notes": notes + mc_notes,
         "failures": failures,
     }
