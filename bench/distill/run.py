@@ -58,6 +58,14 @@ def check_pair(cfg: Config, student, teacher_model) -> None:
             )
 
 
+def layer_plan(cfg: Config, student, teacher_model, copied: Optional[List[int]]):
+    """(the teacher layer each student layer learns, where that came from): by default the layers it was copied
+    from, so copying and training tell one story (mapping.py)."""
+    return mapping.resolve_map(
+        cfg.distill.layer_map, student.config.num_hidden_layers, teacher_model.config.num_hidden_layers, copied
+    )
+
+
 def stage_hyper(cfg: Config, stage: str):
     base, sc = resolve_hyper(cfg), getattr(cfg.distill, stage)
     picked = {k: v for k, v in (("epochs", sc.epochs), ("learning_rate", sc.learning_rate)) if v is not None}
@@ -186,14 +194,17 @@ def teacher_pass(cfg: Config, ckpt, teacher_model, train, tokenizer, layer_map):
     )
 
 
-def settings(cfg: Config, layer_map, copied, key: str, cache: Optional[Dict[str, Any]]) -> Dict[str, Any]:
+def settings(
+    cfg: Config, layer_map, copied, key: str, cache: Optional[Dict[str, Any]], map_source: Optional[str] = None
+) -> Dict[str, Any]:
     d = cfg.distill
     terms = {stage: d.terms_on(stage) for stage in d.stages}
     return {
         "teacher": d.teacher,
         "init": d.init,
-        "copied_layers": copied,
-        "layer_map": layer_map,
+        "copied_layers": copied,  # teacher layers the student was built from (init=teacher_layers), else null
+        "layer_map": layer_map,  # teacher layer each student layer learns in the intermediate stage
+        "layer_map_source": map_source,
         "stages": list(d.stages),
         "terms_on": terms,
         "weights": dict(d.weights),
@@ -211,9 +222,7 @@ def run(cfg: Config) -> Dict[str, Any]:
     ckpt, tokenizer, teacher_model = teacher.load(cfg.distill.teacher, cfg.task)
     student, model_info = init.build_student(cfg, teacher_model)
     check_pair(cfg, student, teacher_model)
-    layer_map = mapping.resolve_map(
-        cfg.distill.layer_map, student.config.num_hidden_layers, teacher_model.config.num_hidden_layers
-    )
+    layer_map, map_source = layer_plan(cfg, student, teacher_model, model_info["copied_teacher_layers"])
     max_len = resolve_hyper(cfg).max_seq_length
     raw = tasks.load(cfg.task, cfg.data, seed=cfg.train.seed)
     encoded = tasks.encode(raw, tokenizer, max_len, cfg.train.padding == "max_length")
@@ -225,6 +234,12 @@ def run(cfg: Config) -> Dict[str, Any]:
         "notes": described["notes"],
         "flags": described["flags"],
     }
+    copied = model_info["copied_teacher_layers"]
+    if copied is not None and copied != layer_map and "intermediate" in cfg.distill.stages:
+        out["notes"].append(
+            f"layers: the student was copied from teacher layers {copied} but learns teacher layers {layer_map} "
+            "(distill.layer_map)"
+        )
     outputs, cache = teacher_pass(cfg, ckpt, teacher_model, train, tokenizer, layer_map)
     teacher_id = teacher.identity(ckpt)
     key = student_key(cfg, teacher_id, model_info["copied_teacher_layers"])
@@ -265,7 +280,7 @@ def run(cfg: Config) -> Dict[str, Any]:
         cfg, SimpleNamespace(model=teacher_model, processing_class=tokenizer), encoded, raw, device, precision
     )
     teacher_metrics = task_metrics.score(cfg.task, teacher_splits)
-    summary = settings(cfg, layer_map, model_info["copied_teacher_layers"], key, cache)
+    summary = settings(cfg, layer_map, model_info["copied_teacher_layers"], key, cache, map_source)
     summary.update(
         {
             "teacher_id": teacher_id,
