@@ -18,6 +18,7 @@ from typing import Any, Dict, List, Optional
 
 import numpy as np
 import torch
+from transformers import SchedulerType
 
 from .. import env, kinds, tasks
 from ..config import Config
@@ -69,8 +70,18 @@ def layer_plan(cfg: Config, student, teacher_model, copied: Optional[List[int]])
 def stage_hyper(cfg: Config, stage: str):
     base, sc = resolve_hyper(cfg), getattr(cfg.distill, stage)
     picked = {k: v for k, v in (("epochs", sc.epochs), ("learning_rate", sc.learning_rate)) if v is not None}
+    if sc.scheduler == "constant":
+        picked["warmup"] = 0.0  # a constant rate has no warm-up (task_distill.py's schedule 'none')
     source = f"distill.{stage} ({', '.join(picked)}) on {base.source}" if picked else base.source
     return dataclasses.replace(base, **picked, source=source)
+
+
+def stage_args(cfg: Config, stage: str, hyper, device, precision):
+    """The stage's TrainingArguments: the run's, with the stage's schedule and the cache's row column kept."""
+    args = training_args(cfg, hyper, device, precision, Path(cfg.out_dir))
+    args.lr_scheduler_type = SchedulerType(getattr(cfg.distill, stage).scheduler)
+    args.remove_unused_columns = False  # the `row` column indexes the teacher cache
+    return args
 
 
 def train_stage(
@@ -82,9 +93,9 @@ def train_stage(
         temperature=cfg.distill.temperature,
         regression=kinds.of(cfg.task).regression,
         layer_map=layer_map,
+        padded_to=hyper.max_seq_length if cfg.distill.mse_over == "padded" else None,
     )
-    args = training_args(cfg, hyper, device, precision, Path(cfg.out_dir))
-    args.remove_unused_columns = False  # the `row` column indexes the teacher cache
+    args = stage_args(cfg, stage, hyper, device, precision)
     trainer = DistillTrainer(
         model=student,
         args=args,
@@ -97,7 +108,13 @@ def train_stage(
     # the student is saved once, after the last stage, without the projection
     quiet = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, save_checkpoint=False))
     record = train_and_record(quiet, trainer, hyper, precision)
-    return {"stage": stage, "terms": plan.weights, **record, "loss_curve": trainer.curve}
+    return {
+        "stage": stage,
+        "terms": plan.weights,
+        "scheduler": getattr(cfg.distill, stage).scheduler,
+        **record,
+        "loss_curve": trainer.curve,
+    }
 
 
 def fidelity(
@@ -209,6 +226,8 @@ def settings(
         "terms_on": terms,
         "weights": dict(d.weights),
         "temperature": d.temperature,
+        "mse_over": d.mse_over,
+        "schedulers": {stage: getattr(d, stage).scheduler for stage in d.stages},
         "direct": all(t == ["hard"] for t in terms.values()),
         "student_key": key,
         "teacher_cache": cache,
@@ -256,15 +275,18 @@ def run(cfg: Config) -> Dict[str, Any]:
     )
     t_logits = np.stack(t_logits)
     before = fidelity(cfg, student, t_logits, encoded, tokenizer, device, precision)
-    if "intermediate" in cfg.distill.stages and {"embedding", "hidden"} & set(cfg.distill.terms_on("intermediate")):
-        torch.manual_seed(cfg.train.seed)
-        student.add_module(PROJECTION, losses.projection(student.config.hidden_size, teacher_model.config.hidden_size))
-    stages = [
-        train_stage(cfg, s, student, tokenizer, train, device, precision, outputs, layer_map)
-        for s in cfg.distill.stages
-    ]
-    if hasattr(student, PROJECTION):
-        delattr(student, PROJECTION)  # a training aid: not part of the student that is scored, timed or saved
+    stages = []
+    for stage in cfg.distill.stages:
+        # TinyBERT's W_h lives only while a term reads it: trained with the intermediate stage, then dropped, so
+        # the student that is fine-tuned next, scored, timed and saved is the plain model
+        needs_projection = stage == "intermediate" and {"embedding", "hidden"} & set(cfg.distill.terms_on(stage))
+        if needs_projection:
+            torch.manual_seed(cfg.train.seed)
+            width = losses.projection(student.config.hidden_size, teacher_model.config.hidden_size)
+            student.add_module(PROJECTION, width)
+        stages.append(train_stage(cfg, stage, student, tokenizer, train, device, precision, outputs, layer_map))
+        if hasattr(student, PROJECTION):
+            delattr(student, PROJECTION)
 
     # evaluate_splits reads only a trainer's .model and .processing_class: both models are scored the same way
     splits, out["eval"], rows = evaluate_splits(
