@@ -173,6 +173,8 @@ class DistillInfo(_Open):
     teacher_train_seconds: Optional[float] = None
     teacher_metrics: Dict[str, Optional[float]] = Field(default_factory=dict)
     stages: List[str] = Field(default_factory=list)
+    copied_layers: Optional[List[int]] = None  # teacher layers the student was built from (init=teacher_layers)
+    layer_map: Optional[List[int]] = None  # teacher layer each student layer learns
     direct: Optional[bool] = None
     efficiency: Optional[DistillEfficiency] = None
     fidelity: Optional[DistillFidelity] = None

@@ -87,10 +87,10 @@ def test_uniform_layer_map(n, m, want):
     assert mapping.uniform_map(m, n) == want
 
 
-def test_default_copied_layers_and_given_maps():
-    assert mapping.evenly_spaced(3, 6) == [1, 3, 5]  # DistilBERT's every other layer
-    assert mapping.evenly_spaced(4, 12) == [1, 4, 7, 10]
-    assert mapping.resolve_map([1, 3, 5], 3, 6) == [1, 3, 5]
+def test_the_layer_map_defaults_to_the_copied_layers_and_a_given_map_overrides_it():
+    assert mapping.resolve_map(None, 3, 6, copied=[1, 3, 5]) == ([1, 3, 5], "copied layers")
+    assert mapping.resolve_map(None, 3, 6) == ([2, 4, 6], "uniform")  # init=pretrained|random: nothing copied
+    assert mapping.resolve_map([3, 1, 2], 3, 6, copied=[2, 4, 6]) == ([3, 1, 2], "distill.layer_map")
     with pytest.raises(ConfigError, match="names 2 teacher layers for a 3-layer student"):
         mapping.resolve_map([1, 2], 3, 6)
     with pytest.raises(ConfigError, match="only 6 layers"):
@@ -110,13 +110,15 @@ def _teacher_model(layers=4, width=32, labels=2, seed=0):
     return BertForSequenceClassification(config).eval()
 
 
-def test_teacher_layers_copies_exactly_the_chosen_layers():
+# by default the layers the intermediate stage will train it toward: 4->2 is 2, 4 (the teacher's last layer last)
+@pytest.mark.parametrize("given, copied", [([], [2, 4]), (["distill.layers=[1,3]"], [1, 3])])
+def test_teacher_layers_copies_exactly_the_chosen_layers(given, copied):
     t = _teacher_model()
-    cfg = compose([*tiny("bert"), "task=sst2", "distill.layers=[2,4]"])
+    cfg = compose([*tiny("bert"), "task=sst2", *given])
     student, info = build_student(cfg, t)
-    assert info["copied_teacher_layers"] == [2, 4] and student.config.num_hidden_layers == 2
+    assert info["copied_teacher_layers"] == copied and student.config.num_hidden_layers == 2
     ts, ss = t.state_dict(), student.state_dict()
-    for s_i, t_i in ((0, 1), (1, 3)):
+    for s_i, t_i in enumerate(c - 1 for c in copied):
         for name, value in ss.items():
             if f"encoder.layer.{s_i}." in name:
                 assert torch.equal(value, ts[name.replace(f"layer.{s_i}.", f"layer.{t_i}.")]), name

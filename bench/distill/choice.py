@@ -20,14 +20,14 @@ from transformers import AutoModelForMultipleChoice, AutoTokenizer
 
 from .. import env, tasks
 from ..config import Config
-from ..engine import describe_task, tidy, train_and_record, training_args
+from ..engine import describe_task, tidy, train_and_record
 from ..errors import ConfigError
 from ..multiple_choice import ChoiceTrainer, collator, evaluate_splits, predict_scores, trivial_section
 from ..results import PREDICTIONS_FILE, write_jsonl
 from ..tasks import metrics as task_metrics
 from ..tasks.multiple_choice import encode, masked
 from . import init, losses
-from .run import find_direct, settings, stage_hyper, student_key, teacher_seconds
+from .run import find_direct, settings, stage_args, stage_hyper, student_key, teacher_seconds
 from .teacher import TeacherError, checkpoint_dir, identity
 
 INTERMEDIATE = ("embedding", "hidden", "attention")
@@ -130,8 +130,7 @@ def run(cfg: Config) -> Dict[str, Any]:
     split = next(iter(cfg.task.local.eval_files))
     teacher_dev = predict_scores(teacher_model, encoded[split], collate, bs, device, precision)
     before = _fidelity(predict_scores(student, encoded[split], collate, bs, device, precision), teacher_dev)
-    args = training_args(cfg, hyper, device, precision, Path(cfg.out_dir))
-    args.remove_unused_columns = False  # the `row` column indexes the teacher's scores
+    args = stage_args(cfg, "prediction", hyper, device, precision)  # keeps the `row` column: the scores' index
     weights = {k: d.weights[k] for k in d.terms_on("prediction")}
     trainer = ChoiceDistillTrainer(
         model=student,
@@ -173,7 +172,7 @@ def run(cfg: Config) -> Dict[str, Any]:
         "seconds": record["seconds"],
         "examples": len(train),
         "precision": precision,
-        "stages": [{"stage": "prediction", "terms": weights, **record}],
+        "stages": [{"stage": "prediction", "terms": weights, "scheduler": d.prediction.scheduler, **record}],
         "distill": summary,
     }
     model_info["teacher"] = {

@@ -55,7 +55,8 @@ def from_teacher_layers(cfg: Config, teacher: PreTrainedModel) -> Tuple[PreTrain
     if cfg.distill.layers is not None:
         layers = mapping.check_copy(cfg.distill.layers, n_teacher)
     else:
-        layers = mapping.evenly_spaced(int(cfg.model.arch.get("num_hidden_layers", n_teacher)), n_teacher)
+        # the layers the intermediate stage trains it toward (mapping.py: one layer story)
+        layers = mapping.uniform_map(int(cfg.model.arch.get("num_hidden_layers", n_teacher)), n_teacher)
     config = copy.deepcopy(teacher.config)
     config.num_hidden_layers = len(layers)
     torch.manual_seed(cfg.train.seed)  # the fresh classifier follows the run's seed

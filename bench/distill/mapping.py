@@ -1,8 +1,14 @@
-"""Layer bookkeeping, 1-based as the papers write it (layer 0 is the embedding output)."""
+"""Layer bookkeeping, 1-based as the papers write it (layer 0 is the embedding output).
+
+One layer story: a student built from teacher layers (distill.init=teacher_layers) is trained toward the same
+teacher layers it was built from, so an exact copy of a layer starts the intermediate stage at zero loss on it.
+The default copy is TinyBERT's uniform map (6->3: 2, 4, 6), so the student's last layer is the teacher's last,
+the one the teacher's classifier reads.
+"""
 
 from __future__ import annotations
 
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 from ..errors import ConfigError
 
@@ -15,27 +21,25 @@ def uniform_map(student_layers: int, teacher_layers: int) -> List[int]:
     return [m * teacher_layers // student_layers for m in range(1, student_layers + 1)]
 
 
-def evenly_spaced(student_layers: int, teacher_layers: int) -> List[int]:
-    """Teacher layers to copy by default: the first of each block of N/M layers (6->3: 1, 3, 5; 12->4: 1, 4, 7, 10).
+def resolve_map(
+    given: Optional[List[int]], student_layers: int, teacher_layers: int, copied: Optional[List[int]] = None
+) -> Tuple[List[int], str]:
+    """The teacher layer each student layer learns, and where that choice came from.
 
-    DistilBERT copies every other layer starting at the bottom; this generalises it to any N/M.
-    """
-    if not 0 < student_layers <= teacher_layers:
-        raise ConfigError(f"cannot copy {student_layers} layers out of a {teacher_layers}-layer teacher")
-    return [1 + (m * teacher_layers) // student_layers for m in range(student_layers)]
-
-
-def resolve_map(given: Optional[List[int]], student_layers: int, teacher_layers: int) -> List[int]:
-    """The teacher layer each student layer learns: `distill.layer_map` when given (checked), else uniform."""
-    if given is None:
-        return uniform_map(student_layers, teacher_layers)
-    if len(given) != student_layers:
-        raise ConfigError(
-            f"distill.layer_map={list(given)} names {len(given)} teacher layers for a {student_layers}-layer student"
-        )
-    if max(given) > teacher_layers:
-        raise ConfigError(f"distill.layer_map={list(given)}: the teacher has only {teacher_layers} layers")
-    return list(given)
+    `distill.layer_map` when given (checked); else the teacher layers the student was copied from; else (a
+    student with its own or random weights) the uniform map."""
+    if given is not None:
+        if len(given) != student_layers:
+            raise ConfigError(
+                f"distill.layer_map={list(given)} names {len(given)} teacher layers "
+                f"for a {student_layers}-layer student"
+            )
+        if max(given) > teacher_layers:
+            raise ConfigError(f"distill.layer_map={list(given)}: the teacher has only {teacher_layers} layers")
+        return list(given), "distill.layer_map"
+    if copied is not None:
+        return list(copied), "copied layers"
+    return uniform_map(student_layers, teacher_layers), "uniform"
 
 
 def check_copy(layers: List[int], teacher_layers: int) -> List[int]:

@@ -18,6 +18,7 @@ from typing import Any, Dict, List, Optional
 
 import numpy as np
 import torch
+from transformers import SchedulerType
 
 from .. import env, kinds, tasks
 from ..config import Config
@@ -58,11 +59,29 @@ def check_pair(cfg: Config, student, teacher_model) -> None:
             )
 
 
+def layer_plan(cfg: Config, student, teacher_model, copied: Optional[List[int]]):
+    """(the teacher layer each student layer learns, where that came from): by default the layers it was copied
+    from, so copying and training tell one story (mapping.py)."""
+    return mapping.resolve_map(
+        cfg.distill.layer_map, student.config.num_hidden_layers, teacher_model.config.num_hidden_layers, copied
+    )
+
+
 def stage_hyper(cfg: Config, stage: str):
     base, sc = resolve_hyper(cfg), getattr(cfg.distill, stage)
     picked = {k: v for k, v in (("epochs", sc.epochs), ("learning_rate", sc.learning_rate)) if v is not None}
+    if sc.scheduler == "constant":
+        picked["warmup"] = 0.0  # a constant rate has no warm-up (task_distill.py's schedule 'none')
     source = f"distill.{stage} ({', '.join(picked)}) on {base.source}" if picked else base.source
     return dataclasses.replace(base, **picked, source=source)
+
+
+def stage_args(cfg: Config, stage: str, hyper, device, precision):
+    """The stage's TrainingArguments: the run's, with the stage's schedule and the cache's row column kept."""
+    args = training_args(cfg, hyper, device, precision, Path(cfg.out_dir))
+    args.lr_scheduler_type = SchedulerType(getattr(cfg.distill, stage).scheduler)
+    args.remove_unused_columns = False  # the `row` column indexes the teacher cache
+    return args
 
 
 def train_stage(
@@ -74,9 +93,9 @@ def train_stage(
         temperature=cfg.distill.temperature,
         regression=kinds.of(cfg.task).regression,
         layer_map=layer_map,
+        padded_to=hyper.max_seq_length if cfg.distill.mse_over == "padded" else None,
     )
-    args = training_args(cfg, hyper, device, precision, Path(cfg.out_dir))
-    args.remove_unused_columns = False  # the `row` column indexes the teacher cache
+    args = stage_args(cfg, stage, hyper, device, precision)
     trainer = DistillTrainer(
         model=student,
         args=args,
@@ -89,7 +108,13 @@ def train_stage(
     # the student is saved once, after the last stage, without the projection
     quiet = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, save_checkpoint=False))
     record = train_and_record(quiet, trainer, hyper, precision)
-    return {"stage": stage, "terms": plan.weights, **record, "loss_curve": trainer.curve}
+    return {
+        "stage": stage,
+        "terms": plan.weights,
+        "scheduler": getattr(cfg.distill, stage).scheduler,
+        **record,
+        "loss_curve": trainer.curve,
+    }
 
 
 def fidelity(
@@ -186,18 +211,23 @@ def teacher_pass(cfg: Config, ckpt, teacher_model, train, tokenizer, layer_map):
     )
 
 
-def settings(cfg: Config, layer_map, copied, key: str, cache: Optional[Dict[str, Any]]) -> Dict[str, Any]:
+def settings(
+    cfg: Config, layer_map, copied, key: str, cache: Optional[Dict[str, Any]], map_source: Optional[str] = None
+) -> Dict[str, Any]:
     d = cfg.distill
     terms = {stage: d.terms_on(stage) for stage in d.stages}
     return {
         "teacher": d.teacher,
         "init": d.init,
-        "copied_layers": copied,
-        "layer_map": layer_map,
+        "copied_layers": copied,  # teacher layers the student was built from (init=teacher_layers), else null
+        "layer_map": layer_map,  # teacher layer each student layer learns in the intermediate stage
+        "layer_map_source": map_source,
         "stages": list(d.stages),
         "terms_on": terms,
         "weights": dict(d.weights),
         "temperature": d.temperature,
+        "mse_over": d.mse_over,
+        "schedulers": {stage: getattr(d, stage).scheduler for stage in d.stages},
         "direct": all(t == ["hard"] for t in terms.values()),
         "student_key": key,
         "teacher_cache": cache,
@@ -211,9 +241,7 @@ def run(cfg: Config) -> Dict[str, Any]:
     ckpt, tokenizer, teacher_model = teacher.load(cfg.distill.teacher, cfg.task)
     student, model_info = init.build_student(cfg, teacher_model)
     check_pair(cfg, student, teacher_model)
-    layer_map = mapping.resolve_map(
-        cfg.distill.layer_map, student.config.num_hidden_layers, teacher_model.config.num_hidden_layers
-    )
+    layer_map, map_source = layer_plan(cfg, student, teacher_model, model_info["copied_teacher_layers"])
     max_len = resolve_hyper(cfg).max_seq_length
     raw = tasks.load(cfg.task, cfg.data, seed=cfg.train.seed)
     encoded = tasks.encode(raw, tokenizer, max_len, cfg.train.padding == "max_length")
@@ -225,6 +253,12 @@ def run(cfg: Config) -> Dict[str, Any]:
         "notes": described["notes"],
         "flags": described["flags"],
     }
+    copied = model_info["copied_teacher_layers"]
+    if copied is not None and copied != layer_map and "intermediate" in cfg.distill.stages:
+        out["notes"].append(
+            f"layers: the student was copied from teacher layers {copied} but learns teacher layers {layer_map} "
+            "(distill.layer_map)"
+        )
     outputs, cache = teacher_pass(cfg, ckpt, teacher_model, train, tokenizer, layer_map)
     teacher_id = teacher.identity(ckpt)
     key = student_key(cfg, teacher_id, model_info["copied_teacher_layers"])
@@ -241,15 +275,18 @@ def run(cfg: Config) -> Dict[str, Any]:
     )
     t_logits = np.stack(t_logits)
     before = fidelity(cfg, student, t_logits, encoded, tokenizer, device, precision)
-    if "intermediate" in cfg.distill.stages and {"embedding", "hidden"} & set(cfg.distill.terms_on("intermediate")):
-        torch.manual_seed(cfg.train.seed)
-        student.add_module(PROJECTION, losses.projection(student.config.hidden_size, teacher_model.config.hidden_size))
-    stages = [
-        train_stage(cfg, s, student, tokenizer, train, device, precision, outputs, layer_map)
-        for s in cfg.distill.stages
-    ]
-    if hasattr(student, PROJECTION):
-        delattr(student, PROJECTION)  # a training aid: not part of the student that is scored, timed or saved
+    stages = []
+    for stage in cfg.distill.stages:
+        # TinyBERT's W_h lives only while a term reads it: trained with the intermediate stage, then dropped, so
+        # the student that is fine-tuned next, scored, timed and saved is the plain model
+        needs_projection = stage == "intermediate" and {"embedding", "hidden"} & set(cfg.distill.terms_on(stage))
+        if needs_projection:
+            torch.manual_seed(cfg.train.seed)
+            width = losses.projection(student.config.hidden_size, teacher_model.config.hidden_size)
+            student.add_module(PROJECTION, width)
+        stages.append(train_stage(cfg, stage, student, tokenizer, train, device, precision, outputs, layer_map))
+        if hasattr(student, PROJECTION):
+            delattr(student, PROJECTION)
 
     # evaluate_splits reads only a trainer's .model and .processing_class: both models are scored the same way
     splits, out["eval"], rows = evaluate_splits(
@@ -265,7 +302,7 @@ def run(cfg: Config) -> Dict[str, Any]:
         cfg, SimpleNamespace(model=teacher_model, processing_class=tokenizer), encoded, raw, device, precision
     )
     teacher_metrics = task_metrics.score(cfg.task, teacher_splits)
-    summary = settings(cfg, layer_map, model_info["copied_teacher_layers"], key, cache)
+    summary = settings(cfg, layer_map, model_info["copied_teacher_layers"], key, cache, map_source)
     summary.update(
         {
             "teacher_id": teacher_id,

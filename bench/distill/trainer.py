@@ -40,6 +40,7 @@ class LossPlan:
     temperature: float
     regression: bool
     layer_map: List[int]  # the teacher layer each student layer learns (1-based)
+    padded_to: Optional[int] = None  # distill.mse_over=padded: the intermediate MSEs' rows count this many positions
 
     @property
     def intermediate(self) -> bool:
@@ -73,12 +74,18 @@ def compute_terms(
         terms["hard"] = losses.hard_loss(out.logits, labels, plan.regression)
     proj = getattr(model, PROJECTION, None)
     if "embedding" in w:  # the cache's hidden states: index 0 is the embedding output, m is student layer m's target
-        terms["embedding"] = losses.hidden_mse(proj(out.hidden_states[0]), t["hidden"][0], mask)
+        terms["embedding"] = losses.hidden_mse(proj(out.hidden_states[0]), t["hidden"][0], mask, plan.padded_to)
+    # student layer m (hidden_states[m], scores of layer m) meets the cache's m-th stored layer, which teacher_pass
+    # stored in layer_map order: the pairing is the cache's order
     if "hidden" in w:
-        terms["hidden"] = losses.layers_mse(out.hidden_states[1:], t["hidden"][1:], mask, projection=proj)
+        terms["hidden"] = losses.layers_mse(
+            out.hidden_states[1:], t["hidden"][1:], mask, projection=proj, padded_to=plan.padded_to
+        )
     if "attention" in w:
         scores = attention_scores(model, out.hidden_states, range(1, len(plan.layer_map) + 1))
-        terms["attention"] = losses.layers_mse(scores, t["attention"], mask, term=losses.attention_mse)
+        terms["attention"] = losses.layers_mse(
+            scores, t["attention"], mask, term=losses.attention_mse, padded_to=plan.padded_to
+        )
     return terms
 
 
@@ -105,8 +112,7 @@ class DistillTrainer(GuardedTrainer):
     def log(self, logs: Dict[str, float], start_time: Optional[float] = None) -> None:
         if self._count and "loss" in logs:
             logs.update({f"loss_{k}": round(v / self._count, 6) for k, v in self._sums.items()})
-            self.curve.append(
-                {"step": self.state.global_step, **{k: v for k, v in logs.items() if k.startswith("loss")}}
-            )
+            kept = {k: v for k, v in logs.items() if k.startswith("loss") or k == "learning_rate"}
+            self.curve.append({"step": self.state.global_step, **kept})  # the rate shows the stage's schedule
             self._sums, self._count = {}, 0
         super().log(logs, start_time)
