@@ -64,9 +64,9 @@ def nlpaug_ops(cfg: AugmentConfig) -> Dict[str, object]:
         "word_swap": lambda: naw.RandomWordAug(action="swap", aug_p=p),
         "word_delete": lambda: naw.RandomWordAug(action="delete", aug_p=p),
         "keyboard": lambda: nac.KeyboardAug(
-            aug_word_p=p, include_special_char=False, include_numeric=False, include_upper_case=False
+            aug_word_p=p, aug_char_max=1, include_special_char=False, include_numeric=False, include_upper_case=False
         ),
-        "char_swap": lambda: nac.RandomCharAug(action="swap", aug_word_p=p),
+        "char_swap": lambda: nac.RandomCharAug(action="swap", aug_word_p=p, aug_char_max=1),
     }
     return {op: make[op]() for op in cfg.ops}
 

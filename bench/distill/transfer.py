@@ -61,7 +61,7 @@ def build(cfg: Config, labelled: Dataset, tokenizer, max_length: int) -> Tuple[O
     t = cfg.distill.transfer
     if not t.sources:
         return None, None
-    columns = [c for c in TEXT_FIELDS if c in labelled.column_names]
+    columns = list(TEXT_FIELDS[: len(cfg.task.local.text_columns)])
     parts, given = [], {}
     for source in t.sources:
         if source == "rest":
