@@ -16,7 +16,9 @@ an entry that does not match its meta (truncated, another shape) is refused by `
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import shutil
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
@@ -24,12 +26,14 @@ from typing import Any, Dict, List, Optional, Sequence
 import numpy as np
 import torch
 
+from ..errors import BenchError
+
 FORMAT = 2  # 1: one safetensors file held whole in memory
 META = "meta.json"
 
 
-class CacheError(Exception):
-    """A cache entry that cannot be trusted (missing file, wrong shape, other format): it is rebuilt."""
+class CacheError(BenchError):
+    """A cache entry that cannot be trusted (read: it is rebuilt) or cannot be written (full disk, fp16 overflow)."""
 
 
 def offsets(sizes: np.ndarray) -> np.ndarray:
@@ -80,6 +84,9 @@ class Writer:
             if attention_layers
             else None
         )
+        for arr in (self.logits, self.hidden, self.attention):
+            if arr is not None:
+                _reserve(Path(arr.filename))
         self.written = np.zeros(n, dtype=bool)
 
     def put(self, row: int, logits: np.ndarray, hidden: Optional[np.ndarray], attention: Optional[np.ndarray]) -> None:
@@ -111,6 +118,21 @@ class Writer:
             "heads": self.heads,
         }
         (self.folder / META).write_text(json.dumps(full, indent=1, sort_keys=True))
+
+
+def _reserve(path: Path) -> None:
+    """Allocate a memory map's file on disk now: a full disk is then a clear error here, not a SIGBUS mid-pass."""
+    size = path.stat().st_size
+    try:
+        with path.open("r+b") as f:
+            os.posix_fallocate(f.fileno(), 0, size)
+    except OSError as exc:
+        if exc.errno == errno.ENOSPC:
+            raise CacheError(
+                f"teacher cache: no room for {size / 1e9:.2f} GB in {path.parent} "
+                "(set distill.cache_dir to a larger disk)"
+            ) from None
+        # file systems without fallocate: the pages are allocated as they are written
 
 
 def _finite(block: np.ndarray, row: int, what: str) -> None:
