@@ -299,3 +299,34 @@ def test_distillation_with_the_rest_of_sst2_records_its_rows_cache_and_memory(te
     assert 100 < d["peak_memory_mb"] < 24 * 1024
     saved = json.loads((tmp_path / "run" / "result.json").read_text())
     assert saved["train"]["distill"]["transfer"]["rows"] == {"rest": 60}
+
+
+def test_prediction_distillation_with_augmented_pairs_records_each_sources_rows(teachers, tmp_path):
+    """RTE pairs with 2 augmented copies per row (the offline augmenter): the soft stage trains on both kinds of row
+    and the result says how many rows each source gave."""
+    pytest.importorskip("nlpaug")
+    cfg = compose(
+        [
+            *tiny("bert"),
+            "task=rte",
+            "mode=distill",
+            f"data.dir={GLUE_DIR}",
+            *QUICK,
+            f"distill.teacher={teachers['rte']}",
+            f"distill.cache_dir={tmp_path / 'cache'}",
+            f"bench.resume_dir={tmp_path}",
+            "+distill=prediction",
+            "distill.prediction.epochs=1",
+            "distill.measure_latency=false",
+            "distill.transfer.sources=[augment]",
+            "distill.transfer.augment.per_row=2",
+        ],
+        out_dir=str(tmp_path / "run"),
+    )
+    result = run(cfg)
+    t = result.train["distill"]["transfer"]
+    assert 80 <= t["rows"]["augment"] == t["rows_given"]["augment"] == t["total"] <= 96
+    assert t["augment"]["per_row"] == 2 and t["augment"]["augmenter"].startswith("nlpaug 1.")
+    (stage,) = result.train["stages"]
+    assert stage["examples"] == 48 + t["total"] == result.train["distill"]["teacher_cache"]["rows"]
+    assert result.train["examples"] == 48 and result.status == "ok"
