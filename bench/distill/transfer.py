@@ -90,8 +90,9 @@ def build(cfg: Config, labelled: Dataset, tokenizer, max_length: int) -> Tuple[O
     }
     if "augment" not in t.sources:
         info.pop("augment")
-    elif not t.augment.model:
-        info["augment"]["augmenter"] = "nlpaug " + _nlpaug_version()
+    else:
+        info["augment"]["probability_used"] = t.augment.resolved_probability
+        info["augment"]["augmenter"] = t.augment.model or "nlpaug " + _nlpaug_version()
     return encoded["transfer"], info
 
 
