@@ -27,6 +27,11 @@ SCHEDULERS = ["linear", "constant"]
 # what the intermediate MSEs average over: tokens = real tokens (query/key pairs of real tokens); padded = every
 # position of rows padded to the run's max_seq_length, as task_distill.py (padding contributes no error here)
 MSE_OVER = ["tokens", "padded"]
+# where rows without labels come from (distill.transfer.sources): the training file's unused rows, a file in the
+# task's format, augmented copies of the labelled rows
+TRANSFER_SOURCES = ["rest", "file", "augment"]
+# the offline augmenter's operations (nlpaug, no downloads): name -> what one augmented row gets
+AUGMENT_OPS = ["word_swap", "word_delete", "keyboard", "char_swap"]
 
 
 @dataclass
@@ -41,6 +46,55 @@ class StageConfig:
         positive("distill stage epochs", self.epochs)
         positive("distill stage learning_rate", self.learning_rate)
         choice("distill stage scheduler", self.scheduler, SCHEDULERS)
+
+
+@dataclass
+class AugmentConfig:
+    """distill.transfer.augment: copies of the labelled rows with words changed; the teacher labels them."""
+
+    # a masked LM (Hub id or local folder) proposing replacements in TinyBERT's manner; None: the offline operations
+    model: Optional[str] = None
+    ops: List[str] = field(default_factory=lambda: ["word_swap", "word_delete", "keyboard"])  # offline only
+    per_row: int = 20  # augmented rows drawn per labelled row (TinyBERT: N=20 for GLUE)
+    probability: Optional[float] = None  # share of words changed; None: 0.4 with a model (TinyBERT), else 0.3
+    top_k: int = 15  # masked LM: candidates kept per word (TinyBERT's M)
+    batch_size: int = 64  # masked LM: masked copies per forward pass
+
+    def __post_init__(self) -> None:
+        if not self.ops:
+            raise ConfigError(f"distill.transfer.augment.ops is empty; choose from {AUGMENT_OPS}")
+        for op in self.ops:
+            choice("distill.transfer.augment.ops entry", op, AUGMENT_OPS)
+        positive("distill.transfer.augment.per_row", self.per_row)
+        positive("distill.transfer.augment.top_k", self.top_k)
+        positive("distill.transfer.augment.batch_size", self.batch_size)
+        if self.probability is not None and not 0 < self.probability <= 1:
+            raise ConfigError(f"distill.transfer.augment.probability must be in (0, 1], got {self.probability}")
+
+    @property
+    def resolved_probability(self) -> float:
+        return self.probability if self.probability is not None else (0.4 if self.model else 0.3)
+
+
+@dataclass
+class TransferConfig:
+    """distill.transfer: rows without labels the student also learns the teacher's outputs on (none by default)."""
+
+    sources: List[str] = field(default_factory=list)  # any of TRANSFER_SOURCES
+    max_rows: Optional[int] = None  # a seeded sample of at most this many transfer rows (all sources together)
+    file: Optional[str] = None  # source `file`: a file in the task's local format (its labels are never read)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+    def __post_init__(self) -> None:
+        for source in self.sources:
+            choice("distill.transfer.sources entry", source, TRANSFER_SOURCES)
+        if len(set(self.sources)) != len(self.sources):
+            raise ConfigError(f"distill.transfer.sources={self.sources} names a source twice")
+        positive("distill.transfer.max_rows", self.max_rows)
+        if ("file" in self.sources) != (self.file is not None):
+            raise ConfigError(
+                f"distill.transfer.file and the source `file` go together: sources={self.sources}, file={self.file!r}"
+            )
 
 
 @dataclass
@@ -69,6 +123,7 @@ class DistillConfig:
     )
     mse_over: str = "tokens"  # tokens | padded (MSE_OVER): the intermediate MSEs' denominator
     cache_dir: str = "results/cache/teacher"  # teacher outputs on the training set, keyed by teacher and data
+    transfer: TransferConfig = field(default_factory=TransferConfig)  # rows without labels, taught by the teacher
     measure_latency: bool = True  # student and teacher at batch 1, sequence 128, eager, in this process
 
     def __post_init__(self) -> None:
@@ -101,6 +156,11 @@ class DistillConfig:
             raise ConfigError(f"distill.layers={self.layers} must be increasing, without repeats")
         if self.layers is not None and self.init != "teacher_layers":
             raise ConfigError(f"distill.layers only applies to distill.init=teacher_layers (got init={self.init})")
+        if self.transfer.sources and not self.needs_teacher_outputs:
+            raise ConfigError(
+                f"distill.transfer.sources={self.transfer.sources} with only the hard-label term on: rows without "
+                "labels teach nothing to a direct fine-tune (set distill.transfer.sources=[] or a teacher term)"
+            )
 
     def terms_on(self, stage: str) -> List[str]:
         """The loss terms a stage optimises (weight above zero)."""

@@ -108,6 +108,11 @@ def _fidelity(student: List[np.ndarray], teacher: List[np.ndarray]) -> Dict[str,
 def run(cfg: Config) -> Dict[str, Any]:
     """Distil a multiple-choice student from a fine-tuned teacher; returns the result's sections."""
     d = cfg.distill
+    if d.transfer.sources:
+        raise ConfigError(
+            f"task {cfg.task.name} is multiple choice: its distillation learns from the labelled rows only "
+            f"(distill.transfer.sources={d.transfer.sources} is for classification and regression tasks)"
+        )
     on = {t for stage in d.stages for t in d.terms_on(stage)}
     if "intermediate" in d.stages or on & set(INTERMEDIATE):
         raise ConfigError(

@@ -12,6 +12,7 @@ import dataclasses
 import hashlib
 import json
 import logging
+import resource
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Dict, List, Optional
@@ -35,7 +36,7 @@ from ..errors import ConfigError
 from ..finetune import evaluate_splits, trivial_section
 from ..results import PREDICTIONS_FILE, write_jsonl
 from ..tasks import metrics as task_metrics
-from . import efficiency, init, internals, losses, mapping, teacher
+from . import efficiency, init, internals, losses, mapping, teacher, transfer
 from .trainer import PROJECTION, DistillTrainer, LossPlan, RowCollator
 
 log = logging.getLogger("bench")
@@ -95,6 +96,8 @@ def train_stage(
         layer_map=layer_map,
         padded_to=hyper.max_seq_length if cfg.distill.mse_over == "padded" else None,
     )
+    if not set(plan.weights) - {"hard"}:  # transfer rows have nothing to teach a stage of gold labels only
+        train = train.filter(lambda labelled: labelled, input_columns="labelled")
     args = stage_args(cfg, stage, hyper, device, precision)
     trainer = DistillTrainer(
         model=student,
@@ -245,7 +248,8 @@ def run(cfg: Config) -> Dict[str, Any]:
     max_len = resolve_hyper(cfg).max_seq_length
     raw = tasks.load(cfg.task, cfg.data, seed=cfg.train.seed)
     encoded = tasks.encode(raw, tokenizer, max_len, cfg.train.padding == "max_length")
-    train = encoded["train"].add_column("row", list(range(len(encoded["train"]))))
+    transfer_rows, transfer_info = transfer.build(cfg, raw["train"], tokenizer, max_len)
+    train = transfer.combine(encoded["train"], transfer_rows)  # labelled rows first, then the transfer rows
     described = describe_task(cfg, model_info, raw)
     out: Dict[str, Any] = {
         "model": model_info,
@@ -320,9 +324,12 @@ def run(cfg: Config) -> Dict[str, Any]:
             ),
         }
     )
+    summary["transfer"] = transfer_info
+    # the most this process ever held resident (Linux reports KiB), cache pages it mapped included
+    summary["peak_memory_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     out["train"] = {
         "seconds": round(sum(s["seconds"] for s in stages), 3),
-        "examples": len(train),
+        "examples": len(encoded["train"]),
         "precision": precision,
         "stages": stages,
         "distill": summary,

@@ -1,4 +1,5 @@
-"""The teacher: a fine-tuned checkpoint of the same task, and its training-set outputs cached on disk.
+"""The teacher: a fine-tuned checkpoint of the same task, and its outputs on the training rows (labelled and
+transfer) cached on disk (bench/distill/cache.py: memory-mapped, fp16, each row only its own length).
 
 The cache is keyed by the teacher's identity (a hash of its config and weight files), the data (a hash of the
 tokenised training rows), what is stored (which layers) and the code that computed it (the harness's commit and
@@ -13,25 +14,23 @@ import inspect
 import json
 import logging
 import os
-import tempfile
-from dataclasses import dataclass
+import shutil
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 import transformers
-from safetensors.torch import load_file, save_file
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel
 
 from .. import env, kinds
 from ..config import TaskConfig
 from ..errors import BenchError
 from ..models import head_kwargs
+from . import cache
 from .internals import attention_scores
 
 log = logging.getLogger("bench")
-CACHE_FORMAT = 1
 TOKEN_KEYS = ("input_ids", "attention_mask", "token_type_ids")
 
 
@@ -120,45 +119,12 @@ def data_identity(dataset) -> str:
     return h.hexdigest()
 
 
-@dataclass
-class TeacherOutputs:
-    """Per-example teacher outputs, stored flat and trimmed to each example's real tokens."""
-
-    logits: torch.Tensor  # [N, C]
-    lengths: torch.Tensor  # [N]
-    hidden: Optional[torch.Tensor]  # [K, total tokens, H]: hidden_states at `hidden_layers`
-    attention: Optional[torch.Tensor]  # flat: per example [A, heads, L, L]
-    hidden_layers: List[int]
-    attention_layers: List[int]
-    heads: int
-
-    def __post_init__(self) -> None:
-        lengths = self.lengths.long()
-        self._tok = torch.cat([torch.zeros(1, dtype=torch.long), lengths.cumsum(0)])
-        per = len(self.attention_layers) * self.heads * lengths * lengths
-        self._att = torch.cat([torch.zeros(1, dtype=torch.long), per.cumsum(0)])
-
-    def batch(self, rows: torch.Tensor, length: int) -> Dict[str, Any]:
-        """Logits [B, C], hidden states (K x [B, length, H]) and scores (A x [B, heads, length, length]),
-        zero-padded."""
-        rows = rows.long().cpu()
-        out: Dict[str, Any] = {"logits": self.logits[rows]}
-        if self.hidden is not None:
-            k, _, width = self.hidden.shape
-            hidden = torch.zeros(k, len(rows), length, width)
-            for b, r in enumerate(rows.tolist()):
-                a, e = self._tok[r].item(), self._tok[r + 1].item()
-                hidden[:, b, : e - a] = self.hidden[:, a:e].float()
-            out["hidden"] = list(hidden.unbind(0))
-        if self.attention is not None:
-            n_att = len(self.attention_layers)
-            att = torch.zeros(n_att, len(rows), self.heads, length, length)
-            for b, r in enumerate(rows.tolist()):
-                n = int(self.lengths[r])
-                block = self.attention[self._att[r] : self._att[r + 1]].float().view(n_att, self.heads, n, n)
-                att[:, b, :, :n, :n] = block
-            out["attention"] = list(att.unbind(0))
-        return out
+def real_lengths(dataset, block: int = 4096) -> np.ndarray:
+    """Each row's real tokens (its attention mask's sum): the cache's row sizes, known before the pass."""
+    out = []
+    for i in range(0, len(dataset), block):
+        out += [int(np.sum(m)) for m in dataset[i : i + block]["attention_mask"]]
+    return np.asarray(out, dtype=np.int32)
 
 
 def compute(
@@ -168,16 +134,26 @@ def compute(
     batch_size: int,
     hidden_layers: Sequence[int],
     attention_layers: Sequence[int],
-) -> TeacherOutputs:
-    """One teacher pass over `dataset` (shortest rows first, then back in order), fp32, no gradients."""
-    order = np.argsort(np.asarray(dataset["length"]), kind="stable")
+    folder: Path,
+    meta: Dict[str, Any],
+) -> None:
+    """One teacher pass over `dataset` (shortest rows first), fp32, no gradients, each batch written straight into
+    the cache entry at `folder`: no more than one batch of outputs is ever in memory."""
+    lengths = real_lengths(dataset)
+    order = np.argsort(lengths, kind="stable")
     accepted = inspect.signature(model.forward).parameters
     names = [n for n in TOKEN_KEYS if n in dataset.column_names and n in accepted]
-    n = len(order)
-    logits, hidden, attention = [None] * n, [None] * n, [None] * n
-    lengths_t = torch.zeros(n, dtype=torch.long)
+    writer = cache.Writer(
+        folder,
+        lengths,
+        model.config.num_labels,
+        hidden_layers,
+        model.config.hidden_size,
+        attention_layers,
+        model.config.num_attention_heads,
+    )
     model.eval()
-    for i in range(0, n, batch_size):
+    for i in range(0, len(order), batch_size):
         idx = order[i : i + batch_size]
         cols = dataset.select(idx)[:]  # one read per column, not one per row and column
         batch = collator([{k: cols[k][j] for k in names} for j in range(len(idx))])
@@ -185,24 +161,18 @@ def compute(
         with torch.inference_mode():
             out = model(**batch, output_hidden_states=True)
             scores = attention_scores(model, out.hidden_states, attention_layers) if attention_layers else []
-        lengths = batch["attention_mask"].sum(dim=1).tolist()
+            hidden = torch.stack([out.hidden_states[h] for h in hidden_layers], 2).numpy() if hidden_layers else None
+            att = torch.stack(scores, 1).numpy() if scores else None  # [B, A, heads, L, L]
+        logits = out.logits.float().numpy()
         for j, row in enumerate(idx):
-            m = lengths_t[row] = lengths[j]
-            logits[row] = out.logits[j].float()
-            # fp16 halves the cache; scores and hidden states sit well inside its range
-            hidden[row] = (
-                torch.stack([out.hidden_states[h][j, :m] for h in hidden_layers]).half() if hidden_layers else None
+            m = int(lengths[row])
+            writer.put(
+                int(row),
+                logits[j],
+                hidden[j, :m] if hidden is not None else None,
+                att[j, :, :, :m, :m] if att is not None else None,
             )
-            attention[row] = torch.stack([s[j, :, :m, :m] for s in scores]).half().reshape(-1) if scores else None
-    return TeacherOutputs(
-        logits=torch.stack(logits),
-        lengths=lengths_t,
-        hidden=torch.cat(hidden, dim=1) if hidden_layers else None,
-        attention=torch.cat(attention) if attention_layers else None,
-        hidden_layers=list(hidden_layers),
-        attention_layers=list(attention_layers),
-        heads=model.config.num_attention_heads,
-    )
+    writer.finish(meta)
 
 
 def code_version() -> Dict[str, Any]:
@@ -218,7 +188,7 @@ def cache_key(
     code: Optional[Dict[str, Any]] = None,
 ) -> str:
     what = {
-        "format": CACHE_FORMAT,
+        "format": cache.FORMAT,
         "teacher": teacher_id,
         "data": data_id,
         "hidden_layers": list(hidden_layers),
@@ -226,41 +196,6 @@ def cache_key(
         "code": code,
     }
     return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:24]
-
-
-def _save(path: Path, outputs: TeacherOutputs, meta: Dict[str, Any]) -> None:
-    """safetensors, written to a temporary file and renamed: a killed run leaves no half-written cache."""
-    tensors = {"logits": outputs.logits.contiguous(), "lengths": outputs.lengths.contiguous()}
-    if outputs.hidden is not None:
-        tensors["hidden"] = outputs.hidden.contiguous()
-    if outputs.attention is not None:
-        tensors["attention"] = outputs.attention.contiguous()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata={"bench": json.dumps(meta)})
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _read(path: Path) -> Tuple[TeacherOutputs, Dict[str, Any]]:
-    from safetensors import safe_open
-
-    with safe_open(str(path), framework="pt") as f:
-        meta = json.loads(f.metadata()["bench"])
-    t = load_file(str(path))
-    return TeacherOutputs(
-        logits=t["logits"],
-        lengths=t["lengths"],
-        hidden=t.get("hidden"),
-        attention=t.get("attention"),
-        hidden_layers=meta["hidden_layers"],
-        attention_layers=meta["attention_layers"],
-        heads=meta["heads"],
-    ), meta
 
 
 def load_or_compute(
@@ -272,34 +207,47 @@ def load_or_compute(
     batch_size: int,
     hidden_layers: Sequence[int],
     attention_layers: Sequence[int],
-) -> Tuple[TeacherOutputs, Dict[str, Any]]:
-    """The teacher's outputs on `dataset`, from the cache when this teacher already saw this data."""
+) -> Tuple[cache.TeacherOutputs, Dict[str, Any]]:
+    """The teacher's outputs on `dataset`, memory-mapped from the cache; computed into it first when this teacher
+    has not seen this data (a damaged or mismatched entry is rebuilt, with a warning)."""
     teacher_id, data_id, code = identity(ckpt), data_identity(dataset), code_version()
     key = cache_key(teacher_id, data_id, hidden_layers, attention_layers, code)
-    path = Path(cache_dir) / f"{key}.safetensors"
+    path = Path(cache_dir) / key
     info = {"key": key, "path": str(path), "teacher_sha256": teacher_id, "data_sha256": data_id, "code": code}
-    if path.is_file():
+    lengths = real_lengths(dataset)
+    reused = path.exists()
+    if reused:
         try:
-            outputs, _ = _read(path)
-            if len(outputs.logits) == len(dataset):
-                log.info("teacher outputs: reusing the cache %s", path)
-                return outputs, {**info, "reused": True, "bytes": path.stat().st_size}
-        except Exception as exc:  # a damaged cache file is recomputed, not trusted
-            log.warning("teacher cache %s unreadable (%s): recomputing", path, exc)
-    log.info(
-        "teacher outputs: computing on %d rows (layers: hidden %s, attention %s)",
-        len(dataset),
-        list(hidden_layers),
-        list(attention_layers),
-    )
-    outputs = compute(model, dataset, collator, batch_size, hidden_layers, attention_layers)
-    meta = {
+            outputs = cache.open_entry(path, len(dataset), lengths)
+            log.info("teacher outputs: reusing the cache %s", path)
+        except cache.CacheError as exc:  # a damaged entry is recomputed, never trusted
+            log.warning("teacher cache %s cannot be used (%s): recomputing it", path, exc)
+            reused = False
+    if not reused:
+        log.info(
+            "teacher outputs: computing on %d rows into %s (layers: hidden %s, attention %s)",
+            len(dataset),
+            path,
+            list(hidden_layers),
+            list(attention_layers),
+        )
+        tmp = Path(cache_dir) / f".{key}.{os.getpid()}.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        meta = {**info, "checkpoint": str(ckpt)}
+        try:
+            compute(model, dataset, collator, batch_size, hidden_layers, attention_layers, tmp, meta)
+            cache.publish(tmp, path)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        outputs = cache.open_entry(path, len(dataset), lengths)
+    size = cache.folder_bytes(path)
+    return outputs, {
         **info,
-        "checkpoint": str(ckpt),
+        "reused": reused,
         "rows": len(dataset),
-        "hidden_layers": list(hidden_layers),
-        "attention_layers": list(attention_layers),
-        "heads": outputs.heads,
+        "bytes": size,
+        "bytes_per_row": round(size / max(len(dataset), 1), 1),
+        "tokens_per_row": round(float(lengths.mean()), 2) if len(lengths) else 0.0,
+        "format": cache.FORMAT,
     }
-    _save(path, outputs, meta)
-    return outputs, {**info, "reused": False, "bytes": path.stat().st_size}

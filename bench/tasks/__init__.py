@@ -54,6 +54,14 @@ def train_rows(n_rows: int, data: DataConfig, seed: int) -> TrainRows:
     return TrainRows(list(chosen), [], rest)
 
 
+def rest(task: TaskConfig, data: DataConfig, seed: int = 42) -> Dataset:
+    """The training file's rows that a run with these settings neither trains on nor holds out (`train_rows`),
+    without their labels (a transfer set: the teacher's outputs are its targets)."""
+    local, remote = kinds.of(task).load_readers()
+    full = (local(task, data, True) if data.dir else remote(task, True))["train"]
+    return full.select(train_rows(len(full), data, seed).rest).remove_columns("label")
+
+
 def cap(dd: DatasetDict, data: DataConfig, seed: int) -> DatasetDict:
     """Quick-run caps: a seeded random subset of train (sorted files would give one class), the first N of eval;
     with data.holdout, a seeded slice of the training rows becomes the split `holdout` and leaves train."""

@@ -55,19 +55,33 @@ def _bad_utf8(path: Path, layout: str) -> DataError:
     return DataError(f"{path}: not UTF-8 text (expected UTF-8); {layout}")
 
 
-def read_tsv(path: Path, task: TaskConfig, layout: str) -> Dict[str, list]:
-    """Read one GLUE TSV with quoting disabled (MRPC, QNLI and STS-B hold unbalanced quotes)."""
+def read_tsv(path: Path, task: TaskConfig, layout: str, labels: bool = True) -> Dict[str, list]:
+    """Read one GLUE TSV with quoting disabled (MRPC, QNLI and STS-B hold unbalanced quotes).
+
+    labels=False reads the text columns only: the label column need not exist, and is never parsed (rows
+    without labels, such as a distillation transfer set); the result then has no `label` column."""
     if not path.is_file():
         raise DataError(f"{path}: file not found; {layout}")
     try:
-        return _read_tsv(path, task, layout)
+        return _read_tsv(path, task, layout, labels)
     except UnicodeDecodeError:
         raise _bad_utf8(path, layout) from None
 
 
-def _read_tsv(path: Path, task: TaskConfig, layout: str) -> Dict[str, list]:
+def read_texts(path: Path, task: TaskConfig) -> Dict[str, list]:
+    """A file in the task's local format, text columns only (its labels, if any, are never read)."""
+    cols = task.local.text_columns
+    how = "tab-separated, a header row naming the columns" if task.local.header else "tab-separated, no header"
+    return read_tsv(
+        Path(path).expanduser(), task, f"expected task {task.name}'s format ({how}; text columns {cols})", False
+    )
+
+
+def _read_tsv(path: Path, task: TaskConfig, layout: str, labels: bool = True) -> Dict[str, list]:
     columns: Dict[str, list] = {name: [] for name in TEXT_FIELDS[: len(task.local.text_columns)]}
-    columns["label"], columns["idx"] = [], []
+    if labels:
+        columns["label"] = []
+    columns["idx"] = []
     # utf-8-sig: the MRPC header starts with a byte-order mark
     with path.open(encoding="utf-8-sig", newline="") as f:
         reader = csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
@@ -75,8 +89,8 @@ def _read_tsv(path: Path, task: TaskConfig, layout: str) -> Dict[str, list]:
         if task.local.header and not header:
             raise DataError(f"{path}: the file is empty; {layout}")
         text_idx = [_column_index(c, header, path, layout) for c in task.local.text_columns]
-        label_idx = _column_index(task.local.label_column, header, path, layout)
-        used = text_idx + [label_idx]
+        label_idx = _column_index(task.local.label_column, header, path, layout) if labels else None
+        used = text_idx + ([label_idx] if labels else [])
         need = max([i + 1 for i in used] + [-i for i in used])
         for row in reader:
             if not row or row == [""]:
@@ -86,7 +100,8 @@ def _read_tsv(path: Path, task: TaskConfig, layout: str) -> Dict[str, list]:
                 raise DataError(f"{where}: {len(row)} tab-separated fields, at least {need} expected; {layout}")
             for name, i in zip(columns, text_idx):
                 columns[name].append(row[i])
-            columns["label"].append(_parse_label(row[label_idx], task, where))
+            if labels:
+                columns["label"].append(_parse_label(row[label_idx], task, where))
             columns["idx"].append(len(columns["idx"]))
     if not columns["idx"]:
         raise DataError(f"{path}: no data rows; {layout}")
