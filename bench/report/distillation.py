@@ -22,7 +22,7 @@ import pandas as pd
 from .. import schema
 from ..schema import DistillInfo, Result
 from . import render, stats, tables
-from .naming import differing, distill_flat, params, settings, student_of, teacher_of, terms, variant_of
+from .naming import differing, distill_flat, on_holdout, params, settings, student_of, teacher_of, terms, variant_of
 
 VARIANT_ORDER = {"teacher": 0, "fine-tuned directly": 1, "prediction layer": 2, "intermediate only": 3, "two-stage": 4}
 # skipped/running records point at other runs: not rows
@@ -130,7 +130,8 @@ def frame(source: Union[str, Path, Iterable[Result]], n_boot: int = 2000, log=No
     distilled run is paired with the direct fine-tune (gold labels only) of the same student, teacher, setting and seed.
     """
     everything = _results(source, log)
-    runs = [r for r in everything if r.mode == "distill" and r.status in SHOWN]
+    # selection runs (data.score=holdout) scored training rows, not dev: not figures of this table
+    runs = [r for r in everything if r.mode == "distill" and r.status in SHOWN and not on_holdout(r.config)]
     finetunes = {
         os.path.normpath(str(Path(r.path).parent.resolve())): r
         for r in everything

@@ -28,6 +28,12 @@ NOT_A_VARIANT = (
 )  # read by mode=robustness only; results written before it existed lack the node
 
 
+def on_holdout(config: Dict[str, Any]) -> bool:
+    """The run scored training rows held out for choosing settings (data.score=holdout), not the dev set: its
+    figures belong in no dev table."""
+    return ((config.get("data") or {}).get("score") or "dev") == "holdout"
+
+
 def flat(d: Dict[str, Any], prefix: str = "") -> Dict[str, str]:
     """A config as one level of dotted keys with JSON values, less what decides no figure (NOT_A_VARIANT)."""
     out: Dict[str, str] = {}
