@@ -178,7 +178,7 @@ def _group_rows(group: List[Result], teacher: str, finetunes: Dict[str, Result],
     is_tuned = {v: tuned(c.values()) for v, (c, _) in picked.items()}
     directs = {v: c for v, (c, _) in picked.items() if set(dict(v[0])) == {"hard"}}
     ok_all = [r for c, _ in picked.values() for r in c.values() if r.status == "ok"]
-    rows = [row for row in [trivial_row(ok_all)] if row is not None]
+    rows = [{**row, "metric": _primary_name(ok_all)} for row in [trivial_row(ok_all)] if row is not None]
     rows.append(_teacher_row(ok_all, teacher, finetunes))
     for v, (chosen, superseded) in picked.items():
         rs = list(chosen.values())
