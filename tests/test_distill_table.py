@@ -216,7 +216,8 @@ def test_tuned_arms_pair_at_their_own_choice_and_the_table_shows_each_selection(
         for seed in (1, 2):
             selection.write(root / f"{arm}{seed}", {**rec, "variant": arm})
     df = distill_table.frame(root, n_boot=50)
-    pred, direct = df[df.variant.str.startswith("prediction")].iloc[0], df[df.variant == "fine-tuned directly"].iloc[0]
+    pred = df[df.variant.str.startswith("prediction")].iloc[0]
+    direct = df[df.variant.str.startswith("fine-tuned directly")].iloc[0]  # named by its schedule, which differs
     diffs = [100 * (got["prediction", s].metrics["primary"] - got["direct", s].metrics["primary"]) for s in (1, 2)]
     assert pred.pairs == 2 and pred.vs_direct_points == pytest.approx(np.mean(diffs)) and pd_notna(pred.ci_low)
     assert pred.selected == "lr 3e-05, 1 ep: holdout 70.0" and direct.selected == "lr 0.0001, 1 ep: holdout 60.0"
@@ -227,7 +228,7 @@ def test_tuned_arms_pair_at_their_own_choice_and_the_table_shows_each_selection(
     selection.write(root / "direct2", {**rec, "chosen": points[0].as_dict()})
     (root / "prediction2" / selection.SELECTION_FILE).write_text("{")
     df = distill_table.frame(root, n_boot=20)
-    assert "different selected settings" in df[df.variant == "fine-tuned directly"].iloc[0].flag
+    assert "different selected settings" in df[df.variant.str.startswith("fine-tuned directly")].iloc[0].flag
     assert "selection record unreadable" in df[df.variant.str.startswith("prediction")].iloc[0].flag
 
 

@@ -191,7 +191,8 @@ def _group_rows(group: List[Result], teacher: str, finetunes: Dict[str, Result],
             vs = change(ok, direct_runs or {}, n_boot)
             if not vs.get("pairs"):
                 vs["why"] = (
-                    "no direct fine-tune of this student with the same seed and prediction-stage schedule"
+                    "no direct fine-tune of this student with the same seed and "
+                    + ("tuning (selection.json)" if is_tuned.get(v) else "prediction-stage schedule")
                     if direct_runs is not None
                     else "several direct fine-tunes match: no single partner"
                 )
