@@ -61,7 +61,7 @@ compare-latency: ## MobileBERT vs TinyBERT-4L vs BERT-base latency and memory on
 
 bench: bench-finetune bench-timing bench-squad bench-distill ## every benchmark under benchmarks/
 
-bench-distill: ## MiniLM-L6 teacher vs its 3-layer student: direct fine-tune, prediction-layer, two-stage distillation (SST-2, MRPC)
+bench-distill: ## MiniLM-L6 teacher vs its 3-layer student, 3 seeds per variant, each arm's lr and epochs chosen on held-out training rows (dev scored once): SST-2 (a) (b) (b+T) (c) (c+T), MRPC (a) (b) (c) (b+augmenter); stop and re-run to resume
 	$(PY) benchmarks/distill.py --data $(DATA)/glue
 
 bench-squad: ## SQuAD fine-tune: every window padded to 384 vs the harness's padding, wall-time ratio

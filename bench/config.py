@@ -132,6 +132,11 @@ class TaskConfig:
         return KINDS[self.kind].num_labels(self)
 
 
+HOLDOUT = "holdout"  # the split data.holdout takes out of the training rows (bench.tasks.cap makes it)
+SCORES = ["dev", HOLDOUT]
+HOLDOUT_MODES = ["finetune", "distill"]  # the modes that train, so that a holdout exists to be scored
+
+
 @dataclass
 class DataConfig:
     dir: Optional[str] = None  # local data folder; None reads the Hub
@@ -139,6 +144,9 @@ class DataConfig:
     max_eval_samples: Optional[int] = None
     sample_seed: Optional[int] = None  # seed of the max_train_samples subset and the holdout; None: train.seed
     holdout: Optional[int] = None  # training rows held out as split `holdout` (hyper-parameter selection)
+    # what the run scores: dev (the task's eval splits) or holdout (only the split data.holdout keeps back; the
+    # eval files are then not even read, so that a run choosing hyper-parameters never sees the test)
+    score: str = "dev"
     split_by_article: Optional[int] = None  # SQuAD offline: train on the first N articles of the eval file
 
     def __post_init__(self) -> None:
@@ -146,6 +154,9 @@ class DataConfig:
         positive("data.max_eval_samples", self.max_eval_samples)
         positive("data.holdout", self.holdout)
         positive("data.split_by_article", self.split_by_article)
+        choice("data.score", self.score, SCORES)
+        if self.score == HOLDOUT and not self.holdout:
+            raise ConfigError("data.score=holdout scores the rows data.holdout keeps back: set data.holdout=N too")
 
 
 @dataclass
@@ -279,6 +290,12 @@ class Config:
                     f"mode=distill covers task kinds {can}; task {self.task.name} is of kind "
                     f"{self.task.kind!r}, which it cannot distil yet"
                 )
+        if self.data.score == HOLDOUT and (self.mode.name not in HOLDOUT_MODES or not KINDS[self.task.kind].holdout):
+            raise ConfigError(
+                f"data.score=holdout covers modes {HOLDOUT_MODES} on task kinds "
+                f"{sorted(k for k, kind in KINDS.items() if kind.holdout)}; "
+                f"this run is mode={self.mode.name} on a {self.task.kind} task"
+            )
         if self.mode.name == "robustness":
             if self.task.kind not in ("classification", "multiple_choice"):
                 # loyalty and flips are defined on labels; for a regression (STS-B) they would be a correlation or
@@ -293,6 +310,11 @@ class Config:
                     f"{self.task.kind!r}, whose inputs have no candidates to reorder (the choice-order test is for "
                     "multiple-choice tasks: copa, piqa, arc_easy, ...); leave it unset"
                 )
+
+    @property
+    def scored_splits(self) -> List[str]:
+        """The splits this run predicts and scores: the task's eval splits, or only `holdout` (data.score)."""
+        return [HOLDOUT] if self.data.score == HOLDOUT else list(self.task.local.eval_files)
 
 
 def register() -> None:

@@ -219,7 +219,7 @@ def describe_task(cfg: Config, model_info: Dict[str, Any], raw) -> Dict[str, Any
             "source": "local" if cfg.data.dir else "hub",
             "data_dir": cfg.data.dir,
             "splits": {split: len(ds) for split, ds in raw.items()},
-            "eval_splits": list(cfg.task.local.eval_files),
+            "eval_splits": cfg.scored_splits,
         },
         "notes": [],
         "flags": [],

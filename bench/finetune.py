@@ -22,7 +22,7 @@ def evaluate_splits(
     """Predict every eval split; returns {split: (predictions, labels)}, timing, and one row per example."""
     task, kind = cfg.task, kinds.of(cfg.task)
     splits, rows, seconds, count = {}, [], 0.0, 0
-    for split in task.local.eval_files:
+    for split in cfg.scored_splits:
         t0 = time.perf_counter()
         (logits, *_) = engine.predict_in_order(
             trainer.model,

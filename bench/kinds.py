@@ -43,6 +43,7 @@ class Kind:
     distillable: bool = True  # mode=distill can train a student on it (one output vector per example)
     table: str = "glue"  # the report table its figures go to: "glue" (one column per task), "squad", "multiple_choice"
     choices: bool = False  # inputs are batch x choices x sequence, one score per choice (multiple choice)
+    holdout: bool = True  # its pipeline can score the training rows data.holdout keeps back (data.score=holdout)
 
     def num_labels(self, task: "TaskConfig") -> int:
         return 1 if self.regression else len(task.labels)
@@ -88,6 +89,7 @@ KINDS: Dict[str, Kind] = {
         pipeline="bench.qa:run",
         paired=False,
         distillable=False,
+        holdout=False,  # questions share contexts: a holdout of rows would leak its contexts into training
         table="squad",
     ),
     # one context, k candidates (k may vary by example): k scores per example, the prediction their argmax

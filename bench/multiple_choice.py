@@ -60,7 +60,7 @@ def evaluate_splits(
 ) -> Tuple[Dict[str, Any], Dict[str, Any], List[dict], Dict[str, List[np.ndarray]]]:
     """{split: (predictions, labels)}, timing, one predictions.jsonl row per example, and the scores."""
     splits, rows, all_scores, seconds, count = {}, [], {}, 0.0, 0
-    for split in cfg.task.local.eval_files:
+    for split in cfg.scored_splits:
         t0 = time.perf_counter()
         scores = predict_scores(
             model, encoded[split], collator(cfg, tokenizer, max_length), cfg.train.eval_batch_size, device, precision

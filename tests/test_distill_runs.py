@@ -168,7 +168,7 @@ def test_two_stage_distillation_end_to_end_with_the_direct_run_beside_it(teacher
     from bench.report.distillation import frame, markdown
 
     df = frame(tmp_path / "d")
-    assert list(df.variant) == ["teacher", "fine-tuned directly", "two-stage"]
+    assert list(df.variant) == ["trivial baseline", "teacher", "fine-tuned directly", "two-stage"]
     two = df[df.variant == "two-stage"].iloc[0]
     assert two.vs_direct_points == pytest.approx(100 * (both.metrics["primary"] - direct.metrics["primary"]))
     assert df[df.variant == "teacher"].iloc[0].dev == pytest.approx(d["teacher_metrics"]["primary"])

@@ -66,6 +66,7 @@ def test_distillation_table_pairs_by_seed_averages_seeds_and_shows_failures(tabl
     df = frame(root, n_boot=200)
     main = df[df.teacher.str.endswith("sst2")]
     assert list(main.variant) == [
+        "trivial baseline",
         "teacher",
         "fine-tuned directly",
         "prediction layer (distill.temperature=1.0)",
@@ -77,9 +78,18 @@ def test_distillation_table_pairs_by_seed_averages_seeds_and_shows_failures(tabl
     assert pred.seeds == 2 and pred.pairs == 2 and pred.dev == pytest.approx(np.mean(devs))
     assert pred.dev_std == pytest.approx(np.std(devs, ddof=1))
     assert pred.vs_direct_points == pytest.approx(np.mean(diffs))
-    ci = stats.compare_runs(read(root / "prediction1" / "result.json"), read(root / "direct1" / "result.json"), 200)
-    assert ci["n"] == 32 and ci["diff"] == pytest.approx(diffs[0] / 100)  # the lowest seed's pair, same dev rows
-    assert (pred.ci_low, pred.ci_high, pred.ci_seed) == pytest.approx((100 * ci["low"], 100 * ci["high"], 1))
+    # the interval is over both seeds and the dev examples, each seed's run paired with that seed's direct run
+    pairs = [(read(root / f"prediction{s}" / "result.json"), read(root / f"direct{s}" / "result.json")) for s in (1, 2)]
+    ci = stats.compare_seeds(pairs, n_boot=200)
+    assert ci["n"] == 32 and ci["seeds"] == 2 and ci["diff"] == pytest.approx(np.mean(diffs) / 100)
+    assert (pred.ci_low, pred.ci_high) == pytest.approx((100 * ci["low"], 100 * ci["high"]))
+    # two seeds, not three: flagged on the row, never a silent mean; so is the direct fine-tune's
+    assert pred.flag == "2 ok seeds (fewer than 3)" and "2 ok seeds" in main.iloc[2].flag
+    # the trivial row: the best trivial predictor of the runs' own trivial sections, on the same dev rows
+    trivial = main[main.variant == "trivial baseline"].iloc[0]
+    t = got["direct", 1].trivial
+    assert trivial.dev == pytest.approx(t["predictors"][t["vs_best"]["best"]]["metrics"]["primary"])
+    assert t["vs_best"]["best"] in trivial.status and np.isnan(trivial.seeds)
     # a distill-only setting (the temperature) does not cut the run off from the direct fine-tune
     hot = main[main.variant == "prediction layer (distill.temperature=4.0)"].iloc[0]
     assert hot.pairs == 1 and hot.vs_direct_points == pytest.approx(
@@ -177,8 +187,53 @@ def test_distillation_table_keeps_weights_apart_normalises_teacher_paths_and_giv
     alone = tmp_path / "alone"
     shutil.copytree(root / "prediction1", alone / "prediction1")
     lone = distill_table.frame(alone, n_boot=20)
-    assert "no direct fine-tune of this student" in lone.iloc[1].status and not lone.failed.any()
+    assert "no direct fine-tune of this student" in lone.iloc[2].status and not lone.failed.any()
     assert distill_table.main([str(alone)]) == 0
+
+
+def test_tuned_arms_pair_at_their_own_choice_and_the_table_shows_each_selection(table_runs, tmp_path):
+    """Each arm tuned on its holdout runs at its own schedule: the distilled runs pair with the tuned direct
+    fine-tune all the same (untuned, the schedules would not match), and the choice, its grid and flags show."""
+    import shutil
+
+    from bench import selection
+    from bench.report import distillation as distill_table
+
+    root, got = tmp_path / "runs", table_runs[1]
+    points = selection.grid([3e-5, 1e-4], [1])
+    chosen = {"direct": points[1], "prediction": points[0]}
+    for arm in ("direct", "prediction"):
+        for seed in (1, 2):
+            dst = shutil.copytree(table_runs[0] / f"{arm}{seed}", root / f"{arm}{seed}")
+            r = json.loads((dst / "result.json").read_text())
+            r["config"]["distill"]["prediction"]["learning_rate"] = chosen[arm].learning_rate
+            (dst / "result.json").write_text(json.dumps(r))
+    untuned = distill_table.frame(root, n_boot=50)
+    assert not pd_notna(untuned[untuned.variant.str.startswith("prediction")].iloc[0].pairs)  # other schedules: no pair
+    scores = {"direct": {points[0]: 0.55, points[1]: 0.6}, "prediction": {points[0]: 0.7, points[1]: None}}
+    for arm in ("direct", "prediction"):
+        rec = selection.record(arm, points, scores[arm], {}, {"holdout_rows": 5, "labelled_rows": 48, "seed": 1}, "acc")
+        for seed in (1, 2):
+            selection.write(root / f"{arm}{seed}", {**rec, "variant": arm})
+    df = distill_table.frame(root, n_boot=50)
+    pred = df[df.variant.str.startswith("prediction")].iloc[0]
+    direct = df[df.variant.str.startswith("fine-tuned directly")].iloc[0]  # named by its schedule, which differs
+    diffs = [100 * (got["prediction", s].metrics["primary"] - got["direct", s].metrics["primary"]) for s in (1, 2)]
+    assert pred.pairs == 2 and pred.vs_direct_points == pytest.approx(np.mean(diffs)) and pd_notna(pred.ci_low)
+    assert pred.selected == "lr 3e-05, 1 ep: holdout 70.0" and direct.selected == "lr 0.0001, 1 ep: holdout 60.0"
+    assert "selection: 1 of 2 grid runs failed" in pred.flag and "selection" not in direct.flag
+    md = distill_table.markdown(df)
+    assert "Selection (" in md and "lr 3e-05 x 1 ep 55.0, lr 0.0001 x 1 ep 60.0" in md and "(no score)" in md
+    # seeds run at different choices, or a record that cannot be read: flagged, never passed over
+    selection.write(root / "direct2", {**rec, "chosen": points[0].as_dict()})
+    (root / "prediction2" / selection.SELECTION_FILE).write_text("{")
+    df = distill_table.frame(root, n_boot=20)
+    assert "different selected settings" in df[df.variant.str.startswith("fine-tuned directly")].iloc[0].flag
+    assert "selection record unreadable" in df[df.variant.str.startswith("prediction")].iloc[0].flag
+
+
+def pd_notna(v) -> bool:
+    return v is not None and not np.isnan(v)
 
 
 def test_report_builds_the_distillation_table_and_loss_curves(table_runs, tmp_path):
@@ -230,8 +285,9 @@ def test_variant_names_say_which_terms_are_on():
 
 
 def test_benchmark_script_exits_1_and_names_the_runs_that_failed(tmp_path):
-    """benchmarks/distill.py: a run that fails (here: the given teacher folder does not exist) is recorded, the
-    others still run, the table names each failure, and the script exits 1."""
+    """benchmarks/distill.py: a run that fails (here: the given teacher folder does not exist, so every selection
+    run fails) is recorded, the others still run, a variant whose arm chose nothing is named, and the script
+    exits 1."""
     import os
     import subprocess
     import sys
@@ -257,6 +313,10 @@ def test_benchmark_script_exits_1_and_names_the_runs_that_failed(tmp_path):
             "--seeds",
             "42",
             "7",
+            "--grid-lr",
+            "3e-5",
+            "--grid-epochs",
+            "3",
             "--out",
             str(out),
         ],
@@ -268,11 +328,14 @@ def test_benchmark_script_exits_1_and_names_the_runs_that_failed(tmp_path):
     )
     assert proc.returncode == 1, proc.stderr[-2000:]
     assert sorted(p.name for p in out.iterdir() if p.is_dir()) == [
-        "sst2_direct",
-        "sst2_direct_seed7",
-        "sst2_prediction",
-        "sst2_prediction_seed7",
+        "sst2_select_direct_lr3e-05_ep3",
+        "sst2_select_prediction_lr3e-05_ep3",
     ]
-    assert len(json.loads((out / "failures.json").read_text())) == 4 and proc.stderr.count("FAILED sst2_") == 4
-    table = (out / "table.md").read_text()
-    assert "seed 42: failed" in table and "seed 7: failed" in table and "no such folder" in table
+    for arm in ("direct", "prediction"):
+        r = json.loads((out / f"sst2_select_{arm}_lr3e-05_ep3" / "result.json").read_text())
+        assert r["status"] == "failed" and "no such folder" in r["error"]["message"]
+        assert r["config"]["data"]["score"] == "holdout" and r["config"]["data"]["holdout"] == 800
+    failures = json.loads((out / "failures.json").read_text())
+    assert len(failures) == 6 and proc.stderr.count("FAILED sst2_") == 6
+    assert sum("chose no setting" in f for f in failures) == 4  # 2 variants x 2 seeds never ran, each named
+    assert "no distill results" in (out / "table.md").read_text()  # selection runs are not dev figures

@@ -31,6 +31,7 @@ BOTTOM = {
     "bench.results",
     "bench.baselines",
     "bench.signals",
+    "bench.selection",
 }
 TOP = {"bench.runner", "bench.__main__", "bench.callbacks", "bench.resume"}
 READERS = ("bench.report", "bench.compare")  # prefixes: report/* and compare, compare_speed

@@ -132,7 +132,7 @@ def run(cfg: Config) -> Dict[str, Any]:
     collate = collator(cfg, tokenizer, hyper.max_seq_length)
     bs = cfg.train.eval_batch_size
     teacher_train = padded(predict_scores(teacher_model, encoded["train"], collate, bs, device, precision))
-    split = next(iter(cfg.task.local.eval_files))
+    split = cfg.scored_splits[0]
     teacher_dev = predict_scores(teacher_model, encoded[split], collate, bs, device, precision)
     before = _fidelity(predict_scores(student, encoded[split], collate, bs, device, precision), teacher_dev)
     args = stage_args(cfg, "prediction", hyper, device, precision)  # keeps the `row` column: the scores' index

@@ -124,7 +124,7 @@ def fidelity(
     cfg: Config, student, teacher_logits: np.ndarray, encoded, tokenizer, device, precision
 ) -> Dict[str, float]:
     """How close the student's dev outputs are to the teacher's: what distillation optimises, measured directly."""
-    split = next(iter(cfg.task.local.eval_files))
+    split = cfg.scored_splits[0]
     (logits, *_) = predict_in_order(
         student, encoded[split], eval_collator(tokenizer), cfg.train.eval_batch_size, device, precision
     )
@@ -152,6 +152,11 @@ def student_key(cfg: Config, teacher_id: str, copied: Optional[List[int]]) -> st
         "max_seq_length": cfg.train.max_seq_length,
         "seed": cfg.train.seed,
     }
+    # the row selection and what is scored, where they differ from the defaults (so keys made before these
+    # settings existed stay the same): a selection run scored on the holdout is never a dev run's partner
+    what.update({k: v for k, v in (("sample_seed", cfg.data.sample_seed), ("holdout", cfg.data.holdout)) if v})
+    if cfg.data.score != "dev":
+        what["score"] = cfg.data.score
     return hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -273,7 +278,7 @@ def run(cfg: Config) -> Dict[str, Any]:
         "hidden_size": teacher_model.config.hidden_size,
     }
 
-    split = next(iter(cfg.task.local.eval_files))
+    split = cfg.scored_splits[0]
     (t_logits, *_) = predict_in_order(
         teacher_model, encoded[split], eval_collator(tokenizer), cfg.train.eval_batch_size, device, precision
     )
@@ -306,6 +311,11 @@ def run(cfg: Config) -> Dict[str, Any]:
         cfg, SimpleNamespace(model=teacher_model, processing_class=tokenizer), encoded, raw, device, precision
     )
     teacher_metrics = task_metrics.score(cfg.task, teacher_splits)
+    if cfg.data.score != "dev":
+        out["notes"].append(
+            f"scored on {split}, training rows held out from the student; the teacher may have been fine-tuned on "
+            "them, so its figures there are no estimate of its dev figures"
+        )
     summary = settings(cfg, layer_map, model_info["copied_teacher_layers"], key, cache, map_source)
     summary.update(
         {

@@ -1,7 +1,8 @@
-"""The distillation table from result files alone: per task, teacher and student, the teacher, the student fine-tuned
-directly and each distilled variant, with the dev figure (mean±std over seeds), the change against the direct
-fine-tune with a paired-bootstrap 95% interval on the same dev examples, training time, latency and speed-up over
-the teacher. Failed or interrupted distill runs are rows of their own, never left out in silence.
+"""The distillation table from result files alone: per task, teacher and student, the trivial baseline, the teacher,
+the student fine-tuned directly and each distilled variant, with the dev figure (mean±std over seeds), the mean
+change against the direct fine-tune with a 95% interval over both seeds and dev examples (a two-level bootstrap),
+the setting each tuned arm chose on its holdout, training time, latency and speed-up over the teacher. Failed or
+interrupted distill runs are rows of their own, never left out in silence; fewer than 3 seeds is flagged.
 
     python -m bench.report.distillation RESULTS_DIR [--out table.md] [--bootstrap 2000]
 
@@ -11,6 +12,7 @@ the teacher. Failed or interrupted distill runs are rows of their own, never lef
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
@@ -20,12 +22,30 @@ import numpy as np
 import pandas as pd
 
 from .. import schema
-from ..schema import DistillInfo, Result
-from . import render, stats, tables
-from .naming import differing, distill_flat, params, settings, student_of, teacher_of, terms, variant_of
+from ..schema import Result
+from . import render, tables
+from .distill_rows import (
+    TRIVIAL,
+    change,
+    distill_info,
+    flags_of,
+    mean,
+    metrics_text,
+    reason,
+    selection_of,
+    trivial_row,
+    tuned,
+)
+from .naming import differing, distill_flat, on_holdout, params, settings, student_of, teacher_of, terms, variant_of
 
-VARIANT_ORDER = {"teacher": 0, "fine-tuned directly": 1, "prediction layer": 2, "intermediate only": 3, "two-stage": 4}
-# skipped/running records point at other runs: not rows
+VARIANT_ORDER = {
+    TRIVIAL: 0,
+    "teacher": 1,
+    "fine-tuned directly": 2,
+    "prediction layer": 3,
+    "intermediate only": 4,
+    "two-stage": 5,
+}
 SHOWN = ("ok", "failed", "interrupted", "partial")  # skipped/running records point at other runs: not rows
 COLUMNS = [
     "task",
@@ -42,24 +62,22 @@ COLUMNS = [
     "pairs",
     "ci_low",
     "ci_high",
-    "ci_seed",
     "within_noise",
     "train_s",
     "p50_ms",
     "speedup",
     "agreement",
+    "selected",
+    "flag",
     "status",
     "failed",
     "runs",
+    "selection",
 ]
 
 
-def _distill_info(r: Result) -> DistillInfo:
-    return (r.train.distill if r.train else None) or DistillInfo()
-
-
 def _agreement_after(r: Result) -> Optional[float]:
-    f = _distill_info(r).fidelity
+    f = distill_info(r).fidelity
     return f.after.agreement if f and f.after else None
 
 
@@ -77,11 +95,6 @@ def _teacher_train_s(infos: List[Dict[str, Any]], teacher: str, finetunes: Dict[
     return None
 
 
-def _mean(values: Iterable[Optional[float]]) -> Optional[float]:
-    v = [float(x) for x in values if x is not None and np.isfinite(x)]
-    return float(np.mean(v)) if v else None
-
-
 def _results(source: Union[str, Path, Iterable[Result]], log=None) -> List[Result]:
     if isinstance(source, (str, Path)):
         found = []
@@ -93,11 +106,6 @@ def _results(source: Union[str, Path, Iterable[Result]], log=None) -> List[Resul
                 found.append(r)
         return found
     return list(source)
-
-
-def _reason(r: Result) -> str:
-    """Why a run is not ok: its error, else what its status check recorded (a metric that is not finite)."""
-    return r.error.message if r.error else "; ".join(r.failures)
 
 
 def _pick(rs: List[Result]) -> Tuple[Dict[Any, Result], List[str]]:
@@ -114,23 +122,20 @@ def _pick(rs: List[Result]) -> Tuple[Dict[Any, Result], List[str]]:
     return chosen, notes
 
 
-def _compare(a: Result, b: Result, n_boot: int) -> Optional[Dict[str, Any]]:
-    try:
-        return stats.compare_runs(a, b, n_boot=n_boot)
-    except (ValueError, TypeError):  # a predictions file with nulls or text where labels belong: no interval
-        return None
-
-
 def frame(source: Union[str, Path, Iterable[Result]], n_boot: int = 2000, log=None) -> pd.DataFrame:
-    """One row per (task, teacher, student, setting, variant), seeds averaged, plus one teacher row per group.
+    """One row per (task, teacher, student, setting, variant), seeds averaged, plus a trivial-baseline and a teacher
+    row per group.
 
     `source`: a results folder (every result.json below it, baselines and gate output left out; unreadable ones named on
     `log`) or Result objects (finetune runs among them give the teacher's training time). Failed and interrupted distill
-    runs become rows that say so; a skipped record (a resumed sweep pointing at a completed run) is not a run. Each
-    distilled run is paired with the direct fine-tune (gold labels only) of the same student, teacher, setting and seed.
+    runs become rows that say so; a skipped record (a resumed sweep pointing at a completed run) is not a run, nor is
+    a selection run (data.score=holdout: its figures are not dev figures). Each distilled run is paired with the direct
+    fine-tune (gold labels only) of the same student, teacher, setting and seed: the one at the same prediction-stage
+    schedule, or, for a tuned run (selection.json beside it), the tuned direct fine-tune at its own chosen schedule.
     """
     everything = _results(source, log)
-    runs = [r for r in everything if r.mode == "distill" and r.status in SHOWN]
+    # selection runs (data.score=holdout) scored training rows, not dev: not figures of this table
+    runs = [r for r in everything if r.mode == "distill" and r.status in SHOWN and not on_holdout(r.config)]
     finetunes = {
         os.path.normpath(str(Path(r.path).parent.resolve())): r
         for r in everything
@@ -152,115 +157,117 @@ def frame(source: Union[str, Path, Iterable[Result]], n_boot: int = 2000, log=No
     rows: List[Dict[str, Any]] = []
     for (task, teacher, student, sett), group in groups.items():
         base = {"task": task, "teacher": teacher, "student": student, "setting": sett}
-        # variants: the terms and weights on, plus the distill settings that act in the run where they differ
-        acting = [params(r.config) for r in group]
-        pkeys = sorted({k for p in acting for k in p})
-        p_differ = [k for k in pkeys if len({p.get(k) for p in acting if k in p}) > 1]
-        variants: Dict[Tuple, List[Result]] = {}
-        for r, p in zip(group, acting):
-            shown = tuple((k, p[k]) for k in p_differ if k in p)
-            variants.setdefault((tuple(terms(r.config).items()), shown), []).append(r)
-        picked = {v: _pick(rs) for v, rs in variants.items()}
-        directs = {v: c for v, (c, _) in picked.items() if set(dict(v[0])) == {"hard"}}
-        ok_all = [r for c, _ in picked.values() for r in c.values() if r.status == "ok"]
-        infos = [_distill_info(r) for r in ok_all]
-        with_t = [d.teacher_metrics for d in infos if d.teacher_metrics.get("primary") is not None]
-        t_p50 = _mean(d.efficiency.teacher.p50_ms for d in infos if d.efficiency and d.efficiency.teacher)
-        ids = sorted({d.teacher_id[:12] for d in infos if d.teacher_id})
-        rows.append(
-            {
-                **base,
-                "variant": "teacher",
-                "metric": _primary_name(ok_all),
-                "dev": with_t[0]["primary"] if with_t else None,
-                "metrics": _metrics_text(with_t[:1]),
-                "train_s": _teacher_train_s(infos, teacher, finetunes),
-                "p50_ms": t_p50,
-                "speedup": 1.0 if t_p50 is not None else None,
-                "status": ("ok" if ok_all else "no successful student run")
-                + (f"; {len(ids)} different teachers in this folder over time: {ids}" if len(ids) > 1 else ""),
-                "failed": False,
-                "runs": teacher,
-            }
-        )
-        for v, (chosen, superseded) in picked.items():
-            rs = list(chosen.values())
-            ok = [r for r in rs if r.status == "ok"]
-            direct_runs = _direct_for(v, directs)
-            pairs, ci, ci_seed, why = [], None, None, ""
-            if not set(dict(v[0])) == {"hard"}:
-                for r in sorted(ok, key=lambda r: r.seed if r.seed is not None else 0):
-                    d = direct_runs.get(r.seed) if direct_runs else None
-                    if (
-                        d is None
-                        or d.status != "ok"
-                        or r.metrics.get("primary") is None
-                        or d.metrics.get("primary") is None
-                    ):
-                        continue
-                    pairs.append(100 * (r.metrics["primary"] - d.metrics["primary"]))
-                    if ci is None:
-                        ci = _compare(r, d, n_boot)
-                        ci_seed = r.seed if ci else None
-                if not pairs:
-                    why = (
-                        "no direct fine-tune of this student with the same seed and prediction-stage schedule"
-                        if direct_runs is not None
-                        else "several direct fine-tunes match: no single partner"
-                    )
-                elif ci is None:
-                    why = "no paired interval (predictions missing, unreadable or on other dev rows)"
-            bad = [r for r in rs if r.status != "ok"]
-            status = (
-                "; ".join(
-                    [
-                        *(f"seed {r.seed}: {r.status}" + (f" ({_reason(r)[:200]})" if _reason(r) else "") for r in bad),
-                        *superseded,
-                        *([why] if why and ok else []),
-                    ]
-                )
-                or "ok"
-            )
-            finite = [r.metrics.get("primary") for r in ok if r.metrics.get("primary") is not None]
-            name = variant_of(rs[0].config) + (
-                f" ({', '.join(f'{k}={x}' for k, x in v[1])})".replace('"', "") if v[1] else ""
-            )
-            effs = [e for e in (_distill_info(r).efficiency for r in ok) if e is not None]
-            rows.append(
-                {
-                    **base,
-                    "variant": name,
-                    "metric": _primary_name(ok),
-                    "dev": float(np.mean(finite)) if finite else None,
-                    "dev_std": float(np.std(finite, ddof=1)) if len(finite) > 1 else None,
-                    "seeds": len(finite),
-                    "metrics": _metrics_text([r.metrics for r in ok]),
-                    "vs_direct_points": float(np.mean(pairs)) if pairs else None,
-                    "pairs": len(pairs) or None,
-                    "ci_low": 100 * ci["low"] if ci else None,
-                    "ci_high": 100 * ci["high"] if ci else None,
-                    "ci_seed": ci_seed,
-                    "within_noise": ci.get("within_noise") if ci else None,
-                    "train_s": _mean(r.train.seconds if r.train else None for r in ok),
-                    "p50_ms": _mean(e.student.p50_ms for e in effs if e.student),
-                    "speedup": _mean(e.speedup_p50 for e in effs),
-                    "agreement": _mean(_agreement_after(r) for r in ok),
-                    "status": status,
-                    "failed": bool(bad) or bool(superseded),
-                    "runs": ", ".join(str(Path(r.path).parent) for r in rs if r.path),
-                }
-            )
+        rows += [{**base, **row} for row in _group_rows(group, teacher, finetunes, n_boot)]
     df = pd.DataFrame(rows).reindex(columns=COLUMNS)
-    df["order"] = [VARIANT_ORDER.get(next((k for k in VARIANT_ORDER if v.startswith(k)), ""), 5) for v in df.variant]
+    df["order"] = [VARIANT_ORDER.get(next((k for k in VARIANT_ORDER if v.startswith(k)), ""), 9) for v in df.variant]
     df = df.sort_values(["task", "teacher", "student", "setting", "order", "variant"], kind="stable")
     return df.drop(columns="order").reset_index(drop=True)
 
 
-def _direct_for(v: Tuple, directs: Dict[Tuple, Dict[Any, Result]]) -> Optional[Dict[Any, Result]]:
-    """The direct fine-tune to compare a variant with: the one whose prediction-stage schedule (distill.prediction.*)
-    matches the variant's ({} when none does; None when several do)."""
-    mine = {k: x for k, x in v[1] if k.startswith("distill.prediction.")}
-    match = [c for dv, c in directs.items() if {k: x for k, x in dv[1] if k.startswith("distill.prediction.")} == mine]
+def _group_rows(group: List[Result], teacher: str, finetunes: Dict[str, Result], n_boot: int) -> List[Dict[str, Any]]:
+    """The trivial-baseline row, the teacher row and one row per variant of one (task, teacher, student, setting)."""
+    # variants: the terms and weights on, plus the distill settings that act in the run where they differ
+    acting = [params(r.config) for r in group]
+    pkeys = sorted({k for p in acting for k in p})
+    p_differ = [k for k in pkeys if len({p.get(k) for p in acting if k in p}) > 1]
+    variants: Dict[Tuple, List[Result]] = {}
+    for r, p in zip(group, acting):
+        shown = tuple((k, p[k]) for k in p_differ if k in p)
+        variants.setdefault((tuple(terms(r.config).items()), shown), []).append(r)
+    picked = {v: _pick(rs) for v, rs in variants.items()}
+    is_tuned = {v: tuned(c.values()) for v, (c, _) in picked.items()}
+    directs = {v: c for v, (c, _) in picked.items() if set(dict(v[0])) == {"hard"}}
+    ok_all = [r for c, _ in picked.values() for r in c.values() if r.status == "ok"]
+    rows = [{**row, "metric": _primary_name(ok_all)} for row in [trivial_row(ok_all)] if row is not None]
+    rows.append(_teacher_row(ok_all, teacher, finetunes))
+    for v, (chosen, superseded) in picked.items():
+        rs = list(chosen.values())
+        ok = [r for r in rs if r.status == "ok"]
+        bad = [r for r in rs if r.status != "ok"]
+        is_direct = set(dict(v[0])) == {"hard"}
+        direct_runs = None if is_direct else _direct_for(v, directs, is_tuned)
+        vs: Dict[str, Any] = {}
+        if not is_direct:
+            vs = change(ok, direct_runs or {}, n_boot)
+            if not vs.get("pairs"):
+                vs["why"] = (
+                    "no direct fine-tune of this student with the same seed and "
+                    + ("tuning (selection.json)" if is_tuned.get(v) else "prediction-stage schedule")
+                    if direct_runs is not None
+                    else "several direct fine-tunes match: no single partner"
+                )
+        selected, sel_flags, rec = selection_of(ok or rs)
+        flags = [*flags_of(ok, bad), *sel_flags]
+        why = vs.pop("why", "")
+        status = "; ".join(
+            [
+                *(f"seed {r.seed}: {r.status}" + (f" ({reason(r)[:200]})" if reason(r) else "") for r in bad),
+                *superseded,
+                *([why] if why and ok else []),
+            ]
+        )
+        finite = [r.metrics.get("primary") for r in ok if r.metrics.get("primary") is not None]
+        name = variant_of(rs[0].config) + (
+            f" ({', '.join(f'{k}={x}' for k, x in v[1])})".replace('"', "") if v[1] else ""
+        )
+        effs = [e for e in (distill_info(r).efficiency for r in ok) if e is not None]
+        rows.append(
+            {
+                "variant": name,
+                "metric": _primary_name(ok),
+                "dev": float(np.mean(finite)) if finite else None,
+                "dev_std": float(np.std(finite, ddof=1)) if len(finite) > 1 else None,
+                "seeds": len(finite),
+                "metrics": metrics_text([r.metrics for r in ok]),
+                **vs,
+                "train_s": mean(r.train.seconds if r.train else None for r in ok),
+                "p50_ms": mean(e.student.p50_ms for e in effs if e.student),
+                "speedup": mean(e.speedup_p50 for e in effs),
+                "agreement": mean(_agreement_after(r) for r in ok),
+                "selected": selected or None,
+                "flag": "; ".join(flags) or None,
+                "status": status or "ok",
+                "failed": bool(bad) or bool(superseded),
+                "runs": ", ".join(str(Path(r.path).parent) for r in rs if r.path),
+                "selection": rec,
+            }
+        )
+    return rows
+
+
+def _teacher_row(ok_all: List[Result], teacher: str, finetunes: Dict[str, Result]) -> Dict[str, Any]:
+    infos = [distill_info(r) for r in ok_all]
+    with_t = [d.teacher_metrics for d in infos if d.teacher_metrics.get("primary") is not None]
+    t_p50 = mean(d.efficiency.teacher.p50_ms for d in infos if d.efficiency and d.efficiency.teacher)
+    ids = sorted({d.teacher_id[:12] for d in infos if d.teacher_id})
+    return {
+        "variant": "teacher",
+        "metric": _primary_name(ok_all),
+        "dev": with_t[0]["primary"] if with_t else None,
+        "metrics": metrics_text(with_t[:1]),
+        "train_s": _teacher_train_s(infos, teacher, finetunes),
+        "p50_ms": t_p50,
+        "speedup": 1.0 if t_p50 is not None else None,
+        "status": ("ok" if ok_all else "no successful student run")
+        + (f"; {len(ids)} different teachers in this folder over time: {ids}" if len(ids) > 1 else ""),
+        "failed": False,
+        "runs": teacher,
+    }
+
+
+def _direct_for(v: Tuple, directs: Dict[Tuple, Dict[Any, Result]], is_tuned: Dict[Tuple, bool]):
+    """The direct fine-tune to compare a variant with. A tuned variant (selection.json beside its runs): the tuned
+    direct fine-tune, each arm at its own chosen schedule. Otherwise the one whose prediction-stage schedule
+    (distill.prediction.*) matches the variant's. {} when none does; None when several do."""
+    if is_tuned.get(v):
+        match = [c for dv, c in directs.items() if is_tuned.get(dv)]
+    else:
+        mine = {k: x for k, x in v[1] if k.startswith("distill.prediction.")}
+        match = [
+            c
+            for dv, c in directs.items()
+            if not is_tuned.get(dv) and {k: x for k, x in dv[1] if k.startswith("distill.prediction.")} == mine
+        ]
     return match[0] if len(match) == 1 else ({} if not match else None)
 
 
@@ -273,18 +280,45 @@ def _primary_name(rs: List[Result]) -> Optional[str]:
     return None
 
 
-def _metrics_text(ms: List[Dict[str, Any]]) -> str:
-    """'acc 78.2, f1 85.3' (x100, mean over seeds): every metric of the run, not only the primary one."""
-    names = [k for k in (ms[0] if ms else {}) if k != "primary"]
-    parts = []
-    for k in names:
-        v = _mean(m.get(k) for m in ms)
-        parts.append(f"{k} {100 * v:.1f}" if v is not None else f"{k} -")
-    return ", ".join(parts)
+def selection_notes(df: pd.DataFrame) -> str:
+    """Below the table: per task and tuned arm, the holdout slice, every grid point's holdout score, the choice
+    (and the tie rule) and what the selection runs cost; one entry per record, however many variants take it."""
+    lines, seen = [], set()
+    for r in df.itertuples():
+        rec = r.selection if isinstance(r.selection, dict) else None
+        if not rec:
+            continue
+        key = (r.task, r.teacher, r.student, rec.get("arm"), json.dumps(rec.get("grid"), sort_keys=True, default=str))
+        if key in seen:
+            continue
+        seen.add(key)
+        points = ", ".join(
+            f"lr {g['learning_rate']:g} x {g['epochs']:g} ep "
+            + (f"{100 * g['holdout']:.1f}" if g.get("holdout") is not None else f"({g.get('status') or 'no score'})")
+            for g in rec["grid"]
+        )
+        c = rec.get("chosen")
+        cost = sum(g.get("train_s") or 0 for g in rec["grid"])
+        lines.append(
+            f"- {r.task}, {rec.get('arm')} (its {rec.get('stage', 'prediction')} stage's schedule): "
+            f"{rec.get('holdout_rows')} of {rec.get('labelled_rows')} labelled rows held out "
+            f"(sample seed {rec.get('sample_seed')}), trained on the rest with seed {rec.get('seed')}, scored by "
+            f"{rec.get('metric')} x100 on the holdout: {points}. Chosen: "
+            + (f"lr {c['learning_rate']:g} x {c['epochs']:g} ep" if c else "none (no grid point scored)")
+            + f" ({rec.get('tie_rule')}). Selection training: {cost:.0f} s."
+        )
+    if not lines:
+        return ""
+    return (
+        "Selection (each arm's learning rate and epochs, chosen on held-out training rows; the dev set is scored "
+        "only by the final runs, with all labelled rows):\n\n" + "\n".join(lines) + "\n"
+    )
 
 
 def markdown(df: pd.DataFrame) -> str:
-    return render.markdown(tables.distill_table(df))
+    text = render.markdown(tables.distill_table(df))
+    notes = selection_notes(df) if "selection" in df else ""
+    return text + ("\n" + notes if notes else "")
 
 
 def main(argv: Optional[List[str]] = None) -> int:

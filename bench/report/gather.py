@@ -16,7 +16,7 @@ import pandas as pd
 from .. import schema
 from ..schema import Result
 from .console import latency_frame
-from .naming import differing, flat, params, settings, variant_of
+from .naming import differing, flat, on_holdout, params, settings, variant_of
 
 # left out of reports unless asked for (--include): committed baselines and the gate's own runs
 EXCLUDED_BY_DEFAULT = ("baselines", "gate")
@@ -40,6 +40,8 @@ def find(
             print(f"skipped: {r}", file=log)
             if unreadable is not None:
                 unreadable.append(r)
+        elif on_holdout(r.config):
+            print(f"skipped: {path}: scored on the holdout (data.score=holdout, a selection run), not on dev", file=log)
         elif r.status not in USABLE:
             reason = r.error.message if r.error else "; ".join(r.failures)
             print(f"skipped: {path}: status {r.status!r} {reason[:160]}".rstrip(), file=log)

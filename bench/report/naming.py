@@ -28,6 +28,12 @@ NOT_A_VARIANT = (
 )  # read by mode=robustness only; results written before it existed lack the node
 
 
+def on_holdout(config: Dict[str, Any]) -> bool:
+    """The run scored training rows held out for choosing settings (data.score=holdout), not the dev set: its
+    figures belong in no dev table."""
+    return ((config.get("data") or {}).get("score") or "dev") == "holdout"
+
+
 def flat(d: Dict[str, Any], prefix: str = "") -> Dict[str, str]:
     """A config as one level of dotted keys with JSON values, less what decides no figure (NOT_A_VARIANT)."""
     out: Dict[str, str] = {}
@@ -92,7 +98,7 @@ def is_direct(config: Dict[str, Any]) -> bool:
 
 def params(config: Dict[str, Any]) -> Dict[str, str]:
     """The distill settings that act in this run: the temperature when soft targets are on, each listed stage's
-    schedule, the layer map when the intermediate stage is on."""
+    schedule, the layer map when the intermediate stage is on, the transfer set when it has sources."""
     d = config.get("distill") or {}
     on = terms(config)
     out = {}
@@ -103,6 +109,10 @@ def params(config: Dict[str, Any]) -> Dict[str, str]:
             out[f"distill.{stage}.{k}"] = v
     if "intermediate" in (d.get("stages") or []):
         out["distill.layer_map"] = d.get("layer_map")
+    transfer = d.get("transfer") or {}
+    if transfer.get("sources"):  # rows without labels besides the labelled ones: another variant of the recipe
+        for k, v in sorted(transfer.items()):
+            out[f"distill.transfer.{k}"] = v
     return {k: json.dumps(v, sort_keys=True) for k, v in out.items()}
 
 

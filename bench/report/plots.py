@@ -12,7 +12,7 @@ matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from .naming import student_of, variant_of  # noqa: E402
+from .naming import on_holdout, student_of, variant_of  # noqa: E402
 
 WIDTH_IN = 3.4  # one column of a two-column paper
 STYLE = {
@@ -106,7 +106,7 @@ def distill_loss_curves(runs: List, out: Path) -> List[Path]:
     by_task: dict = {}
     for r in sorted(runs, key=lambda r: r.started_at):
         stages = r.train.stages if r.train else []
-        if r.mode == "distill" and r.status == "ok" and stages:
+        if r.mode == "distill" and r.status == "ok" and stages and not on_holdout(r.config):  # no selection runs
             label = f"{student_of(r.config, r.model.name)}: {variant_of(r.config)}, seed {r.seed}"
             by_task.setdefault(r.task.name, []).append((label, Path(r.path).parent.name if r.path else "?", stages))
     for task, entries in sorted(by_task.items()):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from itertools import combinations
 from pathlib import Path
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import pandas as pd
@@ -63,6 +63,53 @@ def paired_bootstrap(
     }
 
 
+def seed_example_bootstrap(
+    score: Callable[[np.ndarray, np.ndarray], float],
+    labels,
+    preds_a: Sequence,
+    preds_b: Sequence,
+    n_boot: int = 2000,
+    seed: int = 0,
+    alpha: float = 0.05,
+) -> Dict[str, float]:
+    """Mean over seeds of score(a_s) - score(b_s), with a two-level percentile bootstrap interval.
+
+    `preds_a[s]` and `preds_b[s]` are seed s's predictions of the two arms on the same examples (`labels`). Each
+    resample draws the seeds with replacement (how much the change moves with initialisation and data order),
+    then the examples with replacement, once for all seeds and both arms: the dev set is one sample that every
+    seed is scored on, so its draw is shared (drawing it anew per seed would average its noise away) and the
+    arms stay paired on it. With one seed this is the paired example bootstrap.
+    """
+    y = np.asarray(labels)
+    a, b = [np.asarray(p) for p in preds_a], [np.asarray(p) for p in preds_b]
+    k, n = len(a), len(y)
+    if k == 0 or k != len(b) or n == 0 or any(len(p) != n for p in [*a, *b]):
+        raise ValueError("a seed bootstrap needs, per seed, both arms' predictions on the same, non-empty examples")
+    per_seed = np.array([score(pa, y) - score(pb, y) for pa, pb in zip(a, b)])
+    diff = float(per_seed.mean())
+    rng = np.random.default_rng(seed)
+    draws = np.empty(n_boot)
+    for i in range(n_boot):
+        seeds = rng.integers(0, k, k)
+        rows = rng.integers(0, n, n)
+        on_rows = {s: score(a[s][rows], y[rows]) - score(b[s][rows], y[rows]) for s in set(seeds.tolist())}
+        draws[i] = np.mean([on_rows[s] for s in seeds.tolist()])
+    draws = draws[np.isfinite(draws)]
+    if not len(draws):
+        low = high = float("nan")
+    else:
+        low, high = (float(v) for v in np.quantile(draws, [alpha / 2, 1 - alpha / 2]))
+    return {
+        "diff": diff,
+        "low": low,
+        "high": high,
+        "n": int(n),
+        "seeds": int(k),
+        "n_boot": n_boot,
+        "within_noise": bool(low <= 0 <= high),
+    }
+
+
 def task_of(result: Result) -> Optional[TaskConfig]:
     """The task spec the run used, from its resolved config; None when the config does not hold a valid one."""
     try:
@@ -107,6 +154,34 @@ def compare_runs(a: Result, b: Result, n_boot: int = 2000) -> Optional[Dict[str,
 
     return paired_bootstrap(
         score, pa.label.to_numpy(), pa.prediction.to_numpy(), pb.prediction.to_numpy(), n_boot=n_boot
+    )
+
+
+def compare_seeds(pairs: Sequence[Tuple[Result, Result]], n_boot: int = 2000) -> Optional[Dict[str, float]]:
+    """Arm a minus arm b on the primary metric, averaged over seeds, each pair (a_s, b_s) one seed's two runs, with
+    the two-level (seeds, then dev examples) 95% interval of seed_example_bootstrap. None when the runs cannot all
+    be paired on the same dev examples (a missing or unreadable predictions file, other rows, a kind without one
+    prediction per example)."""
+    if not pairs:
+        return None
+    task = task_of(pairs[0][0])
+    if task is None or not kinds.of(task).paired or not task.local.eval_files:
+        return None
+    split = next(iter(task.local.eval_files))
+    preds = [(_predictions(a, split), _predictions(b, split)) for a, b in pairs]
+    first = preds[0][0]
+    if any(p is None or not len(p) or not _same_examples(first, p) for pair in preds for p in pair):
+        return None
+
+    def score(p, y):
+        return task_metrics.score(task, {split: (p, y)})["primary"]
+
+    return seed_example_bootstrap(
+        score,
+        first.label.to_numpy(),
+        [pa.prediction.to_numpy() for pa, _ in preds],
+        [pb.prediction.to_numpy() for _, pb in preds],
+        n_boot=n_boot,
     )
 
 

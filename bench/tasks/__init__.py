@@ -2,25 +2,28 @@
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 from typing import List, NamedTuple
 
 import numpy as np
 from datasets import Dataset, DatasetDict
 
 from .. import kinds
-from ..config import DataConfig, TaskConfig
+from ..config import HOLDOUT, DataConfig, TaskConfig
 from ..errors import ConfigError
 
 
 def load(task: TaskConfig, data: DataConfig, seed: int = 42, need_train: bool = True) -> DatasetDict:
     """The task's eval splits (and train, when `need_train`), from `data.dir` when given, else from the Hub,
-    then capped."""
+    then capped. With data.score=holdout the eval files are not read at all: such a run chooses settings, and the
+    dev set it would be judged on must stay unseen."""
     local, remote = kinds.of(task).load_readers()
+    if data.score == HOLDOUT:
+        task = copy.copy(task)  # a shallow copy, so that __post_init__ (which wants eval files) is not re-run
+        task.local = dataclasses.replace(task.local, eval_files={})
     dd = local(task, data, need_train) if data.dir else remote(task, need_train)
     return cap(dd, data, seed)
-
-
-HOLDOUT = "holdout"  # the split data.holdout takes out of the training rows (for choosing hyper-parameters)
 
 
 class TrainRows(NamedTuple):
