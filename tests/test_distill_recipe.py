@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -17,8 +18,7 @@ from transformers import BertConfig, BertForSequenceClassification
 
 from bench import models, tasks
 from bench.config import compose
-from bench.distill import init, internals, losses, run
-from bench.distill.teacher import TeacherOutputs
+from bench.distill import cache, init, internals, losses, run
 from bench.distill.trainer import PROJECTION, LossPlan, RowCollator, compute_terms
 from bench.runner import run as run_bench
 
@@ -205,22 +205,18 @@ def test_a_narrower_student_trains_the_projection_in_the_intermediate_stage_and_
 # ---------------------------------------------------------------- STS-B: the soft term is the teacher's score
 
 
-def test_regression_soft_term_reads_the_teachers_score_not_the_gold_one():
+def test_regression_soft_term_reads_the_teachers_score_not_the_gold_one(tmp_path):
     torch.manual_seed(0)
     student = BertForSequenceClassification(
         BertConfig(num_hidden_layers=2, num_labels=1, problem_type="regression", **ARCH)
     ).eval()
     teacher_scores = torch.tensor([[0.5], [4.5], [2.0], [1.0]])
     gold = torch.tensor([3.0, 1.0, 5.0, 0.0])  # far from the teacher's
-    cached = TeacherOutputs(
-        logits=teacher_scores,
-        lengths=torch.tensor([4, 6, 3, 5]),
-        hidden=None,
-        attention=None,
-        hidden_layers=[],
-        attention_layers=[],
-        heads=2,
-    )
+    writer = cache.Writer(tmp_path / "entry", np.array([4, 6, 3, 5]), 1, [], 32, [], 2)  # logits only, on disk
+    for r, score in enumerate(teacher_scores.numpy()):
+        writer.put(r, score, None, None)
+    writer.finish({})
+    cached = cache.open_entry(tmp_path / "entry", rows=4)
     rows = torch.tensor([2, 0, 3])
     inputs = {"input_ids": torch.randint(1000, 2000, (3, 6)), "attention_mask": torch.ones(3, 6, dtype=torch.long)}
     plan = LossPlan({"soft": 1.0, "hard": 1.0}, 1.0, True, [])
