@@ -35,6 +35,18 @@ def test_probability_loyalty_matches_hand_computed_values():
     assert got[3] == pytest.approx(1 - math.sqrt(_jsd2([0.9, 0.1], [0.6, 0.4])), abs=1e-12)
 
 
+def test_probability_loyalty_of_nearly_equal_float32_rows_is_near_1_not_nan():
+    """The SST-2 and RTE teachers' bf16/ONNX runs failed on this: two float32 softmax rows a rounding apart (as
+    eager and another backend give) made scipy's jensenshannon take the square root of a tiny negative sum (NaN),
+    which the run then reported as 'not probability distributions'."""
+    ref = np.array([[0.7767230272293091, 0.22327695786952972]], dtype=np.float32)
+    new = np.array([[0.7767230868339539, 0.22327697277069092]], dtype=np.float32)
+    got = figures.probability_loyalty(ref, new)
+    assert np.isfinite(got).all() and got[0] == pytest.approx(1.0, abs=1e-3)
+    with pytest.raises(ValueError, match="1 row"):  # a NaN output is still refused
+        figures.probability_loyalty(ref, np.array([[np.nan, 1.0]], dtype=np.float32))
+
+
 def test_label_loyalty_and_disagreement_split_by_hand():
     labels = np.array([0, 1, 2, 2, 1])
     ref = np.eye(3)[[0, 1, 2, 1, 0]]  # right, right, right, wrong, wrong

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any, Dict
 
 import numpy as np
-from scipy.spatial.distance import jensenshannon
+from scipy.special import rel_entr
 from scipy.stats import bootstrap
 
 JSD_BASE = 2
@@ -43,11 +43,18 @@ def figure(values: np.ndarray, n_resamples: int = 2000, seed: int = 0) -> Dict[s
 
 
 def probability_loyalty(p_ref: np.ndarray, p: np.ndarray) -> np.ndarray:
-    """Per example: 1 - sqrt(JSD_base2(p_ref, p)), for rows of probabilities."""
-    dist = jensenshannon(np.asarray(p_ref, np.float64), np.asarray(p, np.float64), base=JSD_BASE, axis=1)
-    if np.isnan(dist).any():  # only a row that is not a distribution (NaN outputs) gets here: never call it loyal
-        raise ValueError(f"probability loyalty: {int(np.isnan(dist).sum())} row(s) are not probability distributions")
-    return 1.0 - dist
+    """Per example: 1 - sqrt(JSD_base2(p_ref, p)), for rows of probabilities.
+
+    Computed from scipy's relative entropy rather than `jensenshannon`, whose square root turns the tiny negative
+    sums that rounding gives for two nearly equal rows (bf16 or ONNX against eager) into NaN."""
+    a, b = np.asarray(p_ref, np.float64), np.asarray(p, np.float64)
+    bad = ~(np.isfinite(a).all(axis=1) & np.isfinite(b).all(axis=1) & (a >= 0).all(axis=1) & (b >= 0).all(axis=1))
+    if bad.any():  # NaN or negative outputs are not distributions: never call them loyal
+        raise ValueError(f"probability loyalty: {int(bad.sum())} row(s) are not probability distributions")
+    a, b = a / a.sum(axis=1, keepdims=True), b / b.sum(axis=1, keepdims=True)
+    m = (a + b) / 2
+    js = (rel_entr(a, m).sum(axis=1) + rel_entr(b, m).sum(axis=1)) / (2 * np.log(JSD_BASE))
+    return 1.0 - np.sqrt(np.clip(js, 0.0, None))
 
 
 def loyalty(ref_probs: np.ndarray, probs: np.ndarray, labels: np.ndarray, n_resamples: int = 2000) -> Dict[str, Any]:
