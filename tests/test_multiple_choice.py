@@ -128,7 +128,13 @@ def test_the_arc_reader_takes_any_dataset_in_its_layout_with_any_number_of_choic
             '{"question": {"stem": "q", "choices": [{"text": "a", "label": "A"}]}, "answerKey": "A"}',
             "expected at least 2 text choices",
         ),
-        ('{"question": {"stem": "q"}, "answerKey": "A"}', "missing question.stem, question.choices or answerKey"),
+        ('{"question": {"stem": "q"}, "answerKey": "A"}', r"missing question\.choices;"),
+        ('{"question": {"choices": []}}', r"missing question\.stem, answerKey;"),
+        ('{"question": "q", "answerKey": "A"}', r"missing question\.stem, question\.choices;"),
+        (
+            '{"question": {"stem": "q", "choices": "AB"}, "answerKey": "A"}',
+            r"question\.choices is a JSON str \('AB'\), not a list of \{\"label\", \"text\"\} objects",
+        ),
         (
             '{"question": {"stem": "q", "choices": [{"text": "a"}, {"text": "b"}]}, "answerKey": "A"}',
             "every choice needs a label and a text",
@@ -184,6 +190,27 @@ def test_piqa_label_file_errors(tmp_path):
     write(tmp_path / "piqa", "train-labels.lst", ["1", "0"])
     write(tmp_path / "piqa", "valid-labels.lst", ["1"])
     assert load("piqa", tmp_path)["train"]["label"] == [1, 0]
+
+
+@pytest.mark.parametrize(
+    "task, name, other",
+    [
+        ("piqa", "train-labels.lst", {"train.jsonl": [{"goal": "g", "sol1": "a", "sol2": "b"}]}),
+        ("piqa", "train.jsonl", {"train-labels.lst": ["1"]}),
+        ("copa", "train.jsonl", {}),
+        ("arc_easy", "ARC-Easy-Train.jsonl", {}),
+    ],
+)
+def test_a_file_that_is_not_utf8_is_a_one_line_error_naming_it(tmp_path, task, name, other):
+    folder = tmp_path / task
+    for other_name, lines in other.items():
+        write(folder, other_name, lines)
+    write(folder, name, [])
+    (folder / name).write_bytes("caf\xe9 1\n".encode("latin-1"))
+    with pytest.raises(DataError, match=r"not UTF-8 text") as exc:
+        load(task, tmp_path)
+    msg = str(exc.value)
+    assert msg.startswith(f"{folder / name}: ") and "layout" in msg and "\n" not in msg
 
 
 def test_hub_only_tasks_refuse_a_data_dir(tmp_path):
