@@ -325,6 +325,20 @@ def test_finetune_writes_k_scores_and_gold_per_example(family, task, mc_dir, tmp
     assert "disturbed" in result.train["load"]  # how busy the machine was while it trained
 
 
+@pytest.mark.parametrize("task", ["piqa", "openbookqa", "arc_challenge"])
+def test_every_other_local_task_fine_tunes_end_to_end(task, mc_dir, tmp_path):
+    """The test above runs arc_easy and copa; these are the other local tasks: one step on 8 rows, 8 scored, each
+    scored row matching the reader's gold answer and choice count for that validation row."""
+    quick = ["train.max_steps=1", "train.batch_size=4", "data.max_train_samples=8", "data.max_eval_samples=8"]
+    result = run(compose([*tiny("bert"), f"task={task}", f"data.dir={mc_dir}", *quick], out_dir=str(tmp_path)))
+    assert result.status == "ok" and 0 <= result.metrics["acc"] <= 1
+    rows = [json.loads(x) for x in (tmp_path / "predictions.jsonl").read_text().splitlines()]
+    gold = load(task, mc_dir, need_train=False)["validation"]
+    assert [r["label"] for r in rows] == list(gold["label"][:8])
+    assert [r["k"] for r in rows] == [len(c) for c in gold["choices"][:8]]
+    assert all(len(r["scores"]) == r["k"] and r["prediction"] == int(np.argmax(r["scores"])) for r in rows)
+
+
 def test_evaluate_refuses_an_untrained_multiple_choice_head(mc_dir, tmp_path):
     # the seed's pitfall: a base checkpoint has no trained choice head; scoring it would print random "answers"
     args = ["model=minilm_l6", "task=copa", "mode=evaluate", f"data.dir={mc_dir}", "data.max_eval_samples=8"]
