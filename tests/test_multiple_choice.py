@@ -128,7 +128,13 @@ def test_the_arc_reader_takes_any_dataset_in_its_layout_with_any_number_of_choic
             '{"question": {"stem": "q", "choices": [{"text": "a", "label": "A"}]}, "answerKey": "A"}',
             "expected at least 2 text choices",
         ),
-        ('{"question": {"stem": "q"}, "answerKey": "A"}', "missing question.stem, question.choices or answerKey"),
+        ('{"question": {"stem": "q"}, "answerKey": "A"}', r"missing question\.choices;"),
+        ('{"question": {"choices": []}}', r"missing question\.stem, answerKey;"),
+        ('{"question": "q", "answerKey": "A"}', r"missing question\.stem, question\.choices;"),
+        (
+            '{"question": {"stem": "q", "choices": "AB"}, "answerKey": "A"}',
+            r"question\.choices is a JSON str \('AB'\), not a list of \{\"label\", \"text\"\} objects",
+        ),
         (
             '{"question": {"stem": "q", "choices": [{"text": "a"}, {"text": "b"}]}, "answerKey": "A"}',
             "every choice needs a label and a text",
@@ -184,6 +190,27 @@ def test_piqa_label_file_errors(tmp_path):
     write(tmp_path / "piqa", "train-labels.lst", ["1", "0"])
     write(tmp_path / "piqa", "valid-labels.lst", ["1"])
     assert load("piqa", tmp_path)["train"]["label"] == [1, 0]
+
+
+@pytest.mark.parametrize(
+    "task, name, other",
+    [
+        ("piqa", "train-labels.lst", {"train.jsonl": [{"goal": "g", "sol1": "a", "sol2": "b"}]}),
+        ("piqa", "train.jsonl", {"train-labels.lst": ["1"]}),
+        ("copa", "train.jsonl", {}),
+        ("arc_easy", "ARC-Easy-Train.jsonl", {}),
+    ],
+)
+def test_a_file_that_is_not_utf8_is_a_one_line_error_naming_it(tmp_path, task, name, other):
+    folder = tmp_path / task
+    for other_name, lines in other.items():
+        write(folder, other_name, lines)
+    write(folder, name, [])
+    (folder / name).write_bytes("caf\xe9 1\n".encode("latin-1"))
+    with pytest.raises(DataError, match=r"not UTF-8 text") as exc:
+        load(task, tmp_path)
+    msg = str(exc.value)
+    assert msg.startswith(f"{folder / name}: ") and "layout" in msg and "\n" not in msg
 
 
 def test_hub_only_tasks_refuse_a_data_dir(tmp_path):
@@ -296,6 +323,20 @@ def test_finetune_writes_k_scores_and_gold_per_example(family, task, mc_dir, tmp
     assert result.trivial["vs_best"]["best"] in result.trivial["predictors"]
     assert result.model["architecture"] == family and "weights: random" in " ".join(result.notes)
     assert "disturbed" in result.train["load"]  # how busy the machine was while it trained
+
+
+@pytest.mark.parametrize("task", ["piqa", "openbookqa", "arc_challenge"])
+def test_every_other_local_task_fine_tunes_end_to_end(task, mc_dir, tmp_path):
+    """The test above runs arc_easy and copa; these are the other local tasks: one step on 8 rows, 8 scored, each
+    scored row matching the reader's gold answer and choice count for that validation row."""
+    quick = ["train.max_steps=1", "train.batch_size=4", "data.max_train_samples=8", "data.max_eval_samples=8"]
+    result = run(compose([*tiny("bert"), f"task={task}", f"data.dir={mc_dir}", *quick], out_dir=str(tmp_path)))
+    assert result.status == "ok" and 0 <= result.metrics["acc"] <= 1
+    rows = [json.loads(x) for x in (tmp_path / "predictions.jsonl").read_text().splitlines()]
+    gold = load(task, mc_dir, need_train=False)["validation"]
+    assert [r["label"] for r in rows] == list(gold["label"][:8])
+    assert [r["k"] for r in rows] == [len(c) for c in gold["choices"][:8]]
+    assert all(len(r["scores"]) == r["k"] and r["prediction"] == int(np.argmax(r["scores"])) for r in rows)
 
 
 def test_evaluate_refuses_an_untrained_multiple_choice_head(mc_dir, tmp_path):

@@ -31,11 +31,19 @@ def _gold(where: str, labels: List[str], key: Any, layout: str) -> int:
 
 def convert(where: str, row: Dict[str, Any], layout: str) -> Tuple[str, List[str], int]:
     q = row.get("question")
-    if not isinstance(q, dict) or not isinstance(q.get("choices"), list) or "answerKey" not in row:
-        raise DataError(f"{where}: missing question.stem, question.choices or answerKey; {layout}")
+    missing = [k for k in ("stem", "choices") if not isinstance(q, dict) or k not in q]
+    missing = [f"question.{k}" for k in missing] + (["answerKey"] if "answerKey" not in row else [])
+    if missing:
+        raise DataError(f"{where}: missing {', '.join(missing)}; {layout}")
+    choices = q["choices"]
+    if not isinstance(choices, list):
+        raise DataError(
+            f"{where}: question.choices is a JSON {type(choices).__name__} ({choices!r:.60}), not a list of "
+            f'{{"label", "text"}} objects; {layout}'
+        )
     try:
-        labels = [str(c["label"]).strip() for c in q["choices"]]
-        texts = [c["text"] for c in q["choices"]]
+        labels = [str(c["label"]).strip() for c in choices]
+        texts = [c["text"] for c in choices]
     except (KeyError, TypeError):
         raise DataError(f"{where}: every choice needs a label and a text; {layout}") from None
     if len(set(labels)) != len(labels):

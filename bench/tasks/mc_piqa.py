@@ -28,8 +28,12 @@ def labels_path(path: Path) -> Path:
 def _labels(path: Path, layout: str) -> List[int]:
     if not path.is_file():
         raise DataError(f"{path}: file not found (PIQA keeps its labels beside the questions); {layout}")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: not UTF-8 text (expected UTF-8, one 0 or 1 per line); {layout}") from None
     out = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for number, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         if line.strip() not in ("0", "1"):
