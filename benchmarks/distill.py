@@ -23,23 +23,20 @@ benchmark can be stopped and started again with the same command.
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import sys
-import traceback
 from datetime import datetime
 from pathlib import Path
-from typing import Callable, Dict, Iterator, List, NamedTuple, Optional, Tuple
+from typing import Callable, Dict, List, NamedTuple, Optional, Tuple
 
-from bench import env, resume, schema, selection, tasks
+from bench import schema, selection, tasks
 from bench.config import compose
+from bench.jobs import RERUN, run_job
 from bench.report import distillation as distill_table
 from bench.report import plots
-from bench.runner import run
 
 DEFAULT_SEEDS = [42, 43, 44]
 DEFAULT_SEED = 42  # train.seed's default: that seed keeps the plain folder names
-RERUN = ".rerun-"  # out/JOB.rerun-N: a job re-run because its earlier results had another resume key
 STUDENT = ["model=minilm_l6", "distill.layers=[2,4,6]"]  # mode=distill's default for 6->3, named: the map follows it
 
 
@@ -86,57 +83,6 @@ def arm_of(variant: str, select_two_stage: bool) -> str:
     stage unless asked to select their own (each of its grid points repeats the intermediate stage)."""
     arm = VARIANTS[variant].arm
     return "prediction" if arm == "two_stage" and not select_two_stage else arm
-
-
-def _folders(out: Path, name: str) -> Iterator[Path]:
-    """out/name, then out/name.rerun-2, -3, ...: where one job's runs go, oldest first."""
-    yield out / name
-    for i in itertools.count(2):
-        yield out / f"{name}{RERUN}{i}"
-
-
-def one(name: str, overrides: List[str], out: Path, failures: List[str], used: Dict[str, Path]):
-    """Run one job, or reuse an ok result of it whose resume key is the one this job has now (the runner's key:
-    config, code and its uncommitted state, machine class, packages, data). An earlier result with another key is
-    kept where it is and the job re-runs into the next free folder (out/name.rerun-N), never over it. The folder
-    used is recorded in `used`; a failure is recorded in `failures`, not raised."""
-    try:
-        cfg = compose(overrides, out_dir=str(out / name))
-        key = resume.resume_key(cfg, env.capture(), resume.config_hash(cfg))
-    except Exception as exc:  # a bad override: the run below reports it the usual way
-        key = None
-        print(f"{name}: no resume key ({type(exc).__name__}: {exc})", file=sys.stderr)
-    stale = []
-    for folder in _folders(out, name):
-        done = folder / schema.RESULT_FILE
-        if not done.is_file():
-            break
-        try:
-            earlier = schema.read(done)
-        except Exception as exc:  # noqa: BLE001 (unreadable: named, kept, and the job runs into a new folder)
-            print(f"{name}: {done} is unreadable: {exc}", file=sys.stderr)
-            continue
-        if key and earlier.status == "ok" and earlier.resume_key == key:
-            print(f"{name}: kept the ok result already in {done} (same resume key)")
-            used[name] = folder
-            return earlier
-        if earlier.status == "ok":
-            stale.append(str(done))
-    if stale:
-        print(
-            f"{name}: {', '.join(stale)} came from other code, data, packages or machine (another resume key): "
-            f"re-running into {folder}"
-        )
-    used[name] = folder
-    try:
-        result = run(compose(overrides, out_dir=str(folder)))
-    except Exception as exc:  # recorded in the run's result.json; the table goes on without it
-        traceback.print_exc()
-        failures.append(f"{name}: {type(exc).__name__}: {exc}")
-        return None
-    if result.status != "ok":  # ended without raising but judged failed (a metric that is not finite)
-        failures.append(f"{name}: status {result.status}: {'; '.join(result.failures)}")
-    return result
 
 
 def data_overrides(task: str, args) -> List[str]:
@@ -224,7 +170,7 @@ def select(task: str, arm: str, common: List[str], slice_: Dict[str, int], args,
 
 def task_runs(task: str, args, out: Path, failures: List[str], used: Dict[str, Path], job=None) -> None:
     """The teacher, each needed arm's selection, then every variant and seed at its arm's choice."""
-    job = job or (lambda name, overrides: one(name, overrides, out, failures, used))
+    job = job or (lambda name, overrides: run_job(name, overrides, out, failures, used))
     variants = args.variants or DEFAULT_VARIANTS.get(task, BASIC)
     teacher = args.teacher.get(task)
     if not teacher:

@@ -18,22 +18,18 @@ run with a checkpoint is scored. Any variant name is taken (`--students direct p
 from __future__ import annotations
 
 import argparse
-import itertools
 import re
 import sys
-import traceback
 from datetime import datetime
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional
+from typing import Dict, List, Optional
 
-from bench import env, resume, schema
-from bench.config import compose
+from bench import schema
+from bench.jobs import RERUN, run_job
 from bench.report.__main__ import build
-from bench.runner import run
 
 STUDENTS = ("direct", "prediction")  # the default variants; any other name is taken as given
 TEACHER_BACKENDS = "timing.backends=[eager,int8,bf16,onnxruntime]"
-RERUN = ".rerun-"
 VARIANT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 
 
@@ -63,41 +59,6 @@ def newest_ok(folders: List[Path]) -> Optional[Path]:
 def students(runs: Path, task: str, variant: str) -> Dict[str, List[Path]]:
     """Every seed's job of one student variant: TASK_VARIANT (seed 42) and TASK_VARIANT_seedN."""
     return jobs(runs, rf"{re.escape(task)}_{re.escape(variant)}(?:_seed\d+)?")
-
-
-def _folders(out: Path, name: str) -> Iterator[Path]:
-    yield out / name
-    for i in itertools.count(2):
-        yield out / f"{name}{RERUN}{i}"
-
-
-def one(name: str, overrides: List[str], out: Path, failures: List[str]) -> None:
-    """Score one checkpoint into out/name, or keep an ok result there with this job's resume key (same config,
-    code, packages, machine and data); one with another key is kept and the job runs into out/name.rerun-N."""
-    try:
-        cfg = compose(overrides, out_dir=str(out / name))
-        key = resume.resume_key(cfg, env.capture(), resume.config_hash(cfg))
-    except Exception as exc:  # a bad override: the run below reports it the usual way
-        key = None
-        print(f"{name}: no resume key ({type(exc).__name__}: {exc})", file=sys.stderr)
-    for folder in _folders(out, name):
-        done = folder / schema.RESULT_FILE
-        if not done.is_file():
-            break
-        try:
-            earlier = schema.read(done)
-        except Exception:  # noqa: BLE001 (unreadable: kept, and the job runs into the next folder)
-            continue
-        if key and earlier.status == "ok" and earlier.resume_key == key:
-            print(f"{name}: kept the ok result already in {done} (same resume key)")
-            return
-    try:
-        result = run(compose(overrides, out_dir=str(folder)))
-        if result.status != "ok":
-            failures.append(f"{name}: status {result.status}: {'; '.join(result.failures)}")
-    except Exception as exc:  # recorded in its result.json; the table goes on without it
-        traceback.print_exc()
-        failures.append(f"{name}: {type(exc).__name__}: {exc}")
 
 
 def variant_name(text: str) -> str:
@@ -136,7 +97,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         ]
         print(f"{task}: teacher {teacher}")
         teacher_overrides = [*common, f"model.path={teacher / 'checkpoint'}", TEACHER_BACKENDS, *args.set]
-        one(f"{task}_teacher", teacher_overrides, args.out, failures)
+        run_job(f"{task}_teacher", teacher_overrides, args.out, failures)
         for v in args.students:
             found = students(args.runs, task, v)
             if not found:
@@ -154,7 +115,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                     "timing.backends=[eager]",
                     *args.set,  # last: they win
                 ]
-                one(job, overrides, args.out, failures)
+                run_job(job, overrides, args.out, failures)
     args.out.mkdir(parents=True, exist_ok=True)
     written = build(args.out, args.out / "report", ["md", "latex", "html"], n_boot=200)
     if "robustness.md" in written:

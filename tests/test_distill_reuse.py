@@ -1,9 +1,12 @@
-"""benchmarks/distill.py reuses an earlier result only when its resume key is the job's key now (issue #16)."""
+"""A benchmark job (bench/jobs.py: benchmarks/distill.py, robustness.py) reuses an earlier result only when its resume
+key is the job's key now (issue #16); the distillation table leaves a superseded result out."""
 
 import importlib.util
 import json
 
 from conftest import ROOT, TINY_LATENCY, tiny
+
+from bench import jobs
 
 LATENCY = TINY_LATENCY
 
@@ -17,11 +20,11 @@ def _script():
 
 def test_a_result_is_reused_only_with_the_same_resume_key(tmp_path, capsys):
     bench_script, out = _script(), tmp_path / "out"
-    job = [*tiny("bert"), *LATENCY]  # any job runs through one(); a tiny latency run is the quickest
+    job = [*tiny("bert"), *LATENCY]  # any job runs through run_job(); a tiny latency run is the quickest
     failures, used = [], {}
-    first = bench_script.one("job", job, out, failures, used)
+    first = jobs.run_job("job", job, out, failures, used)
     assert first.status == "ok" and used["job"] == out / "job" and failures == []
-    again = bench_script.one("job", job, out, failures, used)
+    again = jobs.run_job("job", job, out, failures, used)
     assert again.resume_key == first.resume_key and "kept the ok result" in capsys.readouterr().out
     assert sorted(p.name for p in out.iterdir()) == ["job"]  # nothing re-ran
     # the same folder name, made by other code (another resume key): kept untouched, and the job re-runs
@@ -30,7 +33,7 @@ def test_a_result_is_reused_only_with_the_same_resume_key(tmp_path, capsys):
     data["resume_key"] = "made-by-other-code"
     earlier.write_text(json.dumps(data))
     before = earlier.read_bytes()
-    rerun = bench_script.one("job", job, out, failures, used)
+    rerun = jobs.run_job("job", job, out, failures, used)
     assert rerun.status == "ok" and rerun.resume_key == first.resume_key
     assert used["job"] == out / "job.rerun-2" and (out / "job.rerun-2" / "result.json").is_file()
     assert earlier.read_bytes() == before  # never overwritten
@@ -39,5 +42,5 @@ def test_a_result_is_reused_only_with_the_same_resume_key(tmp_path, capsys):
     assert bench_script.superseded(out / "job.rerun-2" / "result.json", out, used) is None
     # a later invocation finds the matching re-run and reuses it
     used2 = {}
-    assert bench_script.one("job", job, out, failures, used2).resume_key == first.resume_key
+    assert jobs.run_job("job", job, out, failures, used2).resume_key == first.resume_key
     assert used2["job"] == out / "job.rerun-2" and not (out / "job.rerun-3").exists()

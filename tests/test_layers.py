@@ -33,7 +33,7 @@ BOTTOM = {
     "bench.signals",
     "bench.selection",
 }
-TOP = {"bench.runner", "bench.__main__", "bench.callbacks", "bench.resume"}
+TOP = {"bench.runner", "bench.__main__", "bench.callbacks", "bench.resume", "bench.jobs"}
 READERS = ("bench.report", "bench.compare")  # prefixes: report/* and compare, compare_speed
 METRIC_DEFINITIONS = {"bench.tasks", "bench.tasks.metrics", "bench.tasks.squad_metrics"}
 
