@@ -182,7 +182,7 @@ def test_the_benchmark_selects_each_arm_then_refits_every_variant_at_its_choice(
     assert rec["arm"] == "prediction" and rec["variant"] == "two_stage" and rec["failed"] == 1
     assert rec["chosen"] == {"learning_rate": 3e-5, "epochs": 3.0} and rec["seed"] == 7 and rec["holdout_rows"] == 10
     assert [g["holdout"] for g in rec["grid"]] == [0.80, None] and rec["grid"][1]["status"] == "failed"
-    assert failures == []  # the fake job records none; a real failed grid run is in failures through one()
+    assert failures == []  # the fake job records none; a real failed grid run is in failures through run_job()
     # an arm whose every grid run failed runs no final job: each is named among the failures instead
     used, calls, failures = {}, [], []
     out2 = tmp_path / "again"
