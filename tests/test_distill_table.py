@@ -191,6 +191,38 @@ def test_distillation_table_keeps_weights_apart_normalises_teacher_paths_and_giv
     assert distill_table.main([str(alone)]) == 0
 
 
+def test_a_transfer_set_variant_is_a_row_of_its_own_never_merged_with_the_plain_one(table_runs, tmp_path):
+    """(b) and (b+T) differ only in distill.transfer.*: both rows are kept, each with its own seeds; merged, the
+    newer (b+T) runs would stand in the (b) row and (b) vanish."""
+    import shutil
+
+    from bench.report import distillation as distill_table
+
+    root = tmp_path / "runs"
+    shutil.copytree(table_runs[0], root)
+    shutil.rmtree(root / "broken")
+    for seed in (1, 2):
+        _copy_run(
+            root,
+            f"prediction{seed}",
+            f"prediction_transfer{seed}",
+            config__distill__transfer__sources=["rest"],
+            config__distill__transfer__max_rows=20000,
+            started_at="2099-01-01T00:00:00+00:00",  # newer than the plain runs: the one a merge would keep
+            metrics__primary=0.123,
+        )
+    df = distill_table.frame(root, n_boot=20)
+    pred = df[df.variant.str.startswith("prediction layer") & ~df.variant.str.contains("temperature=4")]
+    plain = pred[pred.variant.str.contains("sources=[]", regex=False)]
+    with_t = pred[pred.variant.str.contains("sources=[rest]", regex=False)]
+    assert len(plain) == 1 and len(with_t) == 1, list(df.variant)
+    assert plain.iloc[0].seeds == 2 and with_t.iloc[0].seeds == 2
+    got = table_runs[1]
+    assert plain.iloc[0].dev == pytest.approx(np.mean([got["prediction", s].metrics["primary"] for s in (1, 2)]))
+    assert with_t.iloc[0].dev == pytest.approx(0.123)
+    assert "prediction_transfer" not in plain.iloc[0].runs and "prediction_transfer" in with_t.iloc[0].runs
+
+
 def test_tuned_arms_pair_at_their_own_choice_and_the_table_shows_each_selection(table_runs, tmp_path):
     """Each arm tuned on its holdout runs at its own schedule: the distilled runs pair with the tuned direct
     fine-tune all the same (untuned, the schedules would not match), and the choice, its grid and flags show."""

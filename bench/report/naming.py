@@ -110,7 +110,11 @@ def params(config: Dict[str, Any]) -> Dict[str, str]:
     if "intermediate" in (d.get("stages") or []):
         out["distill.layer_map"] = d.get("layer_map")
     transfer = d.get("transfer") or {}
-    if transfer.get("sources"):  # rows without labels besides the labelled ones: another variant of the recipe
+    if set(on) - {"hard"}:
+        # rows without labels besides the labelled ones make another variant of the recipe; the sources are named
+        # also when there are none, or (b) and (b+T) would share one key and the table keep only the newer of them
+        out["distill.transfer.sources"] = transfer.get("sources") or []
+    if transfer.get("sources"):
         for k, v in sorted(transfer.items()):
             out[f"distill.transfer.{k}"] = v
     return {k: json.dumps(v, sort_keys=True) for k, v in out.items()}
