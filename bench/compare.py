@@ -18,7 +18,8 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from . import compare_speed, schema
+from . import compare_speed
+from .compare_inputs import load, package_versions, tolerances
 from .errors import BenchError
 from .schema import Result
 
@@ -175,15 +176,6 @@ def compare(baseline: List[Result], current: List[Result], policy: Policy) -> Li
     return rows
 
 
-def package_versions(results: List[Result]) -> Dict[str, set]:
-    """Each recorded package's versions over these results (`env.packages`)."""
-    out: Dict[str, set] = {}
-    for r in results:
-        for name, version in (getattr(r.env, "packages", None) or {}).items():
-            out.setdefault(name, set()).add(version)
-    return out
-
-
 def packages_rows(baseline: List[Result], current: List[Result]) -> List[Row]:
     """A library version that differs from the baseline's makes the comparison 'not comparable' (exit 2).
 
@@ -208,51 +200,6 @@ def packages_rows(baseline: List[Result], current: List[Result]) -> List[Row]:
             "not comparable",
         )
     ]
-
-
-def load(path: Path, role: str) -> List[Result]:
-    """Every result below `path`; an unreadable or invalid file is an error (exit 2), never skipped."""
-    if not path.exists():
-        raise BenchError(f"{path}: no such file or folder")
-    found: List[Result] = []
-    for file, r in schema.walk(path):
-        if isinstance(r, str):
-            raise BenchError(f"{role}: {r}")
-        if r.status == "skipped":
-            continue  # a pointer to a result that lives elsewhere, not a run
-        if role == "baseline" and r.status != "ok":
-            raise BenchError(f"baseline: {file} has status {r.status!r}: a baseline must be a successful run")
-        found.append(r)
-    if not found:
-        raise BenchError(f"{path}: no result.json there")
-    return found
-
-
-def tolerances(items: List[str], default: float, baseline: List[Result]) -> Dict[str, float]:
-    """--tolerance values: finite, non-negative, naming a metric (and task) the baseline has."""
-    known = {m for r in baseline for m in r.metrics} | {f"{r.task.name}:{m}" for r in baseline for m in r.metrics}
-    _check_non_negative("--default-tolerance", default)
-    out = {}
-    for item in items:
-        name, _, value = item.partition("=")
-        try:
-            out[name] = float(value)
-        except ValueError:
-            raise BenchError(
-                f"--tolerance {item!r}: expected METRIC=VALUE or TASK:METRIC=VALUE, e.g. f1=0.01"
-            ) from None
-        _check_non_negative(f"--tolerance {item!r}", out[name])
-        if name not in known:
-            raise BenchError(
-                f"--tolerance {item!r}: no metric {name!r} in the baseline (it has "
-                f"{sorted(m for m in known if ':' not in m)})"
-            )
-    return out
-
-
-def _check_non_negative(what: str, value: float) -> None:
-    if not math.isfinite(value) or value < 0:
-        raise BenchError(f"{what}: must be a finite number >= 0, got {value}")
 
 
 def _policy(args, baseline: List[Result]) -> Policy:
