@@ -296,7 +296,7 @@ def test_distillation_with_the_rest_of_sst2_records_its_rows_cache_and_memory(te
     assert first["examples"] == 48 + 60 and second["examples"] == 48 and result.train["examples"] == 48
     c = d["teacher_cache"]
     assert c["rows"] == 108 and c["bytes"] > 108 * cache.bytes_per_row(3, 3, 32, 2, 2, 2) and not c["reused"]
-    assert 100 < d["peak_memory_mb"] < 24 * 1024
+    assert 100 < d["peak_memory_mb"] < 24 * 1024 and d["peak_memory_scope"] == "run"
     saved = json.loads((tmp_path / "run" / "result.json").read_text())
     assert saved["train"]["distill"]["transfer"]["rows"] == {"rest": 60}
 

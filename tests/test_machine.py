@@ -210,3 +210,30 @@ def test_a_latency_row_measured_beside_a_busy_process_is_flagged(tmp_path):
     assert row["load"]["other_cores"] > 0.5 and row["disturbed"] is True
     assert any(n.startswith("disturbed:") for n in result.notes)
     assert "disturbed: other load" in latency_table([result.to_dict()])
+
+
+def test_peak_memory_is_the_runs_own_after_a_reset_and_says_so_where_it_cannot_be(monkeypatch):
+    """Benchmark jobs share one process: a run's peak must not be an earlier run's (bench.env.reset_peak_rss)."""
+    import builtins
+
+    import numpy as np
+
+    from bench import env
+
+    big = np.ones(400 * 2**20 // 8)  # 400 MiB touched, then freed: the process's lifetime peak holds it
+    del big
+    lifetime = env.peak_rss_mb(False)
+    assert lifetime["scope"] == "process"
+    if env.reset_peak_rss():
+        windowed = env.peak_rss_mb(True)
+        assert windowed["scope"] == "run" and windowed["mb"] < lifetime["mb"] - 300
+    real_open = builtins.open
+
+    def no_clear_refs(path, *a, **k):
+        if str(path) == "/proc/self/clear_refs":
+            raise PermissionError(path)
+        return real_open(path, *a, **k)
+
+    monkeypatch.setattr(builtins, "open", no_clear_refs)
+    assert env.reset_peak_rss() is False
+    assert env.peak_rss_mb(False)["scope"] == "process"  # the lifetime peak, named as such

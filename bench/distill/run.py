@@ -12,7 +12,6 @@ import dataclasses
 import hashlib
 import json
 import logging
-import resource
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Dict, List, Optional
@@ -244,6 +243,7 @@ def settings(
 
 def run(cfg: Config) -> Dict[str, Any]:
     """Distil, score student and teacher on the dev set, measure both; returns the result's sections."""
+    windowed = env.reset_peak_rss()  # this run's peak memory, not that of earlier runs in the same process
     device = env.setup_device(cfg.device)
     precision = env.resolve_precision(cfg.train.precision, device)
     ckpt, tokenizer, teacher_model = teacher.load(cfg.distill.teacher, cfg.task)
@@ -335,8 +335,10 @@ def run(cfg: Config) -> Dict[str, Any]:
         }
     )
     summary["transfer"] = transfer_info
-    # the most this process ever held resident (Linux reports KiB), cache pages it mapped included
-    summary["peak_memory_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    # the most held resident during this run (since its start; the process's lifetime peak where the kernel
+    # cannot reset it, said by peak_memory_scope), cache pages it mapped included
+    peak = env.peak_rss_mb(windowed)
+    summary["peak_memory_mb"], summary["peak_memory_scope"] = peak["mb"], peak["scope"]
     out["train"] = {
         "seconds": round(sum(s["seconds"] for s in stages), 3),
         "examples": len(encoded["train"]),
