@@ -121,8 +121,19 @@ def distill_loss_curves(runs: List, out: Path) -> List[Path]:
         if not names:
             continue
         with plt.rc_context(STYLE):
-            fig, axes = plt.subplots(1, len(names), figsize=(WIDTH_IN * len(names), 2.6), squeeze=False)
-            for ax, stage in zip(axes[0], names):
+            # a row of plots and, below each, its legend on an axis of its own: inside, a legend hid the curves
+            n_int = sum(
+                any(isinstance(st, dict) and st.get("stage") == "intermediate" for st in v) for _, _, v in entries
+            )
+            rows_in = 0.09 * (max(3 * n_int, len(entries)) + 1)  # legend lines: one per run (and intermediate term)
+            fig, axes = plt.subplots(
+                2,
+                len(names),
+                figsize=(WIDTH_IN * len(names), 2.6 + rows_in),
+                squeeze=False,
+                gridspec_kw={"height_ratios": [2.6, rows_in]},
+            )
+            for ax, below, stage in zip(axes[0], axes[1], names):
                 for label, folder, stages in entries:
                     label = label if counts[label] == 1 else f"{label} ({folder})"
                     for st in (s for s in stages if isinstance(s, dict) and s.get("stage") == stage):
@@ -143,8 +154,10 @@ def distill_loss_curves(runs: List, out: Path) -> List[Path]:
                 ax.set_ylabel("training loss" + (" (log)" if stage == "intermediate" else ""))
                 if stage == "intermediate":
                     ax.set_yscale("log")
-                if ax.get_legend_handles_labels()[0]:
-                    ax.legend(loc="upper right", fontsize=5)
+                below.axis("off")
+                handles, labels = ax.get_legend_handles_labels()
+                if handles:
+                    below.legend(handles, labels, loc="upper center", fontsize=5, frameon=False)
             fig.tight_layout()
             paths += _save(fig, out, f"distill_loss_{task}")
     return paths
