@@ -32,6 +32,7 @@ BOTTOM = {
     "bench.baselines",
     "bench.signals",
     "bench.selection",
+    "bench.memory",
 }
 TOP = {"bench.runner", "bench.__main__", "bench.callbacks", "bench.resume", "bench.jobs"}
 READERS = ("bench.report", "bench.compare")  # prefixes: report/* and compare, compare_speed

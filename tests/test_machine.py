@@ -218,14 +218,14 @@ def test_peak_memory_is_the_runs_own_after_a_reset_and_says_so_where_it_cannot_b
 
     import numpy as np
 
-    from bench import env
+    from bench import memory
 
     big = np.ones(400 * 2**20 // 8)  # 400 MiB touched, then freed: the process's lifetime peak holds it
     del big
-    lifetime = env.peak_rss_mb(False)
+    lifetime = memory.peak_rss_mb(False)
     assert lifetime["scope"] == "process"
-    if env.reset_peak_rss():
-        windowed = env.peak_rss_mb(True)
+    if memory.reset_peak_rss():
+        windowed = memory.peak_rss_mb(True)
         assert windowed["scope"] == "run" and windowed["mb"] < lifetime["mb"] - 300
     real_open = builtins.open
 
@@ -235,5 +235,5 @@ def test_peak_memory_is_the_runs_own_after_a_reset_and_says_so_where_it_cannot_b
         return real_open(path, *a, **k)
 
     monkeypatch.setattr(builtins, "open", no_clear_refs)
-    assert env.reset_peak_rss() is False
-    assert env.peak_rss_mb(False)["scope"] == "process"  # the lifetime peak, named as such
+    assert memory.reset_peak_rss() is False
+    assert memory.peak_rss_mb(False)["scope"] == "process"  # the lifetime peak, named as such

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from transformers import SchedulerType
 
-from .. import env, kinds, tasks
+from .. import env, kinds, memory, tasks
 from ..config import Config
 from ..engine import (
     describe_task,
@@ -243,7 +243,7 @@ def settings(
 
 def run(cfg: Config) -> Dict[str, Any]:
     """Distil, score student and teacher on the dev set, measure both; returns the result's sections."""
-    windowed = env.reset_peak_rss()  # this run's peak memory, not that of earlier runs in the same process
+    windowed = memory.reset_peak_rss()  # this run's peak memory, not that of earlier runs in the same process
     device = env.setup_device(cfg.device)
     precision = env.resolve_precision(cfg.train.precision, device)
     ckpt, tokenizer, teacher_model = teacher.load(cfg.distill.teacher, cfg.task)
@@ -337,7 +337,7 @@ def run(cfg: Config) -> Dict[str, Any]:
     summary["transfer"] = transfer_info
     # the most held resident during this run (since its start; the process's lifetime peak where the kernel
     # cannot reset it, said by peak_memory_scope), cache pages it mapped included
-    peak = env.peak_rss_mb(windowed)
+    peak = memory.peak_rss_mb(windowed)
     summary["peak_memory_mb"], summary["peak_memory_scope"] = peak["mb"], peak["scope"]
     out["train"] = {
         "seconds": round(sum(s["seconds"] for s in stages), 3),
