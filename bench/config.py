@@ -173,6 +173,7 @@ class TrainConfig:
     precision: str = "auto"  # auto | fp32 | bf16 | fp16 (CUDA only)
     padding: str = "dynamic"  # dynamic (pad each batch to its longest) | max_length (pad all to max_seq_length)
     group_by_length: bool = True
+    compile: bool = False  # torch.compile the model for training (TrainingArguments.torch_compile; docs/finetune.md)
     max_seq_length: Optional[int] = None  # None: the task's value
     eval_batch_size: int = 64
     save_checkpoint: bool = False

@@ -130,6 +130,7 @@ def training_args(cfg: Config, hyper: Hyper, device: torch.device, precision: st
         report_to="none",
         dataloader_num_workers=0,
         disable_tqdm=False,
+        torch_compile=cfg.train.compile,  # the model compiled once (inductor), shapes marked dynamic as they vary
     )
 
 
@@ -162,8 +163,18 @@ def make_trainer(
 
 
 def train_and_record(cfg: Config, trainer: Trainer, hyper: Hyper, precision: str) -> Dict[str, Any]:
-    """Train, save the model when asked, and return the result's `train` section."""
-    out = trainer.train()
+    """Train, save the model when asked, and return the result's `train` section.
+
+    `load` is what else ran on the machine meanwhile (bench/timing/load.py): a training time taken beside other
+    work says so (`disturbed`), wherever the seconds are shown."""
+    from .timing import load
+
+    if cfg.train.compile:
+        import torch._inductor.config as inductor
+
+        inductor.compile_threads = 1  # compile in this process: a worker pool would read as other load
+    with load.watch() as machine_load:
+        out = trainer.train()
     if cfg.train.save_checkpoint:
         trainer.save_model(str(Path(cfg.out_dir) / "checkpoint"))  # weights, config and tokenizer
     return {
@@ -177,6 +188,9 @@ def train_and_record(cfg: Config, trainer: Trainer, hyper: Hyper, precision: str
         "padding": cfg.train.padding,
         "group_by_length": cfg.train.group_by_length,
         "world_size": trainer.args.world_size,  # > 1 under torchrun (DDP)
+        "compiled": bool(cfg.train.compile),
+        "threads": torch.get_num_threads(),
+        "load": machine_load or None,
         "hyper": asdict(hyper),
     }
 

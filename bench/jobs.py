@@ -31,7 +31,8 @@ def folders(out: Path, name: str) -> Iterator[Path]:
 def run_job(
     name: str, overrides: List[str], out: Path, failures: List[str], used: Optional[Dict[str, Path]] = None
 ) -> Optional[schema.Result]:
-    """Run one job, or reuse its ok result with the same resume key; returns the result (None when it raised).
+    """Run one job, or reuse its ok result with the same resume key; returns its result.json as read back
+    (bench.schema.Result; None when the run raised).
 
     The folder used is recorded in `used` (when given); a failure is appended to `failures`, not raised, so the
     rest of a benchmark goes on."""
@@ -73,4 +74,5 @@ def run_job(
         return None
     if result.status != "ok":  # ended without raising but judged failed (a metric that is not finite)
         failures.append(f"{name}: status {result.status}: {'; '.join(result.failures)}")
-    return result
+    # the record as written (bench.schema.Result), the same type a reused result has
+    return schema.read(folder / schema.RESULT_FILE)

@@ -131,13 +131,8 @@ def run(cfg: Config, train: bool = True) -> Dict[str, Any]:
         collator=collator(cfg, tokenizer, hyper.max_seq_length),
         trainer_class=ChoiceTrainer,
     )
-    if train:
-        from .timing import load
-
-        # what else ran on the machine while training: a training time taken beside other work says so
-        with load.watch() as machine_load:
-            out["train"] = engine.train_and_record(cfg, trainer, hyper, precision)
-        out["train"]["load"] = machine_load or None
+    if train:  # its `load`: what else ran on the machine while training
+        out["train"] = engine.train_and_record(cfg, trainer, hyper, precision)
     if not env.is_main_process():
         return out
     splits, out["eval"], rows, _ = evaluate_splits(

@@ -52,13 +52,26 @@ def grid(learning_rates: Sequence[float], epochs: Sequence[float]) -> List[Point
     return sorted({Point(float(e), float(lr)) for lr in learning_rates for e in epochs})
 
 
-def pick(scores: Dict[Point, Optional[float]]) -> Point:
-    """The point with the highest holdout score (TIE_RULE); points without a finite score take no part."""
+def within_rule(within: float) -> str:
+    """The rule pick() applies, in words (TIE_RULE when `within` is 0)."""
+    if not within:
+        return TIE_RULE
+    return (
+        f"the fewest epochs, then the lowest learning rate, among the settings whose holdout score is within "
+        f"{within:g} of the highest (a cheaper setting that the holdout cannot tell apart from the best)"
+    )
+
+
+def pick(scores: Dict[Point, Optional[float]], within: float = 0.0) -> Point:
+    """The point with the highest holdout score (TIE_RULE), or with `within` > 0 the cheapest point scoring within
+    `within` of it (within_rule); points without a finite score take no part."""
+    if not (math.isfinite(within) and within >= 0):
+        raise ValueError(f"within must be a finite number >= 0, got {within}")
     ok = {p: s for p, s in scores.items() if s is not None and math.isfinite(s)}
     if not ok:
         raise ValueError("no grid point has a holdout score: every selection run failed")
     best = max(ok.values())
-    return min(p for p, s in ok.items() if s >= best - TIE)  # Point orders by epochs, then learning rate
+    return min(p for p, s in ok.items() if s >= best - within - TIE)  # Point orders by epochs, then learning rate
 
 
 def record(
@@ -69,11 +82,12 @@ def record(
     slice_: Dict[str, Any],
     metric: str,
     stage: str = "prediction",
+    within: float = 0.0,
 ) -> Dict[str, Any]:
     """What selection.json holds: the arm tuned, the stage whose schedule it sets, the slice, every grid point
     (holdout score, status, run folder, training seconds) and the choice (null when no point scored)."""
     try:
-        chosen: Optional[Dict[str, float]] = pick(scores).as_dict()
+        chosen: Optional[Dict[str, float]] = pick(scores, within).as_dict()
     except ValueError:
         chosen = None
     return {
@@ -84,7 +98,7 @@ def record(
         **slice_,
         "grid": [{**p.as_dict(), "holdout": scores.get(p), **runs.get(p, {})} for p in points],
         "chosen": chosen,
-        "tie_rule": TIE_RULE,
+        "tie_rule": within_rule(within),
         "failed": sum(1 for p in points if scores.get(p) is None),
     }
 

@@ -92,3 +92,19 @@ def test_pairs_only_on_the_same_dev_examples(tmp_path):
         "minilm_l6 (data.max_train_samples=null)",
         "minilm_l6 (data.max_train_samples=100)",
     }
+
+
+def test_a_result_written_before_a_key_existed_is_the_same_variant_as_one_at_its_default():
+    from omegaconf import OmegaConf
+
+    from bench.report import naming
+
+    new = OmegaConf.to_container(OmegaConf.structured(compose(["model=minilm_l6", "task=rte"])))
+    old = json.loads(json.dumps(new))
+    del old["train"]["compile"]  # results from before train.compile existed
+    assert naming.differing([naming.flat(old), naming.flat(new)]) == []
+    on = json.loads(json.dumps(new))
+    on["train"]["compile"] = True
+    assert naming.differing([naming.flat(old), naming.flat(on)]) == ["train.compile"]
+    assert set(naming.ADDED_LATER) <= set(naming.flat(new))  # each names a real key, with its real default
+    assert all(naming.flat(new)[k] == json.dumps(v) for k, v in naming.ADDED_LATER.items())

@@ -34,9 +34,20 @@ def on_holdout(config: Dict[str, Any]) -> bool:
     return ((config.get("data") or {}).get("score") or "dev") == "holdout"
 
 
+# config keys added after results were written, with the default those results ran with: a result without the
+# key is the same variant as one that has it at its default, not a different one
+ADDED_LATER = {"train.compile": False}
+
+
 def flat(d: Dict[str, Any], prefix: str = "") -> Dict[str, str]:
-    """A config as one level of dotted keys with JSON values, less what decides no figure (NOT_A_VARIANT)."""
+    """A config as one level of dotted keys with JSON values, less what decides no figure (NOT_A_VARIANT); a key
+    of ADDED_LATER that the config lacks reads as its default."""
     out: Dict[str, str] = {}
+    if not prefix:
+        for key, default in ADDED_LATER.items():
+            head = key.split(".")[0]
+            if isinstance(d.get(head), dict):
+                out[key] = json.dumps(default, sort_keys=True)
     for k, v in d.items():
         key = f"{prefix}{k}"
         if any(key == n or key.startswith(n + ".") for n in NOT_A_VARIANT):
