@@ -272,3 +272,18 @@ def test_a_failed_onnx_export_makes_the_run_partial_not_ok(tmp_path, monkeypatch
     assert rows["eager"]["status"] == "ok"
     assert rows["onnxruntime"]["status"] == "failed" and "ONNX export failed" in rows["onnxruntime"]["error"]
     assert result.status == "partial" and any("onnxruntime" in f for f in result.failures)
+
+
+def test_the_lock_check_reads_the_copy_that_import_finds(tmp_path, monkeypatch):
+    """setuptools, once imported (torch.compile's inductor does), appends its _vendor folder to sys.path, with an
+    older packaging-*.dist-info in it: the check must keep reporting the installed packaging, not that copy."""
+    import sys
+    from importlib import metadata
+
+    real = metadata.version("packaging")
+    stale = tmp_path / "packaging-0.1.dist-info"
+    stale.mkdir()
+    (stale / "METADATA").write_text("Metadata-Version: 2.1\nName: packaging\nVersion: 0.1\n")
+    monkeypatch.setattr(sys, "path", [*sys.path, str(tmp_path)])
+    assert "0.1" in [d.version for d in metadata.distributions() if d.metadata["Name"] == "packaging"]
+    assert check_lock.installed()["packaging"] == real

@@ -34,7 +34,13 @@ def pins(lock: Path) -> dict:
 
 
 def installed() -> dict:
-    return {canonical(d.metadata["Name"]): d.version for d in metadata.distributions() if d.metadata["Name"]}
+    """Each distribution's version as import finds it: the first on sys.path. A later copy (setuptools, once
+    imported, appends its _vendor folder, which holds its own packaging-*.dist-info) does not count."""
+    out: dict = {}
+    for d in metadata.distributions():
+        if d.metadata["Name"]:
+            out.setdefault(canonical(d.metadata["Name"]), d.version)
+    return out
 
 
 def mismatches(wanted: dict, have: dict) -> list:
