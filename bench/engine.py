@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Dict, List, NamedTuple
@@ -162,11 +163,20 @@ def make_trainer(
     )
 
 
+def ranks_on_this_machine(world_size: int) -> int:
+    """The processes of this run that /proc/stat sees: torchrun's LOCAL_WORLD_SIZE, else the whole world."""
+    try:
+        return int(os.environ.get("LOCAL_WORLD_SIZE", world_size))
+    except ValueError:
+        return world_size
+
+
 def train_and_record(cfg: Config, trainer: Trainer, hyper: Hyper, precision: str) -> Dict[str, Any]:
     """Train, save the model when asked, and return the result's `train` section.
 
     `load` is what else ran on the machine meanwhile (bench/timing/load.py): a training time taken beside other
-    work says so (`disturbed`), wherever the seconds are shown."""
+    work says so (`disturbed`), wherever the seconds are shown; one rank of a DDP run is not judged (its siblings
+    read as other load: load.judged_for)."""
     from .timing import load
 
     if cfg.train.compile:
@@ -190,7 +200,7 @@ def train_and_record(cfg: Config, trainer: Trainer, hyper: Hyper, precision: str
         "world_size": trainer.args.world_size,  # > 1 under torchrun (DDP)
         "compiled": bool(cfg.train.compile),
         "threads": torch.get_num_threads(),
-        "load": machine_load or None,
+        "load": load.judged_for(machine_load, ranks_on_this_machine(trainer.args.world_size)) or None,
         "hyper": asdict(hyper),
     }
 

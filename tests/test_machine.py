@@ -55,6 +55,31 @@ def test_load_between_two_readings():
     assert "steal 15%" in describe(stolen) and describe(quiet) == ""
 
 
+def test_a_ddp_rank_keeps_its_figures_but_is_not_judged():
+    """Under torchrun the sibling ranks read as other load: a two-rank run must not be flagged (nor cleared) on
+    that count; steal, which no sibling causes, still flags it."""
+    from bench.engine import ranks_on_this_machine
+
+    a = load.CpuTimes(busy_s=100.0, steal_s=1.0, own_s=10.0, wall=0.0)
+    busy = load.between(a, load.CpuTimes(busy_s=102.9, steal_s=1.0, own_s=11.9, wall=1.0), cores=2)
+    assert load.judged_for(busy, 1) is busy and busy["disturbed"]
+    ranked = load.judged_for(busy, 2)
+    assert ranked["disturbed"] is None and "1 other rank" in ranked["not_judged"]
+    assert ranked["other_cores"] == busy["other_cores"] and busy["disturbed"]  # the figures stay; the input is kept
+    stolen = load.between(a, load.CpuTimes(busy_s=102.0, steal_s=1.3, own_s=11.0, wall=1.0), cores=2)
+    assert load.judged_for(stolen, 2)["disturbed"] is True
+    assert load.judged_for({}, 2) == {}  # no /proc/stat: nothing to judge
+    assert not load.trained_beside_load({"load": ranked}) and load.load_not_judged({"load": ranked})
+    assert load.trained_beside_load({"load": busy}) and not load.load_not_judged({"load": busy})
+    assert load.load_not_judged({"stages": [{"load": busy}, {"load": ranked}]})
+    # two nodes of two ranks: /proc/stat sees the two of this node, torchrun's LOCAL_WORLD_SIZE
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LOCAL_WORLD_SIZE", "2")
+        assert ranks_on_this_machine(4) == 2
+        mp.delenv("LOCAL_WORLD_SIZE")
+        assert ranks_on_this_machine(4) == 4
+
+
 def test_a_busy_neighbour_is_seen():
     """A real second process spinning on a core while we wait: the monitor must see about one core of it."""
     spin = subprocess.Popen([sys.executable, "-c", "import time\nt=time.time()\nwhile time.time()-t<5: pass"])

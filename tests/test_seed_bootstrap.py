@@ -70,8 +70,8 @@ def test_the_bootstrap_refuses_unpaired_predictions():
         seed_example_bootstrap(acc, y, [a[0][:-1]], [b[0]])
 
 
-def _run(seed, status="ok", trivial=None, started="2026-01-01"):
-    return SimpleNamespace(seed=seed, status=status, trivial=trivial, started_at=started)
+def _run(seed, status="ok", trivial=None, started="2026-01-01", train=None):
+    return SimpleNamespace(seed=seed, status=status, trivial=trivial, started_at=started, train=train)
 
 
 def test_fewer_than_three_seeds_and_failed_runs_are_flagged():
@@ -82,6 +82,26 @@ def test_fewer_than_three_seeds_and_failed_runs_are_flagged():
         "2 runs not ok: seed 4 failed, seed 5 interrupted"
     ]
     assert flags_of([], [_run(4, "failed")]) == ["0 ok seeds (fewer than 3)", "1 run not ok: seed 4 failed"]
+
+
+def test_a_training_time_taken_beside_other_load_is_flagged_on_the_row():
+    """A distillation times each stage apart: one disturbed stage is enough; a DDP rank (not judged) is named too."""
+    from bench.schema import TrainInfo
+
+    quiet = {"other_cores": 0.01, "disturbed": False}
+    busy = {"other_cores": 0.93, "disturbed": True}
+    ddp = {"other_cores": 1.0, "disturbed": None, "not_judged": "other load: 1 other rank(s) of this run ..."}
+    runs = [
+        _run(1, train=TrainInfo(seconds=9.0, stages=[{"load": quiet}, {"load": busy}])),
+        _run(2, train=TrainInfo(seconds=9.0, stages=[{"load": quiet}, {"load": quiet}])),
+        _run(3, train=TrainInfo(seconds=9.0, load=busy)),
+    ]
+    assert flags_of(runs, []) == ["train s of 2 of 3 runs taken beside other load: seed 1, seed 3"]
+    runs[0] = _run(1, train=TrainInfo(seconds=9.0, load=ddp))
+    runs[2] = _run(3)  # no train section (an old result): nothing to judge, no flag
+    assert flags_of(runs, []) == ["train s of 1 of 3 runs not judged for load: seed 1"]
+    runs[0] = _run(1, train=TrainInfo(seconds=9.0, load={"other_cores": 0.0}))  # no verdict recorded: no flag
+    assert flags_of(runs, []) == []
 
 
 def test_the_trivial_row_is_the_best_trivial_predictor_of_the_runs():

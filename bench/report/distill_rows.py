@@ -15,6 +15,7 @@ import numpy as np
 
 from .. import selection
 from ..schema import DistillInfo, Result
+from ..timing import load
 from . import stats
 
 MIN_SEEDS = 3  # fewer ok seeds than this: the variant's mean is flagged, not silently averaged
@@ -133,4 +134,11 @@ def flags_of(ok: List[Result], bad: List[Result]) -> List[str]:
         out.append(
             f"{len(bad)} run{'s' * (len(bad) != 1)} not ok: " + ", ".join(f"seed {r.seed} {r.status}" for r in bad)
         )
+    trains = [(r, r.train.model_dump() if r.train else None) for r in ok]
+    checks = ((load.trained_beside_load, "taken beside other load"), (load.load_not_judged, "not judged for load"))
+    for test, what in checks:  # the row's train s averages these: none of them is the recipe's clean cost
+        hit = [r for r, t in trains if test(t)]
+        if hit:
+            runs = f"{len(hit)} of {len(ok)} run{'s' * (len(ok) != 1)}"
+            out.append(f"train s of {runs} {what}: " + ", ".join(f"seed {r.seed}" for r in hit))
     return out

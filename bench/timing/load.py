@@ -12,7 +12,7 @@ import os
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Dict, Iterator, Optional
+from typing import Any, Dict, Iterator, List, Optional
 
 # Measured on this project's 2-core VMs with nothing else running: the others average 0.00-0.05 cores over a
 # timed loop (kernel threads, the session's shell). A second busy process reads 0.8-1.0. Between the two:
@@ -84,3 +84,37 @@ def watch() -> Iterator[Dict[str, Any]]:
         yield out
     finally:
         out.update(between(start, CpuTimes.now()) or {})
+
+
+def judged_for(figures: Dict[str, Any], ranks_here: int) -> Dict[str, Any]:
+    """The figures of one of `ranks_here` processes of one run on this machine (DDP under torchrun).
+
+    The other ranks are this run's own work, yet /proc/stat counts them as other processes: their CPU reads as
+    other load, and every multi-process run would be flagged. Which part of the others' time is a sibling rank
+    and which a stranger cannot be told apart from /proc/stat, so on that count such a run is not judged
+    (`disturbed` null, with the reason) rather than flagged or cleared on a guess. Steal is no sibling's doing:
+    a hypervisor that stole more than its threshold still flags the run."""
+    if ranks_here <= 1 or not figures:
+        return figures
+    stolen = figures.get("steal_fraction", 0.0) > figures.get("threshold_steal", DISTURBED_STEAL)
+    return {
+        **figures,
+        "disturbed": True if stolen else None,
+        "not_judged": f"other load: {ranks_here - 1} other rank(s) of this run on this machine count as other "
+        "processes in /proc/stat",
+    }
+
+
+def _figures(train: Optional[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    train = train or {}
+    return [f for f in [train.get("load"), *((s or {}).get("load") for s in train.get("stages") or [])] if f]
+
+
+def trained_beside_load(train: Optional[Dict[str, Any]]) -> bool:
+    """Whether a result's `train` section, or any of its stages (a distillation), was timed beside other load."""
+    return any(f.get("disturbed") is True for f in _figures(train))
+
+
+def load_not_judged(train: Optional[Dict[str, Any]]) -> bool:
+    """Whether some of that training time could not be judged (a DDP rank: judged_for): neither quiet nor flagged."""
+    return any(f.get("disturbed") is None and f.get("not_judged") for f in _figures(train))
