@@ -217,6 +217,7 @@ BACKENDS = [
     "onnxruntime",
     "onnxruntime_fused",
     "onnxruntime_int8",
+    "onnxruntime_int8_channel",  # per-channel weights; named explicitly, not in auto
     "openvino",
 ]
 # `auto`: the backends that run natively on the device (bench/timing/backends.py `auto`), resolved at run time

@@ -3,7 +3,11 @@
 import copy
 import importlib.util
 import os
+import shutil
+import tempfile
+from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from conftest import tiny
@@ -126,6 +130,40 @@ def test_int8_graph_quantises_and_reduces_range_without_vnni(vnni, monkeypatch):
     assert prepared.weight_bytes < 0.6 * fp32_graph.weight_bytes  # int8 weights, not the fp32 graph again
     scale = float(ref.abs().max())
     assert 0 < float((out - ref).abs().max()) < 0.1 * scale  # quantised (not bit-equal), not broken
+
+
+@needs_ort
+def test_per_channel_int8_is_its_own_backend_and_left_to_be_asked_for():
+    """Per-channel weights: a scale per output column; named explicitly, so that both are timed in one run."""
+    import onnx
+
+    cpu = torch.device("cpu")
+    assert "onnxruntime_int8_channel" not in backends.auto(cpu)
+    assert backends.resolve(["auto", "onnxruntime_int8_channel"], cpu)[-1] == "onnxruntime_int8_channel"
+    bert = _model("bert")
+    batch = _batch(bert)
+    with torch.inference_mode():
+        ref = bert(**batch).logits
+    tensor, t_out = _logits("onnxruntime_int8", bert, batch)
+    channel, c_out = _logits("onnxruntime_int8_channel", bert, batch)
+    assert channel.build["per_channel"] is True and tensor.build["per_channel"] is False
+    assert channel.dtype == "int8-onnx-dynamic-per-channel-fused" and tensor.dtype == "int8-onnx-dynamic-fused"
+    assert 0 < float((c_out - ref).abs().max()) < 0.1 * float(ref.abs().max())
+    assert not torch.equal(c_out, t_out)  # other scales, other rounding: not the per-tensor graph again
+
+    def widest_scale(path):  # the weights' scale initialisers: one value per tensor, or one per column
+        graph = onnx.load(str(path)).graph
+        return max(int(np.prod(i.dims)) for i in graph.initializer if i.name.endswith("_scale"))
+
+    folder = Path(tempfile.mkdtemp())
+    try:
+        exported.export(copy.deepcopy(bert), folder / "m.onnx", eager_attention=True)
+        exported.fuse(folder / "m.onnx", folder / "f.onnx", bert.config)
+        exported.quantize(folder / "f.onnx", folder / "t.onnx", per_channel=False)
+        exported.quantize(folder / "f.onnx", folder / "c.onnx", per_channel=True)
+        assert widest_scale(folder / "t.onnx") == 1 and widest_scale(folder / "c.onnx") > 1
+    finally:
+        shutil.rmtree(folder)
 
 
 @needs_ov

@@ -111,6 +111,7 @@ BACKENDS: Dict[str, Callable[[torch.nn.Module, torch.device], Prepared]] = {
     "onnxruntime": exported.onnxruntime,
     "onnxruntime_fused": exported.onnxruntime_fused,
     "onnxruntime_int8": exported.onnxruntime_int8,
+    "onnxruntime_int8_channel": exported.onnxruntime_int8_channel,
     "openvino": exported.openvino,
 }
 onnxruntime = exported.onnxruntime  # the plain export, under its old name
