@@ -3,7 +3,8 @@
 A selection run trains on the labelled rows less a seeded holdout (`data.holdout`, `data.sample_seed`) and scores
 only that holdout (`data.score=holdout`), so the dev set stays the test, scored once by the final run. The final
 run's folder holds `selection.json` beside its result.json: the grid, the slice, each point's holdout score and
-the choice, which the distillation table reads back. Written by benchmarks/distill.py; no torch here.
+the choice, which the distillation table reads back. Written by benchmarks/distill.py and
+benchmarks/finetune_speed.py; no torch here.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from .results import write_atomic
 
@@ -101,6 +102,27 @@ def record(
         "tie_rule": within_rule(within),
         "failed": sum(1 for p in points if scores.get(p) is None),
     }
+
+
+def score(points: Sequence[Point], run_point: Callable[[Point], Tuple[Any, str]]) -> Tuple[Dict, Dict, str]:
+    """Run (or reuse) every grid point: `run_point(p)` gives its result as read back (None when none was written)
+    and its run folder. Returns each point's holdout score (None unless ok), its run record for `record`, and the
+    primary metric's name as the task file gives it."""
+    scores: Dict[Point, Optional[float]] = {}
+    runs: Dict[Point, Dict[str, Any]] = {}
+    metric = "primary"
+    for p in points:
+        r, where = run_point(p)
+        ok = r is not None and r.status == "ok"
+        scores[p] = r.metrics.get("primary") if ok else None
+        runs[p] = {
+            "status": r.status if r is not None else "no result",
+            "run": where,
+            "train_s": r.train.seconds if ok and r.train else None,
+        }
+        if ok:
+            metric = "primary (" + "/".join((r.config.get("task") or {}).get("primary") or ["?"]) + ")"
+    return scores, runs, metric
 
 
 def write(folder: Path, rec: Dict[str, Any]) -> Path:

@@ -147,21 +147,14 @@ def select(task: str, arm: str, common: List[str], slice_: Dict[str, int], args,
     """Run (or reuse) the arm's grid on the holdout with the first seed; returns the selection record."""
     points = selection.grid(args.grid_lr, args.grid_epochs)
     seed = args.seeds[0]
-    scores, runs, metric = {}, {}, "primary"
-    for p in points:
+
+    def run_point(p: selection.Point):
         name, overrides = selection_job(task, arm, p, common, slice_["holdout_rows"], seed)
         job(name, overrides)
         done = used.get(name, out / name) / schema.RESULT_FILE
-        r = schema.read(done) if done.is_file() else None
-        ok = r is not None and r.status == "ok"
-        scores[p] = r.metrics.get("primary") if ok else None
-        runs[p] = {
-            "status": r.status if r else "not run",
-            "run": str(done.parent),
-            "train_s": r.train.seconds if ok and r.train else None,
-        }
-        if ok:
-            metric = "primary (" + "/".join((r.config.get("task") or {}).get("primary") or ["?"]) + ")"
+        return (schema.read(done) if done.is_file() else None), str(done.parent)
+
+    scores, runs, metric = selection.score(points, run_point)
     rec = selection.record(arm, points, scores, runs, {**slice_, "seed": seed}, metric)
     chosen = rec["chosen"]
     print(f"{task} {arm}: " + (f"chose {chosen} on the holdout" if chosen else "no setting chosen (no grid run ok)"))

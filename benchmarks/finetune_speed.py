@@ -95,16 +95,21 @@ def select(args, common: List[str], out: Path, failures: List[str]) -> Dict:
     n = len(tasks.load(cfg.task, cfg.data, need_train=True)["train"])  # data.max_train_samples applied
     holdout = max(1, round(args.holdout_fraction * n))
     points = selection.grid(args.grid_lr, args.grid_epochs)
-    scores, runs = {}, {}
-    for p in points:
+    used: Dict[str, Path] = {}
+
+    def run_point(p: selection.Point):
         name = f"select_{p.label}"
-        r = run_job(name, [*common, *schedule(p), f"data.holdout={holdout}", "data.score=holdout"], out, failures)
-        ok = r is not None and r.status == "ok"
-        scores[p] = r.metrics.get("primary") if ok else None
-        runs[p] = {"status": r.status if r else "raised", "train_s": r.train.seconds if ok and r.train else None}
+        overrides = [*common, *schedule(p), f"data.holdout={holdout}", "data.score=holdout"]
+        result = run_job(name, overrides, out, failures, used)
+        done = used.get(name, out / name) / schema.RESULT_FILE
+        if result is None and done.is_file():  # the run raised, and wrote why: its status, not "no result"
+            result = schema.read(done)
+        return result, str(done.parent)
+
+    scores, runs, metric = selection.score(points, run_point)
     sample_seed = cfg.data.sample_seed if cfg.data.sample_seed is not None else cfg.train.seed
     slice_ = {"labelled_rows": n, "holdout_rows": holdout, "sample_seed": sample_seed}
-    rec = selection.record("harness", points, scores, runs, slice_, "primary (f1/acc)", "train", args.within)
+    rec = selection.record("harness", points, scores, runs, slice_, metric, "train", args.within)
     selection.write(out, rec)
     print(f"selection on {holdout} held-out rows: " + (f"chose {rec['chosen']}" if rec["chosen"] else "no choice"))
     return rec

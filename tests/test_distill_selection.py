@@ -191,3 +191,32 @@ def test_the_benchmark_selects_each_arm_then_refits_every_variant_at_its_choice(
     assert [n for n, _ in calls[4:]] == ["sst2_direct_seed7", "sst2_direct_seed8"]
     assert "distill.prediction.learning_rate=3e-05" in dict(calls)["sst2_direct_seed7"]  # the tie: the lower lr
     assert len(failures) == 4 and all("arm prediction chose no setting" in f for f in failures)
+
+
+def test_score_runs_every_point_and_keeps_a_failed_one_out_of_the_choice(tmp_path):
+    """selection.score, shared by both benchmarks: a failed point and a point with no result score None (never 0),
+    the metric's name comes from an ok run's task, and the record then chooses among the ok points only."""
+    from types import SimpleNamespace
+
+    points = selection.grid([3e-5, 1e-4], [1.0])
+    train = SimpleNamespace(seconds=12.5)
+    results = {
+        points[0]: SimpleNamespace(
+            status="ok", metrics={"primary": 0.81}, train=train, config={"task": {"primary": ["f1", "accuracy"]}}
+        ),
+        points[1]: SimpleNamespace(status="failed", metrics={"primary": 0.99}, train=train, config={}),
+    }
+    seen = []
+
+    def run_point(p):
+        seen.append(p)
+        return results.get(p), str(tmp_path / p.label)
+
+    more = [*points, Point(epochs=2.0, learning_rate=5e-5)]
+    scores, runs, metric = selection.score(more, run_point)
+    assert seen == more and metric == "primary (f1/accuracy)"
+    assert scores == {points[0]: 0.81, points[1]: None, more[2]: None}
+    assert runs[points[1]] == {"status": "failed", "run": str(tmp_path / points[1].label), "train_s": None}
+    assert runs[more[2]]["status"] == "no result" and runs[points[0]]["train_s"] == 12.5
+    rec = selection.record("direct", more, scores, runs, {}, metric)
+    assert rec["chosen"] == points[0].as_dict() and rec["failed"] == 2
