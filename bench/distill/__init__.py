@@ -10,6 +10,7 @@ internals.py  where a model keeps its layers, and its attention scores before so
 teacher.py  loading and checking the teacher; its training-set outputs, cached on disk
 trainer.py  the Trainer whose loss is the distillation loss
 run.py      the mode itself: stages, scoring, fidelity to the teacher, the result
+record.py   what a run records about itself: its student key, its direct fine-tune partner, its settings
 efficiency.py parameters, FLOPs and latency of student and teacher in one process
 table.py    the distillation table, from result files alone
 """

@@ -27,7 +27,8 @@ from ..results import PREDICTIONS_FILE, write_jsonl
 from ..tasks import metrics as task_metrics
 from ..tasks.multiple_choice import encode, masked
 from . import init, losses
-from .run import find_direct, settings, stage_args, stage_hyper, student_key, teacher_seconds
+from .record import find_direct, settings, student_key, teacher_seconds
+from .run import stage_args, stage_hyper
 from .teacher import TeacherError, checkpoint_dir, identity
 
 INTERMEDIATE = ("embedding", "hidden", "attention")

@@ -9,8 +9,6 @@ one exists below bench.resume_dir, and parameters/FLOPs/latency of both models m
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import logging
 from pathlib import Path
 from types import SimpleNamespace
@@ -36,6 +34,7 @@ from ..finetune import evaluate_splits, trivial_section
 from ..results import PREDICTIONS_FILE, write_jsonl
 from ..tasks import metrics as task_metrics
 from . import efficiency, init, internals, losses, mapping, teacher, transfer
+from .record import find_direct, settings, student_key, teacher_seconds
 from .trainer import PROJECTION, DistillTrainer, LossPlan, RowCollator
 
 log = logging.getLogger("bench")
@@ -136,75 +135,6 @@ def fidelity(
     return {"agreement": float((s.argmax(-1) == t.argmax(-1)).float().mean()), "kl_to_teacher": float(kl)}
 
 
-def student_key(cfg: Config, teacher_id: str, copied: Optional[List[int]]) -> str:
-    """What makes two runs 'the same student': model, init, copied layers (and teacher), task, data, schedule."""
-    d = cfg.distill
-    what = {
-        "task": cfg.task.name,
-        "model": cfg.model.name,
-        "arch": cfg.model.arch,
-        "path": cfg.model.path,
-        "init": d.init,
-        "layers": copied,
-        "teacher": teacher_id if d.init == "teacher_layers" else None,
-        "max_train_samples": cfg.data.max_train_samples,
-        "max_seq_length": cfg.train.max_seq_length,
-        "seed": cfg.train.seed,
-    }
-    # the row selection and what is scored, where they differ from the defaults (so keys made before these
-    # settings existed stay the same): a selection run scored on the holdout is never a dev run's partner
-    what.update({k: v for k, v in (("sample_seed", cfg.data.sample_seed), ("holdout", cfg.data.holdout)) if v})
-    if cfg.data.score != "dev":
-        what["score"] = cfg.data.score
-    return hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-def find_direct(cfg: Config, key: str) -> Optional[Dict[str, Any]]:
-    """The newest direct fine-tune of the same student below bench.resume_dir: a distill run with only the
-    hard-label term, or (for init=pretrained|random) a finetune run of the same model, task and data."""
-    found = []
-    for path in Path(cfg.bench.resume_dir).glob("**/result.json"):
-        if "baselines" in path.parts or Path(cfg.out_dir or "") in path.parents:
-            continue
-        try:
-            r = json.loads(path.read_text())
-        except (OSError, ValueError):
-            continue
-        if r.get("status") != "ok":
-            continue
-        dist = (r.get("train") or {}).get("distill") or {}
-        c = r.get("config") or {}
-        same_distill = r.get("mode") == "distill" and dist.get("direct") and dist.get("student_key") == key
-        same_finetune = (
-            r.get("mode") == "finetune"
-            and cfg.distill.init != "teacher_layers"
-            and (c.get("model") or {}).get("arch") == cfg.model.arch
-            and (c.get("model") or {}).get("pretrained") == (cfg.distill.init == "pretrained")
-            and (c.get("task") or {}).get("name") == cfg.task.name
-            and (c.get("data") or {}).get("max_train_samples") == cfg.data.max_train_samples
-        )
-        if same_distill or same_finetune:
-            found.append((r.get("started_at", ""), str(path.parent), r))
-    if not found:
-        return None
-    started, where, r = max(found)
-    return {
-        "run": where,
-        "mode": r["mode"],
-        "started_at": started,
-        "metrics": r["metrics"],
-        "train_seconds": (r.get("train") or {}).get("seconds"),
-    }
-
-
-def teacher_seconds(ckpt: Path) -> Optional[float]:
-    """The teacher's own fine-tuning time, from the harness run beside its checkpoint (None otherwise)."""
-    try:
-        return (json.loads((Path(ckpt).parent / "result.json").read_text()).get("train") or {}).get("seconds")
-    except (OSError, ValueError, AttributeError):
-        return None
-
-
 def teacher_pass(cfg: Config, ckpt, teacher_model, train, tokenizer, layer_map):
     """The teacher's cached training-set outputs: logits, plus the layers the intermediate terms read."""
     if not cfg.distill.needs_teacher_outputs:
@@ -218,27 +148,39 @@ def teacher_pass(cfg: Config, ckpt, teacher_model, train, tokenizer, layer_map):
     )
 
 
-def settings(
-    cfg: Config, layer_map, copied, key: str, cache: Optional[Dict[str, Any]], map_source: Optional[str] = None
+def train_stage_with_projection(
+    cfg: Config, stage: str, student, teacher_model, tokenizer, train, device, precision, outputs, layer_map
 ) -> Dict[str, Any]:
-    d = cfg.distill
-    terms = {stage: d.terms_on(stage) for stage in d.stages}
-    return {
-        "teacher": d.teacher,
-        "init": d.init,
-        "copied_layers": copied,  # teacher layers the student was built from (init=teacher_layers), else null
-        "layer_map": layer_map,  # teacher layer each student layer learns in the intermediate stage
-        "layer_map_source": map_source,
-        "stages": list(d.stages),
-        "terms_on": terms,
-        "weights": dict(d.weights),
-        "temperature": d.temperature,
-        "mse_over": d.mse_over,
-        "schedulers": {stage: getattr(d, stage).scheduler for stage in d.stages},
-        "direct": all(t == ["hard"] for t in terms.values()),
-        "student_key": key,
-        "teacher_cache": cache,
-    }
+    """One stage; TinyBERT's W_h lives only while a term reads it: trained with the intermediate stage, then
+    dropped, so the student that is fine-tuned next, scored, timed and saved is the plain model."""
+    if stage == "intermediate" and {"embedding", "hidden"} & set(cfg.distill.terms_on(stage)):
+        torch.manual_seed(cfg.train.seed)
+        width = losses.projection(student.config.hidden_size, teacher_model.config.hidden_size)
+        student.add_module(PROJECTION, width)
+    try:
+        return train_stage(cfg, stage, student, tokenizer, train, device, precision, outputs, layer_map)
+    finally:
+        if hasattr(student, PROJECTION):
+            delattr(student, PROJECTION)
+
+
+def score_both(cfg: Config, out: Dict[str, Any], student, teacher_model, tokenizer, encoded, raw, device, precision):
+    """Score the student into `out` (eval, metrics, the trivial bar a fine-tune is held to) and the teacher the
+    same way; returns the student's prediction rows and the teacher's metrics."""
+    # evaluate_splits reads only a trainer's .model and .processing_class: both models are scored the same way
+    splits, out["eval"], rows = evaluate_splits(
+        cfg, SimpleNamespace(model=student, processing_class=tokenizer), encoded, raw, device, precision
+    )
+    out["eval"]["precision"] = precision
+    out["metrics"] = task_metrics.score(cfg.task, splits)
+    triv = trivial_section(cfg, splits, raw)
+    out["trivial"] = triv["trivial"]
+    out["notes"] += triv["notes"]
+    out["flags"] += triv["flags"]
+    teacher_splits, _, _ = evaluate_splits(
+        cfg, SimpleNamespace(model=teacher_model, processing_class=tokenizer), encoded, raw, device, precision
+    )
+    return rows, task_metrics.score(cfg.task, teacher_splits)
 
 
 def run(cfg: Config) -> Dict[str, Any]:
@@ -284,33 +226,9 @@ def run(cfg: Config) -> Dict[str, Any]:
     )
     t_logits = np.stack(t_logits)
     before = fidelity(cfg, student, t_logits, encoded, tokenizer, device, precision)
-    stages = []
-    for stage in cfg.distill.stages:
-        # TinyBERT's W_h lives only while a term reads it: trained with the intermediate stage, then dropped, so
-        # the student that is fine-tuned next, scored, timed and saved is the plain model
-        needs_projection = stage == "intermediate" and {"embedding", "hidden"} & set(cfg.distill.terms_on(stage))
-        if needs_projection:
-            torch.manual_seed(cfg.train.seed)
-            width = losses.projection(student.config.hidden_size, teacher_model.config.hidden_size)
-            student.add_module(PROJECTION, width)
-        stages.append(train_stage(cfg, stage, student, tokenizer, train, device, precision, outputs, layer_map))
-        if hasattr(student, PROJECTION):
-            delattr(student, PROJECTION)
-
-    # evaluate_splits reads only a trainer's .model and .processing_class: both models are scored the same way
-    splits, out["eval"], rows = evaluate_splits(
-        cfg, SimpleNamespace(model=student, processing_class=tokenizer), encoded, raw, device, precision
-    )
-    out["eval"]["precision"] = precision
-    out["metrics"] = task_metrics.score(cfg.task, splits)
-    triv = trivial_section(cfg, splits, raw)  # a distilled student is held to the same bar as a fine-tuned one
-    out["trivial"] = triv["trivial"]
-    out["notes"] += triv["notes"]
-    out["flags"] += triv["flags"]
-    teacher_splits, _, _ = evaluate_splits(
-        cfg, SimpleNamespace(model=teacher_model, processing_class=tokenizer), encoded, raw, device, precision
-    )
-    teacher_metrics = task_metrics.score(cfg.task, teacher_splits)
+    ctx = (tokenizer, train, device, precision, outputs, layer_map)
+    stages = [train_stage_with_projection(cfg, stage, student, teacher_model, *ctx) for stage in cfg.distill.stages]
+    rows, teacher_metrics = score_both(cfg, out, student, teacher_model, tokenizer, encoded, raw, device, precision)
     if cfg.data.score != "dev":
         out["notes"].append(
             f"scored on {split}, training rows held out from the student; the teacher may have been fine-tuned on "
