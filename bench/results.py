@@ -165,3 +165,21 @@ class Result:
 def load(path: Path) -> schema.Result:
     """Read and validate a result file; BenchError names the file and the field that is wrong."""
     return schema.read(path)
+
+
+# What a result's `train` section says about the machine's load while it trained (written by
+# bench.timing.load.watch / judged_for); here, in the bottom layer, so that the readers (report/) can ask.
+def _load_figures(train: Optional[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    train = train or {}
+    return [f for f in [train.get("load"), *((s or {}).get("load") for s in train.get("stages") or [])] if f]
+
+
+def trained_beside_load(train: Optional[Dict[str, Any]]) -> bool:
+    """Whether a result's `train` section, or any of its stages (a distillation), was timed beside other load."""
+    return any(f.get("disturbed") is True for f in _load_figures(train))
+
+
+def load_not_judged(train: Optional[Dict[str, Any]]) -> bool:
+    """Whether some of that training time could not be judged (a DDP rank: bench.timing.load.judged_for): neither
+    quiet nor flagged."""
+    return any(f.get("disturbed") is None and f.get("not_judged") for f in _load_figures(train))

@@ -12,7 +12,7 @@ import pytest
 import torch
 from conftest import AVX2, GENOA, ROOT, tiny, user_signals
 
-from bench import env
+from bench import env, results
 from bench.report.console import describe, latency_table
 from bench.timing import backends, load
 from bench.timing.runner import accuracy_tiers
@@ -69,9 +69,9 @@ def test_a_ddp_rank_keeps_its_figures_but_is_not_judged():
     stolen = load.between(a, load.CpuTimes(busy_s=102.0, steal_s=1.3, own_s=11.0, wall=1.0), cores=2)
     assert load.judged_for(stolen, 2)["disturbed"] is True
     assert load.judged_for({}, 2) == {}  # no /proc/stat: nothing to judge
-    assert not load.trained_beside_load({"load": ranked}) and load.load_not_judged({"load": ranked})
-    assert load.trained_beside_load({"load": busy}) and not load.load_not_judged({"load": busy})
-    assert load.load_not_judged({"stages": [{"load": busy}, {"load": ranked}]})
+    assert not results.trained_beside_load({"load": ranked}) and results.load_not_judged({"load": ranked})
+    assert results.trained_beside_load({"load": busy}) and not results.load_not_judged({"load": busy})
+    assert results.load_not_judged({"stages": [{"load": busy}, {"load": ranked}]})
     # two nodes of two ranks: /proc/stat sees the two of this node, torchrun's LOCAL_WORLD_SIZE
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("LOCAL_WORLD_SIZE", "2")

@@ -14,8 +14,8 @@ from typing import Any, Dict, Iterable, List, Optional, Tuple
 import numpy as np
 
 from .. import selection
+from ..results import load_not_judged, trained_beside_load
 from ..schema import DistillInfo, Result
-from ..timing import load
 from . import stats
 
 MIN_SEEDS = 3  # fewer ok seeds than this: the variant's mean is flagged, not silently averaged
@@ -135,7 +135,7 @@ def flags_of(ok: List[Result], bad: List[Result]) -> List[str]:
             f"{len(bad)} run{'s' * (len(bad) != 1)} not ok: " + ", ".join(f"seed {r.seed} {r.status}" for r in bad)
         )
     trains = [(r, r.train.model_dump() if r.train else None) for r in ok]
-    checks = ((load.trained_beside_load, "taken beside other load"), (load.load_not_judged, "not judged for load"))
+    checks = ((trained_beside_load, "taken beside other load"), (load_not_judged, "not judged for load"))
     for test, what in checks:  # the row's train s averages these: none of them is the recipe's clean cost
         hit = [r for r, t in trains if test(t)]
         if hit:

@@ -15,7 +15,7 @@ import statistics
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from .. import schema
-from ..timing import load
+from ..results import load_not_judged, trained_beside_load
 
 RECIPE = "recipe"  # the rung every speed-up is taken against
 TARGETS = {"native_bf16": 5.0, "fp32": 3.0}  # issue #20: the harness's defaults against the recipe, per CPU class
@@ -39,7 +39,7 @@ def _mean(values: Sequence[Optional[float]]) -> Optional[float]:
 def _disturbed(r: schema.Result) -> bool:
     """Timed beside other load, or not judged for it (a DDP rank): either way not a figure to judge a target on."""
     train = r.train.model_dump() if r.train else None
-    return load.trained_beside_load(train) or load.load_not_judged(train)
+    return trained_beside_load(train) or load_not_judged(train)
 
 
 def summarise(

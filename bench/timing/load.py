@@ -12,7 +12,7 @@ import os
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Dict, Iterator, List, Optional
+from typing import Any, Dict, Iterator, Optional
 
 # Measured on this project's 2-core VMs with nothing else running: the others average 0.00-0.05 cores over a
 # timed loop (kernel threads, the session's shell). A second busy process reads 0.8-1.0. Between the two:
@@ -103,18 +103,3 @@ def judged_for(figures: Dict[str, Any], ranks_here: int) -> Dict[str, Any]:
         "not_judged": f"other load: {ranks_here - 1} other rank(s) of this run on this machine count as other "
         "processes in /proc/stat",
     }
-
-
-def _figures(train: Optional[Dict[str, Any]]) -> List[Dict[str, Any]]:
-    train = train or {}
-    return [f for f in [train.get("load"), *((s or {}).get("load") for s in train.get("stages") or [])] if f]
-
-
-def trained_beside_load(train: Optional[Dict[str, Any]]) -> bool:
-    """Whether a result's `train` section, or any of its stages (a distillation), was timed beside other load."""
-    return any(f.get("disturbed") is True for f in _figures(train))
-
-
-def load_not_judged(train: Optional[Dict[str, Any]]) -> bool:
-    """Whether some of that training time could not be judged (a DDP rank: judged_for): neither quiet nor flagged."""
-    return any(f.get("disturbed") is None and f.get("not_judged") for f in _figures(train))
