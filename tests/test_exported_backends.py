@@ -243,6 +243,7 @@ def test_build_time_is_recorded_apart_from_latency_and_no_files_stay(tmp_path, m
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     made = _record_folders(monkeypatch)
     names = [n for n in exported.CPU_RUNTIMES if exported.missing(n) is None]
+    assert names[:3] == ["onnxruntime", "onnxruntime_fused", "onnxruntime_int8"]  # auto's order: builders first
     result = run(
         compose([*tiny("bert"), *FAST, f"timing.backends=[eager,{','.join(names)}]"], out_dir=str(tmp_path / "run"))
     )
@@ -250,12 +251,88 @@ def test_build_time_is_recorded_apart_from_latency_and_no_files_stay(tmp_path, m
     facts = result.timing["backends"]
     for name in names:
         build = facts[name]["build"]
-        assert build["export_s"] > 0 and facts[name]["prepare_s"] >= build["export_s"]
+        assert build["export_s"] > 0  # a reused export keeps the seconds it took when it was made
+        if "reused" not in build:
+            assert facts[name]["prepare_s"] >= build["export_s"]
         row = next(r for r in result.latency if r["backend"] == name)
         assert "build" not in row and "export_s" not in row  # one-off costs are not per-call figures
         assert row["agreement_vs_fp32"]["argmax_agreement"] == 1.0 or "int8" in name or name == "openvino"
         assert row["peak_note"].startswith("no % of peak")
-    assert len(made) == len(names) and not list(scratch.glob("bench-onnx-*"))
+    # the plain export is its own; the eager-attention export and the fused graph are made once, then reused
+    assert "reused" not in facts["onnxruntime"]["build"] and "reused" not in facts["onnxruntime_fused"]["build"]
+    assert facts["onnxruntime_int8"]["build"]["reused"] == ["export-eager-attention", "fused"]
+    assert facts["onnxruntime_int8"]["build"]["optimize_s"] == facts["onnxruntime_fused"]["build"]["optimize_s"]
+    assert facts["onnxruntime_int8"]["build"]["quantize_s"] > 0
+    if "openvino" in names:
+        assert facts["openvino"]["build"]["reused"] == ["export-eager-attention"]
+    # one folder per backend and the run's store of built graphs, all gone
+    stores = [p for p in made if "bench-onnx-builds-" in p]
+    assert len(stores) == 1 and len(made) == len(names) + 1 and not list(scratch.glob("bench-onnx-*"))
+    assert not os.environ.get(exported.STORE_ENV)
+
+
+@needs_ort
+@pytest.mark.slow
+def test_backends_in_child_processes_share_the_store(tmp_path):
+    """Measured the way a run measures (a spawned process per backend), the int8 graph still reuses the fused one:
+    the children find the store through the environment they inherit."""
+    fast = [o for o in FAST if not o.startswith("timing.isolate")]
+    cfg = compose(
+        [*tiny("bert"), *fast, "timing.isolate=true", "timing.backends=[onnxruntime_fused,onnxruntime_int8]"],
+        out_dir=str(tmp_path / "run"),
+    )
+    result = run(cfg)
+    assert result.status == "ok", result.failures
+    facts = result.timing["backends"]
+    assert "reused" not in facts["onnxruntime_fused"]["build"]
+    assert facts["onnxruntime_int8"]["build"]["reused"] == ["export-eager-attention", "fused"]
+    assert not os.environ.get(exported.STORE_ENV)
+
+
+def test_the_store_is_keyed_by_the_weights():
+    bert = _model("bert")
+    same = copy.deepcopy(bert)
+    assert exported.model_digest(bert) == exported.model_digest(same)
+    with torch.no_grad():
+        next(same.parameters()).view(-1)[0] += 1e-3  # one weight moved: another model, another graph
+    assert exported.model_digest(bert) != exported.model_digest(same)
+    assert exported.model_digest(bert) != exported.model_digest(_model("mobilebert"))
+
+
+def test_a_step_that_broke_half_way_is_made_again_not_reused(tmp_path):
+    calls = []
+
+    def broken(out):
+        (out / "graph.onnx").write_text("half")
+        raise RuntimeError("killed half-way")
+
+    def whole(out):
+        calls.append(out)
+        (out / "graph.onnx").write_text("whole")
+        return {"export_s": 1.5}
+
+    store = tmp_path / "store"
+    with pytest.raises(RuntimeError):
+        exported._step(tmp_path, store, "export", broken)
+    folder, stats, reused = exported._step(tmp_path, store, "export", whole)
+    assert not reused and (folder / "graph.onnx").read_text() == "whole" and stats == {"export_s": 1.5}
+    again, stats, reused = exported._step(tmp_path, store, "export", whole)
+    assert reused and again == folder and stats == {"export_s": 1.5} and len(calls) == 1
+    assert not list(store.glob("*.part"))
+
+
+@needs_ort
+def test_a_reused_graph_is_the_one_a_fresh_build_gives(monkeypatch):
+    """int8 built on the fused graph another backend left in the store gives what a fresh int8 build gives."""
+    bert = _model("bert")
+    batch = _batch(bert)
+    _, fresh = _logits("onnxruntime_int8", bert, batch)  # no store: everything made in its own folder
+    with exported.shared_builds() as store:
+        fused, _ = _logits("onnxruntime_fused", bert, batch)
+        int8, reused = _logits("onnxruntime_int8", bert, batch)
+        assert store.is_dir() and "reused" not in fused.build
+    assert int8.build["reused"] == ["export-eager-attention", "fused"] and torch.equal(reused, fresh)
+    assert not store.exists() and not os.environ.get(exported.STORE_ENV)
 
 
 def test_exclude_takes_backends_out_of_auto(tmp_path):

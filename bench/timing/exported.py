@@ -10,19 +10,28 @@
   explicitly, not in auto). Embedding tables stay per tensor in both.
 - `openvino`: the ONNX export compiled by OpenVINO for the CPU, with its default (latency) settings.
 
-Each builds in a temporary folder that goes as soon as the session holds the model, whatever happens, and
-records its export/optimisation/quantisation seconds apart from the latency (`Prepared.build`).
+Each records its export/optimisation/quantisation seconds apart from the latency (`Prepared.build`). Inside a
+latency run (`shared_builds`), a graph one backend built is kept for the run's later backends of the same model:
+the eager-attention export serves the fused graph and OpenVINO, the fused graph both int8 graphs, so each is made
+once per run; a reused step keeps the seconds it took when it was made and is named in `build.reused`. The store
+is keyed by a digest of the model's class, config and weights, and goes when the run ends, whatever happens.
+Outside a run, each backend builds in a temporary folder of its own that goes as soon as the session holds the
+model.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import inspect
+import json
+import os
 import shutil
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -170,25 +179,137 @@ def _feed(names: List[str]):
     return lambda batch: {n: batch[n].cpu().numpy().astype(np.int64) for n in names}
 
 
-def _ort_backend(model, device, fused: bool, int8: bool, per_channel: bool = False) -> Prepared:
-    """Export (and fuse, and quantise) in a temporary folder, open the session, remove the folder."""
+STORE_ENV = "BENCH_ONNX_BUILDS"  # the latency run's store of built graphs; spawned backends inherit it
+STATS = "stats.json"
+
+
+@contextmanager
+def shared_builds() -> Iterator[Optional[Path]]:
+    """A store, for one latency run, in which each graph built for one backend waits for the run's later ones.
+
+    Backends measured in child processes find it through the environment, which a spawned child inherits. The
+    folder goes when the run ends, however it ends (a run inside a run uses the outer store)."""
+    if os.environ.get(STORE_ENV):
+        yield Path(os.environ[STORE_ENV])
+        return
+    folder = tempfile.mkdtemp(prefix="bench-onnx-builds-")
+    os.environ[STORE_ENV] = folder
+    try:
+        yield Path(folder)
+    finally:
+        os.environ.pop(STORE_ENV, None)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def model_digest(model: torch.nn.Module) -> str:
+    """What a built graph depends on: the model's class, config and every weight, byte for byte."""
+    h = hashlib.blake2b(digest_size=12)
+    h.update(type(model).__name__.encode())
+    config = getattr(model, "config", None)
+    h.update((config.to_json_string() if hasattr(config, "to_json_string") else repr(config)).encode())
+    for name, tensor in model.state_dict().items():
+        h.update(name.encode() + str(tensor.dtype).encode() + str(tuple(tensor.shape)).encode())
+        h.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def _step(
+    where: Path, store: Optional[Path], name: str, make: Callable[[Path], Dict[str, Any]]
+) -> Tuple[Path, Dict[str, Any], bool]:
+    """The folder holding build step `name`'s graph (`graph.onnx`), its stats, and whether it was reused.
+
+    With a store, a step an earlier backend finished is reused; a step is made in a `.part` folder and renamed
+    only once whole, so a step that broke half-way is made again, never reused. Without one, it is made in
+    `where`, this backend's own temporary folder."""
+    if store is None:
+        folder = where / name
+        folder.mkdir()
+        return folder, make(folder), False
+    done = store / name
+    if (done / STATS).is_file():
+        return done, json.loads((done / STATS).read_text()), True
+    part = store / f"{name}.part"
+    shutil.rmtree(part, ignore_errors=True)
+    part.mkdir(parents=True)
+    stats = make(part)
+    (part / STATS).write_text(json.dumps(stats))
+    part.rename(done)
+    return done, stats, False
+
+
+def _graph_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.iterdir() if p.name != STATS)
+
+
+def _timed_stats(fn, key: str, *args) -> Dict[str, Any]:
+    out, seconds = _timed(fn, *args)
+    return {**(out if isinstance(out, dict) else {}), key: seconds}
+
+
+class _Built:
+    """The graphs one backend needs, made (or found in the run's store) step by step."""
+
+    def __init__(self, model: torch.nn.Module, folder: Path):
+        env_store = os.environ.get(STORE_ENV)
+        self.model, self.folder = model, folder
+        self.store = Path(env_store) / model_digest(model) if env_store else None
+        self.build: Dict[str, Any] = {}
+        self.reused: List[str] = []
+
+    def step(self, name: str, make: Callable[[Path], Dict[str, Any]]) -> Path:
+        folder, stats, reused = _step(self.folder, self.store, name, make)
+        self.build.update(stats)
+        if reused:
+            self.reused.append(name)
+        return folder
+
+    def export(self, eager_attention: bool) -> Path:
+        def make(out: Path) -> Dict[str, Any]:
+            names, seconds = _timed(export, self.model, out / "graph.onnx", eager_attention=eager_attention)
+            return {"export_s": seconds, "input_names": names}
+
+        return self.step("export-eager-attention" if eager_attention else "export", make)
+
+    def fused(self) -> Path:
+        src = self.export(eager_attention=True)
+        return self.step(
+            "fused",
+            lambda out: _timed_stats(fuse, "optimize_s", src / "graph.onnx", out / "graph.onnx", self.model.config),
+        )
+
+    def int8(self, per_channel: bool) -> Path:
+        src = self.fused()
+        name = f"int8{'-per-channel' if per_channel else ''}{'' if env.cpu_has_vnni() else '-reduce-range'}"
+        return self.step(
+            name, lambda out: _timed_stats(quantize, "quantize_s", src / "graph.onnx", out / "graph.onnx", per_channel)
+        )
+
+    def record(self) -> Dict[str, Any]:
+        return {**self.build, **({"reused": list(self.reused)} if self.reused else {})}
+
+
+@contextmanager
+def _building(model: torch.nn.Module) -> Iterator[_Built]:
+    """This backend's builds; its own temporary folder goes on the way out, whatever happens (the run's store
+    stays for the run's other backends)."""
     folder = Path(tempfile.mkdtemp(prefix="bench-onnx-"))
-    build: Dict[str, Any] = {}
-    try:  # the session holds the model in memory once created: the files go at once, whatever happens
-        path = folder / "model.onnx"
-        names, build["export_s"] = _timed(export, model, path, eager_attention=fused)
-        if fused:
-            stats, build["optimize_s"] = _timed(fuse, path, folder / "fused.onnx", model.config)
-            build.update(stats)
-            path = folder / "fused.onnx"
-        if int8:
-            stats, build["quantize_s"] = _timed(quantize, path, folder / "int8.onnx", per_channel)
-            build.update(stats)
-            path = folder / "int8.onnx"
-        (session, note), build["session_s"] = _timed(_ort_session, path, device)
-        size = path.stat().st_size + sum(p.stat().st_size for p in folder.glob("*.data"))
+    try:
+        yield _Built(model.to("cpu").eval(), folder)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def _ort_backend(model, device, fused: bool, int8: bool, per_channel: bool = False) -> Prepared:
+    """Export (and fuse, and quantise), or find those graphs in the run's store, and open the session."""
+    with _building(model) as built:
+        if int8:
+            graph = built.int8(per_channel)
+        else:
+            graph = built.fused() if fused else built.export(eager_attention=False)
+        (session, note), session_s = _timed(_ort_session, graph / "graph.onnx", device)
+        size = _graph_bytes(graph)
+        build = {**built.record(), "session_s": session_s}
+    names = build.pop("input_names")
     dtype = ("int8-onnx-dynamic" + ("-per-channel" if per_channel else "") if int8 else "fp32-onnx") + (
         "-fused" if fused else ""
     )
@@ -225,17 +346,14 @@ def openvino(model, device):
     _need("openvino", device, cpu_only=True)
     import openvino as ov
 
-    folder = Path(tempfile.mkdtemp(prefix="bench-onnx-"))
-    build: Dict[str, Any] = {}
-    try:
-        path = folder / "model.onnx"
-        names, build["export_s"] = _timed(export, model, path, eager_attention=True)
+    with _building(model) as built:
+        graph = built.export(eager_attention=True)
         core = ov.Core()
         config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": torch.get_num_threads()}
-        compiled, build["compile_s"] = _timed(core.compile_model, str(path), "CPU", config)
-        size = path.stat().st_size + sum(p.stat().st_size for p in folder.glob("*.data"))
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
+        compiled, compile_s = _timed(core.compile_model, str(graph / "graph.onnx"), "CPU", config)
+        size = _graph_bytes(graph)
+        build = {**built.record(), "compile_s": compile_s}
+    names = build.pop("input_names")
     hint = compiled.get_property("INFERENCE_PRECISION_HINT")  # an ov.Type: bf16 or f32
     precision = hint.get_type_name() if hasattr(hint, "get_type_name") else str(hint)
     build["inference_precision"] = precision
