@@ -273,9 +273,15 @@ def test_build_time_is_recorded_apart_from_latency_and_no_files_stay(tmp_path, m
 
 @needs_ort
 @pytest.mark.slow
-def test_backends_in_child_processes_share_the_store(tmp_path):
+def test_backends_in_child_processes_share_the_store(tmp_path, monkeypatch):
     """Measured the way a run measures (a spawned process per backend), the int8 graph still reuses the fused one:
-    the children find the store through the environment they inherit."""
+    the children find the store through the environment they inherit; no folder stays behind."""
+    import tempfile
+
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    monkeypatch.setenv("TMPDIR", str(scratch))  # the children's temporary folders too
     fast = [o for o in FAST if not o.startswith("timing.isolate")]
     cfg = compose(
         [*tiny("bert"), *fast, "timing.isolate=true", "timing.backends=[onnxruntime_fused,onnxruntime_int8]"],
@@ -286,7 +292,7 @@ def test_backends_in_child_processes_share_the_store(tmp_path):
     facts = result.timing["backends"]
     assert "reused" not in facts["onnxruntime_fused"]["build"]
     assert facts["onnxruntime_int8"]["build"]["reused"] == ["export-eager-attention", "fused"]
-    assert not os.environ.get(exported.STORE_ENV)
+    assert not os.environ.get(exported.STORE_ENV) and not list(scratch.glob("bench-onnx-*"))
 
 
 def test_the_store_is_keyed_by_the_weights():
@@ -297,6 +303,32 @@ def test_the_store_is_keyed_by_the_weights():
         next(same.parameters()).view(-1)[0] += 1e-3  # one weight moved: another model, another graph
     assert exported.model_digest(bert) != exported.model_digest(same)
     assert exported.model_digest(bert) != exported.model_digest(_model("mobilebert"))
+    other_config = copy.deepcopy(bert)
+    other_config.config.layer_norm_eps = 1e-5  # the same weights, another graph
+    assert exported.model_digest(bert) != exported.model_digest(other_config)
+
+
+@needs_ort
+def test_two_models_in_one_store_keep_their_own_graphs():
+    bert, mobilebert = _model("bert"), _model("mobilebert")
+    with exported.shared_builds():
+        first, _ = _logits("onnxruntime_fused", bert, _batch(bert))
+        other, _ = _logits("onnxruntime_fused", mobilebert, _batch(mobilebert))
+        again, _ = _logits("onnxruntime_int8", bert, _batch(bert))
+    assert "reused" not in first.build and "reused" not in other.build
+    assert again.build["reused"] == ["export-eager-attention", "fused"]
+
+
+def test_the_store_goes_and_the_variable_is_put_back_however_the_run_ends(monkeypatch):
+    monkeypatch.setenv(exported.STORE_ENV, "1:/left/in/a/shell")  # not this process's run: not trusted
+    assert exported._store_root() is None
+    with pytest.raises(RuntimeError, match="run broke"):
+        with exported.shared_builds() as store:
+            assert exported._store_root() == store and store.is_dir()
+            with exported.shared_builds() as inner:  # a run inside the run: the same store
+                assert inner == store
+            raise RuntimeError("run broke")
+    assert not store.exists() and os.environ[exported.STORE_ENV] == "1:/left/in/a/shell"
 
 
 def test_a_step_that_broke_half_way_is_made_again_not_reused(tmp_path):
@@ -326,12 +358,16 @@ def test_a_reused_graph_is_the_one_a_fresh_build_gives(monkeypatch):
     """int8 built on the fused graph another backend left in the store gives what a fresh int8 build gives."""
     bert = _model("bert")
     batch = _batch(bert)
-    _, fresh = _logits("onnxruntime_int8", bert, batch)  # no store: everything made in its own folder
+    alone, fresh = _logits("onnxruntime_int8", bert, batch)  # no store: everything made in its own folder
     with exported.shared_builds() as store:
         fused, _ = _logits("onnxruntime_fused", bert, batch)
         int8, reused = _logits("onnxruntime_int8", bert, batch)
+        channel, _ = _logits("onnxruntime_int8_channel", bert, batch)
         assert store.is_dir() and "reused" not in fused.build
+        assert not list(store.rglob("*-inferred.onnx"))  # the quantiser's stray copy is not left in the store
     assert int8.build["reused"] == ["export-eager-attention", "fused"] and torch.equal(reused, fresh)
+    assert channel.build["reused"] == ["export-eager-attention", "fused"] and channel.build["per_channel"]
+    assert int8.weight_bytes == alone.weight_bytes  # the reused graph's size is the graph's, nothing beside it
     assert not store.exists() and not os.environ.get(exported.STORE_ENV)
 
 

@@ -183,33 +183,53 @@ STORE_ENV = "BENCH_ONNX_BUILDS"  # the latency run's store of built graphs; spaw
 STATS = "stats.json"
 
 
+def _store_root() -> Optional[Path]:
+    """The run's store, when this process is the run's own or one the run started; the variable holds its
+    owner's pid, so a value left in a shell or inherited from elsewhere is not trusted."""
+    owner, _, folder = os.environ.get(STORE_ENV, "").partition(":")
+    if not folder or owner not in (str(os.getpid()), str(os.getppid())) or not os.path.isdir(folder):
+        return None
+    return Path(folder)
+
+
 @contextmanager
-def shared_builds() -> Iterator[Optional[Path]]:
+def shared_builds() -> Iterator[Path]:
     """A store, for one latency run, in which each graph built for one backend waits for the run's later ones.
 
     Backends measured in child processes find it through the environment, which a spawned child inherits. The
-    folder goes when the run ends, however it ends (a run inside a run uses the outer store)."""
-    if os.environ.get(STORE_ENV):
-        yield Path(os.environ[STORE_ENV])
+    folder goes when the run ends, however it ends, and the variable is put back as it was (a run inside a run,
+    in the same process, uses the outer store)."""
+    outer = _store_root()
+    if outer is not None:
+        yield outer
         return
+    previous = os.environ.get(STORE_ENV)
     folder = tempfile.mkdtemp(prefix="bench-onnx-builds-")
-    os.environ[STORE_ENV] = folder
+    os.environ[STORE_ENV] = f"{os.getpid()}:{folder}"
     try:
         yield Path(folder)
     finally:
-        os.environ.pop(STORE_ENV, None)
+        if previous is None:
+            os.environ.pop(STORE_ENV, None)
+        else:
+            os.environ[STORE_ENV] = previous
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def model_digest(model: torch.nn.Module) -> str:
-    """What a built graph depends on: the model's class, config and every weight, byte for byte."""
+def model_digest(model: torch.nn.Module) -> Optional[str]:
+    """What a built graph depends on: the model's class, config (with its attention implementation) and every
+    weight, byte for byte. None when a weight cannot be read as bytes: such a model builds privately."""
     h = hashlib.blake2b(digest_size=12)
     h.update(type(model).__name__.encode())
     config = getattr(model, "config", None)
     h.update((config.to_json_string() if hasattr(config, "to_json_string") else repr(config)).encode())
-    for name, tensor in model.state_dict().items():
-        h.update(name.encode() + str(tensor.dtype).encode() + str(tuple(tensor.shape)).encode())
-        h.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    h.update(str(getattr(config, "_attn_implementation", None)).encode())  # not in the JSON; the export reads it
+    try:
+        for name, tensor in model.state_dict().items():
+            h.update(f"{name} {tensor.dtype} {tuple(tensor.shape)}".encode())
+            h.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy())
+    except (AttributeError, RuntimeError, TypeError):  # a quantised or non-tensor entry
+        return None
     return h.hexdigest()
 
 
@@ -228,9 +248,10 @@ def _step(
     done = store / name
     if (done / STATS).is_file():
         return done, json.loads((done / STATS).read_text()), True
+    store.mkdir(exist_ok=True)  # the model's folder; the run's store itself must exist (no parents=True)
     part = store / f"{name}.part"
     shutil.rmtree(part, ignore_errors=True)
-    part.mkdir(parents=True)
+    part.mkdir()
     stats = make(part)
     (part / STATS).write_text(json.dumps(stats))
     part.rename(done)
@@ -238,7 +259,9 @@ def _step(
 
 
 def _graph_bytes(folder: Path) -> int:
-    return sum(p.stat().st_size for p in folder.iterdir() if p.name != STATS)
+    """The graph's bytes on disk (its .onnx file and any external data), not the step's stats or a stray
+    `*-inferred.onnx` a quantiser left beside its input."""
+    return sum(p.stat().st_size for p in folder.iterdir() if p.name != STATS and not p.name.endswith("-inferred.onnx"))
 
 
 def _timed_stats(fn, key: str, *args) -> Dict[str, Any]:
@@ -250,14 +273,15 @@ class _Built:
     """The graphs one backend needs, made (or found in the run's store) step by step."""
 
     def __init__(self, model: torch.nn.Module, folder: Path):
-        env_store = os.environ.get(STORE_ENV)
+        root = _store_root()
+        digest = model_digest(model) if root is not None else None
         self.model, self.folder = model, folder
-        self.store = Path(env_store) / model_digest(model) if env_store else None
+        self.store = root / digest if root is not None and digest else None
         self.build: Dict[str, Any] = {}
         self.reused: List[str] = []
 
-    def step(self, name: str, make: Callable[[Path], Dict[str, Any]]) -> Path:
-        folder, stats, reused = _step(self.folder, self.store, name, make)
+    def step(self, name: str, make: Callable[[Path], Dict[str, Any]], shared: bool = True) -> Path:
+        folder, stats, reused = _step(self.folder, self.store if shared else None, name, make)
         self.build.update(stats)
         if reused:
             self.reused.append(name)
@@ -268,7 +292,8 @@ class _Built:
             names, seconds = _timed(export, self.model, out / "graph.onnx", eager_attention=eager_attention)
             return {"export_s": seconds, "input_names": names}
 
-        return self.step("export-eager-attention" if eager_attention else "export", make)
+        # the plain (SDPA) export serves only the plain backend: made in its own folder, not kept for the run
+        return self.step("export-eager-attention" if eager_attention else "export", make, shared=eager_attention)
 
     def fused(self) -> Path:
         src = self.export(eager_attention=True)
@@ -279,10 +304,16 @@ class _Built:
 
     def int8(self, per_channel: bool) -> Path:
         src = self.fused()
+
+        def make(out: Path) -> Dict[str, Any]:
+            try:
+                return _timed_stats(quantize, "quantize_s", src / "graph.onnx", out / "graph.onnx", per_channel)
+            finally:  # the quantiser's shape-inferred copy of its input, written beside it
+                for stray in src.glob("*-inferred.onnx"):
+                    stray.unlink(missing_ok=True)
+
         name = f"int8{'-per-channel' if per_channel else ''}{'' if env.cpu_has_vnni() else '-reduce-range'}"
-        return self.step(
-            name, lambda out: _timed_stats(quantize, "quantize_s", src / "graph.onnx", out / "graph.onnx", per_channel)
-        )
+        return self.step(name, make)
 
     def record(self) -> Dict[str, Any]:
         return {**self.build, **({"reused": list(self.reused)} if self.reused else {})}
