@@ -373,3 +373,22 @@ def test_benchmark_script_exits_1_and_names_the_runs_that_failed(tmp_path):
     assert len(failures) == 6 and proc.stderr.count("FAILED sst2_") == 6
     assert sum("chose no setting" in f for f in failures) == 4  # 2 variants x 2 seeds never ran, each named
     assert "no distill results" in (out / "table.md").read_text()  # selection runs are not dev figures
+
+
+def test_the_table_command_writes_into_a_folder_and_refuses_a_missing_one_before_any_work(
+    table_runs, tmp_path, monkeypatch, capsys
+):
+    from bench.report import distillation
+
+    root, _ = table_runs
+    folder = tmp_path / "out"
+    folder.mkdir()
+    distillation.main([str(root), "--out", str(folder), "--bootstrap", "50"])
+    assert (folder / "table.md").read_text().startswith("| task")
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("the bootstrap ran before --out was checked")
+
+    monkeypatch.setattr(distillation, "frame", no_work)
+    assert distillation.main([str(root), "--out", str(tmp_path / "nowhere" / "t.md")]) == 2
+    assert "nowhere does not exist" in capsys.readouterr().err

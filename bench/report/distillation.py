@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from .. import schema
+from ..results import write_atomic
 from ..schema import Result
 from . import render, tables
 from .distill_rows import (
@@ -324,11 +325,15 @@ def markdown(df: pd.DataFrame) -> str:
 def main(argv: Optional[List[str]] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("root")
-    ap.add_argument("--out")
+    ap.add_argument("--out", help="also write the table to this file (a folder: table.md inside it)")
     ap.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples for the interval against direct")
     args = ap.parse_args(argv)
     if not Path(args.root).exists():
         print(f"{args.root}: no such file or folder", file=sys.stderr)
+        return 2
+    out = Path(args.out) / "table.md" if args.out and Path(args.out).is_dir() else Path(args.out or ".")
+    if args.out and not out.parent.is_dir():  # said before the bootstrap's minutes, not after them
+        print(f"--out {args.out}: the folder {out.parent} does not exist", file=sys.stderr)
         return 2
     df = frame(Path(args.root), n_boot=args.bootstrap, log=sys.stderr)
     if df.empty:
@@ -337,7 +342,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     text = markdown(df)
     print(text)
     if args.out:
-        Path(args.out).write_text(text + "\n")
+        write_atomic(out, text + "\n")
     return 1 if df.failed.any() else 0  # notes (no direct partner, no interval) are not failures
 
 
