@@ -14,7 +14,7 @@ import traceback
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional
 
-from . import env, resume, schema
+from . import env, resume, schema, signals
 from .config import compose
 from .runner import run
 
@@ -66,6 +66,9 @@ def run_job(
         )
     if used is not None:
         used[name] = folder
+    # SIGTERM (a scheduler, `kill`) then records this job as interrupted and stops the benchmark, as it does for
+    # the CLI; without it the process died with the job's folder left without a result.json
+    signals.install()
     try:
         result = run(compose(overrides, out_dir=str(folder)))
     except Exception as exc:  # recorded in the run's result.json; the benchmark goes on without it

@@ -44,3 +44,31 @@ def test_a_result_is_reused_only_with_the_same_resume_key(tmp_path, capsys):
     used2 = {}
     assert jobs.run_job("job", job, out, failures, used2).resume_key == first.resume_key
     assert used2["job"] == out / "job.rerun-2" and not (out / "job.rerun-3").exists()
+
+
+def test_sigterm_to_a_benchmark_records_its_job_as_interrupted(tmp_path):
+    """A benchmark script is killed by a scheduler or `kill` with SIGTERM: the job that was running records
+    `interrupted` (and the benchmark stops), as the CLI does, instead of dying with no result.json."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from conftest import user_signals
+
+    out = tmp_path / "out"
+    job = [*tiny("bert"), *LATENCY, "timing.min_seconds=120", "timing.max_iterations=100000000"]
+    code = f"from bench import jobs; jobs.run_job('job', {job!r}, __import__('pathlib').Path({str(out)!r}), [])"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], cwd=ROOT, stderr=subprocess.PIPE, text=True, preexec_fn=user_signals
+    )
+    deadline = time.time() + 120
+    while time.time() < deadline and not (out / "job" / ".bench-claim").exists():  # the job has started
+        time.sleep(0.2)
+    time.sleep(4)  # into the measurement
+    assert proc.poll() is None, proc.communicate()[1][-2000:]
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode != 0, err[-2000:]
+    result = json.loads((out / "job" / "result.json").read_text())
+    assert result["status"] == "interrupted", err[-2000:]
