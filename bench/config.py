@@ -229,7 +229,7 @@ class TimingConfig:
     batch_sizes: List[int] = field(default_factory=lambda: [1, 8])
     seq_lens: List[int] = field(default_factory=lambda: [128])
     backends: List[str] = field(default_factory=lambda: ["auto"])
-    exclude: List[str] = field(default_factory=list)  # taken out of what `backends` resolves to (e.g. of auto)
+    exclude: List[str] = field(default_factory=list)  # taken out of what `auto` resolves to; named backends still run
     warmup_runs: int = 10
     min_iterations: int = 10
     min_seconds: float = 10.0

@@ -374,6 +374,10 @@ def test_a_reused_graph_is_the_one_a_fresh_build_gives(monkeypatch):
 def test_exclude_takes_backends_out_of_auto(tmp_path):
     cpu = torch.device("cpu")
     assert backends.resolve(["auto"], cpu, ["int8"]) == [n for n in backends.auto(cpu) if n != "int8"]
+    # a backend named explicitly runs even when excluded (the main sweep excludes two; a user can still ask)
+    assert backends.resolve(["onnxruntime_int8", "int8_x"], cpu, ["onnxruntime_int8"]) == ["onnxruntime_int8", "int8_x"]
+    without_int8 = [n for n in backends.auto(cpu) if n != "int8"]
+    assert backends.resolve(["auto", "int8"], cpu, ["int8"]) == without_int8 + ["int8"]
     result = run(
         compose([*tiny("bert"), *FAST, "timing.backends=[auto]", "timing.exclude=[int8,bf16]"], out_dir=str(tmp_path))
     )

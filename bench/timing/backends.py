@@ -163,11 +163,12 @@ def left_out(device: torch.device) -> Dict[str, str]:
 
 def resolve(requested: List[str], device: torch.device, exclude: List[str] = ()) -> List[str]:
     """Expand `auto` (alone or beside named backends) into this device's native list, keeping order, no repeats,
-    less the `exclude`d names."""
+    less the `exclude`d names. `exclude` trims only what `auto` brings: a backend named explicitly is run (a
+    sweep's default exclusion must not drop what a user asked for by name)."""
     out: List[str] = []
     for name in requested:
-        for n in auto(device) if name == "auto" else [name]:
-            if n not in out and n not in exclude:
+        for n in [b for b in auto(device) if b not in exclude] if name == "auto" else [name]:
+            if n not in out:
                 out.append(n)
     return out
 
