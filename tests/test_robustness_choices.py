@@ -163,15 +163,24 @@ def test_choice_orders_zero_scores_no_order(tmp_path, mc_dir):
     assert r.robustness["backends"][0]["choice_orders"] == {} and not any("order" in m for m in r.metrics)
 
 
-def test_timing_exclude_takes_backends_out_of_the_list(tmp_path, mc_dir):
+def test_timing_exclude_takes_backends_out_of_auto(tmp_path, mc_dir):
+    """exclude trims what `auto` brings; a backend named explicitly still runs (as in mode=latency)."""
+    import torch
+
+    from bench.timing import backends
+
+    rest = [n for n in backends.auto(torch.device("cpu")) if n != "eager"]
     r = _mc(
-        tmp_path, mc_dir, "copa", "timing.backends=[eager,int8]", "timing.exclude=[int8]", "robustness.only=[identity]"
+        tmp_path,
+        mc_dir,
+        "copa",
+        "timing.backends=[auto]",
+        f"timing.exclude=[{','.join(rest)}]",
+        "robustness.only=[identity]",
     )
-    assert [b["backend"] for b in r.robustness["backends"]] == ["eager"] and r.robustness["backends_excluded"] == [
-        "int8"
-    ]
+    assert [b["backend"] for b in r.robustness["backends"]] == ["eager"] and r.robustness["backends_excluded"] == rest
     with pytest.raises(ConfigError, match="leaves no backend"):
-        _mc(tmp_path, mc_dir, "copa", "timing.backends=[eager]", "timing.exclude=[eager]", name="none")
+        _mc(tmp_path, mc_dir, "copa", "timing.backends=[auto]", f"timing.exclude=[eager,{','.join(rest)}]", name="none")
 
 
 @pytest.mark.parametrize("mode", ["robustness", "distill"])
