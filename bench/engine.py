@@ -13,7 +13,7 @@ import math
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Dict, List, NamedTuple
+from typing import Any, Dict, List, NamedTuple, Optional
 
 import numpy as np
 import torch
@@ -26,7 +26,8 @@ from .errors import NonFiniteLossError
 
 @dataclass
 class Hyper:
-    """The hyper-parameters a run actually used: the override where given, else the model's recipe."""
+    """The hyper-parameters a run actually used: the override where given, else the task's entry in the model's
+    recipe, else the model's recipe."""
 
     learning_rate: float
     batch_size: int
@@ -37,21 +38,36 @@ class Hyper:
     source: str
 
 
-def resolve_hyper(cfg: Config) -> Hyper:
+SCHEDULE = ("learning_rate", "batch_size", "epochs", "warmup", "weight_decay")
+
+
+def resolve_hyper(cfg: Config, above: Optional[Dict[str, Any]] = None, above_name: str = "") -> Hyper:
+    """Each value from the first layer that sets it: ``above`` (a distill stage's own schedule, named
+    ``above_name``), train.*, the task's own entry in the model recipe (recipe.tasks.<task>), the model's recipe.
+    ``source`` names only the layers a value was taken from."""
     t, r = cfg.train, cfg.model.recipe
-    pick = lambda override, default: default if override is None else override  # noqa: E731
-    overridden = any(
-        getattr(t, k) is not None for k in ("learning_rate", "batch_size", "epochs", "warmup", "weight_decay")
-    )
-    return Hyper(
-        learning_rate=pick(t.learning_rate, r.learning_rate),
-        batch_size=pick(t.batch_size, r.batch_size),
-        epochs=pick(t.epochs, r.epochs),
-        warmup=pick(t.warmup, r.warmup),
-        weight_decay=pick(t.weight_decay, r.weight_decay),
-        max_seq_length=pick(t.max_seq_length, cfg.task.max_seq_length),
-        source=("overrides on " if overridden else "") + (r.source or "model recipe"),
-    )
+    own = r.tasks.get(cfg.task.name)
+    layers = [
+        (above_name, above or {}),
+        ("overrides", {k: getattr(t, k) for k in SCHEDULE}),
+        (cfg.task.name, {k: getattr(own, k) for k in SCHEDULE} if own else {}),
+        ("model", {k: getattr(r, k) for k in SCHEDULE}),
+    ]
+    values: Dict[str, Any] = {}
+    taken: Dict[str, List[str]] = {name: [] for name, _ in layers}
+    for k in SCHEDULE:
+        name, layer = next((n, lay) for n, lay in layers if lay.get(k) is not None)
+        values[k] = layer[k]
+        taken[name].append(k)
+    source = r.source or "model recipe"
+    if taken[cfg.task.name]:
+        source = f"{cfg.task.name} ({', '.join(taken[cfg.task.name])}): {own.source}; otherwise {source}"
+    if taken["overrides"]:
+        source = "overrides on " + source
+    if taken[above_name]:
+        source = f"{above_name} ({', '.join(taken[above_name])}) on {source}"
+    max_seq_length = t.max_seq_length if t.max_seq_length is not None else cfg.task.max_seq_length
+    return Hyper(**values, max_seq_length=max_seq_length, source=source)
 
 
 class GuardedTrainer(Trainer):

@@ -31,6 +31,7 @@ from typing import Dict, List, NamedTuple, Optional, Tuple
 
 from bench import env, schema, selection, tasks
 from bench.config import compose
+from bench.engine import resolve_hyper
 from bench.jobs import run_job
 from bench.report import finetune_speed as report
 
@@ -84,9 +85,9 @@ def schedule(point: selection.Point) -> List[str]:
 
 
 def model_schedule(common: List[str]) -> selection.Point:
-    """The model file's own learning rate and epochs (what the harness runs without overrides)."""
-    recipe = compose(common).model.recipe
-    return selection.Point(float(recipe.epochs), float(recipe.learning_rate))
+    """The model file's own learning rate and epochs for this task (what the harness runs without overrides)."""
+    hyper = resolve_hyper(compose(common))
+    return selection.Point(float(hyper.epochs), float(hyper.learning_rate))
 
 
 def select(args, common: List[str], out: Path, failures: List[str]) -> Dict:

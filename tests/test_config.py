@@ -78,3 +78,59 @@ def test_value_error_from_cli_is_one_line():
     p = run_cli("train.precision=fp8")
     assert p.returncode == 2 and "Traceback" not in p.stderr
     assert "train.precision='fp8' is not one of" in p.stderr
+
+
+def test_a_task_entry_in_the_model_recipe_applies_to_that_task_only_and_train_overrides_win():
+    from bench.engine import resolve_hyper
+
+    entry = "+model.recipe.tasks={rte:{learning_rate:1e-4,epochs:2,source:'held-out rows'}}"
+    rte = resolve_hyper(compose(["model=tinybert_4l", "task=rte", entry]))
+    model = compose(["model=tinybert_4l"]).model.recipe
+    assert (rte.learning_rate, rte.epochs) == (1e-4, 2)
+    assert (rte.batch_size, rte.warmup, rte.weight_decay) == (model.batch_size, model.warmup, model.weight_decay)
+    assert rte.source.startswith("rte (learning_rate, epochs): held-out rows")
+    other = resolve_hyper(compose(["model=tinybert_4l", "task=cola", entry]))
+    assert (other.learning_rate, other.epochs) == (model.learning_rate, model.epochs)
+    assert "held-out" not in other.source
+    pinned = resolve_hyper(compose(["model=tinybert_4l", "task=rte", entry, "train.learning_rate=3e-5"]))
+    assert (pinned.learning_rate, pinned.epochs) == (3e-5, 2) and pinned.source.startswith("overrides on rte (epochs):")
+    fully = resolve_hyper(
+        compose(["model=tinybert_4l", "task=rte", entry, "train.learning_rate=3e-5", "train.epochs=3"])
+    )
+    assert "held-out" not in fully.source  # nothing of the task's entry was used
+    tasks = "+model.recipe.tasks={%s}"
+    bad = {
+        "mrcp:{learning_rate:1e-4,source:x}": r"'tinybert_4l': recipe.tasks.mrcp: 'mrcp' is not a task; the.*mrpc",
+        "mrpc:{learning_rate:1e-4}": "recipe.tasks.mrpc needs a source",
+        "mrpc:{epochs:0,source:x}": "recipe.tasks.mrpc.epochs must be positive",
+        "mrpc:{warmup:1.5,source:x}": r"recipe.tasks.mrpc.warmup must be a fraction of the steps in \[0, 1\)",
+        "mrpc:{weight_decay:-0.1,source:x}": "recipe.tasks.mrpc.weight_decay must be >= 0",
+    }
+    for entry, message in bad.items():
+        with pytest.raises(ConfigError, match=message):
+            compose(["model=tinybert_4l", tasks % entry])
+    # every layer can be the one a value comes from, and the source names exactly the layers used
+    full = "+model.recipe.tasks={rte:{learning_rate:1e-4,batch_size:8,epochs:2,warmup:0.2,weight_decay:0.1,source:s}}"
+    cfg = compose(["model=tinybert_4l", "task=rte", full, "train.epochs=4"])
+    h = resolve_hyper(cfg, above={"learning_rate": 7e-5}, above_name="distill.prediction")
+    assert (h.learning_rate, h.batch_size, h.epochs, h.warmup, h.weight_decay) == (7e-5, 8, 4, 0.2, 0.1)
+    assert (
+        h.source
+        == "distill.prediction (learning_rate) on overrides on rte (batch_size, warmup, weight_decay): s; "
+        + ("otherwise " + model.source)
+    )
+
+
+def test_minilm_mrpc_runs_its_own_held_out_rate_and_its_other_tasks_the_model_recipe():
+    """The model file's MRPC entry is what `bench model=minilm_l6 task=mrpc` and the fine-tuning benchmark's
+    harness rung run; its source says it was chosen on held-out rows."""
+    from bench.engine import resolve_hyper
+
+    mrpc = resolve_hyper(compose(["model=minilm_l6", "task=mrpc"]))
+    sst2 = resolve_hyper(compose(["model=minilm_l6", "task=sst2"]))
+    entry = compose(["model=minilm_l6"]).model.recipe.tasks["mrpc"]
+    assert mrpc.learning_rate == entry.learning_rate != sst2.learning_rate
+    assert (mrpc.epochs, mrpc.batch_size, mrpc.warmup) == (sst2.epochs, sst2.batch_size, sst2.warmup)
+    assert (
+        "held out" in entry.source and "dev not read" in entry.source and mrpc.source.startswith("mrpc (learning_rate)")
+    )

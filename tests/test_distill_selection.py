@@ -85,7 +85,7 @@ def _cfg(overrides, tmp_path):
 def test_seeds_move_neither_the_teacher_rows_nor_the_students_and_selection_holds_out(script, tmp_path, glue_dir):
     args = script.parse(["--data", str(glue_dir), "--train-rows", "500"])
     common = script.student_common("sst2", args, "T", tmp_path)
-    teacher = _cfg(["model=minilm_l6", *script.data_overrides("sst2", args), "train.save_checkpoint=true"], tmp_path)
+    teacher = _cfg([*script.TEACHER, *script.data_overrides("sst2", args)], tmp_path)
     point = Point(6.0, 1e-4)
     n = len(tasks.load(teacher.task, dataclasses.replace(teacher.data, max_train_samples=None))["train"])
     rows = tasks.train_rows(n, teacher.data, teacher.train.seed)
@@ -220,3 +220,23 @@ def test_score_runs_every_point_and_keeps_a_failed_one_out_of_the_choice(tmp_pat
     assert runs[more[2]]["status"] == "no result" and runs[points[0]]["train_s"] == 12.5
     rec = selection.record("direct", more, scores, runs, {}, metric)
     assert rec["chosen"] == points[0].as_dict() and rec["failed"] == 2
+
+
+def test_the_teachers_keep_the_published_schedule_whatever_a_tasks_own_recipe_says(script, tmp_path):
+    """The teacher job task_runs starts (no --teacher given) trains at minilm_l6's model-wide recipe, which the
+    published teachers ran, also on MRPC, whose own entry in the model file (issue #20) is another rate."""
+    from bench.engine import resolve_hyper
+
+    model = compose(["model=minilm_l6"]).model.recipe
+    published = (model.learning_rate, model.batch_size, model.epochs, model.warmup, model.weight_decay)
+    assert published == (5e-5, 32, 3.0, 0.1, 0.01)
+    for task in ("sst2", "mrpc"):
+        calls, failures = [], []
+        args = script.parse(["--data", str(GLUE_DIR), "--tasks", task, "--out", str(tmp_path)])
+        script.task_runs(task, args, tmp_path, failures, {}, job=lambda n, o: calls.append((n, o)))  # returns None
+        assert [n for n, _ in calls] == [f"{task}_teacher"]  # a teacher that did not train stops the task
+        h = resolve_hyper(compose(calls[0][1]))
+        assert (h.learning_rate, h.batch_size, h.epochs, h.warmup, h.weight_decay) == published
+        assert "train.save_checkpoint=true" in calls[0][1]
+    # the pin is needed: MRPC's own entry in minilm_l6's recipe is another rate
+    assert resolve_hyper(compose(["model=minilm_l6", "task=mrpc"])).learning_rate != model.learning_rate

@@ -53,6 +53,23 @@ def test_pick_within_takes_the_cheapest_setting_the_holdout_cannot_tell_from_the
     assert rec["chosen"] == mid.as_dict() and "within 0.01" in rec["tie_rule"] and rec["stage"] == "train"
 
 
+def test_a_holdout_choice_equal_to_the_model_files_schedule_for_the_task_adds_no_rung(script):
+    """The harness rung runs the model file's schedule for MRPC, its own entry (recipe.tasks) included: a choice
+    equal to it is that rung, not another one; any other choice is a rung of its own."""
+    from argparse import Namespace
+
+    from bench.engine import resolve_hyper
+
+    common = [*script.BASE]
+    h = resolve_hyper(compose(common))
+    assert script.model_schedule(common) == Point(h.epochs, h.learning_rate)
+    assert h.source.startswith("mrpc (learning_rate)")  # MRPC's own rate, not the model-wide one
+    args = Namespace(ladder=False, compile=False)
+    assert [r[0] for r in script.rungs_for(args, common, Point(h.epochs, h.learning_rate))] == ["recipe", "harness"]
+    other = Point(h.epochs, compose(["model=minilm_l6"]).model.recipe.learning_rate)  # the model-wide rate
+    assert [r[0] for r in script.rungs_for(args, common, other)] == ["recipe", "harness", "chosen"]
+
+
 @pytest.fixture(scope="module")
 def tiny_run(script, tmp_path_factory):
     if not GLUE_DIR.is_dir():

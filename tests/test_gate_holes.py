@@ -287,3 +287,20 @@ def test_the_lock_check_reads_the_copy_that_import_finds(tmp_path, monkeypatch):
     monkeypatch.setattr(sys, "path", [*sys.path, str(tmp_path)])
     assert "0.1" in [d.version for d in metadata.distributions() if d.metadata["Name"] == "packaging"]
     assert check_lock.installed()["packaging"] == real
+
+
+def test_the_gate_fine_tune_runs_the_schedule_its_committed_baselines_ran():
+    """The model file may change minilm_l6's MRPC schedule (recipe.tasks, chosen on held-out rows); the gate's
+    fine-tune pins its own, so that its accuracy stays comparable with every committed baseline."""
+    from bench.engine import resolve_hyper
+
+    suite = load_script("gate_suite")
+    hyper = resolve_hyper(compose(suite.FINETUNE))
+    found = sorted((ROOT / "results" / "baselines").glob("*/finetune_minilm_mrpc/result.json"))
+    assert found, "no committed gate baseline with the MRPC fine-tune"
+    for path in found:
+        ran = json.loads(path.read_text())["train"]["hyper"]
+        for key in ("learning_rate", "batch_size", "epochs", "warmup", "weight_decay", "max_seq_length"):
+            assert getattr(hyper, key) == ran[key], (
+                f"{path.parent.parent.name}: {key} {getattr(hyper, key)} != {ran[key]}"
+            )

@@ -108,3 +108,19 @@ def test_a_result_written_before_a_key_existed_is_the_same_variant_as_one_at_its
     assert naming.differing([naming.flat(old), naming.flat(on)]) == ["train.compile"]
     assert set(naming.ADDED_LATER) <= set(naming.flat(new))  # each names a real key, with its real default
     assert all(naming.flat(new)[k] == json.dumps(v) for k, v in naming.ADDED_LATER.items())
+
+
+def test_a_recipes_prose_sets_no_variant_apart_and_its_values_do():
+    from omegaconf import OmegaConf
+
+    from bench.report import naming
+
+    new = OmegaConf.to_container(OmegaConf.structured(compose(["model=minilm_l6", "task=mrpc"])))
+    assert new["model"]["recipe"]["tasks"]["mrpc"]["source"]  # the committed model file has an MRPC entry
+    reworded = json.loads(json.dumps(new))
+    reworded["model"]["recipe"]["source"] = "reworded"
+    reworded["model"]["recipe"]["tasks"]["mrpc"]["source"] = "reworded too"
+    assert naming.differing([naming.flat(new), naming.flat(reworded)]) == []
+    older = json.loads(json.dumps(new))
+    del older["model"]["recipe"]["tasks"]  # a result from before MRPC had its own rate: it ran another schedule
+    assert naming.differing([naming.flat(older), naming.flat(new)]) == ["model.recipe.tasks.mrpc.learning_rate"]

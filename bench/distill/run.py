@@ -67,12 +67,11 @@ def layer_plan(cfg: Config, student, teacher_model, copied: Optional[List[int]])
 
 
 def stage_hyper(cfg: Config, stage: str):
-    base, sc = resolve_hyper(cfg), getattr(cfg.distill, stage)
+    sc = getattr(cfg.distill, stage)
     picked = {k: v for k, v in (("epochs", sc.epochs), ("learning_rate", sc.learning_rate)) if v is not None}
     if sc.scheduler == "constant":
         picked["warmup"] = 0.0  # a constant rate has no warm-up (task_distill.py's schedule 'none')
-    source = f"distill.{stage} ({', '.join(picked)}) on {base.source}" if picked else base.source
-    return dataclasses.replace(base, **picked, source=source)
+    return resolve_hyper(cfg, above=picked, above_name=f"distill.{stage}")
 
 
 def stage_args(cfg: Config, stage: str, hyper, device, precision):

@@ -52,6 +52,10 @@ def flat(d: Dict[str, Any], prefix: str = "") -> Dict[str, str]:
         key = f"{prefix}{k}"
         if any(key == n or key.startswith(n + ".") for n in NOT_A_VARIANT):
             continue
+        if key.startswith("model.recipe.") and key.endswith(".source"):
+            continue  # prose on where a recipe's values come from; the values themselves are compared
+        if key.startswith("model.recipe.tasks.") and v is None:
+            continue  # a task entry's unset value keeps the model's: the same as no entry
         if isinstance(v, dict):
             out.update(flat(v, key + "."))
         else:
