@@ -27,6 +27,7 @@ BOTTOM = {
     "bench.config",
     "bench.distill_config",
     "bench.robustness_config",
+    "bench.recipe_config",
     "bench.env",
     "bench.results",
     "bench.baselines",
