@@ -4,7 +4,9 @@ Runs are matched by model, weights, head, task and mode (latency cells also by d
 The gate fails closed: a baseline run with no counterpart, a current run that is not `ok`, a metric that is
 not finite, or a latency cell that failed is a regression. Accuracy regresses when a metric drops by more than
 its tolerance; speed as in bench/compare_speed.py. Exit status: 0 nothing regressed, 1 a regression, 2
-unusable input (unreadable or invalid file, bad option, nothing matching, a comparison it cannot make).
+unusable input (unreadable or invalid file, bad option, nothing matching, a comparison it cannot make: other
+library versions, other precisions, or paired accuracy runs whose settings differ, bench/compare_config.py).
+The gate's rule that a speed regression must reproduce is bench/compare_confirm.py.
 """
 
 from __future__ import annotations
@@ -14,11 +16,12 @@ import math
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
 from . import compare_speed
+from .compare_config import differences
 from .compare_inputs import load, package_versions, tolerances
 from .errors import BenchError
 from .schema import Result
@@ -44,6 +47,7 @@ class Policy:
     accuracy_only: bool = False  # no baseline for this machine class: latency is listed, not compared
     cross_precision: bool = False  # with accuracy_only: compare accuracy across training precisions
     speed_only: bool = False  # latency and memory only (the gate's re-measurement of a suspected slowdown)
+    ignore_config: Tuple[str, ...] = ()  # settings (dotted keys or prefixes) allowed to differ (compare_config.py)
 
     def tolerance_for(self, task: str, metric: str) -> float:
         return self.per_metric.get(f"{task}:{metric}", self.per_metric.get(metric, self.tolerance))
@@ -120,6 +124,15 @@ def _accuracy_rows(key: Key, base: List[Result], cur: List[Result], policy: Poli
         return [precision]
     rows = [precision] if precision else []
     usable = [r for r in cur if r.status == "ok"]
+    differ = differences(base, usable, policy.ignore_config) if usable else []
+    if differ:
+        # another experiment, not a change of this one: judging it against the tolerance would blame or clear
+        # the code for what the settings did
+        text = "; ".join(differ[:12]) + (f"; and {len(differ) - 12} more" if len(differ) > 12 else "")
+        why = f"settings differ: {text} (bench compare --ignore-config KEY accepts a known difference)"
+        return rows + [Row(label, "config", None, None, why, "not comparable")]
+    if policy.ignore_config:
+        rows.append(Row(label, "config", None, None, f"ignored: {', '.join(policy.ignore_config)}", "ok"))
     for metric in base[0].metrics:
         b = [r.metrics.get(metric) for r in base]
         if any(v is None or not math.isfinite(v) for v in b):
@@ -224,6 +237,7 @@ def _policy(args, baseline: List[Result]) -> Policy:
         args.accuracy_only,
         args.cross_precision,
         args.speed_only,
+        tuple(args.ignore_config),
     )
 
 
@@ -263,6 +277,15 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="compare latency and memory only; accuracy runs are listed as not compared",
     )
+    ap.add_argument(
+        "--ignore-config",
+        action="append",
+        default=[],
+        metavar="KEY",
+        help="a setting allowed to differ between paired accuracy runs (a dotted config key or a prefix, e.g. "
+        "train.learning_rate, resolved.learning_rate, data.max_train_samples); without it such a pair is 'not "
+        "comparable' (exit 2)",
+    )
     ap.add_argument("--junit", type=Path, help="write JUnit XML here")
     ap.add_argument("--markdown", type=Path, help="write a Markdown summary here (e.g. $GITHUB_STEP_SUMMARY)")
     return ap
@@ -297,64 +320,6 @@ def _main(argv: Optional[List[str]] = None) -> Tuple[int, List[Row]]:
         )
         return 2, rows
     return (1 if any(r.regressed for r in rows) else 0), rows
-
-
-SPEED_FIGURES = ("latency p50 (ms)", "peak RSS over imports (MB)")
-
-
-def confirmed(
-    baseline: Path,
-    current: Path,
-    remeasure: Callable[[Path], object],
-    args: Sequence[str] = (),
-    reports: Callable[[str], List[str]] = lambda tag: [],
-    remeasure_baseline: Optional[Callable[[Path], object]] = None,
-) -> int:
-    """The gate's rule for speed: a latency or memory regression counts only when a re-measurement reproduces it.
-
-    Shared VMs have slow spells that no load counter sees (a 1.8x step on a 1 ms model, with nothing else
-    running in the VM, was seen once in 10 comparisons). A real slowdown is in the code and comes back; a spell
-    does not. `remeasure(folder)` writes fresh latency results of the current code into `folder` (beside
-    `current`); with `remeasure_baseline` the baseline (measured side by side) is measured again as well, so a
-    slow spell during the first baseline measurement cannot hide a slowdown either. The second comparison
-    decides. Only a slower figure is re-measured: a failed, partial or missing cell is red at once (fail
-    closed). Both comparisons are printed, and saved when `reports(tag)` names files.
-    Returns the exit code of `bench compare --speed-only` (0, 1 or 2).
-    """
-    code, rows = _main([str(baseline), str(current), "--speed-only", *args, *reports("latency")])
-    if code != 1:
-        return code
-    if any(r.regressed and r.figure not in SPEED_FIGURES for r in rows):
-        print("bench compare: a latency run failed or is missing: a regression, not re-measured", flush=True)
-        return 1
-    again, base_again = _beside(Path(current), "remeasured"), Path(baseline)
-    print(f"bench compare: a speed regression must reproduce; re-measuring into {again}", flush=True)
-    if remeasure_baseline is not None:
-        base_again = _beside(Path(baseline), "remeasured")
-        remeasure_baseline(base_again)
-    remeasure(again)
-    code = main([str(base_again), str(again), "--speed-only", *args, *reports("latency-remeasured")])
-    print(
-        "bench compare: "
-        + (
-            "the re-measurement reproduced it: REGRESSION"
-            if code == 1
-            else "the re-measurement did not reproduce it: not a regression"
-            if code == 0
-            else "the re-measurement could not be compared"
-        ),
-        flush=True,
-    )
-    return code
-
-
-def _beside(folder: Path, tag: str) -> Path:
-    """A new folder next to `folder` (never pooled with it, never written into twice)."""
-    again, n = folder.with_name(f"{folder.name}-{tag}"), 1
-    while again.exists():
-        n += 1
-        again = folder.with_name(f"{folder.name}-{tag}-{n}")
-    return again
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ the current code, and latency is compared between those two; when the baseline's
 cannot judge (exit 2). When that commit is not in the clone (a shallow clone) or MACHINE.json names none, the gate exits
 2, unless --committed-latency asks for the committed figures by name (with a warning: they drift ~1.4x between sessions
 and can pass a 2x slowdown). A speed regression must also reproduce: both sides are measured once more (OUT-remeasured,
-OUT-baseline-code-remeasured) and that second comparison decides (`bench.compare.confirmed`); a failed or missing
+OUT-baseline-code-remeasured) and that second comparison decides (`compare_confirm.confirmed`); a failed or missing
 latency cell is red at once. The side by side isolates the `bench` code: both sides run in this environment, so a
 slowdown that comes from a changed library version is not seen by it (the results' `env.packages` record the versions,
 and `bench compare` calls results of other versions "not comparable", exit 2). With no baseline for this class it says
@@ -37,7 +37,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
-from bench import compare, env
+from bench import compare, compare_confirm, env
 from bench.baselines import CROSS_CLASS_TOLERANCE, MACHINE_FILE, plan, write_machine_file
 
 HERE = Path(__file__).resolve().parent
@@ -134,7 +134,7 @@ def speed_check(p, args, extra, reports) -> int:
                 f"slowdown may pass unseen.",
                 flush=True,
             )
-            return compare.confirmed(p.same_class, args.out, measure_current, extra, reports)
+            return compare_confirm.confirmed(p.same_class, args.out, measure_current, extra, reports)
 
         def measure_baseline(out: Path) -> None:
             print(f"gate: measuring the baseline's code (commit {commit[:12]}) on this machine", flush=True)
@@ -147,7 +147,9 @@ def speed_check(p, args, extra, reports) -> int:
         base = args.out.with_name(args.out.name + "-baseline-code")
         measure_baseline(base)
         print(f"\ngate: latency and memory against the baseline's code measured now ({base})", flush=True)
-        return compare.confirmed(base, args.out, measure_current, extra, reports, remeasure_baseline=measure_baseline)
+        return compare_confirm.confirmed(
+            base, args.out, measure_current, extra, reports, remeasure_baseline=measure_baseline
+        )
 
 
 def check(args, extra) -> int:

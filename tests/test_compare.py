@@ -8,7 +8,7 @@ import xml.etree.ElementTree as ET
 import pytest
 from conftest import tiny
 
-from bench import compare, models
+from bench import compare, compare_confirm, models
 from bench.config import compose
 from bench.runner import run
 
@@ -145,7 +145,9 @@ def test_no_false_alarms_on_repeated_measurements(tmp_path):
     1.5 ms model read 2.1-2.5 ms in 4 of 12 back-to-back 0.6 s windows, other load 0.02 cores, no steal); a
     single comparison of 0.6 s windows once went red in CI."""
     runs = [_latency(tmp_path / f"r{i}", seconds=2) for i in range(11)]
-    verdicts = [compare.confirmed(a, b, lambda again: _latency(again, seconds=2)) for a, b in zip(runs, runs[1:])]
+    verdicts = [
+        compare_confirm.confirmed(a, b, lambda again: _latency(again, seconds=2)) for a, b in zip(runs, runs[1:])
+    ]
     assert verdicts == [0] * len(verdicts), verdicts  # neither a false alarm (1) nor a comparison it could not make (2)
 
 
@@ -153,19 +155,19 @@ def test_a_speed_regression_counts_only_when_the_remeasurement_reproduces_it(tmp
     base = _latency(tmp_path / "base")
     slow = _latency(tmp_path / "slow", monkeypatch, delay_s=0.02)
     # the slowdown is in the code: it comes back when measured again, and the gate is red
-    assert compare.confirmed(base, slow, lambda again: _latency(again, monkeypatch, delay_s=0.02)) == 1
+    assert compare_confirm.confirmed(base, slow, lambda again: _latency(again, monkeypatch, delay_s=0.02)) == 1
     assert "reproduced it: REGRESSION" in capsys.readouterr().out
     assert (tmp_path / "slow-remeasured" / "result.json").is_file()
     # a slow spell of the machine: measured again, the figures are the baseline's own, so it is no regression
-    assert compare.confirmed(base, slow, lambda again: shutil.copytree(base, again)) == 0
+    assert compare_confirm.confirmed(base, slow, lambda again: shutil.copytree(base, again)) == 0
     assert "did not reproduce it: not a regression" in capsys.readouterr().out
     assert (tmp_path / "slow-remeasured-2" / "result.json").is_file()  # the first re-measurement is kept
     # no slowdown at all: no re-measurement
-    assert compare.confirmed(base, base, lambda again: pytest.fail("re-measured without a regression")) == 0
+    assert compare_confirm.confirmed(base, base, lambda again: pytest.fail("re-measured without a regression")) == 0
     # side by side, the baseline's code is measured again too, and the fresh pair decides
     measured = []
     fresh = lambda again: (measured.append(again.name), shutil.copytree(base, again))  # noqa: E731
-    assert compare.confirmed(base, slow, fresh, remeasure_baseline=fresh) == 0
+    assert compare_confirm.confirmed(base, slow, fresh, remeasure_baseline=fresh) == 0
     assert measured == ["base-remeasured", "slow-remeasured-3"]
 
 
@@ -177,7 +179,9 @@ def test_a_failed_latency_cell_is_red_without_a_remeasurement(tmp_path):
     data["latency"][0].update(status="failed", error="RuntimeError: int8 kernel crashed")
     (tmp_path / "cur").mkdir()
     (tmp_path / "cur" / "result.json").write_text(json.dumps(data))
-    assert compare.confirmed(base, tmp_path / "cur", lambda again: pytest.fail("a failure was re-measured")) == 1
+    assert (
+        compare_confirm.confirmed(base, tmp_path / "cur", lambda again: pytest.fail("a failure was re-measured")) == 1
+    )
     # --speed-only leaves accuracy tolerances alone: a latency-only baseline has no metric to name
     assert compare.main([str(base), str(base), "--speed-only", "--tolerance", "f1=0.01"]) == 0
     assert compare.main([str(base), str(base), "--speed-only", "--accuracy-only"]) == 2

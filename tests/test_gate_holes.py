@@ -119,7 +119,7 @@ def test_without_the_baseline_commit_the_gate_cannot_judge_speed(committed, tmp_
     if machine is not None:
         (folder / MACHINE_FILE).write_text(json.dumps(machine))
     calls = []
-    monkeypatch.setattr(gate.compare, "confirmed", lambda *a, **k: calls.append(a) or 0)
+    monkeypatch.setattr(gate.compare_confirm, "confirmed", lambda *a, **k: calls.append(a) or 0)
     p = SimpleNamespace(same_class=folder)
     with pytest.raises(gate.GateError, match="--committed-latency"):
         gate.speed_check(p, _speed_args(tmp_path), [], lambda tag: [])

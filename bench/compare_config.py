@@ -1,0 +1,177 @@
+"""Whether a baseline's runs and the current runs that `bench compare` pairs ran the same experiment.
+
+Runs are paired by model, weights, head, task and mode; the accuracy tolerance (0.001 by default) assumes that
+everything else that decides a figure is equal too, since a fixed seed reproduces every metric exactly. A pair
+whose settings differ (another learning rate, fewer training rows, other seeds, another teacher) is a comparison
+of two experiments: it is reported as 'not comparable' with the settings that differ (exit 2), not judged.
+
+What is compared is each run's config as it decides figures (`figure_settings`):
+- the schedule the run trained with as it resolved it (`train.hyper`, per stage for a distillation), in place of
+  the layers it was resolved from (`model.recipe`, `train.learning_rate` and the like), so that a schedule pinned
+  on the command line equals the same schedule read from a model file;
+- the data as found (`task.source`, the row count of each split) in place of `data.dir`, a location that moves
+  from machine to machine;
+- the model's source as used (package, Hub id or checkpoint folder), not the ones it did not use;
+- no node that the run's mode does not read, nothing that only says where or how often output is written, and
+  not the training precision (compare's own precision check, with --cross-precision, judges that).
+A key that one side's config lacks (written before the key existed) reads as the schema's default.
+`bench compare --ignore-config KEY` accepts a known difference (a dotted key or a prefix of one).
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from typing import Any, Dict, List, Sequence, Set, Tuple
+
+from .schema import Result
+
+# settings that decide no figure of an accuracy run, or are judged elsewhere (prefixes of dotted keys)
+NOT_A_FIGURE = (
+    "out_dir",
+    "bench",
+    "data.dir",
+    "device.index",
+    "device.threads",
+    "task.report",
+    "task.name",
+    "model.name",
+    "model.notes",
+    "model.hub_id",
+    "model.package",
+    "model.path",
+    "model.pretrained",  # the pairing's `weights` says it
+    "model.allow_random_head",  # the pairing's `head` says it
+    "train.precision",
+    "train.save_checkpoint",
+    "train.save_predictions",
+    "train.logging_steps",
+    "train.eval_batch_size",
+)
+# read by one mode only (an older result may carry them, with values that decided nothing)
+MODE_NODES = {"timing": "latency", "distill": "distill", "robustness": "robustness"}
+# the layers a run's schedule is resolved from; replaced by the schedule as resolved, where the result has it
+SCHEDULE = (
+    "model.recipe",
+    "train.learning_rate",
+    "train.batch_size",
+    "train.epochs",
+    "train.warmup",
+    "train.weight_decay",
+    "train.max_seq_length",
+)
+STAGE_SCHEDULE = ("distill.intermediate.epochs", "distill.intermediate.learning_rate")
+STAGE_SCHEDULE += ("distill.prediction.epochs", "distill.prediction.learning_rate")
+
+
+def _flat(d: Any, prefix: str = "") -> Dict[str, str]:
+    if not isinstance(d, dict) or not d:
+        return {prefix[:-1]: json.dumps(d, sort_keys=True)} if prefix else {}
+    out: Dict[str, str] = {}
+    for k, v in d.items():
+        out.update(_flat(v, f"{prefix}{k}."))
+    return out
+
+
+def _under(key: str, prefixes: Sequence[str]) -> bool:
+    return any(key == p or key.startswith(p + ".") for p in prefixes)
+
+
+@lru_cache(maxsize=1)
+def schema_defaults() -> Dict[str, str]:
+    """The config schema's default for every dotted key (what an older result that lacks a key ran with),
+    nodes without a default (the model, the task) included: their own classes' defaults."""
+    from .config import Config
+
+    return _flat(_defaults(Config))
+
+
+def _defaults(cls: type) -> Dict[str, Any]:
+    import dataclasses
+    import typing
+
+    from omegaconf import MISSING, OmegaConf
+
+    hints = typing.get_type_hints(cls)
+    out: Dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        kind = hints.get(f.name)
+        if dataclasses.is_dataclass(kind):
+            out[f.name] = _defaults(kind)
+        elif f.default is not dataclasses.MISSING and f.default is not MISSING:
+            out[f.name] = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            out[f.name] = OmegaConf.to_container(OmegaConf.create(f.default_factory()))
+    return out
+
+
+def _hypers(r: Result) -> Dict[str, str]:
+    """The schedule as the run resolved it: `train.hyper`, or each distillation stage's; {} when not recorded."""
+    if r.train is None:
+        return {}
+    out: Dict[str, str] = {}
+    hyper = (r.train.model_extra or {}).get("hyper")
+    if isinstance(hyper, dict):
+        out.update({f"resolved.{k}": json.dumps(v) for k, v in hyper.items() if k != "source"})
+    for stage in r.train.stages:
+        if isinstance(stage.get("hyper"), dict):
+            name = stage.get("stage", "?")
+            out.update({f"resolved.{name}.{k}": json.dumps(v) for k, v in stage["hyper"].items() if k != "source"})
+    return out
+
+
+def figure_settings(r: Result, resolved: bool) -> Dict[str, str]:
+    """One run's settings that decide its figures, as dotted keys with JSON values (see the module's doc).
+    `resolved`: replace the schedule's layers by the schedule as resolved (both sides must have it)."""
+    mode = r.mode
+    drop = list(NOT_A_FIGURE) + [node for node, m in MODE_NODES.items() if m != mode]
+    if mode == "evaluate" or resolved:
+        drop += SCHEDULE + (STAGE_SCHEDULE if resolved else ())
+    task = r.task.model_extra or {}
+    source = task.get("source")
+    if source == "local":
+        drop.append("task.hub")
+    elif source == "hub":
+        drop.append("task.local")
+    out = {
+        k: v
+        for k, v in _flat(r.config).items()
+        if not _under(k, drop) and not (k.startswith("model.recipe.") and k.endswith(".source"))  # prose
+    }
+    if resolved:
+        out.update(_hypers(r))
+    out["run.model_source"] = json.dumps(_model_source(r))
+    out["run.data"] = json.dumps({"source": source, "rows": task.get("splits")}, sort_keys=True)
+    return out
+
+
+def _model_source(r: Result) -> Tuple[Any, Any]:
+    extra = r.model.model_extra or {}
+    src = r.model.source
+    where = {"package": extra.get("package"), "hub": extra.get("hub_id"), "path": extra.get("path")}.get(src)
+    return (src, where)
+
+
+def differences(base: List[Result], cur: List[Result], ignore: Sequence[str] = ()) -> List[str]:
+    """'key: baseline value(s) vs current value(s)' for each setting that differs between the two sides' runs
+    (the seeds as sets: the same seeds on both sides, in any order); [] when they ran the same experiment."""
+    resolved = all(_hypers(r) for r in base + cur)
+    defaults = schema_defaults()
+    sides = []
+    for runs in (base, cur):
+        flats = [figure_settings(r, resolved) for r in runs]
+        sides.append(flats)
+    keys = sorted({k for side in sides for f in side for k in f})
+    out = []
+    for key in keys:
+        if _under(key, ignore):
+            continue
+        values: List[Set[str]] = [{f.get(key, defaults.get(key, "(not set)")) for f in side} for side in sides]
+        if key == "train.seed":
+            same = values[0] == values[1]
+        else:
+            same = len(values[0] | values[1]) == 1
+        if not same:
+            b, c = ("/".join(sorted(v)).replace('"', "") for v in values)
+            out.append(f"{key}: {b} vs {c}")
+    return out
