@@ -21,7 +21,7 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 
 from . import compare_speed
-from .compare_config import differences
+from .compare_config import differences, settings_keys
 from .compare_inputs import load, package_versions, tolerances
 from .errors import BenchError
 from .schema import Result
@@ -124,15 +124,20 @@ def _accuracy_rows(key: Key, base: List[Result], cur: List[Result], policy: Poli
         return [precision]
     rows = [precision] if precision else []
     usable = [r for r in cur if r.status == "ok"]
-    differ = differences(base, usable, policy.ignore_config) if usable else []
+    differ, accepted = differences(base, usable, policy.ignore_config) if usable else ([], [])
     if differ:
         # another experiment, not a change of this one: judging it against the tolerance would blame or clear
-        # the code for what the settings did
+        # the code for what the settings did. A metric that is not finite still fails closed.
         text = "; ".join(differ[:12]) + (f"; and {len(differ) - 12} more" if len(differ) > 12 else "")
         why = f"settings differ: {text} (bench compare --ignore-config KEY accepts a known difference)"
-        return rows + [Row(label, "config", None, None, why, "not comparable")]
-    if policy.ignore_config:
-        rows.append(Row(label, "config", None, None, f"ignored: {', '.join(policy.ignore_config)}", "ok"))
+        broken = sorted({m for r in usable for m in r.nonfinite_metrics if m in base[0].metrics})
+        return (
+            rows
+            + [Row(label, "config", None, None, why, "not comparable")]
+            + [Row(label, m, None, None, "not finite in the current run", "REGRESSION") for m in broken]
+        )
+    if accepted:
+        rows.append(Row(label, "config", None, None, "accepted (--ignore-config): " + "; ".join(accepted), "ok"))
     for metric in base[0].metrics:
         b = [r.metrics.get(metric) for r in base]
         if any(v is None or not math.isfinite(v) for v in b):
@@ -159,6 +164,15 @@ def compare(baseline: List[Result], current: List[Result], policy: Policy) -> Li
             f"no run in the current results matches the baseline (baseline has "
             f"{sorted(map(_label, base_runs))}, current has {sorted(map(_label, cur_runs))})"
         )
+    if policy.ignore_config:
+        known = settings_keys([r for r in baseline + current if r.mode != "latency"])
+        unknown = [k for k in policy.ignore_config if not any(x == k or x.startswith(k + ".") for x in known)]
+        if unknown:
+            raise BenchError(
+                f"--ignore-config {', '.join(unknown)}: no such setting in the paired accuracy runs (settings are "
+                "compared as dotted keys, the schedule as resolved.<name>, e.g. resolved.learning_rate, "
+                "data.max_train_samples, train.seed)"
+            )
     rows: List[Row] = packages_rows(baseline, current)
     for key, b in base_runs.items():
         label, c = _label(key), cur_runs.get(key, [])
@@ -282,9 +296,9 @@ def _parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="KEY",
-        help="a setting allowed to differ between paired accuracy runs (a dotted config key or a prefix, e.g. "
-        "train.learning_rate, resolved.learning_rate, data.max_train_samples); without it such a pair is 'not "
-        "comparable' (exit 2)",
+        help="a setting allowed to differ between paired accuracy runs, as the 'settings differ' line names it (a "
+        "dotted key or a prefix: resolved.learning_rate, data.max_train_samples, train.seed); without it such a "
+        "pair is 'not comparable' (exit 2)",
     )
     ap.add_argument("--junit", type=Path, help="write JUnit XML here")
     ap.add_argument("--markdown", type=Path, help="write a Markdown summary here (e.g. $GITHUB_STEP_SUMMARY)")

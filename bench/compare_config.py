@@ -11,11 +11,14 @@ What is compared is each run's config as it decides figures (`figure_settings`):
   on the command line equals the same schedule read from a model file;
 - the data as found (`task.source`, the row count of each split) in place of `data.dir`, a location that moves
   from machine to machine;
-- the model's source as used (package, Hub id or checkpoint folder), not the ones it did not use;
-- no node that the run's mode does not read, nothing that only says where or how often output is written, and
-  not the training precision (compare's own precision check, with --cross-precision, judges that).
-A key that one side's config lacks (written before the key existed) reads as the schema's default.
-`bench compare --ignore-config KEY` accepts a known difference (a dotted key or a prefix of one).
+- the model's source as used (the package or Hub id by name, a checkpoint folder by kind only), and a
+  distillation's teacher by its checkpoint's identity (`train.distill.teacher_id`), not by its folder;
+- no node that the run's mode does not read, nothing that only says where or how often output is written, no
+  other machine-bound path, no report-only task key, and not the training precision (compare's own precision
+  check, with --cross-precision, judges that).
+Numbers compare by value (3 == 3.0). A key that one side's config lacks (written before the key existed) reads as
+the schema's default. `bench compare --ignore-config KEY` accepts a known difference (a dotted key or a prefix of
+one, as the 'settings differ' line names it).
 """
 
 from __future__ import annotations
@@ -47,6 +50,16 @@ NOT_A_FIGURE = (
     "train.save_predictions",
     "train.logging_steps",
     "train.eval_batch_size",
+    "task.metrics",  # which figures are reported, not what they are
+    "task.primary",
+    # locations that move from machine to machine; what they point to is compared where the result records it
+    # (the teacher by its checkpoint's identity, `run.teacher`)
+    "distill.teacher",
+    "distill.cache_dir",
+    "distill.transfer.file",
+    "distill.transfer.augment.model",
+    "robustness.reference",
+    "robustness.advglue",
 )
 # read by one mode only (an older result may carry them, with values that decided nothing)
 MODE_NODES = {"timing": "latency", "distill": "distill", "robustness": "robustness"}
@@ -64,9 +77,18 @@ STAGE_SCHEDULE = ("distill.intermediate.epochs", "distill.intermediate.learning_
 STAGE_SCHEDULE += ("distill.prediction.epochs", "distill.prediction.learning_rate")
 
 
+def _json(v: Any) -> str:
+    """A value as JSON, a whole float as an integer (3.0 epochs and 3 epochs are one setting)."""
+    if isinstance(v, float) and v.is_integer():
+        v = int(v)
+    elif isinstance(v, list):
+        return "[" + ", ".join(_json(x) for x in v) + "]"
+    return json.dumps(v, sort_keys=True)
+
+
 def _flat(d: Any, prefix: str = "") -> Dict[str, str]:
     if not isinstance(d, dict) or not d:
-        return {prefix[:-1]: json.dumps(d, sort_keys=True)} if prefix else {}
+        return {prefix[:-1]: _json(d)} if prefix else {}
     out: Dict[str, str] = {}
     for k, v in d.items():
         out.update(_flat(v, f"{prefix}{k}."))
@@ -112,11 +134,11 @@ def _hypers(r: Result) -> Dict[str, str]:
     out: Dict[str, str] = {}
     hyper = (r.train.model_extra or {}).get("hyper")
     if isinstance(hyper, dict):
-        out.update({f"resolved.{k}": json.dumps(v) for k, v in hyper.items() if k != "source"})
-    for stage in r.train.stages:
+        out.update({f"resolved.{k}": _json(v) for k, v in hyper.items() if k != "source"})
+    for i, stage in enumerate(r.train.stages):
         if isinstance(stage.get("hyper"), dict):
-            name = stage.get("stage", "?")
-            out.update({f"resolved.{name}.{k}": json.dumps(v) for k, v in stage["hyper"].items() if k != "source"})
+            name = stage.get("stage") or f"stage{i}"
+            out.update({f"resolved.{name}.{k}": _json(v) for k, v in stage["hyper"].items() if k != "source"})
     return out
 
 
@@ -125,8 +147,10 @@ def figure_settings(r: Result, resolved: bool) -> Dict[str, str]:
     `resolved`: replace the schedule's layers by the schedule as resolved (both sides must have it)."""
     mode = r.mode
     drop = list(NOT_A_FIGURE) + [node for node, m in MODE_NODES.items() if m != mode]
-    if mode == "evaluate" or resolved:
-        drop += SCHEDULE + (STAGE_SCHEDULE if resolved else ())
+    if resolved:
+        drop += SCHEDULE + STAGE_SCHEDULE
+    elif mode == "evaluate":  # no training: only the length it truncates to counts
+        drop += [k for k in SCHEDULE if k != "train.max_seq_length"]
     task = r.task.model_extra or {}
     source = task.get("source")
     if source == "local":
@@ -140,38 +164,42 @@ def figure_settings(r: Result, resolved: bool) -> Dict[str, str]:
     }
     if resolved:
         out.update(_hypers(r))
-    out["run.model_source"] = json.dumps(_model_source(r))
-    out["run.data"] = json.dumps({"source": source, "rows": task.get("splits")}, sort_keys=True)
+    out["run.model_source"] = _json(_model_source(r))
+    out["run.data"] = _json({"source": source, "rows": task.get("splits")})
+    distill = r.train.distill if r.train is not None else None
+    if distill is not None and distill.teacher_id:
+        out["run.teacher"] = _json(distill.teacher_id)
     return out
 
 
-def _model_source(r: Result) -> Tuple[Any, Any]:
+def _model_source(r: Result) -> List[Any]:
+    """Where the weights came from: the package or Hub id by name; a checkpoint folder by kind only (its path
+    moves between machines, and the result does not record its files' digests)."""
     extra = r.model.model_extra or {}
     src = r.model.source
-    where = {"package": extra.get("package"), "hub": extra.get("hub_id"), "path": extra.get("path")}.get(src)
-    return (src, where)
+    return [src, {"package": extra.get("package"), "hub": extra.get("hub_id")}.get(src)]
 
 
-def differences(base: List[Result], cur: List[Result], ignore: Sequence[str] = ()) -> List[str]:
+def differences(base: List[Result], cur: List[Result], ignore: Sequence[str] = ()) -> Tuple[List[str], List[str]]:
     """'key: baseline value(s) vs current value(s)' for each setting that differs between the two sides' runs
-    (the seeds as sets: the same seeds on both sides, in any order); [] when they ran the same experiment."""
+    (the seeds as sets: the same seeds on both sides, in any order): those not accepted by `ignore` (prefixes of
+    dotted keys), and those accepted. ([], []) when they ran the same experiment."""
     resolved = all(_hypers(r) for r in base + cur)
     defaults = schema_defaults()
-    sides = []
-    for runs in (base, cur):
-        flats = [figure_settings(r, resolved) for r in runs]
-        sides.append(flats)
+    sides = [[figure_settings(r, resolved) for r in runs] for runs in (base, cur)]
     keys = sorted({k for side in sides for f in side for k in f})
-    out = []
+    differ: List[str] = []
+    accepted: List[str] = []
     for key in keys:
-        if _under(key, ignore):
-            continue
         values: List[Set[str]] = [{f.get(key, defaults.get(key, "(not set)")) for f in side} for side in sides]
-        if key == "train.seed":
-            same = values[0] == values[1]
-        else:
-            same = len(values[0] | values[1]) == 1
+        same = values[0] == values[1] if key == "train.seed" else len(values[0] | values[1]) == 1
         if not same:
             b, c = ("/".join(sorted(v)).replace('"', "") for v in values)
-            out.append(f"{key}: {b} vs {c}")
-    return out
+            (accepted if _under(key, ignore) else differ).append(f"{key}: {b} vs {c}")
+    return differ, accepted
+
+
+def settings_keys(runs: List[Result]) -> Set[str]:
+    """Every dotted key these runs' settings have, as compared (both spellings of the schedule), for checking
+    that an --ignore-config key names something."""
+    return {k for r in runs for resolved in (False, True) for k in figure_settings(r, resolved)}
