@@ -15,7 +15,7 @@ from conftest import tiny
 from bench import env, models
 from bench.config import compose
 from bench.runner import run
-from bench.timing import backends, exported
+from bench.timing import backends, exported, onnx_store
 
 FAST = [
     "mode=latency",
@@ -268,7 +268,7 @@ def test_build_time_is_recorded_apart_from_latency_and_no_files_stay(tmp_path, m
     # one folder per backend and the run's store of built graphs, all gone
     stores = [p for p in made if "bench-onnx-builds-" in p]
     assert len(stores) == 1 and len(made) == len(names) + 1 and not list(scratch.glob("bench-onnx-*"))
-    assert not os.environ.get(exported.STORE_ENV)
+    assert not os.environ.get(onnx_store.STORE_ENV)
 
 
 @needs_ort
@@ -292,26 +292,26 @@ def test_backends_in_child_processes_share_the_store(tmp_path, monkeypatch):
     facts = result.timing["backends"]
     assert "reused" not in facts["onnxruntime_fused"]["build"]
     assert facts["onnxruntime_int8"]["build"]["reused"] == ["export-eager-attention", "fused"]
-    assert not os.environ.get(exported.STORE_ENV) and not list(scratch.glob("bench-onnx-*"))
+    assert not os.environ.get(onnx_store.STORE_ENV) and not list(scratch.glob("bench-onnx-*"))
 
 
 def test_the_store_is_keyed_by_the_weights():
     bert = _model("bert")
     same = copy.deepcopy(bert)
-    assert exported.model_digest(bert) == exported.model_digest(same)
+    assert onnx_store.model_digest(bert) == onnx_store.model_digest(same)
     with torch.no_grad():
         next(same.parameters()).view(-1)[0] += 1e-3  # one weight moved: another model, another graph
-    assert exported.model_digest(bert) != exported.model_digest(same)
-    assert exported.model_digest(bert) != exported.model_digest(_model("mobilebert"))
+    assert onnx_store.model_digest(bert) != onnx_store.model_digest(same)
+    assert onnx_store.model_digest(bert) != onnx_store.model_digest(_model("mobilebert"))
     other_config = copy.deepcopy(bert)
     other_config.config.layer_norm_eps = 1e-5  # the same weights, another graph
-    assert exported.model_digest(bert) != exported.model_digest(other_config)
+    assert onnx_store.model_digest(bert) != onnx_store.model_digest(other_config)
 
 
 @needs_ort
 def test_two_models_in_one_store_keep_their_own_graphs():
     bert, mobilebert = _model("bert"), _model("mobilebert")
-    with exported.shared_builds():
+    with onnx_store.shared_builds():
         first, _ = _logits("onnxruntime_fused", bert, _batch(bert))
         other, _ = _logits("onnxruntime_fused", mobilebert, _batch(mobilebert))
         again, _ = _logits("onnxruntime_int8", bert, _batch(bert))
@@ -320,15 +320,15 @@ def test_two_models_in_one_store_keep_their_own_graphs():
 
 
 def test_the_store_goes_and_the_variable_is_put_back_however_the_run_ends(monkeypatch):
-    monkeypatch.setenv(exported.STORE_ENV, "1:/left/in/a/shell")  # not this process's run: not trusted
-    assert exported._store_root() is None
+    monkeypatch.setenv(onnx_store.STORE_ENV, "1:/left/in/a/shell")  # not this process's run: not trusted
+    assert onnx_store._store_root() is None
     with pytest.raises(RuntimeError, match="run broke"):
-        with exported.shared_builds() as store:
-            assert exported._store_root() == store and store.is_dir()
-            with exported.shared_builds() as inner:  # a run inside the run: the same store
+        with onnx_store.shared_builds() as store:
+            assert onnx_store._store_root() == store and store.is_dir()
+            with onnx_store.shared_builds() as inner:  # a run inside the run: the same store
                 assert inner == store
             raise RuntimeError("run broke")
-    assert not store.exists() and os.environ[exported.STORE_ENV] == "1:/left/in/a/shell"
+    assert not store.exists() and os.environ[onnx_store.STORE_ENV] == "1:/left/in/a/shell"
 
 
 def test_a_step_that_broke_half_way_is_made_again_not_reused(tmp_path):
@@ -345,10 +345,10 @@ def test_a_step_that_broke_half_way_is_made_again_not_reused(tmp_path):
 
     store = tmp_path / "store"
     with pytest.raises(RuntimeError):
-        exported._step(tmp_path, store, "export", broken)
-    folder, stats, reused = exported._step(tmp_path, store, "export", whole)
+        onnx_store._step(tmp_path, store, "export", broken)
+    folder, stats, reused = onnx_store._step(tmp_path, store, "export", whole)
     assert not reused and (folder / "graph.onnx").read_text() == "whole" and stats == {"export_s": 1.5}
-    again, stats, reused = exported._step(tmp_path, store, "export", whole)
+    again, stats, reused = onnx_store._step(tmp_path, store, "export", whole)
     assert reused and again == folder and stats == {"export_s": 1.5} and len(calls) == 1
     assert not list(store.glob("*.part"))
 
@@ -359,7 +359,7 @@ def test_a_reused_graph_is_the_one_a_fresh_build_gives(monkeypatch):
     bert = _model("bert")
     batch = _batch(bert)
     alone, fresh = _logits("onnxruntime_int8", bert, batch)  # no store: everything made in its own folder
-    with exported.shared_builds() as store:
+    with onnx_store.shared_builds() as store:
         fused, _ = _logits("onnxruntime_fused", bert, batch)
         int8, reused = _logits("onnxruntime_int8", bert, batch)
         channel, _ = _logits("onnxruntime_int8_channel", bert, batch)
@@ -368,7 +368,7 @@ def test_a_reused_graph_is_the_one_a_fresh_build_gives(monkeypatch):
     assert int8.build["reused"] == ["export-eager-attention", "fused"] and torch.equal(reused, fresh)
     assert channel.build["reused"] == ["export-eager-attention", "fused"] and channel.build["per_channel"]
     assert int8.weight_bytes == alone.weight_bytes  # the reused graph's size is the graph's, nothing beside it
-    assert not store.exists() and not os.environ.get(exported.STORE_ENV)
+    assert not store.exists() and not os.environ.get(onnx_store.STORE_ENV)
 
 
 def test_exclude_takes_backends_out_of_auto(tmp_path):

@@ -27,6 +27,7 @@ from ..tasks.multiple_choice import ChoiceCollator
 from ..timing import backends as B
 from . import figures
 from . import run as R
+from .scoring import softmax
 
 ORDER = "order_"
 CONTROL = "order_identity"  # the original order, scored again: must flip nothing
@@ -90,7 +91,7 @@ def probabilities(
         chunk = order[i : i + batch_size]
         batch = collate([features[j] for j in chunk])
         mask = batch.pop("choice_mask")
-        for j, p in zip(chunk, R.softmax(prepared, batch, mask)):
+        for j, p in zip(chunk, softmax(prepared, batch, mask)):
             out[j, : p.shape[0]] = p
     return out
 

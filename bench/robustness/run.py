@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
-import torch
 
 from .. import env, models, schema, tasks
 from ..config import Config
@@ -26,59 +25,10 @@ from ..results import RESULT_FILE, write_jsonl
 from ..tasks import trivial
 from ..timing import backends as B
 from . import advglue, figures, perturb
+from .scoring import Example, NonFiniteOutput, probabilities, token_ids
 
 log = logging.getLogger("bench")
 PREDICTIONS = "robustness_predictions.jsonl"
-Example = Tuple[str, ...]
-
-
-class NonFiniteOutput(RuntimeError):
-    """A backend produced NaN or infinite logits: its figures would be wrong (argmax of NaN is 0), so it failed."""
-
-
-def probabilities(
-    prepared: B.Prepared, tokenizer, examples: Sequence[Example], max_length: int, batch_size: int, names: set
-) -> np.ndarray:
-    """Softmax outputs (float64) per example, in order; shortest first in batches, then put back in place."""
-    out = np.zeros((len(examples), 0))
-    if not examples:
-        return out
-    lengths = [sum(len(t) for t in ex) for ex in examples]
-    order = np.argsort(lengths, kind="stable")
-    rows: List[Optional[np.ndarray]] = [None] * len(examples)
-    for i in range(0, len(order), batch_size):
-        chunk = [examples[j] for j in order[i : i + batch_size]]
-        enc = tokenizer(
-            *zip(*chunk),
-            truncation=True,
-            max_length=max_length,
-            padding=True,
-            pad_to_multiple_of=8,
-            return_tensors="pt",
-        )
-        batch = {k: v for k, v in enc.items() if k in names}
-        for j, p in zip(order[i : i + batch_size], softmax(prepared, batch)):
-            rows[j] = p
-    return np.stack(rows)
-
-
-def softmax(prepared: B.Prepared, batch: Dict[str, torch.Tensor], mask: Optional[torch.Tensor] = None) -> np.ndarray:
-    """One forward pass's class (or choice) probabilities in float64; `mask` marks the real entries of each row
-    (a multiple-choice batch's filler choices get probability 0). Non-finite outputs fail the backend."""
-    logits = prepared.forward(prepared.convert(batch))
-    logits = torch.as_tensor(
-        np.asarray(logits.float().cpu() if torch.is_tensor(logits) else logits), dtype=torch.float64
-    )
-    real = torch.ones_like(logits, dtype=torch.bool) if mask is None else mask.to(torch.bool)
-    if not torch.isfinite(logits[real]).all():
-        raise NonFiniteOutput(
-            f"{prepared.dtype}: non-finite logits for {int((~torch.isfinite(logits[real])).sum())} values"
-        )
-    return torch.softmax(logits.masked_fill(~real, float("-inf")), dim=-1).numpy()
-
-
-def token_ids(tokenizer, examples: Sequence[Example], max_length: int) -> List[List[int]]:
-    return [tokenizer(*ex, truncation=True, max_length=max_length)["input_ids"] for ex in examples]
 
 
 def perturbed_sets(

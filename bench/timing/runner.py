@@ -21,7 +21,7 @@ from .. import env, kinds, models, tasks
 from ..config import Config
 from ..errors import ConfigError
 from ..tasks import metrics
-from . import backends, inputs, load, measure
+from . import backends, inputs, load, measure, onnx_store
 from .child import run_isolated
 
 log = logging.getLogger("bench")
@@ -193,7 +193,7 @@ def run(cfg: Config) -> Dict[str, Any]:
     native_bf16 = "bf16" not in emulated and (device.type == "cuda" or env.cpu_has_native_bf16())
     calibration = measure.calibrate(device, native_bf16=native_bf16) if cfg.timing.calibrate else {}
     per_backend = {}
-    with backends.exported.shared_builds():  # an exported or fused graph is built once per run, then reused
+    with onnx_store.shared_builds():  # an exported or fused graph is built once per run, then reused
         for i, name in enumerate(names, 1):
             _progress(
                 f"{cfg.model.name} on {device}: backend {name} ({i}/{len(names)}{_job_position()})"
