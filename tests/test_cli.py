@@ -56,6 +56,31 @@ def test_missing_data_dir_is_a_clear_error(tmp_path):
     assert "no such folder" in p.stderr and "standard GLUE download layout" in p.stderr
 
 
+def test_out_dir_on_the_command_line_names_hydra_run_dir(tmp_path):
+    """out_dir is set from Hydra's run folder: given by hand it would be dropped silently and the result written
+    elsewhere; it is refused, naming the option that chooses the folder, and the refusal is recorded."""
+    p = run_cli(*tiny("bert"), f"out_dir={tmp_path}/mine", f"hydra.run.dir={tmp_path}/run")
+    assert p.returncode == 2 and "Traceback" not in p.stderr
+    assert f"use hydra.run.dir={tmp_path}/mine instead" in p.stderr
+    assert not (tmp_path / "mine").exists()
+    assert json.loads((tmp_path / "run" / "result.json").read_text())["status"] == "failed"
+    # the same folder as Hydra's is no conflict (tests and scripts pass it that way)
+    same = run_cli(
+        *tiny("bert"),
+        "mode=latency",
+        "timing.backends=[eager]",
+        "timing.batch_sizes=[1]",
+        "timing.seq_lens=[8]",
+        "timing.isolate=false",
+        "timing.calibrate=false",
+        "timing.flops=false",
+        "timing.min_seconds=0.1",
+        f"out_dir={tmp_path}/run2",
+        f"hydra.run.dir={tmp_path}/run2",
+    )
+    assert same.returncode == 0, same.stderr[-2000:]
+
+
 def test_console_script_is_the_same_entry_point():
     import shutil
     import subprocess
