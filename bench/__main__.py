@@ -55,13 +55,16 @@ def _job(dcfg: DictConfig) -> None:
         try:
             signals.refuse_if_interrupted()  # a worker told to stop between two jobs starts no other
             cfg = to_config(dcfg)
-            if cfg.out_dir and Path(cfg.out_dir).resolve() != Path(out_dir).resolve():
+            if cfg.out_dir is not None and Path(cfg.out_dir or ".").resolve() != Path(out_dir).resolve():
                 # the run folder is Hydra's (its log and config are already there): an out_dir given on the
                 # command line would otherwise be dropped without a word, and the result looked for in vain
-                option = "hydra.sweep.dir" if sweep else "hydra.run.dir"
+                advice = (
+                    f"use hydra.sweep.dir={cfg.out_dir} instead (each job writes a folder of its own inside it)"
+                    if sweep
+                    else f"use hydra.run.dir={cfg.out_dir} instead"
+                )
                 raise errors.ConfigError(
-                    f"out_dir={cfg.out_dir} cannot choose the run's folder (Hydra makes it: {out_dir}); "
-                    f"use {option}={cfg.out_dir} instead"
+                    f"out_dir={cfg.out_dir} cannot choose the run's folder (Hydra makes it: {out_dir}); {advice}"
                 )
         except KeyboardInterrupt as exc:
             _record_early_failure(dcfg, out_dir, exc, status="interrupted")

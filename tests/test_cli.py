@@ -64,6 +64,8 @@ def test_out_dir_on_the_command_line_names_hydra_run_dir(tmp_path):
     assert f"use hydra.run.dir={tmp_path}/mine instead" in p.stderr
     assert not (tmp_path / "mine").exists()
     assert json.loads((tmp_path / "run" / "result.json").read_text())["status"] == "failed"
+    empty = run_cli(*tiny("bert"), "out_dir=''", f"hydra.run.dir={tmp_path}/run3")
+    assert empty.returncode == 2 and "cannot choose the run's folder" in empty.stderr
     # the same folder as Hydra's is no conflict (tests and scripts pass it that way)
     same = run_cli(
         *tiny("bert"),
