@@ -3,7 +3,7 @@
 import json
 
 import pytest
-from conftest import ROOT, run_cli, tiny
+from conftest import ROOT, TINY_LATENCY, run_cli, tiny
 
 OFFLINE = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
 
@@ -69,14 +69,7 @@ def test_out_dir_on_the_command_line_names_hydra_run_dir(tmp_path):
     # the same folder as Hydra's is no conflict (tests and scripts pass it that way)
     same = run_cli(
         *tiny("bert"),
-        "mode=latency",
-        "timing.backends=[eager]",
-        "timing.batch_sizes=[1]",
-        "timing.seq_lens=[8]",
-        "timing.isolate=false",
-        "timing.calibrate=false",
-        "timing.flops=false",
-        "timing.min_seconds=0.1",
+        *TINY_LATENCY,
         f"out_dir={tmp_path}/run2",
         f"hydra.run.dir={tmp_path}/run2",
     )
