@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -13,6 +14,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = ROOT.parent / "shared" / "data"
 GLUE_DIR = SHARED_DATA / "glue"
 SQUAD_DIR = SHARED_DATA / "squad"
+MC_DIR = SHARED_DATA / "multiple_choice"
 
 # Tiny but real: the same config classes and model code as the full models, sized to train in seconds.
 TINY = {
@@ -157,3 +159,27 @@ def teachers(tmp_path_factory):
         run(compose([*TEACHER, f"task={task}", f"data.dir={GLUE_DIR}", *QUICK], out_dir=str(root / task)))
         out[task] = root / task
     return out
+
+
+@pytest.fixture
+def mc_dir() -> Path:
+    if not MC_DIR.is_dir():
+        pytest.skip(f"real multiple-choice data not present at {MC_DIR}")
+    return MC_DIR
+
+
+def load_task(task: str, data_dir: Path, need_train: bool = True):
+    """A task's splits as the harness reads them from `data_dir` (composed with minilm_l6's tokenizer config)."""
+    from bench import tasks
+    from bench.config import compose
+
+    cfg = compose([f"task={task}", "model=minilm_l6", f"data.dir={data_dir}"])
+    return tasks.load(cfg.task, cfg.data, need_train=need_train)
+
+
+def write_lines(folder: Path, name: str, lines) -> Path:
+    """A file of one line per item (a string as it is, anything else as JSON)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    path.write_text("".join((x if isinstance(x, str) else json.dumps(x)) + "\n" for x in lines))
+    return path
