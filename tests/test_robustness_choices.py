@@ -7,21 +7,12 @@ import json
 
 import numpy as np
 import pytest
-from conftest import GLUE_DIR, SHARED_DATA, tiny
+from conftest import GLUE_DIR, tiny
 
 from bench.config import compose
 from bench.errors import ConfigError
 from bench.robustness import choices, figures
 from bench.runner import run
-
-MC_DIR = SHARED_DATA / "multiple_choice"
-
-
-@pytest.fixture
-def mc_dir():
-    if not MC_DIR.is_dir():
-        pytest.skip(f"real multiple-choice data not present at {MC_DIR}")
-    return MC_DIR
 
 
 def test_orders_start_with_the_reversal_then_new_seeded_shuffles():
