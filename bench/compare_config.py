@@ -103,9 +103,15 @@ def _under(key: str, prefixes: Sequence[str]) -> bool:
 def schema_defaults() -> Dict[str, str]:
     """The config schema's default for every dotted key (what an older result that lacks a key ran with),
     nodes without a default (the model, the task) included: their own classes' defaults."""
+    return _flat(schema_default_tree())
+
+
+@lru_cache(maxsize=1)
+def schema_default_tree() -> Dict[str, Any]:
+    """The config schema's defaults as a nested dict, nodes without a default (the model, the task) included."""
     from .config import Config
 
-    return _flat(_defaults(Config))
+    return _defaults(Config)
 
 
 def _defaults(cls: type) -> Dict[str, Any]:
@@ -127,7 +133,7 @@ def _defaults(cls: type) -> Dict[str, Any]:
     return out
 
 
-def _hypers(r: Result) -> Dict[str, str]:
+def resolved_schedule(r: Result) -> Dict[str, str]:
     """The schedule as the run resolved it: `train.hyper`, or each distillation stage's; {} when not recorded."""
     if r.train is None:
         return {}
@@ -163,7 +169,7 @@ def figure_settings(r: Result, resolved: bool) -> Dict[str, str]:
         if not _under(k, drop) and not (k.startswith("model.recipe.") and k.endswith(".source"))  # prose
     }
     if resolved:
-        out.update(_hypers(r))
+        out.update(resolved_schedule(r))
     out["run.model_source"] = _json(_model_source(r))
     out["run.data"] = _json({"source": source, "rows": task.get("splits")})
     distill = r.train.distill if r.train is not None else None
@@ -184,7 +190,7 @@ def differences(base: List[Result], cur: List[Result], ignore: Sequence[str] = (
     """'key: baseline value(s) vs current value(s)' for each setting that differs between the two sides' runs
     (the seeds as sets: the same seeds on both sides, in any order): those not accepted by `ignore` (prefixes of
     dotted keys), and those accepted. ([], []) when they ran the same experiment."""
-    resolved = all(_hypers(r) for r in base + cur)
+    resolved = all(resolved_schedule(r) for r in base + cur)
     defaults = schema_defaults()
     sides = [[figure_settings(r, resolved) for r in runs] for runs in (base, cur)]
     keys = sorted({k for side in sides for f in side for k in f})

@@ -231,3 +231,58 @@ def test_html_report_renders_in_a_real_browser(tree, tmp_path):
     assert n_img >= 3 and f'data-images-ok="{n_img}"' in dom  # every embedded plot decoded
     assert 'data-tables="' in dom and int(dom.split('data-tables="')[1].split('"')[0]) >= 3
     assert "MobileBERT" in dom and "weights: random" in dom
+
+
+def test_speed_ups_are_over_the_same_runs_eager_when_a_model_was_measured_twice(tmp_path):
+    """Two latency runs of one model (a re-run, another machine class): each backend over its own run's eager,
+    each row naming its machine class; the report builds (it once divided by both runs' eager rows at once)."""
+    classes = sorted(p for p in (ROOT / "results" / "baselines").iterdir() if (p / "latency_tinybert_4l").is_dir())
+    assert len(classes) >= 2
+    for i, c in enumerate(classes[:2]):
+        shutil.copytree(c / "latency_tinybert_4l", tmp_path / "runs" / str(i))
+    eff = gather.efficiency_frame(gather.find(tmp_path / "runs", io.StringIO()))
+    assert eff.machine.nunique() == 2
+    for _, one in eff.groupby("machine"):
+        eager = one[one.backend_name == "eager"].set_index(["batch", "seq"]).p50_ms
+        for _, row in one.iterrows():
+            assert row.speedup_vs_eager == pytest.approx(eager[(row.batch, row.seq)] / row.p50_ms)
+    assert build(tmp_path / "runs", tmp_path / "out", ["md"], n_boot=10)
+    assert all(c.name in (tmp_path / "out" / "efficiency.md").read_text() for c in classes[:2])
+
+
+def test_the_glue_tables_latency_is_the_same_architectures_and_says_when_it_was_disturbed(tmp_path):
+    src = next((ROOT / "results" / "baselines").glob("*/latency_tinybert_4l"))
+    shutil.copytree(src, tmp_path / "runs" / "a")
+    eff = gather.efficiency_frame(gather.find(tmp_path / "runs", io.StringIO()))
+    size = float(eff.params_M.iloc[0]) * 1e6
+    calm = tables._efficiency_for(eff, "tinybert_4l", size, "cpu")
+    assert calm["p50_ms"] > 0 and calm["notes"] == []
+    # a distilled student of fewer layers has the same model name, not the same architecture
+    assert tables._efficiency_for(eff, "tinybert_4l", size / 2, "cpu") == {}
+    disturbed = eff.assign(flags="disturbed: other load 0.60 cores", p50_ms=eff.p50_ms * 10)
+    seen = tables._efficiency_for(disturbed, "tinybert_4l", size, "cpu")
+    assert seen["notes"] == ["disturbed"] and seen["p50_ms"] == pytest.approx(10 * calm["p50_ms"])
+    # beside a calm row of the same shape, the disturbed one is not what the table shows
+    both = pd.concat([eff, disturbed.assign(machine="another-class")], ignore_index=True)
+    assert tables._efficiency_for(both, "tinybert_4l", size, "cpu") == calm
+    seeds = pd.DataFrame(
+        [
+            {
+                "model": m,
+                "model_name": "tinybert_4l",
+                "task": "rte",
+                "metric": k,
+                "mean": 0.6,
+                "std": 0.0,
+                "n": 3,
+                "flags": "",
+            }
+            for m in ("calm", "noisy")
+            for k in ("acc", "primary")
+        ]
+    )
+    glue = tables.glue_table(seeds[seeds.model == "noisy"], disturbed, {"noisy": size}, with_published=False)
+    row = glue.text.set_index("model").loc["noisy"]
+    assert "CPU ms: disturbed" in row["flags"] and np.isnan(
+        glue.score.set_index(glue.text.model).loc["noisy", "CPU ms"]
+    )

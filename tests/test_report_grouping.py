@@ -106,8 +106,13 @@ def test_a_result_written_before_a_key_existed_is_the_same_variant_as_one_at_its
     on = json.loads(json.dumps(new))
     on["train"]["compile"] = True
     assert naming.differing([naming.flat(old), naming.flat(on)]) == ["train.compile"]
-    assert set(naming.ADDED_LATER) <= set(naming.flat(new))  # each names a real key, with its real default
-    assert all(naming.flat(new)[k] == json.dumps(v) for k, v in naming.ADDED_LATER.items())
+    # any key, not a list of known ones: a whole node an older result lacks reads at its defaults too
+    older = json.loads(json.dumps(new))
+    del older["data"]["holdout"], older["distill"]["transfer"]
+    assert naming.differing([naming.flat(older), naming.flat(new)]) == []
+    moved = json.loads(json.dumps(new))
+    moved["data"]["dir"] = "/elsewhere/glue"  # a location: the data's rows as found tell data apart instead
+    assert naming.differing([naming.flat(moved), naming.flat(new)]) == []
 
 
 def test_a_recipes_prose_sets_no_variant_apart_and_its_values_do():
@@ -124,3 +129,46 @@ def test_a_recipes_prose_sets_no_variant_apart_and_its_values_do():
     older = json.loads(json.dumps(new))
     del older["model"]["recipe"]["tasks"]  # a result from before MRPC had its own rate: it ran another schedule
     assert naming.differing([naming.flat(older), naming.flat(new)]) == ["model.recipe.tasks.mrpc.learning_rate"]
+
+
+def test_a_seed_run_again_counts_once_with_its_newest_run(tmp_path):
+    same = [(0, 0), (1, 1), (1, 0), (0, 0)] * 10
+    _write(tmp_path, "old", 1, 0.50, preds=[(y, 1 - p) for y, p in same], started_at="2026-01-01T00:00:00+00:00")
+    _write(tmp_path, "new", 1, 0.75, preds=same, started_at="2026-01-02T00:00:00+00:00")
+    _write(tmp_path, "seed2", 2, 0.65, started_at="2026-01-01T12:00:00+00:00")
+    _write(tmp_path, "other", 1, 0.60, max_train=100, preds=same, started_at="2026-01-01T00:00:00+00:00")
+    log = io.StringIO()
+    rs = gather.find(tmp_path, log)
+    agg = gather.seeds(gather.metrics_frame(rs, log))
+    acc = agg[agg.metric == "acc"].set_index("model")
+    full = "minilm_l6 (data.max_train_samples=null)"
+    assert acc.loc[full, "n"] == 2 and acc.loc[full, "mean"] == pytest.approx(0.70)  # 0.75 and 0.65, not 0.50
+    assert acc.loc["minilm_l6 (data.max_train_samples=100)", "n"] == 1
+    aside = [line for line in log.getvalue().splitlines() if line.startswith("set aside")]
+    assert len(aside) == 1 and "old" in aside[0] and "new" in aside[0] and "seed 1" in aside[0]
+    # the paired comparison takes the seed's newest run too: 0.75 against 0.60, not 0.50
+    pairs = stats.pairwise(rs, n_boot=50)
+    assert len(pairs) == 1 and pairs.iloc[0].model_a == full
+
+
+def test_the_same_experiment_pinned_or_from_the_recipe_elsewhere_is_one_variant(tmp_path):
+    hyper = {"learning_rate": 1e-4, "batch_size": 32, "epochs": 3.0, "warmup": 0.1, "weight_decay": 0.01}
+    rows = {"train": 2490, "validation": 277}
+    train = lambda h: {"hyper": {**h, "max_seq_length": 128, "source": "prose"}}  # noqa: E731
+    task = {"name": "rte", "eval_splits": ["validation"], "splits": rows}
+    _write(tmp_path, "recipe", 1, 0.60, train=train(hyper), task=task)
+    pinned = _write(tmp_path, "pinned", 2, 0.70, train=train(hyper), task=task)
+    cfg = json.loads((pinned / "result.json").read_text())
+    cfg["config"]["train"].update(learning_rate=1e-4, batch_size=32, epochs=3, warmup=0.1, weight_decay=0.01)
+    cfg["config"]["data"]["dir"] = "/another/machine/glue"
+    del cfg["config"]["distill"]  # a node that fine-tuning does not read, and an older result lacks
+    (pinned / "result.json").write_text(json.dumps(cfg))
+    _write(tmp_path, "faster", 3, 0.50, train=train({**hyper, "learning_rate": 5e-5}), task=task)
+    _write(tmp_path, "fewer_rows", 4, 0.55, train=train(hyper), task={**task, "splits": {**rows, "train": 1000}})
+    agg = gather.seeds(gather.metrics_frame(gather.find(tmp_path, io.StringIO())))
+    acc = agg[agg.metric == "acc"].set_index("model")["n"].to_dict()
+    assert acc == {
+        "minilm_l6 (rows[rte]=train:2490/validation:277, train.learning_rate[rte]=0.0001)": 2,
+        "minilm_l6 (rows[rte]=train:2490/validation:277, train.learning_rate[rte]=5e-05)": 1,
+        "minilm_l6 (rows[rte]=train:1000/validation:277, train.learning_rate[rte]=0.0001)": 1,
+    }

@@ -47,7 +47,7 @@ def build(
     distill_runs = [r for r in [*rs, *unusable] if r.mode == "distill" and r.status in distill_table.SHOWN]
     if not rs and not distill_runs:
         raise SystemExit(f"bench.report: no usable result.json below {root}")
-    metrics_df, eff = gather.metrics_frame(rs), gather.efficiency_frame(rs)
+    metrics_df, eff = gather.metrics_frame(rs, log), gather.efficiency_frame(rs)
     out.mkdir(parents=True, exist_ok=True)
     seeds = gather.seeds(metrics_df)
     params = metrics_df.groupby("model")["params"].first().to_dict() if not metrics_df.empty else {}

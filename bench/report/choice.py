@@ -78,7 +78,8 @@ def choice_table(seeds: pd.DataFrame, trivial: pd.DataFrame, with_published: boo
     text_df = pd.DataFrame(text_rows).fillna(MISSING)
     score_df = pd.DataFrame(score_rows, columns=text_df.columns).reindex(columns=text_df.columns)
     caption = (
-        "Multiple-choice dev accuracy (x100; mean±std over n seeds) beside the trivial predictors on the same "
+        "Multiple-choice dev accuracy (x100; mean±std over n seeds, each its newest run) beside the trivial "
+        "predictors on the same "
         "dev examples: chance (mean of 1/k), the most frequent gold position of the training rows, the longest "
         "answer. flags: a task whose score is no better than the best trivial predictor's (paired bootstrap). "
         "Published rows are labelled with their source."

@@ -10,7 +10,7 @@ import pandas as pd
 def latency_frame(results: Iterable[Dict[str, Any]]) -> pd.DataFrame:
     """One row per model, backend and shape from latency results, with speed-up over the same model's eager."""
     rows: List[Dict[str, Any]] = []
-    for r in results:
+    for run, r in enumerate(results):
         model = r.get("model", {})
         facts = (r.get("timing") or {}).get("backends") or {}
         for row in r.get("latency") or []:
@@ -23,6 +23,8 @@ def latency_frame(results: Iterable[Dict[str, Any]]) -> pd.DataFrame:
                 "params_M": (model.get("parameters") or 0) / 1e6,
                 "backend": f"{backend} (emulated)" if emulated else backend,
                 "backend_name": backend,
+                "run": run,
+                "device": row.get("device", "cpu"),
                 "batch": row.get("batch_size"),
                 "seq": row.get("seq_len"),
                 "status": row.get("status"),
@@ -47,9 +49,13 @@ def latency_frame(results: Iterable[Dict[str, Any]]) -> pd.DataFrame:
     df = pd.DataFrame(rows)
     if df.empty or "p50_ms" not in df:
         return df
-    eager_rows = df[df.backend_name == "eager"].set_index(["model", "batch", "seq", "choices"])
-    eager = eager_rows["p50_ms"]
-    keys = list(zip(df.model, df.batch, df.seq, df.choices))
+    # over the eager row of the same run, device and shape: another run (a re-run, another machine) or device is
+    # not this row's baseline
+    on = ["run", "device", "batch", "seq", "choices"]
+    eager_rows = df[df.backend_name == "eager"].set_index(on)
+    eager = eager_rows["p50_ms"].dropna()
+    eager = eager[~eager.index.duplicated(keep="last")]
+    keys = list(df[on].itertuples(index=False, name=None))
     df["speedup_vs_eager"] = [
         eager.get(k) / v if k in eager.index and v == v else None for k, v in zip(keys, df.p50_ms)
     ]

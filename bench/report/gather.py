@@ -14,12 +14,17 @@ from typing import Dict, Iterable, List, Optional, TextIO, Tuple
 import pandas as pd
 
 from .. import schema
+from ..compare_config import MODE_NODES, resolved_schedule
 from ..schema import Result
 from .console import latency_frame
 from .naming import differing, flat, on_holdout, params, settings, variant_of
 
 # left out of reports unless asked for (--include): committed baselines and the gate's own runs
 EXCLUDED_BY_DEFAULT = ("baselines", "gate")
+# the layers a training run's schedule is resolved from (prefixes of dotted keys)
+SCHEDULE = ("model.recipe.",) + tuple(
+    f"train.{k}" for k in ("learning_rate", "batch_size", "epochs", "warmup", "weight_decay", "max_seq_length")
+)
 USABLE = ("ok", "partial")  # partial: a latency grid with some failed cells, each shown with its status
 
 
@@ -74,10 +79,34 @@ def variants(rs: List[Result]) -> Dict[int, str]:
             # a distill setting that acts in some runs only is compared among those and named there
             only_some = frozenset(k for a in acting for k in a)
         else:
-            only_some = frozenset()
+            flats = _as_run(group, flats)
+            only_some = frozenset(k for f in flats for k in f if "[" in k)  # one task's: compared among its runs
         keys = differing(flats, only_some)
         for r, f in zip(group, flats):
             out[id(r)] = settings(f, keys, only_some)
+    return out
+
+
+def _as_run(group: List[Result], flats: List[Dict[str, str]]) -> List[Dict[str, str]]:
+    """Settings as the runs ran them, beside their configs: each task's rows as found (`rows[task]`: the data,
+    wherever its folder was), and, when every run of the group records it, the schedule as resolved
+    (`train.learning_rate[task]`, ...) in place of the layers it was resolved from (`model.recipe`,
+    `train.learning_rate`), so that a schedule pinned on the command line is the variant that the model file's
+    recipe resolves to. A latency run trains nothing: its schedule is no setting of it; nor is a node that only
+    another mode reads (`distill`, `timing`, `robustness`)."""
+    resolved = all(resolved_schedule(r) for r in group)
+    out = []
+    for r, f in zip(group, flats):
+        task = r.task.name
+        layers = ("train.", "model.recipe.") if r.mode == "latency" else SCHEDULE if resolved else ()
+        layers += tuple(f"{node}." for node, mode in MODE_NODES.items() if mode != r.mode)  # read by another mode
+        f = {k: v for k, v in f.items() if not any(k == p or k.startswith(p) for p in layers) or k == "train.seed"}
+        rows = (r.task.model_extra or {}).get("splits")
+        if rows:
+            f[f"rows[{task}]"] = "/".join(f"{split}:{n}" for split, n in sorted(rows.items()))
+        if resolved and r.mode != "latency":
+            f.update({f"train.{k[len('resolved.') :]}[{task}]": v for k, v in resolved_schedule(r).items()})
+        out.append(f)
     return out
 
 
@@ -104,13 +133,34 @@ def distilled(r: Result) -> str:
     return f"{layers}L student: {variant_of(r.config)}" if layers else f"student: {variant_of(r.config)}"
 
 
-def metrics_frame(rs: List[Result]) -> pd.DataFrame:
-    """One row per (run, metric) for finetune/evaluate results."""
+def _scored(r: Result) -> bool:
+    return r.mode not in ("latency", "robustness") and bool(r.metrics)  # robustness: report/robustness.py
+
+
+def newest_per_seed(rs: List[Result], log: Optional[TextIO] = None) -> List[Result]:
+    """The scored runs (all but latency and robustness) to average: per model variant, task and seed the newest: a seed
+    run twice is one seed, not two (counting it twice would shrink the spread and inflate the seed count). Each run
+    set aside is named on `log`. Runs without a seed (a checkpoint no harness run trained) are each their own."""
+    var = variants(rs)
+    newest: Dict[Tuple, Result] = {}
+    for r in sorted(rs, key=lambda r: r.started_at):
+        if _scored(r):
+            seed = r.seed if r.seed is not None else ("run", r.path)
+            newest[(label(r, var[id(r)]), r.task.name, r.mode, seed)] = r
+    kept = {id(r) for r in newest.values()}
+    for r in rs if log is not None else []:
+        if _scored(r) and id(r) not in kept:
+            other = newest[(label(r, var[id(r)]), r.task.name, r.mode, r.seed)]
+            where = Path(other.path).parent if other.path else "?"
+            print(f"set aside: {r.path}: seed {r.seed} of the same variant was run again later ({where})", file=log)
+    return [r for r in rs if id(r) in kept]
+
+
+def metrics_frame(rs: List[Result], log: Optional[TextIO] = None) -> pd.DataFrame:
+    """One row per (run, metric) for finetune/evaluate results, a seed's newest run only (`newest_per_seed`)."""
     rows = []
     var = variants(rs)
-    for r in rs:
-        if r.mode in ("latency", "robustness") or not r.metrics:  # robustness: its own table (report/robustness.py)
-            continue
+    for r in newest_per_seed(rs, log):
         flags = "; ".join(r.flags)
         for metric, value in r.metrics.items():
             if value is not None:
@@ -141,6 +191,7 @@ def efficiency_frame(rs: List[Result]) -> pd.DataFrame:
     var = variants(rs)
     df["model"] = [label(r, var[id(r)]) for r in lat for _ in r.latency]
     df["model_name"] = [r.model.name for r in lat for _ in r.latency]
+    df["machine"] = [r.machine_class or "?" for r in lat for _ in r.latency]  # a time means little without it
     df["device"] = [row.device for r in lat for row in r.latency]
     acc, why = [], []
     for r in lat:

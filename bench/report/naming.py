@@ -2,7 +2,7 @@
 runs of one model apart (`differing`, `settings`), and a distill run's variant, student and teacher.
 
 Read by report/gather.py, report/distillation.py and report/plots.py; it depends on nothing of ours but the
-config schema's constants, so that those modules import each other one way only.
+config schema (its constants and defaults), so that those modules import each other one way only.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import json
 import os
 from typing import Any, Dict, List
 
+from ..compare_config import schema_default_tree
 from ..distill_config import DISTILL_LOSSES
 
 # config keys that decide nothing about a figure (where it is written, what is saved) or are the grouping
@@ -24,8 +25,12 @@ NOT_A_VARIANT = (
     "train.save_predictions",
     "train.logging_steps",
     "train.eval_batch_size",
-    "robustness",
-)  # read by mode=robustness only; results written before it existed lack the node
+    "robustness",  # read by mode=robustness only; results written before it existed lack the node
+    # locations that move from machine to machine (the data's rows as found tell data apart, report/gather.py)
+    "data.dir",
+    "device.index",
+    "distill.cache_dir",
+)
 
 
 def on_holdout(config: Dict[str, Any]) -> bool:
@@ -34,20 +39,20 @@ def on_holdout(config: Dict[str, Any]) -> bool:
     return ((config.get("data") or {}).get("score") or "dev") == "holdout"
 
 
-# config keys added after results were written, with the default those results ran with: a result without the
-# key is the same variant as one that has it at its default, not a different one
-ADDED_LATER = {"train.compile": False}
+def _with_defaults(d: Any, defaults: Any) -> Any:
+    """`d` over `defaults`, node by node: what `d` lacks, it ran with at the default."""
+    if not isinstance(d, dict) or not isinstance(defaults, dict):
+        return d
+    return {**defaults, **{k: _with_defaults(v, defaults.get(k)) for k, v in d.items()}}
 
 
 def flat(d: Dict[str, Any], prefix: str = "") -> Dict[str, str]:
-    """A config as one level of dotted keys with JSON values, less what decides no figure (NOT_A_VARIANT); a key
-    of ADDED_LATER that the config lacks reads as its default."""
+    """A config as one level of dotted keys with JSON values, less what decides no figure (NOT_A_VARIANT). A whole
+    config (no prefix) is read over the schema's defaults: a key added after a result was written reads, in that
+    result, as the default it ran with, so that it is the same variant as a run at the default, not another."""
     out: Dict[str, str] = {}
     if not prefix:
-        for key, default in ADDED_LATER.items():
-            head = key.split(".")[0]
-            if isinstance(d.get(head), dict):
-                out[key] = json.dumps(default, sort_keys=True)
+        d = _with_defaults(d, schema_default_tree())
     for k, v in d.items():
         key = f"{prefix}{k}"
         if any(key == n or key.startswith(n + ".") for n in NOT_A_VARIANT):

@@ -62,7 +62,17 @@ def accuracy_vs_latency(points: pd.DataFrame, out: Path) -> List[Path]:
         return _save(fig, out, "accuracy_vs_latency")
 
 
+def _calm(eff: pd.DataFrame) -> pd.DataFrame:
+    """The rows a plot may draw: those not measured under other load (a disturbed time, or a speed-up over one, is
+    in the tables, flagged), each model named with its machine class where the rows come from more than one."""
+    sel = eff[~eff["flags"].fillna("").astype(str).str.contains("disturbed")] if "flags" in eff else eff
+    if "machine" in sel and sel.machine.nunique() > 1:
+        sel = sel.assign(model=sel.model + " [" + sel.machine.astype(str) + "]")
+    return sel
+
+
 def latency_vs_seq_len(eff: pd.DataFrame, out: Path) -> List[Path]:
+    eff = _calm(eff)
     sel = eff[(eff.backend == "eager") & (eff.batch == 1) & (eff.status == "ok")]
     if sel.empty or sel.seq.nunique() < 2:
         return []
@@ -80,6 +90,7 @@ def latency_vs_seq_len(eff: pd.DataFrame, out: Path) -> List[Path]:
 
 
 def speedup_per_backend(eff: pd.DataFrame, out: Path) -> List[Path]:
+    eff = _calm(eff)
     sel = eff[(eff.status == "ok") & eff.speedup_vs_eager.notna()]
     if sel.empty or sel.backend.nunique() < 2:
         return []

@@ -16,7 +16,7 @@ from .. import kinds
 from ..config import TaskConfig
 from ..schema import Result
 from ..tasks import metrics as task_metrics
-from .gather import label, variants
+from .gather import label, newest_per_seed, variants
 
 
 def paired_bootstrap(
@@ -190,7 +190,7 @@ def pairwise(rs: List[Result], n_boot: int = 2000, log=None) -> pd.DataFrame:
     out = []
     var = variants(rs)
     by_task: Dict[str, Dict[str, Result]] = {}
-    for r in sorted(rs, key=lambda r: r.seed if r.seed is not None else 0):
+    for r in sorted(newest_per_seed(rs), key=lambda r: r.seed if r.seed is not None else 0):
         if r.mode in ("finetune", "evaluate") and r.task.eval_splits and r.metrics.get("primary") is not None:
             by_task.setdefault(r.task.name, {}).setdefault(label(r, var[id(r)]), r)
     for task_name, models in by_task.items():
