@@ -21,7 +21,7 @@ from transformers import DataCollatorWithPadding, Trainer, TrainingArguments, de
 
 from . import env, models
 from .config import Config
-from .errors import NonFiniteLossError
+from .errors import NonFiniteLossError, check_finite
 
 
 @dataclass
@@ -116,6 +116,7 @@ def predict_in_order(
             for j, row in enumerate(order[i : i + batch_size]):
                 # per-token outputs (QA) keep their row's own length: padding positions are dropped
                 outputs[h][row] = values[j][: lengths[j]] if per_token else values[j]
+                check_finite(outputs[h][row], int(row), precision)
     return outputs
 
 

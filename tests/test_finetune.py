@@ -2,6 +2,7 @@ import json
 import math
 
 import pytest
+import torch
 from conftest import tiny
 
 from bench.config import compose
@@ -174,3 +175,45 @@ def test_random_weight_models_get_the_full_uncased_vocabulary():
     tok = models.load_tokenizer(compose(["model=mobilebert", "model.pretrained=false"]).model)
     assert tok.is_fast and tok.vocab_size == 30522
     assert tok("Hello world")["input_ids"] == [101, 7592, 2088, 102]  # bert-base-uncased ids
+
+
+def test_nan_outputs_on_the_scored_rows_fail_the_run_instead_of_scoring_class_0(glue_dir, tmp_path):
+    """argmax of NaN logits is class 0: scored, they gave RTE's share of class 0 as the accuracy, status ok."""
+    from safetensors.torch import load_file, save_file
+
+    from bench.errors import NonFiniteOutputError
+
+    trained = run(
+        compose(
+            [
+                *tiny("bert"),
+                "task=rte",
+                f"data.dir={glue_dir}",
+                *QUICK,
+                "train.max_steps=1",
+                "train.save_checkpoint=true",
+            ],
+            out_dir=str(tmp_path / "train"),
+        )
+    )
+    assert trained.status == "ok", trained.failures
+    weights = tmp_path / "train" / "checkpoint" / "model.safetensors"
+    state = load_file(weights)
+    state["classifier.bias"] = torch.full_like(state["classifier.bias"], float("nan"))
+    save_file(state, weights)
+    ev = compose(
+        [
+            "model=bert_base",
+            f"model.path={weights.parent}",
+            "task=rte",
+            "mode=evaluate",
+            f"data.dir={glue_dir}",
+            "data.max_eval_samples=8",
+        ],
+        out_dir=str(tmp_path / "eval"),
+    )
+    with pytest.raises(NonFiniteOutputError, match="NaN or infinite on scored row"):
+        run(ev)
+    saved = json.loads((tmp_path / "eval" / "result.json").read_text())
+    assert saved["status"] == "failed" and saved["error"]["type"] == "NonFiniteOutputError"
+    assert not saved.get("metrics") and not (tmp_path / "eval" / "predictions.jsonl").exists()

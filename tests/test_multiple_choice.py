@@ -76,6 +76,24 @@ def test_evaluate_refuses_an_untrained_multiple_choice_head(mc_dir, tmp_path):
     assert result.model["head"] == "random" and "head: random" in result.flags
 
 
+def test_nan_choice_scores_fail_the_run_instead_of_picking_the_first_choice(mc_dir, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    from bench.errors import NonFiniteOutputError
+
+    args = [*tiny("bert"), "task=copa", f"data.dir={mc_dir}", *QUICK, "train.save_checkpoint=true"]
+    assert run(compose(args, out_dir=str(tmp_path / "train"))).status == "ok"
+    weights = tmp_path / "train" / "checkpoint" / "model.safetensors"
+    state = load_file(weights)
+    state["classifier.bias"] = torch.full_like(state["classifier.bias"], float("inf"))
+    save_file(state, weights)
+    ev = [*tiny("bert"), "task=copa", f"data.dir={mc_dir}", f"model.path={weights.parent}", "mode=evaluate"]
+    with pytest.raises(NonFiniteOutputError, match="scored row"):
+        run(compose([*ev, "data.max_eval_samples=4"], out_dir=str(tmp_path / "eval")))
+    saved = json.loads((tmp_path / "eval" / "result.json").read_text())
+    assert saved["status"] == "failed" and not saved.get("metrics")
+
+
 def test_latency_times_batch_x_choices_x_seq(tmp_path):
     fast = [
         "mode=latency",
