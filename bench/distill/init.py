@@ -77,10 +77,13 @@ def build_student(cfg: Config, teacher: PreTrainedModel) -> Tuple[PreTrainedMode
                 f"distill.init=pretrained, but model {cfg.model.name!r} has no weights here "
                 "(model.pretrained=false or no public checkpoint); use distill.init=random"
             )
-        student = models.load_model(cfg.model, cfg.task, seed=cfg.train.seed)
+        student, _ = models.load_model(cfg.model, cfg.task, seed=cfg.train.seed)  # its head: new, trained here
     else:
         student = models.build_random(cfg.model, cfg.task, seed=cfg.train.seed)
-    info = models.describe(cfg.model, student)
+    # without the prediction stage nothing trains the classifier: it is scored as initialised (TinyBERT always
+    # follows the intermediate stage with the prediction stage), and the result says so wherever it is shown
+    head = "trained" if "prediction" in cfg.distill.stages else "random"
+    info = models.describe(cfg.model, student, head=head)
     info.update(
         {
             "weights": "random" if init == "random" else "pretrained",

@@ -60,7 +60,10 @@ def check_pair(cfg: Config, student, teacher_model) -> None:
 
 def layer_plan(cfg: Config, student, teacher_model, copied: Optional[List[int]]):
     """(the teacher layer each student layer learns, where that came from): by default the layers it was copied
-    from, so copying and training tell one story (mapping.py)."""
+    from, so copying and training tell one story (mapping.py). None without an intermediate term: nothing learns
+    a teacher layer then, and a student deeper than its teacher is no error."""
+    if not ("intermediate" in cfg.distill.stages and cfg.distill.terms_on("intermediate")):
+        return None, "no intermediate stage"
     return mapping.resolve_map(
         cfg.distill.layer_map, student.config.num_hidden_layers, teacher_model.config.num_hidden_layers, copied
     )
@@ -203,6 +206,12 @@ def run(cfg: Config) -> Dict[str, Any]:
         "notes": described["notes"],
         "flags": described["flags"],
     }
+    if model_info["head"] == "random":
+        out["flags"].append("head: random")
+        out["notes"].append(
+            "head: random: distill.stages has no prediction stage, so the classifier was never trained; the dev "
+            "figures score the encoder through an untrained head (chance-level by construction), not the variant"
+        )
     copied = model_info["copied_teacher_layers"]
     if copied is not None and copied != layer_map and "intermediate" in cfg.distill.stages:
         out["notes"].append(
