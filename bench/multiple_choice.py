@@ -12,8 +12,8 @@ import torch
 import torch.nn.functional as F
 
 from . import engine, env, tasks
-from .errors import check_finite
 from .config import Config
+from .errors import check_finite
 from .results import PREDICTIONS_FILE, write_jsonl
 from .tasks import mc_trivial, metrics
 from .tasks.multiple_choice import ChoiceCollator, encode, masked
