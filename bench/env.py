@@ -147,7 +147,8 @@ def resolve_precision(requested: str, device: torch.device) -> str:
         return requested
     if device.type == "cuda":
         # bf16 rather than fp16: MobileBERT's NoNorm activations overflow fp16 (NaN loss)
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+        # natively only: is_bf16_supported() also says yes where bf16 is emulated (before sm80), and slow
+        return "bf16" if torch.cuda.get_device_capability(device)[0] >= 8 else "fp32"
     return "bf16" if cpu_has_native_bf16() else "fp32"
 
 
@@ -284,8 +285,9 @@ def gpu_info() -> Optional[Dict[str, Any]]:
     return info
 
 
-def capture() -> Dict[str, Any]:
-    """Everything needed to tell two results' machines and software apart."""
+def capture(threads: Optional[int] = None) -> Dict[str, Any]:
+    """Everything needed to tell two results' machines and software apart. `threads`: the run's device.threads,
+    which it applies only once it starts (the count recorded is the one it runs with, not the default before)."""
     gpu = gpu_info()
     fingerprint = machine_fingerprint(gpu)
     return {
@@ -298,7 +300,7 @@ def capture() -> Dict[str, Any]:
         "cpu": {
             "model": cpu_model(),
             "logical_cores": os.cpu_count(),
-            "torch_threads": torch.get_num_threads(),
+            "torch_threads": threads or torch.get_num_threads(),
             "native_bf16": cpu_has_native_bf16(),
             "vnni": cpu_has_vnni(),
         },

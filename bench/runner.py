@@ -109,7 +109,8 @@ def _existing(out_dir: Path, key: str, resuming: bool):
     """What to do about a result.json already in the run folder: None (run), or the path to skip to.
 
     Without resume it is never touched (a run never writes over another). Resuming in the same folder (the
-    same sweep run twice) skips a matching success and moves any other earlier outcome aside, kept, to re-run.
+    same sweep run twice) skips a matching success and moves any other earlier outcome aside, kept, to re-run:
+    result.json to result.json.previous-*, its other outputs into the folder previous-*/.
     """
     path = out_dir / RESULT_FILE
     if not path.exists():
@@ -122,10 +123,20 @@ def _existing(out_dir: Path, key: str, resuming: bool):
             return path
     except BenchError as exc:
         log.warning("resume: %s; re-running", exc)
-    aside = path.with_name(
-        f"{RESULT_FILE}.previous-{os.getpid()}-{len(list(out_dir.glob(RESULT_FILE + '.previous-*')))}"
-    )
-    os.replace(path, aside)
+    tag = f"previous-{os.getpid()}-{len(list(out_dir.glob(RESULT_FILE + '.previous-*')))}"
+    # the run's outputs go aside with it (predictions, checkpoint): the re-run would write over them, leaving the
+    # kept result without its own files. Hidden entries (Hydra's, the claim) and logs stay: the re-run's own.
+    outputs = [
+        p
+        for p in out_dir.iterdir()
+        if p.name != RESULT_FILE and not p.name.startswith((".", "previous-", RESULT_FILE)) and p.suffix != ".log"
+    ]
+    if outputs:
+        folder = out_dir / tag
+        folder.mkdir()
+        for p in outputs:
+            os.replace(p, folder / p.name)
+    os.replace(path, path.with_name(f"{RESULT_FILE}.{tag}"))
     return None
 
 
@@ -141,9 +152,9 @@ def run(cfg: Config, resume_runs: bool = False, resume_roots=()) -> Result:
         raise BenchError("no output folder: set out_dir (the CLI uses Hydra's run folder)")
     out_dir = Path(cfg.out_dir)
     if not env.is_main_process():
-        return _run_mode(cfg, Result.start(cfg, env.capture()), save=False)
+        return _run_mode(cfg, Result.start(cfg, env.capture(cfg.device.threads)), save=False)
     with claim(out_dir):
-        result = Result.start(cfg, env.capture())
+        result = Result.start(cfg, env.capture(cfg.device.threads))
         try:  # resume keys hash the data files and walk earlier results: an interrupt there is recorded too
             result.config_hash = resume.config_hash(cfg)
             result.resume_key = resume.resume_key(cfg, result.env, result.config_hash)

@@ -121,6 +121,9 @@ def test_latency_times_batch_x_choices_x_seq(tmp_path):
     assert set(rows) == {(b, c) for b in ("eager", "int8") for c in (2, 4)}
     for (_, c), r in rows.items():
         assert r["status"] == "ok" and r["tokens_per_batch"] == 16 * c
+        rate = r["throughput"]  # a batch of 1 example is c sequences of 16 tokens: each rate in its own unit
+        assert rate["tokens_per_s"] == pytest.approx(16 * rate["sequences_per_s"])
+        assert rate["sequences_per_s"] == pytest.approx(c * rate["examples_per_s"])
     # twice the choices, twice the work
     assert rows[("eager", 4)]["flops"] == pytest.approx(2 * rows[("eager", 2)]["flops"], rel=0.01)
     from bench.report.console import latency_table

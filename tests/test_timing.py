@@ -253,6 +253,14 @@ def test_real_task_inputs_report_their_lengths(glue_dir, tmp_path):
     assert row["status"] == "ok" and lengths["examples"] == 64  # 16 batches of 4
     assert 10 < lengths["mean"] < 128 and lengths["max"] <= 128
     assert row["tokens_per_batch"] < 4 * 128
+    # the FLOPs are those of the batches the latency averages over, not of the first batch alone
+    from bench import models
+    from bench.timing import runner
+
+    tokenizer, model, _ = models.load(cfg.model, cfg.task, seed=cfg.train.seed)
+    batches = runner.shape_batches(cfg, tokenizer, backends.accepted_inputs(model), 4, 128)
+    per_batch = [measure.count_flops(model, b) for b in batches]
+    assert len(set(per_batch)) > 1 and row["flops"] == pytest.approx(np.mean(per_batch))
 
 
 @pytest.mark.gpu

@@ -21,6 +21,7 @@ from typing import Any, Callable, Dict
 
 PR_SET_PDEATHSIG = 1
 POLL_S = 0.1
+STOP_GRACE_S = 3.0
 
 
 def _die_with_parent(parent_pid: int) -> None:
@@ -40,13 +41,26 @@ def _die_with_parent(parent_pid: int) -> None:
     threading.Thread(target=watch, daemon=True, name="parent-watch").start()
 
 
+class Stopped(BaseException):
+    """The parent stopped this child (SIGTERM): raised so that the backend's `finally` blocks run (its temporary
+    export folder, hundreds of MB for BERT-base, is removed) before the process ends."""
+
+
+def _stopped(signum, frame) -> None:
+    raise Stopped("stopped by the run that started it")
+
+
 def _entry(conn, parent_pid: int, fn: Callable[..., Dict[str, Any]], args: tuple) -> None:
     _die_with_parent(parent_pid)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent decides
+    signal.signal(signal.SIGTERM, _stopped)
     try:
         conn.send(("ok", fn(*args)))
     except BaseException as exc:  # noqa: BLE001 - reported to the parent, which records it for this backend
-        conn.send(("error", f"{type(exc).__name__}: {exc}", "".join(traceback.format_exception(exc))[-3000:]))
+        try:
+            conn.send(("error", f"{type(exc).__name__}: {exc}", "".join(traceback.format_exception(exc))[-3000:]))
+        except OSError:  # a stopped child's parent no longer listens
+            pass
     finally:
         conn.close()
 
@@ -54,7 +68,7 @@ def _entry(conn, parent_pid: int, fn: Callable[..., Dict[str, Any]], args: tuple
 def _stop(proc) -> None:
     if proc.is_alive():
         proc.terminate()
-        proc.join(1.0)
+        proc.join(STOP_GRACE_S)  # time to clean up (Stopped), then the kill
     if proc.is_alive():
         proc.kill()
         proc.join(1.0)

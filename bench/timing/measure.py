@@ -101,6 +101,8 @@ def cuda_peak(device: torch.device) -> Iterator[Dict[str, int]]:
         yield stats
         return
     synchronize(device)
+    # a reset sets the peaks to what is held now: the cached blocks of an earlier, larger shape would count here
+    torch.cuda.empty_cache()
     torch.cuda.reset_peak_memory_stats(device)
     yield stats
     synchronize(device)

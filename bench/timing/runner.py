@@ -7,7 +7,7 @@ backend's speed-up and its accuracy cost sit in one result.
 
 from __future__ import annotations
 
-import copy
+import gc
 import itertools
 import logging
 import sys
@@ -27,22 +27,38 @@ from .child import run_isolated
 log = logging.getLogger("bench")
 
 
+def shape_batches(cfg: Config, tokenizer, names: set, batch_size: int, seq_len: int, choices=None) -> List[dict]:
+    if cfg.timing.inputs == "task":
+        return inputs.task_batches(cfg, tokenizer, names, batch_size, seq_len)
+    return inputs.synthetic(tokenizer, names, batch_size, seq_len, choices=choices)
+
+
+def reference(model, batches: List[dict], device, flops: bool) -> Dict[str, Any]:
+    """The fp32 model's logits on a shape's first batch and its FLOPs per forward (counted on the fp32 model: the
+    work, not the kernels). Taken before the backend is prepared, so that the fp32 model is gone while the backend
+    is measured: a backend's peak memory is its own, not its own plus an idle fp32 copy."""
+    batch = {k: v.to(device) for k, v in batches[0].items()}
+    with torch.inference_mode():
+        out: Dict[str, Any] = {"logits": backends.logits_of(model(**batch)).float().cpu()}
+    if flops:
+        # per batch of each padded length, averaged as the latency is (task inputs differ in length; synthetic
+        # batches of one shape are counted once)
+        shapes = {tuple(b["input_ids"].shape): b for b in batches}
+        counts = {s: measure.count_flops(model, {k: v.to(device) for k, v in b.items()}) for s, b in shapes.items()}
+        out["flops"] = float(np.mean([counts[tuple(b["input_ids"].shape)] for b in batches]))
+    return out
+
+
 def _shape_entry(
     cfg: Config,
     prepared: backends.Prepared,
-    model,
+    ref: Dict[str, Any],
     device,
     batch_size: int,
-    seq_len: int,
-    tokenizer,
-    names: set,
-    choices: int | None = None,
+    batches: List[dict],
+    choices: Optional[int] = None,
 ) -> Dict[str, Any]:
     t = cfg.timing
-    if t.inputs == "task":
-        batches = inputs.task_batches(cfg, tokenizer, names, batch_size, seq_len)
-    else:
-        batches = inputs.synthetic(tokenizer, names, batch_size, seq_len, choices=choices)
     ready = [prepared.convert(b) for b in batches]
     batch_cycle = itertools.cycle(ready)
     call = lambda: prepared.forward(next(batch_cycle))  # noqa: E731
@@ -59,7 +75,7 @@ def _shape_entry(
         "status": "ok",
         "first_call_s": first,
         "latency_s": lat.to_dict(),
-        "throughput": lat.throughput(batch_size, tokens),
+        "throughput": lat.throughput(batch_size, tokens, choices),
         "tokens_per_batch": tokens,
         "memory": {"peak_rss_bytes": sampler.peak, "rss_before_bytes": rss_before, **cuda_mem},
         "load": machine_load or None,
@@ -67,18 +83,15 @@ def _shape_entry(
     }
     if t.inputs == "task":
         entry["input_lengths"] = inputs.length_stats(batches)
-    entry["agreement_vs_fp32"] = _agreement(model, prepared, batches[0], ready[0], device)
-    if t.flops:
-        flops = measure.count_flops(model, {k: v.to(device) for k, v in batches[0].items()})
-        entry["flops"] = flops
-        entry["achieved_flops_per_s"] = flops / lat.mean
+    entry["agreement_vs_fp32"] = _agreement(ref["logits"], prepared, ready[0])
+    if "flops" in ref:
+        entry["flops"] = ref["flops"]
+        entry["achieved_flops_per_s"] = ref["flops"] / lat.mean
     return entry
 
 
-def _agreement(model, prepared: backends.Prepared, batch, ready, device) -> Dict[str, float]:
+def _agreement(ref: torch.Tensor, prepared: backends.Prepared, ready) -> Dict[str, float]:
     """How far this backend's logits are from the fp32 model's on the same batch: 'correct', not just fast."""
-    with torch.inference_mode():
-        ref = backends.logits_of(model(**{k: v.to(device) for k, v in batch.items()})).float().cpu()
     out = prepared.forward(ready)
     out = out.float().cpu() if torch.is_tensor(out) else torch.as_tensor(np.asarray(out, dtype=np.float32))
     out = out.reshape(ref.shape)
@@ -122,13 +135,29 @@ def measure_backend(cfg: Config, backend: str) -> Dict[str, Any]:
         "rss_after_load_bytes": measure.rss_bytes(),
     }
     names = backends.accepted_inputs(model)
+    # a multiple-choice head takes batch x choices x seq: each choice count is a shape of its own
+    per_choice = cfg.timing.choices if kinds.of(cfg.task).choices else [None]
+    grid = [(b, c, s) for b in cfg.timing.batch_sizes for c in per_choice for s in cfg.timing.seq_lens]
+    model = model.to(device).eval()
+    plans: List[Any] = []
+    for b, c, s in grid:  # each shape's inputs and the fp32 reference on them, before the backend exists
+        try:
+            batches = shape_batches(cfg, tokenizer, names, b, s, choices=c)
+            plans.append((batches, reference(model, batches, device, cfg.timing.flops)))
+        except Exception as exc:  # out of memory, too long: this shape fails, the grid goes on
+            plans.append(_failure(exc, device))
     t0 = time.perf_counter()
     try:
-        prepared = backends.prepare(backend, copy.deepcopy(model), device)
+        # the backend takes the model itself (converting it in place where it converts): no fp32 copy stays behind
+        prepared = backends.prepare(backend, model, device)
     except backends.BackendUnavailable as exc:
         return {**out, "status": "unsupported", "reason": str(exc), "shapes": []}
     except backends.BackendFailed as exc:  # available here, but it broke on this model: a failure, shown as one
         return {**out, "status": "failed", "reason": str(exc), "shapes": []}
+    del model  # what the backend keeps of it (eager, bf16, compile) lives on in `prepared`; the rest goes now
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
     # export, optimisation, quantisation or compilation: a one-off cost, kept apart from the latency
     out.update(
         status="ok",
@@ -139,25 +168,28 @@ def measure_backend(cfg: Config, backend: str) -> Dict[str, Any]:
         prepare_s=time.perf_counter() - t0,
         build=prepared.build,
     )
-    reference = model.to(device).eval()  # FLOPs are counted on the fp32 model: the work, not the kernels
-    # a multiple-choice head takes batch x choices x seq: each choice count is a shape of its own
-    per_choice = cfg.timing.choices if kinds.of(cfg.task).choices else [None]
-    grid = [(b, c, s) for b in cfg.timing.batch_sizes for c in per_choice for s in cfg.timing.seq_lens]
-    for i, (b, c, s) in enumerate(grid, 1):
+    for i, ((b, c, s), plan) in enumerate(zip(grid, plans), 1):
         shape = f"batch {b} x {c} choices x seq {s}" if c else f"batch {b} x seq {s}"
         _progress(f"{cfg.model.name} {backend}: {shape} (shape {i}/{len(grid)})")
-        try:
-            entry = _shape_entry(cfg, prepared, reference, device, b, s, tokenizer, names, choices=c)
-        except Exception as exc:  # out of memory, unsupported op: recorded for this shape, the grid goes on
-            if device.type == "cuda":
-                torch.cuda.empty_cache()
-            first_line = str(exc).splitlines()[0][:300] if str(exc) else ""
-            entry = {"status": "failed", "error": f"{type(exc).__name__}: {first_line}"}
+        if isinstance(plan, dict):  # its inputs or reference failed
+            entry = plan
+        else:
+            try:
+                entry = _shape_entry(cfg, prepared, plan[1], device, b, plan[0], choices=c)
+            except Exception as exc:  # out of memory, unsupported op: recorded for this shape, the grid goes on
+                entry = _failure(exc, device)
         out["shapes"].append({"batch_size": b, "seq_len": s, **({"choices": c} if c else {}), **entry})
     if cfg.timing.with_accuracy:
         out["accuracy"] = _accuracy(cfg, prepared, tokenizer, names)
     out["peak_rss_process_bytes"] = _ru_maxrss()
     return out
+
+
+def _failure(exc: Exception, device) -> Dict[str, Any]:
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    first_line = str(exc).splitlines()[0][:300] if str(exc) else ""
+    return {"status": "failed", "error": f"{type(exc).__name__}: {first_line}"}
 
 
 def _progress(text: str) -> None:

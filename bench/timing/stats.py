@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Any, Dict, List, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -51,9 +51,13 @@ class Latency:
             samples=[float(v) for v in x],
         )
 
-    def throughput(self, batch_size: int, tokens_per_batch: float) -> Dict[str, float]:
-        """Items per second from the mean latency (MLPerf Offline style)."""
-        return {"sequences_per_s": batch_size / self.mean, "tokens_per_s": tokens_per_batch / self.mean}
+    def throughput(self, batch_size: int, tokens_per_batch: float, choices: Optional[int] = None) -> Dict[str, float]:
+        """Items per second from the mean latency (MLPerf Offline style). A multiple-choice batch holds
+        batch x choices sequences (as its tokens count them) for batch examples: both rates are given."""
+        out = {"sequences_per_s": batch_size * (choices or 1) / self.mean, "tokens_per_s": tokens_per_batch / self.mean}
+        if choices:
+            out["examples_per_s"] = batch_size / self.mean
+        return out
 
     def to_dict(self, keep_samples: bool = True) -> Dict[str, Any]:
         d = asdict(self)

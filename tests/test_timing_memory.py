@@ -1,0 +1,116 @@
+"""A backend's peak memory is its own: the fp32 model the reference logits and FLOPs come from is gone while the
+backend is measured (it once stayed resident beside every backend, so int8 showed more memory than eager)."""
+
+from __future__ import annotations
+
+from conftest import TINY_LATENCY, tiny
+
+from bench.config import compose
+from bench.timing import runner
+
+# a model whose weights (~80 MB fp32, most of it the embeddings) dwarf a batch-1 forward's activations
+WIDE = [
+    "model=bert_base",
+    "model.arch.hidden_size=512",
+    "model.arch.num_hidden_layers=2",
+    "model.arch.num_attention_heads=8",
+    "model.arch.intermediate_size=1024",
+    "model.pretrained=false",
+]
+
+
+def test_no_idle_fp32_copy_is_resident_while_a_backend_is_measured():
+    cfg = compose([*WIDE, "task=sst2", *TINY_LATENCY, "timing.flops=true"])
+    out = runner.measure_backend(cfg, "eager")
+    shape = out["shapes"][0]
+    assert out["status"] == "ok" and shape["status"] == "ok", shape
+    weights = out["weight_bytes"]
+    assert weights > 60e6
+    added = shape["memory"]["peak_rss_bytes"] - out["rss_after_load_bytes"]
+    # one copy of the weights was there after loading; a second one would add `weights` again
+    assert added < 0.4 * weights, (added, weights)
+    assert shape["flops"] > 0 and shape["agreement_vs_fp32"]["argmax_agreement"] == 1.0
+
+
+def test_cuda_peaks_start_from_an_empty_cache(monkeypatch):
+    """Faked CUDA calls (none runs here): the cache is emptied before the peaks are reset, so that the reserved
+    peak of a small shape does not carry the cached blocks of a larger one timed before it."""
+    import torch
+
+    from bench.timing import measure
+
+    calls = []
+    monkeypatch.setattr(measure, "synchronize", lambda device: calls.append("sync"))
+    monkeypatch.setattr(torch.cuda, "empty_cache", lambda: calls.append("empty"))
+    monkeypatch.setattr(torch.cuda, "reset_peak_memory_stats", lambda device=None: calls.append("reset"))
+    monkeypatch.setattr(torch.cuda, "max_memory_allocated", lambda device=None: 5)
+    monkeypatch.setattr(torch.cuda, "max_memory_reserved", lambda device=None: 7)
+    with measure.cuda_peak(torch.device("cuda")) as stats:
+        calls.append("timed")
+    assert calls == ["sync", "empty", "reset", "timed", "sync"]
+    assert stats == {"cuda_max_allocated_bytes": 5, "cuda_max_reserved_bytes": 7}
+
+
+def test_auto_precision_is_bf16_only_where_the_gpu_has_it_natively(monkeypatch):
+    import torch
+
+    from bench import env
+
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)  # emulation too
+    for capability, expected in (((7, 5), "fp32"), ((8, 0), "bf16"), ((9, 0), "bf16")):
+        monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None, c=capability: c)
+        assert env.resolve_precision("auto", torch.device("cuda")) == expected
+
+
+def test_the_thread_count_recorded_is_the_one_the_run_used(tmp_path):
+    import torch
+
+    from bench.runner import run
+
+    before = torch.get_num_threads()
+    try:
+        result = run(compose([*tiny("bert"), "task=sst2", *TINY_LATENCY, "device.threads=1"], out_dir=str(tmp_path)))
+    finally:
+        torch.set_num_threads(before)
+    assert result.env["cpu"]["torch_threads"] == 1 and result.timing["threads"] == 1
+
+
+def hold_a_folder(root: str) -> dict:
+    """A stand-in backend (run in the measuring child): makes its temporary folder, then works until stopped."""
+    import shutil
+    import time
+    from pathlib import Path
+
+    folder = Path(root) / "bench-onnx-held"
+    folder.mkdir()
+    try:
+        (folder / "graph.onnx").write_bytes(b"0" * 1024)
+        (Path(root) / "started").touch()
+        time.sleep(60)
+        return {"status": "ok"}
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_an_interrupted_backend_cleans_its_temporary_folder(tmp_path):
+    """Ctrl-C in the run stops the child with SIGTERM; its `finally` blocks run before it ends (they did not:
+    the child died at once and left its export folder behind)."""
+    import os
+    import signal
+    import threading
+    import time
+
+    import pytest
+
+    from bench.timing.child import run_isolated
+
+    def interrupt_once_started():
+        deadline = time.time() + 60
+        while not (tmp_path / "started").exists() and time.time() < deadline:
+            time.sleep(0.05)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    threading.Thread(target=interrupt_once_started, daemon=True).start()
+    with pytest.raises(KeyboardInterrupt):
+        run_isolated(hold_a_folder, str(tmp_path))
+    assert (tmp_path / "started").exists() and not (tmp_path / "bench-onnx-held").exists()
