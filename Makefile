@@ -14,7 +14,7 @@ PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
 STAMP       := $(shell date +%Y%m%d-%H%M%S)
-# extra arguments for bench compare (its defaults were measured on shared VMs; see README "Regression gate")
+# extra arguments for bench compare (its defaults were measured on shared VMs; see docs/gate.md)
 GATE_ARGS   ?=
 GATE_OUT    ?= $(RESULTS)/gate/$(STAMP)
 

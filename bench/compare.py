@@ -327,13 +327,15 @@ def _main(argv: Optional[List[str]] = None) -> Tuple[int, List[Row]]:
         write_atomic(args.junit, gate.junit(rows))
     if args.markdown:
         write_atomic(args.markdown, gate.markdown(rows))
+    regressed = any(r.regressed for r in rows)  # a regression is named as one even beside figures not judged
     if any(r.verdict in UNJUDGED for r in rows):
         print(
-            "bench compare: some figures could not be compared (see 'refused' / 'not comparable'); exit 2",
+            "bench compare: some figures could not be compared (see 'refused' / 'not comparable'); "
+            + ("exit 1: others regressed" if regressed else "exit 2"),
             file=sys.stderr,
         )
-        return 2, rows
-    return (1 if any(r.regressed for r in rows) else 0), rows
+        return (1 if regressed else 2), rows
+    return (1 if regressed else 0), rows
 
 
 if __name__ == "__main__":

@@ -38,14 +38,15 @@ def same_machine(a: Result, b: Result) -> bool:
 
 
 def cells(rs: List[Result]) -> Dict[Tuple, Dict]:
-    """Per (device, backend, batch, seq): pooled samples, peak memory, dtype, the machine's GEMM peak, and
+    """Per (device, backend, batch, seq[, choices]): pooled samples, peak memory, dtype, the machine's GEMM peak, and
     the reasons of cells that did not succeed."""
     out: Dict[Tuple, Dict] = {}
     for r in rs:
         timing = r.timing.model_dump() if r.timing else {}
         cal, facts = timing.get("calibration") or {}, timing.get("backends") or {}
         for row in r.latency or []:
-            k = (row.device, row.backend, row.batch_size, row.seq_len)
+            choices = row.model_dump().get("choices")  # a multiple-choice head's batch x choices x seq
+            k = (row.device, row.backend, row.batch_size, row.seq_len) + ((f"{choices} choices",) if choices else ())
             e = out.setdefault(
                 k, {"samples": [], "rss": [], "dtypes": set(), "errors": [], "peak": None, "disturbed": False}
             )
@@ -66,6 +67,11 @@ def cells(rs: List[Result]) -> Dict[Tuple, Dict]:
 
 def rows(label: str, base: List[Result], cur: List[Result], policy, Row) -> List:
     out = []
+    for side, runs in (("baseline", base), ("current", cur)):
+        classes = sorted({" ".join(map(str, machine(r))) for r in runs})
+        if len(classes) > 1:  # pooled, their samples would be no one machine's
+            why = f"the {side} runs come from {len(classes)} machines: {', '.join(classes)}"
+            return [Row(label, "latency p50", None, None, why, "refused")]
     same = same_machine(base[0], cur[0])
     b_all, c_all = cells(base), cells(cur)
     isolated = all((r.config.get("timing") or {}).get("isolate", True) for r in base + cur)
@@ -99,7 +105,11 @@ def rows(label: str, base: List[Result], cur: List[Result], policy, Row) -> List
 
 
 def _speed(where, b, c, same, isolated, policy, Row, m_base, m_cur) -> List:
-    bs, cs = np.asarray(b["samples"]), np.asarray(c["samples"])
+    bs, cs = np.asarray(b["samples"], dtype=float), np.asarray(c["samples"], dtype=float)
+    bad = [who for who, x in (("baseline", bs), ("current", cs)) if not np.isfinite(x).all()]
+    if bad:  # a NaN median compares false with everything: it would pass as 'ok'
+        why = f"NaN or infinite latency samples in the {' and '.join(bad)} run"
+        return [Row(where, "latency p50", None, None, why, "REGRESSION" if "current" in bad else "refused")]
     if not same:
         if not (b["peak"] and c["peak"]):
             return [

@@ -162,3 +162,47 @@ def test_machine_class_decides_same_machine_and_accuracy_only_lists_latency(late
     _write(same / "acc", _accuracy_result())  # the baseline's accuracy run too: every run present
     assert _gate(base, same) == 0
     assert "machines differ" not in capsys.readouterr().out
+
+
+def _committed_latency(tmp_path, *names):
+    """Copies of the committed baselines' TinyBERT-4L latency runs (real result files), one folder per class."""
+    from conftest import ROOT
+
+    classes = sorted(p for p in (ROOT / "results" / "baselines").iterdir() if (p / "latency_tinybert_4l").is_dir())
+    out = []
+    for name, c in zip(names, classes):
+        data = json.loads((c / "latency_tinybert_4l" / "result.json").read_text())
+        out.append((_write(tmp_path / name, data), data))
+    return out
+
+
+def test_nan_latency_samples_never_pass(tmp_path, capsys):
+    ((base, data),) = _committed_latency(tmp_path, "base")
+    assert _gate(base, _write(tmp_path / "same", data)) == 0
+    nan = copy.deepcopy(data)
+    nan["latency"][0]["latency_s"]["samples"][3] = float("nan")  # a hand-edited or foreign file: json writes NaN
+    assert _gate(base, _write(tmp_path / "cur", nan)) == 1
+    assert "NaN or infinite latency samples in the current run" in capsys.readouterr().out
+    assert _gate(_write(tmp_path / "nanbase", nan), _write(tmp_path / "cur2", data)) == 2
+    assert "in the baseline run" in capsys.readouterr().out
+
+
+def test_one_sides_runs_from_two_machine_classes_are_not_pooled(tmp_path, capsys):
+    (a, data_a), (b, data_b) = _committed_latency(tmp_path / "both", "a", "b")
+    assert data_a["env"]["machine_class"] != data_b["env"]["machine_class"]
+    assert _gate(tmp_path / "both", _write(tmp_path / "cur", data_a)) == 2
+    out = capsys.readouterr().out
+    assert "the baseline runs come from 2 machines" in out and data_b["env"]["machine_class"] in out
+
+
+def test_a_regression_beside_a_figure_not_judged_still_exits_1(tmp_path, capsys):
+    ((_, data),) = _committed_latency(tmp_path / "base", "lat")
+    nanbase = copy.deepcopy(data)
+    nanbase["latency"][0]["latency_s"]["samples"][0] = float("nan")
+    _write(tmp_path / "base" / "lat", nanbase)  # a refused cell: exit 2 on its own
+    _write(tmp_path / "base" / "acc", _accuracy_result())
+    _write(tmp_path / "cur" / "lat", data)
+    _write(tmp_path / "cur" / "acc", _accuracy_result(metrics={"f1": 0.5, "acc": 0.5, "primary": 0.5}))
+    assert _gate(tmp_path / "base", tmp_path / "cur") == 1
+    captured = capsys.readouterr()
+    assert "refused" in captured.out and "REGRESSION" in captured.out and "exit 1: others regressed" in captured.err
