@@ -288,6 +288,11 @@ class Config:
                 f"{sorted(k for k, kind in KINDS.items() if kind.holdout)}; "
                 f"this run is mode={self.mode.name} on a {self.task.kind} task"
             )
+        if self.data.split_by_article and (self.task.kind != "squad" or not self.data.dir):
+            raise ConfigError(  # read nowhere else: silently ignored, while the result said it had split
+                "data.split_by_article splits a local SQuAD evaluation file by article (data.dir=...); this run "
+                f"reads task {self.task.name} ({self.task.kind}) from {'files' if self.data.dir else 'the Hub'}"
+            )
         if self.mode.name == "robustness":
             if self.task.kind not in ("classification", "multiple_choice"):
                 # loyalty and flips are defined on labels; for a regression (STS-B) they would be a correlation or

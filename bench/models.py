@@ -7,6 +7,7 @@ FLOPs are exact; every such result says `weights: random`.
 from __future__ import annotations
 
 import importlib
+import json
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
@@ -172,6 +173,16 @@ def describe(spec: ModelConfig, model: torch.nn.Module, head: str = "trained") -
     }
 
 
+def run_task(ckpt: Path) -> Optional[str]:
+    """The task a harness run fine-tuned a checkpoint on, from the run's result.json beside it (None: not known)."""
+    for result in (ckpt.parent / "result.json", ckpt / "result.json"):
+        try:
+            return json.loads(result.read_text())["task"]["name"]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return None
+
+
 def load(
     spec: ModelConfig, task: TaskConfig, seed: int = 0, need_head: bool = False
 ) -> Tuple[PreTrainedTokenizerBase, PreTrainedModel, Dict[str, Any]]:
@@ -180,6 +191,11 @@ def load(
     With `need_head` (scoring without training) a checkpoint that lacks trained weights is refused, naming
     them, unless model.allow_random_head=true, which labels the result `head: random`.
     """
+    if need_head and spec.source == "path" and (trained_on := run_task(Path(spec.path))) not in (None, task.name):
+        raise BenchError(  # same label count (SST-2 and CoLA, RTE and QNLI): it would load, and score nonsense
+            f"model.path={spec.path} was fine-tuned on task {trained_on} (its run's result.json says so), not on "
+            f"{task.name}: its head predicts {trained_on}'s labels. Score it with task={trained_on}"
+        )
     tokenizer = load_tokenizer(spec)
     model, missing = load_model(spec, task, seed)
     head = "trained"

@@ -134,3 +134,11 @@ def test_minilm_mrpc_runs_its_own_held_out_rate_and_its_other_tasks_the_model_re
     assert (
         "held out" in entry.source and "dev not read" in entry.source and mrpc.source.startswith("mrpc (learning_rate)")
     )
+
+
+def test_split_by_article_is_refused_where_nothing_would_read_it():
+    """It splits a local SQuAD file; elsewhere it was silently ignored while the result said it had split."""
+    for overrides in (["task=sst2", "data.dir=/data/glue"], ["task=squad_v1"]):
+        with pytest.raises(ConfigError, match="data.split_by_article splits a local SQuAD evaluation file"):
+            compose([*overrides, "data.split_by_article=3"])
+    assert compose(["task=squad_v1", "data.dir=/data/squad", "data.split_by_article=3"]).data.split_by_article == 3

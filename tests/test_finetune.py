@@ -198,6 +198,10 @@ def test_nan_outputs_on_the_scored_rows_fail_the_run_instead_of_scoring_class_0(
     )
     assert trained.status == "ok", trained.failures
     weights = tmp_path / "train" / "checkpoint" / "model.safetensors"
+    # first: scored on another task of as many labels, it would load and score nonsense; it is refused
+    wrong = ["model=bert_base", f"model.path={weights.parent}", "task=sst2", "mode=evaluate", f"data.dir={glue_dir}"]
+    with pytest.raises(BenchError, match="was fine-tuned on task rte .* not on sst2"):
+        run(compose(wrong, out_dir=str(tmp_path / "wrong")))
     state = load_file(weights)
     state["classifier.bias"] = torch.full_like(state["classifier.bias"], float("nan"))
     save_file(state, weights)

@@ -36,6 +36,23 @@ def test_max_over_several_gold_answers():
     assert out["f1"] == pytest.approx((1.0 + 2 / 3) / 2)
 
 
+def test_a_gold_answer_that_normalises_to_nothing_is_kept_in_v1_and_dropped_in_v2(squad_dir):
+    """The official v1.1 script keeps every gold answer: its dev file has three questions with a gold '.'; an
+    empty (normalised) prediction is an exact match there, with F1 0 (no common token). v2.0 drops it."""
+    import json
+
+    data = json.loads((squad_dir / "dev-v1.1.json").read_text())["data"]
+    dots = [
+        qa for a in data for p in a["paragraphs"] for qa in p["qas"] if any(x["text"] == "." for x in qa["answers"])
+    ]
+    assert len(dots) == 3
+    golds = {qa["id"]: [x["text"] for x in qa["answers"]] for qa in dots}
+    empty = {q: "the" for q in golds}
+    assert sm.evaluate(empty, golds) == pytest.approx({"exact_match": 1.0, "f1": 0.0})
+    v2 = sm.evaluate(empty, golds, version_2=True)
+    assert v2["exact"] == pytest.approx(0.0) and v2["HasAns_total"] == 3
+
+
 def test_unanswered_question_counts_as_zero():
     out = sm.evaluate({"q1": "a b"}, {"q1": ["a b"], "q2": ["c"]})
     assert out == pytest.approx({"exact_match": 0.5, "f1": 0.5})

@@ -251,3 +251,29 @@ def test_a_signal_to_a_parallel_sweep_is_recorded_by_every_started_job(sig, code
         assert result["status"] == "interrupted" and "signal" in result["error"]["message"], result
     _, alive = psutil.wait_procs(workers, timeout=30)
     assert not alive, alive  # no worker outlives the sweep
+
+
+def test_an_earlier_outcome_moved_aside_keeps_its_own_outputs(glue_dir, tmp_path):
+    """Resuming in the same folder with another resume key re-runs; the earlier result keeps its predictions and
+    checkpoint beside it instead of having them written over by the re-run's."""
+    from bench.config import compose
+    from bench.runner import run
+
+    args = [
+        *tiny("bert"),
+        "task=rte",
+        f"data.dir={glue_dir}",
+        *QUICK,
+        "train.max_steps=1",
+        "train.save_checkpoint=true",
+    ]
+    first = run(compose([*args, "train.seed=1"], out_dir=str(tmp_path)))
+    before = (tmp_path / "predictions.jsonl").read_bytes()
+    second = run(compose([*args, "train.seed=2"], out_dir=str(tmp_path)), resume_runs=True)  # another key
+    assert first.status == second.status == "ok" and first.resume_key != second.resume_key
+    aside = list(tmp_path.glob("result.json.previous-*"))
+    assert len(aside) == 1
+    folder = tmp_path / aside[0].name[len("result.json.") :]
+    assert json.loads(aside[0].read_text())["resume_key"] == first.resume_key
+    assert (folder / "predictions.jsonl").read_bytes() == before and (folder / "checkpoint" / "config.json").is_file()
+    assert (tmp_path / "predictions.jsonl").is_file() and (tmp_path / "checkpoint").is_dir()

@@ -26,7 +26,7 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreT
 from .. import env, kinds
 from ..config import TaskConfig
 from ..errors import BenchError
-from ..models import head_kwargs
+from ..models import head_kwargs, run_task
 from . import cache
 from .internals import attention_scores
 
@@ -55,18 +55,9 @@ def checkpoint_dir(path: str) -> Path:
     )
 
 
-def _run_task(ckpt: Path) -> Optional[str]:
-    """The task a harness run trained the checkpoint on, from the run's result.json beside it."""
-    result = ckpt.parent / "result.json"
-    try:
-        return json.loads(result.read_text())["task"]["name"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-
-
 def check_task(model: PreTrainedModel, ckpt: Path, task: TaskConfig) -> None:
     """The teacher must have been fine-tuned for this task: same run task, label count and label names."""
-    trained_on = _run_task(ckpt)
+    trained_on = run_task(ckpt)
     if trained_on is not None and trained_on != task.name:
         raise TeacherError(f"distill.teacher={ckpt} was fine-tuned on {trained_on}, not on task {task.name}")
     want = head_kwargs(task)

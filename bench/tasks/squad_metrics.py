@@ -27,9 +27,9 @@ def exact(prediction: str, gold: str) -> float:
     return float(normalize_answer(prediction) == normalize_answer(gold))
 
 
-def f1(prediction: str, gold: str) -> float:
+def f1(prediction: str, gold: str, version_2: bool = True) -> float:
     pred_toks, gold_toks = normalize_answer(prediction).split(), normalize_answer(gold).split()
-    if not pred_toks or not gold_toks:  # v2.0: a no-answer is right only against a no-answer
+    if version_2 and (not pred_toks or not gold_toks):  # v2.0: a no-answer is right only against a no-answer
         return float(pred_toks == gold_toks)
     common = Counter(pred_toks) & Counter(gold_toks)
     same = sum(common.values())
@@ -46,15 +46,18 @@ def gold_texts(answers: List[str]) -> List[str]:
 
 
 def raw_scores(
-    predictions: Mapping[str, str], golds: Mapping[str, List[str]]
+    predictions: Mapping[str, str], golds: Mapping[str, List[str]], version_2: bool = True
 ) -> Tuple[Dict[str, float], Dict[str, float]]:
+    """Per question EM and F1, each the best over the gold answers. v1.1 keeps every gold answer (three of its dev
+    questions have one, '.', that normalises to nothing: an empty prediction is an exact match there, with F1 0);
+    v2.0 drops such answers and scores an empty one only against a no-answer question."""
     em, f = {}, {}
     for qid, answers in golds.items():
         if qid not in predictions:
             continue  # the official scripts skip (v1.1 warns about) unanswered questions: scored as 0 below
-        g = gold_texts(answers)
+        g = gold_texts(answers) if version_2 else list(answers)
         em[qid] = max(exact(predictions[qid], a) for a in g)
-        f[qid] = max(f1(predictions[qid], a) for a in g)
+        f[qid] = max(f1(predictions[qid], a, version_2) for a in g)
     return em, f
 
 
@@ -93,7 +96,7 @@ def evaluate(
 ) -> Dict[str, float]:
     """EM and F1 (fractions, not percentages) over every question in `golds`; v2.0 adds the breakdowns."""
     ids = list(golds)
-    em, f = raw_scores(predictions, golds)
+    em, f = raw_scores(predictions, golds, version_2)
     if not version_2:
         return {"exact_match": _mean(em, ids), "f1": _mean(f, ids)}
     has_answer = {q: gold_texts(golds[q]) != [""] for q in ids}
