@@ -242,6 +242,8 @@ class TimingConfig:
         for b in self.batch_sizes + self.seq_lens + self.choices:
             positive("timing batch size / sequence length / choices", b)
         positive("timing.min_iterations", self.min_iterations)
+        if self.max_iterations < self.min_iterations:  # 0 made every shape fail with "no latency samples"
+            raise ConfigError(f"timing.max_iterations={self.max_iterations} is below timing.min_iterations")
         if self.min_seconds < 0 or self.warmup_runs < 0:
             raise ConfigError("timing.min_seconds and timing.warmup_runs must not be negative")
 
