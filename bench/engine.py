@@ -269,5 +269,8 @@ def describe_task(cfg: Config, model_info: Dict[str, Any], raw) -> Dict[str, Any
         out["notes"].append("weights: random (exact architecture, untrained): metrics say nothing about the model")
     if model_info.get("head") == "random":
         out["flags"].append("head: random")
-        out["notes"].append("head: random (the checkpoint has no trained task head; model.allow_random_head=true)")
+        out["notes"].append(model_info.get("head_note") or HEAD_RANDOM_NOTE)
     return out
+
+
+HEAD_RANDOM_NOTE = "head: random (the checkpoint has no trained task head; model.allow_random_head=true)"

@@ -36,13 +36,13 @@ class NonFiniteOutputError(BenchError):
     exit_code = 5  # EXIT_FAILED
 
 
-def check_finite(values, rows: int, precision: str) -> None:
-    """Raise NonFiniteOutputError when `values` (one row's model outputs) hold NaN or inf; `rows`: the row's index."""
+def check_finite(values, row: object, precision: str) -> None:
+    """Raise NonFiniteOutputError when `values` (one row's model outputs) hold NaN or inf; `row`: which row."""
     import numpy as np
 
     if not np.isfinite(values).all():
         raise NonFiniteOutputError(
-            f"the model's outputs are NaN or infinite on scored row {rows} (evaluation precision {precision}); "
+            f"the model's outputs are NaN or infinite on scored row {row} (evaluation precision {precision}); "
             "no figure is computed from them. fp16 overflows in some models (MobileBERT): try train.precision=fp32"
             " or bf16; a checkpoint trained to NaN needs retraining"
         )

@@ -25,7 +25,7 @@ import torch
 
 from . import kinds, models
 from .config import compose
-from .errors import BenchError, DataError
+from .errors import BenchError, DataError, check_finite
 
 
 def _rows(source: str) -> List[Tuple[str, Dict[str, Any]]]:
@@ -140,6 +140,7 @@ def score(task_name: str, model_path: str, source: str, allow_random_head: bool 
             )
             with torch.inference_mode():
                 logits = model(**{k: v.unsqueeze(0) for k, v in enc.items()}).logits[0]
+            check_finite(logits.float().numpy(), where, "fp32")
             probs = _probabilities(logits)
             item = {
                 "context": context,
@@ -151,6 +152,7 @@ def score(task_name: str, model_path: str, source: str, allow_random_head: bool 
             enc = tokenizer(*texts, truncation=True, max_length=task.max_seq_length, return_tensors="pt")
             with torch.inference_mode():
                 logits = model(**enc).logits[0]
+            check_finite(logits.float().numpy(), where, "fp32")
             if kind.regression:
                 item = {"input": texts, "score": float(logits.reshape(-1)[0])}
             else:

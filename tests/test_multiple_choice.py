@@ -92,6 +92,18 @@ def test_nan_choice_scores_fail_the_run_instead_of_picking_the_first_choice(mc_d
         run(compose([*ev, "data.max_eval_samples=4"], out_dir=str(tmp_path / "eval")))
     saved = json.loads((tmp_path / "eval" / "result.json").read_text())
     assert saved["status"] == "failed" and not saved.get("metrics")
+    # bench score of your own examples: the same refusal, not a first choice picked from NaN probabilities
+    from bench.score import score
+
+    with pytest.raises(NonFiniteOutputError, match="scored row <stdin>, line 1"):
+        import io
+        import sys
+
+        stdin, sys.stdin = sys.stdin, io.StringIO(json.dumps(SEED_EXAMPLE) + "\n")
+        try:
+            score("copa", str(weights.parent), "-")
+        finally:
+            sys.stdin = stdin
 
 
 def test_latency_times_batch_x_choices_x_seq(tmp_path):

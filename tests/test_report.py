@@ -248,6 +248,12 @@ def test_speed_ups_are_over_the_same_runs_eager_when_a_model_was_measured_twice(
             assert row.speedup_vs_eager == pytest.approx(eager[(row.batch, row.seq)] / row.p50_ms)
     assert build(tmp_path / "runs", tmp_path / "out", ["md"], n_boot=10)
     assert all(c.name in (tmp_path / "out" / "efficiency.md").read_text() for c in classes[:2])
+    # the plots draw each class apart, and a disturbed row apart from calm ones, named as such
+    noisy = eff.assign(flags=["disturbed: other load 0.6 cores" if i % 2 else "" for i in range(len(eff))])
+    names = plots._marked(noisy).model
+    assert all(f"[{m}]" in n for n, m in zip(names, eff.machine))
+    assert [n.endswith("(disturbed)") for n in names] == [bool(i % 2) for i in range(len(eff))]
+    assert plots.speedup_per_backend(noisy, tmp_path)
 
 
 def test_the_glue_tables_latency_is_the_same_architectures_and_says_when_it_was_disturbed(tmp_path):
@@ -257,6 +263,10 @@ def test_the_glue_tables_latency_is_the_same_architectures_and_says_when_it_was_
     size = float(eff.params_M.iloc[0]) * 1e6
     calm = tables._efficiency_for(eff, "tinybert_4l", size, "cpu")
     assert calm["p50_ms"] > 0 and calm["notes"] == []
+    # scored on a task of another head (5 labels more or fewer than the timed run's): the same architecture
+    head = 5 * (312 + 1)
+    assert tables._efficiency_for(eff, "tinybert_4l", size + head, "cpu") == calm
+    assert tables._efficiency_for(eff, "tinybert_4l", size - head, "cpu") == calm
     # a distilled student of fewer layers has the same model name, not the same architecture
     assert tables._efficiency_for(eff, "tinybert_4l", size / 2, "cpu") == {}
     disturbed = eff.assign(flags="disturbed: other load 0.60 cores", p50_ms=eff.p50_ms * 10)

@@ -165,10 +165,13 @@ def test_the_same_experiment_pinned_or_from_the_recipe_elsewhere_is_one_variant(
     (pinned / "result.json").write_text(json.dumps(cfg))
     _write(tmp_path, "faster", 3, 0.50, train=train({**hyper, "learning_rate": 5e-5}), task=task)
     _write(tmp_path, "fewer_rows", 4, 0.55, train=train(hyper), task={**task, "splits": {**rows, "train": 1000}})
+    # an evaluate run (no schedule of its own) in the same group leaves the fine-tunes' grouping as it is
+    _write(tmp_path, "scored", 5, 0.58, mode="evaluate", task={"name": "sst2", "eval_splits": ["validation"]})
     agg = gather.seeds(gather.metrics_frame(gather.find(tmp_path, io.StringIO())))
     acc = agg[agg.metric == "acc"].set_index("model")["n"].to_dict()
     assert acc == {
         "minilm_l6 (rows[rte]=train:2490/validation:277, train.learning_rate[rte]=0.0001)": 2,
         "minilm_l6 (rows[rte]=train:2490/validation:277, train.learning_rate[rte]=5e-05)": 1,
         "minilm_l6 (rows[rte]=train:1000/validation:277, train.learning_rate[rte]=0.0001)": 1,
+        "minilm_l6": 1,  # the evaluate run on SST-2: no setting of RTE's runs is one of its own
     }

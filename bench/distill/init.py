@@ -84,6 +84,11 @@ def build_student(cfg: Config, teacher: PreTrainedModel) -> Tuple[PreTrainedMode
     # follows the intermediate stage with the prediction stage), and the result says so wherever it is shown
     head = "trained" if "prediction" in cfg.distill.stages else "random"
     info = models.describe(cfg.model, student, head=head)
+    if head == "random":  # the result's flag and note (engine.describe_task) say why
+        info["head_note"] = (
+            "head: random: distill.stages has no prediction stage, so the classifier was never trained; the dev "
+            "figures score the encoder through an untrained head (chance-level by construction), not the variant"
+        )
     info.update(
         {
             "weights": "random" if init == "random" else "pretrained",

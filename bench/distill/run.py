@@ -206,12 +206,6 @@ def run(cfg: Config) -> Dict[str, Any]:
         "notes": described["notes"],
         "flags": described["flags"],
     }
-    if model_info["head"] == "random":
-        out["flags"].append("head: random")
-        out["notes"].append(
-            "head: random: distill.stages has no prediction stage, so the classifier was never trained; the dev "
-            "figures score the encoder through an untrained head (chance-level by construction), not the variant"
-        )
     copied = model_info["copied_teacher_layers"]
     if copied is not None and copied != layer_map and "intermediate" in cfg.distill.stages:
         out["notes"].append(

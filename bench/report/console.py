@@ -67,7 +67,7 @@ def latency_frame(results: Iterable[Dict[str, Any]]) -> pd.DataFrame:
         else "; ".join(x for x in (f, "speed-up vs a disturbed eager") if x)
         for k, b, f in zip(keys, df.backend_name, df["flags"])
     ]
-    return df
+    return df.drop(columns=["run"])  # a position in this list only: the tidy file's `run` is a folder
 
 
 def describe(load: Optional[Dict[str, Any]]) -> str:

@@ -7,6 +7,7 @@ their own and labelled with what differs.
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, TextIO, Tuple
@@ -21,10 +22,11 @@ from .naming import differing, flat, on_holdout, params, settings, variant_of
 
 # left out of reports unless asked for (--include): committed baselines and the gate's own runs
 EXCLUDED_BY_DEFAULT = ("baselines", "gate")
-# the layers a training run's schedule is resolved from (prefixes of dotted keys)
+# the layers a training run's schedule is resolved from (prefixes of dotted keys; the length last)
 SCHEDULE = ("model.recipe.",) + tuple(
     f"train.{k}" for k in ("learning_rate", "batch_size", "epochs", "warmup", "weight_decay", "max_seq_length")
 )
+UNTRAINED = ("latency", "evaluate")  # modes that train nothing
 USABLE = ("ok", "partial")  # partial: a latency grid with some failed cells, each shown with its status
 
 
@@ -92,19 +94,26 @@ def _as_run(group: List[Result], flats: List[Dict[str, str]]) -> List[Dict[str, 
     wherever its folder was), and, when every run of the group records it, the schedule as resolved
     (`train.learning_rate[task]`, ...) in place of the layers it was resolved from (`model.recipe`,
     `train.learning_rate`), so that a schedule pinned on the command line is the variant that the model file's
-    recipe resolves to. A latency run trains nothing: its schedule is no setting of it; nor is a node that only
-    another mode reads (`distill`, `timing`, `robustness`)."""
-    resolved = all(resolved_schedule(r) for r in group)
+    recipe resolves to. A latency or evaluate run trains nothing: its schedule is no setting of it (an evaluate
+    run's length is); nor is a node that only another mode reads (`distill`, `timing`, `robustness`)."""
+    resolved = all(resolved_schedule(r) for r in group if r.mode not in UNTRAINED)
     out = []
     for r, f in zip(group, flats):
         task = r.task.name
-        layers = ("train.", "model.recipe.") if r.mode == "latency" else SCHEDULE if resolved else ()
+        if r.mode in UNTRAINED:  # no schedule: a latency run reads none, an evaluate run only its length
+            layers = ("train.", "model.recipe.") if r.mode == "latency" else SCHEDULE
+        else:
+            layers = SCHEDULE if resolved else ()
         layers += tuple(f"{node}." for node, mode in MODE_NODES.items() if mode != r.mode)  # read by another mode
         f = {k: v for k, v in f.items() if not any(k == p or k.startswith(p) for p in layers) or k == "train.seed"}
         rows = (r.task.model_extra or {}).get("splits")
         if rows:
             f[f"rows[{task}]"] = "/".join(f"{split}:{n}" for split, n in sorted(rows.items()))
-        if resolved and r.mode != "latency":
+        if r.mode == "evaluate":
+            c = r.config
+            length = (c.get("train") or {}).get("max_seq_length") or (c.get("task") or {}).get("max_seq_length")
+            f[f"train.max_seq_length[{task}]"] = json.dumps(length)
+        if resolved and r.mode not in UNTRAINED:
             f.update({f"train.{k[len('resolved.') :]}[{task}]": v for k, v in resolved_schedule(r).items()})
         out.append(f)
     return out
@@ -192,6 +201,7 @@ def efficiency_frame(rs: List[Result]) -> pd.DataFrame:
     df["model"] = [label(r, var[id(r)]) for r in lat for _ in r.latency]
     df["model_name"] = [r.model.name for r in lat for _ in r.latency]
     df["machine"] = [r.machine_class or "?" for r in lat for _ in r.latency]  # a time means little without it
+    df["run"] = [str(Path(r.path).parent) if r.path else "?" for r in lat for _ in r.latency]
     df["device"] = [row.device for r in lat for row in r.latency]
     acc, why = [], []
     for r in lat:

@@ -62,17 +62,21 @@ def accuracy_vs_latency(points: pd.DataFrame, out: Path) -> List[Path]:
         return _save(fig, out, "accuracy_vs_latency")
 
 
-def _calm(eff: pd.DataFrame) -> pd.DataFrame:
-    """The rows a plot may draw: those not measured under other load (a disturbed time, or a speed-up over one, is
-    in the tables, flagged), each model named with its machine class where the rows come from more than one."""
-    sel = eff[~eff["flags"].fillna("").astype(str).str.contains("disturbed")] if "flags" in eff else eff
+def _marked(eff: pd.DataFrame) -> pd.DataFrame:
+    """The rows as a plot names them: a model measured under other load (a disturbed time, or a speed-up over
+    one) is drawn apart as '... (disturbed)', never pooled with calm rows; each model is named with its machine
+    class where the rows come from more than one."""
+    sel = eff
     if "machine" in sel and sel.machine.nunique() > 1:
         sel = sel.assign(model=sel.model + " [" + sel.machine.astype(str) + "]")
+    if "flags" in sel:
+        noisy = sel["flags"].fillna("").astype(str).str.contains("disturbed")
+        sel = sel.assign(model=sel.model.where(~noisy, sel.model + " (disturbed)"))
     return sel
 
 
 def latency_vs_seq_len(eff: pd.DataFrame, out: Path) -> List[Path]:
-    eff = _calm(eff)
+    eff = _marked(eff)
     sel = eff[(eff.backend == "eager") & (eff.batch == 1) & (eff.status == "ok")]
     if sel.empty or sel.seq.nunique() < 2:
         return []
@@ -90,7 +94,7 @@ def latency_vs_seq_len(eff: pd.DataFrame, out: Path) -> List[Path]:
 
 
 def speedup_per_backend(eff: pd.DataFrame, out: Path) -> List[Path]:
-    eff = _calm(eff)
+    eff = _marked(eff)
     sel = eff[(eff.status == "ok") & eff.speedup_vs_eager.notna()]
     if sel.empty or sel.backend.nunique() < 2:
         return []

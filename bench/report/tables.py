@@ -62,13 +62,16 @@ def _cell(agg: pd.DataFrame, metrics: List[str]):
 
 def _efficiency_for(eff: pd.DataFrame, model_name: str, params: Optional[float], device: str) -> Dict[str, Any]:
     """eager, batch 1, seq 128 on `device`: the paper's single-sequence latency and FLOPs, of the same architecture
-    (model and parameter count: a distilled student of fewer layers is not its teacher's model), from undisturbed
+    (model and parameter count within 0.1%, which a task head never moves and a layer always does: a distilled
+    student of fewer layers is not its teacher's model), from undisturbed
     rows where there are any; 'notes' says what a reader must know (disturbed, pooled over machine classes)."""
     if eff.empty:
         return {}
     sel = eff[
         (eff.model_name == model_name)
-        & (eff.params_M.round(3) == round((params or 0) / 1e6, 3))
+        # the same architecture: its parameter count up to the task head (a few thousand of them: 2 or 3 labels,
+        # a regression) that the timed run's task set, never a layer (a distilled student of fewer layers)
+        & np.isclose(eff.params_M, (params or 0) / 1e6, rtol=1e-3, atol=0)
         & (eff.backend == "eager")
         & (eff.batch == 1)
         & (eff.seq == 128)

@@ -139,6 +139,7 @@ def measure_backend(cfg: Config, backend: str) -> Dict[str, Any]:
     per_choice = cfg.timing.choices if kinds.of(cfg.task).choices else [None]
     grid = [(b, c, s) for b in cfg.timing.batch_sizes for c in per_choice for s in cfg.timing.seq_lens]
     model = model.to(device).eval()
+    _progress(f"{cfg.model.name} {backend}: fp32 reference outputs and FLOPs for {len(grid)} shape(s)")
     plans: List[Any] = []
     for b, c, s in grid:  # each shape's inputs and the fp32 reference on them, before the backend exists
         try:
