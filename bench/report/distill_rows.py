@@ -134,7 +134,7 @@ def flags_of(ok: List[Result], bad: List[Result]) -> List[str]:
         out.append(
             f"{len(bad)} run{'s' * (len(bad) != 1)} not ok: " + ", ".join(f"seed {r.seed} {r.status}" for r in bad)
         )
-    untrained = [r for r in ok if r.model.head == "random"]
+    untrained = [r for r in ok if getattr(getattr(r, "model", None), "head", None) == "random"]
     if untrained:  # an intermediate-only run: its dev figure scores a classifier nothing trained
         out.append("head: random (no prediction stage): " + ", ".join(f"seed {r.seed}" for r in untrained))
     trains = [(r, r.train.model_dump() if r.train else None) for r in ok]
