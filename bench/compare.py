@@ -327,14 +327,16 @@ def _main(argv: Optional[List[str]] = None) -> Tuple[int, List[Row]]:
         write_atomic(args.junit, gate.junit(rows))
     if args.markdown:
         write_atomic(args.markdown, gate.markdown(rows))
-    regressed = any(r.regressed for r in rows)  # a regression is named as one even beside figures not judged
+    regressed = any(r.regressed for r in rows)
     if any(r.verdict in UNJUDGED for r in rows):
+        # exit 2 even beside a regression: when the runs differ in settings or libraries, a figure that moved may
+        # be that difference; both codes fail, and the rows name each regression and each figure not judged
         print(
-            "bench compare: some figures could not be compared (see 'refused' / 'not comparable'); "
-            + ("exit 1: others regressed" if regressed else "exit 2"),
+            "bench compare: some figures could not be compared (see 'refused' / 'not comparable'); exit 2"
+            + (" (and some regressed: see REGRESSION)" if regressed else ""),
             file=sys.stderr,
         )
-        return (1 if regressed else 2), rows
+        return 2, rows
     return (1 if regressed else 0), rows
 
 

@@ -195,7 +195,7 @@ def test_one_sides_runs_from_two_machine_classes_are_not_pooled(tmp_path, capsys
     assert "the baseline runs come from 2 machines" in out and data_b["env"]["machine_class"] in out
 
 
-def test_a_regression_beside_a_figure_not_judged_still_exits_1(tmp_path, capsys):
+def test_a_regression_beside_a_figure_not_judged_exits_2_and_is_still_named(tmp_path, capsys):
     ((_, data),) = _committed_latency(tmp_path / "base", "lat")
     nanbase = copy.deepcopy(data)
     nanbase["latency"][0]["latency_s"]["samples"][0] = float("nan")
@@ -203,6 +203,7 @@ def test_a_regression_beside_a_figure_not_judged_still_exits_1(tmp_path, capsys)
     _write(tmp_path / "base" / "acc", _accuracy_result())
     _write(tmp_path / "cur" / "lat", data)
     _write(tmp_path / "cur" / "acc", _accuracy_result(metrics={"f1": 0.5, "acc": 0.5, "primary": 0.5}))
-    assert _gate(tmp_path / "base", tmp_path / "cur") == 1
+    assert _gate(tmp_path / "base", tmp_path / "cur") == 2
     captured = capsys.readouterr()
-    assert "refused" in captured.out and "REGRESSION" in captured.out and "exit 1: others regressed" in captured.err
+    assert "refused" in captured.out and "REGRESSION" in captured.out
+    assert "exit 2 (and some regressed: see REGRESSION)" in captured.err
