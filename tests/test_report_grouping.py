@@ -175,3 +175,19 @@ def test_the_same_experiment_pinned_or_from_the_recipe_elsewhere_is_one_variant(
         "minilm_l6 (rows[rte]=train:1000/validation:277, train.learning_rate[rte]=0.0001)": 1,
         "minilm_l6": 1,  # the evaluate run on SST-2: no setting of RTE's runs is one of its own
     }
+
+
+def test_significance_pairs_every_seed_the_variants_share(tmp_path):
+    same = [(0, 0), (1, 1), (1, 1), (0, 0)] * 10  # all right
+    worse = [(y, 1 - p if i % 5 == 0 else p) for i, (y, p) in enumerate(same)]  # every fifth wrong
+    for seed in (1, 2, 3):
+        _write(tmp_path, f"a{seed}", seed, 0.5, preds=same)
+        _write(tmp_path, f"b{seed}", seed, 0.45, max_train=100, preds=worse)
+    _write(tmp_path, "c7", 7, 0.40, max_train=50, preds=worse)  # no seed in common with the others
+    pairs = stats.pairwise(gather.find(tmp_path, io.StringIO()), n_boot=200).set_index(["model_a", "model_b"])
+    full, small, tiny_ = (f"minilm_l6 (data.max_train_samples={n})" for n in ("null", "100", "50"))
+    ab = pairs.loc[(full, small)]
+    assert ab.pairing == "3 seeds paired" and ab.seeds == 3 and ab["diff"] > 0
+    assert pairs.loc[(small, tiny_)].pairing == "no seed in common: seed 1 vs seed 7"
+    text = __import__("bench.report.__main__", fromlist=["significance_text"]).significance_text(pairs.reset_index())
+    assert set(text.seeds) == {"3 seeds paired", "no seed in common: seed 1 vs seed 7"}

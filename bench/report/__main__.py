@@ -135,6 +135,7 @@ def significance_text(pairs: pd.DataFrame) -> pd.DataFrame:
             "A - B (x100)": (100 * pairs["diff"]).map("{:+.1f}".format),
             "95% CI": [f"[{100 * lo:+.1f}, {100 * hi:+.1f}]" for lo, hi in zip(pairs.low, pairs.high)],
             "n": pairs.n,
+            "seeds": pairs.pairing if "pairing" in pairs else "-",
             "verdict": [
                 "within noise" if w else "A better" if d > 0 else "B better"
                 for w, d in zip(pairs.within_noise, pairs["diff"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from itertools import combinations
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import pandas as pd
@@ -186,30 +186,27 @@ def compare_seeds(pairs: Sequence[Tuple[Result, Result]], n_boot: int = 2000) ->
 
 
 def pairwise(rs: List[Result], n_boot: int = 2000, log=None) -> pd.DataFrame:
-    """For each task, every pair of model variants (lowest seed of each) on the primary metric, 95% interval."""
+    """For each task, every pair of model variants on the primary metric (each seed's newest run): A - B averaged
+    over the seeds both have, with the two-level 95% interval (seeds resampled, then the dev examples:
+    compare_seeds). Variants with no seed in common are paired on their lowest seeds, one run each, and
+    `pairing` says so; pairs not scored on the same dev examples are left out."""
     out = []
     var = variants(rs)
-    by_task: Dict[str, Dict[str, Result]] = {}
-    for r in sorted(newest_per_seed(rs), key=lambda r: r.seed if r.seed is not None else 0):
+    by_task: Dict[str, Dict[str, Dict[Any, Result]]] = {}
+    for r in newest_per_seed(rs):
         if r.mode in ("finetune", "evaluate") and r.task.eval_splits and r.metrics.get("primary") is not None:
-            by_task.setdefault(r.task.name, {}).setdefault(label(r, var[id(r)]), r)
+            by_task.setdefault(r.task.name, {}).setdefault(label(r, var[id(r)]), {})[r.seed] = r
     for task_name, models in by_task.items():
-        task = task_of(next(iter(models.values())))
-        if task is None or not kinds.of(task).paired:
-            continue  # e.g. SQuAD: answer texts, not one comparable prediction per example
-        split = next(iter(task.local.eval_files))
-        preds = {m: _predictions(r, split) for m, r in models.items()}
-        preds = {m: p for m, p in preds.items() if p is not None and len(p)}
-
-        def score(p, y):
-            return task_metrics.score(task, {split: (p, y)})["primary"]
-
-        for a, b in combinations(sorted(preds, key=lambda m: -models[m].metrics["primary"]), 2):
-            pa, pb = preds[a], preds[b]
-            if not _same_examples(pa, pb):
-                continue  # not the same dev examples: no paired comparison
-            res = paired_bootstrap(
-                score, pa.label.to_numpy(), pa.prediction.to_numpy(), pb.prediction.to_numpy(), n_boot=n_boot
-            )
-            out.append({"task": task_name, "model_a": a, "model_b": b, **res})
+        mean = {m: float(np.mean([x.metrics["primary"] for x in runs.values()])) for m, runs in models.items()}
+        for a, b in combinations(sorted(models, key=lambda m: -mean[m]), 2):
+            common = sorted(set(models[a]) & set(models[b]), key=str)
+            if common:
+                res = compare_seeds([(models[a][s], models[b][s]) for s in common], n_boot=n_boot)
+                pairing = f"{len(common)} seed{'s' * (len(common) != 1)} paired"
+            else:
+                sa, sb = (min(models[m], key=str) for m in (a, b))
+                res = compare_runs(models[a][sa], models[b][sb], n_boot=n_boot)
+                pairing = f"no seed in common: seed {sa} vs seed {sb}"
+            if res is not None:
+                out.append({"task": task_name, "model_a": a, "model_b": b, "pairing": pairing, **res})
     return pd.DataFrame(out)
