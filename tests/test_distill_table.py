@@ -148,9 +148,9 @@ def test_distillation_table_reruns_skipped_records_missing_pairs_and_bad_predict
     assert pred.seeds == 2 and pred.pairs == 1  # skipped record is not a run; seed 2 lost its partner
     assert "seed 3: interrupted (SIGTERM)" in pred.status
     assert np.isnan(pred.ci_low) and "no paired interval" in pred.status  # the null prediction: no interval, no crash
-    from bench.report import render, tables
+    from bench.report import distill_text, render
 
-    assert "(1 of 2 seeds paired)" in render.markdown(tables.distill_table(df))
+    assert "(1 of 2 seeds paired)" in render.markdown(distill_text.distill_table(df))
 
 
 def test_distillation_table_keeps_weights_apart_normalises_teacher_paths_and_gives_every_failure_a_reason(

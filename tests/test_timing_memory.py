@@ -43,36 +43,6 @@ def test_a_quantised_backend_is_measured_without_the_fp32_model_it_was_made_from
     assert added < 0.25 * fp32, (added, fp32)
 
 
-def test_cuda_peaks_start_from_an_empty_cache(monkeypatch):
-    """Faked CUDA calls (none runs here): the cache is emptied before the peaks are reset, so that the reserved
-    peak of a small shape does not carry the cached blocks of a larger one timed before it."""
-    import torch
-
-    from bench.timing import measure
-
-    calls = []
-    monkeypatch.setattr(measure, "synchronize", lambda device: calls.append("sync"))
-    monkeypatch.setattr(torch.cuda, "empty_cache", lambda: calls.append("empty"))
-    monkeypatch.setattr(torch.cuda, "reset_peak_memory_stats", lambda device=None: calls.append("reset"))
-    monkeypatch.setattr(torch.cuda, "max_memory_allocated", lambda device=None: 5)
-    monkeypatch.setattr(torch.cuda, "max_memory_reserved", lambda device=None: 7)
-    with measure.cuda_peak(torch.device("cuda")) as stats:
-        calls.append("timed")
-    assert calls == ["sync", "empty", "reset", "timed", "sync"]
-    assert stats == {"cuda_max_allocated_bytes": 5, "cuda_max_reserved_bytes": 7}
-
-
-def test_auto_precision_is_bf16_only_where_the_gpu_has_it_natively(monkeypatch):
-    import torch
-
-    from bench import env
-
-    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)  # emulation too
-    for capability, expected in (((7, 5), "fp32"), ((8, 0), "bf16"), ((9, 0), "bf16")):
-        monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None, c=capability: c)
-        assert env.resolve_precision("auto", torch.device("cuda")) == expected
-
-
 def test_the_thread_count_recorded_is_the_one_the_run_used(tmp_path):
     import torch
 

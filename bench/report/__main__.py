@@ -17,7 +17,7 @@ import pandas as pd
 
 from ..results import write_atomic
 from ..schema import Result
-from . import choice, gather, plots, render, stats, tables
+from . import choice, distill_text, gather, plots, render, stats, tables
 from . import distillation as distill_table
 from . import robustness as robustness_report
 
@@ -63,7 +63,7 @@ def build(
     if eff.empty:
         named.pop("efficiency")
     if distill_runs:  # failed and interrupted distill runs included: the table names them
-        named["distillation"] = tables.distill_table(distill_table.frame([*rs, *unusable], n_boot=n_boot))
+        named["distillation"] = distill_text.distill_table(distill_table.frame([*rs, *unusable], n_boot=n_boot))
     if (robust := robustness_report.table(rs)) is not None:
         named["robustness"] = robust
     pairs = stats.pairwise(rs, n_boot=n_boot)

@@ -24,7 +24,7 @@ import pandas as pd
 from .. import schema
 from ..results import write_atomic
 from ..schema import Result
-from . import render, tables
+from . import distill_text, render
 from .distill_rows import (
     TRIVIAL,
     change,
@@ -317,7 +317,7 @@ def selection_notes(df: pd.DataFrame) -> str:
 
 
 def markdown(df: pd.DataFrame) -> str:
-    text = render.markdown(tables.distill_table(df))
+    text = render.markdown(distill_text.distill_table(df))
     notes = selection_notes(df) if "selection" in df else ""
     return text + ("\n" + notes if notes else "")
 

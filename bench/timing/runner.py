@@ -7,8 +7,6 @@ backend's speed-up and its accuracy cost sit in one result.
 
 from __future__ import annotations
 
-import ctypes
-import gc
 import itertools
 import logging
 import sys
@@ -18,36 +16,13 @@ from typing import Any, Dict, List, Optional
 import numpy as np
 import torch
 
-from .. import env, kinds, models, tasks
+from .. import env, kinds, models
 from ..config import Config
 from ..errors import ConfigError
-from ..tasks import metrics
-from . import backends, inputs, load, measure, onnx_store
+from . import backends, inputs, load, measure, onnx_store, reference
 from .child import run_isolated
 
 log = logging.getLogger("bench")
-
-
-def shape_batches(cfg: Config, tokenizer, names: set, batch_size: int, seq_len: int, choices=None) -> List[dict]:
-    if cfg.timing.inputs == "task":
-        return inputs.task_batches(cfg, tokenizer, names, batch_size, seq_len)
-    return inputs.synthetic(tokenizer, names, batch_size, seq_len, choices=choices)
-
-
-def reference(model, batches: List[dict], device, flops: bool) -> Dict[str, Any]:
-    """The fp32 model's logits on a shape's first batch and its FLOPs per forward (counted on the fp32 model: the
-    work, not the kernels). Taken before the backend is prepared, so that the fp32 model is gone while the backend
-    is measured: a backend's peak memory is its own, not its own plus an idle fp32 copy."""
-    batch = {k: v.to(device) for k, v in batches[0].items()}
-    with torch.inference_mode():
-        out: Dict[str, Any] = {"logits": backends.logits_of(model(**batch)).float().cpu()}
-    if flops:
-        # per batch of each padded length, averaged as the latency is (task inputs differ in length; synthetic
-        # batches of one shape are counted once)
-        shapes = {tuple(b["input_ids"].shape): b for b in batches}
-        counts = {s: measure.count_flops(model, {k: v.to(device) for k, v in b.items()}) for s, b in shapes.items()}
-        out["flops"] = float(np.mean([counts[tuple(b["input_ids"].shape)] for b in batches]))
-    return out
 
 
 def _shape_entry(
@@ -84,42 +59,11 @@ def _shape_entry(
     }
     if t.inputs == "task":
         entry["input_lengths"] = inputs.length_stats(batches)
-    entry["agreement_vs_fp32"] = _agreement(ref["logits"], prepared, ready[0])
+    entry["agreement_vs_fp32"] = reference.agreement(ref["logits"], prepared, ready[0])
     if "flops" in ref:
         entry["flops"] = ref["flops"]
         entry["achieved_flops_per_s"] = ref["flops"] / lat.mean
     return entry
-
-
-def _agreement(ref: torch.Tensor, prepared: backends.Prepared, ready) -> Dict[str, float]:
-    """How far this backend's logits are from the fp32 model's on the same batch: 'correct', not just fast."""
-    out = prepared.forward(ready)
-    out = out.float().cpu() if torch.is_tensor(out) else torch.as_tensor(np.asarray(out, dtype=np.float32))
-    out = out.reshape(ref.shape)
-    scale = float(ref.abs().max()) or 1.0
-    return {
-        "max_abs_diff": float((out - ref).abs().max()),
-        "max_rel_diff": float((out - ref).abs().max()) / scale,
-        "argmax_agreement": float((out.argmax(-1) == ref.argmax(-1)).float().mean()),
-    }
-
-
-def _accuracy(cfg: Config, prepared: backends.Prepared, tokenizer, names: set) -> Dict[str, Any]:
-    """The task's dev metrics computed through this backend's forward."""
-    dd = tasks.load(cfg.task, cfg.data, seed=cfg.train.seed, need_train=False)
-    splits = {}
-    for split in cfg.task.local.eval_files:
-        enc = tasks.encode(type(dd)({split: dd[split]}), tokenizer, cfg.task.max_seq_length, pad_to_max=False)[split]
-        order = np.argsort(np.asarray(enc["length"]), kind="stable")
-        logits = np.zeros((len(enc), max(cfg.task.num_labels, 1)), dtype=np.float32)
-        for i in range(0, len(order), 32):
-            rows = enc.select(order[i : i + 32])
-            feats = [{k: rows[k][j] for k in names} for j in range(len(rows))]
-            out = prepared.forward(prepared.convert(tokenizer.pad(feats, return_tensors="pt")))
-            out = out.float().cpu().numpy() if torch.is_tensor(out) else np.asarray(out, dtype=np.float32)
-            logits[order[i : i + 32]] = out.reshape(len(rows), -1)
-        splits[split] = (metrics.predictions_from_logits(cfg.task, logits), np.asarray(dd[split]["label"]))
-    return metrics.score(cfg.task, splits)
 
 
 def measure_backend(cfg: Config, backend: str) -> Dict[str, Any]:
@@ -144,8 +88,8 @@ def measure_backend(cfg: Config, backend: str) -> Dict[str, Any]:
     plans: List[Any] = []
     for b, c, s in grid:  # each shape's inputs and the fp32 reference on them, before the backend exists
         try:
-            batches = shape_batches(cfg, tokenizer, names, b, s, choices=c)
-            plans.append((batches, reference(model, batches, device, cfg.timing.flops)))
+            batches = reference.shape_batches(cfg, tokenizer, names, b, s, choices=c)
+            plans.append((batches, reference.fp32_reference(model, batches, device, cfg.timing.flops)))
         except Exception as exc:  # out of memory, too long: this shape fails, the grid goes on
             plans.append(_failure(exc, device))
     t0 = time.perf_counter()
@@ -157,7 +101,7 @@ def measure_backend(cfg: Config, backend: str) -> Dict[str, Any]:
     except backends.BackendFailed as exc:  # available here, but it broke on this model: a failure, shown as one
         return {**out, "status": "failed", "reason": str(exc), "shapes": []}
     del model  # what the backend keeps of it (eager, bf16, compile) lives on in `prepared`; the rest goes now
-    _release_freed_memory(device)
+    reference.release_freed_memory(device)
     # export, optimisation, quantisation or compilation: a one-off cost, kept apart from the latency
     out.update(
         status="ok",
@@ -180,22 +124,9 @@ def measure_backend(cfg: Config, backend: str) -> Dict[str, Any]:
                 entry = _failure(exc, device)
         out["shapes"].append({"batch_size": b, "seq_len": s, **({"choices": c} if c else {}), **entry})
     if cfg.timing.with_accuracy:
-        out["accuracy"] = _accuracy(cfg, prepared, tokenizer, names)
+        out["accuracy"] = reference.dev_accuracy(cfg, prepared, tokenizer, names)
     out["peak_rss_process_bytes"] = _ru_maxrss()
     return out
-
-
-def _release_freed_memory(device) -> None:
-    """Free what nothing holds any more and hand it back: glibc keeps freed small blocks (MobileBERT's many small
-    weights) in the process, where the RSS a backend is measured at would still count the fp32 model it was built
-    from; CUDA's caching allocator likewise."""
-    gc.collect()
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc: nothing to trim, or no way to
-        pass
-    if device.type == "cuda":
-        torch.cuda.empty_cache()
 
 
 def _failure(exc: Exception, device) -> Dict[str, Any]:

@@ -1,0 +1,84 @@
+"""What a backend is compared against, and the inputs it is measured on: each shape's batches, the fp32 model's
+logits and FLOPs on them (taken before the backend exists, then the fp32 model is released so that a backend's
+peak memory is its own), how far a backend's logits are from those, and the task's dev metrics through its forward.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import gc
+from typing import Any, Dict, List
+
+import numpy as np
+import torch
+
+from .. import tasks
+from ..config import Config
+from ..tasks import metrics
+from . import backends, inputs, measure
+
+
+def shape_batches(cfg: Config, tokenizer, names: set, batch_size: int, seq_len: int, choices=None) -> List[dict]:
+    if cfg.timing.inputs == "task":
+        return inputs.task_batches(cfg, tokenizer, names, batch_size, seq_len)
+    return inputs.synthetic(tokenizer, names, batch_size, seq_len, choices=choices)
+
+
+def fp32_reference(model, batches: List[dict], device, flops: bool) -> Dict[str, Any]:
+    """The fp32 model's logits on a shape's first batch and its FLOPs per forward (counted on the fp32 model: the
+    work, not the kernels). Taken before the backend is prepared, so that the fp32 model is gone while the backend
+    is measured: a backend's peak memory is its own, not its own plus an idle fp32 copy."""
+    batch = {k: v.to(device) for k, v in batches[0].items()}
+    with torch.inference_mode():
+        out: Dict[str, Any] = {"logits": backends.logits_of(model(**batch)).float().cpu()}
+    if flops:
+        # per batch of each padded length, averaged as the latency is (task inputs differ in length; synthetic
+        # batches of one shape are counted once)
+        shapes = {tuple(b["input_ids"].shape): b for b in batches}
+        counts = {s: measure.count_flops(model, {k: v.to(device) for k, v in b.items()}) for s, b in shapes.items()}
+        out["flops"] = float(np.mean([counts[tuple(b["input_ids"].shape)] for b in batches]))
+    return out
+
+
+def agreement(ref: torch.Tensor, prepared: backends.Prepared, ready) -> Dict[str, float]:
+    """How far this backend's logits are from the fp32 model's on the same batch: 'correct', not just fast."""
+    out = prepared.forward(ready)
+    out = out.float().cpu() if torch.is_tensor(out) else torch.as_tensor(np.asarray(out, dtype=np.float32))
+    out = out.reshape(ref.shape)
+    scale = float(ref.abs().max()) or 1.0
+    return {
+        "max_abs_diff": float((out - ref).abs().max()),
+        "max_rel_diff": float((out - ref).abs().max()) / scale,
+        "argmax_agreement": float((out.argmax(-1) == ref.argmax(-1)).float().mean()),
+    }
+
+
+def dev_accuracy(cfg: Config, prepared: backends.Prepared, tokenizer, names: set) -> Dict[str, Any]:
+    """The task's dev metrics computed through this backend's forward."""
+    dd = tasks.load(cfg.task, cfg.data, seed=cfg.train.seed, need_train=False)
+    splits = {}
+    for split in cfg.task.local.eval_files:
+        enc = tasks.encode(type(dd)({split: dd[split]}), tokenizer, cfg.task.max_seq_length, pad_to_max=False)[split]
+        order = np.argsort(np.asarray(enc["length"]), kind="stable")
+        logits = np.zeros((len(enc), max(cfg.task.num_labels, 1)), dtype=np.float32)
+        for i in range(0, len(order), 32):
+            rows = enc.select(order[i : i + 32])
+            feats = [{k: rows[k][j] for k in names} for j in range(len(rows))]
+            out = prepared.forward(prepared.convert(tokenizer.pad(feats, return_tensors="pt")))
+            out = out.float().cpu().numpy() if torch.is_tensor(out) else np.asarray(out, dtype=np.float32)
+            logits[order[i : i + 32]] = out.reshape(len(rows), -1)
+        splits[split] = (metrics.predictions_from_logits(cfg.task, logits), np.asarray(dd[split]["label"]))
+    return metrics.score(cfg.task, splits)
+
+
+def release_freed_memory(device) -> None:
+    """Free what nothing holds any more and hand it back: glibc keeps freed small blocks (MobileBERT's many small
+    weights) in the process, where the RSS a backend is measured at would still count the fp32 model it was built
+    from; CUDA's caching allocator likewise."""
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to trim, or no way to
+        pass
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
