@@ -239,6 +239,41 @@ def test_no_torch_backend_exceeds_its_gemm_peak(tmp_path):
     assert result.timing["backends_resolved"] == list(rows)
 
 
+# the bf16 row's % of peak on both CPU classes, whichever this machine is: against a calibrated bf16 peak where
+# bf16 is native, none (and the row says why) where it is emulated; the test above sees only this machine's branch
+@pytest.mark.parametrize("cpu_class", ["avx2", "avx512-bf16"])
+def test_bf16_percent_of_peak_follows_the_cpu_class(cpu_class, tmp_path, cpu_as):
+    from conftest import AVX2, GENOA
+
+    cpu_as(GENOA if cpu_class == "avx512-bf16" else AVX2)
+    cfg = compose(
+        [
+            "model=tinybert_4l",
+            "model.pretrained=false",
+            *FAST,
+            "timing.backends=[eager,bf16]",
+            "timing.calibrate=true",
+            "timing.batch_sizes=[8]",
+            "timing.seq_lens=[32]",
+            "timing.min_iterations=3",
+            "timing.warmup_runs=1",
+        ],
+        out_dir=str(tmp_path),
+    )
+    result = run(cfg)
+    rows = {r["backend"]: r for r in result.latency}
+    cal = result.timing["calibration"]
+    bf16 = rows["bf16"]
+    assert bf16["status"] == "ok" and 0 < rows["eager"]["pct_of_gemm_peak"] < 105
+    if cpu_class == "avx512-bf16":
+        assert not bf16["emulated"] and bf16["gemm_peak_key"] == "gemm_bf16_autocast_flops_per_s"
+        assert 0 < bf16["pct_of_gemm_peak"] < 105, (bf16["pct_of_gemm_peak"], cal)
+    else:
+        assert bf16["emulated"] and "gemm_bf16_autocast_flops_per_s" not in cal
+        assert "pct_of_gemm_peak" not in bf16 and bf16["peak_note"].startswith("no % of peak: "), bf16
+        assert "emulated" in bf16["peak_note"] or "AVX512" in bf16["peak_note"], bf16["peak_note"]
+
+
 def test_real_task_inputs_report_their_lengths(glue_dir, tmp_path):
     cfg = compose(
         [

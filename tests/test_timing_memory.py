@@ -102,3 +102,25 @@ def test_an_interrupted_backend_cleans_its_temporary_folder(tmp_path):
     finally:
         signal.signal(signal.SIGINT, previous)
     assert (tmp_path / "started").exists() and not (tmp_path / "bench-onnx-held").exists()
+
+
+def test_a_backend_that_cannot_run_here_costs_no_fp32_reference(monkeypatch):
+    """fp16 on CPU, int8 or an ONNX int8 path on CUDA, a runtime not installed: refused before the fp32 model's
+    reference forwards and FLOPs are paid for, with the reason prepare would give."""
+    import torch
+
+    from bench.timing import backends, reference
+
+    calls = []
+    monkeypatch.setattr(reference, "fp32_reference", lambda *a, **k: calls.append(a) or {})
+    cfg = compose([*tiny("bert"), "task=sst2", *TINY_LATENCY])
+    out = runner.measure_backend(cfg, "fp16")
+    assert out["status"] == "unsupported" and "CUDA backend" in out["reason"] and calls == []
+    assert out["model"]["parameters"] > 0  # the model was loaded: the run's model section can come from here
+    cuda = torch.device("cuda")  # only the decision is asked for: nothing runs on it
+    assert "CPU backend" in backends.unavailable("int8", cuda)
+    assert "CPU backend" in backends.unavailable("onnxruntime_int8", cuda) or "not installed" in (
+        backends.unavailable("onnxruntime_int8", cuda)
+    )
+    assert backends.unavailable("eager", cuda) is None and backends.unavailable("int8", torch.device("cpu")) is None
+    assert "choices" in backends.unavailable("tensorrt", cuda)

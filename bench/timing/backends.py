@@ -59,8 +59,6 @@ def eager(model, device):
 
 def bf16(model, device):
     if device.type == "cuda":
-        if not torch.cuda.is_bf16_supported():
-            raise BackendUnavailable(f"{torch.cuda.get_device_name()} has no bf16 support")
         return _torch_backend(model.to(device, dtype=torch.bfloat16), device, "bf16")
     # autocast keeps LayerNorm/softmax in fp32 on CPU; weights stay fp32 in memory
     return _torch_backend(
@@ -69,8 +67,6 @@ def bf16(model, device):
 
 
 def fp16(model, device):
-    if device.type != "cuda":
-        raise BackendUnavailable("fp16 is a CUDA backend (CPU fp16 matmuls are emulated); use bf16 or int8 on CPU")
     return _torch_backend(
         model.to(device, dtype=torch.float16),
         device,
@@ -80,8 +76,6 @@ def fp16(model, device):
 
 
 def int8(model, device):
-    if device.type != "cpu":
-        raise BackendUnavailable("int8 dynamic quantisation is a CPU backend (its kernels are fbgemm/onednn)")
     from torch.ao.quantization import quantize_dynamic  # warns that it moves to torchao; still the CPU kernel
 
     with warnings.catch_warnings():  # torch 2.13 deprecates quantised tensor creation; the kernels remain
@@ -94,8 +88,6 @@ def int8(model, device):
 
 
 def compiled(model, device):
-    if device.type == "cpu" and not (shutil.which("c++") or shutil.which("g++")):
-        raise BackendUnavailable("torch.compile on CPU needs a C++ compiler (g++), none found")
     model = model.to(device).eval()
     return _torch_backend(
         torch.compile(model), device, "fp32", note="first call includes compilation; each new shape recompiles"
@@ -173,9 +165,29 @@ def resolve(requested: List[str], device: torch.device, exclude: List[str] = ())
     return out
 
 
-def prepare(name: str, model: torch.nn.Module, device: torch.device) -> Prepared:
+def unavailable(name: str, device: torch.device) -> Optional[str]:
+    """Why backend `name` cannot run on this device and installation (None when it can), known before any model
+    is built: a backend is measured only after this says yes, so one that cannot run costs no fp32 reference
+    forwards, and `prepare` refuses it with the same reason."""
     if name not in BACKENDS:
-        raise BackendUnavailable(f"unknown backend {name!r}; choices: {sorted(BACKENDS)}")
+        return f"unknown backend {name!r}; choices: {sorted(BACKENDS)}"
+    if name in exported.NEEDS:
+        return exported.unavailable(name, device)
+    if name == "fp16" and device.type != "cuda":
+        return "fp16 is a CUDA backend (CPU fp16 matmuls are emulated); use bf16 or int8 on CPU"
+    if name == "int8" and device.type != "cpu":
+        return "int8 dynamic quantisation is a CPU backend (its kernels are fbgemm/onednn)"
+    if name == "compile" and device.type == "cpu" and not (shutil.which("c++") or shutil.which("g++")):
+        return "torch.compile on CPU needs a C++ compiler (g++), none found"
+    if name == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        return f"{torch.cuda.get_device_name(device)} has no bf16 support"
+    return None
+
+
+def prepare(name: str, model: torch.nn.Module, device: torch.device) -> Prepared:
+    reason = unavailable(name, device)
+    if reason:
+        raise BackendUnavailable(reason)
     return BACKENDS[name](model, device)
 
 

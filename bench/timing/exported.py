@@ -62,12 +62,21 @@ def forward_args(model: torch.nn.Module) -> set:
     return set(inspect.signature(model.forward).parameters)
 
 
-def _need(name: str, device: torch.device, cpu_only: bool = False) -> None:
+CPU_ONLY = ("onnxruntime_int8", "onnxruntime_int8_channel", "openvino")  # CUDA has no such path here
+
+
+def unavailable(name: str, device: torch.device) -> Optional[str]:
+    """Why runtime `name` cannot run on this device (None when it can): its packages, or a CPU-only path."""
     reason = missing(name)
+    if reason is None and name in CPU_ONLY and device.type != "cpu":
+        reason = f"{name} is a CPU backend here"
+    return reason
+
+
+def _need(name: str, device: torch.device) -> None:
+    reason = unavailable(name, device)
     if reason:
         raise BackendUnavailable(reason)
-    if cpu_only and device.type != "cpu":
-        raise BackendUnavailable(f"{name} is a CPU backend here")
 
 
 def export(model: torch.nn.Module, path: Path, eager_attention: bool = False) -> List[str]:
@@ -274,20 +283,20 @@ def onnxruntime_fused(model, device):
 
 def onnxruntime_int8(model, device):
     # ONNX Runtime's CUDA provider has no dynamic-quantisation kernels (MatMulInteger, DynamicQuantizeLinear)
-    _need("onnxruntime_int8", device, cpu_only=True)
+    _need("onnxruntime_int8", device)
     return _ort_backend(model, device, fused=True, int8=True)
 
 
 def onnxruntime_int8_channel(model, device):
     """onnxruntime_int8 with per-channel weights: a scale per output column of each MatMul, which keeps a column
     of small weights from being rounded by its tensor's largest; the kernels then rescale per column."""
-    _need("onnxruntime_int8_channel", device, cpu_only=True)
+    _need("onnxruntime_int8_channel", device)
     return _ort_backend(model, device, fused=True, int8=True, per_channel=True)
 
 
 def openvino(model, device):
     """OpenVINO's CPU plugin on the ONNX export; it picks its own precision (bf16 where the CPU has it)."""
-    _need("openvino", device, cpu_only=True)
+    _need("openvino", device)
     import openvino as ov
 
     with _building(model) as built:

@@ -79,6 +79,9 @@ def measure_backend(cfg: Config, backend: str) -> Dict[str, Any]:
         "rss_baseline_bytes": rss0,
         "rss_after_load_bytes": measure.rss_bytes(),
     }
+    reason = backends.unavailable(backend, device)
+    if reason:  # known before any fp32 reference forward is paid for
+        return {**out, "status": "unsupported", "reason": reason, "shapes": []}
     names = backends.accepted_inputs(model)
     # a multiple-choice head takes batch x choices x seq: each choice count is a shape of its own
     per_choice = cfg.timing.choices if kinds.of(cfg.task).choices else [None]
