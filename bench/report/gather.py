@@ -146,11 +146,14 @@ def _scored(r: Result) -> bool:
     return r.mode not in ("latency", "robustness") and bool(r.metrics)  # robustness: report/robustness.py
 
 
-def newest_per_seed(rs: List[Result], log: Optional[TextIO] = None) -> List[Result]:
+def newest_per_seed(
+    rs: List[Result], log: Optional[TextIO] = None, var: Optional[Dict[int, str]] = None
+) -> List[Result]:
     """The scored runs (all but latency and robustness) to average: per model variant, task and seed the newest: a seed
     run twice is one seed, not two (counting it twice would shrink the spread and inflate the seed count). Each run
-    set aside is named on `log`. Runs without a seed (a checkpoint no harness run trained) are each their own."""
-    var = variants(rs)
+    set aside is named on `log`. Runs without a seed (a checkpoint no harness run trained) are each their own.
+    `var`: the caller's variants(rs), when it has them already."""
+    var = variants(rs) if var is None else var
     newest: Dict[Tuple, Result] = {}
     for r in sorted(rs, key=lambda r: r.started_at):
         if _scored(r):
@@ -169,7 +172,7 @@ def metrics_frame(rs: List[Result], log: Optional[TextIO] = None) -> pd.DataFram
     """One row per (run, metric) for finetune/evaluate results, a seed's newest run only (`newest_per_seed`)."""
     rows = []
     var = variants(rs)
-    for r in newest_per_seed(rs, log):
+    for r in newest_per_seed(rs, log, var):
         flags = "; ".join(r.flags)
         for metric, value in r.metrics.items():
             if value is not None:

@@ -193,7 +193,7 @@ def pairwise(rs: List[Result], n_boot: int = 2000, log=None) -> pd.DataFrame:
     out = []
     var = variants(rs)
     by_task: Dict[str, Dict[str, Dict[Any, Result]]] = {}
-    for r in newest_per_seed(rs):
+    for r in newest_per_seed(rs, var=var):
         if r.mode in ("finetune", "evaluate") and r.task.eval_splits and r.metrics.get("primary") is not None:
             by_task.setdefault(r.task.name, {}).setdefault(label(r, var[id(r)]), {})[r.seed] = r
     for task_name, models in by_task.items():
