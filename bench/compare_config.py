@@ -53,7 +53,8 @@ NOT_A_FIGURE = (
     "task.metrics",  # which figures are reported, not what they are
     "task.primary",
     # locations that move from machine to machine; what they point to is compared where the result records it
-    # (the teacher by its checkpoint's identity, `run.teacher`)
+    # (the teacher and a robustness reference by their checkpoint's identity, `run.teacher`, `run.reference`;
+    # AdvGLUE by the rows scored, `run.advglue`)
     "distill.teacher",
     "distill.cache_dir",
     "distill.transfer.file",
@@ -175,6 +176,10 @@ def figure_settings(r: Result, resolved: bool) -> Dict[str, str]:
     distill = r.train.distill if r.train is not None else None
     if distill is not None and distill.teacher_id:
         out["run.teacher"] = _json(distill.teacher_id)
+    if r.robustness is not None:  # loyalty to another reference, AdvGLUE on other rows: other figures
+        extra = r.robustness.model_extra or {}
+        out["run.reference"] = _json(r.robustness.reference.get("identity", "(not recorded)"))
+        out["run.advglue"] = _json(extra.get("advglue_rows", "(not recorded)"))
     return out
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
-from .checks import positive
+from .checks import choice, positive
 from .errors import ConfigError
 
 
@@ -19,7 +19,10 @@ class RobustnessConfig:
 
     # another checkpoint of the same task to be loyal to (a teacher, BERT-base); None: this checkpoint, eager fp32
     reference: Optional[str] = None
-    perturbations: str = "inv-v1"  # the named, versioned perturbation set (bench/robustness/perturb.py SETS)
+    perturbations: str = "inv-v2"  # the named, versioned perturbation set (bench/robustness/perturb.py SETS)
+    # task name -> how its release writes contractions (inv-v2's contractions_make writes them so): attached
+    # "doesn't" (the default), ptb "does n't" (SST-2), split_apostrophe "doesn 't" (MRPC)
+    contraction_style: Dict[str, str] = field(default_factory=dict)
     only: List[str] = field(default_factory=list)  # a subset of the set's perturbations; empty: all of them
     seed: int = 0  # perturbation seed: with the set's version it fixes every perturbed text
     # AdvGLUE dev.json, or the folder holding it; None: the Hub's adv_glue when data.dir is unset, else not scored
@@ -35,6 +38,8 @@ class RobustnessConfig:
     choice_orders: Optional[int] = None
 
     def __post_init__(self) -> None:
+        for task, style in self.contraction_style.items():
+            choice(f"robustness.contraction_style.{task}", style, ["attached", "ptb", "split_apostrophe"])
         positive("robustness.batch_size", self.batch_size)
         positive("robustness.bootstrap", self.bootstrap)
         if self.choice_orders is not None and (isinstance(self.choice_orders, bool) or self.choice_orders < 0):

@@ -65,6 +65,9 @@ def test_a_figure_over_no_examples_has_no_value_and_an_interval_otherwise():
     assert inv["changed"] == 0 and inv["text_changed"] == 2 and inv["flip_rate"]["value"] is None
     f = figures.figure(np.array([0, 1, 1, 0, 1, 1, 1, 0]), n_resamples=500)
     assert f["n"] == 8 and f["low"] < f["value"] == 0.625 < f["high"]
+    # one example is a value without an interval, never a certain [100, 100]; all-equal values of many are
+    assert figures.figure(np.array([1.0])) == {"value": 1.0, "n": 1, "low": None, "high": None}
+    assert figures.figure(np.ones(5)) == {"value": 1.0, "n": 5, "low": 1.0, "high": 1.0}
 
 
 @pytest.mark.parametrize(
@@ -156,6 +159,12 @@ def test_advglue_every_key_is_read_with_its_task_columns():
         assert all(len(t) == len(task.hub.text_columns) and all(t) for t in texts)
         assert set(labels) <= set(range(len(task.labels))) and len(set(labels)) > 1
     assert advglue.hub_config("mnli-mm") == "adv_mnli_mismatched" and advglue.hub_config("rte") == "adv_rte"
+    # the label order is the task's: RTE's first row (MSF "follows to deal casualties of violence" -> "Doctors
+    # Without Borders is an international aid organization.") is an entailment, label 0
+    rte = compose(["model=minilm_l6", "task=rte"]).task
+    texts, labels = advglue.rows(rte, "rte", str(ADVGLUE.parent))
+    assert texts[0][1] == "Doctors Without Borders is an international aid organization ."
+    assert rte.labels[labels[0]] == "entailment"
 
 
 def test_advglue_bad_input_names_file_and_key(tmp_path):
@@ -167,6 +176,16 @@ def test_advglue_bad_input_names_file_and_key(tmp_path):
         advglue.rows(task, "rte", str(tmp_path))
     with pytest.raises(DataError, match="no key 'sst2'"):
         advglue.rows(task, "sst2", str(tmp_path))
+    # a row that is not an object, or whose text is null, a list or empty, is refused by row, never scored as "None"
+    good = {"sentence1": "a", "sentence2": "b", "label": 0}
+    for bad, message in (
+        (None, r"row 1: a NoneType, not an object"),
+        ({**good, "sentence2": None}, r"row 1: \['sentence2'\] is not \(non-empty\) text"),
+        ({**good, "sentence1": ["a", "b"], "sentence2": " "}, r"row 1: \['sentence1', 'sentence2'\] are not"),
+    ):
+        (tmp_path / "dev.json").write_text(json.dumps({"rte": [good, bad]}))
+        with pytest.raises(DataError, match=message):
+            advglue.rows(task, "rte", str(tmp_path))
 
 
 ONLY = "robustness.only=[identity,typo,char_double,contractions_expand,punct_spacing]"

@@ -38,42 +38,42 @@ class TeacherError(BenchError):
     """The teacher is missing, unreadable, or fine-tuned for something else."""
 
 
-def checkpoint_dir(path: str) -> Path:
-    """A checkpoint folder (config.json) or a run folder holding checkpoint/."""
+def checkpoint_dir(path: str, key: str = "distill.teacher") -> Path:
+    """A checkpoint folder (config.json) or a run folder holding checkpoint/; `key`: the setting that named it
+    (distill.teacher, robustness.reference), which the errors name."""
     p = Path(path).expanduser()
     if not p.exists():
         raise TeacherError(
-            f"distill.teacher={p}: no such folder (give a fine-tuned checkpoint, or the run "
+            f"{key}={p}: no such folder (give a fine-tuned checkpoint, or the run "
             "folder of a finetune run made with train.save_checkpoint=true)"
         )
     for candidate in (p, p / "checkpoint"):
         if (candidate / "config.json").is_file():
             return candidate
     raise TeacherError(
-        f"distill.teacher={p}: no checkpoint there (no config.json in it or in {p / 'checkpoint'}); "
+        f"{key}={p}: no checkpoint there (no config.json in it or in {p / 'checkpoint'}); "
         "fine-tune one with train.save_checkpoint=true"
     )
 
 
-def check_task(model: PreTrainedModel, ckpt: Path, task: TaskConfig) -> None:
-    """The teacher must have been fine-tuned for this task: same run task, label count and label names."""
+def check_task(config, ckpt: Path, task: TaskConfig, key: str = "distill.teacher") -> None:
+    """The checkpoint (its model config: read before the weights, so that another head's shape is this refusal,
+    not a loading error) must have been fine-tuned for this task: same run task, label count and label names."""
     trained_on = run_task(ckpt)
     if trained_on is not None and trained_on != task.name:
-        raise TeacherError(f"distill.teacher={ckpt} was fine-tuned on {trained_on}, not on task {task.name}")
+        raise TeacherError(f"{key}={ckpt} was fine-tuned on {trained_on}, not on task {task.name}")
     want = head_kwargs(task)
-    got_labels = model.config.num_labels
-    if got_labels != want["num_labels"] or kinds.of(task).regression != (model.config.problem_type == "regression"):
+    got_labels = config.num_labels
+    if got_labels != want["num_labels"] or kinds.of(task).regression != (config.problem_type == "regression"):
         raise TeacherError(
-            f"distill.teacher={ckpt} has {got_labels} output(s) "
-            f"({model.config.problem_type or 'unknown problem type'}); "
+            f"{key}={ckpt} has {got_labels} output(s) "
+            f"({config.problem_type or 'unknown problem type'}); "
             f"task {task.name} needs {want['num_labels']} ({task.kind})"
         )
     if not kinds.of(task).regression:
-        names = [model.config.id2label[i] for i in range(got_labels)]
+        names = [config.id2label[i] for i in range(got_labels)]
         if names != list(task.labels):
-            raise TeacherError(
-                f"distill.teacher={ckpt} predicts labels {names}; task {task.name} has {list(task.labels)}"
-            )
+            raise TeacherError(f"{key}={ckpt} predicts labels {names}; task {task.name} has {list(task.labels)}")
 
 
 def load(path: str, task: TaskConfig):
@@ -84,7 +84,7 @@ def load(path: str, task: TaskConfig):
         model = AutoModelForSequenceClassification.from_pretrained(str(ckpt))
     except (OSError, ValueError) as exc:
         raise TeacherError(f"distill.teacher={ckpt}: cannot load the checkpoint ({str(exc).splitlines()[0]})") from None
-    check_task(model, ckpt, task)
+    check_task(model.config, ckpt, task)
     return ckpt, tokenizer, model.eval()
 
 

@@ -13,9 +13,10 @@ from typing import Any, Dict, List, Optional
 import numpy as np
 import pandas as pd
 
+from .. import compare_config
 from ..schema import Result
 from . import plots
-from .naming import variant_of
+from .naming import differing, settings, variant_of
 from .tables import MISSING, Table
 
 CONTROL = "identity"  # scored twice: its flip rate says whether scoring is deterministic, not robustness
@@ -51,6 +52,33 @@ def _pooled(inv: Dict[str, Any]) -> Optional[float]:
         if k != CONTROL and v["flip_rate"]["value"] is not None
     )
     return flips / n if n else None
+
+
+def _settings(r: Result) -> Dict[str, str]:
+    """What decided a run's figures besides its model, variant, reference and backend: the settings of the run
+    that trained the checkpoint (`source.*`, less its seed; results written before they were recorded have none)
+    and the robustness run's own (perturbation set and seed, rows scored, AdvGLUE rows)."""
+    source = r.robustness.source or {}
+    own = compare_config.figure_settings(r, False)
+    drop = ("train.", "model.", "run.model_source")  # a robustness run trains nothing; its model is the source's
+    return {
+        **{f"source.{k}": v for k, v in (source.get("settings") or {}).items()},
+        **{k: v for k, v in own.items() if not k.startswith(drop)},
+    }
+
+
+def _label_settings(recs: List[Dict[str, Any]]) -> None:
+    """rec['setting']: what sets a record apart from the others of its task, model, variant, reference and
+    backend ('' when nothing does), so that two experiments sharing a seed are two rows, each named."""
+    by: Dict[tuple, List[Dict[str, Any]]] = {}
+    for rec in recs:
+        by.setdefault((rec["task"], rec["model"], rec["variant"], rec["reference"], rec["backend"]), []).append(rec)
+    for group in by.values():
+        flats = [rec["settings"] for rec in group]
+        only_some = frozenset(k for f in flats for k in f if k.startswith("source."))  # older results lack them
+        keys = differing(flats, only_some)
+        for rec in group:
+            rec["setting"] = settings(rec["settings"], keys, only_some)
 
 
 def rows(rs: List[Result]) -> List[Dict[str, Any]]:
@@ -94,8 +122,11 @@ def rows(rs: List[Result]) -> List[Dict[str, Any]]:
                     "flip_pooled": _pooled(inv),
                     "machine": r.machine_class,
                     "weights": r.model.weights,
+                    "head": r.model.head,
+                    "settings": _settings(r),
                 }
             )
+    _label_settings(out)
     return out
 
 
@@ -105,7 +136,8 @@ def groups(recs: List[Dict[str, Any]]) -> List[List[Dict[str, Any]]]:
     is a group of its own."""
     by: Dict[tuple, Dict[Any, Dict[str, Any]]] = {}
     for rec in sorted(recs, key=lambda x: x["started_at"]):
-        key = (rec["task"], rec["model"], rec["weights"], rec["variant"], rec["reference"], rec["backend"])
+        key = (rec["task"], rec["model"], rec["weights"], rec["head"], rec["variant"], rec["reference"])
+        key += (rec["backend"], rec["setting"])
         key += (rec["status"],) + (() if rec["seed"] is not None else (rec["run"],))
         by.setdefault(key, {})[rec["seed"]] = rec
     return [list(seeds.values()) for seeds in by.values()]
@@ -134,13 +166,19 @@ def _flip_cell(recs: List[Dict[str, Any]], section: str, name: str) -> str:
     return _spread([_value(f["flip_rate"]) if f else None for f in figs])
 
 
+def _model_label(rec: Dict[str, Any]) -> str:
+    """The model's name with what its figures are not: random weights, an untrained (random) head."""
+    marks = [f"{part}: random" for part in ("weights", "head") if rec[part] == "random"]
+    return rec["model"] + (f" ({'; '.join(marks)})" if marks else "")
+
+
 def _line(recs: List[Dict[str, Any]], perts: List[str], orders: List[str]) -> Dict[str, str]:
     """One table line: a run's figures with their intervals, or the mean±std over the seeds of a group."""
     rec, many = recs[-1], len(recs) > 1
     line = {
         "task": rec["task"],
-        "model": rec["model"] + (" (weights: random)" if rec["weights"] == "random" else ""),
-        "variant": rec["variant"],
+        "model": _model_label(rec),
+        "variant": rec["variant"] + (f" ({rec['setting']})" if rec["setting"] else ""),
         "backend": rec["backend"] if rec["status"] == "ok" else f"{rec['backend']} ({rec['status']})",
         "seeds": ", ".join(str(x["seed"]) for x in recs) if rec["seed"] is not None else MISSING,
         "clean acc": _spread([_value(x["clean"]) for x in recs]) if many else _pct(rec["clean"]),

@@ -7,9 +7,10 @@ and an integer `label` in the Hub's label order, which is the order of task.labe
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
-from typing import Dict, List, Tuple
+from typing import Any, Dict, List, Tuple
 
 from ..config import TaskConfig
 from ..errors import DataError
@@ -57,14 +58,25 @@ def rows(task: TaskConfig, key: str, path: str | None) -> Tuple[List[Tuple[str, 
         records, where = list(ds["validation"]), f"{HUB_ID}/{hub_config(key)}"
     texts, labels = [], []
     for i, r in enumerate(records):
+        if not isinstance(r, dict):
+            raise DataError(f"{where}, row {i}: a {type(r).__name__}, not an object of {[*columns, 'label']}")
         missing = [c for c in [*columns, "label"] if c not in r]
         if missing:
             raise DataError(f"{where}, row {i}: no column(s) {missing} (task {task.name} reads {columns} and label)")
         label = r["label"]
         if isinstance(label, bool) or not isinstance(label, int) or not 0 <= label < len(task.labels):
             raise DataError(f"{where}, row {i}: label {label!r} is not an index into {task.labels}")
-        texts.append(tuple(str(r[c]) for c in columns))
+        bad = [c for c in columns if not isinstance(r[c], str) or not r[c].strip()]
+        if bad:  # null, a list, an empty text: never scored as the text "None"
+            raise DataError(f"{where}, row {i}: {bad} {'is' if len(bad) == 1 else 'are'} not (non-empty) text")
+        texts.append(tuple(r[c] for c in columns))
         labels.append(label)
     if not texts:
         raise DataError(f"{where}: no rows")
     return texts, labels
+
+
+def identity(texts: List[Tuple[str, ...]], labels: List[int]) -> Dict[str, Any]:
+    """The rows a key's figures were scored on: their count and a hash of their texts and labels, in order."""
+    digest = hashlib.sha256(json.dumps([texts, labels], ensure_ascii=False).encode()).hexdigest()[:16]
+    return {"n": len(labels), "sha256": digest}

@@ -27,10 +27,10 @@ def figure(values: np.ndarray, n_resamples: int = 2000, seed: int = 0) -> Dict[s
     if n == 0:
         return {"value": None, "n": 0, "low": None, "high": None}
     value = float(x.mean())
+    if n < 2:  # one example: no spread to resample (checked first: one value is also "all the same")
+        return {"value": value, "n": n, "low": None, "high": None}
     if np.all(x == x[0]):
         return {"value": value, "n": n, "low": value, "high": value}
-    if n < 2:
-        return {"value": value, "n": n, "low": None, "high": None}
     ci = bootstrap(
         (x,),
         np.mean,

@@ -17,9 +17,11 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
+from transformers import AutoConfig
 
-from .. import env, models, schema, tasks
+from .. import compare_config, env, kinds, models, schema, tasks
 from ..config import Config
+from ..distill import teacher
 from ..errors import BenchError, ConfigError
 from ..results import RESULT_FILE, write_jsonl
 from ..tasks import trivial
@@ -38,8 +40,9 @@ def perturbed_sets(
     rc = cfg.robustness
     clean_ids = ids(tokenizer, examples, max_length)
     out = {}
+    style = rc.contraction_style.get(cfg.task.name, "attached")
     for p in perturb.get(rc.perturbations, rc.only):
-        new = [tuple(perturb.apply(p, ex, rc.perturbations, rc.seed, i)) for i, ex in enumerate(examples)]
+        new = [tuple(perturb.apply(p, ex, rc.perturbations, rc.seed, i, style)) for i, ex in enumerate(examples)]
         text_changed = np.array([a != b for a, b in zip(new, examples)])
         new_ids = ids(tokenizer, new, max_length)
         changed = np.ones(len(new), bool) if p.control else np.array([a != b for a, b in zip(new_ids, clean_ids)])
@@ -48,15 +51,24 @@ def perturbed_sets(
 
 
 def _load_reference(cfg: Config):
-    """(tokenizer, model, description) of robustness.reference, refused unless it has this task's head."""
+    """(tokenizer, model, description) of robustness.reference (a checkpoint, or the run folder holding one),
+    refused unless it was fine-tuned for this task: its label count and names are read from its config before its
+    weights, so another head is this refusal, not a loading error. Its identity (a hash of its config and weight
+    files) goes into the result: loyalty to another reference is another figure, and the gate compares it so."""
+    key = "robustness.reference"
+    ckpt = teacher.checkpoint_dir(cfg.robustness.reference, key)
+    if not kinds.of(cfg.task).choices:  # a multiple-choice head has one output whatever the task's choices
+        try:
+            config = AutoConfig.from_pretrained(str(ckpt))
+        except (OSError, ValueError) as exc:
+            raise BenchError(f"{key}={ckpt}: cannot read its config.json ({str(exc).splitlines()[0]})") from None
+        teacher.check_task(config, ckpt, cfg.task, key)
     spec = dataclasses.replace(
-        cfg.model,
-        name=f"reference:{Path(cfg.robustness.reference).name}",
-        path=cfg.robustness.reference,
-        allow_random_head=False,
+        cfg.model, name=f"reference:{Path(cfg.robustness.reference).name}", path=str(ckpt), allow_random_head=False
     )
     tok, model, info = models.load(spec, cfg.task, seed=cfg.train.seed, need_head=True)
-    return tok, model, {**info, "checkpoint": cfg.robustness.reference, "backend": "eager"}
+    described = {"checkpoint": cfg.robustness.reference, "identity": teacher.identity(ckpt), "backend": "eager"}
+    return tok, model, {**info, **described}
 
 
 def _adv_sets(cfg: Config) -> Tuple[Dict[str, Tuple[List[Example], List[int]]], Dict[str, str]]:
@@ -213,12 +225,16 @@ def source_run(spec) -> Optional[Dict[str, Any]]:
         r = schema.read(result)
     except BenchError:
         return None
+    settings = compare_config.figure_settings(r, bool(compare_config.resolved_schedule(r)))
     return {
         "run": str(result.parent),
         "mode": r.mode,
         "status": r.status,
         "seed": r.seed,
         "distill": r.config.get("distill") if r.mode == "distill" else None,
+        # what else decided the checkpoint (the schedule as resolved, the rows, the model): seeds of one
+        # experiment are averaged in a report, two experiments that share a seed are told apart
+        "settings": {k: v for k, v in settings.items() if k != "train.seed"},
     }
 
 
@@ -226,13 +242,8 @@ def _reference(cfg: Config, model, tokenizer, examples, labels, inputs: Inputs, 
     """The reference's description, its probabilities on the clean examples and its predictions-file rows."""
     if cfg.robustness.reference:
         ref_tok, ref_model, reference = _load_reference(cfg)
-        if not inputs.width and ref_model.config.num_labels != model.config.num_labels:
-            raise BenchError(
-                f"robustness.reference={cfg.robustness.reference} has {ref_model.config.num_labels} labels,"
-                f" this task {cfg.task.name} has {model.config.num_labels}: not a checkpoint of this task"
-            )
     else:
-        reference = {"checkpoint": "this checkpoint", "backend": "eager", "name": cfg.model.name}
+        reference = {"checkpoint": "this checkpoint", "identity": "self", "backend": "eager", "name": cfg.model.name}
         ref_model, ref_tok = model, tokenizer
     prepared = B.prepare("eager", copy.deepcopy(ref_model), device)
     rc = cfg.robustness
@@ -256,7 +267,8 @@ def run(cfg: Config, inputs: Inputs = CLASSIFICATION) -> Dict[str, Any]:
     examples = inputs.examples(ds)
     labels = np.asarray(ds["label"], dtype=int)
     notes = [f"robustness on the {split} split ({len(examples)} examples), batch {cfg.robustness.batch_size}"]
-    if model_info["head"] == "random":
+    untrained = model_info["head"] == "random"
+    if untrained:
         notes.append("head: random: these figures describe an untrained head")
     adv, adv_skipped = _adv_sets(cfg)
     majority = trivial.predictors(cfg.task, None, labels) if adv else {None: None}
@@ -293,6 +305,7 @@ def run(cfg: Config, inputs: Inputs = CLASSIFICATION) -> Dict[str, Any]:
     mc, mc_notes = inputs.section(data) if inputs.section else (None, [])
     section = {
         "perturbation_set": cfg.robustness.perturbations,
+        "contraction_style": cfg.robustness.contraction_style.get(cfg.task.name, "attached"),
         "predictions": PREDICTIONS,
         "reference": reference,
         "backends": figs,
@@ -301,6 +314,8 @@ def run(cfg: Config, inputs: Inputs = CLASSIFICATION) -> Dict[str, Any]:
         "seed": cfg.robustness.seed,
         "multiple_choice": mc,
         "source": source_run(cfg.model),
+        # what the AdvGLUE figures were scored on, wherever the file was: rows and a hash of their texts and labels
+        "advglue_rows": {k: advglue.identity(*rows) for k, rows in adv.items()},
         "backends_requested": list(cfg.timing.backends),
         **({"backends_excluded": list(cfg.timing.exclude)} if cfg.timing.exclude else {}),
     }
@@ -315,5 +330,6 @@ def run(cfg: Config, inputs: Inputs = CLASSIFICATION) -> Dict[str, Any]:
         "metrics": metrics_of(figs),
         "robustness": section,
         "notes": notes + mc_notes,
+        "flags": ["head: random"] if untrained else [],  # shown wherever the figures are, as in every mode
         "failures": failures,
     }
