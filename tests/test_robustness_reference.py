@@ -127,3 +127,30 @@ def test_two_experiments_that_share_a_seed_are_two_rows_each_named(tmp_path):
     assert _score(tmp_path, runs / "lr_a" / "checkpoint", "scored_lr_a_again").status == "ok"
     again = [*scored, _parse(tmp_path / "scored_lr_a_again")]
     assert sorted(len(g) for g in report.groups(report.rows(again))) == [1, 1]
+
+
+def test_a_control_that_flips_flags_the_run_and_its_table_row(tmp_path, monkeypatch):
+    """A backend whose scoring is not deterministic (here: probabilities drawn afresh on every call) flips under
+    the identity control; the run says so in its flags and the table row shows it, instead of a quiet rate."""
+    import numpy as np
+
+    from bench import runner
+    from bench.report import robustness as report
+    from bench.robustness import run as robustness
+
+    runs = tmp_path / "runs"
+    _source(runs / "scored", mode="finetune", checkpoint=_tiny_rte(3))
+    clean = _score(tmp_path, runs / "scored" / "checkpoint", "clean")
+    assert clean.flags == []
+    rng = np.random.default_rng(0)
+    noisy = robustness.Inputs(
+        examples=robustness.CLASSIFICATION.examples,
+        probabilities=lambda prepared, tok, examples, *a: rng.dirichlet(np.ones(2), size=len(examples)),
+    )
+    monkeypatch.setitem(runner.MODES, "robustness", lambda cfg: robustness.run(cfg, noisy))
+    r = _score(tmp_path, runs / "scored" / "checkpoint", "noisy")
+    (flag,) = r.flags
+    assert flag.startswith("eager: the identity control flipped ") and "not deterministic" in flag
+    for name, shown in (("clean", "-"), ("noisy", flag)):
+        (line,) = report.table([_parse(tmp_path / name)]).text.to_dict("records")
+        assert line["flags"] == shown

@@ -123,6 +123,7 @@ def rows(rs: List[Result]) -> List[Dict[str, Any]]:
                     "machine": r.machine_class,
                     "weights": r.model.weights,
                     "head": r.model.head,
+                    "flags": [f for f in r.flags if f != "head: random"],  # the model column shows that one
                     "settings": _settings(r),
                 }
             )
@@ -212,6 +213,8 @@ def _line(recs: List[Dict[str, Any]], perts: List[str], orders: List[str]) -> Di
     line["flip % pooled"] = _spread(pooled) if many else (MISSING if pooled[-1] is None else f"{100 * pooled[-1]:.1f}")
     for o in orders:
         line[f"flip % {o}"] = _flip_cell(recs, "orders", o)
+    flags = sorted({f for x in recs for f in x["flags"] if f.startswith(f"{x['backend']}: ") or ": " not in f})
+    line["flags"] = "; ".join(flags) or MISSING  # a control that flipped, on any seed: no figure here is settled
     return line
 
 

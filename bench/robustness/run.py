@@ -302,6 +302,14 @@ def run(cfg: Config, inputs: Inputs = CLASSIFICATION) -> Dict[str, Any]:
         if not p["changed"].any()
     }
     notes += [f"invariance {n}: {why}: no flip rate" for n, why in unchanged.items()]
+    flags = ["head: random"] if untrained else []  # shown wherever the figures are, as in every mode
+    for fig in figs:  # the controls score the same inputs again: any flip is the scoring's, and taints every figure
+        for control, inv in {**fig.get("invariance", {}), **fig.get("choice_orders", {})}.items():
+            rate = (inv.get("flip_rate") or {}).get("value") if control in ("identity", "order_identity") else None
+            if rate:
+                flags.append(
+                    f"{fig['backend']}: the {control} control flipped {100 * rate:.1f}%: scoring is not deterministic"
+                )
     mc, mc_notes = inputs.section(data) if inputs.section else (None, [])
     section = {
         "perturbation_set": cfg.robustness.perturbations,
@@ -330,6 +338,6 @@ def run(cfg: Config, inputs: Inputs = CLASSIFICATION) -> Dict[str, Any]:
         "metrics": metrics_of(figs),
         "robustness": section,
         "notes": notes + mc_notes,
-        "flags": ["head: random"] if untrained else [],  # shown wherever the figures are, as in every mode
+        "flags": flags,
         "failures": failures,
     }
