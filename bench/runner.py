@@ -7,9 +7,9 @@ import fcntl
 import logging
 import os
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator
+from typing import Any, Callable, Dict, Iterator, Optional
 
-from . import env, kinds, resume, schema, status
+from . import compare_config, env, kinds, resume, schema, status
 from .config import Config
 from .errors import BenchError
 from .results import RESULT_FILE, Result
@@ -105,12 +105,15 @@ def _lock_claim_file(path: Path, out_dir: Path) -> int:
     raise BenchError(f"{out_dir}: could not claim the run folder")
 
 
-def _existing(out_dir: Path, key: str, resuming: bool):
+def _existing(out_dir: Path, key: str, resuming: bool, config: Optional[Dict[str, Any]] = None):
     """What to do about a result.json already in the run folder: None (run), or the path to skip to.
 
     Without resume it is never touched (a run never writes over another). Resuming in the same folder (the
-    same sweep run twice) skips a matching success and moves any other earlier outcome aside, kept, to re-run:
-    result.json to result.json.previous-*, its other outputs into the folder previous-*/.
+    same sweep run twice) skips a matching success and moves any other earlier outcome of the same experiment
+    aside, kept, to re-run: result.json to result.json.previous-*, its other outputs into the folder previous-*/.
+    A success of another experiment (`config` differs: a sweep re-run with other values into the same folder,
+    whose job numbers now name other runs) is refused, not moved: a skip recorded elsewhere may point at it, and
+    a report reads result.json files only.
     """
     path = out_dir / RESULT_FILE
     if not path.exists():
@@ -119,10 +122,18 @@ def _existing(out_dir: Path, key: str, resuming: bool):
         raise BenchError(f"{path} already exists: each run writes a fresh folder, never over another")
     try:
         old = schema.read(path)
-        if old.status in ("ok", "skipped") and old.resume_key == key:
-            return path
     except BenchError as exc:
         log.warning("resume: %s; re-running", exc)
+        old = None
+    if old is not None and old.status in ("ok", "skipped") and old.resume_key == key:
+        return path
+    differ = compare_config.config_differences(old.config, config) if old is not None and config else []
+    if old is not None and old.status == "ok" and differ:
+        shown = "; ".join(differ[:3]) + (f"; and {len(differ) - 3} more" if len(differ) > 3 else "")
+        raise BenchError(
+            f"{path} holds a successful run of another experiment ({shown}): a sweep re-run with other values "
+            "into the same folder? Give a new hydra.sweep.dir (or move that folder away); it is not replaced"
+        )
     tag = f"previous-{os.getpid()}-{len(list(out_dir.glob(RESULT_FILE + '.previous-*')))}"
     # the run's outputs go aside with it (predictions, checkpoint): the re-run would write over them, leaving the
     # kept result without its own files. Hidden entries (Hydra's, the claim) and logs stay: the re-run's own.
@@ -159,7 +170,7 @@ def run(cfg: Config, resume_runs: bool = False, resume_roots=()) -> Result:
             result.config_hash = resume.config_hash(cfg)
             result.resume_key = resume.resume_key(cfg, result.env, result.config_hash)
             resuming = resume_runs and not cfg.bench.force
-            same = _existing(out_dir, result.resume_key, resuming)
+            same = _existing(out_dir, result.resume_key, resuming, result.config)
             if same is not None:
                 result.status = "skipped"
                 result.notes.append(f"this folder already holds a successful result with the same resume key: {same}")

@@ -162,6 +162,11 @@ def check(args, extra) -> int:
             file=sys.stderr,
         )
         return 2
+    if args.out.exists() and any(args.out.iterdir()):  # its old runs would be compared as the current ones
+        print(
+            f"gate: error: {args.out} is not empty; give a new --out (results are never overwritten)", file=sys.stderr
+        )
+        return 2
     suite_rc = run_suite(args.out, args.data)
     reports_dir = args.out / "reports"
 

@@ -177,6 +177,23 @@ def test_a_class_without_a_baseline_passes_only_when_every_run_is_ok(committed, 
     assert "failed: boom" in capsys.readouterr().out
 
 
+def test_the_gate_refuses_an_out_folder_that_holds_earlier_runs(committed, tmp_path, monkeypatch, capsys):
+    """Its suite would refuse to write there, and the old runs would then be compared as the current ones."""
+    gate = _gate_module()
+    baselines = tmp_path / "baselines"
+    shutil.copytree(committed, baselines / committed.name)
+    monkeypatch.setattr(gate.env, "machine_class", lambda *a: committed.name)
+    ran = []
+    monkeypatch.setattr(gate, "run_suite", lambda *a, **k: ran.append(a) or 0)
+    args = _gate_args(tmp_path, baselines)
+    _copy_with(committed, args.out)  # an earlier gate run's results
+    (args.out / "reports").mkdir()
+    (args.out / "reports" / "summary-accuracy.md").write_text("earlier")
+    assert gate.check(args, []) == 2 and ran == []
+    assert "is not empty" in capsys.readouterr().err
+    assert (args.out / "reports" / "summary-accuracy.md").read_text() == "earlier"
+
+
 def test_make_baseline_refuses_runs_that_did_not_end_ok(committed, tmp_path, monkeypatch, capsys):
     gate = _gate_module()
     baselines = tmp_path / "baselines"

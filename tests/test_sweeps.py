@@ -254,26 +254,32 @@ def test_a_signal_to_a_parallel_sweep_is_recorded_by_every_started_job(sig, code
 
 
 def test_an_earlier_outcome_moved_aside_keeps_its_own_outputs(glue_dir, tmp_path):
-    """Resuming in the same folder with another resume key re-runs; the earlier result keeps its predictions and
-    checkpoint beside it instead of having them written over by the re-run's."""
+    """Resuming in the same folder with another resume key (the same experiment on data that changed since)
+    re-runs; the earlier result keeps its predictions and checkpoint beside it instead of having them written over
+    by the re-run's. A success of another experiment there (a sweep re-run with other values) is refused."""
     from bench.config import compose
+    from bench.errors import BenchError
     from bench.runner import run
 
-    args = [
-        *tiny("bert"),
-        "task=rte",
-        f"data.dir={glue_dir}",
-        *QUICK,
-        "train.max_steps=1",
-        "train.save_checkpoint=true",
-    ]
-    first = run(compose([*args, "train.seed=1"], out_dir=str(tmp_path)))
-    before = (tmp_path / "predictions.jsonl").read_bytes()
-    second = run(compose([*args, "train.seed=2"], out_dir=str(tmp_path)), resume_runs=True)  # another key
+    data = tmp_path / "data"
+    shutil.copytree(glue_dir / "RTE", data / "RTE")
+    out = tmp_path / "out"
+    args = [*tiny("bert"), "task=rte", f"data.dir={data}", *QUICK, "train.max_steps=1", "train.save_checkpoint=true"]
+    first = run(compose(args, out_dir=str(out)))
+    before = (out / "predictions.jsonl").read_bytes()
+    result_before = (out / "result.json").read_bytes()
+    # another experiment: refused, and nothing in the folder moves
+    with pytest.raises(BenchError, match=r"holds a successful run of another experiment \(train.seed: 42 vs 2\)"):
+        run(compose([*args, "train.seed=2"], out_dir=str(out)), resume_runs=True)
+    assert (out / "result.json").read_bytes() == result_before and not list(out.glob("*previous-*"))
+    # the same experiment on changed data: another resume key, re-run, the earlier one kept aside
+    dev = data / "RTE" / "dev.tsv"
+    dev.write_text("".join(dev.read_text().splitlines(keepends=True)[:-1]))
+    second = run(compose(args, out_dir=str(out)), resume_runs=True)
     assert first.status == second.status == "ok" and first.resume_key != second.resume_key
-    aside = list(tmp_path.glob("result.json.previous-*"))
+    aside = list(out.glob("result.json.previous-*"))
     assert len(aside) == 1
-    folder = tmp_path / aside[0].name[len("result.json.") :]
+    folder = out / aside[0].name[len("result.json.") :]
     assert json.loads(aside[0].read_text())["resume_key"] == first.resume_key
     assert (folder / "predictions.jsonl").read_bytes() == before and (folder / "checkpoint" / "config.json").is_file()
-    assert (tmp_path / "predictions.jsonl").is_file() and (tmp_path / "checkpoint").is_dir()
+    assert (out / "predictions.jsonl").is_file() and (out / "checkpoint").is_dir()
