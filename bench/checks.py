@@ -6,6 +6,7 @@ imports that schema (the import would be circular).
 
 from __future__ import annotations
 
+import math
 from typing import Any, List, Optional
 
 from .errors import ConfigError
@@ -17,5 +18,5 @@ def choice(what: str, value: Any, choices: List[Any]) -> None:
 
 
 def positive(what: str, value: Optional[float]) -> None:
-    if value is not None and value <= 0:
-        raise ConfigError(f"{what} must be positive, got {value!r}")
+    if value is not None and (not math.isfinite(value) or value <= 0):  # nan passed `<= 0` and reached torch
+        raise ConfigError(f"{what} must be a positive number, got {value!r}")

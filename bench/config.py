@@ -178,6 +178,10 @@ class TrainConfig:
             positive(f"train.{name}", getattr(self, name))
         if self.warmup is not None and not 0 <= self.warmup < 1:
             raise ConfigError(f"train.warmup is a fraction of the steps in [0, 1), got {self.warmup}")
+        if self.weight_decay is not None and not 0 <= self.weight_decay < float("inf"):  # as a recipe's is checked
+            raise ConfigError(f"train.weight_decay must be 0 or more, got {self.weight_decay}")
+        if self.max_steps == 0 or self.max_steps < -1:
+            raise ConfigError(f"train.max_steps={self.max_steps}: give a step count (1 or more), or -1 for the epochs")
 
 
 @dataclass

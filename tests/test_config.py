@@ -44,6 +44,12 @@ def test_mnli_evaluates_matched_and_mismatched():
         ("train.padding=sometimes", "train.padding"),
         ("data.max_train_samples=-3", "data.max_train_samples"),
         ("train.warmup=1.5", "train.warmup"),
+        ("train.learning_rate=nan", "train.learning_rate must be a positive number, got nan"),
+        ("train.learning_rate=inf", "train.learning_rate must be a positive number"),
+        ("train.weight_decay=-1", "train.weight_decay must be 0 or more"),
+        ("train.weight_decay=nan", "train.weight_decay must be 0 or more"),
+        ("train.max_steps=0", "train.max_steps=0: give a step count"),
+        ("train.max_steps=-5", "train.max_steps=-5"),
         ("model.pretrained=true", "no public checkpoint"),
     ],
 )
@@ -102,7 +108,7 @@ def test_a_task_entry_in_the_model_recipe_applies_to_that_task_only_and_train_ov
     bad = {
         "mrcp:{learning_rate:1e-4,source:x}": r"'tinybert_4l': recipe.tasks.mrcp: 'mrcp' is not a task; the.*mrpc",
         "mrpc:{learning_rate:1e-4}": "recipe.tasks.mrpc needs a source",
-        "mrpc:{epochs:0,source:x}": "recipe.tasks.mrpc.epochs must be positive",
+        "mrpc:{epochs:0,source:x}": "recipe.tasks.mrpc.epochs must be a positive number",
         "mrpc:{warmup:1.5,source:x}": r"recipe.tasks.mrpc.warmup must be a fraction of the steps in \[0, 1\)",
         "mrpc:{weight_decay:-0.1,source:x}": "recipe.tasks.mrpc.weight_decay must be >= 0",
     }

@@ -161,7 +161,7 @@ def test_pretrained_init_needs_weights_and_random_init_builds_the_model_files_ar
             ],
             "every one of its loss weights is 0",
         ),
-        (["distill.temperature=0"], "must be positive"),
+        (["distill.temperature=0"], "must be a positive number"),
         (["distill.layers=[3,1]"], "increasing"),
         (["distill.layers=[0,1]"], "numbered from 1"),
         (["mode=distill"], "needs a fine-tuned teacher"),

@@ -72,6 +72,33 @@ def test_malformed_row_names_file_and_line(tmp_path):
         tasks.load(cfg.task, cfg.data)
 
 
+def test_a_row_with_more_fields_than_its_header_or_an_unreadable_one_names_the_line(tmp_path):
+    """A stray tab inside a text once cut the text there and was read as ok; a non-finite STS-B score and a field
+    over the csv module's size limit were a NaN loss and a traceback."""
+    header = "index\tsentence1\tsentence2\tlabel\n"
+    _write(tmp_path / "RTE" / "train.tsv", header + "0\ta\tb\tentailment\n1\tMagnarelli\tsaid\tb\tentailment\n")
+    _write(tmp_path / "RTE" / "dev.tsv", header + "0\ta\tb\tentailment\n")
+    cfg = compose(["task=rte", f"data.dir={tmp_path}"])
+    with pytest.raises(DataError, match=r"train.tsv, line 3: 5 tab-separated fields where the header has 4 \(a tab"):
+        tasks.load(cfg.task, cfg.data)
+    _write(tmp_path / "RTE" / "train.tsv", header + "0\t" + "x" * 200_000 + "\tb\tentailment\n")
+    with pytest.raises(DataError, match=r"train.tsv, line 2: not readable as a tab-separated row \(field larger"):
+        tasks.load(cfg.task, cfg.data)
+    # no header (CoLA): the first row sets the width
+    _write(tmp_path / "CoLA" / "train.tsv", "src\t1\t\tA sentence.\nsrc\t0\t\tAnother\tone.\n")
+    _write(tmp_path / "CoLA" / "dev.tsv", "src\t1\t\tA sentence.\n")
+    cola = compose(["task=cola", f"data.dir={tmp_path}"])
+    with pytest.raises(DataError, match=r"train.tsv, line 2: 5 tab-separated fields where the first row has 4"):
+        tasks.load(cola.task, cola.data)
+    stsb = compose(["task=stsb", f"data.dir={tmp_path}"])
+    sts_header = "index\tgenre\tfilename\tyear\told_index\tsource1\tsource2\tsentence1\tsentence2\tscore\n"
+    for bad in ("nan", "inf"):
+        _write(tmp_path / "STS-B" / "train.tsv", sts_header + f"0\tg\tf\t2012\t0\ts\ts\ta\tb\t{bad}\n")
+        _write(tmp_path / "STS-B" / "dev.tsv", sts_header + "0\tg\tf\t2012\t0\ts\ts\ta\tb\t3.2\n")
+        with pytest.raises(DataError, match=rf"train.tsv, line 2: label '{bad}' is not a finite number"):
+            tasks.load(stsb.task, stsb.data)
+
+
 def test_unknown_label_and_missing_header_column(tmp_path):
     header = "index\tsentence1\tsentence2\tlabel\n"
     _write(tmp_path / "RTE" / "train.tsv", header + "0\ta\tb\tmaybe\n")

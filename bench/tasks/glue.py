@@ -6,6 +6,7 @@ Every split has `sentence1`, optionally `sentence2`, `label` (int class index, o
 from __future__ import annotations
 
 import csv
+import math
 from pathlib import Path
 from typing import Dict, List
 
@@ -92,12 +93,22 @@ def _read_tsv(path: Path, task: TaskConfig, layout: str, labels: bool = True) ->
         label_idx = _column_index(task.local.label_column, header, path, layout) if labels else None
         used = text_idx + ([label_idx] if labels else [])
         need = max([i + 1 for i in used] + [-i for i in used])
-        for row in reader:
+        # every row has as many fields as the header (or, without one, the first row): a row with more would be
+        # read with its texts cut at a stray tab (and a named column shifted), and no GLUE release has such a row;
+        # a column counted from the end ("-1") is how a layout of varying width is read, so that one may vary
+        fixed = all(i >= 0 for i in used)
+        width, by = (len(header), "the header") if header else (None, "the first row")
+        for row in _rows(reader, path, layout):
             if not row or row == [""]:
                 continue
             where = f"{path}, line {reader.line_num}"
             if len(row) < need:
                 raise DataError(f"{where}: {len(row)} tab-separated fields, at least {need} expected; {layout}")
+            width = len(row) if width is None else width
+            if fixed and len(row) != width:
+                raise DataError(
+                    f"{where}: {len(row)} tab-separated fields where {by} has {width} (a tab inside a text?); {layout}"
+                )
             for name, i in zip(columns, text_idx):
                 columns[name].append(row[i])
             if labels:
@@ -108,12 +119,26 @@ def _read_tsv(path: Path, task: TaskConfig, layout: str, labels: bool = True) ->
     return columns
 
 
+def _rows(reader, path: Path, layout: str):
+    """The reader's rows; a line the csv module cannot read (a field over its size limit) names the file and line."""
+    while True:
+        try:
+            yield next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise DataError(f"{path}, line {reader.line_num}: not readable as a tab-separated row ({exc}); {layout}")
+
+
 def _parse_label(raw: str, task: TaskConfig, where: str) -> float | int:
     if kinds.of(task).regression:
         try:
-            return float(raw)
+            value = float(raw)
         except ValueError:
             raise DataError(f"{where}: label {raw!r} is not a number (task {task.name} is a regression)") from None
+        if not math.isfinite(value):  # float() reads "nan" and "inf": a score no metric or loss can use
+            raise DataError(f"{where}: label {raw!r} is not a finite number (task {task.name} is a regression)")
+        return value
     try:
         return task.labels.index(raw)
     except ValueError:
