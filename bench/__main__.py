@@ -37,12 +37,19 @@ STATUS_EXIT = {
 }
 
 
+# whether a job is running: Hydra exits 1 both for a command line it cannot compose (an unknown model, a value of
+# the wrong type: no job started) and for a bug that escapes a job; main() tells the first apart, as bad input
+_IN_JOB = {"now": False}
+
+
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
 def _hydra_main(dcfg: DictConfig) -> None:
     # each job installs its own handlers (joblib and submitit workers run jobs without passing through main())
     # and, in a sweep's worker process, marks itself so the sweep's process can forward a SIGTERM to it
+    _IN_JOB["now"] = True
     with signals.job():
         _job(dcfg)
+    _IN_JOB["now"] = False
 
 
 def _job(dcfg: DictConfig) -> None:
@@ -151,6 +158,15 @@ def main() -> None:
     except KeyboardInterrupt as exc:  # outside a job (a sweep's launcher): still the signal's exit code
         print("bench: interrupted", file=sys.stderr)
         sys.exit(signals.exit_code(exc))
+    except SystemExit as exc:
+        if exc.code == 1 and not _IN_JOB["now"]:  # Hydra's message (the key, the choices) is printed above
+            print(
+                "bench: error: the command line does not compose into a valid config (Hydra's message above); "
+                "no job that cannot be composed runs. `python -m bench --help` lists the config groups",
+                file=sys.stderr,
+            )
+            sys.exit(errors.EXIT_BAD_INPUT)
+        raise
     finally:
         signals.end_sweep()
     if callbacks.SWEEP_OUTCOME.get("not_ok"):

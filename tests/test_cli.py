@@ -50,6 +50,25 @@ def test_cuda_without_gpu_is_a_clear_error(tmp_path):
     assert "device=cuda was asked for, but torch sees no CUDA GPU" in p.stderr
 
 
+@pytest.mark.parametrize(
+    "args, shown",
+    [
+        (["model=nosuch"], "Available options in 'model'"),
+        (["task=mrcp"], "Available options in 'task'"),
+        (["train.max_steps=abc"], "train.max_steps"),
+        (["train.nosuch=1"], "nosuch"),
+        (["-m", "train.max_steps=2,abc"], "train.max_steps"),
+    ],
+)
+def test_a_command_line_that_does_not_compose_is_bad_input_not_a_bug(args, shown, tmp_path):
+    """Hydra's own exit is 1, the code of a bug; a config that cannot be composed is bad input: exit 2, Hydra's
+    message (the key, the choices) kept, and one line of ours saying nothing of it ran."""
+    p = run_cli(*args, f"hydra.run.dir={tmp_path}/run", f"hydra.sweep.dir={tmp_path}/sweep", timeout=120)
+    assert p.returncode == 2, (p.returncode, p.stderr[-1500:])
+    assert shown in p.stderr and "does not compose into a valid config" in p.stderr.splitlines()[-1]
+    assert not (tmp_path / "sweep").exists() or not list((tmp_path / "sweep").glob("*/result.json"))
+
+
 def test_missing_data_dir_is_a_clear_error(tmp_path):
     p = run_cli("model=minilm_l6", f"data.dir={tmp_path}/nothing", f"hydra.run.dir={tmp_path}/run")
     assert p.returncode == 2 and "Traceback" not in p.stderr
