@@ -25,12 +25,12 @@ import torch
 
 from . import kinds, models
 from .config import compose
-from .errors import BenchError, DataError, check_finite
+from .errors import BenchError, ConfigError, DataError, check_finite
 
 
 def _rows(source: str) -> List[Tuple[str, Dict[str, Any]]]:
-    text = sys.stdin.read() if source == "-" else _read(Path(source))
     name = "<stdin>" if source == "-" else source
+    text = _decode(sys.stdin.buffer.read() if source == "-" else _read(Path(source)), name)
     out = []
     for number, line in enumerate(text.splitlines(), 1):
         if not line.strip():
@@ -50,17 +50,50 @@ def _rows(source: str) -> List[Tuple[str, Dict[str, Any]]]:
     return out
 
 
-def _read(path: Path) -> str:
+def _read(path: Path) -> bytes:
     if not path.is_file():
         raise DataError(f"{path}: file not found")
-    return path.read_text(encoding="utf-8")
+    return path.read_bytes()
+
+
+def _decode(data: bytes, name: str) -> str:
+    """UTF-8 text, or a one-line error naming the line and the byte that is not."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise DataError(
+            f"{name}, line {line}: not UTF-8 (byte {data[exc.start]:#04x}); save the examples as UTF-8"
+        ) from None
+
+
+def _gold(task, where: str, gold: Any) -> Any:
+    """The gold label as the task names it (a label, or its index), checked: never echoed unread."""
+    if gold is None:
+        return None
+    if kinds.of(task).regression:
+        if isinstance(gold, (int, float)) and not isinstance(gold, bool) and np.isfinite(gold):
+            return float(gold)
+        raise DataError(f"{where}: gold score {gold!r} is not a finite number (task {task.name} is a regression)")
+    if isinstance(gold, str) and gold in task.labels:
+        return gold
+    if isinstance(gold, int) and not isinstance(gold, bool):
+        if str(gold) in task.labels:  # MRPC's labels are "0" and "1"
+            return str(gold)
+        if 0 <= gold < len(task.labels):
+            return task.labels[gold]
+    raise DataError(f"{where}: gold label {gold!r} is not one of {task.labels} (or an index into them)")
 
 
 def _texts(task, where: str, row: Dict[str, Any]) -> Tuple[List[str], Any]:
     """Classification/regression: the text columns (Hub or local names) and the gold label, if any."""
     for columns in (task.hub.text_columns, task.local.text_columns):
         if columns and all(c in row for c in columns):
-            return [str(row[c]) for c in columns], row.get(task.hub.label_column, row.get(task.local.label_column))
+            bad = [c for c in columns if not isinstance(row[c], str) or not row[c].strip()]
+            if bad:  # a number, null or a list was scored as its printed form
+                raise DataError(f"{where}: {bad} must be non-empty text; got {[row[c] for c in bad]!r}")
+            gold = row.get(task.hub.label_column, row.get(task.local.label_column))
+            return [row[c] for c in columns], _gold(task, where, gold)
     raise DataError(
         f"{where}: expected the fields {task.hub.text_columns} (or {task.local.text_columns}) of task "
         f"{task.name}; got {sorted(row)}"
@@ -111,6 +144,11 @@ def _probabilities(logits: torch.Tensor) -> List[float]:
 
 def score(task_name: str, model_path: str, source: str, allow_random_head: bool = False) -> List[Dict[str, Any]]:
     """One output row per input example (see the module docstring)."""
+    from . import CONF_DIR
+
+    known = sorted(p.stem for p in (Path(CONF_DIR) / "task").glob("*.yaml"))
+    if task_name not in known:
+        raise ConfigError(f"--task {task_name!r} is not a task; choices: {known}")
     cfg = compose(
         [
             f"task={task_name}",

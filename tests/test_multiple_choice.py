@@ -106,7 +106,7 @@ def test_nan_choice_scores_fail_the_run_instead_of_picking_the_first_choice(mc_d
         import io
         import sys
 
-        stdin, sys.stdin = sys.stdin, io.StringIO(json.dumps(SEED_EXAMPLE) + "\n")
+        stdin, sys.stdin = sys.stdin, io.TextIOWrapper(io.BytesIO((json.dumps(SEED_EXAMPLE) + "\n").encode()))
         try:
             score("copa", str(weights.parent), "-")
         finally:

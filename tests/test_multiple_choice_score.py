@@ -110,6 +110,25 @@ def test_score_works_for_classification_too(glue_dir, tmp_path):
     with pytest.raises(DataError, match=r"pairs.jsonl, line 1: expected the fields \['sentence1', 'sentence2'\]"):
         write(tmp_path, "pairs.jsonl", [{"premise": "x"}])
         score.score("rte", str(tmp_path / "rte" / "checkpoint"), str(file))
+    # texts that are not text, a gold label the task does not have: refused by line, never scored as "5"/"None"
+    ckpt = str(tmp_path / "rte" / "checkpoint")
+    for row, message in (
+        ({"sentence1": 5, "sentence2": None}, r"line 1: \['sentence1', 'sentence2'\] must be non-empty text"),
+        ({"sentence1": "a", "sentence2": "b", "label": "7"}, r"line 1: gold label '7' is not one of"),
+        ({"sentence1": "a", "sentence2": "b", "label": True}, r"line 1: gold label True is not one of"),
+    ):
+        write(tmp_path, "pairs.jsonl", [row])
+        with pytest.raises(DataError, match=message):
+            score.score("rte", ckpt, str(file))
+    write(tmp_path, "pairs.jsonl", [{"sentence1": "a", "sentence2": "b", "label": 1}])
+    assert score.score("rte", ckpt, str(file))[0]["gold"] == "not_entailment"  # an index, named
+    # a file that is not UTF-8 names its line; an unknown task lists the choices, before any model is loaded
+    file.write_bytes(b'{"sentence1": "a", "sentence2": "b"}\n{"sentence1": "caf\xe9", "sentence2": "b"}\n')
+    with pytest.raises(DataError, match=r"pairs.jsonl, line 2: not UTF-8 \(byte 0xe9\)"):
+        score.score("rte", ckpt, str(file))
+    cli = _score_cli("--task", "mrcp", "--model", ckpt, str(file))
+    assert cli.returncode == 2 and "Traceback" not in cli.stderr
+    assert "--task 'mrcp' is not a task; choices: [" in cli.stderr and "'mrpc'" in cli.stderr
 
 
 @pytest.mark.slow
