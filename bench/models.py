@@ -123,7 +123,8 @@ def max_positions(spec: ModelConfig) -> Tuple[Optional[int], str]:
     """
     if spec.source in ("path", "package"):
         where = checkpoint_location(spec)
-        config, origin = AutoConfig.from_pretrained(where), f"{where}/config.json"
+        config = hub.call(f"the config of {where}", AutoConfig.from_pretrained, where)
+        origin = f"{where}/config.json"
     else:
         arch = dict(spec.arch)
         try:

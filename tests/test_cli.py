@@ -149,3 +149,27 @@ def test_no_network_at_all_ends_in_the_offline_message(tmp_path):
     )
     assert p.returncode == 2 and "Traceback" not in p.stderr
     assert "could not reach the Hugging Face Hub" in p.stderr
+
+
+@pytest.mark.parametrize("broken", ["config", "weights"])
+def test_a_checkpoint_folder_with_a_broken_file_is_a_clear_error(broken, glue_dir, tmp_path):
+    """config.json that is not JSON, or a weights file that is not one: exit 2 naming the folder, not a
+    traceback (the safetensors error was no OSError, and the config was read before any wrapper)."""
+    from bench import models
+    from bench.config import compose
+
+    cfg = compose([*tiny("bert"), "task=rte"])
+    tok, model, _ = models.load(cfg.model, cfg.task, seed=0)
+    ckpt = tmp_path / "ckpt"
+    model.save_pretrained(ckpt)
+    tok.save_pretrained(ckpt)
+    if broken == "config":
+        (ckpt / "config.json").write_text('{"model_type": "bert", ')
+    else:
+        (ckpt / "model.safetensors").write_bytes(b"not a safetensors file at all")
+    args = ["model=bert_base", f"model.path={ckpt}", "task=rte", "mode=evaluate", f"data.dir={glue_dir}"]
+    p = run_cli(*args, "data.max_eval_samples=8", f"hydra.run.dir={tmp_path}/run", timeout=300)
+    assert p.returncode == 2 and "Traceback" not in p.stderr, p.stderr[-2000:]
+    want = {"config": f"could not load the config of {ckpt}: OSError", "weights": f"could not load the model {ckpt}: "}
+    assert want[broken] in p.stderr, p.stderr[-1500:]
+    assert json.loads((tmp_path / "run" / "result.json").read_text())["status"] == "failed"

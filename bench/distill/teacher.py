@@ -27,6 +27,7 @@ from .. import env, kinds
 from ..config import TaskConfig
 from ..errors import BenchError
 from ..models import head_kwargs, run_task
+from ..tasks.hub import unreadable_weights
 from . import cache
 from .internals import attention_scores
 
@@ -82,8 +83,11 @@ def load(path: str, task: TaskConfig):
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(ckpt))
         model = AutoModelForSequenceClassification.from_pretrained(str(ckpt))
-    except (OSError, ValueError) as exc:
-        raise TeacherError(f"distill.teacher={ckpt}: cannot load the checkpoint ({str(exc).splitlines()[0]})") from None
+    except Exception as exc:  # noqa: BLE001 (re-raised unless it is a file that is not a checkpoint)
+        if not isinstance(exc, (OSError, ValueError)) and not unreadable_weights(exc):
+            raise
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise TeacherError(f"distill.teacher={ckpt}: cannot load the checkpoint ({first})") from None
     check_task(model.config, ckpt, task)
     return ckpt, tokenizer, model.eval()
 

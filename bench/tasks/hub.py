@@ -37,9 +37,18 @@ def call(what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     except Exception as exc:  # the Hub libraries raise OSError, ConnectionError, ValueError and their own types
         if is_network_error(exc):
             raise HubUnreachableError(f"could not reach the Hugging Face Hub for {what}. {OFFLINE_HINT}") from None
-        if isinstance(exc, (OSError, ValueError, FileNotFoundError)):
-            raise BenchError(f"could not load {what}: {str(exc).splitlines()[0] if str(exc) else exc!r}") from None
+        if isinstance(exc, (OSError, ValueError, FileNotFoundError)) or unreadable_weights(exc):
+            first = str(exc).splitlines()[0] if str(exc) else repr(exc)
+            raise BenchError(f"could not load {what}: {type(exc).__name__}: {first}") from None
         raise
+
+
+def unreadable_weights(exc: BaseException) -> bool:
+    """A weights file that is not one (truncated, another format): safetensors' own error type, or torch's
+    unpickling error for a .bin."""
+    import pickle
+
+    return type(exc).__module__.startswith("safetensors") or isinstance(exc, pickle.UnpicklingError)
 
 
 def load(dataset_id: str, config: str | None) -> Any:
