@@ -118,6 +118,11 @@ def test_malformed_file_names_article_and_question(tmp_path):
     (tmp_path / "dev-v1.1.json").write_text("{not json")
     with pytest.raises(DataError, match="not valid JSON"):
         squad.load_local(task, DataConfig(dir=str(tmp_path), split_by_article=1))
+    # the articles held out for scoring have no question: nothing to score (was a datasets traceback)
+    empty = {"title": "E", "paragraphs": [{"context": "x", "qas": []}]}
+    data = _write(tmp_path, {"data": [ok, empty]})
+    with pytest.raises(DataError, match=r"dev-v1.1.json: no questions in articles 1-1"):
+        squad.load_local(task, DataConfig(dir=data.dir, split_by_article=1))
 
 
 def test_v2_allows_unanswerable_questions(tmp_path):

@@ -66,6 +66,9 @@ def _rows(path: Path, articles: List[Dict[str, Any]], task: TaskConfig, offset: 
                     cols["article"].append(a)
         except (KeyError, TypeError, ValueError) as exc:
             raise DataError(f"{path}: article {a} ({title!r}) is malformed (missing or bad {exc}); {LAYOUT}") from None
+    if not cols["id"]:  # articles without questions: nothing to train on or score
+        which = f"articles {offset}-{offset + len(articles) - 1}" if articles else "no articles"
+        raise DataError(f"{path}: no questions in {which}; {LAYOUT}")
     return cols
 
 
