@@ -7,6 +7,7 @@ console scripts. Exit codes are listed in bench/errors.py and docs/result-file.m
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -37,9 +38,19 @@ STATUS_EXIT = {
 }
 
 
-# whether a job is running: Hydra exits 1 both for a command line it cannot compose (an unknown model, a value of
-# the wrong type: no job started) and for a bug that escapes a job; main() tells the first apart, as bad input
+# whether a job is running in this process: an omegaconf error raised by a job's own code is a bug, not a command
+# line that does not compose (main() tells the two apart by the exception's type, Hydra re-raising it)
 _IN_JOB = {"now": False}
+
+
+def _composition_error(exc: BaseException) -> bool:
+    """Hydra could not compose the command line into a config: an unknown model, task, key or group option, a value
+    of the wrong type, an override it cannot parse. Bad input (exit 2), where Hydra's own exit is 1, a bug's."""
+    from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
+    from omegaconf.errors import OmegaConfBaseException
+
+    composing = (ConfigCompositionException, MissingConfigException, OverrideParseException)
+    return isinstance(exc, composing) or (isinstance(exc, OmegaConfBaseException) and not _IN_JOB["now"])
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
@@ -82,7 +93,7 @@ def _job(dcfg: DictConfig) -> None:
         cfg.out_dir = out_dir
         resume = cfg.bench.resume == "always" or (cfg.bench.resume == "auto" and sweep)
         roots = [hc.sweep.dir] if sweep else []  # the sweep's own folder: a sweep run twice into it resumes
-        result = run(cfg, resume_runs=resume, resume_roots=roots)
+        result = run(cfg, resume_runs=resume, resume_roots=roots, overrides=list(hc.overrides.task))
     except KeyboardInterrupt as exc:
         print("bench: interrupted; the run was recorded as interrupted", file=sys.stderr)
         signals.after_interrupt()  # in a sweep's worker process: waits there to be ended with the sweep
@@ -153,20 +164,25 @@ def main() -> None:
     from . import callbacks
 
     callbacks.SWEEP_OUTCOME.clear()
+    # Hydra re-raises what it caught instead of printing it and exiting 1 (the code of a bug, for bad input too):
+    # a config that does not compose is then told apart by its type, and a bug keeps its full traceback
+    os.environ["HYDRA_FULL_ERROR"] = "1"  # whatever the caller set: the type decides what is shown
     try:
         _hydra_main()
     except KeyboardInterrupt as exc:  # outside a job (a sweep's launcher): still the signal's exit code
         print("bench: interrupted", file=sys.stderr)
         sys.exit(signals.exit_code(exc))
-    except SystemExit as exc:
-        if exc.code == 1 and not _IN_JOB["now"]:  # Hydra's message (the key, the choices) is printed above
-            print(
-                "bench: error: the command line does not compose into a valid config (Hydra's message above); "
-                "no job that cannot be composed runs. `python -m bench --help` lists the config groups",
-                file=sys.stderr,
-            )
-            sys.exit(errors.EXIT_BAD_INPUT)
-        raise
+    except Exception as exc:
+        if not _composition_error(exc):
+            raise
+        cause = f"\n{exc.__cause__}" if exc.__cause__ is not None else ""
+        print(f"{exc}{cause}", file=sys.stderr)  # Hydra's message: the key, or the choices of a config group
+        print(
+            "bench: error: the command line does not compose into a valid config (above); no job that cannot be "
+            "composed runs. `python -m bench --help` lists the config groups",
+            file=sys.stderr,
+        )
+        sys.exit(errors.EXIT_BAD_INPUT)
     finally:
         signals.end_sweep()
     if callbacks.SWEEP_OUTCOME.get("not_ok"):

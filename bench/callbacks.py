@@ -10,6 +10,7 @@ saved, a full disk, a failed early record), and it counts as failed. `SWEEP_OUTC
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple, Union
@@ -37,6 +38,22 @@ def jobs_without_result(sweep_dir: Path, entries: List[Entry], marker: Optional[
     return sorted(j for j in jobs if j not in written and j != Path(sweep_dir).resolve())
 
 
+def refused_jobs(sweep_dir: Path, since: Optional[str]) -> List[Tuple[Path, str]]:
+    """(job folder, why) for each job of this sweep that refused its folder (bench.runner.REFUSED_FILE, written
+    since the sweep started): the folder holds another job's success, which that job's result.json still is."""
+    from .runner import REFUSED_FILE
+
+    out = []
+    for marker in sorted(Path(sweep_dir).glob(f"**/{REFUSED_FILE}")):
+        try:
+            record = json.loads(marker.read_text())
+        except (OSError, ValueError):
+            record = {"refused_at": "", "error": "(unreadable refusal record)"}
+        if not since or str(record.get("refused_at", "")) >= since:
+            out.append((marker.parent, str(record.get("error", ""))))
+    return out
+
+
 def _status(entry: Entry, since: Optional[str]) -> str:
     _, r = entry
     if isinstance(r, str):
@@ -46,10 +63,14 @@ def _status(entry: Entry, since: Optional[str]) -> str:
     return r.status
 
 
-def summary(entries: List[Entry], since: Optional[str] = None, missing: List[Path] = ()) -> str:
+def summary(
+    entries: List[Entry], since: Optional[str] = None, missing: List[Path] = (), refused: List[Tuple[Path, str]] = ()
+) -> str:
     from .report.console import latency_table
 
     counts: Dict[str, int] = {"no result": len(missing)} if missing else {}
+    if refused:
+        counts["refused"] = len(refused)
     for e in entries:
         counts[_status(e, since)] = counts.get(_status(e, since), 0) + 1
     lines = ["sweep: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) if counts else "sweep: no results"]
@@ -63,6 +84,8 @@ def summary(entries: List[Entry], since: Optional[str] = None, missing: List[Pat
             lines.append(f"  {st}: {path}: {why}")
     for job in missing:
         lines.append(f"  no result: {job}: the job ended without writing result.json (its log is in that folder)")
+    for job, why in refused:
+        lines.append(f"  refused: {job}: {why[:300]}")
     ok = [r for e in entries if not isinstance(r := e[1], str) and r.status in ("ok", "partial")]
     with_latency = [r.model_dump(mode="json") for r in ok if r.latency]
     if with_latency:
@@ -75,8 +98,11 @@ def summary(entries: List[Entry], since: Optional[str] = None, missing: List[Pat
     return "\n".join(lines)
 
 
-def not_ok(entries: List[Entry], since: Optional[str] = None, missing: List[Path] = ()) -> int:
-    return len(missing) + sum(_status(e, since) not in ("ok", "skipped", "already complete") for e in entries)
+def not_ok(
+    entries: List[Entry], since: Optional[str] = None, missing: List[Path] = (), refused: List[Tuple[Path, str]] = ()
+) -> int:
+    bad = sum(_status(e, since) not in ("ok", "skipped", "already complete") for e in entries)
+    return len(missing) + len(refused) + bad
 
 
 class SweepSummary(Callback):
@@ -90,5 +116,6 @@ class SweepSummary(Callback):
         entries = collect(Path(config.hydra.sweep.dir))
         missing = jobs_without_result(Path(config.hydra.sweep.dir), entries, config.hydra.output_subdir)
         since = SWEEP_OUTCOME.get("started_at")
-        print(summary(entries, since, missing), flush=True)
-        SWEEP_OUTCOME["not_ok"] = not_ok(entries, since, missing) or (0 if entries else 1)
+        refused = refused_jobs(Path(config.hydra.sweep.dir), since)
+        print(summary(entries, since, missing, refused), flush=True)
+        SWEEP_OUTCOME["not_ok"] = not_ok(entries, since, missing, refused) or (0 if entries else 1)

@@ -210,17 +210,10 @@ def differences(base: List[Result], cur: List[Result], ignore: Sequence[str] = (
     return differ, accepted
 
 
-def config_differences(a: Dict[str, Any], b: Dict[str, Any]) -> List[str]:
-    """'key: a vs b' for each dotted key whose value differs between two whole configs, each read over the
-    schema's defaults (a key one lacks ran at its default), less where output goes and how runs resume."""
-    defaults = schema_defaults()
-    fa, fb = _flat(a), _flat(b)
-    out = []
-    for key in sorted(set(fa) | set(fb)):
-        va, vb = (f.get(key, defaults.get(key, "(not set)")) for f in (fa, fb))
-        if va != vb and not _under(key, ("out_dir", "bench")):
-            out.append(f"{key}: {va} vs {vb}".replace('"', ""))
-    return out
+def flat_config(config: Dict[str, Any]) -> Dict[str, str]:
+    """A whole config as dotted keys with JSON values, over the schema's defaults (a key it lacks ran at its
+    default)."""
+    return {**schema_defaults(), **_flat(config)}
 
 
 def settings_keys(runs: List[Result]) -> Set[str]:

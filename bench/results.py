@@ -100,6 +100,7 @@ class Result:
     status: str = "running"  # see schema.STATUSES
     config_hash: Optional[str] = None
     resume_key: Optional[str] = None
+    overrides: Optional[List[str]] = None  # the command line's overrides (a sweep job's own values), when run so
     error: Optional[Dict[str, Any]] = None
     failures: List[str] = field(default_factory=list)
     metrics: Dict[str, Any] = field(default_factory=dict)

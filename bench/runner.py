@@ -4,19 +4,23 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import logging
 import os
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, Optional
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 from . import compare_config, env, kinds, resume, schema, status
 from .config import Config
 from .errors import BenchError
-from .results import RESULT_FILE, Result
+from .results import RESULT_FILE, Result, now_stamp, write_atomic
 from .resume import config_hash  # noqa: F401  (kept importable from here)
 
 log = logging.getLogger("bench")
 CLAIM_FILE = ".bench-claim"
+REFUSED_FILE = "refused.json"  # a job refused its folder (another job's success is there): the sweep counts it
+GROUPS = ("model", "task", "mode", "device")  # config groups: `model=x` sets model.name
+NOT_A_JOB_SETTING = ("hydra.", "hydra/", "bench.", "out_dir", "data.dir")  # where and how, not what a job runs
 
 
 def _finetune(cfg: Config) -> Dict[str, Any]:
@@ -105,15 +109,44 @@ def _lock_claim_file(path: Path, out_dir: Path) -> int:
     raise BenchError(f"{out_dir}: could not claim the run folder")
 
 
-def _existing(out_dir: Path, key: str, resuming: bool, config: Optional[Dict[str, Any]] = None):
+def _override_key(override: str) -> Tuple[str, str]:
+    """(dotted key, value) of a command-line override; a config group's choice (`model=x`) is its `.name`."""
+    key, _, value = override.lstrip("+~").partition("=")
+    return (f"{key}.name" if key in GROUPS else key), value
+
+
+def other_job(old: schema.Result, config: Optional[Dict[str, Any]], overrides: Optional[List[str]]) -> List[str]:
+    """How an earlier success in this job's folder differs from this job as the command line set them: its
+    recorded overrides against these, or (a result written before overrides were recorded) its config's values at
+    the keys these overrides set. Differences the command line did not make (new code, a changed default, the
+    data) are not another job: that run is superseded, and moved aside. [] when it is this job."""
+    if overrides is None or config is None:  # not run from a command line: no job to tell apart
+        return []
+    mine = [o for o in overrides if not o.lstrip("+~").startswith(NOT_A_JOB_SETTING)]
+    if old.overrides is not None:
+        theirs = [o for o in old.overrides if not o.lstrip("+~").startswith(NOT_A_JOB_SETTING)]
+        return [f"{o} (earlier)" for o in sorted(set(theirs) - set(mine))] + [
+            f"{o} (now)" for o in sorted(set(mine) - set(theirs))
+        ]
+    flat_old, flat_now = compare_config.flat_config(old.config), compare_config.flat_config(config)
+    differ = []
+    for o in mine:
+        key, _ = _override_key(o)
+        before, now = flat_old.get(key, "(not set)"), flat_now.get(key, "(not set)")
+        if before != now:
+            differ.append(f"{key}: {before} vs {now}".replace('"', ""))
+    return differ
+
+
+def _existing(out_dir: Path, key: str, resuming: bool, config=None, overrides=None):
     """What to do about a result.json already in the run folder: None (run), or the path to skip to.
 
     Without resume it is never touched (a run never writes over another). Resuming in the same folder (the
-    same sweep run twice) skips a matching success and moves any other earlier outcome of the same experiment
-    aside, kept, to re-run: result.json to result.json.previous-*, its other outputs into the folder previous-*/.
-    A success of another experiment (`config` differs: a sweep re-run with other values into the same folder,
-    whose job numbers now name other runs) is refused, not moved: a skip recorded elsewhere may point at it, and
-    a report reads result.json files only.
+    same sweep run twice) skips a matching success and moves any other earlier outcome of the same job aside,
+    kept, to re-run: result.json to result.json.previous-*, its other outputs into the folder previous-*/. A
+    success of another job (`other_job`: a sweep re-run with other values into the same folder, whose job numbers
+    now name other runs) is refused, not moved: a skip recorded by another job may point at it, and a report
+    reads result.json files only. A marker (REFUSED_FILE) lets the sweep's summary count the refusal.
     """
     path = out_dir / RESULT_FILE
     if not path.exists():
@@ -127,13 +160,15 @@ def _existing(out_dir: Path, key: str, resuming: bool, config: Optional[Dict[str
         old = None
     if old is not None and old.status in ("ok", "skipped") and old.resume_key == key:
         return path
-    differ = compare_config.config_differences(old.config, config) if old is not None and config else []
-    if old is not None and old.status == "ok" and differ:
+    differ = other_job(old, config, overrides) if old is not None and old.status == "ok" else []
+    if differ:
         shown = "; ".join(differ[:3]) + (f"; and {len(differ) - 3} more" if len(differ) > 3 else "")
-        raise BenchError(
-            f"{path} holds a successful run of another experiment ({shown}): a sweep re-run with other values "
-            "into the same folder? Give a new hydra.sweep.dir (or move that folder away); it is not replaced"
+        message = (
+            f"{path} holds a successful run of another job ({shown}): a sweep re-run with other values into the "
+            "same folder? Give a new hydra.sweep.dir (or move that folder away); it is not replaced"
         )
+        write_atomic(out_dir / REFUSED_FILE, json.dumps({"refused_at": now_stamp(), "error": message}) + "\n")
+        raise BenchError(message)
     tag = f"previous-{os.getpid()}-{len(list(out_dir.glob(RESULT_FILE + '.previous-*')))}"
     # the run's outputs go aside with it (predictions, checkpoint): the re-run would write over them, leaving the
     # kept result without its own files. Hidden entries (Hydra's, the claim) and logs stay: the re-run's own.
@@ -151,7 +186,7 @@ def _existing(out_dir: Path, key: str, resuming: bool, config: Optional[Dict[str
     return None
 
 
-def run(cfg: Config, resume_runs: bool = False, resume_roots=()) -> Result:
+def run(cfg: Config, resume_runs: bool = False, resume_roots=(), overrides: Optional[List[str]] = None) -> Result:
     """Run `cfg` and write `<out_dir>/result.json`, complete, whatever happens.
 
     A failure is recorded (status `failed` with the reason; `interrupted` on Ctrl-C or SIGTERM) and then
@@ -166,11 +201,12 @@ def run(cfg: Config, resume_runs: bool = False, resume_roots=()) -> Result:
         return _run_mode(cfg, Result.start(cfg, env.capture(cfg.device.threads)), save=False)
     with claim(out_dir):
         result = Result.start(cfg, env.capture(cfg.device.threads))
+        result.overrides = list(overrides) if overrides is not None else None
         try:  # resume keys hash the data files and walk earlier results: an interrupt there is recorded too
             result.config_hash = resume.config_hash(cfg)
             result.resume_key = resume.resume_key(cfg, result.env, result.config_hash)
             resuming = resume_runs and not cfg.bench.force
-            same = _existing(out_dir, result.resume_key, resuming, result.config)
+            same = _existing(out_dir, result.resume_key, resuming, result.config, overrides)
             if same is not None:
                 result.status = "skipped"
                 result.notes.append(f"this folder already holds a successful result with the same resume key: {same}")

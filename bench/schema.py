@@ -201,6 +201,7 @@ class Result(BaseModel):
     env: _Open = Field(default_factory=_Open)
     config_hash: Optional[str] = None
     resume_key: Optional[str] = None
+    overrides: Optional[List[str]] = None  # the command line's overrides (a sweep job's own values)
     error: Optional[ErrorInfo] = None
     failures: List[str] = Field(default_factory=list)  # partial/failed: what did not succeed
     model: ModelInfo

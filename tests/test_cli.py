@@ -1,6 +1,7 @@
 """The entry point as a user runs it: exit codes, messages, result files."""
 
 import json
+import os
 
 import pytest
 from conftest import ROOT, TINY_LATENCY, run_cli, tiny
@@ -67,6 +68,29 @@ def test_a_command_line_that_does_not_compose_is_bad_input_not_a_bug(args, shown
     assert p.returncode == 2, (p.returncode, p.stderr[-1500:])
     assert shown in p.stderr and "does not compose into a valid config" in p.stderr.splitlines()[-1]
     assert not (tmp_path / "sweep").exists() or not list((tmp_path / "sweep").glob("*/result.json"))
+
+
+@pytest.mark.parametrize("hydra_full_error", ["0", "1"])
+def test_a_bug_in_a_job_is_still_exit_1_with_its_traceback(hydra_full_error, tmp_path):
+    """The other side of the exit-2 rule above: an exception that escapes a job (here an omegaconf error, the type
+    a composition error also has) is a bug, shown with its traceback, whatever HYDRA_FULL_ERROR says."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "import bench.runner, bench.__main__ as m\n"
+        "from omegaconf.errors import ConfigKeyError\n"
+        "def boom(*a, **k):\n"
+        "    raise ConfigKeyError('a bug inside the job')\n"
+        "bench.runner.run = boom\n"
+        f"sys.argv = ['bench', 'model=minilm_l6', 'hydra.run.dir={tmp_path}/run']\n"
+        "m.main()\n"
+    )
+    env = {**os.environ, "HYDRA_FULL_ERROR": hydra_full_error}
+    p = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 1 and "Traceback" in p.stderr and "a bug inside the job" in p.stderr, p.stderr[-1500:]
+    assert "does not compose" not in p.stderr
 
 
 def test_missing_data_dir_is_a_clear_error(tmp_path):

@@ -256,7 +256,7 @@ def test_a_signal_to_a_parallel_sweep_is_recorded_by_every_started_job(sig, code
 def test_an_earlier_outcome_moved_aside_keeps_its_own_outputs(glue_dir, tmp_path):
     """Resuming in the same folder with another resume key (the same experiment on data that changed since)
     re-runs; the earlier result keeps its predictions and checkpoint beside it instead of having them written over
-    by the re-run's. A success of another experiment there (a sweep re-run with other values) is refused."""
+    by the re-run's. A success of another job there (a sweep re-run with other values) is refused."""
     from bench.config import compose
     from bench.errors import BenchError
     from bench.runner import run
@@ -269,13 +269,14 @@ def test_an_earlier_outcome_moved_aside_keeps_its_own_outputs(glue_dir, tmp_path
     before = (out / "predictions.jsonl").read_bytes()
     result_before = (out / "result.json").read_bytes()
     # another experiment: refused, and nothing in the folder moves
-    with pytest.raises(BenchError, match=r"holds a successful run of another experiment \(train.seed: 42 vs 2\)"):
-        run(compose([*args, "train.seed=2"], out_dir=str(out)), resume_runs=True)
+    with pytest.raises(BenchError, match=r"holds a successful run of another job \(train.seed: 42 vs 2\)"):
+        run(compose([*args, "train.seed=2"], out_dir=str(out)), resume_runs=True, overrides=["train.seed=2"])
     assert (out / "result.json").read_bytes() == result_before and not list(out.glob("*previous-*"))
-    # the same experiment on changed data: another resume key, re-run, the earlier one kept aside
+    assert "train.seed: 42 vs 2" in json.loads((out / "refused.json").read_text())["error"]
+    # the same job (its command line unchanged) on changed data: another resume key, re-run, the earlier one aside
     dev = data / "RTE" / "dev.tsv"
     dev.write_text("".join(dev.read_text().splitlines(keepends=True)[:-1]))
-    second = run(compose(args, out_dir=str(out)), resume_runs=True)
+    second = run(compose(args, out_dir=str(out)), resume_runs=True, overrides=[f"data.dir={data}"])
     assert first.status == second.status == "ok" and first.resume_key != second.resume_key
     aside = list(out.glob("result.json.previous-*"))
     assert len(aside) == 1
@@ -283,3 +284,18 @@ def test_an_earlier_outcome_moved_aside_keeps_its_own_outputs(glue_dir, tmp_path
     assert json.loads(aside[0].read_text())["resume_key"] == first.resume_key
     assert (folder / "predictions.jsonl").read_bytes() == before and (folder / "checkpoint" / "config.json").is_file()
     assert (out / "predictions.jsonl").is_file() and (out / "checkpoint").is_dir()
+
+
+def test_a_sweep_re_run_with_other_values_into_its_folder_refuses_instead_of_hiding_results(glue_dir, tmp_path):
+    """Job numbers name other runs when a sweep is re-run with other values into the same folder: each job whose
+    folder holds another job's success refuses it (counted, exit 6), and every earlier result stays readable."""
+    args = ["-m", *tiny("bert"), f"data.dir={glue_dir}", *QUICK, "task=rte", f"hydra.sweep.dir={tmp_path / 's'}"]
+    first = run_cli(*args, "train.seed=1,2", f"bench.resume_dir={tmp_path}", timeout=600)
+    assert first.returncode == 0, first.stderr[-3000:]
+    before = {p: p.read_bytes() for p in (tmp_path / "s").glob("*/result.json")}
+    assert len(before) == 2 and all(json.loads(b)["overrides"] for b in before.values())
+    again = run_cli(*args, "train.seed=2,3", f"bench.resume_dir={tmp_path}", timeout=600)
+    assert again.returncode == 6, again.stderr[-3000:]
+    assert "2 refused" in again.stdout and "train.seed=1 (earlier)" in again.stdout
+    assert {p: p.read_bytes() for p in (tmp_path / "s").glob("*/result.json")} == before
+    assert not list((tmp_path / "s").glob("*/result.json.previous-*"))
