@@ -61,6 +61,7 @@ NOT_A_FIGURE = (
     "distill.transfer.augment.model",
     "robustness.reference",
     "robustness.advglue",
+    "robustness.contraction_style",  # every task's; the run's own is `run.contraction_style`, where it acts
 )
 # read by one mode only (an older result may carry them, with values that decided nothing)
 MODE_NODES = {"timing": "latency", "distill": "distill", "robustness": "robustness"}
@@ -177,9 +178,25 @@ def figure_settings(r: Result, resolved: bool) -> Dict[str, str]:
     if distill is not None and distill.teacher_id:
         out["run.teacher"] = _json(distill.teacher_id)
     if r.robustness is not None:  # loyalty to another reference, AdvGLUE on other rows: other figures
-        extra = r.robustness.model_extra or {}
-        out["run.reference"] = _json(r.robustness.reference.get("identity", "(not recorded)"))
-        out["run.advglue"] = _json(extra.get("advglue_rows", "(not recorded)"))
+        out.update(_robustness_settings(r))
+    return out
+
+
+def _robustness_settings(r: Result) -> Dict[str, str]:
+    """What a robustness run's figures were measured against, as recorded; a result written before they were
+    recorded reads as what it can be known to have used (itself as the reference, no AdvGLUE rows scored)."""
+    rob = r.robustness
+    extra = rob.model_extra or {}
+    ref = rob.reference
+    identity = ref.get("identity") or ("self" if ref.get("checkpoint") == "this checkpoint" else "(not recorded)")
+    if "advglue_rows" in extra:
+        rows = extra["advglue_rows"]
+    else:
+        scored = any(isinstance(a, dict) and "acc" in a for b in rob.backends for a in (b.advglue or {}).values())
+        rows = "(not recorded)" if scored else {}
+    out = {"run.reference": _json(identity), "run.advglue": _json(rows)}
+    if extra.get("contraction_style"):  # only a set whose contractions follow the task's style records it
+        out["run.contraction_style"] = _json(extra["contraction_style"])
     return out
 
 

@@ -22,7 +22,7 @@ class RobustnessConfig:
     perturbations: str = "inv-v2"  # the named, versioned perturbation set (bench/robustness/perturb.py SETS)
     # task name -> how its release writes contractions (inv-v2's contractions_make writes them so): attached
     # "doesn't" (the default), ptb "does n't" (SST-2), split_apostrophe "doesn 't" (MRPC)
-    contraction_style: Dict[str, str] = field(default_factory=dict)
+    contraction_style: Dict[str, str] = field(default_factory=lambda: {"sst2": "ptb", "mrpc": "split_apostrophe"})
     only: List[str] = field(default_factory=list)  # a subset of the set's perturbations; empty: all of them
     seed: int = 0  # perturbation seed: with the set's version it fixes every perturbed text
     # AdvGLUE dev.json, or the folder holding it; None: the Hub's adv_glue when data.dir is unset, else not scored

@@ -196,4 +196,10 @@ def test_a_checkpoint_folder_with_a_broken_file_is_a_clear_error(broken, glue_di
     assert p.returncode == 2 and "Traceback" not in p.stderr, p.stderr[-2000:]
     want = {"config": f"could not load the config of {ckpt}: OSError", "weights": f"could not load the model {ckpt}: "}
     assert want[broken] in p.stderr, p.stderr[-1500:]
+    # the same folder as a distillation teacher: refused naming distill.teacher, not a traceback
+    from bench.distill import teacher
+    from bench.errors import BenchError
+
+    with pytest.raises(BenchError, match=rf"^distill.teacher={ckpt}: cannot load the checkpoint"):
+        teacher.load(str(ckpt), cfg.task)
     assert json.loads((tmp_path / "run" / "result.json").read_text())["status"] == "failed"

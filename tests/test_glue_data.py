@@ -5,6 +5,7 @@ import pytest
 from bench import tasks
 from bench.config import DataConfig, compose
 from bench.errors import DataError
+from bench.tasks import glue
 
 # rows per split, from ../shared/data/README.md
 ROWS = {"cola": (8551, 1043), "sst2": (67349, 872), "mrpc": (3668, 408), "stsb": (5749, 1500), "rte": (2490, 277)}
@@ -90,6 +91,9 @@ def test_a_row_with_more_fields_than_its_header_or_an_unreadable_one_names_the_l
     cola = compose(["task=cola", f"data.dir={tmp_path}"])
     with pytest.raises(DataError, match=r"train.tsv, line 2: 5 tab-separated fields where the first row has 4"):
         tasks.load(cola.task, cola.data)
+    # fewer fields than the header, every column read there: a transfer set's rows may leave out its label
+    _write(tmp_path / "t.tsv", header + "0\tan unlabelled\tpair\n")
+    assert glue.read_texts(tmp_path / "t.tsv", cfg.task)["sentence2"] == ["pair"]
     stsb = compose(["task=stsb", f"data.dir={tmp_path}"])
     sts_header = "index\tgenre\tfilename\tyear\told_index\tsource1\tsource2\tsentence1\tsentence2\tscore\n"
     for bad in ("nan", "inf"):

@@ -53,6 +53,13 @@ def test_loyalty_to_another_reference_or_advglue_on_other_rows_is_not_the_same_e
     differ, _ = compare_config.differences([base], [cur])
     assert [d.split(":")[0] for d in differ] == ["run.reference"], differ
     assert compare_config.differences([base], [_parse(tmp_path / "a")]) == ([], [])
+    # a result written before the reference and AdvGLUE rows were recorded compares as what it used: itself as
+    # the reference, no AdvGLUE rows (so self-referenced runs without AdvGLUE stay comparable across versions)
+    self_ref = _score(tmp_path, runs / "scored" / "checkpoint", "self")
+    assert self_ref.robustness["reference"]["identity"] == "self"
+    older = json.loads((tmp_path / "self" / "result.json").read_text())
+    del older["robustness"]["reference"]["identity"], older["robustness"]["advglue_rows"]
+    assert compare_config.differences([schema.parse(older, "older")], [_parse(tmp_path / "self")]) == ([], [])
     # AdvGLUE figures scored on other rows (another file, wherever it was) are another experiment too
     other = json.loads((tmp_path / "a" / "result.json").read_text())
     other["robustness"]["advglue_rows"] = {"rte": {"n": 81, "sha256": "0" * 16}}
@@ -79,6 +86,11 @@ def test_a_reference_of_another_task_or_head_is_refused_before_its_weights_are_l
     message = str(info.value)
     assert message.startswith("robustness.reference=") and "has 3 output(s)" in message and "\n" not in message
     assert json.loads((tmp_path / "r3" / "result.json").read_text())["status"] == "failed"
+    # a checkpoint of this task fine-tuned elsewhere names its labels its own way (LABEL_0/LABEL_1): accepted
+    torch.manual_seed(0)
+    BertForSequenceClassification(BertConfig(**arch, num_labels=2)).save_pretrained(tmp_path / "elsewhere")
+    models.load_tokenizer(cfg.model).save_pretrained(tmp_path / "elsewhere")
+    assert _score(tmp_path, scored, "r2", f"robustness.reference={tmp_path / 'elsewhere'}").status == "ok"
     # a run folder whose result says it was fine-tuned on another task
     _source(runs / "other_task", mode="finetune", checkpoint=_tiny_rte(4))
     sst2 = json.loads((runs / "other_task" / "result.json").read_text())

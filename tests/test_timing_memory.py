@@ -119,8 +119,8 @@ def test_a_backend_that_cannot_run_here_costs_no_fp32_reference(monkeypatch):
     assert out["model"]["parameters"] > 0  # the model was loaded: the run's model section can come from here
     cuda = torch.device("cuda")  # only the decision is asked for: nothing runs on it
     assert "CPU backend" in backends.unavailable("int8", cuda)
-    assert "CPU backend" in backends.unavailable("onnxruntime_int8", cuda) or "not installed" in (
-        backends.unavailable("onnxruntime_int8", cuda)
-    )
+    monkeypatch.setattr(backends.exported, "missing", lambda name: None)  # as if installed: the device decides
+    assert backends.unavailable("onnxruntime_int8", cuda) == "onnxruntime_int8 is a CPU backend here"
+    assert backends.unavailable("onnxruntime", cuda) is None  # the plain export has a CUDA provider
     assert backends.unavailable("eager", cuda) is None and backends.unavailable("int8", torch.device("cpu")) is None
     assert "choices" in backends.unavailable("tensorrt", cuda)

@@ -57,12 +57,15 @@ def checkpoint_dir(path: str, key: str = "distill.teacher") -> Path:
     )
 
 
-def check_task(config, ckpt: Path, task: TaskConfig, key: str = "distill.teacher") -> None:
+def check_task(config, ckpt: Path, task: TaskConfig, key: str = "distill.teacher", names: bool = True) -> None:
     """The checkpoint (its model config: read before the weights, so that another head's shape is this refusal,
-    not a loading error) must have been fine-tuned for this task: same run task, label count and label names."""
+    not a loading error) must have been fine-tuned for this task: same run task, label count and (`names`) label
+    names; `config` None: the run task only (a multiple-choice head has one output whatever the task)."""
     trained_on = run_task(ckpt)
     if trained_on is not None and trained_on != task.name:
         raise TeacherError(f"{key}={ckpt} was fine-tuned on {trained_on}, not on task {task.name}")
+    if config is None:
+        return
     want = head_kwargs(task)
     got_labels = config.num_labels
     if got_labels != want["num_labels"] or kinds.of(task).regression != (config.problem_type == "regression"):
@@ -71,10 +74,10 @@ def check_task(config, ckpt: Path, task: TaskConfig, key: str = "distill.teacher
             f"({config.problem_type or 'unknown problem type'}); "
             f"task {task.name} needs {want['num_labels']} ({task.kind})"
         )
-    if not kinds.of(task).regression:
-        names = [config.id2label[i] for i in range(got_labels)]
-        if names != list(task.labels):
-            raise TeacherError(f"{key}={ckpt} predicts labels {names}; task {task.name} has {list(task.labels)}")
+    if names and not kinds.of(task).regression:
+        got = [config.id2label[i] for i in range(got_labels)]
+        if got != list(task.labels):
+            raise TeacherError(f"{key}={ckpt} predicts labels {got}; task {task.name} has {list(task.labels)}")
 
 
 def load(path: str, task: TaskConfig):

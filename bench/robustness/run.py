@@ -57,12 +57,15 @@ def _load_reference(cfg: Config):
     files) goes into the result: loyalty to another reference is another figure, and the gate compares it so."""
     key = "robustness.reference"
     ckpt = teacher.checkpoint_dir(cfg.robustness.reference, key)
-    if not kinds.of(cfg.task).choices:  # a multiple-choice head has one output whatever the task's choices
+    config = None  # a multiple-choice head has one output whatever the task's choices: its run task is checked
+    if not kinds.of(cfg.task).choices:
         try:
             config = AutoConfig.from_pretrained(str(ckpt))
         except (OSError, ValueError) as exc:
             raise BenchError(f"{key}={ckpt}: cannot read its config.json ({str(exc).splitlines()[0]})") from None
-        teacher.check_task(config, ckpt, cfg.task, key)
+    # label names are not compared: a checkpoint of this task fine-tuned elsewhere names its labels its own way
+    # ("negative"/"positive", LABEL_0/LABEL_1 against SST-2's "0"/"1"), and the model loads with the task's names
+    teacher.check_task(config, ckpt, cfg.task, key, names=False)
     spec = dataclasses.replace(
         cfg.model, name=f"reference:{Path(cfg.robustness.reference).name}", path=str(ckpt), allow_random_head=False
     )
@@ -313,7 +316,12 @@ def run(cfg: Config, inputs: Inputs = CLASSIFICATION) -> Dict[str, Any]:
     mc, mc_notes = inputs.section(data) if inputs.section else (None, [])
     section = {
         "perturbation_set": cfg.robustness.perturbations,
-        "contraction_style": cfg.robustness.contraction_style.get(cfg.task.name, "attached"),
+        # the style this task's contractions were written in, where a perturbation of the set follows it
+        "contraction_style": (
+            cfg.robustness.contraction_style.get(cfg.task.name, "attached")
+            if any(p.styled for p in perturb.get(cfg.robustness.perturbations, cfg.robustness.only))
+            else None
+        ),
         "predictions": PREDICTIONS,
         "reference": reference,
         "backends": figs,

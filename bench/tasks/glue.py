@@ -93,7 +93,7 @@ def _read_tsv(path: Path, task: TaskConfig, layout: str, labels: bool = True) ->
         label_idx = _column_index(task.local.label_column, header, path, layout) if labels else None
         used = text_idx + ([label_idx] if labels else [])
         need = max([i + 1 for i in used] + [-i for i in used])
-        # every row has as many fields as the header (or, without one, the first row): a row with more would be
+        # no row has more fields than the header (or, without one, the first row): a row with more would be
         # read with its texts cut at a stray tab (and a named column shifted), and no GLUE release has such a row;
         # a column counted from the end ("-1") is how a layout of varying width is read, so that one may vary
         fixed = all(i >= 0 for i in used)
@@ -105,8 +105,8 @@ def _read_tsv(path: Path, task: TaskConfig, layout: str, labels: bool = True) ->
             if len(row) < need:
                 raise DataError(f"{where}: {len(row)} tab-separated fields, at least {need} expected; {layout}")
             width = len(row) if width is None else width
-            if fixed and len(row) != width:
-                raise DataError(
+            if fixed and len(row) > width:  # fewer is fine while every column read is there (a transfer set's
+                raise DataError(  # rows may leave out the label its header names)
                     f"{where}: {len(row)} tab-separated fields where {by} has {width} (a tab inside a text?); {layout}"
                 )
             for name, i in zip(columns, text_idx):
