@@ -18,7 +18,8 @@ What is compared is each run's config as it decides figures (`figure_settings`):
   check, with --cross-precision, judges that).
 Numbers compare by value (3 == 3.0). A key that one side's config lacks (written before the key existed) reads as
 the schema's default. `bench compare --ignore-config KEY` accepts a known difference (a dotted key or a prefix of
-one, as the 'settings differ' line names it).
+one, as the 'settings differ' line names it). The module sits at the bottom layer (schema and config only, no
+torch): resume (bench/runner.py) and mode=robustness (the settings of the run that trained a checkpoint) read it.
 """
 
 from __future__ import annotations

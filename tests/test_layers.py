@@ -27,7 +27,9 @@ BOTTOM = {
     "bench.config",
     "bench.distill_config",
     "bench.robustness_config",
+    "bench.timing_config",
     "bench.recipe_config",
+    "bench.compare_config",  # a result's settings as they decide its figures: schema and config only, no torch
     "bench.env",
     "bench.results",
     "bench.baselines",
