@@ -95,6 +95,7 @@ def rows(rs: List[Result]) -> List[Dict[str, Any]]:
             else (ref_path.parent.name if ref_path.name == "checkpoint" else ref_path.name)
         )
         source = r.robustness.source
+        run_settings = _settings(r)  # one run's, shared by its backends' records
         for b in r.robustness.backends:
             b = _figures(b)
             inv = b.get("invariance") or {}
@@ -124,7 +125,7 @@ def rows(rs: List[Result]) -> List[Dict[str, Any]]:
                     "weights": r.model.weights,
                     "head": r.model.head,
                     "flags": [f for f in r.flags if f != "head: random"],  # the model column shows that one
-                    "settings": _settings(r),
+                    "settings": run_settings,
                 }
             )
     _label_settings(out)

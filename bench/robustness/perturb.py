@@ -18,6 +18,8 @@ import re
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Sequence
 
+from .word_lists import CITIES, COUNTRIES, DEMONYMS, FEMALE, MALE
+
 Texts = List[str]
 
 # US QWERTY neighbours (same row and the rows above/below), lower case
@@ -161,97 +163,6 @@ def contractions_make_v2(texts: Texts, rng: random.Random, style: str = "attache
     return texts
 
 
-# fixed lists; names that are also common words (Will, Mark, Grace, May, Rose, Bill) are left out
-MALE = [
-    "James",
-    "John",
-    "Robert",
-    "Michael",
-    "David",
-    "Richard",
-    "Joseph",
-    "Thomas",
-    "Charles",
-    "Daniel",
-    "Matthew",
-    "Anthony",
-    "Steven",
-    "Andrew",
-    "Kevin",
-    "Brian",
-    "George",
-    "Edward",
-    "Ronald",
-    "Timothy",
-]
-FEMALE = [
-    "Mary",
-    "Patricia",
-    "Jennifer",
-    "Linda",
-    "Elizabeth",
-    "Barbara",
-    "Susan",
-    "Jessica",
-    "Sarah",
-    "Karen",
-    "Nancy",
-    "Lisa",
-    "Betty",
-    "Sandra",
-    "Ashley",
-    "Kimberly",
-    "Emily",
-    "Donna",
-    "Michelle",
-    "Carol",
-]
-CITIES = [
-    "London",
-    "Paris",
-    "Berlin",
-    "Madrid",
-    "Rome",
-    "Tokyo",
-    "Moscow",
-    "Chicago",
-    "Boston",
-    "Sydney",
-    "Toronto",
-    "Dublin",
-    "Vienna",
-    "Cairo",
-    "Mumbai",
-    "Seattle",
-    "Denver",
-    "Atlanta",
-    "Houston",
-    "Lisbon",
-]
-COUNTRIES = [
-    "France",
-    "Germany",
-    "Spain",
-    "Italy",
-    "Japan",
-    "Canada",
-    "Mexico",
-    "Brazil",
-    "Egypt",
-    "India",
-    "Russia",
-    "Sweden",
-    "Norway",
-    "Kenya",
-    "Peru",
-    "Chile",
-    "Poland",
-    "Greece",
-    "Australia",
-    "Argentina",
-]
-
-
 def _swap_from(lists: Sequence[List[str]], texts: Texts, rng: random.Random) -> Texts:
     """Each listed name found in the example replaced by another of its own list, the same one everywhere."""
     joined = " ".join(texts)
@@ -283,29 +194,6 @@ def place_names(texts: Texts, rng: random.Random) -> Texts:
     return _swap_from([CITIES, COUNTRIES], texts, rng)
 
 
-# the adjective (or people) of each listed country: a text that has one is left alone by place_names_v2
-DEMONYMS = {
-    "France": "French",
-    "Germany": "German|Germans",
-    "Spain": "Spanish|Spaniards?",
-    "Italy": "Italians?",
-    "Japan": "Japanese",
-    "Canada": "Canadians?",
-    "Mexico": "Mexicans?",
-    "Brazil": "Brazilians?",
-    "Egypt": "Egyptians?",
-    "India": "Indians?",
-    "Russia": "Russians?",
-    "Sweden": "Swedish|Swedes?",
-    "Norway": "Norwegians?",
-    "Kenya": "Kenyans?",
-    "Peru": "Peruvians?",
-    "Chile": "Chileans?",
-    "Poland": "Polish|Poles",
-    "Greece": "Greeks?",
-    "Australia": "Australians?",
-    "Argentina": "Argentines?|Argentinians?|Argentineans?",
-}
 _DEMONYM = re.compile(r"\b(?:" + "|".join(DEMONYMS.values()) + r")\b", re.IGNORECASE)
 
 

@@ -10,27 +10,32 @@ prediction the figures come from is written to robustness_predictions.jsonl besi
 from __future__ import annotations
 
 import copy
-import dataclasses
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
-from transformers import AutoConfig
 
-from .. import compare_config, env, kinds, models, schema, tasks
+from .. import env, models, tasks
 from ..config import Config
-from ..distill import teacher
-from ..errors import BenchError, ConfigError
-from ..results import RESULT_FILE, write_jsonl
+from ..errors import ConfigError
+from ..results import write_jsonl
 from ..tasks import trivial
 from ..timing import backends as B
-from . import advglue, figures, perturb
+from . import advglue, checkpoints, figures, perturb
 from .scoring import Example, NonFiniteOutput, probabilities, token_ids
 
 log = logging.getLogger("bench")
 PREDICTIONS = "robustness_predictions.jsonl"
+
+
+def contraction_style(cfg: Config) -> Optional[str]:
+    """How this task's contractions are written (robustness.contraction_style), where a perturbation of the set
+    follows it; None where none does (inv-v1)."""
+    rc = cfg.robustness
+    styled = any(p.styled for p in perturb.get(rc.perturbations, rc.only))
+    return rc.contraction_style.get(cfg.task.name, "attached") if styled else None
 
 
 def perturbed_sets(
@@ -40,7 +45,7 @@ def perturbed_sets(
     rc = cfg.robustness
     clean_ids = ids(tokenizer, examples, max_length)
     out = {}
-    style = rc.contraction_style.get(cfg.task.name, "attached")
+    style = contraction_style(cfg) or "attached"
     for p in perturb.get(rc.perturbations, rc.only):
         new = [tuple(perturb.apply(p, ex, rc.perturbations, rc.seed, i, style)) for i, ex in enumerate(examples)]
         text_changed = np.array([a != b for a, b in zip(new, examples)])
@@ -48,30 +53,6 @@ def perturbed_sets(
         changed = np.ones(len(new), bool) if p.control else np.array([a != b for a, b in zip(new_ids, clean_ids)])
         out[p.name] = {"examples": new, "text_changed": int(text_changed.sum()), "changed": changed}
     return out
-
-
-def _load_reference(cfg: Config):
-    """(tokenizer, model, description) of robustness.reference (a checkpoint, or the run folder holding one),
-    refused unless it was fine-tuned for this task: its label count and names are read from its config before its
-    weights, so another head is this refusal, not a loading error. Its identity (a hash of its config and weight
-    files) goes into the result: loyalty to another reference is another figure, and the gate compares it so."""
-    key = "robustness.reference"
-    ckpt = teacher.checkpoint_dir(cfg.robustness.reference, key)
-    config = None  # a multiple-choice head has one output whatever the task's choices: its run task is checked
-    if not kinds.of(cfg.task).choices:
-        try:
-            config = AutoConfig.from_pretrained(str(ckpt))
-        except (OSError, ValueError) as exc:
-            raise BenchError(f"{key}={ckpt}: cannot read its config.json ({str(exc).splitlines()[0]})") from None
-    # label names are not compared: a checkpoint of this task fine-tuned elsewhere names its labels its own way
-    # ("negative"/"positive", LABEL_0/LABEL_1 against SST-2's "0"/"1"), and the model loads with the task's names
-    teacher.check_task(config, ckpt, cfg.task, key, names=False)
-    spec = dataclasses.replace(
-        cfg.model, name=f"reference:{Path(cfg.robustness.reference).name}", path=str(ckpt), allow_random_head=False
-    )
-    tok, model, info = models.load(spec, cfg.task, seed=cfg.train.seed, need_head=True)
-    described = {"checkpoint": cfg.robustness.reference, "identity": teacher.identity(ckpt), "backend": "eager"}
-    return tok, model, {**info, **described}
 
 
 def _adv_sets(cfg: Config) -> Tuple[Dict[str, Tuple[List[Example], List[int]]], Dict[str, str]]:
@@ -216,35 +197,10 @@ def metrics_of(figs: List[dict]) -> Dict[str, float]:
     return m
 
 
-def source_run(spec) -> Optional[Dict[str, Any]]:
-    """What trained the checkpoint scored, from the run's result.json beside it (RUN/checkpoint): its folder, mode,
-    seed and distillation settings, so a report can group students by variant and average them over seeds.
-    None when the checkpoint is not a harness run's (or its result cannot be read)."""
-    if spec.source != "path":
-        return None
-    folder = Path(spec.path).expanduser().resolve()
-    result = folder.parent / RESULT_FILE if folder.name == "checkpoint" else folder / RESULT_FILE
-    try:
-        r = schema.read(result)
-    except BenchError:
-        return None
-    settings = compare_config.figure_settings(r, bool(compare_config.resolved_schedule(r)))
-    return {
-        "run": str(result.parent),
-        "mode": r.mode,
-        "status": r.status,
-        "seed": r.seed,
-        "distill": r.config.get("distill") if r.mode == "distill" else None,
-        # what else decided the checkpoint (the schedule as resolved, the rows, the model): seeds of one
-        # experiment are averaged in a report, two experiments that share a seed are told apart
-        "settings": {k: v for k, v in settings.items() if k != "train.seed"},
-    }
-
-
 def _reference(cfg: Config, model, tokenizer, examples, labels, inputs: Inputs, device, k) -> Tuple[dict, Any, list]:
     """The reference's description, its probabilities on the clean examples and its predictions-file rows."""
     if cfg.robustness.reference:
-        ref_tok, ref_model, reference = _load_reference(cfg)
+        ref_tok, ref_model, reference = checkpoints.load_reference(cfg)
     else:
         reference = {"checkpoint": "this checkpoint", "identity": "self", "backend": "eager", "name": cfg.model.name}
         ref_model, ref_tok = model, tokenizer
@@ -316,12 +272,7 @@ def run(cfg: Config, inputs: Inputs = CLASSIFICATION) -> Dict[str, Any]:
     mc, mc_notes = inputs.section(data) if inputs.section else (None, [])
     section = {
         "perturbation_set": cfg.robustness.perturbations,
-        # the style this task's contractions were written in, where a perturbation of the set follows it
-        "contraction_style": (
-            cfg.robustness.contraction_style.get(cfg.task.name, "attached")
-            if any(p.styled for p in perturb.get(cfg.robustness.perturbations, cfg.robustness.only))
-            else None
-        ),
+        "contraction_style": contraction_style(cfg),
         "predictions": PREDICTIONS,
         "reference": reference,
         "backends": figs,
@@ -329,7 +280,7 @@ def run(cfg: Config, inputs: Inputs = CLASSIFICATION) -> Dict[str, Any]:
         "split": split,
         "seed": cfg.robustness.seed,
         "multiple_choice": mc,
-        "source": source_run(cfg.model),
+        "source": checkpoints.source_run(cfg.model),
         # what the AdvGLUE figures were scored on, wherever the file was: rows and a hash of their texts and labels
         "advglue_rows": {k: advglue.identity(*rows) for k, rows in adv.items()},
         "backends_requested": list(cfg.timing.backends),
