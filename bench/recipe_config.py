@@ -42,9 +42,9 @@ class RecipeConfig:
 
 def check_task_recipes(model: str, recipe: RecipeConfig) -> None:
     """Each recipe.tasks entry names a task, says how it was chosen, and holds values train.* would accept."""
-    from . import CONF_DIR
+    from . import task_names
 
-    known = sorted(p.stem for p in (CONF_DIR / "task").glob("*.yaml"))
+    known = task_names()
     for task, entry in recipe.tasks.items():
         where = f"model {model!r}: recipe.tasks.{task}"
         if task not in known:

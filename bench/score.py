@@ -144,9 +144,9 @@ def _probabilities(logits: torch.Tensor) -> List[float]:
 
 def score(task_name: str, model_path: str, source: str, allow_random_head: bool = False) -> List[Dict[str, Any]]:
     """One output row per input example (see the module docstring)."""
-    from . import CONF_DIR
+    from . import task_names
 
-    known = sorted(p.stem for p in (Path(CONF_DIR) / "task").glob("*.yaml"))
+    known = task_names()
     if task_name not in known:
         raise ConfigError(f"--task {task_name!r} is not a task; choices: {known}")
     cfg = compose(

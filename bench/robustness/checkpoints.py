@@ -14,21 +14,20 @@ from ..config import Config
 from ..distill import teacher
 from ..errors import BenchError
 from ..results import RESULT_FILE
+from ..tasks import hub
 
 
 def load_reference(cfg: Config):
     """(tokenizer, model, description) of robustness.reference (a checkpoint, or the run folder holding one),
-    refused unless it was fine-tuned for this task: its label count and names are read from its config before its
-    weights, so another head is this refusal, not a loading error. Its identity (a hash of its config and weight
-    files) goes into the result: loyalty to another reference is another figure, and the gate compares it so."""
+    refused unless it was fine-tuned for this task: its run task and label count are read (from the run's result
+    and its config) before its weights, so another head is this refusal, not a loading error. Its identity (a hash
+    of its config and weight files) goes into the result: loyalty to another reference is another figure, and the
+    gate compares it so."""
     key = "robustness.reference"
     ckpt = teacher.checkpoint_dir(cfg.robustness.reference, key)
     config = None  # a multiple-choice head has one output whatever the task's choices: its run task is checked
     if not kinds.of(cfg.task).choices:
-        try:
-            config = AutoConfig.from_pretrained(str(ckpt))
-        except (OSError, ValueError) as exc:
-            raise BenchError(f"{key}={ckpt}: cannot read its config.json ({str(exc).splitlines()[0]})") from None
+        config = hub.call(f"the config of {key}={ckpt}", AutoConfig.from_pretrained, str(ckpt))
     # label names are not compared: a checkpoint of this task fine-tuned elsewhere names its labels its own way
     # ("negative"/"positive", LABEL_0/LABEL_1 against SST-2's "0"/"1"), and the model loads with the task's names
     teacher.check_task(config, ckpt, cfg.task, key, names=False)
