@@ -99,7 +99,7 @@ def evaluate(
     em, f = raw_scores(predictions, golds, version_2)
     if not version_2:
         return {"exact_match": _mean(em, ids), "f1": _mean(f, ids)}
-    has_answer = {q: gold_texts(golds[q]) != [""] for q in ids}
+    has_answer = {q: bool(golds[q]) for q in ids}  # as the official script: any gold answer, even one like "."
     has, no = [q for q in ids if has_answer[q]], [q for q in ids if not has_answer[q]]
     out = {
         "exact": _mean(em, ids),
