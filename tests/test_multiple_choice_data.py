@@ -177,10 +177,10 @@ def test_a_file_that_is_not_utf8_is_a_one_line_error_naming_it(tmp_path, task, n
         write(folder, other_name, lines)
     write(folder, name, [])
     (folder / name).write_bytes("caf\xe9 1\n".encode("latin-1"))
-    with pytest.raises(DataError, match=r"not UTF-8 text") as exc:
+    with pytest.raises(DataError, match=r"line 1: not UTF-8 \(byte 0xe9 at column 4\)") as exc:
         load(task, tmp_path)
     msg = str(exc.value)
-    assert msg.startswith(f"{folder / name}: ") and "layout" in msg and "\n" not in msg
+    assert msg.startswith(f"{folder / name}, line 1: ") and "layout" in msg and "\n" not in msg
 
 
 def test_hub_only_tasks_refuse_a_data_dir(tmp_path):
@@ -297,3 +297,82 @@ def test_training_loss_ignores_filler_choices():
         + torch.nn.functional.cross_entropy(logits[1], torch.tensor(4))
     ) / 2
     assert float(loss) == pytest.approx(float(want), rel=1e-5)
+
+
+def test_a_blank_piqa_line_is_refused_not_paired_with_the_next_label(tmp_path):
+    """PIQA pairs line N of the questions with line N of the labels: a blank line inside either file would give
+    every later question its neighbour's label (it was skipped, and [0, 1, 1] read for '0, blank, 1, 1')."""
+    q = {"goal": "g", "sol1": "a", "sol2": "b"}
+    write(tmp_path / "piqa", "train.jsonl", [q, q, q])
+    write(tmp_path / "piqa", "valid.jsonl", [q])
+    write(tmp_path / "piqa", "valid-labels.lst", ["1"])
+    write(tmp_path / "piqa", "train-labels.lst", ["0", "", "1", "1"])
+    with pytest.raises(DataError, match=r"train-labels.lst, line 2: label '' is not 0 or 1"):
+        load("piqa", tmp_path)
+    write(tmp_path / "piqa", "train-labels.lst", ["0", "1", "1", "", ""])  # blank lines at the end: fine
+    assert load("piqa", tmp_path)["train"]["label"] == [0, 1, 1]
+    write(tmp_path / "piqa", "train.jsonl", [q, "", q, q])
+    write(tmp_path / "piqa", "train-labels.lst", ["0", "1", "1"])
+    with pytest.raises(DataError, match=r"train.jsonl, line 2: blank, but rows follow it"):
+        load("piqa", tmp_path)
+
+
+@pytest.mark.parametrize(
+    "context, choices, match",
+    [
+        ("", ["a", "b"], "the context is blank"),
+        ("  ", ["a", "b"], "the context is blank"),
+        ("q", ["a", " "], "choice 1 of 2 is blank"),
+        ("q", ["", "b", "c"], "choice 0 of 3 is blank"),
+    ],
+)
+def test_blank_context_or_choice_is_refused(tmp_path, context, choices, match):
+    row = {
+        "question": {
+            "stem": context,
+            "choices": [{"label": "AB"[i % 2] + str(i), "text": t} for i, t in enumerate(choices)],
+        },
+        "answerKey": "A0",
+    }
+    write(tmp_path / "arc_easy", "ARC-Easy-Train.jsonl", [row])
+    write(tmp_path / "arc_easy", "ARC-Easy-Dev.jsonl", [row])
+    with pytest.raises(DataError, match=match) as exc:
+        load("arc_easy", tmp_path)
+    assert "ARC-Easy-Train.jsonl, line 1:" in str(exc.value)
+
+
+def test_a_byte_order_mark_is_read_past_and_a_bad_byte_names_its_line(tmp_path):
+    row = {"premise": "p", "choice1": "a", "choice2": "b", "question": "cause", "label": 1}
+    folder = write(tmp_path / "copa", "val.jsonl", [row]).parent
+    (folder / "train.jsonl").write_bytes(b"\xef\xbb\xbf" + (json.dumps(row) + "\n").encode() * 2)
+    assert load("copa", tmp_path)["train"]["label"] == [1, 1]
+    (folder / "train.jsonl").write_bytes(
+        (json.dumps(row) + "\n").encode() + '{"premise": "caf\xe9"}\n'.encode("latin-1")
+    )
+    with pytest.raises(DataError, match=r"train.jsonl, line 2: not UTF-8 \(byte 0xe9 at column 17\)"):
+        load("copa", tmp_path)
+
+
+def test_each_example_keeps_its_own_scores_after_the_length_sort():
+    """predict_scores sorts by length and batches mixed choice counts: each example's scores must come back to
+    it. The same tiny real model scores each example alone as the reference."""
+    from datasets import Dataset, DatasetDict
+
+    from bench import models
+    from bench.multiple_choice import predict_scores
+
+    cfg = compose([*tiny("bert"), "task=arc_easy"])
+    tok = models.load_tokenizer(cfg.model)
+    model = models.build_random(cfg.model, cfg.task, seed=0).eval()
+    contexts = ["a much longer question with many words in it", "short", "mid length question", "q", "x y z w"]
+    choices = [["a", "b", "c"], list("vwxyz"), ["one", "two"], ["p q r", "s", "t", "u"], ["alpha", "beta", "c"]]
+    ds = Dataset.from_dict({"context": contexts, "choices": choices, "label": [0] * 5, "idx": list(range(5))})
+    enc = encode(DatasetDict({"validation": ds}), tok, 64, False)["validation"]
+    assert sorted(enc["length"]) != enc["length"]  # the sort moves examples
+    batched = predict_scores(model, enc, ChoiceCollator(tok), 3, torch.device("cpu"), "fp32")
+    alone = [
+        predict_scores(model, enc.select([i]), ChoiceCollator(tok), 1, torch.device("cpu"), "fp32")[0] for i in range(5)
+    ]
+    assert [len(s) for s in batched] == [len(c) for c in choices]
+    for got, want in zip(batched, alone):
+        np.testing.assert_allclose(got, want, atol=1e-4)

@@ -71,6 +71,33 @@ def test_v2_no_answer_questions_and_best_threshold():
     assert out["best_exact"] == pytest.approx(0.75) and out["best_exact_thresh"] == -3.0
 
 
+def test_every_punctuation_mark_goes_not_only_sentence_ends():
+    assert sm.exact("it's", "its") == 1.0 and sm.exact("well-known", "wellknown") == 1.0
+    assert sm.exact('"Quoted" (sic)', "quoted sic") == 1.0 and sm.exact("a/b; c:d", "ab cd") == 1.0
+
+
+def test_best_f1_is_swept_on_f1_and_a_wrong_answer_to_a_no_answer_question_costs_one():
+    """The official v2.0 sweep: a question with no answer that the model answers loses a point once the
+    threshold passes it (-1, not 0); best_f1 sweeps F1, not EM."""
+    golds = {"h1": ["blue whale"], "n1": []}
+    preds = {"h1": "whale", "n1": "Paris"}
+    out = sm.evaluate(preds, golds, version_2=True, na_probs={"n1": -2.0, "h1": -1.0})
+    # start: 1 (n1 abstains); n1 answered: -1 -> 0; h1 answered: +EM 0 / +F1 2/3 -> 0 / 0.667: best stays 1 of 2
+    assert out["best_exact"] == pytest.approx(0.5) and out["best_exact_thresh"] == 0.0
+    assert out["best_f1"] == pytest.approx(0.5) and out["best_f1_thresh"] == 0.0
+    out = sm.evaluate(preds, golds, version_2=True, na_probs={"n1": 5.0, "h1": -1.0})
+    # h1 first: 1 + 2/3 at -1.0 (F1; EM adds 0), then n1 -1
+    assert out["best_f1"] == pytest.approx((1 + 2 / 3) / 2) and out["best_f1_thresh"] == -1.0
+    assert out["best_exact"] == pytest.approx(0.5) and out["best_exact_thresh"] == 0.0
+
+
+def test_v2_has_answer_is_any_gold_answer_as_the_official_script():
+    """A question whose only gold answer normalises to nothing ('.') has an answer (the official script counts
+    bool(answers)); its gold is then the empty string, so an empty prediction is right."""
+    out = sm.evaluate({"q": "", "n": ""}, {"q": ["."], "n": []}, version_2=True)
+    assert out["HasAns_total"] == 1 and out["NoAns_total"] == 1 and out["HasAns_exact"] == 1.0
+
+
 # ---- reading the official JSON ----
 
 
@@ -125,6 +152,61 @@ def test_malformed_file_names_article_and_question(tmp_path):
         squad.load_local(task, DataConfig(dir=data.dir, split_by_article=1))
 
 
+def _article(title, context, *qas):
+    return {"title": title, "paragraphs": [{"context": context, "qas": list(qas)}]}
+
+
+def _qa(qid, question="Where?", answers=(("France", 12),)):
+    return {"id": qid, "question": question, "answers": [{"text": t, "answer_start": s} for t, s in answers]}
+
+
+def test_a_repeated_question_id_is_refused(tmp_path):
+    """Predictions and gold answers are matched by id: two questions with one id were scored as one (and one's
+    window offsets applied to the other's context)."""
+    task = compose(["task=squad_v1"]).task
+    a = _article("A", "Paris is in France.", _qa("q1"))
+    b = _article("B", "Rome is in Italy.", _qa("q2", answers=(("Italy", 11),)), _qa("q1", answers=(("Italy", 11),)))
+    with pytest.raises(DataError, match=r"article 2 \('B'\), question 'q1': the id 'q1' was already used \(article 1 "):
+        squad.load_local(task, _write(tmp_path, {"data": [a, a, b]}))
+    twice = _article("C", "Rome is in Italy.", _qa("q2", answers=(("Italy", 11),)), _qa("q2", answers=(("Rome", 0),)))
+    with pytest.raises(DataError, match=r"article 1 \('C'\), question 'q2': the id 'q2' was already used \(article 1 "):
+        squad.load_local(task, _write(tmp_path, {"data": [a, twice]}))
+    assert len(squad.load_local(task, _write(tmp_path, {"data": [a, b]}))["validation"]) == 2  # each split apart
+
+
+@pytest.mark.parametrize(
+    "qa, match",
+    [
+        (_qa("q2", answers=(("France", 0),)), r"question 'q2': answer_start 0 of 'France' points at 'Paris '"),
+        (_qa("q2", answers=(("France", 12.7),)), r"question 'q2': answer_start 12.7 of 'France' is not a whole"),
+        (_qa("q2", answers=(("France", "12"),)), r"question 'q2': answer_start '12' of 'France' is not a whole"),
+        (_qa("q2", question=None), r"question 'q2': the question is None, not text"),
+        (_qa("q2", question="   "), r"question 'q2': the question is '   ', not text"),
+        (_qa(None), r"question None: the id must be text"),
+        ({"id": "q2", "question": "?"}, r"question 'q2' is malformed \(missing or bad 'answers'\)"),
+        ({**_qa("q2"), "answers": {"text": "France"}}, r"question 'q2': 'answers' is dict, not a list"),
+    ],
+)
+def test_bad_questions_and_answer_spans_name_the_question(tmp_path, qa, match):
+    task = compose(["task=squad_v1"]).task
+    ok = _article("A", "Paris is in France.", _qa("q1"))
+    with pytest.raises(DataError, match=match) as exc:
+        squad.load_local(task, _write(tmp_path, {"data": [ok, _article("B", "Paris is in France.", qa)]}))
+    assert "article 1 ('B')" in str(exc.value)
+
+
+def test_a_file_that_is_not_utf8_names_its_line_and_a_byte_order_mark_is_read_past(tmp_path):
+    task = compose(["task=squad_v1"]).task
+    doc = {"data": [_article("A", "Paris is in France.", _qa("q1")), _article("B", "Paris is in France.", _qa("q2"))]}
+    text = json.dumps(doc, indent=1)
+    (tmp_path / "dev-v1.1.json").write_bytes(b"\xef\xbb\xbf" + text.encode())
+    assert len(squad.load_local(task, DataConfig(dir=str(tmp_path), split_by_article=1))["validation"]) == 1
+    (tmp_path / "dev-v1.1.json").write_bytes(text.replace("Paris", "Par\xeds", 1).encode("latin-1"))
+    line = text[: text.index("Paris")].count("\n") + 1
+    with pytest.raises(DataError, match=rf"dev-v1.1.json, line {line}: not UTF-8 \(byte 0xed\)"):
+        squad.load_local(task, DataConfig(dir=str(tmp_path), split_by_article=1))
+
+
 def test_v2_allows_unanswerable_questions(tmp_path):
     task = compose(["task=squad_v2"]).task
     a = {
@@ -151,10 +233,14 @@ def test_windows_label_answers_and_abstain_when_cut(squad_dir):
     assert set(ev["example_id"]) == set(ex["id"])
     assert len(ev["example_id"]) == len(feats["input_ids"])  # training and scoring cut the same windows
     answered = set()
-    for qid, ids, s, e in zip(ev["example_id"], feats["input_ids"], feats["start_positions"], feats["end_positions"]):
+    gold = {q: (c, a) for q, c, a in zip(ex["id"], ex["context"], ex["answers"])}
+    spans = zip(ev["example_id"], ev["offset_mapping"], feats["start_positions"], feats["end_positions"])
+    for qid, offsets, s, e in spans:
         if s != 0:
             answered.add(qid)
-            assert tok.decode(ids[s : e + 1]).strip()
+            context, answers = gold[qid]
+            # the labelled tokens cover exactly the first gold answer's characters: not one token more or less
+            assert context[offsets[s][0] : offsets[e][1]] == answers["text"][0]
     # counted by question, not by window: every question's answer lies inside at least one of its own windows
     assert answered == set(ex["id"])
 
@@ -173,6 +259,35 @@ def test_postprocess_picks_the_best_valid_span():
     start[0, 0], end[0, 0] = 8.0, 8.0  # a null score of 16 beats 10: v2.0 abstains
     preds, _ = squad.postprocess(examples, features, start, end, task)
     assert preds == {"q": ""}
+
+
+def test_postprocess_over_two_windows_limits_span_length_and_v1_never_abstains():
+    """Two windows of one question: the best valid span of either wins; the null score is the lowest over the
+    windows (as run_qa's); a span longer than max_answer_length never wins; SQuAD v1.1 always answers."""
+    from datasets import Dataset
+
+    ctx = "Paris is the capital of France"
+    examples = Dataset.from_dict({"id": ["q"], "context": [ctx]})
+    w1 = [None, [0, 5], [6, 8], [9, 12], None]  # Paris is the
+    w2 = [None, [9, 12], [13, 20], [21, 23], [24, 30]]  # the capital of France
+    features = Dataset.from_dict({"example_id": ["q", "q"], "offset_mapping": [w1, w2]})
+    start = np.array([[1.0, 2, 0, 0, 0], [6.0, 0, 1, 0, 4]])
+    end = np.array([[1.0, 3, 0, 0, 0], [6.0, 0, -10, -10, 4]])
+    v2 = compose(["task=squad_v2", "task.max_answer_length=30"]).task
+    preds, margin = squad.postprocess(examples, features, start, end, v2)
+    # window 2's "France" (4 + 4 = 8) beats window 1's "Paris" (2 + 3 = 5); null = min(1 + 1, 6 + 6) = 2
+    assert preds == {"q": "France"} and margin["q"] == pytest.approx(2 - 8)
+    start[1, 2] = 9.0  # "capital of France" (9 + 4 = 13): three tokens
+    assert squad.postprocess(examples, features, start, end, v2)[0] == {"q": "capital of France"}
+    short = compose(["task=squad_v2", "task.max_answer_length=2"]).task
+    assert squad.postprocess(examples, features, start, end, short)[0] == {"q": "France"}
+    start[0, 0] = end[0, 0] = 20.0  # a null score of 40 in window 1, still the lowest is 12 in window 2
+    preds, margin = squad.postprocess(examples, features, start, end, v2)
+    assert preds == {"q": "capital of France"} and margin["q"] == pytest.approx(12 - 13)
+    start[1, 0] = end[1, 0] = 20.0  # now both windows' null scores (40) beat every span
+    assert squad.postprocess(examples, features, start, end, v2)[0] == {"q": ""}
+    v1 = compose(["task=squad_v1", "task.max_answer_length=30"]).task
+    assert squad.postprocess(examples, features, start, end, v1)[0] == {"q": "capital of France"}
 
 
 def test_stride_too_long_for_the_window_is_a_clear_error(squad_dir, tmp_path):

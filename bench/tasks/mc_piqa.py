@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Tuple
 
 from ..errors import DataError
-from .multiple_choice import example, jsonl_rows
+from .multiple_choice import decoded, example, jsonl_rows
 
 ROW = (
     'NAME.jsonl with one JSON object per line {"goal": TEXT, "sol1": TEXT, "sol2": TEXT}, and NAME-labels.lst '
@@ -26,18 +26,18 @@ def labels_path(path: Path) -> Path:
 
 
 def _labels(path: Path, layout: str) -> List[int]:
+    """One 0/1 per line; blank lines only at the end (line N is question N's label: a blank line inside would
+    give every later question its neighbour's label)."""
     if not path.is_file():
         raise DataError(f"{path}: file not found (PIQA keeps its labels beside the questions); {layout}")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise DataError(f"{path}: not UTF-8 text (expected UTF-8, one 0 or 1 per line); {layout}") from None
+    with path.open("rb") as f:
+        lines = [decoded(raw, path, number, layout).strip().lstrip("\ufeff") for number, raw in enumerate(f, 1)]
+    while lines and not lines[-1]:
+        lines.pop()
     out = []
-    for number, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        if line.strip() not in ("0", "1"):
-            raise DataError(f"{path}, line {number}: label {line.strip()!r} is not 0 or 1; {layout}")
+    for number, line in enumerate(lines, 1):
+        if line not in ("0", "1"):
+            raise DataError(f"{path}, line {number}: label {line!r} is not 0 or 1; {layout}")
         out.append(int(line))
     return out
 
@@ -51,7 +51,7 @@ def convert_with_label(where: str, row: Dict[str, Any], label: int, layout: str)
 
 def read(path: Path, layout: str) -> List[Tuple[str, List[str], int]]:
     labels = _labels(labels_path(path), layout)
-    rows = list(jsonl_rows(path, layout))
+    rows = list(jsonl_rows(path, layout, blank_lines=False))
     if len(rows) != len(labels):
         raise DataError(
             f"{path}: {len(rows)} questions but {labels_path(path)} holds {len(labels)} labels "

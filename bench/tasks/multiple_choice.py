@@ -39,33 +39,52 @@ def layout_module(name: str, task: TaskConfig):
     return importlib.import_module(LAYOUTS[name])
 
 
-def jsonl_rows(path: Path, layout: str) -> Iterator[Tuple[str, Dict[str, Any]]]:
-    """(`path, line N`, the row's object) for each non-blank line of a JSON-lines file."""
+def jsonl_rows(path: Path, layout: str, blank_lines: bool = True) -> Iterator[Tuple[str, Dict[str, Any]]]:
+    """(`path, line N`, the row's object) for each non-blank line of a JSON-lines file (a UTF-8 byte-order mark is
+    read past). `blank_lines=False`: a blank line before the last row is refused (a layout that pairs line N of
+    this file with line N of another would otherwise pair the wrong rows)."""
     if not path.is_file():
         raise DataError(f"{path}: file not found; {layout}")
+    blank = None
+    with path.open("rb") as f:
+        for number, raw in enumerate(f, 1):
+            line = decoded(raw[3:] if number == 1 and raw.startswith(b"\xef\xbb\xbf") else raw, path, number, layout)
+            if not line.strip():
+                blank = blank or number
+                continue
+            where = f"{path}, line {number}"
+            if blank and not blank_lines:
+                raise DataError(f"{path}, line {blank}: blank, but rows follow it; {layout}")
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataError(f"{where}: not a JSON object ({exc.msg}); {layout}") from None
+            if not isinstance(row, dict):
+                raise DataError(f"{where}: a JSON {type(row).__name__}, not an object; {layout}")
+            yield where, row
+
+
+def decoded(raw: bytes, path: Path, number: int, layout: str) -> str:
+    """One line of a file as UTF-8 text, or an error naming the line and the first byte that is not UTF-8."""
     try:
-        with path.open(encoding="utf-8") as f:
-            for number, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                where = f"{path}, line {number}"
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise DataError(f"{where}: not a JSON object ({exc.msg}); {layout}") from None
-                if not isinstance(row, dict):
-                    raise DataError(f"{where}: a JSON {type(row).__name__}, not an object; {layout}")
-                yield where, row
-    except UnicodeDecodeError:
-        raise DataError(f"{path}: not UTF-8 text (expected UTF-8 JSON lines); {layout}") from None
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataError(
+            f"{path}, line {number}: not UTF-8 (byte {raw[exc.start]:#04x} at column {exc.start + 1}); {layout}"
+        ) from None
 
 
 def example(where: str, layout: str, context: Any, choices: Any, label: Any) -> Tuple[str, List[str], int]:
-    """Checks that every layout's example holds: text context, at least two text choices, a gold index among them."""
-    if not isinstance(context, str):
-        raise DataError(f"{where}: the context is {type(context).__name__}, not text; {layout}")
+    """Checks that every layout's example holds: a text context, at least two non-blank text choices, and a gold
+    index among them."""
+    if not isinstance(context, str) or not context.strip():
+        what = "blank" if isinstance(context, str) else f"{type(context).__name__}, not text"
+        raise DataError(f"{where}: the context is {what}; {layout}")
     if not isinstance(choices, list) or len(choices) < 2 or not all(isinstance(c, str) for c in choices):
         raise DataError(f"{where}: expected at least 2 text choices, got {choices!r:.120}; {layout}")
+    blank = [i for i, c in enumerate(choices) if not c.strip()]
+    if blank:
+        raise DataError(f"{where}: choice {blank[0]} of {len(choices)} is blank; {layout}")
     if isinstance(label, bool) or not isinstance(label, int) or not 0 <= label < len(choices):
         raise DataError(f"{where}: gold answer {label!r} is not an index among the {len(choices)} choices; {layout}")
     return context, choices, label

@@ -30,9 +30,13 @@ def _articles(path: Path) -> List[Dict[str, Any]]:
             f"{path}: file not found; data.dir should hold the official files "
             "(train-v1.1.json, dev-v1.1.json, train-v2.0.json, dev-v2.0.json)"
         )
+    data = path.read_bytes()
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        doc = json.loads(data.decode("utf-8-sig"))
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise DataError(f"{path}, line {line}: not UTF-8 (byte {data[exc.start]:#04x}); {LAYOUT}") from None
+    except json.JSONDecodeError as exc:
         raise DataError(f"{path}: not valid JSON ({exc}); {LAYOUT}") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("data"), list):
         raise DataError(f'{path}: no top-level "data" list; {LAYOUT}')
@@ -41,35 +45,70 @@ def _articles(path: Path) -> List[Dict[str, Any]]:
 
 def _rows(path: Path, articles: List[Dict[str, Any]], task: TaskConfig, offset: int = 0) -> Dict[str, list]:
     cols: Dict[str, list] = {k: [] for k in ("id", "title", "context", "question", "answers", "article")}
+    seen: Dict[str, str] = {}  # question id -> where it was first read: ids key predictions and gold answers
     for a, article in enumerate(articles, start=offset):
         title = article.get("title", f"#{a}") if isinstance(article, dict) else f"#{a}"
+        where = f"{path}: article {a} ({title!r})"
         try:
             for paragraph in article["paragraphs"]:
                 context = paragraph["context"]
+                if not isinstance(context, str):
+                    raise DataError(f"{where}: a context is {type(context).__name__}, not text; {LAYOUT}")
                 for qa in paragraph["qas"]:
                     where = f"{path}: article {a} ({title!r}), question {qa.get('id')!r}"
-                    texts = [ans["text"] for ans in qa["answers"]]
-                    starts = [int(ans["answer_start"]) for ans in qa["answers"]]
+                    qid, question = qa["id"], qa["question"]
+                    if isinstance(qid, bool) or not isinstance(qid, (str, int)) or not str(qid).strip():
+                        raise DataError(f"{where}: the id must be text (or a number); {LAYOUT}")
+                    if not isinstance(question, str) or not question.strip():
+                        raise DataError(f"{where}: the question is {question!r:.60}, not text; {LAYOUT}")
+                    qid = str(qid)
+                    if qid in seen:
+                        raise DataError(
+                            f"{where}: the id {qid!r} was already used ({seen[qid]}); predictions and gold "
+                            "answers are matched by id, so each question needs its own"
+                        )
+                    seen[qid] = f"article {a} ({title!r})"
+                    texts, starts = _answers(where, qa["answers"], context)
                     if not texts and not (task.version_2 and qa.get("is_impossible", True)):
                         raise DataError(
                             f"{where}: no answer, which SQuAD v1.1 does not allow (use task=squad_v2 "
                             "for unanswerable questions)"
                         )
-                    for t, s in zip(texts, starts):
-                        if not 0 <= s <= len(context) - len(t):
-                            raise DataError(f"{where}: answer_start {s} of {t!r} lies outside its context")
-                    cols["id"].append(str(qa["id"]))
-                    cols["question"].append(qa["question"])
+                    cols["id"].append(qid)
+                    cols["question"].append(question)
                     cols["context"].append(context)
                     cols["title"].append(title)
                     cols["answers"].append({"text": texts, "answer_start": starts})
                     cols["article"].append(a)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise DataError(f"{path}: article {a} ({title!r}) is malformed (missing or bad {exc}); {LAYOUT}") from None
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise DataError(f"{where} is malformed (missing or bad {exc}); {LAYOUT}") from None
     if not cols["id"]:  # articles without questions: nothing to train on or score
         which = f"articles {offset}-{offset + len(articles) - 1}" if articles else "no articles"
         raise DataError(f"{path}: no questions in {which}; {LAYOUT}")
     return cols
+
+
+def _answers(where: str, answers: Any, context: str) -> Tuple[List[str], List[int]]:
+    """Each gold answer's text and character start, checked: the start is a whole number and the context holds
+    the text there (a span read from the wrong place would train the model on other words)."""
+    if not isinstance(answers, list):
+        raise DataError(f"{where}: 'answers' is {type(answers).__name__}, not a list; {LAYOUT}")
+    texts, starts = [], []
+    for ans in answers:
+        t, s = ans["text"], ans["answer_start"]
+        if not isinstance(t, str):
+            raise DataError(f"{where}: an answer's text is {t!r:.60}, not text; {LAYOUT}")
+        if isinstance(s, bool) or not isinstance(s, int):
+            raise DataError(f"{where}: answer_start {s!r} of {t!r} is not a whole number; {LAYOUT}")
+        if not 0 <= s <= len(context) - len(t):
+            raise DataError(f"{where}: answer_start {s} of {t!r} lies outside its context")
+        if context[s : s + len(t)] != t:
+            raise DataError(
+                f"{where}: answer_start {s} of {t!r} points at {context[s : s + len(t)]!r}: the context does not "
+                "hold the answer there"
+            )
+        texts.append(t), starts.append(s)
+    return texts, starts
 
 
 def load_local(task: TaskConfig, data: DataConfig, need_train: bool = True) -> DatasetDict:
