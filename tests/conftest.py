@@ -183,3 +183,29 @@ def write_lines(folder: Path, name: str, lines) -> Path:
     path = folder / name
     path.write_text("".join((x if isinstance(x, str) else json.dumps(x)) + "\n" for x in lines))
     return path
+
+
+def compile_tex(folder: Path, names) -> None:
+    """Every named .tex table in `folder` compiles with pdflatex (skips without one): a caption or cell that LaTeX
+    cannot take fails here, not in a user's paper."""
+    import shutil
+    import subprocess
+
+    engine = shutil.which("pdflatex")
+    if engine is None:
+        pytest.skip("no pdflatex here")
+    inputs = "".join(f"\\input{{{n}}}" for n in names)
+    (folder / "doc.tex").write_text(
+        "\\documentclass{article}\\usepackage{booktabs}\\usepackage[margin=1cm,landscape]{geometry}"
+        f"\\begin{{document}}\\tiny {inputs}\\end{{document}}"
+    )
+    p = subprocess.run(
+        [engine, "-interaction=nonstopmode", "-halt-on-error", "doc.tex"],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        errors="replace",
+        timeout=120,
+    )
+    errors = [line for line in p.stdout.splitlines() if line.startswith("!")]
+    assert p.returncode == 0, f"{names}: {errors} {p.stdout[-1500:]}"

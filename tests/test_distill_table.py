@@ -151,6 +151,10 @@ def test_distillation_table_reruns_skipped_records_missing_pairs_and_bad_predict
     from bench.report import distill_text, render
 
     assert "(1 of 2 seeds paired)" in render.markdown(distill_text.distill_table(df))
+    from conftest import compile_tex
+
+    (tmp_path / "distillation.tex").write_text(render.latex(distill_text.distill_table(df), "distillation"))
+    compile_tex(tmp_path, ["distillation.tex"])  # the status cells hold errors, paths and seeds' reasons
 
 
 def test_distillation_table_keeps_weights_apart_normalises_teacher_paths_and_gives_every_failure_a_reason(

@@ -8,7 +8,7 @@ import math
 
 import numpy as np
 import pytest
-from conftest import GLUE_DIR, SHARED_DATA, tiny
+from conftest import GLUE_DIR, SHARED_DATA, compile_tex, tiny
 
 from bench.config import compose
 from bench.errors import ConfigError
@@ -289,6 +289,7 @@ def test_report_robustness_table_and_plot(tmp_path, ckpt):
     assert "id='robustness'" in written["report.html"].read_text()
     assert "accuracy_vs_flip_rate.png" in written
     assert "robustness" not in written["glue.md"].read_text()  # not a GLUE row
+    compile_tex(tmp_path / "report", [n for n in written if n.endswith(".tex")])  # its caption names order_*
 
 
 def test_a_named_backend_that_cannot_run_here_makes_the_run_partial(tmp_path, ckpt):
