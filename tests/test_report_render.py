@@ -5,6 +5,7 @@ import html
 import re
 
 import numpy as np
+import pytest
 import pandas as pd
 from conftest import compile_tex
 
@@ -43,3 +44,37 @@ def test_latex_compiles_with_every_special_character_in_cells_and_caption(tmp_pa
     assert "\\caption{caption with order\\_identity, 50\\% and my" in tex
     (tmp_path / "nasty.tex").write_text(tex)
     compile_tex(tmp_path, ["nasty.tex"])
+
+
+def _seeds(rows):
+    return pd.DataFrame(
+        [
+            {"model": "m", "model_name": "m", "weights": "pretrained", "task": t, "metric": k, "mean": v, "std": 0.0}
+            | {"n": 1, "flags": ""}
+            for t, k, v in rows
+        ]
+    )
+
+
+def test_published_figures_sit_under_their_own_metric_and_test_rows_are_never_ranked():
+    """run_glue's README prints QQP as acc/F1 and our cell is F1/acc: it was shown swapped (90.7/87.5 read as F1
+    90.7). The papers' GLUE test figures are F1 (MRPC, QQP) and Spearman (STS-B), one number in a two-metric cell."""
+    from bench.report import published, tables
+
+    qqp = [("qqp", "f1", 0.80), ("qqp", "acc", 0.95), ("stsb", "pearson", 0.5), ("stsb", "spearman", 0.5)]
+    t = tables.glue_table(_seeds(qqp), pd.DataFrame(), {})
+    rows = t.text.set_index("model")
+    assert rows.loc["m", "QQP"] == "80.0/95.0" and rows.loc["BERT-base (cased)", "QQP"] == "87.5/90.7"
+    assert rows.loc["BERT-base", "QQP"] == "71.2/-" and rows.loc["BERT-base", "STS-B"] == "-/85.8"
+    mask = render.best_mask(t).set_index(t.text.model)
+    # QQP: ours 87.5 (mean) is below run_glue's dev 89.1 and above every test figure: run_glue's is bold
+    assert mask.loc["BERT-base (cased)", "QQP"] and not mask.loc["m", "QQP"]
+    # STS-B: ours 50 is below every row; the test rows are never bold, run_glue's dev row is
+    assert not mask.loc[[m for m in rows.index if rows.loc[m, "source"].startswith("published (test)")]].any().any()
+    for p in published.GLUE:  # every figure names a metric its task's cell shows
+        for task, value in p["tasks"].items():
+            assert any(x is not None for x in published.by_metric(value, tables.glue_cells()[task][1]))
+    with pytest.raises(ValueError, match="not among the cell's"):
+        published.by_metric({"accuracy": 1.0}, ["acc"])
+    with pytest.raises(ValueError, match="one number for the 2 metrics"):
+        published.by_metric(88.9, ["f1", "acc"])

@@ -1,11 +1,14 @@
 """Published figures (../shared/REFERENCE.md), shown beside ours and always labelled as published.
 
-Values are percentages, as the papers print them. A cell holding a pair is (first, second) of a two-metric task.
+Values are percentages, as the papers print them, each under the name of the metric it is (the metric names of
+the task files): a table orders them as the task's cell does, and shows '-' for a metric the source does not
+print. GLUE test figures follow the BERT paper's convention, which the MobileBERT and TinyBERT papers keep: F1 for
+MRPC and QQP, Spearman correlation for STS-B, accuracy elsewhere.
 """
 
 from __future__ import annotations
 
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional, Union
 
 _MOBILEBERT_PAPER = "MobileBERT paper (Sun et al. 2020), GLUE test"
 _RUN_GLUE = "transformers run_glue.py README, bert-base-cased, dev"
@@ -21,10 +24,10 @@ GLUE: List[Dict[str, Any]] = [
         "tasks": {
             "cola": 52.1,
             "sst2": 93.5,
-            "mrpc": 88.9,
-            "stsb": 85.8,
-            "qqp": 71.2,
-            "mnli": (84.6, 83.4),
+            "mrpc": {"f1": 88.9},
+            "stsb": {"spearman": 85.8},
+            "qqp": {"f1": 71.2},
+            "mnli": {"acc_m": 84.6, "acc_mm": 83.4},
             "qnli": 90.5,
             "rte": 66.4,
         },
@@ -39,10 +42,10 @@ GLUE: List[Dict[str, Any]] = [
         "tasks": {
             "cola": 46.7,
             "sst2": 91.7,
-            "mrpc": 87.9,
-            "stsb": 80.1,
-            "qqp": 68.9,
-            "mnli": (81.5, 81.6),
+            "mrpc": {"f1": 87.9},
+            "stsb": {"spearman": 80.1},
+            "qqp": {"f1": 68.9},
+            "mnli": {"acc_m": 81.5, "acc_mm": 81.6},
             "qnli": 89.5,
             "rte": 65.1,
         },
@@ -57,10 +60,10 @@ GLUE: List[Dict[str, Any]] = [
         "tasks": {
             "cola": 50.5,
             "sst2": 92.8,
-            "mrpc": 88.8,
-            "stsb": 84.4,
-            "qqp": 70.2,
-            "mnli": (83.3, 82.6),
+            "mrpc": {"f1": 88.8},
+            "stsb": {"spearman": 84.4},
+            "qqp": {"f1": 70.2},
+            "mnli": {"acc_m": 83.3, "acc_mm": 82.6},
             "qnli": 90.6,
             "rte": 66.2,
         },
@@ -75,10 +78,10 @@ GLUE: List[Dict[str, Any]] = [
         "tasks": {
             "cola": 51.1,
             "sst2": 92.6,
-            "mrpc": 88.8,
-            "stsb": 84.8,
-            "qqp": 70.5,
-            "mnli": (84.3, 83.4),
+            "mrpc": {"f1": 88.8},
+            "stsb": {"spearman": 84.8},
+            "qqp": {"f1": 70.5},
+            "mnli": {"acc_m": 84.3, "acc_mm": 83.4},
             "qnli": 91.6,
             "rte": 70.4,
         },
@@ -93,10 +96,10 @@ GLUE: List[Dict[str, Any]] = [
         "tasks": {
             "cola": 44.1,
             "sst2": 92.6,
-            "mrpc": 86.4,
-            "stsb": 80.4,
-            "qqp": 71.3,
-            "mnli": (82.5, 81.8),
+            "mrpc": {"f1": 86.4},
+            "stsb": {"spearman": 80.4},
+            "qqp": {"f1": 71.3},
+            "mnli": {"acc_m": 82.5, "acc_mm": 81.8},
             "qnli": 87.7,
             "rte": 66.6,
         },
@@ -112,10 +115,10 @@ GLUE: List[Dict[str, Any]] = [
         "tasks": {
             "cola": 56.53,
             "sst2": 92.32,
-            "mrpc": (88.85, 84.07),
-            "stsb": (88.64, 88.48),
-            "qqp": (90.71, 87.49),
-            "mnli": (83.91, 84.10),
+            "mrpc": {"f1": 88.85, "acc": 84.07},
+            "stsb": {"pearson": 88.64, "spearman": 88.48},
+            "qqp": {"acc": 90.71, "f1": 87.49},  # the README prints acc/F1
+            "mnli": {"acc_m": 83.91, "acc_mm": 84.10},
             "qnli": 90.66,
             "rte": 65.70,
             "wnli": 56.34,
@@ -143,3 +146,16 @@ SQUAD: List[Dict[str, Any]] = [
 CHOICE: List[Dict[str, Any]] = [
     {"model": "BERT-base", "source": "BERT paper (Devlin et al. 2019), Table 4, dev", "tasks": {"swag": 81.6}},
 ]
+
+
+def by_metric(value: Union[float, Dict[str, float]], metrics: List[str]) -> List[Optional[float]]:
+    """A published figure in the order of a table cell's metrics: a plain number is the cell's one metric; a
+    {metric: value} mapping gives each metric its own, None where the source prints none."""
+    if isinstance(value, dict):
+        unknown = set(value) - set(metrics)
+        if unknown:  # a name that is not the task's metric would silently never be shown
+            raise ValueError(f"published figure {value} names {sorted(unknown)}, not among the cell's {metrics}")
+        return [value.get(m) for m in metrics]
+    if len(metrics) != 1:
+        raise ValueError(f"published figure {value} is one number for the {len(metrics)} metrics {metrics}: name it")
+    return [float(value)]

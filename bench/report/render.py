@@ -22,6 +22,8 @@ def best_mask(table: Table) -> pd.DataFrame:
         if col not in table.score:
             continue
         values = pd.to_numeric(table.score[col], errors="coerce")
+        if table.comparable is not None:
+            values = values.where(pd.Series(table.comparable, index=values.index).astype(bool))
         if values.notna().sum() < 2:
             continue
         best = values.max() if higher else values.min()
