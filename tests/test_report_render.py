@@ -5,8 +5,8 @@ import html
 import re
 
 import numpy as np
-import pytest
 import pandas as pd
+import pytest
 from conftest import compile_tex
 
 from bench.report import render
