@@ -3,6 +3,7 @@
 import io
 import json
 
+import pandas as pd
 import pytest
 
 from bench.config import compose
@@ -191,3 +192,46 @@ def test_significance_pairs_every_seed_the_variants_share(tmp_path):
     assert pairs.loc[(small, tiny_)].pairing == "no seed in common: seed 1 vs seed 7"
     text = __import__("bench.report.__main__", fromlist=["significance_text"]).significance_text(pairs.reset_index())
     assert set(text.seeds) == {"3 seeds paired", "no seed in common: seed 1 vs seed 7"}
+
+
+def test_a_failed_seed_is_a_flag_and_a_model_whose_runs_all_failed_a_row_in_every_format(tmp_path, capsys):
+    """A failed or interrupted run was left out of every table but the distillation one, with exit 0: a mean over
+    two seeds passed for the whole experiment, and a model whose runs all failed had no row at all."""
+    _write(tmp_path, "s1", 1, 0.60)
+    _write(tmp_path, "s2", 2, 0.70)
+    _write(tmp_path, "s3", 3, None, status="failed", failures=["metric acc is not finite (nan)"])
+    gone = {"name": "distilbert", "weights": "pretrained", "parameters": 66_000_000}
+    _write(tmp_path, "d1", 1, None, status="interrupted", model=gone, failures=["SIGTERM"])
+    out = tmp_path / "report"
+    assert main([str(tmp_path), "--out", str(out), "--format", "md,latex,html,csv", "--bootstrap", "20"]) == 0
+    md = (out / "glue.md").read_text()
+    minilm = next(line for line in md.splitlines() if line.startswith("| minilm_l6"))
+    assert "65.0±7.1" in minilm and "RTE: 1 run failed (seed 3: metric acc is not finite (nan))" in minilm
+    distil = next(line for line in md.splitlines() if line.startswith("| distilbert"))
+    assert "| failed " in distil and "RTE: 1 run interrupted (seed 1: SIGTERM)" in distil
+    assert "RTE: 1 run failed (seed 3" in (out / "glue.tex").read_text()
+    assert "RTE: 1 run interrupted (seed 1: SIGTERM)" in (out / "report.html").read_text()
+    csv = pd.read_csv(out / "results.csv")
+    lost = csv[csv.kind == "failed"].set_index("model")
+    assert lost.loc["minilm_l6", "status"] == "failed" and lost.loc["minilm_l6", "seed"] == 3
+    assert lost.loc["distilbert", "reason"] == "SIGTERM"
+    assert "RTE: 1 run failed" in capsys.readouterr().out  # the console shows glue.md
+    only = tmp_path / "only"
+    _write(only, "x", 1, None, status="failed", failures=["boom"])
+    assert main([str(only), "--format", "md", "--bootstrap", "20"]) == 1  # no run succeeded
+    assert "| failed " in (only / "report" / "glue.md").read_text()
+
+
+def test_a_latency_run_that_failed_is_a_row_of_the_efficiency_table():
+    failed = pd.DataFrame(
+        [
+            {"model": "mobilebert (weights: random)", "model_name": "mobilebert", "weights": "random"}
+            | {"mode": "latency", "task": "sst2", "seed": None, "status": "failed", "reason": "out of\nmemory"}
+            | {"run": "r", "machine": "cls"}
+        ],
+        columns=gather.FAILED_COLUMNS,
+    )
+    t = tables.efficiency_table(pd.DataFrame(), failed)
+    row = t.text.iloc[0]
+    assert row.model == "mobilebert (weights: random)" and row.status == "failed" and row.error == "out of memory"
+    assert row.p50_ms == "-" and row.machine == "cls"

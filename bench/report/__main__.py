@@ -24,9 +24,9 @@ from . import robustness as robustness_report
 FORMATS = ("md", "latex", "html", "csv", "parquet")
 EXIT_STATUS = (
     "exit status: 0 when every result.json found was read (failed or interrupted runs are listed as "
-    "skipped, and shown where a table has room for them); 1 when a result.json could not be read or is "
-    "not a valid result (each is listed; the tables leave it out), or no usable result was found; "
-    "2 for bad arguments."
+    "skipped, and shown in the tables: a flag on their model's row, 'failed' where no run of a cell "
+    "succeeded, a row of the CSV); 1 when a result.json could not be read or is not a valid result (each is "
+    "listed; the tables leave it out), or no run succeeded; 2 for bad arguments."
 )
 
 
@@ -38,29 +38,36 @@ def build(
     log=sys.stderr,
     include: Iterable[str] = (),
     unreadable: Optional[List[str]] = None,
+    outcome: Optional[Dict[str, bool]] = None,
 ) -> Dict[str, Path]:
     """Write every table and plot for the results below `root` into `out`; returns what was written.
 
-    Result files that could not be read (not JSON, not a valid result) are appended to `unreadable` when given."""
+    Result files that could not be read (not JSON, not a valid result) are appended to `unreadable` when given;
+    `outcome["usable"]` says whether any run succeeded (the tables may show failed runs only)."""
     unusable: List[Result] = []
     rs = gather.find(root, log, include, unusable=unusable, unreadable=unreadable)
     distill_runs = [r for r in [*rs, *unusable] if r.mode == "distill" and r.status in distill_table.SHOWN]
-    if not rs and not distill_runs:
+    failed = gather.failed_frame(rs, unusable)  # shown in the tables beside the ok runs, never left out
+    if not rs and not distill_runs and failed.empty:
         raise SystemExit(f"bench.report: no usable result.json below {root}")
+    if outcome is not None:
+        outcome["usable"] = bool(rs or distill_runs)
     metrics_df, eff = gather.metrics_frame(rs, log), gather.efficiency_frame(rs)
     out.mkdir(parents=True, exist_ok=True)
     seeds = gather.seeds(metrics_df)
     params = metrics_df.groupby("model")["params"].first().to_dict() if not metrics_df.empty else {}
     named = {
-        "glue": tables.glue_table(seeds, eff, params),
-        "squad": tables.squad_table(seeds),
-        "efficiency": tables.efficiency_table(eff),
+        "glue": tables.glue_table(seeds, eff, params, failed=failed),
+        "squad": tables.squad_table(seeds, failed=failed),
+        "efficiency": tables.efficiency_table(eff, failed),
     }
-    if seeds.empty or not seeds.task.isin(tables.squad_tasks()).any():
+    tasks = set(seeds.task) if not seeds.empty else set()
+    tasks |= set(failed.task[failed["mode"] != "latency"])
+    if not tasks & set(tables.squad_tasks()):
         named.pop("squad")
-    if not seeds.empty and seeds.task.isin(choice.cells()).any():
-        named["multiple_choice"] = choice.choice_table(seeds, choice.trivial_frame(rs))
-    if eff.empty:
+    if tasks & set(choice.cells()):
+        named["multiple_choice"] = choice.choice_table(seeds, choice.trivial_frame(rs), failed=failed)
+    if eff.empty and not (failed["mode"] == "latency").any():
         named.pop("efficiency")
     if distill_runs:  # failed and interrupted distill runs included: the table names them
         named["distillation"] = distill_text.distill_table(distill_table.frame([*rs, *unusable], n_boot=n_boot))
@@ -77,7 +84,9 @@ def build(
     figures += robustness_report.accuracy_vs_flip_rate(rs, out)
     if "html" in formats:
         written["report.html"] = _write(out / "report.html", page(named, pairs, figures))
-    tidy = pd.concat([metrics_df.assign(kind="metric"), eff.assign(kind="latency")], ignore_index=True)
+    # failed and interrupted runs are rows of their own (kind=failed, with status and reason), never left out
+    parts = [metrics_df.assign(kind="metric"), eff.assign(kind="latency"), failed.assign(kind="failed")]
+    tidy = pd.concat([p for p in parts if not p.empty] or parts[:1], ignore_index=True)
     if "csv" in formats:
         written["results.csv"] = _write(out / "results.csv", tidy.to_csv(index=False))
     if "parquet" in formats:
@@ -205,11 +214,19 @@ def main(argv: Optional[List[str]] = None) -> int:
         ap.error(f"{args.results}: no such file or folder")
     out = args.out or (args.results if args.results.is_dir() else args.results.parent) / "report"
     unreadable: List[str] = []
-    written = build(args.results, out, formats, args.bootstrap, include=args.include, unreadable=unreadable)
-    for name in ("glue.md", "squad.md", "efficiency.md", "distillation.md", "robustness.md"):
+    outcome: Dict[str, bool] = {}
+    written = build(
+        args.results, out, formats, args.bootstrap, include=args.include, unreadable=unreadable, outcome=outcome
+    )
+    for name in ("glue.md", "squad.md", "multiple_choice.md", "efficiency.md", "distillation.md", "robustness.md"):
         if name in written:
             print(written[name].read_text())
     print(f"bench.report: wrote {len(written)} files to {out}: {', '.join(sorted(written))}")
+    if not outcome.get("usable", True):
+        print(
+            f"bench.report: no run below {args.results} succeeded; the tables show the failures only", file=sys.stderr
+        )
+        return 1
     if unreadable:  # a table built without some of its results must not pass for a complete one
         print(
             f"bench.report: {len(unreadable)} result file(s) could not be read and are not in the tables:",

@@ -3,7 +3,7 @@ accuracy on the same dev examples beside it, published rows labelled as publishe
 
 from __future__ import annotations
 
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 import pandas as pd
@@ -11,7 +11,7 @@ import pandas as pd
 from .. import kinds
 from ..schema import Result
 from . import published
-from .tables import MISSING, Table, _cell, task_specs
+from .tables import FAILED, MISSING, Table, _cell, failure_flag, failures_of, row_models, task_specs
 
 
 def cells() -> Dict[str, str]:
@@ -44,23 +44,28 @@ def trivial_frame(rs: List[Result]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["task", "predictor", "acc", "examples"])
 
 
-def choice_table(seeds: pd.DataFrame, trivial: pd.DataFrame, with_published: bool = True) -> Table:
+def choice_table(
+    seeds: pd.DataFrame, trivial: pd.DataFrame, with_published: bool = True, failed: Optional[pd.DataFrame] = None
+) -> Table:
     titles = cells()
-    present = [t for t in titles if not seeds.empty and t in set(seeds.task)]
+    runs = (set(seeds.task) if not seeds.empty else set()) | (set(failed.task) if failed is not None else set())
+    present = [t for t in titles if t in runs]
     # tasks with a published figure get their column even without a run of ours: the figure is shown beside
     pub = {t for p in published.CHOICE for t in p["tasks"]} if with_published else set()
     shown = [t for t in titles if t in present or t in pub]
     text_rows: List[dict] = []
     score_rows: List[dict] = []
-    for (model, _), agg in (
-        seeds[seeds.task.isin(present)].groupby(["model", "model_name"], sort=False) if present else []
-    ):
+    for model, _ in row_models([seeds, failed], present):
+        agg = seeds[seeds.model == model] if not seeds.empty else seeds
         text, score, flags = {"model": model, "source": "ours (dev)"}, {}, []
         for t in shown:
-            sub = agg[agg.task == t]
-            text[titles[t]], score[titles[t]], n = _cell(sub, ["acc"])
+            sub = agg[agg.task == t] if not agg.empty else agg
+            text[titles[t]], score[titles[t]], n = _cell(sub, ["acc"]) if len(sub) else (MISSING, np.nan, 0)
             text[titles[t]] += f" (n={n})" if n > 1 else ""
-            found = {x for v in sub.get("flags", []) for x in v.split("; ") if x}
+            if (bad := failures_of(failed, model, t)) is not None:
+                text[titles[t]] = FAILED if text[titles[t]] == MISSING else text[titles[t]]
+                flags.append(failure_flag(titles[t], bad))
+            found = {x for v in (sub.get("flags", []) if len(sub) else []) for x in v.split("; ") if x}
             flags += [f"{titles[t]}: {f}" for f in sorted(found)]
         text["flags"] = "; ".join(flags) or MISSING
         text_rows.append(text)
@@ -81,7 +86,8 @@ def choice_table(seeds: pd.DataFrame, trivial: pd.DataFrame, with_published: boo
         "Multiple-choice dev accuracy (x100; mean±std over n seeds, each its newest run) beside the trivial "
         "predictors on the same "
         "dev examples: chance (mean of 1/k), the most frequent gold position of the training rows, the longest "
-        "answer. flags: a task whose score is no better than the best trivial predictor's (paired bootstrap). "
+        "answer. flags: a task whose score is no better than the best trivial predictor's (paired bootstrap), and "
+        "runs that failed or were interrupted ('failed' where none succeeded). "
         "Published rows are labelled with their source."
     )
     return Table(text_df, score_df, {c: True for c in text_df.columns}, caption)

@@ -50,8 +50,7 @@ def find(
         elif on_holdout(r.config):
             print(f"skipped: {path}: scored on the holdout (data.score=holdout, a selection run), not on dev", file=log)
         elif r.status not in USABLE:
-            reason = r.error.message if r.error else "; ".join(r.failures)
-            print(f"skipped: {path}: status {r.status!r} {reason[:160]}".rstrip(), file=log)
+            print(f"skipped: {path}: status {r.status!r} {why(r)[:160]}".rstrip(), file=log)
             if unusable is not None:
                 unusable.append(r)
         else:
@@ -192,6 +191,41 @@ def metrics_frame(rs: List[Result], log: Optional[TextIO] = None) -> pd.DataFram
                 )
     cols = ["model", "model_name", "weights", "task", "metric", "value", "seed", "params", "run", "flags"]
     return pd.DataFrame(rows, columns=cols)
+
+
+FAILED_COLUMNS = ["model", "model_name", "weights", "mode", "task", "seed", "status", "reason", "run", "machine"]
+
+
+def why(r: Result) -> str:
+    """A failed or interrupted run's reason on one line."""
+    reason = r.error.message if r.error else "; ".join(r.failures)
+    return " ".join(str(reason or "no reason recorded").split())
+
+
+def failed_frame(rs: List[Result], unusable: List[Result]) -> pd.DataFrame:
+    """One row per failed or interrupted run that a table of ours would have shown (fine-tune, evaluate and latency
+    runs; distillation and robustness have tables of their own), labelled as its ok runs are: a seed that failed is
+    a flag on its model's row, a model whose every run failed a row of its own, never nothing."""
+    shown = [r for r in unusable if r.mode in ("finetune", "evaluate", "latency")]
+    if not shown:
+        return pd.DataFrame(columns=FAILED_COLUMNS)
+    var = variants([*rs, *shown])  # a failed run differing only in its seed carries its model's label
+    rows = [
+        {
+            "model": label(r, var[id(r)]),
+            "model_name": r.model.name,
+            "weights": r.model.weights,
+            "mode": r.mode,
+            "task": r.task.name,
+            "seed": r.seed,
+            "status": r.status,
+            "reason": why(r),
+            "run": str(Path(r.path).parent) if r.path else "?",
+            "machine": r.machine_class or "?",
+        }
+        for r in shown
+    ]
+    return pd.DataFrame(rows, columns=FAILED_COLUMNS)
 
 
 def efficiency_frame(rs: List[Result]) -> pd.DataFrame:

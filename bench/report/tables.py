@@ -62,6 +62,40 @@ def _cell(agg: pd.DataFrame, metrics: List[str]):
     return "/".join(parts), float(100 * rows["mean"].mean()), int(rows["n"].min())
 
 
+FAILED = "failed"
+
+
+def failures_of(failed: Optional[pd.DataFrame], model: str, task: str) -> Optional[pd.DataFrame]:
+    """The failed or interrupted runs of one model row and task (None when there are none)."""
+    if failed is None or failed.empty:
+        return None
+    sel = failed[(failed.model == model) & (failed.task == task) & (failed["mode"] != "latency")]
+    return sel if len(sel) else None
+
+
+def failure_flag(title: str, sel: pd.DataFrame) -> str:
+    """'RTE: 1 run failed (seed 3: metric acc is not finite)': what a reader of the cell must know."""
+    statuses = "/".join(sorted(set(sel.status)))
+    first = sel.iloc[0]
+    seed = f"seed {first.seed}" if first.seed is not None and not pd.isna(first.seed) else "run"
+    more = f"; {len(sel) - 1} more in the CSV" if len(sel) > 1 else ""
+    runs = "run" if len(sel) == 1 else "runs"
+    return f"{title}: {len(sel)} {runs} {statuses} ({seed}: {str(first.reason)[:80]}{more})"
+
+
+def row_models(frames: List[Optional[pd.DataFrame]], tasks: List[str]) -> List[Tuple[str, str]]:
+    """(label, model name) of every row to show, in the order found: ok runs first, then models whose runs all
+    failed."""
+    out: List[Tuple[str, str]] = []
+    for df in frames:
+        if df is None or df.empty:
+            continue
+        for key in df[df.task.isin(tasks)][["model", "model_name"]].itertuples(index=False, name=None):
+            if key not in out:
+                out.append(key)
+    return out
+
+
 def _efficiency_for(eff: pd.DataFrame, model_name: str, params: Optional[float], device: str) -> Dict[str, Any]:
     """eager, batch 1, seq 128 on `device`: the paper's single-sequence latency and FLOPs, of the same architecture
     (model and parameter count within 0.1%, which a task head never moves and a layer always does: a distilled
@@ -92,10 +126,13 @@ def _efficiency_for(eff: pd.DataFrame, model_name: str, params: Optional[float],
     return {"p50_ms": float(sel.p50_ms.median()), "GFLOPs": float(sel.GFLOPs.iloc[0]), "notes": notes}
 
 
-def _ours_rows(seeds: pd.DataFrame, eff: pd.DataFrame, params: Dict[str, float], cells) -> Tuple[list, list]:
+def _ours_rows(
+    seeds: pd.DataFrame, eff: pd.DataFrame, params: Dict[str, float], cells, failed: Optional[pd.DataFrame] = None
+) -> Tuple[list, list]:
     text_rows, score_rows = [], []
     tasks = list(cells)
-    for (model, model_name), agg in seeds[seeds.task.isin(tasks)].groupby(["model", "model_name"], sort=False):
+    for model, model_name in row_models([seeds, failed], tasks):
+        agg = seeds[(seeds.model == model) & seeds.task.isin(tasks)] if not seeds.empty else seeds
         size = params.get(model)
         cpu, gpu = _efficiency_for(eff, model_name, size, "cpu"), _efficiency_for(eff, model_name, size, "cuda")
         text, score, ns, flags = {"model": model, "source": "ours (dev)"}, {}, [], []
@@ -106,6 +143,9 @@ def _ours_rows(seeds: pd.DataFrame, eff: pd.DataFrame, params: Dict[str, float],
             text[title], score[title], n = _cell(sub, metrics)
             if n:
                 ns.append(n)
+            if (bad := failures_of(failed, model, t)) is not None:
+                text[title] = FAILED if text[title] == MISSING else text[title]
+                flags.append(failure_flag(title, bad))
             flags += [
                 f"{cells[t][0]}: {f}" for f in sorted({x for v in sub.get("flags", []) for x in v.split("; ") if x})
             ]
@@ -154,11 +194,17 @@ def _published_rows(cells) -> Tuple[list, list]:
     return text_rows, score_rows
 
 
-def glue_table(seeds: pd.DataFrame, eff: pd.DataFrame, params: Dict[str, float], with_published: bool = True) -> Table:
+def glue_table(
+    seeds: pd.DataFrame,
+    eff: pd.DataFrame,
+    params: Dict[str, float],
+    with_published: bool = True,
+    failed: Optional[pd.DataFrame] = None,
+) -> Table:
     all_cells = glue_cells()
-    present = set(seeds.task) if not seeds.empty else set()
+    present = (set(seeds.task) if not seeds.empty else set()) | (set(failed.task) if failed is not None else set())
     cells = {t: c for t, c in all_cells.items() if t in present}
-    text_rows, score_rows = _ours_rows(seeds, eff, params, cells) if cells else ([], [])
+    text_rows, score_rows = _ours_rows(seeds, eff, params, cells, failed) if cells else ([], [])
     if with_published:
         pt, ps = _published_rows(cells or all_cells)
         text_rows, score_rows = text_rows + pt, score_rows + ps
@@ -175,7 +221,9 @@ def glue_table(seeds: pd.DataFrame, eff: pd.DataFrame, params: Dict[str, float],
         "and MNLI m/mm averaged first). CPU/GPU ms: p50 latency, batch 1, sequence 128, eager fp32. "
         "Rows marked 'weights: random' measure an untrained architecture, 'head: random' a checkpoint "
         "scored without a trained task head; a row's label names what sets its config apart from the "
-        "model's other rows. flags: a task whose score is no better than its trivial predictor's."
+        "model's other rows. flags: a task whose score is no better than its trivial predictor's, and runs that "
+        "failed or were interrupted (their seeds are not in the figure; 'failed' where no run of the task "
+        "succeeded)."
     )
     return Table(text_df, score_df, hib, caption, comparable)
 
@@ -185,16 +233,27 @@ def squad_tasks() -> List[str]:
     return [name for name, s in task_specs().items() if kinds.KINDS[s.kind].table == "squad"]
 
 
-def squad_table(seeds: pd.DataFrame, with_published: bool = True) -> Table:
+def squad_table(seeds: pd.DataFrame, with_published: bool = True, failed: Optional[pd.DataFrame] = None) -> Table:
     text_rows, score_rows = [], []
-    sq = seeds[seeds.task.isin(squad_tasks())] if not seeds.empty else seeds
-    if not sq.empty:
-        specs = task_specs()
-        for model, agg in sq.groupby("model", sort=False):
-            v1 = _cell(agg[agg.task == "squad_v1"], list(specs["squad_v1"].report.cell))
-            v2 = _cell(agg[agg.task == "squad_v2"], list(specs["squad_v2"].report.cell))
-            text_rows.append({"model": model, "source": "ours (dev)", "v1.1 EM/F1": v1[0], "v2.0 EM/F1": v2[0]})
-            score_rows.append({"v1.1 EM/F1": v1[1], "v2.0 EM/F1": v2[1]})
+    tasks = squad_tasks()
+    specs = task_specs()
+    columns = {"squad_v1": "v1.1 EM/F1", "squad_v2": "v2.0 EM/F1"}
+    for model, _ in row_models([seeds, failed], tasks):
+        agg = seeds[seeds.model == model] if not seeds.empty else seeds
+        text, score, ns, flags = {"model": model, "source": "ours (dev)"}, {}, [], []
+        for t, title in columns.items():
+            sub = agg[agg.task == t] if not agg.empty else agg
+            text[title], score[title], n = _cell(sub, list(specs[t].report.cell)) if len(sub) else (MISSING, np.nan, 0)
+            ns += [n] if n else []
+            if (bad := failures_of(failed, model, t)) is not None:
+                text[title] = FAILED if text[title] == MISSING else text[title]
+                flags.append(failure_flag(title, bad))
+            found = {x for v in (sub.get("flags", []) if len(sub) else []) for x in v.split("; ") if x}
+            flags += [f"{title}: {f}" for f in sorted(found)]
+        text["seeds"] = str(min(ns)) if ns else MISSING
+        text["flags"] = "; ".join(flags) or MISSING
+        text_rows.append(text)
+        score_rows.append(score)
     if with_published:
         for p in published.SQUAD:
             text_rows.append(
@@ -211,17 +270,18 @@ def squad_table(seeds: pd.DataFrame, with_published: bool = True) -> Table:
                     "v2.0 EM/F1": np.mean(p["v2"]) if p["v2"] else np.nan,
                 }
             )
-    text = pd.DataFrame(text_rows)
+    text = pd.DataFrame(text_rows).fillna(MISSING)
     return Table(
         text,
         pd.DataFrame(score_rows, columns=text.columns).reindex(columns=text.columns),
         {c: True for c in text.columns},
-        "SQuAD EM/F1 (x100; ours: mean±std over seeds, each its newest run). Ours trained with "
-        "data.split_by_article are marked in each result's notes.",
+        "SQuAD EM/F1 (x100; ours: mean±std over seeds, each its newest run; seeds: the fewest of a cell). Ours "
+        "trained with data.split_by_article are marked in each result's notes. flags: a score no better than its "
+        "trivial predictor's, and runs that failed or were interrupted ('failed' where none succeeded).",
     )
 
 
-def efficiency_table(eff: pd.DataFrame) -> Table:
+def efficiency_table(eff: pd.DataFrame, failed: Optional[pd.DataFrame] = None) -> Table:
     cols = [
         "model",
         "machine",
@@ -240,7 +300,12 @@ def efficiency_table(eff: pd.DataFrame) -> Table:
         "acc_tier",
         "status",
         "flags",
+        "error",  # why a cell (or a whole run) failed, one line
     ]
+    lost = failed[failed["mode"] == "latency"] if failed is not None and not failed.empty else None
+    if lost is not None and len(lost):  # a latency run that failed as a whole: a row that says so, not nothing
+        rows = pd.DataFrame({"model": lost.model, "machine": lost.machine, "status": lost.status, "error": lost.reason})
+        eff = pd.concat([eff, rows], ignore_index=True) if not eff.empty else rows
     if eff.empty:
         empty = pd.DataFrame(columns=cols)
         return Table(empty, empty.copy(), {}, "no latency results")
@@ -260,6 +325,8 @@ def efficiency_table(eff: pd.DataFrame) -> Table:
         "accuracy_change",
     ]:
         text[c] = df[c].map(lambda v: MISSING if pd.isna(v) else f"{v:.3g}" if abs(v) < 100 else f"{v:.0f}")
+    if "error" in text:
+        text["error"] = text["error"].map(lambda e: " ".join(str(e).split())[:120] if isinstance(e, str) else e)
     text = text.fillna(MISSING).astype(str)
     score = pd.DataFrame(np.nan, index=df.index, columns=cols)
     reasons = sorted({str(r) for r in eff.get("emulated_reason", pd.Series(dtype=object)).dropna() if r})
@@ -270,7 +337,8 @@ def efficiency_table(eff: pd.DataFrame) -> Table:
         "(none for int8, ONNX Runtime and emulated backends), the dev-accuracy change (points) a backend costs "
         "when measured and whether it keeps 99%/99.9% of the fp32 score (MLPerf's targets). flags: "
         "'emulated' rows run without hardware support for their precision; 'disturbed' rows were measured while "
-        "other processes used the CPU, and their times are not this model's."
+        "other processes used the CPU, and their times are not this model's. error: why a cell failed, or why "
+        "a whole run did (one row, no times)."
     )
     if reasons:
         caption += " Emulated: " + "; ".join(reasons) + "."
