@@ -235,3 +235,25 @@ def test_a_latency_run_that_failed_is_a_row_of_the_efficiency_table():
     row = t.text.iloc[0]
     assert row.model == "mobilebert (weights: random)" and row.status == "failed" and row.error == "out of memory"
     assert row.p50_ms == "-" and row.machine == "cls"
+
+
+def test_a_report_written_again_removes_only_what_it_wrote_before_and_a_bad_out_is_exit_2(tmp_path, capfd):
+    runs, out = tmp_path / "runs", tmp_path / "out"
+    _write(runs, "s1", 1, 0.60)
+    _write(runs, "d1", 1, None, status="failed", failures=["boom"], mode="latency")
+    assert main([str(runs), "--out", str(out), "--format", "md", "--bootstrap", "20"]) == 0
+    assert (out / "efficiency.md").is_file()  # the failed latency run's row
+    (out / "notes.txt").write_text("mine")
+    import shutil
+
+    shutil.rmtree(runs / "d1")
+    assert main([str(runs), "--out", str(out), "--format", "md", "--bootstrap", "20"]) == 0
+    assert not (out / "efficiency.md").exists() and (out / "glue.md").is_file()
+    assert (out / "notes.txt").read_text() == "mine"  # never written by a report: left alone
+    assert "removed: " in capfd.readouterr().err
+    (tmp_path / "a_file").write_text("x")
+    for bad in (tmp_path / "a_file", tmp_path / "a_file" / "sub"):
+        with pytest.raises(SystemExit) as exc:
+            main([str(runs), "--out", str(bad), "--format", "md"])
+        assert exc.value.code == 2
+        assert f"--out {bad}: cannot be used as the output folder" in capfd.readouterr().err

@@ -78,3 +78,26 @@ def test_published_figures_sit_under_their_own_metric_and_test_rows_are_never_ra
         published.by_metric({"accuracy": 1.0}, ["acc"])
     with pytest.raises(ValueError, match="one number for the 2 metrics"):
         published.by_metric(88.9, ["f1", "acc"])
+
+
+def test_the_significance_verdict_never_reads_a_missing_interval_as_a_difference():
+    from bench.report.__main__ import significance_text
+
+    pairs = pd.DataFrame(
+        [
+            {"task": "stsb", "model_a": "a", "model_b": "b", "diff": 0.02, "low": np.nan, "high": np.nan}
+            | {"n": 10, "pairing": "3 seeds paired", "within_noise": False, "n_boot": 400, "draws": 0},
+            {"task": "stsb", "model_a": "a", "model_b": "c", "diff": 0.05, "low": 0.01, "high": 0.09}
+            | {"n": 10, "pairing": "3 seeds paired", "within_noise": False, "n_boot": 400, "draws": 256},
+            {"task": "rte", "model_a": "a", "model_b": "d", "diff": -0.05, "low": -0.09, "high": -0.01}
+            | {"n": 10, "pairing": "3 seeds paired", "within_noise": False, "n_boot": 400, "draws": 400},
+            {"task": "rte", "model_a": "a", "model_b": "e", "diff": 0.01, "low": -0.02, "high": 0.03}
+            | {"n": 10, "pairing": "3 seeds paired", "within_noise": True, "n_boot": 400},
+        ]
+    )
+    assert list(significance_text(pairs).verdict) == [
+        "no interval",
+        "A better (256 of 400 resamples defined)",
+        "B better",
+        "within noise",
+    ]

@@ -9,10 +9,12 @@ from __future__ import annotations
 import argparse
 import base64
 import html as html_lib
+import json
 import sys
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional
 
+import numpy as np
 import pandas as pd
 
 from ..results import write_atomic
@@ -35,7 +37,7 @@ def build(
     out: Path,
     formats: List[str],
     n_boot: int = 2000,
-    log=sys.stderr,
+    log=None,
     include: Iterable[str] = (),
     unreadable: Optional[List[str]] = None,
     outcome: Optional[Dict[str, bool]] = None,
@@ -44,6 +46,7 @@ def build(
 
     Result files that could not be read (not JSON, not a valid result) are appended to `unreadable` when given;
     `outcome["usable"]` says whether any run succeeded (the tables may show failed runs only)."""
+    log = log if log is not None else sys.stderr  # read at the call: a caller may have redirected it
     unusable: List[Result] = []
     rs = gather.find(root, log, include, unusable=unusable, unreadable=unreadable)
     distill_runs = [r for r in [*rs, *unusable] if r.mode == "distill" and r.status in distill_table.SHOWN]
@@ -97,7 +100,27 @@ def build(
         written["significance.csv"] = _write(out / "significance.csv", pairs.to_csv(index=False))
     for p in figures:
         written[p.name] = p
+    _forget_stale(out, written, log)
     return written
+
+
+MANIFEST = ".bench-report-files"  # what the last report wrote into its folder
+
+
+def _forget_stale(out: Path, written: Dict[str, Path], log) -> None:
+    """Remove what an earlier report wrote here and this one did not (a table or plot whose runs are gone would
+    otherwise sit beside the new ones as if current); files the report never wrote are left alone."""
+    manifest = out / MANIFEST
+    try:
+        before = set(json.loads(manifest.read_text())) if manifest.is_file() else set()
+    except (OSError, ValueError):
+        before = set()
+    for name in sorted(before - set(written)):
+        stale = out / Path(name).name  # a name from the file, never a path elsewhere
+        if stale.is_file():
+            stale.unlink()
+            print(f"removed: {stale} (written by an earlier report; nothing in these results makes it now)", file=log)
+    write_atomic(manifest, json.dumps(sorted(written)))
 
 
 def _needs_pyarrow() -> None:
@@ -145,12 +168,22 @@ def significance_text(pairs: pd.DataFrame) -> pd.DataFrame:
             "95% CI": [f"[{100 * lo:+.1f}, {100 * hi:+.1f}]" for lo, hi in zip(pairs.low, pairs.high)],
             "n": pairs.n,
             "seeds": pairs.pairing if "pairing" in pairs else "-",
-            "verdict": [
-                "within noise" if w else "A better" if d > 0 else "B better"
-                for w, d in zip(pairs.within_noise, pairs["diff"])
-            ],
+            "verdict": [verdict(row) for row in pairs.to_dict("records")],
         }
     )
+
+
+def verdict(row: Dict) -> str:
+    """'A better', 'B better', 'within noise', or 'no interval' when the bootstrap gave none (every resample's
+    metric undefined): NaN compares false, and was read as a difference. A share of undefined resamples is named."""
+    low, high = row.get("low"), row.get("high")
+    if low is None or high is None or not (np.isfinite(low) and np.isfinite(high)):
+        return "no interval"
+    out = "within noise" if row["within_noise"] else "A better" if row["diff"] > 0 else "B better"
+    draws, n_boot = row.get("draws"), row.get("n_boot")
+    if draws is not None and n_boot and not pd.isna(draws) and int(draws) < int(n_boot):
+        out += f" ({int(draws)} of {int(n_boot)} resamples defined)"
+    return out
 
 
 def page(named: Dict[str, tables.Table], pairs: pd.DataFrame, figures: List[Path]) -> str:
@@ -213,6 +246,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     if not args.results.exists():
         ap.error(f"{args.results}: no such file or folder")
     out = args.out or (args.results if args.results.is_dir() else args.results.parent) / "report"
+    try:  # before any work: a path that cannot be a folder is a bad argument, not a traceback at the end
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        ap.error(f"--out {out}: cannot be used as the output folder ({exc.strerror or exc})")
     unreadable: List[str] = []
     outcome: Dict[str, bool] = {}
     written = build(

@@ -94,6 +94,8 @@ def seed_example_bootstrap(
         rows = rng.integers(0, n, n)
         on_rows = {s: score(a[s][rows], y[rows]) - score(b[s][rows], y[rows]) for s in set(seeds.tolist())}
         draws[i] = np.mean([on_rows[s] for s in seeds.tolist()])
+    # a resample on which the metric is undefined (a Pearson correlation of constant predictions) has no
+    # difference; the interval is over the others, and says how many (`draws`): few kept is a weak interval
     draws = draws[np.isfinite(draws)]
     if not len(draws):
         low = high = float("nan")
@@ -106,6 +108,7 @@ def seed_example_bootstrap(
         "n": int(n),
         "seeds": int(k),
         "n_boot": n_boot,
+        "draws": int(len(draws)),
         "within_noise": bool(low <= 0 <= high),
     }
 
