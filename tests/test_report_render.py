@@ -101,3 +101,45 @@ def test_the_significance_verdict_never_reads_a_missing_interval_as_a_difference
         "B better",
         "within noise",
     ]
+
+
+def test_speed_ups_are_plotted_for_one_shape_with_devices_and_choices_apart():
+    from bench.report import plots
+
+    def row(device, backend, seq, speedup, choices=0):
+        return {"model": "m", "machine": "cls", "device": device, "backend": backend, "batch": 1, "seq": seq} | {
+            "status": "ok",
+            "speedup_vs_eager": speedup,
+            "p50_ms": 10.0 / speedup,
+            "choices": choices,
+            "flags": "",
+        }
+
+    eff = pd.DataFrame(
+        [
+            row("cpu", "eager", 128, 1.0),
+            row("cpu", "int8", 128, 2.0),
+            row("cpu", "int8", 512, 4.0),  # another length: not pooled into the seq-128 bar
+            row("cpu", "int8", 128, 9.0, choices=4),  # a multiple-choice head: batch x choices sequences
+            row("cuda:0", "eager", 128, 1.0),
+            row("cuda:0", "fp16", 128, 3.0),
+        ]
+    )
+    table, batch, seq = plots.speedup_table(eff)
+    assert (batch, seq) == (1, 128)
+    assert table.loc["m (cpu)", "int8"] == 2.0 and table.loc["m (cuda:0)", "fp16"] == 3.0
+    assert np.isnan(table.loc["m (cpu)", "fp16"]) and np.isnan(table.loc["m (cuda:0)", "int8"])
+
+
+def test_the_glue_table_names_the_machine_class_its_times_come_from():
+    from bench.report import tables
+
+    eff = pd.DataFrame(
+        [
+            {"model": "m", "model_name": "m", "params_M": 22.0, "backend": "eager", "batch": 1, "seq": 128}
+            | {"status": "ok", "device": "cpu", "flags": "", "p50_ms": 12.0, "GFLOPs": 2.9, "machine": "amd-x-avx2"}
+        ]
+    )
+    t = tables.glue_table(_seeds([("rte", "acc", 0.6)]), eff, {"m": 22_000_000})
+    assert t.text.set_index("model").loc["m", "CPU ms"] == "12.0"
+    assert "CPU ms measured on: amd-x-avx2." in t.caption and "GPU ms measured on" not in t.caption

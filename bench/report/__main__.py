@@ -149,7 +149,9 @@ def _plots(glue: Optional[tables.Table], eff: pd.DataFrame, out: Path) -> List[P
                 "latency_ms": pd.to_numeric(ours.get("CPU ms", pd.Series(index=ours.index)), errors="coerce"),
             }
         ).dropna()
-        figs += plots.accuracy_vs_latency(pts, out)
+        classes = sorted(set(eff[eff.device.astype(str).str.startswith("cpu")].get("machine", [])))
+        where = f"on {classes[0]}" if len(classes) == 1 else f"median over {len(classes)} machine classes"
+        figs += plots.accuracy_vs_latency(pts, out, where if classes else "")
     if not eff.empty:
         figs += plots.latency_vs_seq_len(eff, out)
         figs += plots.speedup_per_backend(eff, out)

@@ -43,8 +43,8 @@ def _save(fig, out: Path, name: str) -> List[Path]:
     return paths
 
 
-def accuracy_vs_latency(points: pd.DataFrame, out: Path) -> List[Path]:
-    """`points`: model, latency_ms, score (one per model)."""
+def accuracy_vs_latency(points: pd.DataFrame, out: Path, machine: str = "") -> List[Path]:
+    """`points`: model, latency_ms, score (one per model); `machine`: the class the latencies come from."""
     if len(points) < 1:
         return []
     with plt.rc_context(STYLE):
@@ -55,7 +55,7 @@ def accuracy_vs_latency(points: pd.DataFrame, out: Path) -> List[Path]:
         front = pareto(points, "latency_ms", "score")
         ax.step(front.latency_ms, front.score, where="post", color="tab:red", lw=1, label="Pareto front")
         ax.set_xscale("log")
-        ax.set_xlabel("CPU latency, p50 (ms, batch 1, seq 128, log scale)")
+        ax.set_xlabel(f"CPU latency, p50 (ms, batch 1, seq 128, log scale){machine and chr(10) + machine}")
         ax.set_ylabel("dev score (avg over tasks, x100)")
         ax.legend(loc="lower right")
         ax.grid(alpha=0.3, which="both")
@@ -69,6 +69,10 @@ def _marked(eff: pd.DataFrame) -> pd.DataFrame:
     sel = eff
     if "machine" in sel and sel.machine.nunique() > 1:
         sel = sel.assign(model=sel.model + " [" + sel.machine.astype(str) + "]")
+    if "device" in sel and sel.device.astype(str).str.split(":").str[0].nunique() > 1:  # CPU and CUDA apart
+        sel = sel.assign(model=sel.model + " (" + sel.device.astype(str) + ")")
+    if "choices" in sel:  # a multiple-choice head runs batch x choices sequences: not the single-sequence figure
+        sel = sel[sel.choices.fillna(0) == 0]
     if "flags" in sel:
         noisy = sel["flags"].fillna("").astype(str).str.contains("disturbed")
         sel = sel.assign(model=sel.model.where(~noisy, sel.model + " (disturbed)"))
@@ -93,19 +97,30 @@ def latency_vs_seq_len(eff: pd.DataFrame, out: Path) -> List[Path]:
         return _save(fig, out, "latency_vs_seq_len")
 
 
-def speedup_per_backend(eff: pd.DataFrame, out: Path) -> List[Path]:
+def speedup_table(eff: pd.DataFrame):
+    """(model x backend median speed-up, batch, seq): one shape only (batch 1, seq 128 where measured), devices
+    and machine classes apart (`_marked`); None when fewer than two backends."""
     eff = _marked(eff)
     sel = eff[(eff.status == "ok") & eff.speedup_vs_eager.notna()]
     if sel.empty or sel.backend.nunique() < 2:
-        return []
+        return None, None, None
     batch = 1 if (sel.batch == 1).any() else sel.batch.min()
     sel = sel[sel.batch == batch]
+    seq = 128 if (sel.seq == 128).any() else int(sel.seq.mode().iloc[0])  # one shape: speed-ups vary with length
+    sel = sel[sel.seq == seq]
     table = sel.pivot_table(index="model", columns="backend", values="speedup_vs_eager", aggfunc="median")
+    return table, int(batch), seq
+
+
+def speedup_per_backend(eff: pd.DataFrame, out: Path) -> List[Path]:
+    table, batch, seq = speedup_table(eff)
+    if table is None:
+        return []
     with plt.rc_context(STYLE):
         fig, ax = plt.subplots(figsize=(WIDTH_IN, 2.4))
         table.plot.bar(ax=ax, width=0.8, rot=15)
         ax.axhline(1.0, color="black", lw=0.6)
-        ax.set_ylabel(f"speed-up over eager fp32 (x, batch {batch})")
+        ax.set_ylabel(f"speed-up over eager fp32 (x, batch {batch}, seq {seq})")
         ax.set_xlabel("")
         ax.legend(title="backend", ncol=3)
         ax.grid(alpha=0.3, axis="y")

@@ -225,6 +225,11 @@ def glue_table(
         "failed or were interrupted (their seeds are not in the figure; 'failed' where no run of the task "
         "succeeded)."
     )
+    if not eff.empty and "machine" in eff:
+        for device in ("cpu", "cuda"):
+            classes = sorted(set(eff[eff.device.astype(str).str.startswith(device)].machine.astype(str)))
+            if classes:
+                caption += f" {device.upper() if device == 'cpu' else 'GPU'} ms measured on: {', '.join(classes)}."
     return Table(text_df, score_df, hib, caption, comparable)
 
 
