@@ -7,6 +7,7 @@ run recorded it; a perturbation that changed no example reads 'unchanged', never
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
@@ -252,7 +253,8 @@ def accuracy_vs_flip_rate(rs: List[Result], out: Path) -> List[Path]:
 
     with plt.rc_context(plots.STYLE):
         fig, ax = plt.subplots(figsize=(plots.WIDTH_IN, 2.6))
-        for marker, task in zip("os^Dv<>", sorted({r["task"] for r in recs})):
+        tasks = sorted({r["task"] for r in recs})
+        for marker, task in zip(itertools.cycle("os^Dv<>ph*"), tasks):  # every task gets a marker
             pts = [r for r in recs if r["task"] == task]
             ax.scatter(
                 [100 * r["flip_pooled"] for r in pts],
@@ -263,8 +265,16 @@ def accuracy_vs_flip_rate(rs: List[Result], out: Path) -> List[Path]:
                 zorder=3,
             )
             for r in pts:
+                marks = [
+                    m
+                    for m, on in (
+                        ("weights: random", r.get("weights") == "random"),
+                        ("head: random", r.get("head") == "random"),
+                    )
+                    if on
+                ]
                 ax.annotate(
-                    f"{Path(r['run']).name or r['model']}/{r['backend']}",
+                    f"{Path(r['run']).name or r['model']}/{r['backend']}" + (f" ({'; '.join(marks)})" if marks else ""),
                     (100 * r["flip_pooled"], 100 * r["clean"]["value"]),
                     textcoords="offset points",
                     xytext=(3, 2),
