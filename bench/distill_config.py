@@ -6,6 +6,7 @@ and of everything above (bench/distill/ imports it, never the other way).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
@@ -133,8 +134,9 @@ class DistillConfig:
         if unknown:
             raise ConfigError(f"distill.weights: unknown loss name(s) {unknown}; known: {sorted(DISTILL_LOSSES)}")
         for name, w in self.weights.items():
-            if w < 0:
-                raise ConfigError(f"distill.weights.{name} must not be negative, got {w}")
+            # NaN compares false with everything: it switched its term off silently and was recorded as NaN
+            if isinstance(w, bool) or not math.isfinite(w) or w < 0:
+                raise ConfigError(f"distill.weights.{name} must be a finite number, 0 or more, got {w}")
         for stage in self.stages:
             choice("distill.stages entry", stage, DISTILL_STAGES)
         if (

@@ -180,6 +180,44 @@ def test_rest_rows_are_the_files_unused_rows_seeded_by_the_sample_seed(glue_dir)
         transfer.build(cfg, tasks.load(cfg.task, cfg.data)["train"], tokenizer, 64)
 
 
+def test_transfer_rows_with_the_words_of_a_scored_row_are_dropped_and_a_source_left_empty_is_refused(
+    glue_dir, tmp_path
+):
+    """A transfer file that is the dev file (or holds some of its sentences) taught the student the teacher's
+    answer on the very rows it is scored on; a source that gives nothing ran plain distillation under its name."""
+    from transformers import AutoTokenizer
+
+    from bench.models import VOCAB_PACKAGE, package_dir
+
+    tokenizer = AutoTokenizer.from_pretrained(str(package_dir(VOCAB_PACKAGE)))
+    train_lines = (glue_dir / "SST-2" / "train.tsv").read_text().splitlines()
+    dev_lines = (glue_dir / "SST-2" / "dev.tsv").read_text().splitlines()
+    mixed = tmp_path / "mixed.tsv"
+    # 10 training sentences, 5 dev ones (one re-spaced and in capitals: the same words)
+    shouted = dev_lines[5].split("\t")[0].upper().replace(" ", "  ") + "\t1"
+    mixed.write_text("\n".join([train_lines[0], *train_lines[1:11], *dev_lines[1:5], shouted]) + "\n")
+    base = ["task=sst2", "mode=distill", "distill.teacher=x", f"data.dir={glue_dir}", "data.max_train_samples=40"]
+    cfg = compose([*base, "distill.transfer.sources=[file]", f"distill.transfer.file={mixed}"])
+    raw = tasks.load(cfg.task, cfg.data, seed=cfg.train.seed)
+    ds, info = transfer.build(cfg, raw["train"], tokenizer, 64, [raw["validation"]])
+    assert info["rows"] == {"file": 10} and info["dropped_as_scored"] == {"file": 5}
+    dev_ids = {
+        tuple(x) for x in tokenizer(list(raw["validation"]["sentence1"]), truncation=True, max_length=64)["input_ids"]
+    }
+    assert not {tuple(x) for x in ds["input_ids"]} & dev_ids
+    assert transfer.build(cfg, raw["train"], tokenizer, 64)[1]["rows"] == {"file": 15}  # nothing held out: kept
+    dev = compose([*base, "distill.transfer.sources=[file]", f"distill.transfer.file={glue_dir / 'SST-2' / 'dev.tsv'}"])
+    with pytest.raises(ConfigError, match=r"`file`, but it gives no transfer rows \(872 were rows of the scored"):
+        transfer.build(dev, raw["train"], tokenizer, 64, [raw["validation"]])
+    pytest.importorskip("nlpaug")
+    from datasets import Dataset
+
+    words = Dataset.from_dict({"sentence1": ["ok", "fine", "good"], "label": [1, 1, 1]})
+    swap = compose([*base, "distill.transfer.sources=[augment]", "distill.transfer.augment.ops=[word_swap]"])
+    with pytest.raises(ConfigError, match=r"`augment`, but it gives no transfer rows$"):
+        transfer.build(swap, words, tokenizer, 64)  # one word cannot be swapped: every copy is the row itself
+
+
 def test_offline_augmenter_is_seeded_keeps_global_state_and_changes_one_column():
     pytest.importorskip("nlpaug")
     rows = [["the movie was a charming and often affecting journey"], ["a dull , witless and overlong mess"]]

@@ -150,7 +150,20 @@ def test_pretrained_init_needs_weights_and_random_init_builds_the_model_files_ar
     "overrides, words",
     [
         (["+distill.weights.kd=1"], "unknown loss name(s) ['kd']"),
-        (["distill.weights.soft=-1"], "must not be negative"),
+        (["distill.weights.soft=-1"], "must be a finite number, 0 or more, got -1"),
+        (["distill.weights.soft=inf"], "must be a finite number, 0 or more, got inf"),
+        (["distill.weights.hard=nan"], "must be a finite number, 0 or more, got nan"),
+        (["distill.transfer.sources=[web]"], "distill.transfer.sources entry"),
+        (["distill.transfer.sources=[rest,rest]"], "names a source twice"),
+        (["distill.transfer.sources=[file]"], "distill.transfer.file and the source `file` go together"),
+        (["distill.transfer.file=x.tsv"], "distill.transfer.file and the source `file` go together"),
+        (["distill.transfer.sources=[rest]", "distill.transfer.max_rows=0"], "distill.transfer.max_rows"),
+        (["distill.transfer.augment.ops=[]"], "distill.transfer.augment.ops is empty"),
+        (["distill.transfer.augment.ops=[shout]"], "distill.transfer.augment.ops entry"),
+        (["distill.transfer.augment.per_row=0"], "distill.transfer.augment.per_row"),
+        (["distill.transfer.augment.probability=0"], "must be in (0, 1]"),
+        (["distill.transfer.augment.probability=1.5"], "must be in (0, 1]"),
+        (["distill.transfer.augment.top_k=0"], "distill.transfer.augment.top_k"),
         (["distill.stages=[prediction,intermediate]"], "in that order"),
         (
             [

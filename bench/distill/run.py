@@ -197,7 +197,8 @@ def run(cfg: Config) -> Dict[str, Any]:
     max_len = resolve_hyper(cfg).max_seq_length
     raw = tasks.load(cfg.task, cfg.data, seed=cfg.train.seed)
     encoded = tasks.encode(raw, tokenizer, max_len, cfg.train.padding == "max_length")
-    transfer_rows, transfer_info = transfer.build(cfg, raw["train"], tokenizer, max_len)
+    held_out = [raw[split] for split in raw if split != "train"]  # dev and a holdout: never transfer rows
+    transfer_rows, transfer_info = transfer.build(cfg, raw["train"], tokenizer, max_len, held_out)
     train = transfer.combine(encoded["train"], transfer_rows)  # labelled rows first, then the transfer rows
     described = describe_task(cfg, model_info, raw)
     out: Dict[str, Any] = {

@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 from collections import Counter
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, Optional, Sequence, Tuple
 
 import numpy as np
 from datasets import Dataset, DatasetDict, concatenate_datasets
@@ -56,13 +56,20 @@ def _augmented(cfg: Config, labelled: Dataset, columns) -> Dataset:
     return Dataset.from_dict({c: [copy[i] for copy in flat] for i, c in enumerate(columns)})
 
 
-def build(cfg: Config, labelled: Dataset, tokenizer, max_length: int) -> Tuple[Optional[Dataset], Dict[str, Any]]:
-    """(the encoded transfer rows, or None without sources; what the result records about them)."""
+def build(
+    cfg: Config, labelled: Dataset, tokenizer, max_length: int, held_out: Sequence[Dataset] = ()
+) -> Tuple[Optional[Dataset], Dict[str, Any]]:
+    """(the encoded transfer rows, or None without sources; what the result records about them).
+
+    `held_out`: the splits the run is scored on (dev, a holdout): a transfer row with the same words as one of
+    their rows is dropped and counted, so that the student never learns the teacher's answer on a row it is
+    scored on (a transfer file that is the dev file, a training sentence repeated in dev)."""
     t = cfg.distill.transfer
     if not t.sources:
         return None, None
     columns = list(TEXT_FIELDS[: len(cfg.task.local.text_columns)])
-    parts, given = [], {}
+    scored = {augment._key(row) for ds in held_out for row in zip(*(ds[c] for c in columns))}
+    parts, given, dropped = [], {}, {}
     for source in t.sources:
         if source == "rest":
             ds = _rest(cfg)
@@ -71,6 +78,13 @@ def build(cfg: Config, labelled: Dataset, tokenizer, max_length: int) -> Tuple[O
         else:
             ds = _augmented(cfg, labelled, columns)
         ds = ds.select_columns(columns)  # labels, if the source had any, are dropped here, unread
+        keep = [i for i, row in enumerate(zip(*(ds[c] for c in columns))) if augment._key(row) not in scored]
+        dropped[source] = len(ds) - len(keep)
+        if dropped[source]:
+            ds = ds.select(keep)
+        if not len(ds):  # a source named and giving nothing: the run would be plain distillation under its name
+            why = f" ({dropped[source]} were rows of the scored splits, dropped)" if dropped[source] else ""
+            raise ConfigError(f"distill.transfer.sources has `{source}`, but it gives no transfer rows{why}")
         given[source] = len(ds)
         parts.append(ds.add_column("source", [source] * len(ds)))
     rows = concatenate_datasets(parts)
@@ -85,6 +99,7 @@ def build(cfg: Config, labelled: Dataset, tokenizer, max_length: int) -> Tuple[O
         **dataclasses.asdict(t),
         "seed": seed_of(cfg),
         "rows_given": given,  # per source, before max_rows
+        "dropped_as_scored": dropped,  # per source: rows with the words of a dev or holdout row
         "rows": {s: used.get(s, 0) for s in t.sources},
         "total": len(rows),
     }
