@@ -86,6 +86,33 @@ def test_a_damaged_or_half_written_cache_is_never_read(teachers, tmp_path, monke
     assert not info2["reused"] and "cannot be used" in caplog.text and np.array_equal(np.array(again.attention), want)
     (folder / "meta.json").write_text(json.dumps({**json.loads((folder / "meta.json").read_text()), "rows": 3}))
     assert not teacher.load_or_compute(*args)[1]["reused"]
+    # any damage is a rebuild, never a traceback (each was an EOFError, AttributeError, KeyError or TypeError)
+    meta = json.loads((folder / "meta.json").read_text())
+    damages = {
+        "an empty lengths.npy": lambda: (folder / "lengths.npy").write_bytes(b""),
+        "an empty logits.npy": lambda: (folder / "logits.npy").write_bytes(b""),
+        "a meta that is a list": lambda: (folder / "meta.json").write_text("[]"),
+        "a meta without rows": lambda: (folder / "meta.json").write_text(json.dumps({**meta, "rows": None} | {})),
+        "a meta without its row count": lambda: (folder / "meta.json").write_text(
+            json.dumps({k: v for k, v in meta.items() if k != "rows"})
+        ),
+        "heads: null": lambda: (folder / "meta.json").write_text(json.dumps({**meta, "heads": None})),
+        "other attention layers": lambda: (folder / "meta.json").write_text(
+            json.dumps({**meta, "attention_layers": []})
+        ),
+    }
+    for what, damage in damages.items():
+        damage()
+        caplog.clear()
+        out, info3 = teacher.load_or_compute(*args)
+        assert not info3["reused"] and "cannot be used" in caplog.text, what
+        assert np.array_equal(np.array(out.attention), want), what
+        assert teacher.load_or_compute(*args)[1]["reused"], what  # rebuilt, and good again
+    import shutil
+
+    shutil.rmtree(folder)
+    folder.write_text("not a folder")  # a file where the entry belongs
+    assert not teacher.load_or_compute(*args)[1]["reused"] and folder.is_dir()
     # a run killed during the pass leaves neither an entry nor its temporary folder
     real = cache.Writer.put
     calls = []

@@ -145,16 +145,24 @@ def folder_bytes(folder: Path) -> int:
     return sum(p.stat().st_size for p in Path(folder).iterdir() if p.is_file())
 
 
-def publish(tmp: Path, final: Path) -> None:
-    """Rename a finished entry into place (a damaged one there is replaced; a good one a parallel run wrote wins)."""
-    if final.exists():
+def publish(tmp: Path, final: Path, **expected: Any) -> None:
+    """Rename a finished entry into place (a damaged one there is replaced; a good one a parallel run wrote wins).
+    `expected`: open_entry's checks (rows, lengths, layers) that an entry already there must pass to be kept."""
+    if final.exists() or final.is_symlink():
         try:
-            open_entry(final)
+            open_entry(final, **expected)
             shutil.rmtree(tmp, ignore_errors=True)
             return
         except CacheError:
-            shutil.rmtree(final)
-    tmp.rename(final)
+            if final.is_dir() and not final.is_symlink():
+                shutil.rmtree(final)
+            else:  # a file (or link) where the entry's folder belongs
+                final.unlink()
+    try:
+        tmp.rename(final)
+    except OSError:  # a parallel run renamed its entry into place between the check and here: keep a good one
+        open_entry(final, **expected)
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 class TeacherOutputs:
@@ -197,19 +205,37 @@ class TeacherOutputs:
         return out
 
 
-def open_entry(folder: Path, rows: Optional[int] = None, lengths: Optional[np.ndarray] = None) -> TeacherOutputs:
-    """An entry checked against its meta (and the rows and lengths expected): CacheError when anything is off."""
+def open_entry(
+    folder: Path,
+    rows: Optional[int] = None,
+    lengths: Optional[np.ndarray] = None,
+    hidden_layers: Optional[Sequence[int]] = None,
+    attention_layers: Optional[Sequence[int]] = None,
+) -> TeacherOutputs:
+    """An entry checked against its meta (and the rows, lengths and layers expected): CacheError when anything is
+    off, whatever the damage (an empty file, a meta of another shape), so that it is rebuilt, never a traceback."""
     folder = Path(folder)
     try:
-        meta = json.loads((folder / META).read_text())
-    except (OSError, ValueError) as exc:
-        raise CacheError(f"no readable {META} ({exc})") from None
+        return _checked(folder, rows, lengths, hidden_layers, attention_layers)
+    except CacheError:
+        raise
+    except Exception as exc:  # noqa: BLE001 (any damage to an entry means: rebuild it)
+        raise CacheError(f"unreadable ({type(exc).__name__}: {exc})") from None
+
+
+def _checked(folder, rows, lengths, hidden_layers, attention_layers) -> TeacherOutputs:
+    meta = json.loads((folder / META).read_text())
+    if not isinstance(meta, dict):
+        raise CacheError(f"{META} holds a {type(meta).__name__}, not an object")
     if meta.get("format") != FORMAT:
         raise CacheError(f"format {meta.get('format')}, expected {FORMAT}")
-    try:
-        out = TeacherOutputs(folder, meta)
-    except (OSError, ValueError, KeyError) as exc:  # a truncated .npy fails to map
-        raise CacheError(f"files unreadable ({exc})") from None
+    out = TeacherOutputs(folder, meta)
+    for what, stored, wanted in (
+        ("hidden", out.hidden_layers, hidden_layers),
+        ("attention", out.attention_layers, attention_layers),
+    ):
+        if wanted is not None and list(stored) != list(wanted):
+            raise CacheError(f"{what} layers {list(stored)} stored, {list(wanted)} wanted")
     n = len(out.lengths)
     if n != meta["rows"] or out.logits.shape[0] != n or (rows is not None and n != rows):
         raise CacheError(f"{n} rows stored, meta says {meta['rows']}, expected {rows}")

@@ -216,7 +216,7 @@ def load_or_compute(
     reused = path.exists()
     if reused:
         try:
-            outputs = cache.open_entry(path, len(dataset), lengths)
+            outputs = cache.open_entry(path, len(dataset), lengths, hidden_layers, attention_layers)
             log.info("teacher outputs: reusing the cache %s", path)
         except cache.CacheError as exc:  # a damaged entry is recomputed, never trusted
             log.warning("teacher cache %s cannot be used (%s): recomputing it", path, exc)
@@ -234,11 +234,12 @@ def load_or_compute(
         meta = {**info, "checkpoint": str(ckpt)}
         try:
             compute(model, dataset, collator, batch_size, hidden_layers, attention_layers, tmp, meta)
-            cache.publish(tmp, path)
+            expected = {"lengths": lengths, "hidden_layers": hidden_layers, "attention_layers": attention_layers}
+            cache.publish(tmp, path, rows=len(dataset), **expected)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
-        outputs = cache.open_entry(path, len(dataset), lengths)
+        outputs = cache.open_entry(path, len(dataset), lengths, hidden_layers, attention_layers)
     size = cache.folder_bytes(path)
     return outputs, {
         **info,
