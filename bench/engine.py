@@ -203,6 +203,7 @@ def train_and_record(cfg: Config, trainer: Trainer, hyper: Hyper, precision: str
     with load.watch() as machine_load:
         out = trainer.train()
     if cfg.train.save_checkpoint:
+        trainer.model.config.finetuning_task = cfg.task.name  # the folder says its task wherever it is copied
         trainer.save_model(str(Path(cfg.out_dir) / "checkpoint"))  # weights, config and tokenizer
     return {
         "seconds": round(out.metrics["train_runtime"], 3),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import re
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
@@ -175,13 +176,22 @@ def describe(spec: ModelConfig, model: torch.nn.Module, head: str = "trained") -
 
 
 def run_task(ckpt: Path) -> Optional[str]:
-    """The task a harness run fine-tuned a checkpoint on, from the run's result.json beside it (None: not known)."""
+    """The task a checkpoint was fine-tuned on: from the harness run's result.json beside it, else from its
+    config.json's `finetuning_task` when that names one of our tasks (the harness writes it when it saves a
+    checkpoint, so a folder copied out of its run still says; 'sst-2' reads as sst2). None: not known."""
     for result in (ckpt.parent / "result.json", ckpt / "result.json"):
         try:
             return json.loads(result.read_text())["task"]["name"]
         except (OSError, ValueError, KeyError, TypeError):
             continue
-    return None
+    try:
+        named = json.loads((ckpt / "config.json").read_text()).get("finetuning_task")
+    except (OSError, ValueError, AttributeError):
+        return None
+    from . import task_names
+
+    plain = re.sub(r"[^a-z0-9]", "", str(named).lower()) if named else ""
+    return next((t for t in task_names() if re.sub(r"[^a-z0-9]", "", t) == plain), None)
 
 
 def load(

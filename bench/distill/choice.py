@@ -9,7 +9,6 @@ and are not offered for this kind yet: `distill=prediction` is the setting.
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 from typing import Any, Dict, List
 
@@ -22,9 +21,11 @@ from .. import env, tasks
 from ..config import Config
 from ..engine import describe_task, tidy, train_and_record
 from ..errors import ConfigError
+from ..models import run_task
 from ..multiple_choice import ChoiceTrainer, collator, evaluate_splits, predict_scores, trivial_section
 from ..results import PREDICTIONS_FILE, write_jsonl
 from ..tasks import metrics as task_metrics
+from ..tasks.hub import unreadable_weights
 from ..tasks.multiple_choice import encode, masked
 from . import init, losses
 from .record import find_direct, settings, student_key, teacher_seconds
@@ -37,17 +38,17 @@ INTERMEDIATE = ("embedding", "hidden", "attention")
 def load_teacher(path: str, task_name: str):
     """(checkpoint, tokenizer, model) of a teacher fine-tuned on this multiple-choice task, its head trained."""
     ckpt = checkpoint_dir(path)
-    try:
-        run_task = json.loads((ckpt.parent / "result.json").read_text())["task"]["name"]
-    except (OSError, ValueError, KeyError, TypeError):
-        run_task = None
-    if run_task is not None and run_task != task_name:
-        raise TeacherError(f"distill.teacher={ckpt} was fine-tuned on {run_task}, not on task {task_name}")
+    trained_on = run_task(ckpt)
+    if trained_on is not None and trained_on != task_name:
+        raise TeacherError(f"distill.teacher={ckpt} was fine-tuned on {trained_on}, not on task {task_name}")
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(ckpt))
         model, info = AutoModelForMultipleChoice.from_pretrained(str(ckpt), output_loading_info=True)
-    except (OSError, ValueError) as exc:
-        raise TeacherError(f"distill.teacher={ckpt}: cannot load the checkpoint ({str(exc).splitlines()[0]})") from None
+    except Exception as exc:  # noqa: BLE001 (re-raised unless it is a file that is not a checkpoint)
+        if not isinstance(exc, (OSError, ValueError)) and not unreadable_weights(exc):
+            raise
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise TeacherError(f"distill.teacher={ckpt}: cannot load the checkpoint ({first})") from None
     if info.get("missing_keys"):
         raise TeacherError(
             f"distill.teacher={ckpt} has no trained multiple-choice head "
@@ -190,6 +191,7 @@ def run(cfg: Config) -> Dict[str, Any]:
     if cfg.train.save_predictions:
         write_jsonl(Path(cfg.out_dir) / PREDICTIONS_FILE, rows)
     if cfg.train.save_checkpoint:
+        student.config.finetuning_task = cfg.task.name  # the folder says its task wherever it is copied
         student.save_pretrained(str(Path(cfg.out_dir) / "checkpoint"))
         tokenizer.save_pretrained(str(Path(cfg.out_dir) / "checkpoint"))
     tidy(cfg)

@@ -270,6 +270,7 @@ def run(cfg: Config) -> Dict[str, Any]:
     if cfg.train.save_predictions:
         write_jsonl(Path(cfg.out_dir) / PREDICTIONS_FILE, rows)
     if cfg.train.save_checkpoint:
+        student.config.finetuning_task = cfg.task.name  # the folder says its task wherever it is copied
         student.save_pretrained(str(Path(cfg.out_dir) / "checkpoint"))
         tokenizer.save_pretrained(str(Path(cfg.out_dir) / "checkpoint"))
     tidy(cfg)

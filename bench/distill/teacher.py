@@ -64,6 +64,14 @@ def check_task(config, ckpt: Path, task: TaskConfig, key: str = "distill.teacher
     trained_on = run_task(ckpt)
     if trained_on is not None and trained_on != task.name:
         raise TeacherError(f"{key}={ckpt} was fine-tuned on {trained_on}, not on task {task.name}")
+    if trained_on is None:  # GLUE tasks share label counts and names ("0", "1"): only the record can tell them apart
+        log.warning(
+            "%s=%s: no record of the task it was fine-tuned on (no result.json beside it, no finetuning_task in "
+            "its config.json); only its label count and names are checked against %s",
+            key,
+            ckpt,
+            task.name,
+        )
     if config is None:
         return
     want = head_kwargs(task)
@@ -85,13 +93,18 @@ def load(path: str, task: TaskConfig):
     ckpt = checkpoint_dir(path)
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(ckpt))
-        model = AutoModelForSequenceClassification.from_pretrained(str(ckpt))
+        model, info = AutoModelForSequenceClassification.from_pretrained(str(ckpt), output_loading_info=True)
     except Exception as exc:  # noqa: BLE001 (re-raised unless it is a file that is not a checkpoint)
         if not isinstance(exc, (OSError, ValueError)) and not unreadable_weights(exc):
             raise
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise TeacherError(f"distill.teacher={ckpt}: cannot load the checkpoint ({first})") from None
     check_task(model.config, ckpt, task)
+    if info.get("missing_keys"):  # loaded with a random head: its outputs would teach noise
+        raise TeacherError(
+            f"distill.teacher={ckpt} has no trained task head ({', '.join(sorted(info['missing_keys'])[:4])} "
+            f"missing): fine-tune it on {task.name} first"
+        )
     return ckpt, tokenizer, model.eval()
 
 
