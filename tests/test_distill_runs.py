@@ -353,3 +353,24 @@ def test_the_task_a_config_json_names_is_read_as_ours_or_not_at_all(tmp_path):
         assert run_task(tmp_path) == want, named
     (tmp_path / "config.json").write_text("[]")  # not an object: not known, not a crash
     assert run_task(tmp_path) is None
+
+
+def test_a_multiple_choice_teacher_with_a_broken_weights_file_is_one_line(tmp_path):
+    from transformers import AutoTokenizer
+
+    from bench import models
+    from bench.distill.choice import load_teacher
+
+    cfg = compose([*tiny("bert"), "task=copa"])
+    model = models.build_random(cfg.model, cfg.task, seed=0)
+    model.config.finetuning_task = "copa"
+    model.save_pretrained(str(tmp_path))
+    AutoTokenizer.from_pretrained(str(models.package_dir(models.VOCAB_PACKAGE))).save_pretrained(str(tmp_path))
+    assert load_teacher(str(tmp_path), "copa")[0] == tmp_path
+    with pytest.raises(teacher.TeacherError, match="fine-tuned on copa, not on task piqa"):
+        load_teacher(str(tmp_path), "piqa")
+    weights = tmp_path / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])  # a copy cut short
+    with pytest.raises(teacher.TeacherError, match=r"cannot load the checkpoint") as info:
+        load_teacher(str(tmp_path), "copa")
+    assert "\n" not in str(info.value)
