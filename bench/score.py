@@ -7,8 +7,10 @@ Input: JSON lines in the task's own fields. Classification and regression: the t
 names them (`sentence1`, `sentence2`; SST-2's `sentence`, QQP's `question1`/`question2`) or as its local file
 does. Multiple choice: the task's release layout (ARC's {"question": {"stem", "choices"}}, COPA's premise/
 choice1/choice2/question, PIQA's goal/sol1/sol2) or, for any of them, {"context": TEXT, "choices": [TEXT, ...]}.
-SQuAD: {"question", "context"}. The gold answer is optional. Output: one JSON line per example with each
-label's or choice's probability (softmax of the head's scores), the prediction and, when given, the gold.
+SQuAD: {"question", "context"}, and optionally "answers" (a list of texts: the output adds its exact_match and
+f1). The gold answer is optional. Inputs are truncated where the checkpoint's run trained (--max-seq-length).
+Output: one JSON line per example with each label's or choice's probability (softmax of the head's scores), the
+prediction, when given, the gold, and `truncated` (the length) when the input was cut.
 A checkpoint without a trained task head is refused, as mode=evaluate refuses it (--allow-random-head).
 """
 
@@ -18,7 +20,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -142,8 +144,29 @@ def _probabilities(logits: torch.Tensor) -> List[float]:
     return [round(float(p), 6) for p in torch.softmax(logits.float(), dim=-1)]
 
 
-def score(task_name: str, model_path: str, source: str, allow_random_head: bool = False) -> List[Dict[str, Any]]:
-    """One output row per input example (see the module docstring)."""
+def trained_length(model_path: Path) -> Optional[int]:
+    """The max_seq_length the run that saved this checkpoint trained with (its result.json beside it), if known:
+    scoring truncates where training did."""
+    for result in (model_path.parent / "result.json", model_path / "result.json"):
+        try:
+            config = json.loads(result.read_text())["config"]
+            length = (config.get("train") or {}).get("max_seq_length") or config["task"]["max_seq_length"]
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            continue
+        if isinstance(length, int) and not isinstance(length, bool) and length > 0:
+            return length
+    return None
+
+
+def score(
+    task_name: str,
+    model_path: str,
+    source: str,
+    allow_random_head: bool = False,
+    max_length: Optional[int] = None,
+) -> List[Dict[str, Any]]:
+    """One output row per input example (see the module docstring); `max_length`: where inputs are truncated
+    (None: the length the checkpoint's run trained with, else the task's)."""
     from . import task_names
 
     known = task_names()
@@ -159,12 +182,13 @@ def score(task_name: str, model_path: str, source: str, allow_random_head: bool 
         ]
     )
     task, kind = cfg.task, kinds.of(cfg.task)
+    length = max_length or trained_length(Path(model_path)) or task.max_seq_length
     rows = _rows(source)
     tokenizer, model, info = models.load(cfg.model, task, need_head=True)
     model.eval()
     out = []
     if kind.table == "squad":
-        return _squad(cfg, tokenizer, model, rows)
+        return _squad(cfg, tokenizer, model, rows, length)
     for where, row in rows:
         if kind.choices:
             context, choices, gold = _choice_example(task, where, row)
@@ -172,7 +196,7 @@ def score(task_name: str, model_path: str, source: str, allow_random_head: bool 
                 [context] * len(choices),
                 choices,
                 truncation=True,
-                max_length=task.max_seq_length,
+                max_length=length,
                 padding=True,
                 return_tensors="pt",
             )
@@ -185,9 +209,11 @@ def score(task_name: str, model_path: str, source: str, allow_random_head: bool 
                 "choices": [{"text": c, "probability": p} for c, p in zip(choices, probs)],
                 "prediction": int(np.argmax(probs)),
             }
+            if any(len(ids) > length for ids in tokenizer([context] * len(choices), choices)["input_ids"]):
+                item["truncated"] = length  # the model saw the first `length` tokens of some pair
         else:
             texts, gold = _texts(task, where, row)
-            enc = tokenizer(*texts, truncation=True, max_length=task.max_seq_length, return_tensors="pt")
+            enc = tokenizer(*texts, truncation=True, max_length=length, return_tensors="pt")
             with torch.inference_mode():
                 logits = model(**enc).logits[0]
             check_finite(logits.float().numpy(), where, "fp32")
@@ -200,6 +226,8 @@ def score(task_name: str, model_path: str, source: str, allow_random_head: bool 
                     "probabilities": dict(zip(task.labels, probs)),
                     "prediction": task.labels[int(np.argmax(probs))],
                 }
+            if len(tokenizer(*texts)["input_ids"]) > length:
+                item["truncated"] = length  # the model saw the first `length` tokens
         if gold is not None:
             item["gold"] = gold
         if info["head"] == "random":
@@ -208,15 +236,32 @@ def score(task_name: str, model_path: str, source: str, allow_random_head: bool 
     return out
 
 
-def _squad(cfg, tokenizer, model, rows) -> List[Dict[str, Any]]:
+def _squad_gold(where: str, row: Dict[str, Any]) -> Optional[List[str]]:
+    """The optional gold answers: a list of texts, or SQuAD's {"text": [...]} / [{"text": ...}, ...]."""
+    gold = row.get("answers")
+    if gold is None:
+        return None
+    if isinstance(gold, dict):
+        gold = gold.get("text")
+    if isinstance(gold, list) and all(isinstance(g, dict) for g in gold):
+        gold = [g.get("text") for g in gold]
+    if not isinstance(gold, list) or not all(isinstance(g, str) for g in gold):
+        raise DataError(f'{where}: "answers" must be a list of texts (or SQuAD\'s {{"text": [...]}}); got {gold!r:.80}')
+    return gold
+
+
+def _squad(cfg, tokenizer, model, rows, length: int) -> List[Dict[str, Any]]:
     from datasets import Dataset
 
     from .engine import eval_collator, predict_in_order
     from .tasks import squad
+    from .tasks import squad_metrics as sm
 
+    golds = []
     for where, row in rows:
         if not isinstance(row.get("question"), str) or not isinstance(row.get("context"), str):
             raise DataError(f'{where}: expected {{"question": TEXT, "context": TEXT}}; got {sorted(row)}')
+        golds.append(_squad_gold(where, row))
     examples = Dataset.from_dict(
         {
             "id": [str(i) for i in range(len(rows))],
@@ -224,16 +269,20 @@ def _squad(cfg, tokenizer, model, rows) -> List[Dict[str, Any]]:
             "context": [r["context"] for _, r in rows],
         }
     )
-    kwargs = {"tokenizer": tokenizer, "task": cfg.task, "max_length": cfg.task.max_seq_length, "pad": False}
+    kwargs = {"tokenizer": tokenizer, "task": cfg.task, "max_length": length, "pad": False}
     feats = examples.map(squad.eval_features, batched=True, fn_kwargs=kwargs, remove_columns=examples.column_names)
     start, end = predict_in_order(
         model, feats, eval_collator(tokenizer), 16, torch.device("cpu"), "fp32", per_token=True
     )
     answers, margin = squad.postprocess(examples, feats, start, end, cfg.task)
-    return [
-        {"question": r["question"], "answer": answers[str(i)], "null_margin": margin[str(i)]}
-        for i, (_, r) in enumerate(rows)
-    ]
+    out = []
+    for i, ((_, r), gold) in enumerate(zip(rows, golds)):
+        item = {"question": r["question"], "answer": answers[str(i)], "null_margin": margin[str(i)]}
+        if gold is not None:  # scored as the official script scores one question (EM/F1, best over the golds)
+            one = sm.evaluate({"q": item["answer"]}, {"q": gold}, version_2=cfg.task.version_2)
+            item.update(gold=gold, exact_match=one.get("exact_match", one.get("exact")), f1=one["f1"])
+        out.append(item)
+    return out
 
 
 def main(argv: List[str] | None = None) -> int:
@@ -242,12 +291,20 @@ def main(argv: List[str] | None = None) -> int:
     ap.add_argument("--task", required=True, help="the task the checkpoint was fine-tuned on (copa, mrpc, ...)")
     ap.add_argument("--model", required=True, help="a checkpoint folder (train.save_checkpoint=true writes one)")
     ap.add_argument("--allow-random-head", action="store_true", help="score a checkpoint without a trained head")
+    ap.add_argument(
+        "--max-seq-length",
+        type=int,
+        default=None,
+        help="truncate inputs here (default: the length the checkpoint's run trained with, else the task's)",
+    )
     args = ap.parse_args(argv)
+    if args.max_seq_length is not None and args.max_seq_length < 8:
+        ap.error(f"--max-seq-length {args.max_seq_length}: give a length of 8 tokens or more")
     model = Path(args.model)
     if (model / "checkpoint" / "config.json").is_file():  # a run folder: its saved checkpoint
         model = model / "checkpoint"
     try:
-        for item in score(args.task, str(model), args.input, args.allow_random_head):
+        for item in score(args.task, str(model), args.input, args.allow_random_head, args.max_seq_length):
             print(json.dumps(item, ensure_ascii=False))
     except BenchError as exc:
         print(f"bench score: error: {exc}", file=sys.stderr)

@@ -131,6 +131,52 @@ def test_score_works_for_classification_too(glue_dir, tmp_path):
     assert "--task 'mrcp' is not a task; choices: [" in cli.stderr and "'mrpc'" in cli.stderr
 
 
+def test_score_truncates_where_the_run_trained_and_says_so_and_scores_squad_gold(glue_dir, tmp_path):
+    """bench score truncated at the task's max_seq_length, not the run's train.max_seq_length, and never said an
+    input was cut; a SQuAD row's gold answers were read nowhere."""
+    from transformers import AutoTokenizer
+
+    from bench import models, score
+    from bench.tasks import squad_metrics as sm
+
+    run(
+        compose(
+            [*tiny("bert"), "task=rte", f"data.dir={glue_dir}", *QUICK, "train.save_checkpoint=true"]
+            + ["train.max_seq_length=32"],
+            out_dir=str(tmp_path / "rte"),
+        )
+    )
+    ckpt = tmp_path / "rte" / "checkpoint"
+    assert score.trained_length(ckpt) == 32
+    long = {"sentence1": " ".join(["word"] * 40), "sentence2": "A short one."}
+    file = write(tmp_path, "pairs.jsonl", [long, {"sentence1": "A man sleeps.", "sentence2": "He is awake."}])
+    cut, whole = score.score("rte", str(ckpt), str(file))
+    assert cut["truncated"] == 32 and "truncated" not in whole
+    wide, _ = score.score("rte", str(ckpt), str(file), max_length=128)
+    assert "truncated" not in wide and wide["probabilities"] != cut["probabilities"]
+    # SQuAD: a tiny random QA head (allowed), gold answers scored as the official script scores one question
+    cfg = compose([*tiny("bert"), "task=squad_v1"])
+    qa = models.build_random(cfg.model, cfg.task, seed=0)
+    qa.save_pretrained(str(tmp_path / "qa"))
+    AutoTokenizer.from_pretrained(str(models.package_dir(models.VOCAB_PACKAGE))).save_pretrained(str(tmp_path / "qa"))
+    rows = [
+        {"question": "Where is Paris?", "context": "Paris is in France.", "answers": ["France", "in France"]},
+        {"question": "Who?", "context": "Nobody knows.", "answers": {"text": ["Nobody"], "answer_start": [0]}},
+        {"question": "What?", "context": "Nothing here."},
+    ]
+    file = write(tmp_path, "qa.jsonl", rows)
+    out = score.score("squad_v1", str(tmp_path / "qa"), str(file), allow_random_head=True)
+    for item, row in zip(out[:2], rows):
+        gold = row["answers"] if isinstance(row["answers"], list) else row["answers"]["text"]
+        assert item["gold"] == gold
+        assert item["exact_match"] == max(sm.exact(item["answer"], g) for g in gold)
+        assert item["f1"] == pytest.approx(max(sm.f1(item["answer"], g, False) for g in gold))
+    assert "gold" not in out[2] and "f1" not in out[2]
+    write(tmp_path, "qa.jsonl", [{"question": "Q?", "context": "C.", "answers": "C"}])
+    with pytest.raises(DataError, match=r"qa.jsonl, line 1: \"answers\" must be a list of texts"):
+        score.score("squad_v1", str(tmp_path / "qa"), str(file), allow_random_head=True)
+
+
 @pytest.mark.slow
 def test_seed_example_on_minilm_fine_tuned_here(mc_dir, tmp_path):
     """The seed's example on MiniLM-L6 fine-tuned here (a 64-row COPA slice): sane probabilities, not the
