@@ -204,7 +204,8 @@ def load(
     """
     if need_head and spec.source == "path" and (trained_on := run_task(Path(spec.path))) not in (None, task.name):
         raise BenchError(  # same label count (SST-2 and CoLA, RTE and QNLI): it would load, and score nonsense
-            f"model.path={spec.path} was fine-tuned on task {trained_on} (its run's result.json says so), not on "
+            f"model.path={spec.path} was fine-tuned on task {trained_on} (its run's result.json, or its "
+            f"config.json's finetuning_task, says so), not on "
             f"{task.name}: its head predicts {trained_on}'s labels. Score it with task={trained_on}"
         )
     tokenizer = load_tokenizer(spec)

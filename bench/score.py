@@ -183,8 +183,16 @@ def score(
     )
     task, kind = cfg.task, kinds.of(cfg.task)
     length = max_length or trained_length(Path(model_path)) or task.max_seq_length
+    if kind.table == "squad" and task.doc_stride >= length - 64:  # as training refuses it (bench/qa.py)
+        raise ConfigError(
+            f"max_seq_length {length} leaves no room for task.doc_stride={task.doc_stride} (the question and "
+            f"special tokens share each window): give a length above {task.doc_stride + 64}"
+        )
     rows = _rows(source)
     tokenizer, model, info = models.load(cfg.model, task, need_head=True)
+    most = getattr(model.config, "max_position_embeddings", None)
+    if most is not None and length > most:
+        raise ConfigError(f"max_seq_length {length} is longer than this model's {most} positions")
     model.eval()
     out = []
     if kind.table == "squad":
@@ -236,7 +244,7 @@ def score(
     return out
 
 
-def _squad_gold(where: str, row: Dict[str, Any]) -> Optional[List[str]]:
+def _squad_gold(where: str, row: Dict[str, Any], version_2: bool) -> Optional[List[str]]:
     """The optional gold answers: a list of texts, or SQuAD's {"text": [...]} / [{"text": ...}, ...]."""
     gold = row.get("answers")
     if gold is None:
@@ -247,6 +255,8 @@ def _squad_gold(where: str, row: Dict[str, Any]) -> Optional[List[str]]:
         gold = [g.get("text") for g in gold]
     if not isinstance(gold, list) or not all(isinstance(g, str) for g in gold):
         raise DataError(f'{where}: "answers" must be a list of texts (or SQuAD\'s {{"text": [...]}}); got {gold!r:.80}')
+    if not gold and not version_2:
+        raise DataError(f'{where}: "answers" is empty, and SQuAD v1.1 has no unanswerable questions (use squad_v2)')
     return gold
 
 
@@ -261,7 +271,7 @@ def _squad(cfg, tokenizer, model, rows, length: int) -> List[Dict[str, Any]]:
     for where, row in rows:
         if not isinstance(row.get("question"), str) or not isinstance(row.get("context"), str):
             raise DataError(f'{where}: expected {{"question": TEXT, "context": TEXT}}; got {sorted(row)}')
-        golds.append(_squad_gold(where, row))
+        golds.append(_squad_gold(where, row, cfg.task.version_2))
     examples = Dataset.from_dict(
         {
             "id": [str(i) for i in range(len(rows))],

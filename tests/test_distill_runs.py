@@ -374,3 +374,25 @@ def test_a_multiple_choice_teacher_with_a_broken_weights_file_is_one_line(tmp_pa
     with pytest.raises(teacher.TeacherError, match=r"cannot load the checkpoint") as info:
         load_teacher(str(tmp_path), "copa")
     assert "\n" not in str(info.value)
+
+
+def test_a_distill_run_drops_transfer_rows_that_are_dev_rows(teachers, tmp_path):
+    """The wiring: the run hands its scored splits to the transfer set (the unit test calls transfer.build)."""
+    from conftest import GLUE_DIR
+
+    lines = (GLUE_DIR / "SST-2" / "dev.tsv").read_text().splitlines()
+    train = (GLUE_DIR / "SST-2" / "train.tsv").read_text().splitlines()
+    mixed = tmp_path / "mixed.tsv"
+    mixed.write_text("\n".join([lines[0], *lines[1:4], *train[1:7]]) + "\n")  # 3 dev rows, 6 training rows
+    cfg = distill_cfg(
+        teachers,
+        tmp_path,
+        "distill.stages=[prediction]",
+        "distill.transfer.sources=[file]",
+        f"distill.transfer.file={mixed}",
+        "distill.measure_latency=false",
+    )
+    r = run(cfg)
+    assert r.status == "ok", r.error
+    info = r.train["distill"]["transfer"]
+    assert info["dropped_as_scored"] == {"file": 3} and info["rows"] == {"file": 6}

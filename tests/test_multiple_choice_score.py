@@ -175,6 +175,24 @@ def test_score_truncates_where_the_run_trained_and_says_so_and_scores_squad_gold
     write(tmp_path, "qa.jsonl", [{"question": "Q?", "context": "C.", "answers": "C"}])
     with pytest.raises(DataError, match=r"qa.jsonl, line 1: \"answers\" must be a list of texts"):
         score.score("squad_v1", str(tmp_path / "qa"), str(file), allow_random_head=True)
+    write(tmp_path, "qa.jsonl", [{"question": "Q?", "context": "C.", "answers": []}])
+    with pytest.raises(DataError, match=r"line 1: \"answers\" is empty, and SQuAD v1.1 has no unanswerable"):
+        score.score("squad_v1", str(tmp_path / "qa"), str(file), allow_random_head=True)
+    from bench.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"max_seq_length 64 leaves no room for task.doc_stride=128"):
+        score.score("squad_v1", str(tmp_path / "qa"), str(file), allow_random_head=True, max_length=64)
+    with pytest.raises(ConfigError, match=r"max_seq_length 4096 is longer than this model's 512 positions"):
+        score.score("rte", str(ckpt), str(tmp_path / "pairs.jsonl"), max_length=4096)
+    # multiple choice says so too when a pair was cut
+    copa = compose([*tiny("bert"), "task=copa"])
+    mc = models.build_random(copa.model, copa.task, seed=0)
+    mc.save_pretrained(str(tmp_path / "mc"))
+    AutoTokenizer.from_pretrained(str(models.package_dir(models.VOCAB_PACKAGE))).save_pretrained(str(tmp_path / "mc"))
+    rows = [{"context": " ".join(["long"] * 30), "choices": ["a", "b"]}, {"context": "short", "choices": ["a", "b"]}]
+    file = write(tmp_path, "mc.jsonl", rows)
+    cut, whole = score.score("copa", str(tmp_path / "mc"), str(file), allow_random_head=True, max_length=16)
+    assert cut["truncated"] == 16 and "truncated" not in whole
 
 
 @pytest.mark.slow

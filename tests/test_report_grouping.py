@@ -257,3 +257,37 @@ def test_a_report_written_again_removes_only_what_it_wrote_before_and_a_bad_out_
             main([str(runs), "--out", str(bad), "--format", "md"])
         assert exc.value.code == 2
         assert f"--out {bad}: cannot be used as the output folder" in capfd.readouterr().err
+
+
+def test_skipped_records_and_failed_latency_runs_are_no_failures_of_a_scored_row(tmp_path):
+    """A skipped record points at a run that finished elsewhere (a sweep's job when bench.resume=auto found it):
+    not a failure. A latency run that failed is an efficiency row, never a row or column of the GLUE table."""
+    _write(tmp_path, "s1", 1, 0.60)
+    _write(tmp_path, "s2", 2, None, status="skipped")
+    lat = {"name": "tinybert_4l", "weights": "random", "parameters": 14_000_000}
+    _write(tmp_path, "lat", 1, None, status="failed", failures=["boom"], mode="latency", model=lat)
+    out = tmp_path / "report"
+    assert main([str(tmp_path), "--out", str(out), "--format", "md,csv", "--bootstrap", "20"]) == 0
+    md = (out / "glue.md").read_text()
+    assert "skipped" not in md and "| failed" not in md and "tinybert_4l" not in md
+    assert "tinybert_4l (weights: random)" in (out / "efficiency.md").read_text()
+    only = tmp_path / "only_skipped"
+    _write(only, "s", 1, None, status="skipped")
+    with pytest.raises(SystemExit, match="no usable result.json"):
+        main([str(only), "--format", "md"])
+
+
+def test_a_failed_seed_carries_its_model_s_label_when_the_ok_runs_recorded_their_schedule(tmp_path):
+    """Only a finished training records train.hyper: a seed that failed before had none, which turned the resolved
+    schedules off for the whole group and labelled the failed seed as another variant, a row of its own."""
+    hyper = {"train": {"hyper": {"learning_rate": 2e-5, "batch_size": 32, "epochs": 3, "source": "recipe"}}}
+    _write(tmp_path, "s1", 1, 0.60, **hyper)
+    pinned = compose(["model=minilm_l6", "task=rte", "train.seed=2", "train.learning_rate=2e-5"])
+    from omegaconf import OmegaConf
+
+    _write(tmp_path, "s2", 2, 0.70, config=_clean(OmegaConf.to_container(OmegaConf.structured(pinned))), **hyper)
+    _write(tmp_path, "s3", 3, None, status="failed", failures=["metric acc is not finite"])
+    rs, unusable = [], []
+    rs = gather.find(tmp_path, io.StringIO(), unusable=unusable)
+    labels = set(gather.metrics_frame(rs).model)
+    assert labels == {"minilm_l6"} and list(gather.failed_frame(rs, unusable).model) == ["minilm_l6"]

@@ -140,7 +140,10 @@ def test_malformed_file_names_article_and_question(tmp_path):
     }
     with pytest.raises(DataError, match=r"question 'q5': answer_start 3 .* outside"):
         squad.load_local(task, _write(tmp_path, {"data": [ok, outside]}))
-    with pytest.raises(DataError, match=r"article 1 \('D'\) is malformed"):
+    two = {"title": "D2", "paragraphs": [ok["paragraphs"][0], {"qas": []}]}  # named by paragraph, not question q1
+    with pytest.raises(DataError, match=r"article 1 \('D2'\), paragraph 1 is malformed \(missing or bad 'context'\)"):
+        squad.load_local(task, _write(tmp_path, {"data": [ok, two]}))
+    with pytest.raises(DataError, match=r"article 1 \('D'\), paragraph 0 is malformed"):
         squad.load_local(task, _write(tmp_path, {"data": [ok, {"title": "D", "paragraphs": [{"qas": []}]}]}))
     (tmp_path / "dev-v1.1.json").write_text("{not json")
     with pytest.raises(DataError, match="not valid JSON"):
@@ -185,6 +188,7 @@ def test_a_repeated_question_id_is_refused(tmp_path):
         (_qa(None), r"question None: the id must be text"),
         ({"id": "q2", "question": "?"}, r"question 'q2' is malformed \(missing or bad 'answers'\)"),
         ({**_qa("q2"), "answers": {"text": "France"}}, r"question 'q2': 'answers' is dict, not a list"),
+        ("just text", r"paragraph 0: a question is str, not an object"),
     ],
 )
 def test_bad_questions_and_answer_spans_name_the_question(tmp_path, qa, match):

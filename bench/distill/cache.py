@@ -160,8 +160,11 @@ def publish(tmp: Path, final: Path, **expected: Any) -> None:
                 final.unlink()
     try:
         tmp.rename(final)
-    except OSError:  # a parallel run renamed its entry into place between the check and here: keep a good one
-        open_entry(final, **expected)
+    except OSError as exc:  # a parallel run renamed its entry into place between the check and here: keep a good one
+        try:
+            open_entry(final, **expected)
+        except CacheError:
+            raise CacheError(f"cannot put the entry in place at {final} ({exc.strerror or exc})") from None
         shutil.rmtree(tmp, ignore_errors=True)
 
 

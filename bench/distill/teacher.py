@@ -67,9 +67,10 @@ def check_task(config, ckpt: Path, task: TaskConfig, key: str = "distill.teacher
     if trained_on is None:  # GLUE tasks share label counts and names ("0", "1"): only the record can tell them apart
         log.warning(
             "%s=%s: no record of the task it was fine-tuned on (no result.json beside it, no finetuning_task in "
-            "its config.json); only its label count and names are checked against %s",
+            "its config.json); only its %s checked against %s",
             key,
             ckpt,
+            "label count and names are" if names else "label count is",
             task.name,
         )
     if config is None:

@@ -26,8 +26,9 @@ from . import robustness as robustness_report
 FORMATS = ("md", "latex", "html", "csv", "parquet")
 EXIT_STATUS = (
     "exit status: 0 when every result.json found was read (failed or interrupted runs are listed as "
-    "skipped, and shown in the tables: a flag on their model's row, 'failed' where no run of a cell "
-    "succeeded, a row of the CSV); 1 when a result.json could not be read or is not a valid result (each is "
+    "skipped, and shown in the GLUE, SQuAD, multiple-choice, efficiency and distillation tables: a flag on "
+    "their model's row, 'failed' where no run of a cell succeeded, a row of the CSV; robustness runs that "
+    "failed are listed only); 1 when a result.json could not be read or is not a valid result (each is "
     "listed; the tables leave it out), or no run succeeded; 2 for bad arguments."
 )
 
@@ -54,22 +55,23 @@ def build(
     if not rs and not distill_runs and failed.empty:
         raise SystemExit(f"bench.report: no usable result.json below {root}")
     if outcome is not None:
-        outcome["usable"] = bool(rs or distill_runs)
+        outcome["usable"] = bool(rs)  # ok distill runs are in rs; failed ones are shown, not a success
     metrics_df, eff = gather.metrics_frame(rs, log), gather.efficiency_frame(rs)
     out.mkdir(parents=True, exist_ok=True)
     seeds = gather.seeds(metrics_df)
     params = metrics_df.groupby("model")["params"].first().to_dict() if not metrics_df.empty else {}
+    scored_failed = failed[failed["mode"] != "latency"]  # a failed latency run is an efficiency row only
     named = {
-        "glue": tables.glue_table(seeds, eff, params, failed=failed),
-        "squad": tables.squad_table(seeds, failed=failed),
+        "glue": tables.glue_table(seeds, eff, params, failed=scored_failed),
+        "squad": tables.squad_table(seeds, failed=scored_failed),
         "efficiency": tables.efficiency_table(eff, failed),
     }
     tasks = set(seeds.task) if not seeds.empty else set()
-    tasks |= set(failed.task[failed["mode"] != "latency"])
+    tasks |= set(scored_failed.task)
     if not tasks & set(tables.squad_tasks()):
         named.pop("squad")
     if tasks & set(choice.cells()):
-        named["multiple_choice"] = choice.choice_table(seeds, choice.trivial_frame(rs), failed=failed)
+        named["multiple_choice"] = choice.choice_table(seeds, choice.trivial_frame(rs), failed=scored_failed)
     if eff.empty and not (failed["mode"] == "latency").any():
         named.pop("efficiency")
     if distill_runs:  # failed and interrupted distill runs included: the table names them
@@ -149,8 +151,8 @@ def _plots(glue: Optional[tables.Table], eff: pd.DataFrame, out: Path) -> List[P
                 "latency_ms": pd.to_numeric(ours.get("CPU ms", pd.Series(index=ours.index)), errors="coerce"),
             }
         ).dropna()
-        classes = sorted(set(eff[eff.device.astype(str).str.startswith("cpu")].get("machine", [])))
-        where = f"on {classes[0]}" if len(classes) == 1 else f"median over {len(classes)} machine classes"
+        classes = tables.latency_classes(eff, "cpu")
+        where = f"on {classes[0]}" if len(classes) == 1 else f"on {len(classes)} machine classes (see the GLUE flags)"
         figs += plots.accuracy_vs_latency(pts, out, where if classes else "")
     if not eff.empty:
         figs += plots.latency_vs_seq_len(eff, out)

@@ -95,7 +95,8 @@ def _as_run(group: List[Result], flats: List[Dict[str, str]]) -> List[Dict[str, 
     `train.learning_rate`), so that a schedule pinned on the command line is the variant that the model file's
     recipe resolves to. A latency or evaluate run trains nothing: its schedule is no setting of it (an evaluate
     run's length is); nor is a node that only another mode reads (`distill`, `timing`, `robustness`)."""
-    resolved = all(resolved_schedule(r) for r in group if r.mode not in UNTRAINED)
+    # a run that failed before it finished training recorded no schedule: it must not turn the others' off
+    resolved = all(resolved_schedule(r) for r in group if r.mode not in UNTRAINED and r.status in USABLE)
     out = []
     for r, f in zip(group, flats):
         task = r.task.name
@@ -193,6 +194,7 @@ def metrics_frame(rs: List[Result], log: Optional[TextIO] = None) -> pd.DataFram
     return pd.DataFrame(rows, columns=cols)
 
 
+FAILED_STATUSES = ("failed", "interrupted")
 FAILED_COLUMNS = ["model", "model_name", "weights", "mode", "task", "seed", "status", "reason", "run", "machine"]
 
 
@@ -206,7 +208,8 @@ def failed_frame(rs: List[Result], unusable: List[Result]) -> pd.DataFrame:
     """One row per failed or interrupted run that a table of ours would have shown (fine-tune, evaluate and latency
     runs; distillation and robustness have tables of their own), labelled as its ok runs are: a seed that failed is
     a flag on its model's row, a model whose every run failed a row of its own, never nothing."""
-    shown = [r for r in unusable if r.mode in ("finetune", "evaluate", "latency")]
+    # skipped and running records point at other runs (a sweep job whose identical run finished elsewhere)
+    shown = [r for r in unusable if r.mode in ("finetune", "evaluate", "latency") and r.status in FAILED_STATUSES]
     if not shown:
         return pd.DataFrame(columns=FAILED_COLUMNS)
     var = variants([*rs, *shown])  # a failed run differing only in its seed carries its model's label
@@ -225,7 +228,9 @@ def failed_frame(rs: List[Result], unusable: List[Result]) -> pd.DataFrame:
         }
         for r in shown
     ]
-    return pd.DataFrame(rows, columns=FAILED_COLUMNS)
+    out = pd.DataFrame(rows, columns=FAILED_COLUMNS)
+    out["seed"] = out["seed"].astype(object)  # None beside integers: never 'seed 3.0'
+    return out
 
 
 def efficiency_frame(rs: List[Result]) -> pd.DataFrame:

@@ -126,6 +126,23 @@ def _efficiency_for(eff: pd.DataFrame, model_name: str, params: Optional[float],
     return {"p50_ms": float(sel.p50_ms.median()), "GFLOPs": float(sel.GFLOPs.iloc[0]), "notes": notes}
 
 
+def latency_classes(eff: pd.DataFrame, device: str) -> List[str]:
+    """The machine classes of the rows behind the GLUE table's latency columns (eager, batch 1, sequence 128, ok,
+    on `device`), not of every row timed."""
+    if eff.empty or "machine" not in eff:
+        return []
+    sel = eff[
+        (eff.backend == "eager")
+        & (eff.batch == 1)
+        & (eff.seq == 128)
+        & (eff.status == "ok")
+        & eff.device.astype(str).str.startswith(device)
+    ]
+    if "choices" in sel:
+        sel = sel[sel.choices.fillna(0) == 0]
+    return sorted(set(sel.machine.astype(str)))
+
+
 def _ours_rows(
     seeds: pd.DataFrame, eff: pd.DataFrame, params: Dict[str, float], cells, failed: Optional[pd.DataFrame] = None
 ) -> Tuple[list, list]:
@@ -225,11 +242,10 @@ def glue_table(
         "failed or were interrupted (their seeds are not in the figure; 'failed' where no run of the task "
         "succeeded)."
     )
-    if not eff.empty and "machine" in eff:
-        for device in ("cpu", "cuda"):
-            classes = sorted(set(eff[eff.device.astype(str).str.startswith(device)].machine.astype(str)))
-            if classes:
-                caption += f" {device.upper() if device == 'cpu' else 'GPU'} ms measured on: {', '.join(classes)}."
+    for device, name in (("cpu", "CPU"), ("cuda", "GPU")):
+        classes = latency_classes(eff, device)
+        if classes:
+            caption += f" {name} ms measured on: {', '.join(classes)}."
     return Table(text_df, score_df, hib, caption, comparable)
 
 
@@ -316,6 +332,8 @@ def efficiency_table(eff: pd.DataFrame, failed: Optional[pd.DataFrame] = None) -
         return Table(empty, empty.copy(), {}, "no latency results")
     if "choices" in eff and (eff.choices.fillna(0) != 0).any():  # multiple-choice heads: batch x choices x seq
         cols.insert(cols.index("seq"), "choices")
+    if "error" not in eff or not eff["error"].notna().any():  # no cell failed: the table as it always was
+        cols.remove("error")
     df = eff.reindex(columns=cols).copy()
     df["accuracy_change"] = df["accuracy_change"].map(lambda v: v * 100 if v is not None and pd.notna(v) else np.nan)
     text = df.copy()

@@ -50,11 +50,14 @@ def _rows(path: Path, articles: List[Dict[str, Any]], task: TaskConfig, offset: 
         title = article.get("title", f"#{a}") if isinstance(article, dict) else f"#{a}"
         where = f"{path}: article {a} ({title!r})"
         try:
-            for paragraph in article["paragraphs"]:
+            for p, paragraph in enumerate(article["paragraphs"]):
+                where = f"{path}: article {a} ({title!r}), paragraph {p}"
                 context = paragraph["context"]
                 if not isinstance(context, str):
                     raise DataError(f"{where}: a context is {type(context).__name__}, not text; {LAYOUT}")
                 for qa in paragraph["qas"]:
+                    if not isinstance(qa, dict):
+                        raise DataError(f"{where}: a question is {type(qa).__name__}, not an object; {LAYOUT}")
                     where = f"{path}: article {a} ({title!r}), question {qa.get('id')!r}"
                     qid, question = qa["id"], qa["question"]
                     if isinstance(qid, bool) or not isinstance(qid, (str, int)) or not str(qid).strip():
