@@ -253,8 +253,27 @@ def tidy(cfg: Config) -> None:
         ckpt.rmdir()  # the Trainer makes its output folder even when nothing is saved
 
 
-def describe_task(cfg: Config, model_info: Dict[str, Any], raw) -> Dict[str, Any]:
-    """The `task` section, with the notes and flags a reader must not miss."""
+def truncated_rows(raw_split, enc_split, tokenizer, max_length: int) -> int:
+    """How many rows of a split the encoding cut at `max_length` (a multiple-choice row: any of its pairs). Only the
+    rows that reach the limit are tokenised again, whole: the rest cannot have been cut."""
+    ids = enc_split["input_ids"]
+    longest = [max((len(p) for p in x), default=0) if x and isinstance(x[0], list) else len(x) for x in ids]
+    at = [i for i, n in enumerate(longest) if n >= max_length]
+    if not at:
+        return 0
+    rows = raw_split.select(at)
+    if "choices" in rows.column_names:
+        pairs = zip(rows["context"], rows["choices"])
+        return sum(any(len(t) > max_length for t in tokenizer([c] * len(ch), list(ch))["input_ids"]) for c, ch in pairs)
+    texts = [list(rows[c]) for c in ("sentence1", "sentence2") if c in rows.column_names]
+    return sum(len(t) > max_length for t in tokenizer(*texts)["input_ids"])
+
+
+def describe_task(
+    cfg: Config, model_info: Dict[str, Any], raw, encoded=None, tokenizer=None, max_length: Optional[int] = None
+) -> Dict[str, Any]:
+    """The `task` section, with the notes and flags a reader must not miss. With the encoded splits: how many rows
+    each split's encoding cut at max_length (`truncated`), and a note when any was."""
     out: Dict[str, Any] = {
         "task": {
             "name": cfg.task.name,
@@ -266,6 +285,15 @@ def describe_task(cfg: Config, model_info: Dict[str, Any], raw) -> Dict[str, Any
         "notes": [],
         "flags": [],
     }
+    if encoded is not None and tokenizer is not None and max_length:
+        cut = {split: truncated_rows(raw[split], encoded[split], tokenizer, max_length) for split in encoded}
+        out["task"]["truncated"] = cut
+        for split, n in cut.items():
+            if n:
+                out["notes"].append(
+                    f"{n} of {len(raw[split])} {split} rows were cut at max_seq_length={max_length} (the model saw "
+                    "their first tokens only)"
+                )
     if model_info["weights"] == "random":
         out["notes"].append("weights: random (exact architecture, untrained): metrics say nothing about the model")
     if model_info.get("head") == "random":

@@ -72,7 +72,7 @@ def run(cfg: Config, train: bool = True) -> Dict[str, Any]:
     device, precision, hyper, tokenizer, model, model_info = engine.setup(cfg, train)
     raw = tasks.load(cfg.task, cfg.data, seed=cfg.train.seed, need_train=train)
     encoded = tasks.encode(raw, tokenizer, hyper.max_seq_length, cfg.train.padding == "max_length")
-    described = engine.describe_task(cfg, model_info, raw)
+    described = engine.describe_task(cfg, model_info, raw, encoded, tokenizer, hyper.max_seq_length)
     out: Dict[str, Any] = {
         "model": model_info,
         "task": described["task"],

@@ -114,7 +114,7 @@ def run(cfg: Config, train: bool = True) -> Dict[str, Any]:
     device, precision, hyper, tokenizer, model, model_info = engine.setup(cfg, train)
     raw = tasks.load(cfg.task, cfg.data, seed=cfg.train.seed, need_train=train)
     encoded = encode(raw, tokenizer, hyper.max_seq_length, cfg.train.padding == "max_length")
-    described = engine.describe_task(cfg, model_info, raw)
+    described = engine.describe_task(cfg, model_info, raw, encoded, tokenizer, hyper.max_seq_length)
     described["task"]["choices"] = {s: sorted({len(c) for c in ds["choices"]}) for s, ds in raw.items()}
     out: Dict[str, Any] = {
         "model": model_info,

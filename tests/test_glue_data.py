@@ -134,3 +134,44 @@ def test_mnli_layout_gives_matched_and_mismatched_splits(tmp_path):
     dd = tasks.load(compose(["task=mnli"]).task, DataConfig(dir=str(tmp_path)))
     assert set(dd) == {"train", "validation_matched", "validation_mismatched"}
     assert dd["validation_mismatched"]["label"] == [0, 2]
+
+
+def test_rows_cut_at_max_seq_length_are_counted_exactly_and_a_run_notes_them(glue_dir, tmp_path):
+    """How many rows the encoding cut: counted against a whole tokenisation of every row (RTE's premises are
+    long), and recorded in a run's task section with a note."""
+    from conftest import tiny
+
+    from bench import models
+    from bench.engine import truncated_rows
+    from bench.runner import run
+
+    cfg = compose(["task=rte", "model=minilm_l6", f"data.dir={glue_dir}"])
+    tok = models.load_tokenizer(cfg.model)
+    raw = tasks.load(cfg.task, cfg.data)
+    for length, pad in ((64, False), (128, True)):
+        enc = tasks.encode(raw, tok, length, pad)
+        for split in raw:
+            whole = tok(list(raw[split]["sentence1"]), list(raw[split]["sentence2"]))["input_ids"]
+            want = sum(len(ids) > length for ids in whole)
+            assert truncated_rows(raw[split], enc[split], tok, length) == want, (length, split)
+    assert want > 0  # RTE dev at 128 tokens: some premises are longer
+    quick = ["train.max_steps=2", "data.max_train_samples=16", "data.max_eval_samples=16", "train.max_seq_length=32"]
+    r = run(compose([*tiny("bert"), "task=rte", f"data.dir={glue_dir}", *quick], out_dir=str(tmp_path / "run")))
+    cut = r.task["truncated"]
+    assert cut["validation"] > 0 and any(f"{cut['validation']} of 16 validation rows were cut at" in n for n in r.notes)
+
+
+def test_multiple_choice_rows_cut_in_any_pair_are_counted(mc_dir):
+    """PIQA at 128 tokens: the questions whose goal and one solution do not fit (counted pair by pair)."""
+    from bench import models
+    from bench.engine import truncated_rows
+    from bench.tasks.multiple_choice import encode
+
+    cfg = compose(["task=piqa", "model=minilm_l6", f"data.dir={mc_dir}"])
+    tok = models.load_tokenizer(cfg.model)
+    raw = tasks.load(cfg.task, cfg.data, need_train=False)
+    enc = encode(raw, tok, 128, False)
+    split = next(iter(raw))
+    pairs = [tok([g] * len(ch), list(ch))["input_ids"] for g, ch in zip(raw[split]["context"], raw[split]["choices"])]
+    want = sum(any(len(p) > 128 for p in ps) for ps in pairs)
+    assert want > 0 and truncated_rows(raw[split], enc[split], tok, 128) == want

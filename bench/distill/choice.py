@@ -129,7 +129,7 @@ def run(cfg: Config) -> Dict[str, Any]:
     raw = tasks.load(cfg.task, cfg.data, seed=cfg.train.seed)
     encoded = encode(raw, tokenizer, hyper.max_seq_length, cfg.train.padding == "max_length")
     train = encoded["train"].add_column("row", list(range(len(encoded["train"]))))
-    out: Dict[str, Any] = describe_task(cfg, model_info, raw)
+    out: Dict[str, Any] = describe_task(cfg, model_info, raw, encoded, tokenizer, hyper.max_seq_length)
     out["model"] = model_info
     collate = collator(cfg, tokenizer, hyper.max_seq_length)
     bs = cfg.train.eval_batch_size

@@ -200,7 +200,7 @@ def run(cfg: Config) -> Dict[str, Any]:
     held_out = [raw[split] for split in raw if split != "train"]  # dev and a holdout: never transfer rows
     transfer_rows, transfer_info = transfer.build(cfg, raw["train"], tokenizer, max_len, held_out)
     train = transfer.combine(encoded["train"], transfer_rows)  # labelled rows first, then the transfer rows
-    described = describe_task(cfg, model_info, raw)
+    described = describe_task(cfg, model_info, raw, encoded, tokenizer, max_len)
     out: Dict[str, Any] = {
         "model": model_info,
         "task": described["task"],
