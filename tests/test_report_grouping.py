@@ -291,3 +291,18 @@ def test_a_failed_seed_carries_its_model_s_label_when_the_ok_runs_recorded_their
     rs = gather.find(tmp_path, io.StringIO(), unusable=unusable)
     labels = set(gather.metrics_frame(rs).model)
     assert labels == {"minilm_l6"} and list(gather.failed_frame(rs, unusable).model) == ["minilm_l6"]
+
+
+def test_a_failed_robustness_run_is_a_line_of_the_robustness_table(tmp_path):
+    from bench.report import robustness
+
+    _write(tmp_path, "r", 1, None, status="failed", mode="robustness", failures=["eager: non-finite logits"])
+    rs, unusable = [], []
+    rs = gather.find(tmp_path, io.StringIO(), unusable=unusable)
+    t = robustness.table(rs, unusable)
+    row = t.text.iloc[0]
+    assert row.backend == "- (failed)" and row["flags"] == "run failed: eager: non-finite logits"
+    assert row["clean acc"] == "-"
+    out = tmp_path / "report"
+    assert main([str(tmp_path), "--out", str(out), "--format", "md", "--bootstrap", "20"]) == 1  # nothing succeeded
+    assert "run failed: eager: non-finite logits" in (out / "robustness.md").read_text()

@@ -26,10 +26,10 @@ from . import robustness as robustness_report
 FORMATS = ("md", "latex", "html", "csv", "parquet")
 EXIT_STATUS = (
     "exit status: 0 when every result.json found was read (failed or interrupted runs are listed as "
-    "skipped, and shown in the GLUE, SQuAD, multiple-choice, efficiency and distillation tables: a flag on "
-    "their model's row, 'failed' where no run of a cell succeeded, a row of the CSV; robustness runs that "
-    "failed are listed only); 1 when a result.json could not be read or is not a valid result (each is "
-    "listed; the tables leave it out), or no run succeeded; 2 for bad arguments."
+    "skipped, and shown in the tables: a flag on their model's row, 'failed' where no run of a cell "
+    "succeeded, a row of the efficiency, robustness or distillation table, a row of the CSV); 1 when a "
+    "result.json could not be read or is not a valid result (each is listed; the tables leave it out), or no "
+    "run succeeded; 2 for bad arguments."
 )
 
 
@@ -52,7 +52,8 @@ def build(
     rs = gather.find(root, log, include, unusable=unusable, unreadable=unreadable)
     distill_runs = [r for r in [*rs, *unusable] if r.mode == "distill" and r.status in distill_table.SHOWN]
     failed = gather.failed_frame(rs, unusable)  # shown in the tables beside the ok runs, never left out
-    if not rs and not distill_runs and failed.empty:
+    lost = [r for r in unusable if r.mode == "robustness" and r.status in gather.FAILED_STATUSES]
+    if not rs and not distill_runs and failed.empty and not lost:
         raise SystemExit(f"bench.report: no usable result.json below {root}")
     if outcome is not None:
         outcome["usable"] = bool(rs)  # ok distill runs are in rs; failed ones are shown, not a success
@@ -76,7 +77,7 @@ def build(
         named.pop("efficiency")
     if distill_runs:  # failed and interrupted distill runs included: the table names them
         named["distillation"] = distill_text.distill_table(distill_table.frame([*rs, *unusable], n_boot=n_boot))
-    if (robust := robustness_report.table(rs)) is not None:
+    if (robust := robustness_report.table(rs, lost)) is not None:
         named["robustness"] = robust
     pairs = stats.pairwise(rs, n_boot=n_boot)
     written: Dict[str, Path] = {}

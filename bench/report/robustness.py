@@ -215,13 +215,57 @@ def _line(recs: List[Dict[str, Any]], perts: List[str], orders: List[str]) -> Di
     line["flip % pooled"] = _spread(pooled) if many else (MISSING if pooled[-1] is None else f"{100 * pooled[-1]:.1f}")
     for o in orders:
         line[f"flip % {o}"] = _flip_cell(recs, "orders", o)
-    flags = sorted({f for x in recs for f in x["flags"] if f.startswith(f"{x['backend']}: ") or ": " not in f})
+    flags = sorted(
+        {
+            f
+            for x in recs
+            for f in x["flags"]
+            if f.startswith(f"{x['backend']}: ") or ": " not in f or x["backend"] == "-"  # a whole run's failure
+        }
+    )
     line["flags"] = "; ".join(flags) or MISSING  # a control that flipped, on any seed: no figure here is settled
     return line
 
 
-def table(rs: List[Result]) -> Optional[Table]:
-    recs = rows(rs)
+def failed_rows(failed: List[Result]) -> List[Dict[str, Any]]:
+    """One record per failed or interrupted robustness run: a line that says so, with its reason, never nothing."""
+    out = []
+    for r in failed:
+        if r.mode != "robustness":
+            continue
+        reason = r.error.message if r.error else "; ".join(r.failures) or "no reason recorded"
+        out.append(
+            {
+                "run": str(Path(r.path).parent) if r.path else "",
+                "started_at": r.started_at,
+                "model": r.model.name,
+                "task": r.task.name,
+                "variant": "-",
+                "seed": None,
+                "backend": "-",
+                "status": r.status,
+                "error": reason,
+                "reference": "-",
+                "clean": None,
+                "loyalty": None,
+                "advglue": {},
+                "invariance": {},
+                "orders": {},
+                "flip_mean": None,
+                "flip_pooled": None,
+                "machine": r.machine_class,
+                "weights": r.model.weights,
+                "head": r.model.head,
+                "flags": [f"run {r.status}: {' '.join(str(reason).split())[:120]}"],
+                "settings": {},
+                "setting": "",
+            }
+        )
+    return out
+
+
+def table(rs: List[Result], failed: List[Result] = ()) -> Optional[Table]:
+    recs = rows(rs) + failed_rows(list(failed))
     if not recs:
         return None
     perts = sorted({k for rec in recs for k in rec["invariance"]}, key=lambda k: (k != CONTROL, k))
