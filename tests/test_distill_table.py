@@ -302,6 +302,18 @@ def test_report_builds_the_distillation_table_and_loss_curves(table_runs, tmp_pa
     assert distill_table.main([str(root), "--bootstrap", "50"]) == 1
     assert distill_table.main([str(root / "direct1"), "--bootstrap", "50"]) == 0
     assert distill_table.main([str(tmp_path / "report")]) == 2
+    # bench report on a folder whose only run is a failed distill run: the table shows it, and exit 1
+    from bench.report.__main__ import main as report_main
+
+    only = tmp_path / "only_failed"
+    only.mkdir()
+    import shutil
+
+    shutil.copytree(root / "direct1", only / "direct1")
+    _copy_run(only, "direct1", "direct_failed", status="failed", failures=["metric acc is not finite"])
+    shutil.rmtree(only / "direct1")
+    assert report_main([str(only), "--format", "md", "--bootstrap", "20"]) == 1
+    assert "failed (metric acc is not finite)" in (only / "report" / "distillation.md").read_text()
 
 
 def test_the_table_command_writes_into_a_folder_and_refuses_a_missing_one_before_any_work(
