@@ -195,3 +195,30 @@ def test_presets_for_the_ablation():
     assert both.terms_on("intermediate") == ["embedding", "hidden", "attention"]
     sweep = compose(["+sweep=distill_ablation", "distill.teacher=x"])
     assert sweep.mode.name == "distill"
+
+
+def test_the_direct_partner_is_a_fine_tune_of_the_same_rows_seed_and_scored_split(tmp_path):
+    """record.find_direct paired a dev-scored distill run (init=pretrained) with any fine-tune of the model and
+    task, a holdout-scored selection run or another seed included."""
+    import json
+
+    from omegaconf import OmegaConf
+
+    from bench.distill.record import find_direct
+
+    def write(name, started, *over):
+        c = compose(["model=minilm_l6", "task=sst2", "data.max_train_samples=100", *over])
+        data = {"status": "ok", "mode": "finetune", "started_at": started, "metrics": {"acc": 0.5}}
+        data["config"] = OmegaConf.to_container(OmegaConf.structured(c))
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "result.json").write_text(json.dumps(data))
+
+    write("dev", "2026-01-01", "train.seed=1")
+    write("holdout", "2026-01-02", "train.seed=1", "data.holdout=20", "data.score=holdout")
+    write("seed2", "2026-01-03", "train.seed=2")
+    cfg = compose(
+        ["model=minilm_l6", "task=sst2", "mode=distill", "distill.teacher=x", "distill.init=pretrained"]
+        + ["data.max_train_samples=100", "train.seed=1", f"bench.resume_dir={tmp_path}"],
+        out_dir=str(tmp_path / "me"),
+    )
+    assert find_direct(cfg, "key")["run"] == str(tmp_path / "dev")

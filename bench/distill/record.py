@@ -57,6 +57,11 @@ def find_direct(cfg: Config, key: str) -> Optional[Dict[str, Any]]:
             and (c.get("model") or {}).get("pretrained") == (cfg.distill.init == "pretrained")
             and (c.get("task") or {}).get("name") == cfg.task.name
             and (c.get("data") or {}).get("max_train_samples") == cfg.data.max_train_samples
+            # the same rows, scored on the same split: a holdout-scored fine-tune is no dev run's partner
+            and (c.get("data") or {}).get("score", "dev") == cfg.data.score
+            and (c.get("data") or {}).get("holdout") == cfg.data.holdout
+            and (c.get("data") or {}).get("sample_seed") == cfg.data.sample_seed
+            and (c.get("train") or {}).get("seed") == cfg.train.seed
         )
         if same_distill or same_finetune:
             found.append((r.get("started_at", ""), str(path.parent), r))
