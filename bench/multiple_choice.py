@@ -72,11 +72,13 @@ def evaluate_splits(
         preds = np.array([int(np.argmax(s)) for s in scores])
         labels = np.asarray(raw[split]["label"])
         splits[split], all_scores[split] = (preds, labels), scores
-        for idx, s, p, y in zip(raw[split]["idx"], scores, preds, labels):
+        ids = list(raw[split]["id"]) if "id" in raw[split].column_names else [""] * len(scores)
+        for idx, source, s, p, y in zip(raw[split]["idx"], ids, scores, preds, labels):
             rows.append(
                 {
                     "split": split,
                     "idx": int(idx),
+                    **({"id": source} if source else {}),  # the release's own id (ARC, OpenBookQA, COPA)
                     "label": int(y),
                     "prediction": int(p),
                     "k": len(s),

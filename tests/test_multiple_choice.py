@@ -72,6 +72,13 @@ def test_every_other_local_task_fine_tunes_end_to_end(task, mc_dir, tmp_path):
     assert [r["label"] for r in rows] == list(gold["label"][:8])
     assert [r["k"] for r in rows] == [len(c) for c in gold["choices"][:8]]
     assert all(len(r["scores"]) == r["k"] and r["prediction"] == int(np.argmax(r["scores"])) for r in rows)
+    # each row names its question as the release does (ARC, OpenBookQA), so it joins back to the file; PIQA has none
+    release = [json.loads(x) for x in (mc_dir / task / cfg_file(task)).read_text().splitlines()[:8]]
+    assert [r.get("id") for r in rows] == [x.get("id") for x in release]
+
+
+def cfg_file(task):
+    return compose([f"task={task}"]).task.local.eval_files["validation"]
 
 
 def test_evaluate_refuses_an_untrained_multiple_choice_head(mc_dir, tmp_path):

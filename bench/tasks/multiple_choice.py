@@ -90,7 +90,11 @@ def example(where: str, layout: str, context: Any, choices: Any, label: Any) -> 
     return context, choices, label
 
 
-def to_dataset(examples: List[Tuple[str, List[str], int]], path: Path | str, layout: str) -> Dataset:
+def to_dataset(
+    examples: List[Tuple[str, List[str], int]], path: Path | str, layout: str, ids: List[str] | None = None
+) -> Dataset:
+    """`ids`: each example's id in its source (ARC's "Mercury_7057260", COPA's idx), '' where it has none: the
+    predictions file names them, so a row can be joined back to the release."""
     if not examples:
         raise DataError(f"{path}: no data rows; {layout}")
     cols: Dict[str, list] = {k: [] for k in FIELDS}
@@ -99,7 +103,15 @@ def to_dataset(examples: List[Tuple[str, List[str], int]], path: Path | str, lay
         cols["choices"].append(choices)
         cols["label"].append(label)
         cols["idx"].append(i)
+    if ids is not None and len(ids) == len(examples) and any(ids):
+        cols["id"] = ids
     return Dataset.from_dict(cols)
+
+
+def source_id(row: Dict[str, Any]) -> str:
+    """A row's own id, where its release gives one ('id'; COPA's 'idx')."""
+    value = row.get("id", row.get("idx"))
+    return "" if value is None else str(value)
 
 
 def load_local(task: TaskConfig, data: DataConfig, need_train: bool = True) -> DatasetDict:
@@ -122,6 +134,7 @@ def load_local(task: TaskConfig, data: DataConfig, need_train: bool = True) -> D
                 reader.read(data_dir / task.local.dir_name / name, layout),
                 data_dir / task.local.dir_name / name,
                 layout,
+                [source_id(row) for _, row in jsonl_rows(data_dir / task.local.dir_name / name, layout)],
             )
             for split, name in files.items()
         }
@@ -139,8 +152,9 @@ def load_hub(task: TaskConfig, need_train: bool = True) -> DatasetDict:
             raise DataError(f"{where_id} on the Hub has no split {source!r} (it has {list(raw)})")
         layout = f"expected the Hub layout {task.hub.layout or task.local.layout!r} of {where_id}"
         rows = [reader.from_hub(f"{where_id} {source} row {i}", row, layout) for i, row in enumerate(raw[source])]
+        ids = [source_id(row) for row, r in zip(raw[source], rows) if r is not None]
         # SWAG/HellaSwag test rows carry no gold answer (label -1 or ""): they cannot be scored
-        out[split] = to_dataset([r for r in rows if r is not None], where_id, layout)
+        out[split] = to_dataset([r for r in rows if r is not None], where_id, layout, ids)
     return DatasetDict(out)
 
 
@@ -164,7 +178,8 @@ def encode(dd: DatasetDict, tokenizer, max_length: int, pad_to_max: bool) -> Dat
         out["length"] = [sum(len(ids) for ids in example) for example in out["input_ids"]]
         return out
 
-    return dd.map(fn, batched=True, remove_columns=["context", "choices", "label"], desc="tokenising choices")
+    drop = [c for c in ("context", "choices", "label", "id") if c in next(iter(dd.values())).column_names]
+    return dd.map(fn, batched=True, remove_columns=drop, desc="tokenising choices")
 
 
 class ChoiceCollator:
