@@ -6,6 +6,7 @@ beside distill_config.py and robustness_config.py, it imports nothing of ours bu
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import List
 
@@ -58,5 +59,9 @@ class TimingConfig:
         positive("timing.min_iterations", self.min_iterations)
         if self.max_iterations < self.min_iterations:  # 0 made every shape fail with "no latency samples"
             raise ConfigError(f"timing.max_iterations={self.max_iterations} is below timing.min_iterations")
-        if self.min_seconds < 0 or self.warmup_runs < 0:
-            raise ConfigError("timing.min_seconds and timing.warmup_runs must not be negative")
+        if not math.isfinite(self.min_seconds) or self.min_seconds < 0 or self.warmup_runs < 0:
+            # NaN compared false with every bound: the seconds floor was silently dropped
+            raise ConfigError(
+                f"timing.min_seconds ({self.min_seconds}) must be a finite number and timing.warmup_runs "
+                f"({self.warmup_runs}) a count, neither negative"
+            )

@@ -124,3 +124,90 @@ def test_a_backend_that_cannot_run_here_costs_no_fp32_reference(monkeypatch):
     assert backends.unavailable("onnxruntime", cuda) is None  # the plain export has a CUDA provider
     assert backends.unavailable("eager", cuda) is None and backends.unavailable("int8", torch.device("cpu")) is None
     assert "choices" in backends.unavailable("tensorrt", cuda)
+
+
+def test_a_shape_s_peak_is_its_own_whatever_larger_shape_ran_before_it():
+    """The grid runs batch by batch: memory a larger shape freed stayed in glibc's heap, so batch 1 measured after
+    batch 32 read its predecessor's peak (800 against 606 MiB alone, tinybert_4l at 512 tokens)."""
+    base = ["model=tinybert_4l", "model.pretrained=false", "task=sst2", *TINY_LATENCY, "timing.seq_lens=[512]"]
+    alone = runner.measure_backend(compose([*base, "timing.batch_sizes=[1]"]), "eager")["shapes"]
+    after = runner.measure_backend(compose([*base, "timing.batch_sizes=[32,1]"]), "eager")["shapes"]
+    one_alone = alone[0]["memory"]["peak_rss_bytes"]
+    one_after = next(s for s in after if s["batch_size"] == 1)["memory"]["peak_rss_bytes"]
+    big = next(s for s in after if s["batch_size"] == 32)["memory"]["peak_rss_bytes"]
+    assert big > 1.2 * one_alone  # the larger shape does need more: the comparison below can tell
+    assert abs(one_after - one_alone) < 0.1 * one_alone, (one_after, one_alone, big)
+
+
+def test_the_sampler_sees_a_peak_inside_its_block_and_warm_up_stays_out_of_the_samples(monkeypatch):
+    import time
+
+    import numpy as np
+    import torch
+
+    from bench.timing import measure
+
+    sampler = measure.RssSampler()
+    with sampler.watch():
+        start = measure.rss_bytes()
+        block = np.ones(25_000_000)  # 200 MB, touched
+        time.sleep(0.05)
+        del block
+    assert sampler.peak - start > 150e6
+    # warm-up: the first calls are slow (lazy init) and never among the timed samples; every task batch is seen
+    # once before timing starts
+    from bench.timing.prepared import Prepared
+
+    calls, seen = [], set()
+    timed_from = []
+
+    def forward(batch):
+        calls.append(batch)
+        seen.add(batch)
+        if len(calls) <= 2:
+            time.sleep(0.05)
+        return torch.zeros(1, 2)
+
+    real = measure.time_calls
+
+    def timing(*a, **k):
+        timed_from.append((len(calls), set(seen)))
+        return real(*a, **k)
+
+    monkeypatch.setattr(measure, "time_calls", timing)
+    cfg = compose([*tiny("bert"), "task=sst2", *TINY_LATENCY, "timing.warmup_runs=2", "timing.min_iterations=5"])
+    prepared = Prepared(convert=lambda b: int(b["id"]), forward=forward, weight_bytes=0, dtype="fp32")
+    ref = {"logits": torch.zeros(1, 2)}
+    batches = [{"id": torch.tensor(i), "attention_mask": torch.ones(1, 8)} for i in range(4)]
+    entry = runner._shape_entry(cfg, prepared, ref, torch.device("cpu"), 1, batches)
+    assert timed_from[0] == (4, {0, 1, 2, 3})  # warm-up ran max(2, 4 batches) calls: every batch once
+    assert entry["first_call_s"] >= 0.05 and entry["latency_s"]["max"] < 0.04
+
+
+def test_a_runtime_error_while_building_one_backend_fails_that_backend_only(monkeypatch, tmp_path):
+    """With timing.isolate=false an ONNX Runtime, OpenVINO or quantisation error escaped the run: eager's finished
+    rows were lost with it."""
+    import pytest
+
+    from bench.errors import ConfigError
+    from bench.runner import run
+    from bench.timing import backends
+
+    real = backends.prepare
+
+    def broken(name, model, device):
+        if name == "int8":
+            raise RuntimeError("quantisation engine exploded\nsecond line")
+        return real(name, model, device)
+
+    monkeypatch.setattr(backends, "prepare", broken)
+    cfg = compose([*tiny("bert"), "task=sst2", *TINY_LATENCY, "timing.backends=[eager,int8]"], out_dir=str(tmp_path))
+    r = run(cfg)
+    rows = {row["backend"]: row for row in r.latency}
+    assert r.status == "partial" and rows["eager"]["status"] == "ok"
+    assert rows["int8"]["status"] == "failed" and rows["int8"]["error"] == "RuntimeError: quantisation engine exploded"
+    # a loop this short (timing.min_seconds=0) cannot tell other load: not judged, and said so
+    assert rows["eager"]["disturbed"] is None and "not_judged" in rows["eager"]["load"]
+    assert any(n.startswith("load not judged on 1 row(s)") for n in r.notes)
+    with pytest.raises(ConfigError, match=r"timing.min_seconds \(nan\) must be a finite number"):
+        compose(["timing.min_seconds=nan"])

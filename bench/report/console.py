@@ -87,6 +87,8 @@ def _flags(row: Dict[str, Any], emulated: bool) -> str:
     flags = ["emulated"] if emulated else []
     if row.get("disturbed"):
         flags.append(describe(row.get("load")) or "disturbed")
+    elif row.get("disturbed") is None and (row.get("load") or {}).get("not_judged"):
+        flags.append(f"load not judged ({row['load'].get('wall_s')} s window)")
     return "; ".join(flags)
 
 

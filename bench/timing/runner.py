@@ -39,13 +39,23 @@ def _shape_entry(
     batch_cycle = itertools.cycle(ready)
     call = lambda: prepared.forward(next(batch_cycle))  # noqa: E731
     sampler = measure.RssSampler()
+    # memory an earlier (larger) shape freed goes back first: this shape's peak is its own, whatever the grid order
+    reference.release_freed_memory(device)
     with measure.cuda_peak(device) as cuda_mem:
-        # peak RSS is sampled over the warm-up (same shapes, same allocations) so the timed loop runs unwatched
+        # peak RSS is sampled over the warm-up (same shapes, same allocations) so the timed loop runs unwatched;
+        # the warm-up sees every batch once (task inputs cycle through several), so none is first met when timed
         with sampler.watch():
             rss_before = measure.rss_bytes()
-            first = measure.warm_up(call, device, t.warmup_runs)
+            first = measure.warm_up(call, device, max(t.warmup_runs, len(ready)))
         with load.watch() as machine_load:  # what else ran on the machine while these samples were taken
             lat = measure.time_calls(call, device, t.min_iterations, t.min_seconds, t.max_iterations)
+    if machine_load and machine_load.get("wall_s", 0) < load.MIN_JUDGED_S:
+        # /proc/stat ticks every 10 ms: over a short loop another process's core reads as 0, or as noise
+        machine_load.update(
+            disturbed=None,
+            not_judged=f"a {machine_load['wall_s']} s window is too short to judge other load "
+            f"(under {load.MIN_JUDGED_S} s; timing.min_seconds sets it)",
+        )
     tokens = float(np.mean([inputs.tokens_in(b) for b in batches]))
     entry: Dict[str, Any] = {
         "status": "ok",
@@ -55,7 +65,8 @@ def _shape_entry(
         "tokens_per_batch": tokens,
         "memory": {"peak_rss_bytes": sampler.peak, "rss_before_bytes": rss_before, **cuda_mem},
         "load": machine_load or None,
-        "disturbed": bool(machine_load.get("disturbed")),
+        # None: not judged (a window too short); a reader sees that, never a confident 'quiet'
+        "disturbed": None if machine_load.get("not_judged") else bool(machine_load.get("disturbed")),
     }
     if t.inputs == "task":
         entry["input_lengths"] = inputs.length_stats(batches)
@@ -103,6 +114,9 @@ def measure_backend(cfg: Config, backend: str) -> Dict[str, Any]:
         return {**out, "status": "unsupported", "reason": str(exc), "shapes": []}
     except backends.BackendFailed as exc:  # available here, but it broke on this model: a failure, shown as one
         return {**out, "status": "failed", "reason": str(exc), "shapes": []}
+    except Exception as exc:  # noqa: BLE001 (a runtime's own error while building: this backend fails, not the run)
+        first_line = str(exc).splitlines()[0][:300] if str(exc) else ""
+        return {**out, "status": "failed", "reason": f"{type(exc).__name__}: {first_line}", "shapes": []}
     del model  # what the backend keeps of it (eager, bf16, compile) lives on in `prepared`; the rest goes now
     reference.release_freed_memory(device)
     # export, optimisation, quantisation or compilation: a one-off cost, kept apart from the latency
@@ -196,6 +210,12 @@ def run(cfg: Config) -> Dict[str, Any]:
         out["notes"].append(
             "disturbed: other processes used the CPU while some shapes were measured "
             "(see each row's `load`); re-measure them on a quiet machine"
+        )
+    unjudged = [r for r in out["latency"] if r.get("status") == "ok" and r.get("disturbed") is None]
+    if unjudged:
+        out["notes"].append(
+            f"load not judged on {len(unjudged)} row(s): their timed loops ran under {load.MIN_JUDGED_S} s, too "
+            "short to tell whether other processes used the CPU (raise timing.min_seconds)"
         )
     out["timing"] = {
         "device": str(device),
