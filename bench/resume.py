@@ -17,6 +17,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional
 
+import torch
 from omegaconf import OmegaConf
 
 from . import env as env_mod
@@ -60,10 +61,14 @@ def files_digest(paths: Iterable[Path]) -> Dict[str, Optional[str]]:
 
 
 def data_files(cfg: Config) -> List[Path]:
+    """Every local file the task's reader reads: its named files and, where a layout keeps labels beside them
+    (PIQA's NAME-labels.lst), those too: relabelled dev rows are another experiment."""
     if not cfg.data.dir:
         return []  # Hub data is identified by its id and config, which are in the config hash
     folder = Path(cfg.data.dir).expanduser() / cfg.task.local.dir_name
-    return [folder / name for name in [cfg.task.local.train_file, *cfg.task.local.eval_files.values()]]
+    named = [folder / name for name in [cfg.task.local.train_file, *cfg.task.local.eval_files.values()]]
+    beside = [p.with_name(f"{p.stem}-labels.lst") for p in named] if cfg.task.local.layout == "piqa" else []
+    return named + beside
 
 
 def checkpoint_files(cfg: Config) -> List[Path]:
@@ -131,6 +136,8 @@ def key_parts(cfg: Config, env: Dict[str, Any], digest: str) -> Dict[str, Any]:
         "checkpoint": files_digest(checkpoint_files(cfg)),
         # only where a mode reads such files: the keys of every other run are what they were
         **({"inputs": inputs} if (inputs := mode_inputs(cfg)) else {}),
+        # a latency figure is the thread count's: a 1-thread result (OMP_NUM_THREADS=1) is not the 2-thread one
+        **({"threads": cfg.device.threads or torch.get_num_threads()} if cfg.mode.name == "latency" else {}),
     }
 
 

@@ -189,3 +189,26 @@ def test_the_key_covers_the_teacher_transfer_file_reference_and_advglue_files(tm
     assert len({first, second, _key(robust)}) == 3
     plain = compose(["model=minilm_l6", *LATENCY])  # every other run's key parts are what they were
     assert "inputs" not in resume.key_parts(plain, ENV, "h")
+
+
+def test_the_key_covers_piqa_s_label_files_and_a_latency_run_s_thread_count(tmp_path, monkeypatch):
+    import torch
+
+    folder = tmp_path / "piqa"
+    folder.mkdir()
+    for name in ("train", "valid"):
+        (folder / f"{name}.jsonl").write_text('{"goal": "g", "sol1": "a", "sol2": "b"}\n')
+        (folder / f"{name}-labels.lst").write_text("0\n")
+    piqa = compose(["model=minilm_l6", "task=piqa", f"data.dir={tmp_path}"])
+    before = _key(piqa)
+    (folder / "valid-labels.lst").write_text("1\n")  # every dev label flipped (same size)
+    assert _key(piqa) != before
+    latency = compose([*tiny("bert"), *LATENCY])
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
+    two = _key(latency)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 1)
+    assert _key(latency) != two
+    asked = compose([*tiny("bert"), *LATENCY, "device.threads=2"])
+    assert resume.key_parts(asked, ENV, "h")["threads"] == 2  # what the run will set, not torch's default now
+    fine_tune = compose(["model=minilm_l6", "task=rte"])
+    assert "threads" not in resume.key_parts(fine_tune, ENV, "h")
