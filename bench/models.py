@@ -84,7 +84,11 @@ def build_random(spec: ModelConfig, task: TaskConfig, seed: int = 0) -> PreTrain
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"model {spec.name!r}: invalid architecture values: {exc}") from None
     torch.manual_seed(seed)
-    return head_class(task).from_config(config)
+    try:
+        return head_class(task).from_config(config)
+    except (ValueError, TypeError, AssertionError) as exc:  # e.g. a hidden size the heads do not divide
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ConfigError(f"model {spec.name!r}: the architecture values do not build a model: {first}") from None
 
 
 def load_model(spec: ModelConfig, task: TaskConfig, seed: int = 0) -> Tuple[PreTrainedModel, List[str]]:

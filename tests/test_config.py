@@ -148,3 +148,13 @@ def test_split_by_article_is_refused_where_nothing_would_read_it():
         with pytest.raises(ConfigError, match="data.split_by_article splits a local SQuAD evaluation file"):
             compose([*overrides, "data.split_by_article=3"])
     assert compose(["task=squad_v1", "data.dir=/data/squad", "data.split_by_article=3"]).data.split_by_article == 3
+
+
+def test_architecture_values_that_build_no_model_are_a_config_error():
+    """hidden_size 33 with 2 heads failed inside from_config: a traceback, exit 1, recorded as a bug."""
+    from bench import models
+    from bench.errors import ConfigError
+
+    cfg = compose(["model=bert_base", "model.pretrained=false", "model.arch.hidden_size=33", "task=sst2"])
+    with pytest.raises(ConfigError, match=r"model 'bert_base': the architecture values do not build a model: .*33"):
+        models.build_random(cfg.model, cfg.task)
