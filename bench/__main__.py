@@ -93,7 +93,7 @@ def _job(dcfg: DictConfig) -> None:
         cfg.out_dir = out_dir
         resume = cfg.bench.resume == "always" or (cfg.bench.resume == "auto" and sweep)
         roots = [hc.sweep.dir] if sweep else []  # the sweep's own folder: a sweep run twice into it resumes
-        result = run(cfg, resume_runs=resume, resume_roots=roots, overrides=list(hc.overrides.task))
+        result = run(cfg, resume_runs=resume, resume_roots=roots, overrides=list(hc.overrides.task), in_sweep=sweep)
     except KeyboardInterrupt as exc:
         print("bench: interrupted; the run was recorded as interrupted", file=sys.stderr)
         signals.after_interrupt()  # in a sweep's worker process: waits there to be ended with the sweep

@@ -138,7 +138,7 @@ def other_job(old: schema.Result, config: Optional[Dict[str, Any]], overrides: O
     return differ
 
 
-def _existing(out_dir: Path, key: str, resuming: bool, config=None, overrides=None):
+def _existing(out_dir: Path, key: str, resuming: bool, config=None, overrides=None, in_sweep: bool = False):
     """What to do about a result.json already in the run folder: None (run), or the path to skip to.
 
     Without resume it is never touched (a run never writes over another). Resuming in the same folder (the
@@ -146,19 +146,21 @@ def _existing(out_dir: Path, key: str, resuming: bool, config=None, overrides=No
     kept, to re-run: result.json to result.json.previous-*, its other outputs into the folder previous-*/. A
     success of another job (`other_job`: a sweep re-run with other values into the same folder, whose job numbers
     now name other runs) is refused, not moved: a skip recorded by another job may point at it, and a report
-    reads result.json files only. A marker (REFUSED_FILE) lets the sweep's summary count the refusal.
+    reads result.json files only. A marker (REFUSED_FILE) lets the sweep's summary count the refusal. A sweep's
+    job that is not resuming (bench.force=true, bench.resume=never) re-runs the same way: the earlier outcome
+    moved aside, kept (it was refused, and the summary counted the old result as this sweep's 'already complete').
     """
     path = out_dir / RESULT_FILE
     if not path.exists():
         return None
-    if not resuming:
+    if not resuming and not in_sweep:
         raise BenchError(f"{path} already exists: each run writes a fresh folder, never over another")
     try:
         old = schema.read(path)
     except BenchError as exc:
         log.warning("resume: %s; re-running", exc)
         old = None
-    if old is not None and old.status in ("ok", "skipped") and old.resume_key == key:
+    if resuming and old is not None and old.status in ("ok", "skipped") and old.resume_key == key:
         return path
     differ = other_job(old, config, overrides) if old is not None and old.status == "ok" else []
     if differ:
@@ -186,7 +188,13 @@ def _existing(out_dir: Path, key: str, resuming: bool, config=None, overrides=No
     return None
 
 
-def run(cfg: Config, resume_runs: bool = False, resume_roots=(), overrides: Optional[List[str]] = None) -> Result:
+def run(
+    cfg: Config,
+    resume_runs: bool = False,
+    resume_roots=(),
+    overrides: Optional[List[str]] = None,
+    in_sweep: bool = False,
+) -> Result:
     """Run `cfg` and write `<out_dir>/result.json`, complete, whatever happens.
 
     A failure is recorded (status `failed` with the reason; `interrupted` on Ctrl-C or SIGTERM) and then
@@ -206,7 +214,7 @@ def run(cfg: Config, resume_runs: bool = False, resume_roots=(), overrides: Opti
             result.config_hash = resume.config_hash(cfg)
             result.resume_key = resume.resume_key(cfg, result.env, result.config_hash)
             resuming = resume_runs and not cfg.bench.force
-            same = _existing(out_dir, result.resume_key, resuming, result.config, overrides)
+            same = _existing(out_dir, result.resume_key, resuming, result.config, overrides, in_sweep)
             if same is not None:
                 result.status = "skipped"
                 result.notes.append(f"this folder already holds a successful result with the same resume key: {same}")

@@ -73,3 +73,29 @@ def test_jobs_are_counted_from_their_folders(tmp_path):
     assert [m.name for m in missing] == ["1_b", "2_c"]
     assert callbacks.not_ok(entries, None, missing) == 3
     assert callbacks.jobs_without_result(tmp_path, entries, marker=None) == []  # hydra.output_subdir=null
+
+
+def test_a_sweep_job_forced_to_re_run_moves_its_earlier_result_aside_and_runs(tmp_path):
+    """bench.force=true (or bench.resume=never) in a sweep re-run into its folder was refused ('already exists'),
+    wrote nothing, and the summary counted the old result as 'already complete' with exit 0. A single run still
+    never writes into a folder holding a result."""
+    import json
+
+    import pytest
+    from conftest import TINY_LATENCY, tiny
+
+    from bench.config import compose
+    from bench.errors import BenchError
+    from bench.runner import run
+
+    out = tmp_path / "job"
+    args = [*tiny("bert"), "task=sst2", *TINY_LATENCY, f"bench.resume_dir={tmp_path}"]
+    first = run(compose(args, out_dir=str(out)), resume_runs=True, in_sweep=True, overrides=[])
+    old = (out / "result.json").read_bytes()
+    again = run(compose([*args, "bench.force=true"], out_dir=str(out)), resume_runs=True, in_sweep=True, overrides=[])
+    assert first.status == again.status == "ok" and again.started_at > first.started_at
+    aside = list(out.glob("result.json.previous-*"))
+    assert len(aside) == 1 and aside[0].read_bytes() == old
+    assert json.loads((out / "result.json").read_text())["started_at"] == again.started_at
+    with pytest.raises(BenchError, match="already exists"):
+        run(compose(args, out_dir=str(out)))  # a single run: never into a folder that holds a result
