@@ -98,6 +98,13 @@ def summary(
     return "\n".join(lines)
 
 
+def without_refused(entries: List[Entry], refused: List[Tuple[Path, str]]) -> List[Entry]:
+    """The entries less those in a folder whose job refused it this sweep: that job's status is its refusal; the
+    result.json there is another job's, counted once (it read as this sweep's 'already complete' too)."""
+    gone = {Path(job).resolve() for job, _ in refused}
+    return [e for e in entries if Path(e[0]).parent.resolve() not in gone]
+
+
 def not_ok(
     entries: List[Entry], since: Optional[str] = None, missing: List[Path] = (), refused: List[Tuple[Path, str]] = ()
 ) -> int:
@@ -117,5 +124,6 @@ class SweepSummary(Callback):
         missing = jobs_without_result(Path(config.hydra.sweep.dir), entries, config.hydra.output_subdir)
         since = SWEEP_OUTCOME.get("started_at")
         refused = refused_jobs(Path(config.hydra.sweep.dir), since)
+        entries = without_refused(entries, refused)
         print(summary(entries, since, missing, refused), flush=True)
         SWEEP_OUTCOME["not_ok"] = not_ok(entries, since, missing, refused) or (0 if entries else 1)

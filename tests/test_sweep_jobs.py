@@ -99,3 +99,15 @@ def test_a_sweep_job_forced_to_re_run_moves_its_earlier_result_aside_and_runs(tm
     assert json.loads((out / "result.json").read_text())["started_at"] == again.started_at
     with pytest.raises(BenchError, match="already exists"):
         run(compose(args, out_dir=str(out)))  # a single run: never into a folder that holds a result
+
+
+def test_a_refused_job_is_counted_once_as_refused(tmp_path):
+    """A job that refused its folder (another job's success is there) was counted both as 'refused' and, through
+    that other job's result.json, as this sweep's 'already complete'."""
+    for name in ("0_a", "1_b"):
+        (tmp_path / name).mkdir()
+    entries = [(tmp_path / "0_a" / "result.json", "unreadable"), (tmp_path / "1_b" / "result.json", "unreadable")]
+    refused = [(tmp_path / "1_b", "holds a successful run of another job")]
+    kept = callbacks.without_refused(entries, refused)
+    assert kept == entries[:1] and callbacks.not_ok(kept, None, [], refused) == 2  # one unreadable, one refused
+    assert "sweep: 1 refused, 1 unreadable" in callbacks.summary(kept, None, [], refused)
