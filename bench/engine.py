@@ -253,20 +253,28 @@ def tidy(cfg: Config) -> None:
         ckpt.rmdir()  # the Trainer makes its output folder even when nothing is saved
 
 
-def truncated_rows(raw_split, enc_split, tokenizer, max_length: int) -> int:
-    """How many rows of a split the encoding cut at `max_length` (a multiple-choice row: any of its pairs). Only the
-    rows that reach the limit are tokenised again, whole: the rest cannot have been cut."""
-    ids = enc_split["input_ids"]
-    longest = [max((len(p) for p in x), default=0) if x and isinstance(x[0], list) else len(x) for x in ids]
-    at = [i for i, n in enumerate(longest) if n >= max_length]
-    if not at:
-        return 0
-    rows = raw_split.select(at)
-    if "choices" in rows.column_names:
-        pairs = zip(rows["context"], rows["choices"])
-        return sum(any(len(t) > max_length for t in tokenizer([c] * len(ch), list(ch))["input_ids"]) for c, ch in pairs)
-    texts = [list(rows[c]) for c in ("sentence1", "sentence2") if c in rows.column_names]
-    return sum(len(t) > max_length for t in tokenizer(*texts)["input_ids"])
+def truncated_rows(raw_split, enc_split, tokenizer, max_length: int, chunk: int = 1000) -> int:
+    """How many rows of a split the encoding cut at `max_length` (a multiple-choice row: any of its pairs). A row
+    can have been cut only if its real tokens (its attention mask's sum: padding to max_length does not count)
+    reach the limit; only those are tokenised again, whole, a chunk at a time."""
+    masks = enc_split["attention_mask"] if "attention_mask" in enc_split.column_names else enc_split["input_ids"]
+    at = []
+    for i, m in enumerate(masks):
+        pairs = m if m and isinstance(m[0], list) else [m]
+        real = max((sum(p) if "attention_mask" in enc_split.column_names else len(p) for p in pairs), default=0)
+        if real >= max_length:
+            at.append(i)
+    count = 0
+    for start in range(0, len(at), chunk):
+        rows = raw_split.select(at[start : start + chunk])
+        kw = {"return_attention_mask": False, "return_token_type_ids": False, "verbose": False}
+        if "choices" in rows.column_names:
+            for c, ch in zip(rows["context"], rows["choices"]):
+                count += any(len(t) > max_length for t in tokenizer([c] * len(ch), list(ch), **kw)["input_ids"])
+        else:
+            texts = [list(rows[c]) for c in ("sentence1", "sentence2") if c in rows.column_names]
+            count += sum(len(t) > max_length for t in tokenizer(*texts, **kw)["input_ids"])
+    return count
 
 
 def describe_task(
@@ -286,7 +294,7 @@ def describe_task(
         "flags": [],
     }
     if encoded is not None and tokenizer is not None and max_length:
-        cut = {split: truncated_rows(raw[split], encoded[split], tokenizer, max_length) for split in encoded}
+        cut = {s: truncated_rows(raw[s], encoded[s], tokenizer, max_length) for s in encoded if s in raw}
         out["task"]["truncated"] = cut
         for split, n in cut.items():
             if n:

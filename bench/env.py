@@ -20,6 +20,9 @@ from .config import DeviceConfig
 from .errors import ConfigError, DeviceError
 
 _REPO = Path(__file__).resolve().parent.parent
+# torch's thread count as this process started (OMP_NUM_THREADS, else the cores), before any device.threads set
+# it: a later job of the same process without device.threads runs its measuring child at this count
+STARTUP_THREADS = torch.get_num_threads()
 
 
 def is_main_process() -> bool:

@@ -17,7 +17,6 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional
 
-import torch
 from omegaconf import OmegaConf
 
 from . import env as env_mod
@@ -137,7 +136,7 @@ def key_parts(cfg: Config, env: Dict[str, Any], digest: str) -> Dict[str, Any]:
         # only where a mode reads such files: the keys of every other run are what they were
         **({"inputs": inputs} if (inputs := mode_inputs(cfg)) else {}),
         # a latency figure is the thread count's: a 1-thread result (OMP_NUM_THREADS=1) is not the 2-thread one
-        **({"threads": cfg.device.threads or torch.get_num_threads()} if cfg.mode.name == "latency" else {}),
+        **({"threads": cfg.device.threads or env_mod.STARTUP_THREADS} if cfg.mode.name == "latency" else {}),
     }
 
 

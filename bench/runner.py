@@ -162,7 +162,8 @@ def _existing(out_dir: Path, key: str, resuming: bool, config=None, overrides=No
         old = None
     if resuming and old is not None and old.status in ("ok", "skipped") and old.resume_key == key:
         return path
-    differ = other_job(old, config, overrides) if old is not None and old.status == "ok" else []
+    # another job's usable result (a partial latency grid is shown in reports too) is refused, never moved
+    differ = other_job(old, config, overrides) if old is not None and old.status in ("ok", "partial") else []
     if differ:
         shown = "; ".join(differ[:3]) + (f"; and {len(differ) - 3} more" if len(differ) > 3 else "")
         message = (

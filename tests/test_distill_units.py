@@ -222,3 +222,5 @@ def test_the_direct_partner_is_a_fine_tune_of_the_same_rows_seed_and_scored_spli
         out_dir=str(tmp_path / "me"),
     )
     assert find_direct(cfg, "key")["run"] == str(tmp_path / "dev")
+    write("named", "2026-01-04", "train.seed=1", "data.sample_seed=1")  # the same rows as sample_seed unset
+    assert find_direct(cfg, "key")["run"] == str(tmp_path / "named")

@@ -155,6 +155,18 @@ def test_rows_cut_at_max_seq_length_are_counted_exactly_and_a_run_notes_them(glu
             want = sum(len(ids) > length for ids in whole)
             assert truncated_rows(raw[split], enc[split], tok, length) == want, (length, split)
     assert want > 0  # RTE dev at 128 tokens: some premises are longer
+    # padding to the length makes every row that long: only rows whose real tokens reach it are tokenised again
+    seen = []
+
+    class Counting:
+        def __call__(self, *texts, **kw):
+            seen.append(len(texts[0]))
+            return tok(*texts, **kw)
+
+    enc = tasks.encode(raw, tok, 128, True)
+    at_limit = sum(sum(m) >= 128 for m in enc["validation"]["attention_mask"])
+    assert truncated_rows(raw["validation"], enc["validation"], Counting(), 128) == want
+    assert sum(seen) == at_limit < len(raw["validation"]) / 4
     quick = ["train.max_steps=2", "data.max_train_samples=16", "data.max_eval_samples=16", "train.max_seq_length=32"]
     r = run(compose([*tiny("bert"), "task=rte", f"data.dir={glue_dir}", *quick], out_dir=str(tmp_path / "run")))
     cut = r.task["truncated"]

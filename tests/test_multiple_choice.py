@@ -54,6 +54,9 @@ def test_finetune_writes_k_scores_and_gold_per_example(family, task, mc_dir, tmp
     assert result.metrics["acc"] == pytest.approx(np.mean([r["prediction"] == r["label"] for r in rows]))
     if task == "arc_easy":  # the seeded 400-row slice mixes 3-, 4- and 5-choice questions in its batches
         assert result.task["choices"]["train"] == [3, 4, 5]
+    else:  # COPA's rows carry their release index as the id
+        release = [json.loads(x) for x in (mc_dir / "copa" / "val.jsonl").read_text().splitlines()[:40]]
+        assert [r["id"] for r in rows] == [str(x["idx"]) for x in release]
     assert set(result.trivial["predictors"]) == {"chance", "most frequent gold position", "longest answer"}
     assert result.trivial["vs_best"]["best"] in result.trivial["predictors"]
     assert result.model["architecture"] == family and "weights: random" in " ".join(result.notes)

@@ -376,3 +376,18 @@ def test_each_example_keeps_its_own_scores_after_the_length_sort():
     assert [len(s) for s in batched] == [len(c) for c in choices]
     for got, want in zip(batched, alone):
         np.testing.assert_allclose(got, want, atol=1e-4)
+
+
+def test_splits_with_and_without_release_ids_encode_alike(tmp_path):
+    """Train rows with ids and dev rows without: the id column is every split's ('' where none), so encoding drops
+    it from all of them (it failed on the split that lacked it)."""
+    from bench import models
+
+    row = {"premise": "p", "choice1": "a", "choice2": "b", "question": "cause", "label": 1}
+    write(tmp_path / "copa", "train.jsonl", [{**row, "idx": 7}, {**row, "idx": 8}])
+    write(tmp_path / "copa", "val.jsonl", [row])
+    dd = load("copa", tmp_path)
+    assert dd["train"]["id"] == ["7", "8"] and dd["validation"]["id"] == [""]
+    tok = models.load_tokenizer(compose(["model=minilm_l6"]).model)
+    enc = encode(dd, tok, 32, False)
+    assert all("id" not in enc[s].column_names for s in enc)

@@ -306,3 +306,25 @@ def test_a_failed_robustness_run_is_a_line_of_the_robustness_table(tmp_path):
     out = tmp_path / "report"
     assert main([str(tmp_path), "--out", str(out), "--format", "md", "--bootstrap", "20"]) == 1  # nothing succeeded
     assert "run failed: eager: non-finite logits" in (out / "robustness.md").read_text()
+
+
+def test_a_robustness_failure_a_later_run_replaced_is_not_shown(tmp_path, monkeypatch):
+    from bench.report import robustness
+
+    _write(tmp_path, "r", 1, None, status="failed", mode="robustness", failures=["boom"])
+    unusable = []
+    gather.find(tmp_path, io.StringIO(), unusable=unusable)
+
+    def ok(started):
+        return {
+            "task": "rte", "model": "minilm_l6", "variant": "fine-tuned", "reference": "self, eager fp32",
+            "backend": "eager", "setting": "", "status": "ok", "seed": 1, "run": "/x/r", "started_at": started,
+            "weights": "pretrained", "head": "trained", "clean": {"value": 0.6, "low": 0.5, "high": 0.7, "n": 10},
+            "loyalty": {}, "advglue": {}, "invariance": {}, "orders": {}, "flip_pooled": None, "flip_mean": None,
+            "flags": [], "machine": "cls", "settings": {},
+        }  # fmt: skip
+
+    monkeypatch.setattr(robustness, "rows", lambda rs: [ok("2026-02-01T00:00:00")])
+    assert list(robustness.table([], unusable).text.backend) == ["eager"]  # the failure was re-run since
+    monkeypatch.setattr(robustness, "rows", lambda rs: [ok("2025-12-01T00:00:00")])
+    assert list(robustness.table([], unusable).text.backend) == ["eager", "- (failed)"]  # it failed after

@@ -204,10 +204,12 @@ def test_the_key_covers_piqa_s_label_files_and_a_latency_run_s_thread_count(tmp_
     (folder / "valid-labels.lst").write_text("1\n")  # every dev label flipped (same size)
     assert _key(piqa) != before
     latency = compose([*tiny("bert"), *LATENCY])
-    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
+    monkeypatch.setattr(env, "STARTUP_THREADS", 2)  # the count the process started with (OMP_NUM_THREADS)
     two = _key(latency)
-    monkeypatch.setattr(torch, "get_num_threads", lambda: 1)
+    monkeypatch.setattr(env, "STARTUP_THREADS", 1)
     assert _key(latency) != two
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 7)  # an earlier job's device.threads: not this run's
+    assert _key(latency) != two and resume.key_parts(latency, ENV, "h")["threads"] == 1
     asked = compose([*tiny("bert"), *LATENCY, "device.threads=2"])
     assert resume.key_parts(asked, ENV, "h")["threads"] == 2  # what the run will set, not torch's default now
     fine_tune = compose(["model=minilm_l6", "task=rte"])

@@ -34,6 +34,10 @@ def student_key(cfg: Config, teacher_id: str, copied: Optional[List[int]]) -> st
     return hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+def _draw_seed(data: Dict[str, Any], train: Dict[str, Any]) -> Any:
+    return data.get("sample_seed") if data.get("sample_seed") is not None else train.get("seed")
+
+
 def find_direct(cfg: Config, key: str) -> Optional[Dict[str, Any]]:
     """The newest direct fine-tune of the same student below bench.resume_dir: a distill run with only the
     hard-label term, or (for init=pretrained|random) a finetune run of the same model, task and data."""
@@ -60,7 +64,9 @@ def find_direct(cfg: Config, key: str) -> Optional[Dict[str, Any]]:
             # the same rows, scored on the same split: a holdout-scored fine-tune is no dev run's partner
             and (c.get("data") or {}).get("score", "dev") == cfg.data.score
             and (c.get("data") or {}).get("holdout") == cfg.data.holdout
-            and (c.get("data") or {}).get("sample_seed") == cfg.data.sample_seed
+            # the rows are drawn with data.sample_seed, else train.seed: equal draws match however they were named
+            and _draw_seed(c.get("data") or {}, c.get("train") or {})
+            == (cfg.data.sample_seed if cfg.data.sample_seed is not None else cfg.train.seed)
             and (c.get("train") or {}).get("seed") == cfg.train.seed
         )
         if same_distill or same_finetune:

@@ -265,13 +265,24 @@ def failed_rows(failed: List[Result]) -> List[Dict[str, Any]]:
 
 
 def table(rs: List[Result], failed: List[Result] = ()) -> Optional[Table]:
-    recs = rows(rs) + failed_rows(list(failed))
+    ok = rows(rs)
+    # a failure that a later successful run of the same checkpoint (task, model, weights, head) replaced is history
+    done = {}
+    for rec in ok:
+        k = (rec["task"], rec["model"], rec["weights"], rec["head"])
+        done[k] = max(done.get(k, ""), str(rec["started_at"]))
+    lost = [
+        rec
+        for rec in failed_rows(list(failed))
+        if str(rec["started_at"]) >= done.get((rec["task"], rec["model"], rec["weights"], rec["head"]), "")
+    ]
+    recs = ok + lost
     if not recs:
         return None
     perts = sorted({k for rec in recs for k in rec["invariance"]}, key=lambda k: (k != CONTROL, k))
     orders = sorted({k for rec in recs for k in rec["orders"]}, key=lambda k: (k != ORDER_CONTROL, k == ORDER_ANY, k))
     text = pd.DataFrame([_line(g, perts, orders) for g in groups(recs)])
-    machines = sorted({str(rec["machine"]) for rec in recs})
+    machines = sorted({str(rec["machine"]) for rec in recs if rec["machine"]}) or ["not recorded"]
     caption = (
         "Robustness (mode=robustness), x100: a run's figure with its 95% bootstrap interval over the examples and "
         "n; where a row has several seeds, the mean±std over them (each seed's figures and intervals are in its "

@@ -103,8 +103,8 @@ def to_dataset(
         cols["choices"].append(choices)
         cols["label"].append(label)
         cols["idx"].append(i)
-    if ids is not None and len(ids) == len(examples) and any(ids):
-        cols["id"] = ids
+    # every split has the column ('' where the source gives none): encode drops it from all splits alike
+    cols["id"] = list(ids) if ids is not None and len(ids) == len(examples) else [""] * len(examples)
     return Dataset.from_dict(cols)
 
 

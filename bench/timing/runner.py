@@ -49,7 +49,8 @@ def _shape_entry(
             first = measure.warm_up(call, device, max(t.warmup_runs, len(ready)))
         with load.watch() as machine_load:  # what else ran on the machine while these samples were taken
             lat = measure.time_calls(call, device, t.min_iterations, t.min_seconds, t.max_iterations)
-    if machine_load and machine_load.get("wall_s", 0) < load.MIN_JUDGED_S:
+    stolen = machine_load.get("steal_fraction", 0.0) > machine_load.get("threshold_steal", load.DISTURBED_STEAL)
+    if machine_load and machine_load.get("wall_s", 0) < load.MIN_JUDGED_S and not stolen:  # steal still flags
         # /proc/stat ticks every 10 ms: over a short loop another process's core reads as 0, or as noise
         machine_load.update(
             disturbed=None,
