@@ -177,6 +177,12 @@ def load_task(task: str, data_dir: Path, need_train: bool = True):
     return tasks.load(cfg.task, cfg.data, need_train=need_train)
 
 
+def arc_row(stem, texts, labels, key):
+    """One row of ARC's release layout (multiple-choice reader tests)."""
+    choices = [{"text": t, "label": la} for t, la in zip(texts, labels)]
+    return {"id": "q", "question": {"stem": stem, "choices": choices}, "answerKey": key}
+
+
 def write_lines(folder: Path, name: str, lines) -> Path:
     """A file of one line per item (a string as it is, anything else as JSON)."""
     folder.mkdir(parents=True, exist_ok=True)

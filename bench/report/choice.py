@@ -11,7 +11,8 @@ import pandas as pd
 from .. import kinds
 from ..schema import Result
 from . import published
-from .tables import FAILED, MISSING, Table, _cell, failure_flag, failures_of, row_models, task_specs
+from .failed import FAILED, failure_flag, failures_of, row_models
+from .tables import MISSING, Table, _cell, task_specs
 
 
 def cells() -> Dict[str, str]:

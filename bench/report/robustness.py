@@ -17,6 +17,7 @@ import pandas as pd
 from .. import compare_config
 from ..schema import Result
 from . import plots
+from .gather import why
 from .naming import differing, settings, variant_of
 from .tables import MISSING, Table
 
@@ -233,7 +234,7 @@ def failed_rows(failed: List[Result]) -> List[Dict[str, Any]]:
     for r in failed:
         if r.mode != "robustness":
             continue
-        reason = r.error.message if r.error else "; ".join(r.failures) or "no reason recorded"
+        reason = why(r)
         out.append(
             {
                 "run": str(Path(r.path).parent) if r.path else "",
@@ -256,7 +257,7 @@ def failed_rows(failed: List[Result]) -> List[Dict[str, Any]]:
                 "machine": r.machine_class,
                 "weights": r.model.weights,
                 "head": r.model.head,
-                "flags": [f"run {r.status}: {' '.join(str(reason).split())[:120]}"],
+                "flags": [f"run {r.status}: {reason[:120]}"],
                 "settings": {},
                 "setting": "",
             }

@@ -16,6 +16,7 @@ from omegaconf import OmegaConf
 from .. import CONF_DIR, kinds
 from ..config import TaskConfig
 from . import published
+from .failed import FAILED, failure_flag, failures_of, row_models
 
 MISSING = "-"
 
@@ -62,40 +63,6 @@ def _cell(agg: pd.DataFrame, metrics: List[str]):
     return "/".join(parts), float(100 * rows["mean"].mean()), int(rows["n"].min())
 
 
-FAILED = "failed"
-
-
-def failures_of(failed: Optional[pd.DataFrame], model: str, task: str) -> Optional[pd.DataFrame]:
-    """The failed or interrupted runs of one model row and task (None when there are none)."""
-    if failed is None or failed.empty:
-        return None
-    sel = failed[(failed.model == model) & (failed.task == task) & (failed["mode"] != "latency")]
-    return sel if len(sel) else None
-
-
-def failure_flag(title: str, sel: pd.DataFrame) -> str:
-    """'RTE: 1 run failed (seed 3: metric acc is not finite)': what a reader of the cell must know."""
-    statuses = "/".join(sorted(set(sel.status)))
-    first = sel.iloc[0]
-    seed = f"seed {first.seed}" if first.seed is not None and not pd.isna(first.seed) else "run"
-    more = f"; {len(sel) - 1} more in the CSV" if len(sel) > 1 else ""
-    runs = "run" if len(sel) == 1 else "runs"
-    return f"{title}: {len(sel)} {runs} {statuses} ({seed}: {str(first.reason)[:80]}{more})"
-
-
-def row_models(frames: List[Optional[pd.DataFrame]], tasks: List[str]) -> List[Tuple[str, str]]:
-    """(label, model name) of every row to show, in the order found: ok runs first, then models whose runs all
-    failed."""
-    out: List[Tuple[str, str]] = []
-    for df in frames:
-        if df is None or df.empty:
-            continue
-        for key in df[df.task.isin(tasks)][["model", "model_name"]].itertuples(index=False, name=None):
-            if key not in out:
-                out.append(key)
-    return out
-
-
 def _efficiency_for(eff: pd.DataFrame, model_name: str, params: Optional[float], device: str) -> Dict[str, Any]:
     """eager, batch 1, seq 128 on `device`: the paper's single-sequence latency and FLOPs, of the same architecture
     (model and parameter count within 0.1%, which a task head never moves and a layer always does: a distilled
@@ -103,19 +70,13 @@ def _efficiency_for(eff: pd.DataFrame, model_name: str, params: Optional[float],
     rows where there are any; 'notes' says what a reader must know (disturbed, pooled over machine classes)."""
     if eff.empty:
         return {}
-    sel = eff[
-        (eff.model_name == model_name)
+    sel = _single_sequence_eager(eff, device)
+    sel = sel[
+        (sel.model_name == model_name)
         # the same architecture: its parameter count up to the task head (a few thousand of them: 2 or 3 labels,
         # a regression) that the timed run's task set, never a layer (a distilled student of fewer layers)
-        & np.isclose(eff.params_M, (params or 0) / 1e6, rtol=1e-3, atol=0)
-        & (eff.backend == "eager")
-        & (eff.batch == 1)
-        & (eff.seq == 128)
-        & (eff.status == "ok")
-        & eff.device.str.startswith(device)
+        & np.isclose(sel.params_M, (params or 0) / 1e6, rtol=1e-3, atol=0)
     ]
-    if "choices" in sel:  # a multiple-choice head's batch x choices x seq is not the single-sequence figure
-        sel = sel[sel.choices.fillna(0) == 0]
     if sel.empty:
         return {}
     calm = sel[~sel["flags"].fillna("").astype(str).str.contains("disturbed")]
@@ -126,11 +87,9 @@ def _efficiency_for(eff: pd.DataFrame, model_name: str, params: Optional[float],
     return {"p50_ms": float(sel.p50_ms.median()), "GFLOPs": float(sel.GFLOPs.iloc[0]), "notes": notes}
 
 
-def latency_classes(eff: pd.DataFrame, device: str) -> List[str]:
-    """The machine classes of the rows behind the GLUE table's latency columns (eager, batch 1, sequence 128, ok,
-    on `device`), not of every row timed."""
-    if eff.empty or "machine" not in eff:
-        return []
+def _single_sequence_eager(eff: pd.DataFrame, device: str) -> pd.DataFrame:
+    """The rows behind the GLUE table's latency columns: eager, batch 1, sequence 128, ok, on `device`, no
+    multiple-choice head (its batch x choices x seq is not the single-sequence figure)."""
     sel = eff[
         (eff.backend == "eager")
         & (eff.batch == 1)
@@ -138,9 +97,14 @@ def latency_classes(eff: pd.DataFrame, device: str) -> List[str]:
         & (eff.status == "ok")
         & eff.device.astype(str).str.startswith(device)
     ]
-    if "choices" in sel:
-        sel = sel[sel.choices.fillna(0) == 0]
-    return sorted(set(sel.machine.astype(str)))
+    return sel[sel.choices.fillna(0) == 0] if "choices" in sel else sel
+
+
+def latency_classes(eff: pd.DataFrame, device: str) -> List[str]:
+    """The machine classes of the rows behind the GLUE table's latency columns, not of every row timed."""
+    if eff.empty or "machine" not in eff:
+        return []
+    return sorted(set(_single_sequence_eager(eff, device).machine.astype(str)))
 
 
 def _ours_rows(

@@ -116,8 +116,7 @@ def measure_backend(cfg: Config, backend: str) -> Dict[str, Any]:
     except backends.BackendFailed as exc:  # available here, but it broke on this model: a failure, shown as one
         return {**out, "status": "failed", "reason": str(exc), "shapes": []}
     except Exception as exc:  # noqa: BLE001 (a runtime's own error while building: this backend fails, not the run)
-        first_line = str(exc).splitlines()[0][:300] if str(exc) else ""
-        return {**out, "status": "failed", "reason": f"{type(exc).__name__}: {first_line}", "shapes": []}
+        return {**out, "status": "failed", "reason": _failure(exc, device)["error"], "shapes": []}
     del model  # what the backend keeps of it (eager, bf16, compile) lives on in `prepared`; the rest goes now
     reference.release_freed_memory(device)
     # export, optimisation, quantisation or compilation: a one-off cost, kept apart from the latency
