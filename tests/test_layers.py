@@ -36,6 +36,7 @@ BOTTOM = {
     "bench.signals",
     "bench.selection",
     "bench.memory",
+    "bench.tempdirs",
 }
 TOP = {"bench.runner", "bench.__main__", "bench.callbacks", "bench.resume", "bench.jobs"}
 READERS = ("bench.report", "bench.compare")  # prefixes: report/* and compare, compare_speed

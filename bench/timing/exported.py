@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import importlib.util
 import inspect
-import shutil
-import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -33,7 +31,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 import numpy as np
 import torch
 
-from .. import env
+from .. import env, tempdirs
 from .onnx_store import _graph_bytes, _step, _store_root, model_digest
 from .prepared import BackendFailed, BackendUnavailable, Prepared
 
@@ -245,11 +243,11 @@ class _Built:
 def _building(model: torch.nn.Module) -> Iterator[_Built]:
     """This backend's builds; its own temporary folder goes on the way out, whatever happens (the run's store
     stays for the run's other backends)."""
-    folder = Path(tempfile.mkdtemp(prefix="bench-onnx-"))
+    folder = Path(tempdirs.make("bench-onnx-"))  # locked: a killed backend's folder is removed by a later run
     try:
         yield _Built(model.to("cpu").eval(), folder)
     finally:
-        shutil.rmtree(folder, ignore_errors=True)
+        tempdirs.remove(folder)
 
 
 def _ort_backend(model, device, fused: bool, int8: bool, per_channel: bool = False) -> Prepared:

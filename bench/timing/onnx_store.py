@@ -12,12 +12,13 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, Optional, Tuple
 
 import torch
+
+from .. import tempdirs
 
 STORE_ENV = "BENCH_ONNX_BUILDS"  # the latency run's store of built graphs; spawned backends inherit it
 STATS = "stats.json"
@@ -44,7 +45,7 @@ def shared_builds() -> Iterator[Path]:
         yield outer
         return
     previous = os.environ.get(STORE_ENV)
-    folder = tempfile.mkdtemp(prefix="bench-onnx-builds-")
+    folder = tempdirs.make("bench-onnx-builds-")  # locked: a killed run's store is removed by a later run
     os.environ[STORE_ENV] = f"{os.getpid()}:{folder}"
     try:
         yield Path(folder)
@@ -53,7 +54,7 @@ def shared_builds() -> Iterator[Path]:
             os.environ.pop(STORE_ENV, None)
         else:
             os.environ[STORE_ENV] = previous
-        shutil.rmtree(folder, ignore_errors=True)
+        tempdirs.remove(folder)
 
 
 def model_digest(model: torch.nn.Module) -> Optional[str]:
