@@ -13,8 +13,8 @@ FORWARD_GRACE_S until each has recorded its result and unmarked itself, and only
 launcher. A job that recorded an interrupt never returns to its worker's queue (the worker would start the
 next job): it waits there to be ended with the sweep, and ends itself if the main process goes away.
 
-Once a process is being interrupted, a repeated signal is ignored: it must not cut the recording short
-(SIGKILL is the way to stop at once).
+Once a process is being interrupted, a repeated signal is ignored (a second Ctrl-C too, in a single run): it must
+not cut the recording short (SIGKILL is the way to stop at once).
 """
 
 from __future__ import annotations
@@ -24,12 +24,11 @@ import logging
 import os
 import signal
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Iterator, Optional
 
-from . import errors
+from . import errors, tempdirs
 
 log = logging.getLogger("bench")
 
@@ -63,8 +62,10 @@ def _interrupt(signum: int) -> KeyboardInterrupt:
 
 
 def on_signal(signum, frame):  # noqa: ARG001
-    if _state.interrupted:
-        return  # already stopping: the result is being recorded
+    if _state.interrupted:  # already stopping: the result is being recorded, and a second Ctrl-C must not cut it
+        with contextlib.suppress(OSError):  # os.write: safe where a print could be re-entered
+            os.write(2, b"bench: already stopping, recording the result (kill -9 stops at once, recording nothing)\n")
+        return
     _state.interrupted = True
     if _state.owned:
         _forward_to_jobs(signum)
@@ -83,7 +84,7 @@ def install() -> None:
 
 def start_sweep() -> None:
     """Before the launcher starts: a folder where jobs in other processes mark themselves while they run."""
-    folder = tempfile.mkdtemp(prefix="bench-sweep-jobs-")
+    folder = tempdirs.make("bench-sweep-jobs-")  # locked: a killed sweep's folder is removed by a later one
     _state.owned = folder
     os.environ[JOBS_ENV] = f"{os.getpid()}:{folder}"  # worker processes are started later and inherit it
     install()
@@ -91,10 +92,9 @@ def start_sweep() -> None:
 
 
 def end_sweep() -> None:
-    import shutil
 
     if _state.owned:
-        shutil.rmtree(_state.owned, ignore_errors=True)
+        tempdirs.remove(_state.owned)
         if os.environ.get(JOBS_ENV) == f"{os.getpid()}:{_state.owned}":
             del os.environ[JOBS_ENV]
         _state.owned = None
@@ -152,8 +152,17 @@ def job() -> Iterator[None]:
     owner, _, folder = os.environ.get(JOBS_ENV, "").partition(":")
     if not owner.isdigit() or int(owner) != os.getppid() or not os.path.isdir(folder):
         # a single run, a job in the sweep's own process (the signal reaches it directly), or a process that is
-        # not the sweep's worker (a run started from inside a job)
-        yield
+        # not the sweep's worker (a run started from inside a job). Ctrl-C as SIGTERM: the first one interrupts,
+        # a second one while the interrupt is recorded is ignored (Python's own handler would raise again there,
+        # and the result.json being written would be lost). Not where Python installed no handler (SIGINT ignored).
+        previous = signal.getsignal(signal.SIGINT)
+        if previous is signal.default_int_handler:
+            signal.signal(signal.SIGINT, on_signal)
+        try:
+            yield
+        finally:
+            if previous is signal.default_int_handler:
+                signal.signal(signal.SIGINT, previous)
         return
     _state.worker = True
     signal.signal(signal.SIGINT, on_signal)  # Ctrl-C reaches the whole process group; the first one counts
