@@ -85,10 +85,10 @@ def _job(dcfg: DictConfig) -> None:
                     f"out_dir={cfg.out_dir} cannot choose the run's folder (Hydra makes it: {out_dir}); {advice}"
                 )
         except KeyboardInterrupt as exc:
-            _record_early_failure(dcfg, out_dir, exc, status="interrupted")
+            _record_early_failure(dcfg, out_dir, exc, status="interrupted", sweep=sweep, overrides=hc.overrides.task)
             raise
         except BenchError as exc:
-            _record_early_failure(dcfg, out_dir, exc)
+            _record_early_failure(dcfg, out_dir, exc, sweep=sweep, overrides=hc.overrides.task)
             raise
         cfg.out_dir = out_dir
         resume = cfg.bench.resume == "always" or (cfg.bench.resume == "auto" and sweep)
@@ -131,15 +131,30 @@ def _report(cfg, result) -> None:
     print(f"bench: result written to {cfg.out_dir}/result.json")
 
 
-def _record_early_failure(dcfg: DictConfig, out_dir: str, exc: BaseException, status: str = "failed") -> None:
+def _record_early_failure(
+    dcfg: DictConfig, out_dir: str, exc: BaseException, status: str = "failed", sweep: bool = False, overrides=None
+) -> None:
     """A job that fails before it starts (a bad value) still leaves a failed result.json with the reason; one
-    stopped by a signal before it starts, an interrupted one."""
+    stopped by a signal before it starts, an interrupted one.
+
+    In a sweep's folder that already holds this job's earlier result (the sweep run again), that result is moved
+    aside as a re-run's would be, so the failure is what the sweep's summary reads; an earlier success of another
+    job there is refused and marked, and counted as refused. Either way the job does not read as 'already
+    complete'."""
     from omegaconf import OmegaConf
 
     from . import env, results
 
     try:
         config = OmegaConf.to_container(dcfg, resolve=True)
+        if sweep:
+            from .runner import existing_result
+
+            try:  # no resume key matches "": the earlier outcome goes aside, or another job's is refused
+                existing_result(Path(out_dir), "", False, config, list(overrides or []), in_sweep=True)
+            except BenchError as refused:
+                log.warning("bench: the failed job could not be recorded: %s", refused)
+                return
         result = results.Result(
             mode=str(dcfg.mode.name),
             config=config,
@@ -172,6 +187,9 @@ def main() -> None:
     except KeyboardInterrupt as exc:  # outside a job (a sweep's launcher): still the signal's exit code
         print("bench: interrupted", file=sys.stderr)
         sys.exit(signals.exit_code(exc))
+    except callbacks.StopSweep as stop:  # a sweep that cannot start (hydra/launcher=cluster without SLURM)
+        print(f"bench: error: {stop.error}", file=sys.stderr)
+        sys.exit(getattr(stop.error, "exit_code", errors.EXIT_BAD_INPUT))
     except Exception as exc:
         if not _composition_error(exc):
             raise
@@ -185,6 +203,14 @@ def main() -> None:
         sys.exit(errors.EXIT_BAD_INPUT)
     finally:
         signals.end_sweep()
+    if callbacks.SWEEP_OUTCOME.get("started") and "not_ok" not in callbacks.SWEEP_OUTCOME:
+        # Hydra turns an error in a callback into a warning: a summary that broke must not read as a clean sweep
+        print(
+            "bench: error: the sweep's summary could not be made (Hydra's warning above says why); its jobs' "
+            "results are in the sweep folder, unchecked",
+            file=sys.stderr,
+        )
+        sys.exit(errors.EXIT_SWEEP_NOT_OK)
     if callbacks.SWEEP_OUTCOME.get("not_ok"):
         sys.exit(errors.EXIT_SWEEP_NOT_OK)
 

@@ -4,7 +4,9 @@ The summary reads the sweep folder through the one result reader; results that w
 before this sweep started (a sweep run twice into the same folder) are counted as such, never as new
 successes. It counts jobs, not result files: a job folder (Hydra writes its `.hydra/` there before the job
 starts) without a result.json is a job that died before it could write one (the result failed validation when
-saved, a full disk, a failed early record), and it counts as failed. `SWEEP_OUTCOME` carries the verdict to
+saved, a full disk, a failed early record), and it counts as failed. An earlier sweep's failure in a job folder
+this sweep did not start (a larger sweep, earlier into the same folder) is listed as `earlier failed`, not
+counted: it is not this sweep's. `SWEEP_OUTCOME` carries the verdict to
 `bench.__main__`, which turns it into the exit status.
 """
 
@@ -54,12 +56,26 @@ def refused_jobs(sweep_dir: Path, since: Optional[str]) -> List[Tuple[Path, str]
     return out
 
 
+def _job_started_before(result_path: Path, since: str) -> bool:
+    """Whether the job folder holding `result_path` was last started before `since`: Hydra rewrites a job's
+    `.hydra/config.yaml` when the job starts, so one older than the sweep is a job this sweep did not run (a
+    larger sweep's, earlier into the same folder). False when there is no such file to tell by."""
+    marker = Path(result_path).parent / ".hydra" / "config.yaml"
+    try:
+        started = datetime.fromtimestamp(marker.stat().st_mtime, timezone.utc)
+    except OSError:
+        return False
+    return started < datetime.fromisoformat(since)
+
+
 def _status(entry: Entry, since: Optional[str]) -> str:
-    _, r = entry
+    path, r = entry
     if isinstance(r, str):
         return "unreadable"
     if since and r.started_at < since and r.status in ("ok", "skipped"):
         return "already complete"  # written by an earlier sweep into this folder, not re-run now
+    if since and r.started_at < since and _job_started_before(path, since):
+        return f"earlier {r.status}"  # an earlier sweep's job that this sweep does not have: shown, not counted
     return r.status
 
 
@@ -79,6 +95,8 @@ def summary(
         st = _status(e, since)
         if st == "unreadable":
             lines.append(f"  unreadable: {r}")
+        elif st.startswith("earlier "):
+            lines.append(f"  {st}: {path}: not a job of this sweep (an earlier sweep's into this folder); not counted")
         elif st not in ("ok", "skipped", "already complete"):
             why = (r.error.message if r.error else "; ".join(r.failures))[:200]
             lines.append(f"  {st}: {path}: {why}")
@@ -108,14 +126,46 @@ def without_refused(entries: List[Entry], refused: List[Tuple[Path, str]]) -> Li
 def not_ok(
     entries: List[Entry], since: Optional[str] = None, missing: List[Path] = (), refused: List[Tuple[Path, str]] = ()
 ) -> int:
-    bad = sum(_status(e, since) not in ("ok", "skipped", "already complete") for e in entries)
+    counted = [_status(e, since) for e in entries]
+    bad = sum(st not in ("ok", "skipped", "already complete") and not st.startswith("earlier ") for st in counted)
     return len(missing) + len(refused) + bad
+
+
+def check_launcher(config: DictConfig) -> None:
+    """A SLURM launcher (hydra/launcher=cluster) where there is no SLURM: one clear error before any job is
+    submitted, where submitit's would be a traceback from deep inside the launcher."""
+    import shutil
+
+    from .errors import ConfigError
+
+    target = str(config.hydra.launcher.get("_target_", ""))
+    if target.endswith(".SlurmLauncher") and shutil.which("sbatch") is None:
+        raise ConfigError(
+            "hydra/launcher=cluster submits the sweep's jobs to SLURM, and there is no `sbatch` on this machine's "
+            "PATH: run it on a SLURM login node, or run the sweep here with hydra/launcher=local_parallel (joblib) "
+            "or hydra/launcher=submitit_local (the cluster launcher's code path, on this machine)"
+        )
+
+
+class StopSweep(BaseException):
+    """A sweep that must not start. Hydra turns an Exception raised by a callback into a warning and goes on
+    (hydra/_internal/callbacks.py): this one is no Exception, so it reaches bench.__main__, which prints it."""
+
+    def __init__(self, error: Exception):
+        super().__init__(str(error))
+        self.error = error
 
 
 class SweepSummary(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         from . import signals
+        from .errors import BenchError
 
+        SWEEP_OUTCOME["started"] = True
+        try:
+            check_launcher(config)
+        except BenchError as exc:
+            raise StopSweep(exc) from None
         signals.start_sweep()  # before the launcher starts workers: a SIGTERM then reaches their jobs
         SWEEP_OUTCOME["started_at"] = datetime.now(timezone.utc).isoformat(timespec="microseconds")
 

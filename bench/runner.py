@@ -138,7 +138,7 @@ def other_job(old: schema.Result, config: Optional[Dict[str, Any]], overrides: O
     return differ
 
 
-def _existing(out_dir: Path, key: str, resuming: bool, config=None, overrides=None, in_sweep: bool = False):
+def existing_result(out_dir: Path, key: str, resuming: bool, config=None, overrides=None, in_sweep: bool = False):
     """What to do about a result.json already in the run folder: None (run), or the path to skip to.
 
     Without resume it is never touched (a run never writes over another). Resuming in the same folder (the
@@ -215,7 +215,7 @@ def run(
             result.config_hash = resume.config_hash(cfg)
             result.resume_key = resume.resume_key(cfg, result.env, result.config_hash)
             resuming = resume_runs and not cfg.bench.force
-            same = _existing(out_dir, result.resume_key, resuming, result.config, overrides, in_sweep)
+            same = existing_result(out_dir, result.resume_key, resuming, result.config, overrides, in_sweep)
             if same is not None:
                 result.status = "skipped"
                 result.notes.append(f"this folder already holds a successful result with the same resume key: {same}")

@@ -111,3 +111,60 @@ def test_a_refused_job_is_counted_once_as_refused(tmp_path):
     kept = callbacks.without_refused(entries, refused)
     assert kept == entries[:1] and callbacks.not_ok(kept, None, [], refused) == 2  # one unreadable, one refused
     assert "sweep: 1 refused, 1 unreadable" in callbacks.summary(kept, None, [], refused)
+
+
+def test_a_sweep_into_an_earlier_sweeps_folder_counts_its_own_jobs_only(tmp_path):
+    """An earlier, larger sweep's failed job that this sweep does not have was counted toward exit 6; a job of this
+    sweep that failed before it started, in a folder holding another job's success, was only logged, and the
+    summary read that success as this sweep's 'already complete' (exit 0)."""
+    from conftest import run_cli
+
+    folder = tmp_path / "sweep"
+    common = ["-m", *tiny("bert"), *LATENCY, f"hydra.sweep.dir={folder}", f"bench.resume_dir={tmp_path / 'none'}"]
+    first = run_cli(*common, "train.warmup=0.1,1.5", timeout=300)
+    assert first.returncode == 6 and "sweep: 1 failed, 1 ok" in first.stdout, first.stderr[-2000:]
+    smaller = run_cli(*common, "train.warmup=0.1", timeout=300)  # job 1 is not one of this sweep's
+    assert smaller.returncode == 0, (smaller.stdout[-2000:], smaller.stderr[-2000:])
+    assert "1 already complete, 1 earlier failed" in smaller.stdout
+    assert "earlier failed: " in smaller.stdout and "not a job of this sweep" in smaller.stdout
+    job0 = next(folder.glob("0_*"))
+    kept = (job0 / "result.json").read_bytes()
+    other = run_cli(*common, "train.warmup=1.5", "train.seed=3", timeout=300)  # job 0 fails before it starts
+    assert other.returncode == 6, (other.stdout[-2000:], other.stderr[-2000:])
+    assert "sweep: 1 earlier failed, 1 refused" in other.stdout
+    assert (job0 / "result.json").read_bytes() == kept  # another job's success: refused, never moved
+    again = run_cli(*common, "train.warmup=0.1,1.5", timeout=300)  # job 1's own earlier failure goes aside
+    assert again.returncode == 6 and "1 already complete, 1 failed" in again.stdout, again.stdout[-2000:]
+    job1 = next(folder.glob("1_*"))
+    assert len(list(job1.glob("result.json.previous-*"))) == 1
+    assert (
+        json.loads((job1 / "result.json").read_text())["started_at"]
+        > json.loads(next(job1.glob("result.json.previous-*")).read_text())["started_at"]
+    )
+
+
+BROKEN_SUMMARY = """
+import sys
+from bench import callbacks
+
+def summary(*args, **kwargs):
+    raise RuntimeError("a bug in the summary")
+
+callbacks.summary = summary
+from bench.__main__ import main
+sys.argv = ["bench", *sys.argv[1:]]
+main()
+"""
+
+
+def test_a_sweep_whose_summary_breaks_does_not_exit_clean(tmp_path):
+    """Hydra turns an error raised in a callback into a warning: a summary that broke left no verdict, and the
+    sweep exited 0 whatever its jobs did."""
+    script = tmp_path / "broken_summary.py"
+    script.write_text(BROKEN_SUMMARY)
+    args = ["-m", *tiny("bert"), *LATENCY, f"hydra.sweep.dir={tmp_path / 's'}", f"bench.resume_dir={tmp_path / 'n'}"]
+    env = {**os.environ, "HYDRA_FULL_ERROR": "0"}
+    p = subprocess.run([sys.executable, str(script), *args], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert p.returncode == 6, (p.stdout[-1500:], p.stderr[-1500:])
+    assert "a bug in the summary" in p.stderr and "summary could not be made" in p.stderr
+    assert json.loads(next((tmp_path / "s").glob("*/result.json")).read_text())["status"] == "ok"  # the job ran
