@@ -184,7 +184,7 @@ def run(cfg: Config) -> Dict[str, Any]:
         raise RuntimeError(f"timing.exclude={cfg.timing.exclude} leaves no backend of {cfg.timing.backends} to run")
     emulated = {n: r for n in names if (r := backends.emulated_reason(n, device))}
     native_bf16 = "bf16" not in emulated and (device.type == "cuda" or env.cpu_has_native_bf16())
-    calibration = measure.calibrate(device, native_bf16=native_bf16) if cfg.timing.calibrate else {}
+    calibration, calibration_load = _calibrate(device, native_bf16) if cfg.timing.calibrate else ({}, None)
     per_backend = {}
     with onnx_store.shared_builds():  # an exported or fused graph is built once per run, then reused
         for i, name in enumerate(names, 1):
@@ -205,11 +205,16 @@ def run(cfg: Config) -> Dict[str, Any]:
         out["notes"].append("weights: random (exact architecture): latency, memory and FLOPs are exact")
     for name, reason in emulated.items():
         out["notes"].append(f"{name} (emulated): {reason}")
-    out["latency"] = _rows(per_backend, calibration, device, emulated)
+    out["latency"] = _rows(per_backend, calibration, device, emulated, calibration_load)
     if any(r.get("disturbed") for r in out["latency"]):
         out["notes"].append(
             "disturbed: other processes used the CPU while some shapes were measured "
             "(see each row's `load`); re-measure them on a quiet machine"
+        )
+    if calibration_load and calibration_load.get("disturbed"):
+        out["notes"].append(
+            f"no % of GEMM peak: the calibration was disturbed by other load in {CALIBRATION_TRIES} tries "
+            "(timing.calibration_load)"
         )
     unjudged = [r for r in out["latency"] if r.get("status") == "ok" and r.get("disturbed") is None]
     if unjudged:
@@ -221,6 +226,7 @@ def run(cfg: Config) -> Dict[str, Any]:
         "device": str(device),
         "threads": torch.get_num_threads(),
         "calibration": calibration,
+        **({"calibration_load": calibration_load} if calibration_load else {}),
         "backends_requested": list(cfg.timing.backends),
         "backends_resolved": names,
         **({"backends_excluded": list(cfg.timing.exclude)} if cfg.timing.exclude else {}),
@@ -283,14 +289,46 @@ def _job_position() -> str:
         return ""
 
 
+CALIBRATION_TRIES = 2  # a calibration disturbed by other load is measured again once, then given up
+
+
+def _calibrate(device, native_bf16: bool):
+    """The GEMM peaks, and the machine's load while they were measured (CPU only: other processes slow a CPU's
+    matmuls, not a GPU's). A peak measured while another process held a core is too low, and every % of it too
+    high (issue #10's kind of figure): a disturbed calibration is measured again, and if the second one is
+    disturbed too, no peak is kept (the rows then say why they have no % of peak)."""
+    if device.type != "cpu":
+        return measure.calibrate(device, native_bf16=native_bf16), None
+    for _ in range(CALIBRATION_TRIES):
+        with load.watch() as figures:
+            calibration = measure.calibrate(device, native_bf16=native_bf16)
+        if not figures.get("disturbed"):
+            return calibration, figures or None
+        log.warning(
+            "GEMM calibration disturbed: other processes used %.2f cores (steal %.1f %%) while it ran",
+            figures["other_cores"],
+            100 * figures["steal_fraction"],
+        )
+    return {}, figures
+
+
 def _rows(
     per_backend: Dict[str, Dict[str, Any]],
     calibration: Dict[str, float],
     device,
     emulated: Optional[Dict[str, str]] = None,
+    calibration_load: Optional[Dict[str, Any]] = None,
 ) -> List[Dict[str, Any]]:
     rows = []
     emulated = emulated or {}
+    if not calibration and calibration_load and calibration_load.get("disturbed"):
+        not_calibrated = (
+            f"no % of peak: the GEMM calibration was disturbed ({CALIBRATION_TRIES} tries; the last: other "
+            f"processes used {calibration_load['other_cores']:.2f} cores, steal "
+            f"{100 * calibration_load['steal_fraction']:.1f} %): re-measure on a quiet machine"
+        )
+    else:
+        not_calibrated = "no % of peak: calibration off (timing.calibrate=false)"
     for name, b in per_backend.items():
         flags = {"emulated": name in emulated}
         if b.get("status") != "ok":
@@ -304,9 +342,7 @@ def _rows(
                 row["gemm_peak_key"] = key
             elif shape.get("status") == "ok":
                 row["peak_note"] = why_not or (
-                    "no % of peak: calibration off (timing.calibrate=false)"
-                    if not calibration
-                    else f"no % of peak: {key} not calibrated"
+                    not_calibrated if not calibration else f"no % of peak: {key} not calibrated"
                 )
             rows.append(row)
     return rows
