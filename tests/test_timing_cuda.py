@@ -90,3 +90,21 @@ def test_cuda_auto_backends_and_peaks(tmp_path):
     for row in result.latency:
         assert row["status"] == "ok" and 0 < row["pct_of_gemm_peak"] < 105, row
     assert result.env["machine_class"] == env.machine_class() and "-sm" in result.env["machine_class"]
+
+
+@pytest.mark.gpu
+def test_onnxruntime_on_cuda_times_the_graph_with_io_binding(tmp_path):
+    """ONNX Runtime on CUDA: inputs and logits bound on the GPU, so the timed call holds no host copies; its
+    logits agree with the fp32 model's."""
+    ort = pytest.importorskip("onnxruntime")
+    if not torch.cuda.is_available() or "CUDAExecutionProvider" not in ort.get_available_providers():
+        pytest.skip("needs a GPU and onnxruntime-gpu")
+    cfg = compose(
+        [*tiny("bert"), *FAST, "device=cuda", "timing.backends=[eager,onnxruntime]", "timing.batch_sizes=[4]"],
+        out_dir=str(tmp_path),
+    )
+    result = run(cfg)
+    rows = {r["backend"]: r for r in result.latency}
+    assert rows["onnxruntime"]["status"] == "ok", rows["onnxruntime"]
+    assert "IO binding" in result.timing["backends"]["onnxruntime"]["note"]
+    assert rows["onnxruntime"]["agreement_vs_fp32"]["argmax_agreement"] == 1.0

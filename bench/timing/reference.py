@@ -40,10 +40,19 @@ def fp32_reference(model, batches: List[dict], device, flops: bool) -> Dict[str,
     return out
 
 
+def as_array(out) -> np.ndarray:
+    """A backend's logits as a float32 array: a torch tensor, a numpy array, or an ONNX Runtime OrtValue (IO
+    binding leaves the logits where the graph ran; `.numpy()` copies them out)."""
+    if torch.is_tensor(out):
+        return out.float().cpu().numpy()
+    if not isinstance(out, np.ndarray) and callable(getattr(out, "numpy", None)):
+        out = out.numpy()
+    return np.asarray(out, dtype=np.float32)
+
+
 def agreement(ref: torch.Tensor, prepared: backends.Prepared, ready) -> Dict[str, float]:
     """How far this backend's logits are from the fp32 model's on the same batch: 'correct', not just fast."""
-    out = prepared.forward(ready)
-    out = out.float().cpu() if torch.is_tensor(out) else torch.as_tensor(np.asarray(out, dtype=np.float32))
+    out = torch.as_tensor(as_array(prepared.forward(ready)))
     out = out.reshape(ref.shape)
     scale = float(ref.abs().max()) or 1.0
     return {
@@ -65,7 +74,7 @@ def dev_accuracy(cfg: Config, prepared: backends.Prepared, tokenizer, names: set
             rows = enc.select(order[i : i + 32])
             feats = [{k: rows[k][j] for k in names} for j in range(len(rows))]
             out = prepared.forward(prepared.convert(tokenizer.pad(feats, return_tensors="pt")))
-            out = out.float().cpu().numpy() if torch.is_tensor(out) else np.asarray(out, dtype=np.float32)
+            out = as_array(out)
             logits[order[i : i + 32]] = out.reshape(len(rows), -1)
         splits[split] = (metrics.predictions_from_logits(cfg.task, logits), np.asarray(dd[split]["label"]))
     return metrics.score(cfg.task, splits)
