@@ -288,6 +288,17 @@ def test_report_robustness_table_and_plot(tmp_path, ckpt):
     assert "Machine class: " in md and "\\begin{tabular}" in written["robustness.tex"].read_text()
     assert "id='robustness'" in written["report.html"].read_text()
     assert "accuracy_vs_flip_rate.png" in written
+    # each point is labelled run/backend, with what was random in its model: the labels are in the SVG as text
+    from bench import schema
+    from bench.report import robustness
+
+    recs = robustness.rows([schema.read(p) for p in (tmp_path / "runs").glob("**/result.json")])
+    svg = written["accuracy_vs_flip_rate.svg"].read_text()
+    labels = [robustness.point_label(r) for r in recs if r["status"] == "ok" and r["flip_pooled"] is not None]
+    assert labels and all(label in svg for label in labels), (labels, svg[:500])
+    assert robustness.point_label({"run": "r/x", "model": "m", "backend": "int8", "weights": "trained"}) == "x/int8"
+    label = robustness.point_label({"run": "", "model": "m", "backend": "eager", "weights": "random", "head": "random"})
+    assert label == "m/eager (weights: random; head: random)"
     assert "robustness" not in written["glue.md"].read_text()  # not a GLUE row
     compile_tex(tmp_path / "report", [n for n in written if n.endswith(".tex")])  # its caption names order_*
 

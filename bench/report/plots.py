@@ -22,6 +22,7 @@ STYLE = {
     "legend.fontsize": 7,
     "xtick.labelsize": 7,
     "ytick.labelsize": 7,
+    "svg.fonttype": "none",  # text stays text in the SVG: editable in a paper's figure, searchable, testable
 }
 
 

@@ -300,6 +300,12 @@ def table(rs: List[Result], failed: List[Result] = ()) -> Optional[Table]:
     return Table(text, pd.DataFrame(np.nan, index=text.index, columns=text.columns), {}, caption)
 
 
+def point_label(rec: Dict[str, Any]) -> str:
+    """A point's label in the plot: run/backend, and what was random in the model (never shown as a real one)."""
+    marks = [f"{part}: random" for part in ("weights", "head") if rec.get(part) == "random"]
+    return f"{Path(rec['run']).name or rec['model']}/{rec['backend']}" + (f" ({'; '.join(marks)})" if marks else "")
+
+
 def accuracy_vs_flip_rate(rs: List[Result], out: Path) -> List[Path]:
     """Clean accuracy (y) against pooled flip rate (x), one point per run and backend, one marker per task."""
     recs = [r for r in rows(rs) if r["status"] == "ok" and r["flip_pooled"] is not None and r["clean"]]
@@ -321,16 +327,8 @@ def accuracy_vs_flip_rate(rs: List[Result], out: Path) -> List[Path]:
                 zorder=3,
             )
             for r in pts:
-                marks = [
-                    m
-                    for m, on in (
-                        ("weights: random", r.get("weights") == "random"),
-                        ("head: random", r.get("head") == "random"),
-                    )
-                    if on
-                ]
                 ax.annotate(
-                    f"{Path(r['run']).name or r['model']}/{r['backend']}" + (f" ({'; '.join(marks)})" if marks else ""),
+                    point_label(r),
                     (100 * r["flip_pooled"], 100 * r["clean"]["value"]),
                     textcoords="offset points",
                     xytext=(3, 2),
