@@ -302,6 +302,13 @@ def describe_task(
                     f"{n} of {len(raw[split])} {split} rows were cut at max_seq_length={max_length} (the model saw "
                     "their first tokens only)"
                 )
+    twins = getattr(raw, "holdout_twins_dropped", 0)
+    if twins:
+        out["task"]["holdout_twins_dropped"] = twins
+        out["notes"].append(
+            f"{twins} training row(s) left out: their text is a held-out row's (data.holdout scores examples the "
+            "model did not train on)"
+        )
     if model_info["weights"] == "random":
         out["notes"].append("weights: random (exact architecture, untrained): metrics say nothing about the model")
     if model_info.get("head") == "random":

@@ -80,3 +80,21 @@ def test_holdout_scoring_errors_name_the_key():
         compose(["task=squad_v1", "data.holdout=5", "data.score=holdout"])
     assert compose(["task=mnli", "data.holdout=5", "data.score=holdout"]).scored_splits == ["holdout"]
     assert compose(["task=mnli"]).scored_splits == ["validation_matched", "validation_mismatched"]
+
+
+def test_a_holdout_run_drops_and_reports_the_training_twins_of_held_out_rows(tmp_path):
+    """Each sentence twice in train.tsv: every held-out row's twin leaves the training rows, and the result says
+    how many (task.holdout_twins_dropped, and a note)."""
+    folder = tmp_path / "glue" / "SST-2"
+    folder.mkdir(parents=True)
+    lines = [f"sentence number {i} is {'good' if i % 2 else 'bad'} \t{i % 2}\n" for i in range(20)]
+    (folder / "train.tsv").write_text("sentence\tlabel\n" + "".join(lines + lines))
+    cfg = compose([*tiny("bert"), "task=sst2", f"data.dir={tmp_path / 'glue'}", *QUICK, "train.max_steps=2", *HOLD])
+    cfg.out_dir = str(tmp_path / "run")
+    result = run(cfg)
+    held = tasks.train_rows(40, cfg.data, cfg.train.seed).holdout
+    both = sum(1 for i in held if (i + 20) % 40 in held) // 2  # pairs held out whole leave no twin behind
+    twins = 12 - 2 * both
+    assert result.status == "ok" and result.task["holdout_twins_dropped"] == twins > 0
+    assert result.task["splits"] == {"train": 40 - 12 - twins, "holdout": 12}
+    assert any(n.startswith(f"{twins} training row(s) left out") for n in result.notes)

@@ -51,3 +51,28 @@ def test_holdout_without_a_cap_and_too_large_a_holdout():
     assert len(rows.labelled) == 7 and len(rows.holdout) == 3 and rows.rest == []
     with pytest.raises(ConfigError, match="data.holdout=10 leaves no training rows"):
         tasks.train_rows(10, DataConfig(holdout=10), seed=0)
+
+
+def test_training_rows_whose_text_is_a_held_out_rows_leave_train():
+    """A training file repeats some examples (SST-2: 371 repeated phrases): a twin of a held-out row left in train
+    made the holdout score memory, favouring the settings that memorise."""
+    texts = ["a good film", "A  good film", "dull", "fine", "Dull ", "great", "bad", "ok", "meh", "fine"]
+    dd = DatasetDict({"train": Dataset.from_dict({"sentence1": texts, "label": [1, 1, 0, 1, 0, 1, 0, 1, 0, 1]})})
+    for seed in range(20):
+        out = tasks.cap(dd, DataConfig(holdout=3, sample_seed=seed), seed=0)
+        held = set(tasks.text_keys(out[tasks.HOLDOUT]))
+        train = tasks.text_keys(out["train"])
+        assert not held & set(train) and len(out[tasks.HOLDOUT]) == 3
+        assert len(train) + out.holdout_twins_dropped == 7
+    outs = [tasks.cap(dd, DataConfig(holdout=3, sample_seed=s), seed=0).holdout_twins_dropped for s in range(20)]
+    assert max(outs) >= 1  # some draws do hold out one of a pair
+
+
+def test_holdout_twins_on_real_sst2(glue_dir):
+    from conftest import load_task
+
+    dd = load_task("sst2", glue_dir)  # no holdout: every row, twins included
+    out = tasks.cap(dd, DataConfig(holdout=2000, sample_seed=0), seed=0)
+    held, train = set(tasks.text_keys(out[tasks.HOLDOUT])), tasks.text_keys(out["train"])
+    assert out.holdout_twins_dropped > 0 and not held & set(train)
+    assert len(train) + out.holdout_twins_dropped + 2000 == len(dd["train"])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-from typing import List, NamedTuple
+from typing import List, NamedTuple, Optional
 
 import numpy as np
 from datasets import Dataset, DatasetDict
@@ -65,21 +65,45 @@ def rest(task: TaskConfig, data: DataConfig, seed: int = 42) -> Dataset:
     return full.select(train_rows(len(full), data, seed).rest).remove_columns("label")
 
 
+NOT_TEXT = ("label", "idx", "id")  # the columns that are not the example's text
+
+
+def text_keys(ds: Dataset) -> Optional[List[tuple]]:
+    """Each row's text (every column but the label and ids), whitespace and case folded: what makes two rows the
+    same example to a model that reads them. None where there is no text column."""
+    columns = [c for c in ds.column_names if c not in NOT_TEXT]
+    if not columns:
+        return None
+    fold = lambda v: " ".join(str(v).split()).lower()  # noqa: E731
+    return list(zip(*[[fold(v) for v in ds[c]] for c in columns]))
+
+
 def cap(dd: DatasetDict, data: DataConfig, seed: int) -> DatasetDict:
     """Quick-run caps: a seeded random subset of train (sorted files would give one class), the first N of eval;
-    with data.holdout, a seeded slice of the training rows becomes the split `holdout` and leaves train."""
-    out = {}
+    with data.holdout, a seeded slice of the training rows becomes the split `holdout` and leaves train, and so do
+    the training rows whose text is a held-out row's (a training file repeats some examples, SST-2's phrases
+    among them): a holdout whose examples were trained on scores memory, not generalisation, and would favour
+    the settings that memorise. How many went is `holdout_twins_dropped` on the returned DatasetDict."""
+    out, twins = {}, 0
     for split, ds in dd.items():
         if split == "train":
             rows = train_rows(len(ds), data, seed)
+            labelled = rows.labelled
             if rows.holdout:
                 out[HOLDOUT] = ds.select(rows.holdout)
-            if len(rows.labelled) < len(ds):
-                ds = ds.select(rows.labelled)
+                held, keys = text_keys(out[HOLDOUT]), text_keys(ds.select(labelled))
+                if held is not None and keys is not None:
+                    held = set(held)
+                    labelled = [r for r, k in zip(labelled, keys) if k not in held]
+                    twins = len(rows.labelled) - len(labelled)
+            if len(labelled) < len(ds):
+                ds = ds.select(labelled)
         elif data.max_eval_samples and data.max_eval_samples < len(ds):
             ds = ds.select(range(data.max_eval_samples))
         out[split] = ds
-    return DatasetDict(out)
+    capped = DatasetDict(out)
+    capped.holdout_twins_dropped = twins
+    return capped
 
 
 def encode(dd: DatasetDict, tokenizer, max_length: int, pad_to_max: bool) -> DatasetDict:
