@@ -137,24 +137,31 @@ def _record_early_failure(
     """A job that fails before it starts (a bad value) still leaves a failed result.json with the reason; one
     stopped by a signal before it starts, an interrupted one.
 
-    In a sweep's folder that already holds this job's earlier result (the sweep run again), that result is moved
-    aside as a re-run's would be, so the failure is what the sweep's summary reads; an earlier success of another
-    job there is refused and marked, and counted as refused. Either way the job does not read as 'already
-    complete'."""
+    In a sweep's folder that already holds a result (the sweep run again): a usable one (ok, skipped, partial:
+    reports read it, a skip may point at it) stays where it is, and the job's outcome is a marker the sweep's
+    summary counts (`runner.mark_outcome`); an unusable one (failed, interrupted, unreadable) is moved aside as a
+    re-run's would be, and the failure recorded. Either way the job does not read as 'already complete'."""
     from omegaconf import OmegaConf
 
-    from . import env, results
+    from . import env, results, schema
+    from .runner import existing_result, mark_outcome
 
+    message = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
     try:
-        config = OmegaConf.to_container(dcfg, resolve=True)
-        if sweep:
-            from .runner import existing_result
-
-            try:  # no resume key matches "": the earlier outcome goes aside, or another job's is refused
-                existing_result(Path(out_dir), "", False, config, list(overrides or []), in_sweep=True)
-            except BenchError as refused:
-                log.warning("bench: the failed job could not be recorded: %s", refused)
+        if sweep and (Path(out_dir) / results.RESULT_FILE).exists():
+            try:
+                usable = schema.read(Path(out_dir) / results.RESULT_FILE).status in ("ok", "skipped", "partial")
+            except BenchError:
+                usable = False
+            if usable:
+                mark_outcome(out_dir, f"{message} (before the job started; the earlier result here is kept)", status)
                 return
+        try:
+            config = OmegaConf.to_container(dcfg, resolve=True)
+        except Exception:  # noqa: BLE001 (a value that does not resolve may be the very error): as written
+            config = OmegaConf.to_container(dcfg, resolve=False)
+        if sweep:  # an unusable earlier result of this folder goes aside (no resume key matches "")
+            existing_result(Path(out_dir), "", False, config, list(overrides or []), in_sweep=True)
         result = results.Result(
             mode=str(dcfg.mode.name),
             config=config,

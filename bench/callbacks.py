@@ -4,18 +4,19 @@ The summary reads the sweep folder through the one result reader; results that w
 before this sweep started (a sweep run twice into the same folder) are counted as such, never as new
 successes. It counts jobs, not result files: a job folder (Hydra writes its `.hydra/` there before the job
 starts) without a result.json is a job that died before it could write one (the result failed validation when
-saved, a full disk, a failed early record), and it counts as failed. An earlier sweep's failure in a job folder
-this sweep did not start (a larger sweep, earlier into the same folder) is listed as `earlier failed`, not
-counted: it is not this sweep's. `SWEEP_OUTCOME` carries the verdict to
-`bench.__main__`, which turns it into the exit status.
+saved, a full disk, a failed early record), and it counts as failed. An earlier sweep's failure (or missing
+result) in a job folder this sweep did not start (a larger sweep, earlier into the same folder: `earlier_jobs`)
+is listed as `earlier failed` (`earlier no result`), not counted: it is not this sweep's. `SWEEP_OUTCOME`
+carries the verdict to `bench.__main__`, which turns it into the exit status.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple, Union
+from typing import Any, Dict, List, Optional, Set, Tuple, Union
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
@@ -40,9 +41,35 @@ def jobs_without_result(sweep_dir: Path, entries: List[Entry], marker: Optional[
     return sorted(j for j in jobs if j not in written and j != Path(sweep_dir).resolve())
 
 
-def refused_jobs(sweep_dir: Path, since: Optional[str]) -> List[Tuple[Path, str]]:
-    """(job folder, why) for each job of this sweep that refused its folder (bench.runner.REFUSED_FILE, written
-    since the sweep started): the folder holds another job's success, which that job's result.json still is."""
+def earlier_jobs(sweep_dir: Path, marker: Optional[str] = ".hydra") -> Set[Path]:
+    """Job folders that this sweep did not start: a larger sweep's, earlier into the same folder.
+
+    Hydra's sweeper writes `multirun.yaml` into the sweep folder when a sweep starts, and each job rewrites its
+    `<marker>/config.yaml` when it starts, both on the sweep folder's file system (so one clock, whichever
+    machine ran the job): a job whose config is older than the sweep's multirun.yaml is not this sweep's. Empty
+    (every job counted) when either file is missing."""
+    if not marker:
+        return set()
+    try:
+        started = (Path(sweep_dir) / "multirun.yaml").stat().st_mtime
+    except OSError:
+        return set()
+    out = set()
+    for config in Path(sweep_dir).glob(f"**/{marker}/config.yaml"):
+        with contextlib.suppress(OSError):
+            if config.stat().st_mtime < started:
+                out.add(config.parent.parent.resolve())
+    return out
+
+
+Marked = Tuple[Path, str, str]  # (job folder, why, status) of a job whose result.json is not its own outcome
+
+
+def refused_jobs(sweep_dir: Path, since: Optional[str]) -> List[Marked]:
+    """(job folder, why, status) for each job of this sweep whose outcome is a marker (bench.runner.REFUSED_FILE,
+    written since the sweep started), not its folder's result.json: one that refused its folder (another job's
+    success is there: `refused`), or failed before it started in a folder whose earlier usable result stays
+    (`failed`, `interrupted`)."""
     from .runner import REFUSED_FILE
 
     out = []
@@ -52,47 +79,46 @@ def refused_jobs(sweep_dir: Path, since: Optional[str]) -> List[Tuple[Path, str]
         except (OSError, ValueError):
             record = {"refused_at": "", "error": "(unreadable refusal record)"}
         if not since or str(record.get("refused_at", "")) >= since:
-            out.append((marker.parent, str(record.get("error", ""))))
+            out.append((marker.parent, str(record.get("error", "")), str(record.get("status", "refused"))))
     return out
 
 
-def _job_started_before(result_path: Path, since: str) -> bool:
-    """Whether the job folder holding `result_path` was last started before `since`: Hydra rewrites a job's
-    `.hydra/config.yaml` when the job starts, so one older than the sweep is a job this sweep did not run (a
-    larger sweep's, earlier into the same folder). False when there is no such file to tell by."""
-    marker = Path(result_path).parent / ".hydra" / "config.yaml"
-    try:
-        started = datetime.fromtimestamp(marker.stat().st_mtime, timezone.utc)
-    except OSError:
-        return False
-    return started < datetime.fromisoformat(since)
-
-
-def _status(entry: Entry, since: Optional[str]) -> str:
+def _status(entry: Entry, since: Optional[str], earlier: Set[Path] = frozenset()) -> str:
     path, r = entry
     if isinstance(r, str):
         return "unreadable"
     if since and r.started_at < since and r.status in ("ok", "skipped"):
         return "already complete"  # written by an earlier sweep into this folder, not re-run now
-    if since and r.started_at < since and _job_started_before(path, since):
+    if since and r.started_at < since and Path(path).parent.resolve() in earlier:
         return f"earlier {r.status}"  # an earlier sweep's job that this sweep does not have: shown, not counted
     return r.status
 
 
+def _marked(item) -> Marked:
+    return (item[0], item[1], item[2] if len(item) > 2 else "refused")
+
+
 def summary(
-    entries: List[Entry], since: Optional[str] = None, missing: List[Path] = (), refused: List[Tuple[Path, str]] = ()
+    entries: List[Entry],
+    since: Optional[str] = None,
+    missing: List[Path] = (),
+    refused: List[Marked] = (),
+    earlier: Set[Path] = frozenset(),
 ) -> str:
     from .report.console import latency_table
 
-    counts: Dict[str, int] = {"no result": len(missing)} if missing else {}
-    if refused:
-        counts["refused"] = len(refused)
+    now = [j for j in missing if Path(j).resolve() not in earlier]
+    counts: Dict[str, int] = {"no result": len(now)} if now else {}
+    if len(now) < len(missing):
+        counts["earlier no result"] = len(missing) - len(now)
+    for _, _, status in map(_marked, refused):
+        counts[status] = counts.get(status, 0) + 1
     for e in entries:
-        counts[_status(e, since)] = counts.get(_status(e, since), 0) + 1
+        counts[_status(e, since, earlier)] = counts.get(_status(e, since, earlier), 0) + 1
     lines = ["sweep: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) if counts else "sweep: no results"]
     for e in entries:
         path, r = e
-        st = _status(e, since)
+        st = _status(e, since, earlier)
         if st == "unreadable":
             lines.append(f"  unreadable: {r}")
         elif st.startswith("earlier "):
@@ -101,9 +127,12 @@ def summary(
             why = (r.error.message if r.error else "; ".join(r.failures))[:200]
             lines.append(f"  {st}: {path}: {why}")
     for job in missing:
-        lines.append(f"  no result: {job}: the job ended without writing result.json (its log is in that folder)")
-    for job, why in refused:
-        lines.append(f"  refused: {job}: {why[:300]}")
+        if Path(job).resolve() in earlier:
+            lines.append(f"  earlier no result: {job}: not a job of this sweep (an earlier sweep's); not counted")
+        else:
+            lines.append(f"  no result: {job}: the job ended without writing result.json (its log is in that folder)")
+    for job, why, status in map(_marked, refused):
+        lines.append(f"  {status}: {job}: {why[:300]}")
     ok = [r for e in entries if not isinstance(r := e[1], str) and r.status in ("ok", "partial")]
     with_latency = [r.model_dump(mode="json") for r in ok if r.latency]
     if with_latency:
@@ -116,19 +145,24 @@ def summary(
     return "\n".join(lines)
 
 
-def without_refused(entries: List[Entry], refused: List[Tuple[Path, str]]) -> List[Entry]:
-    """The entries less those in a folder whose job refused it this sweep: that job's status is its refusal; the
-    result.json there is another job's, counted once (it read as this sweep's 'already complete' too)."""
-    gone = {Path(job).resolve() for job, _ in refused}
+def without_refused(entries: List[Entry], refused: List[Marked]) -> List[Entry]:
+    """The entries less those in a folder whose job's outcome is a marker this sweep: that job's status is the
+    marker's; the result.json there is another job's or an earlier one, counted once (it read as this sweep's
+    'already complete' too)."""
+    gone = {Path(item[0]).resolve() for item in refused}
     return [e for e in entries if Path(e[0]).parent.resolve() not in gone]
 
 
 def not_ok(
-    entries: List[Entry], since: Optional[str] = None, missing: List[Path] = (), refused: List[Tuple[Path, str]] = ()
+    entries: List[Entry],
+    since: Optional[str] = None,
+    missing: List[Path] = (),
+    refused: List[Marked] = (),
+    earlier: Set[Path] = frozenset(),
 ) -> int:
-    counted = [_status(e, since) for e in entries]
+    counted = [_status(e, since, earlier) for e in entries]
     bad = sum(st not in ("ok", "skipped", "already complete") and not st.startswith("earlier ") for st in counted)
-    return len(missing) + len(refused) + bad
+    return len([j for j in missing if Path(j).resolve() not in earlier]) + len(refused) + bad
 
 
 def check_launcher(config: DictConfig) -> None:
@@ -170,10 +204,12 @@ class SweepSummary(Callback):
         SWEEP_OUTCOME["started_at"] = datetime.now(timezone.utc).isoformat(timespec="microseconds")
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        entries = collect(Path(config.hydra.sweep.dir))
-        missing = jobs_without_result(Path(config.hydra.sweep.dir), entries, config.hydra.output_subdir)
+        folder = Path(config.hydra.sweep.dir)
+        entries = collect(folder)
+        missing = jobs_without_result(folder, entries, config.hydra.output_subdir)
         since = SWEEP_OUTCOME.get("started_at")
-        refused = refused_jobs(Path(config.hydra.sweep.dir), since)
+        refused = refused_jobs(folder, since)
         entries = without_refused(entries, refused)
-        print(summary(entries, since, missing, refused), flush=True)
-        SWEEP_OUTCOME["not_ok"] = not_ok(entries, since, missing, refused) or (0 if entries else 1)
+        earlier = earlier_jobs(folder, config.hydra.output_subdir)
+        print(summary(entries, since, missing, refused, earlier), flush=True)
+        SWEEP_OUTCOME["not_ok"] = not_ok(entries, since, missing, refused, earlier) or (0 if entries else 1)

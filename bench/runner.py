@@ -138,6 +138,14 @@ def other_job(old: schema.Result, config: Optional[Dict[str, Any]], overrides: O
     return differ
 
 
+def mark_outcome(out_dir: Path, message: str, status: str = "refused") -> None:
+    """A sweep job's outcome where its folder's result.json is not it (REFUSED_FILE, read by the sweep's summary):
+    `refused` (another job's success is there), or `failed`/`interrupted` before the job started, in a folder
+    whose earlier usable result stays."""
+    record = {"refused_at": now_stamp(), "error": message, "status": status}
+    write_atomic(Path(out_dir) / REFUSED_FILE, json.dumps(record) + "\n")
+
+
 def existing_result(out_dir: Path, key: str, resuming: bool, config=None, overrides=None, in_sweep: bool = False):
     """What to do about a result.json already in the run folder: None (run), or the path to skip to.
 
@@ -170,7 +178,7 @@ def existing_result(out_dir: Path, key: str, resuming: bool, config=None, overri
             f"{path} holds a successful run of another job ({shown}): a sweep re-run with other values into the "
             "same folder? Give a new hydra.sweep.dir (or move that folder away); it is not replaced"
         )
-        write_atomic(out_dir / REFUSED_FILE, json.dumps({"refused_at": now_stamp(), "error": message}) + "\n")
+        mark_outcome(out_dir, message)
         raise BenchError(message)
     tag = f"previous-{os.getpid()}-{len(list(out_dir.glob(RESULT_FILE + '.previous-*')))}"
     # the run's outputs go aside with it (predictions, checkpoint): the re-run would write over them, leaving the

@@ -4,13 +4,15 @@ A latency run's ONNX builds (hundreds of MB for BERT-base) and a sweep's running
 run ends, however it ends, but not after a kill -9 or an out-of-memory kill. So each folder holds a lock file,
 flock()ed by its maker for as long as it lives; the kernel drops the lock when the process dies, however it dies.
 Making a folder first removes this user's folders of the same prefix whose lock nobody holds: their maker is
-gone. A folder without a lock file (made by an older version) is left alone, as is anything not this user's.
+gone. A folder without a lock file (made by an older version, or where the file system has no flock) is left
+alone, as is anything not this user's: only a later run that makes a folder of the same prefix removes one.
 
 flock works across pid namespaces (containers sharing /tmp), where "is that pid alive?" does not.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import logging
 import os
@@ -32,8 +34,15 @@ def make(prefix: str) -> str:
     # new folder for an abandoned one
     part = os.path.join(folder, LOCK + ".part")
     fd = os.open(part, os.O_CREAT | os.O_RDWR | os.O_CLOEXEC, 0o600)
-    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    os.rename(part, os.path.join(folder, LOCK))
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        os.rename(part, os.path.join(folder, LOCK))
+    except OSError as exc:  # a file system without flock (some cluster mounts): an unlocked folder, as mkdtemp's
+        os.close(fd)
+        with contextlib.suppress(OSError):
+            os.unlink(part)
+        log.debug("%s: not locked (%s); a kill -9 would leave it behind", folder, exc)
+        return folder
     _held[folder] = fd
     return folder
 

@@ -86,7 +86,7 @@ def test_a_second_ctrl_c_while_the_interrupt_is_recorded_loses_nothing(tmp_path)
     proc = subprocess.Popen(
         [sys.executable, str(script), *args, f"hydra.run.dir={out}"],
         cwd=ROOT,
-        env={**os.environ, "WRITING": str(writing)},
+        env={**os.environ, "WRITING": str(writing), "PYTHONPATH": str(ROOT)},  # this checkout's bench
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

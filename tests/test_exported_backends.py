@@ -310,3 +310,9 @@ def test_io_binding_gives_the_logits_that_session_run_gives():
     np.testing.assert_allclose(bound, eager, rtol=1e-3, atol=1e-4)
     again = reference.as_array(forward(ready))  # the same binding, called again (a timed loop's calls)
     np.testing.assert_array_equal(again, bound)
+    # robustness scores through the same forward: its probabilities from the OrtValue are session.run's
+    from bench.robustness import scoring
+    from bench.timing.prepared import Prepared
+
+    probs = scoring.softmax(Prepared(convert, forward, 0, "fp32-onnx"), batch)
+    np.testing.assert_allclose(probs, torch.softmax(torch.as_tensor(plain, dtype=torch.float64), -1).numpy())

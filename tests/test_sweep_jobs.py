@@ -49,7 +49,7 @@ def _sweep(tmp_path, full_disk):
         f"hydra.sweep.dir={tmp_path / 'sweep'}",
         f"bench.resume_dir={tmp_path / 'none'}",
     ]
-    env = {**os.environ, "HYDRA_FULL_ERROR": "0", "FULL_DISK": full_disk}
+    env = {**os.environ, "HYDRA_FULL_ERROR": "0", "FULL_DISK": full_disk, "PYTHONPATH": str(ROOT)}
     return subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
 
 
@@ -73,6 +73,26 @@ def test_jobs_are_counted_from_their_folders(tmp_path):
     assert [m.name for m in missing] == ["1_b", "2_c"]
     assert callbacks.not_ok(entries, None, missing) == 3
     assert callbacks.jobs_without_result(tmp_path, entries, marker=None) == []  # hydra.output_subdir=null
+
+
+def test_a_job_folder_this_sweep_did_not_start_is_listed_not_counted(tmp_path):
+    """A larger earlier sweep's job that died without a result counted toward this sweep's exit 6."""
+    import time
+
+    (tmp_path / "multirun.yaml").write_text("{}")  # the sweep's start, as Hydra's sweeper writes it
+    for name in ("0_this", "1_earlier"):  # then its jobs start
+        (tmp_path / name / ".hydra").mkdir(parents=True)
+        (tmp_path / name / ".hydra" / "config.yaml").write_text("{}")
+    old = time.time() - 3600
+    os.utime(tmp_path / "1_earlier" / ".hydra" / "config.yaml", (old, old))
+    missing = callbacks.jobs_without_result(tmp_path, [])
+    earlier = callbacks.earlier_jobs(tmp_path)
+    assert earlier == {(tmp_path / "1_earlier").resolve()}
+    assert callbacks.not_ok([], None, missing, [], earlier) == 1
+    text = callbacks.summary([], None, missing, [], earlier)
+    assert "sweep: 1 earlier no result, 1 no result" in text and "earlier no result: " in text
+    (tmp_path / "multirun.yaml").unlink()  # nothing to tell by: every job is counted
+    assert callbacks.earlier_jobs(tmp_path) == set() and callbacks.not_ok([], None, missing) == 2
 
 
 def test_a_sweep_job_forced_to_re_run_moves_its_earlier_result_aside_and_runs(tmp_path):
@@ -131,8 +151,20 @@ def test_a_sweep_into_an_earlier_sweeps_folder_counts_its_own_jobs_only(tmp_path
     kept = (job0 / "result.json").read_bytes()
     other = run_cli(*common, "train.warmup=1.5", "train.seed=3", timeout=300)  # job 0 fails before it starts
     assert other.returncode == 6, (other.stdout[-2000:], other.stderr[-2000:])
-    assert "sweep: 1 earlier failed, 1 refused" in other.stdout
-    assert (job0 / "result.json").read_bytes() == kept  # another job's success: refused, never moved
+    assert "sweep: 1 earlier failed, 1 failed" in other.stdout and "the earlier result here is kept" in other.stdout
+    assert (job0 / "result.json").read_bytes() == kept  # a usable result stays: reports read it
+    # interrupted before it started (a parallel sweep's worker told to stop), in a folder holding a success: the
+    # success stays, the interrupt is the job's marked outcome
+    from omegaconf import OmegaConf
+
+    from bench import __main__ as cli
+    from bench import callbacks
+
+    dcfg = OmegaConf.load(job0 / ".hydra" / "config.yaml")
+    cli._record_early_failure(dcfg, str(job0), KeyboardInterrupt("stop"), status="interrupted", sweep=True)
+    assert (job0 / "result.json").read_bytes() == kept
+    [(where, why, status)] = [m for m in callbacks.refused_jobs(folder, None) if m[0] == job0]
+    assert status == "interrupted" and "before the job started" in why
     again = run_cli(*common, "train.warmup=0.1,1.5", timeout=300)  # job 1's own earlier failure goes aside
     assert again.returncode == 6 and "1 already complete, 1 failed" in again.stdout, again.stdout[-2000:]
     job1 = next(folder.glob("1_*"))
@@ -163,8 +195,10 @@ def test_a_sweep_whose_summary_breaks_does_not_exit_clean(tmp_path):
     script = tmp_path / "broken_summary.py"
     script.write_text(BROKEN_SUMMARY)
     args = ["-m", *tiny("bert"), *LATENCY, f"hydra.sweep.dir={tmp_path / 's'}", f"bench.resume_dir={tmp_path / 'n'}"]
-    env = {**os.environ, "HYDRA_FULL_ERROR": "0"}
-    p = subprocess.run([sys.executable, str(script), *args], cwd=ROOT, env=env, capture_output=True, text=True)
+    env = {**os.environ, "HYDRA_FULL_ERROR": "0", "PYTHONPATH": str(ROOT)}  # this checkout's bench
+    p = subprocess.run(
+        [sys.executable, str(script), *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600
+    )
     assert p.returncode == 6, (p.stdout[-1500:], p.stderr[-1500:])
     assert "a bug in the summary" in p.stderr and "summary could not be made" in p.stderr
     assert json.loads(next((tmp_path / "s").glob("*/result.json")).read_text())["status"] == "ok"  # the job ran

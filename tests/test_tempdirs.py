@@ -57,3 +57,39 @@ def test_a_killed_makers_folder_goes_and_a_living_ones_stays(tmp_path, monkeypat
         alive.kill()
         alive.wait(timeout=30)
     assert tempdirs.remove_abandoned("bench-onnx-") == [alive_folder]  # its maker is gone now too
+
+
+def test_where_flock_fails_the_folder_is_made_unlocked(tmp_path, monkeypatch):
+    """A file system without flock (some cluster mounts) still gets its temporary folder, as mkdtemp gave it."""
+    import fcntl
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+
+    def no_flock(fd, op):
+        raise OSError(38, "Function not implemented")
+
+    monkeypatch.setattr(fcntl, "flock", no_flock)
+    folder = tempdirs.make("bench-onnx-")
+    assert os.path.isdir(folder) and os.listdir(folder) == []  # no lock file: never taken for abandoned
+    tempdirs.remove(folder)
+    assert not os.path.exists(folder)
+
+
+def test_the_onnx_folders_are_made_locked(tmp_path, monkeypatch):
+    """The run's store of built graphs and each backend's own folder are made through tempdirs (locked)."""
+    from conftest import tiny
+
+    from bench import models
+    from bench.config import compose
+    from bench.timing import exported, onnx_store
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.delenv(onnx_store.STORE_ENV, raising=False)
+    with onnx_store.shared_builds() as store:
+        assert store.name.startswith("bench-onnx-builds-") and (store / tempdirs.LOCK).is_file()
+        assert tempdirs.remove_abandoned("bench-onnx-") == []  # held
+    assert not store.exists()
+    cfg = compose(tiny("bert"))
+    with exported._building(models.build_random(cfg.model, cfg.task)) as built:
+        assert (built.folder / tempdirs.LOCK).is_file() and built.folder.parent == tmp_path
+    assert not built.folder.exists()

@@ -24,6 +24,14 @@ FAST = [
 ]
 
 
+def calibrated(result) -> None:
+    """Before a check of % of peak: skip it where both calibrations were disturbed by other load (the run then
+    keeps no peak, by design: bench/timing/runner.py `_calibrate`, tested on its own below)."""
+    figures = (result.timing or {}).get("calibration_load") or {}
+    if figures.get("disturbed"):
+        pytest.skip(f"the GEMM calibration was disturbed by other load in both tries: {figures}")
+
+
 def test_latency_statistics_on_known_samples():
     lat = Latency.from_values([0.001 * i for i in range(1, 101)])  # 1..100 ms
     assert lat.count == 100 and lat.mean == pytest.approx(0.0505)
@@ -103,6 +111,7 @@ def test_every_backend_on_tiny_models(family, cpu_class, tmp_path, cpu_as):
     )
     assert any(n.startswith("bf16 (emulated)") for n in result.notes) is (not native)
     # a % of the GEMM peak only where that peak is a real one: calibrated bf16 where native, never when emulated
+    calibrated(result)
     calibration = result.timing["calibration"]
     assert ("gemm_bf16_autocast_flops_per_s" in calibration) is native
     assert ("pct_of_gemm_peak" in rows[("bf16", 1)]) is native
@@ -184,12 +193,13 @@ def test_isolated_child_process_and_calibration(cpu_class, tmp_path, cpu_as):
     )
     result = run(cfg)
     assert result.latency[0]["status"] == "ok"
+    assert result.timing["backends"]["eager"]["peak_rss_process_bytes"] > 0  # measured in the child
+    calibrated(result)
     cal = result.timing["calibration"]
     assert cal["gemm_fp32_flops_per_s"] > 1e9
     # a bf16 peak is calibrated only where bf16 is native: an emulated "peak" is not one (issue #10)
     assert ("gemm_bf16_autocast_flops_per_s" in cal) is (cpu_class == "avx512-bf16")
     assert 0 < result.latency[0]["pct_of_gemm_peak"] < 100
-    assert result.timing["backends"]["eager"]["peak_rss_process_bytes"] > 0  # measured in the child
 
 
 @pytest.mark.parametrize("disturbed_tries", [0, 1, 2])
@@ -294,6 +304,7 @@ def test_no_torch_backend_exceeds_its_gemm_peak(tmp_path):
         out_dir=str(tmp_path),
     )
     result = run(cfg)
+    calibrated(result)
     rows = {r["backend"]: r for r in result.latency}
     assert rows["eager"]["status"] == "ok" and 1 < rows["eager"]["pct_of_gemm_peak"] < 105
     for name, row in rows.items():
@@ -327,6 +338,7 @@ def test_bf16_percent_of_peak_follows_the_cpu_class(cpu_class, tmp_path, cpu_as)
         out_dir=str(tmp_path),
     )
     result = run(cfg)
+    calibrated(result)
     rows = {r["backend"]: r for r in result.latency}
     cal = result.timing["calibration"]
     bf16 = rows["bf16"]

@@ -55,17 +55,22 @@ def test_holdout_without_a_cap_and_too_large_a_holdout():
 
 def test_training_rows_whose_text_is_a_held_out_rows_leave_train():
     """A training file repeats some examples (SST-2: 371 repeated phrases): a twin of a held-out row left in train
-    made the holdout score memory, favouring the settings that memorise."""
-    texts = ["a good film", "A  good film", "dull", "fine", "Dull ", "great", "bad", "ok", "meh", "fine"]
+    made the holdout score memory, favouring the settings that memorise. Twins differ in case and spacing here
+    only: the check folds them itself, not through the code under test."""
+    texts = ["a good film", "A  good Film", "dull", "fine", " Dull", "great", "bad", "ok", "meh", "FINE "]
+    fold = lambda t: " ".join(t.split()).lower()  # noqa: E731
     dd = DatasetDict({"train": Dataset.from_dict({"sentence1": texts, "label": [1, 1, 0, 1, 0, 1, 0, 1, 0, 1]})})
+    dropped = []
     for seed in range(20):
         out = tasks.cap(dd, DataConfig(holdout=3, sample_seed=seed), seed=0)
-        held = set(tasks.text_keys(out[tasks.HOLDOUT]))
-        train = tasks.text_keys(out["train"])
+        held = {fold(t) for t in out[tasks.HOLDOUT]["sentence1"]}
+        train = [fold(t) for t in out["train"]["sentence1"]]
+        rows = tasks.train_rows(len(texts), DataConfig(holdout=3, sample_seed=seed), seed=0)
+        twins = sum(fold(texts[i]) in held for i in rows.labelled)
         assert not held & set(train) and len(out[tasks.HOLDOUT]) == 3
-        assert len(train) + out.holdout_twins_dropped == 7
-    outs = [tasks.cap(dd, DataConfig(holdout=3, sample_seed=s), seed=0).holdout_twins_dropped for s in range(20)]
-    assert max(outs) >= 1  # some draws do hold out one of a pair
+        assert out.holdout_twins_dropped == twins and len(train) == 7 - twins
+        dropped.append(twins)
+    assert max(dropped) >= 1  # some draws do hold out one of a pair
 
 
 def test_holdout_twins_on_real_sst2(glue_dir):

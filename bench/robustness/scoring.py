@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from ..timing import backends as B
+from ..timing.reference import as_array
 
 Example = Tuple[str, ...]
 
@@ -49,9 +50,7 @@ def softmax(prepared: B.Prepared, batch: Dict[str, torch.Tensor], mask: Optional
     """One forward pass's class (or choice) probabilities in float64; `mask` marks the real entries of each row
     (a multiple-choice batch's filler choices get probability 0). Non-finite outputs fail the backend."""
     logits = prepared.forward(prepared.convert(batch))
-    logits = torch.as_tensor(
-        np.asarray(logits.float().cpu() if torch.is_tensor(logits) else logits), dtype=torch.float64
-    )
+    logits = torch.as_tensor(as_array(logits), dtype=torch.float64)  # an OrtValue too (IO binding on CUDA)
     real = torch.ones_like(logits, dtype=torch.bool) if mask is None else mask.to(torch.bool)
     if not torch.isfinite(logits[real]).all():
         raise NonFiniteOutput(

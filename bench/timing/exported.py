@@ -172,12 +172,14 @@ def _timed(fn, *args, **kwargs) -> Tuple[Any, float]:
 def _ort_session(path: Path, device: torch.device):
     import onnxruntime as ort
 
-    providers = ["CUDAExecutionProvider"] if device.type == "cuda" else ["CPUExecutionProvider"]
-    if providers[0] not in ort.get_available_providers():
-        raise BackendUnavailable(f"this onnxruntime build has no {providers[0]}")
+    name = "CUDAExecutionProvider" if device.type == "cuda" else "CPUExecutionProvider"
+    if name not in ort.get_available_providers():
+        raise BackendUnavailable(f"this onnxruntime build has no {name}")
+    # on CUDA the device the run measures (cuda:N), where the inputs are bound: the provider's default is GPU 0
+    providers = [(name, {"device_id": device.index or 0})] if device.type == "cuda" else [name]
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = torch.get_num_threads()
-    return ort.InferenceSession(str(path), opts, providers=providers), f"ONNX Runtime {ort.__version__}, {providers[0]}"
+    return ort.InferenceSession(str(path), opts, providers=providers), f"ONNX Runtime {ort.__version__}, {name}"
 
 
 def _feed(names: List[str]):
@@ -197,6 +199,8 @@ def _bound(session, names: List[str], device: torch.device):
         for name, tensor in zip(names, inputs):
             binding.bind_input(name, kind, index, np.int64, tuple(tensor.shape), tensor.data_ptr())
         binding.bind_output("logits", kind, index)
+        if kind == "cuda":  # the inputs were written on torch's stream; ONNX Runtime reads them on its own
+            torch.cuda.synchronize(device)
         return binding, inputs  # the tensors live as long as the binding that points into them
 
     def forward(ready):
