@@ -262,3 +262,33 @@ def test_peak_memory_is_the_runs_own_after_a_reset_and_says_so_where_it_cannot_b
     monkeypatch.setattr(builtins, "open", no_clear_refs)
     assert memory.reset_peak_rss() is False
     assert memory.peak_rss_mb(False)["scope"] == "process"  # the lifetime peak, named as such
+
+
+def test_the_window_starts_after_an_earlier_runs_freed_memory_is_handed_back():
+    """An earlier run's many small allocations, freed, stayed resident in glibc's free lists: the next window's
+    peak started from them. reset_peak_rss trims first (malloc_trim), so the window starts from what is in use."""
+    from bench import memory
+
+    def rss_mb() -> float:
+        for line in open("/proc/self/status").read().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        pytest.skip("no /proc/self/status")
+
+    if not memory.trim():
+        pytest.skip("no malloc_trim in this C library")
+    before = rss_mb()
+    # ~200 MB in blocks below glibc's mmap threshold, each followed by a small block that stays: the freed blocks
+    # are holes glibc cannot give back by shrinking its heap (only malloc_trim releases their pages)
+    chunks, keep = [], []
+    for _ in range(3000):
+        chunks.append(bytearray(64 * 1024))
+        keep.append(bytearray(600))  # above pymalloc's 512 bytes: from glibc's heap too
+    grown = rss_mb()
+    del chunks
+    assert grown - before > 150
+    memory.reset_peak_rss()
+    assert rss_mb() < grown - 120  # handed back, not carried into the new window
+    if memory.peak_rss_mb(True)["scope"] == "run":
+        assert memory.peak_rss_mb(True)["mb"] < grown - 120
+    assert len(keep) == 3000

@@ -227,3 +227,25 @@ def test_splits_with_and_without_release_ids_encode_alike(tmp_path):
     tok = models.load_tokenizer(compose(["model=minilm_l6"]).model)
     enc = encode(dd, tok, 32, False)
     assert all("id" not in enc[s].column_names for s in enc)
+
+
+@pytest.mark.parametrize("task, module", [("arc_easy", "mc_arc"), ("copa", "mc_copa"), ("piqa", "mc_piqa")])
+def test_each_file_is_read_once_with_its_ids(task, module, mc_dir, monkeypatch):
+    """The rows and each row's release id come from one pass over the file (it was read twice)."""
+    import importlib
+
+    reader = importlib.import_module(f"bench.tasks.{module}")
+    calls, real = [], reader.jsonl_rows
+
+    def counting(path, *args, **kwargs):
+        calls.append(path.name)
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(reader, "jsonl_rows", counting)
+    dd = load(task, mc_dir)
+    assert sorted(calls) == sorted(set(calls)) and len(calls) == len(dd)  # one pass per split's file
+    for split in dd.values():
+        if task == "piqa":  # its release gives no ids
+            assert set(split["id"]) == {""}
+        else:
+            assert all(split["id"]) and len(set(split["id"])) == len(split)  # every row keeps its own id

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Tuple
 
 from ..errors import DataError
-from .multiple_choice import decoded, example, jsonl_rows
+from .multiple_choice import decoded, example, jsonl_rows, source_id
 
 ROW = (
     'NAME.jsonl with one JSON object per line {"goal": TEXT, "sol1": TEXT, "sol2": TEXT}, and NAME-labels.lst '
@@ -49,7 +49,9 @@ def convert_with_label(where: str, row: Dict[str, Any], label: int, layout: str)
     return example(where, layout, row["goal"], [row["sol1"], row["sol2"]], label)
 
 
-def read(path: Path, layout: str) -> List[Tuple[str, List[str], int]]:
+def read(path: Path, layout: str, ids: List[str] | None = None) -> List[Tuple[str, List[str], int]]:
+    """The file's examples with their labels from the -labels.lst file beside it; each row's own id appended to
+    `ids` when given (one pass over the file)."""
     labels = _labels(labels_path(path), layout)
     rows = list(jsonl_rows(path, layout, blank_lines=False))
     if len(rows) != len(labels):
@@ -57,6 +59,8 @@ def read(path: Path, layout: str) -> List[Tuple[str, List[str], int]]:
             f"{path}: {len(rows)} questions but {labels_path(path)} holds {len(labels)} labels "
             f"(one per question expected); {layout}"
         )
+    if ids is not None:
+        ids.extend(source_id(row) for _, row in rows)
     return [convert_with_label(where, row, label, layout) for (where, row), label in zip(rows, labels)]
 
 

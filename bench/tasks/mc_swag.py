@@ -18,7 +18,7 @@ def describe(folder: Path, files: List[str]) -> str:
     return "SWAG and HellaSwag are read from the Hub only"
 
 
-def read(path: Path, layout: str) -> List[Tuple[str, List[str], int]]:
+def read(path: Path, layout: str, ids: List[str] | None = None) -> List[Tuple[str, List[str], int]]:
     raise DataError(f"{path}: SWAG and HellaSwag have no local reader; leave data.dir unset to read the Hub")
 
 

@@ -128,17 +128,11 @@ def load_local(task: TaskConfig, data: DataConfig, need_train: bool = True) -> D
         raise DataError(f"data.dir={data_dir}: no such folder; {layout}")
     if not (data_dir / task.local.dir_name).is_dir():
         raise DataError(f"{data_dir / task.local.dir_name}: no such folder; {layout}")
-    return DatasetDict(
-        {
-            split: to_dataset(
-                reader.read(data_dir / task.local.dir_name / name, layout),
-                data_dir / task.local.dir_name / name,
-                layout,
-                [source_id(row) for _, row in jsonl_rows(data_dir / task.local.dir_name / name, layout)],
-            )
-            for split, name in files.items()
-        }
-    )
+    splits = {}
+    for split, name in files.items():
+        path, ids = data_dir / task.local.dir_name / name, []
+        splits[split] = to_dataset(reader.read(path, layout, ids), path, layout, ids)  # one pass: rows and ids
+    return DatasetDict(splits)
 
 
 def load_hub(task: TaskConfig, need_train: bool = True) -> DatasetDict:
