@@ -124,7 +124,10 @@ def _report(cfg, result) -> None:
         from .report.console import latency_table
 
         print(latency_table([result.to_dict()]))
-    flags = f" [{'; '.join(result.flags)}]" if result.flags else ""
+    marks = (["weights: random"] if (result.model or {}).get("weights") == "random" else []) + [
+        f for f in result.flags if f != "weights: random"
+    ]
+    flags = f" [{'; '.join(marks)}]" if marks else ""
     print(f"bench: {cfg.mode.name} {cfg.model.name} on {cfg.task.name}: {result.status}{flags}. {summary}")
     for failure in result.failures:
         print(f"bench:   not ok: {failure}", file=sys.stderr)
@@ -162,11 +165,14 @@ def _record_early_failure(
             config = OmegaConf.to_container(dcfg, resolve=False)
         if sweep:  # an unusable earlier result of this folder goes aside (no resume key matches "")
             existing_result(Path(out_dir), "", False, config, list(overrides or []), in_sweep=True)
+        spec = dcfg.model  # named as Result.start names it, so the failure sits under its model (weights: random)
+        path, pretrained = spec.get("path"), spec.get("pretrained", True)
+        source = "path" if path else "random" if not pretrained else "package" if spec.get("package") else "hub"
         result = results.Result(
             mode=str(dcfg.mode.name),
             config=config,
             env=env.capture(),
-            model={"name": str(dcfg.model.name)},
+            model={"name": str(spec.name), "source": source, "weights": results.weights_of(source, path)},
             task={"name": str(dcfg.task.name)},
         )
         result.fail(exc, status=status)

@@ -22,6 +22,7 @@ from transformers import DataCollatorWithPadding, Trainer, TrainingArguments, de
 from . import env, models
 from .config import Config
 from .errors import NonFiniteLossError, check_finite
+from .results import WEIGHTS_KEY, weights_of
 
 
 @dataclass
@@ -204,6 +205,8 @@ def train_and_record(cfg: Config, trainer: Trainer, hyper: Hyper, precision: str
         out = trainer.train()
     if cfg.train.save_checkpoint:
         trainer.model.config.finetuning_task = cfg.task.name  # the folder says its task wherever it is copied
+        # and what its training started from: a fine-tune of random weights stays 'weights: random' when scored
+        setattr(trainer.model.config, WEIGHTS_KEY, weights_of(cfg.model.source, cfg.model.path))
         trainer.save_model(str(Path(cfg.out_dir) / "checkpoint"))  # weights, config and tokenizer
     return {
         "seconds": round(out.metrics["train_runtime"], 3),
@@ -309,7 +312,12 @@ def describe_task(
             f"{twins} training row(s) left out: their text is a held-out row's (data.holdout scores examples the "
             "model did not train on)"
         )
-    if model_info["weights"] == "random":
+    if model_info["weights"] == "random" and model_info.get("source") == "path":
+        out["notes"].append(
+            "weights: random: this checkpoint was trained from randomly initialised weights (no pretraining): its "
+            "metrics say nothing about the pretrained model"
+        )
+    elif model_info["weights"] == "random":
         out["notes"].append("weights: random (exact architecture, untrained): metrics say nothing about the model")
     if model_info.get("head") == "random":
         out["flags"].append("head: random")

@@ -20,6 +20,7 @@ from transformers.utils import logging as hf_logging
 from . import kinds
 from .config import ModelConfig, TaskConfig
 from .errors import BenchError, ConfigError
+from .results import weights_of
 from .tasks import hub
 
 # the package that ships all-MiniLM-L6-v2 also ships the standard uncased vocabulary every model here uses
@@ -172,7 +173,7 @@ def describe(spec: ModelConfig, model: torch.nn.Module, head: str = "trained") -
         "hub_id": spec.hub_id,
         "path": spec.path,
         "package": spec.package if spec.source == "package" else None,
-        "weights": "random" if spec.source == "random" else "pretrained",
+        "weights": weights_of(spec.source, spec.path),
         "head": head,
         "architecture": spec.arch.get("model_type"),
         **count_parameters(model),

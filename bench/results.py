@@ -126,7 +126,7 @@ class Result:
             model={
                 "name": cfg.model.name,
                 "source": cfg.model.source,
-                "weights": "random" if cfg.model.source == "random" else "pretrained",
+                "weights": weights_of(cfg.model.source, cfg.model.path),
             },
             task={"name": cfg.task.name},
         )
@@ -161,6 +161,38 @@ class Result:
         schema.parse(data, path)  # a result this program cannot read back is a bug: never write one
         publish_new(path, json.dumps(data, indent=2) + "\n")
         return path
+
+
+WEIGHTS_KEY = "bench_weights"  # written into a saved checkpoint's config.json: what its training started from
+
+
+def checkpoint_weights(path: Any) -> Optional[str]:
+    """What a harness-made checkpoint's training started from, 'random' or 'pretrained': its run's result.json
+    beside it says (model.weights), else its config.json (WEIGHTS_KEY, written when the harness saved it, so a
+    folder copied out of its run still says). None when neither does (a checkpoint made elsewhere)."""
+    folder = Path(path)
+    for result in (folder.parent / RESULT_FILE, folder / RESULT_FILE):
+        try:
+            weights = json.loads(result.read_text())["model"]["weights"]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if weights in ("random", "pretrained"):
+            return weights
+    try:
+        weights = json.loads((folder / "config.json").read_text()).get(WEIGHTS_KEY)
+    except (OSError, ValueError, AttributeError):
+        return None
+    return weights if weights in ("random", "pretrained") else None
+
+
+def weights_of(source: str, path: Optional[str] = None) -> str:
+    """A run's `model.weights`: random weights, or a checkpoint trained from random weights, are 'random' (a
+    fine-tune of an unpretrained architecture is no pretrained model); everything else 'pretrained'."""
+    if source == "random":
+        return "random"
+    if source == "path" and path:
+        return checkpoint_weights(path) or "pretrained"
+    return "pretrained"
 
 
 def load(path: Path) -> schema.Result:

@@ -195,8 +195,9 @@ def score(
         raise ConfigError(f"max_seq_length {length} is longer than this model's {most} positions")
     model.eval()
     out = []
+    marks = {part: "random" for part in ("weights", "head") if info.get(part) == "random"}  # on every item
     if kind.table == "squad":
-        return _squad(cfg, tokenizer, model, rows, length)
+        return [{**item, **marks} for item in _squad(cfg, tokenizer, model, rows, length)]
     for where, row in rows:
         if kind.choices:
             context, choices, gold = _choice_example(task, where, row)
@@ -238,9 +239,7 @@ def score(
                 item["truncated"] = length  # the model saw the first `length` tokens
         if gold is not None:
             item["gold"] = gold
-        if info["head"] == "random":
-            item["head"] = "random"
-        out.append(item)
+        out.append({**item, **marks})
     return out
 
 

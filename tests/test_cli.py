@@ -28,6 +28,9 @@ def test_random_weights_run_offline_and_say_so(glue_dir, tmp_path):
     assert p.returncode == 0, p.stderr[-2000:]
     result = _result_of(p.stdout)
     assert result["status"] == "ok" and result["model"]["weights"] == "random"
+    # the one-line summary says so too (the figures on it are a random model's)
+    line = next(x for x in p.stdout.splitlines() if x.startswith("bench: finetune "))
+    assert "[weights: random" in line, line
 
 
 @pytest.mark.parametrize("args", [["model=mobilebert", "task=mrpc"], ["model=minilm_l6", "task=mrpc"]])

@@ -185,3 +185,18 @@ def test_a_failed_latency_cell_is_red_without_a_remeasurement(tmp_path):
     # --speed-only leaves accuracy tolerances alone: a latency-only baseline has no metric to name
     assert compare.main([str(base), str(base), "--speed-only", "--tolerance", "f1=0.01"]) == 0
     assert compare.main([str(base), str(base), "--speed-only", "--accuracy-only"]) == 2
+
+
+def test_the_markdown_summary_keeps_one_table_row_per_figure_whatever_an_error_says():
+    """A failed run's error (a `|`, a line break) went into the CI summary's table unescaped and split it."""
+    from bench import schema
+    from bench.report import gate
+
+    base = schema.parse(_accuracy_result(), "base")
+    failed = _accuracy_result(status="failed", error={"type": "RuntimeError", "message": "a|b\nc | d"})
+    rows = compare.compare([base], [schema.parse(failed, "current")], compare.Policy())
+    md = gate.markdown(rows)
+    tables = [line for line in md.splitlines() if line.startswith("|")]
+    columns = {line.replace("\\|", "").count("|") for line in tables}
+    assert len(columns) == 1, tables  # every row has the header's column count
+    assert any("a\\|b c \\| d" in line for line in tables), tables

@@ -139,6 +139,8 @@ def test_a_sweep_whose_jobs_fail_before_they_start_exits_non_zero(tmp_path):
     results = [json.loads(f.read_text()) for f in sorted((tmp_path / "s").glob("*/result.json"))]
     assert [r["status"] for r in results] == ["failed", "failed"]
     assert all("train.warmup" in r["error"]["message"] for r in results)
+    # named as a run that started would be: a random-weights model's failure sits under weights: random
+    assert all(r["model"]["weights"] == "random" and r["model"]["source"] == "random" for r in results)
     assert "sweep: 2 failed" in p.stdout
 
 

@@ -1,5 +1,6 @@
 import json
 import math
+import shutil
 
 import pytest
 import torch
@@ -66,6 +67,16 @@ def test_regression_task_and_checkpoint_roundtrip_through_evaluate(glue_dir, tmp
     assert evaluated.status == "ok", evaluated.failures
     assert evaluated.model["source"] == "path" and evaluated.train is None and evaluated.model["head"] == "trained"
     assert evaluated.task["splits"] == {"validation": 24}
+    # trained from random weights: scored again it is still no pretrained model, and says so (it read 'pretrained')
+    assert evaluated.model["weights"] == "random"
+    assert any(n.startswith("weights: random: this checkpoint was trained from randomly") for n in evaluated.notes)
+    config = json.loads((train_dir / "checkpoint" / "config.json").read_text())
+    assert config["bench_weights"] == "random"  # a copy of the folder, without its run's result.json, still says
+    from bench import results
+
+    copied = tmp_path / "copied"
+    shutil.copytree(train_dir / "checkpoint", copied)
+    assert results.checkpoint_weights(copied) == "random" and results.checkpoint_weights(tmp_path) is None
     assert (
         run(compose([*args, "train.max_steps=1", "train.learning_rate=1e-12"], out_dir=str(untrained_dir))).status
         == "ok"

@@ -172,6 +172,13 @@ def test_score_truncates_where_the_run_trained_and_says_so_and_scores_squad_gold
         assert item["exact_match"] == max(sm.exact(item["answer"], g) for g in gold)
         assert item["f1"] == pytest.approx(max(sm.f1(item["answer"], g, False) for g in gold))
     assert "gold" not in out[2] and "f1" not in out[2]
+    # a checkpoint without a span head (allowed): every answer says its head is random (it never did on SQuAD)
+    from transformers import AutoModel
+
+    AutoModel.from_config(qa.config).save_pretrained(str(tmp_path / "nohead"))
+    AutoTokenizer.from_pretrained(str(tmp_path / "qa")).save_pretrained(str(tmp_path / "nohead"))
+    bare = score.score("squad_v1", str(tmp_path / "nohead"), str(file), allow_random_head=True)
+    assert bare and all(item["head"] == "random" for item in bare)
     write(tmp_path, "qa.jsonl", [{"question": "Q?", "context": "C.", "answers": "C"}])
     with pytest.raises(DataError, match=r"qa.jsonl, line 1: \"answers\" must be a list of texts"):
         score.score("squad_v1", str(tmp_path / "qa"), str(file), allow_random_head=True)

@@ -23,7 +23,7 @@ from ..engine import describe_task, tidy, train_and_record
 from ..errors import ConfigError
 from ..models import run_task
 from ..multiple_choice import ChoiceTrainer, collator, evaluate_splits, predict_scores, trivial_section
-from ..results import PREDICTIONS_FILE, write_jsonl
+from ..results import PREDICTIONS_FILE, WEIGHTS_KEY, write_jsonl
 from ..tasks import metrics as task_metrics
 from ..tasks.hub import unreadable_weights
 from ..tasks.multiple_choice import encode, masked
@@ -192,6 +192,7 @@ def run(cfg: Config) -> Dict[str, Any]:
         write_jsonl(Path(cfg.out_dir) / PREDICTIONS_FILE, rows)
     if cfg.train.save_checkpoint:
         student.config.finetuning_task = cfg.task.name  # the folder says its task wherever it is copied
+        setattr(student.config, WEIGHTS_KEY, model_info["weights"])  # and what the student started from
         student.save_pretrained(str(Path(cfg.out_dir) / "checkpoint"))
         tokenizer.save_pretrained(str(Path(cfg.out_dir) / "checkpoint"))
     tidy(cfg)

@@ -31,7 +31,7 @@ from ..engine import (
 )
 from ..errors import ConfigError
 from ..finetune import evaluate_splits, trivial_section
-from ..results import PREDICTIONS_FILE, write_jsonl
+from ..results import PREDICTIONS_FILE, WEIGHTS_KEY, write_jsonl
 from ..tasks import metrics as task_metrics
 from . import efficiency, init, internals, losses, mapping, teacher, transfer
 from .record import find_direct, settings, student_key, teacher_seconds
@@ -271,6 +271,7 @@ def run(cfg: Config) -> Dict[str, Any]:
         write_jsonl(Path(cfg.out_dir) / PREDICTIONS_FILE, rows)
     if cfg.train.save_checkpoint:
         student.config.finetuning_task = cfg.task.name  # the folder says its task wherever it is copied
+        setattr(student.config, WEIGHTS_KEY, model_info["weights"])  # and what the student started from
         student.save_pretrained(str(Path(cfg.out_dir) / "checkpoint"))
         tokenizer.save_pretrained(str(Path(cfg.out_dir) / "checkpoint"))
     tidy(cfg)

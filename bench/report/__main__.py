@@ -10,7 +10,9 @@ import argparse
 import base64
 import html as html_lib
 import json
+import os
 import sys
+import tempfile
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional
 
@@ -48,12 +50,16 @@ def build(
     Result files that could not be read (not JSON, not a valid result) are appended to `unreadable` when given;
     `outcome["usable"]` says whether any run succeeded (the tables may show failed runs only)."""
     log = log if log is not None else sys.stderr  # read at the call: a caller may have redirected it
+    if "parquet" in formats:
+        _needs_pyarrow()  # before anything is written
     unusable: List[Result] = []
     rs = gather.find(root, log, include, unusable=unusable, unreadable=unreadable)
     distill_runs = [r for r in [*rs, *unusable] if r.mode == "distill" and r.status in distill_table.SHOWN]
     failed = gather.failed_frame(rs, unusable)  # shown in the tables beside the ok runs, never left out
     lost = [r for r in unusable if r.mode == "robustness" and r.status in gather.FAILED_STATUSES]
     if not rs and not distill_runs and failed.empty and not lost:
+        if (out / MANIFEST).is_file():  # an earlier report's tables would sit there as if they were these results'
+            _forget_stale(out, {}, log)
         raise SystemExit(f"bench.report: no usable result.json below {root}")
     if outcome is not None:
         outcome["usable"] = bool(rs)  # ok distill runs are in rs; failed ones are shown, not a success
@@ -95,9 +101,15 @@ def build(
     tidy = pd.concat([p for p in parts if not p.empty] or parts[:1], ignore_index=True)
     if "csv" in formats:
         written["results.csv"] = _write(out / "results.csv", tidy.to_csv(index=False))
-    if "parquet" in formats:
-        _needs_pyarrow()
-        tidy.astype({c: str for c in tidy.columns if tidy[c].dtype == object}).to_parquet(out / "results.parquet")
+    if "parquet" in formats:  # object columns as text, a missing value kept missing (not the text 'None')
+        table = tidy.astype({c: "string" for c in tidy.columns if tidy[c].dtype == object})
+        fd, tmp = tempfile.mkstemp(dir=out, prefix=".results.parquet.", suffix=".tmp")
+        os.close(fd)
+        try:
+            table.to_parquet(tmp)
+            os.replace(tmp, out / "results.parquet")  # whole or not at all, as every other file here
+        finally:
+            Path(tmp).unlink(missing_ok=True)
         written["results.parquet"] = out / "results.parquet"
     if not pairs.empty:
         written["significance.csv"] = _write(out / "significance.csv", pairs.to_csv(index=False))
@@ -126,11 +138,17 @@ def _forget_stale(out: Path, written: Dict[str, Path], log) -> None:
     write_atomic(manifest, json.dumps(sorted(written)))
 
 
-def _needs_pyarrow() -> None:
+def _has_pyarrow() -> bool:
     try:
         import pyarrow  # noqa: F401
     except ImportError:
-        raise SystemExit("bench report: --format parquet needs pyarrow: pip install -e '.[parquet]'") from None
+        return False
+    return True
+
+
+def _needs_pyarrow() -> None:
+    if not _has_pyarrow():
+        raise SystemExit("bench report: --format parquet needs pyarrow: pip install -e '.[parquet]'")
 
 
 def _write(path: Path, text: str) -> Path:
@@ -250,6 +268,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         ap.error(f"unknown format(s) {unknown}; choices: {', '.join(FORMATS)}")
     if not args.results.exists():
         ap.error(f"{args.results}: no such file or folder")
+    if "parquet" in formats and not _has_pyarrow():  # before anything is written: a bad argument, exit 2
+        ap.error("--format parquet needs pyarrow: pip install -e '.[parquet]'")
     out = args.out or (args.results if args.results.is_dir() else args.results.parent) / "report"
     try:  # before any work: a path that cannot be a folder is a bad argument, not a traceback at the end
         out.mkdir(parents=True, exist_ok=True)

@@ -34,8 +34,22 @@ def summary_line(rows) -> str:
     return ", ".join(f"{n} {v}" for v, n in sorted(counts.items()))
 
 
+def _md_cells(df):
+    """Every text cell escaped for a Markdown table (an error message with a `|` or a line break in it would
+    otherwise split the CI summary's table); numbers and missing values as they are."""
+    import pandas as pd
+
+    from .render import _md
+
+    out = df.copy()
+    for col in out.columns:
+        if not pd.api.types.is_numeric_dtype(out[col]):  # object or pandas' own string dtype
+            out[col] = [v if v is None or pd.isna(v) or isinstance(v, (int, float)) else _md(v) for v in out[col]]
+    return out
+
+
 def markdown(rows) -> str:
-    df = frame(rows)
+    df = _md_cells(frame(rows))
     bad = df[df.verdict.isin(["REGRESSION", "refused", "not comparable"])]
     unjudged = df.verdict.isin(["refused", "not comparable"]).any()
     head = "### Regression gate: " + (

@@ -112,7 +112,7 @@ def _read_tsv(path: Path, task: TaskConfig, layout: str, labels: bool = True) ->
             for name, i in zip(columns, text_idx):
                 columns[name].append(row[i])
             if labels:
-                columns["label"].append(_parse_label(row[label_idx], task, where))
+                columns["label"].append(_parse_label(row[label_idx], task, where, layout))
             columns["idx"].append(len(columns["idx"]))
     if not columns["idx"]:
         raise DataError(f"{path}: no data rows; {layout}")
@@ -130,19 +130,22 @@ def _rows(reader, path: Path, layout: str):
             raise DataError(f"{path}, line {reader.line_num}: not readable as a tab-separated row ({exc}); {layout}")
 
 
-def _parse_label(raw: str, task: TaskConfig, where: str) -> float | int:
+def _parse_label(raw: str, task: TaskConfig, where: str, layout: str = "") -> float | int:
+    """A row's label; a bad one is most often a shifted file or the wrong column, so the error names the layout."""
+    tail = f"; {layout}" if layout else ""
     if kinds.of(task).regression:
         try:
             value = float(raw)
         except ValueError:
-            raise DataError(f"{where}: label {raw!r} is not a number (task {task.name} is a regression)") from None
+            why = f"label {raw!r} is not a number (task {task.name} is a regression)"
+            raise DataError(f"{where}: {why}{tail}") from None
         if not math.isfinite(value):  # float() reads "nan" and "inf": a score no metric or loss can use
-            raise DataError(f"{where}: label {raw!r} is not a finite number (task {task.name} is a regression)")
+            raise DataError(f"{where}: label {raw!r} is not a finite number (task {task.name} is a regression){tail}")
         return value
     try:
         return task.labels.index(raw)
     except ValueError:
-        raise DataError(f"{where}: label {raw!r} is not one of {task.labels}") from None
+        raise DataError(f"{where}: label {raw!r} is not one of {task.labels}{tail}") from None
 
 
 def load_local(task: TaskConfig, data: DataConfig, need_train: bool = True) -> DatasetDict:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Tuple
 
 from ..errors import DataError
-from .multiple_choice import example, jsonl_rows, source_id
+from .multiple_choice import example, read_jsonl
 
 ROW = (
     'one JSON object per line: {"question": {"stem": TEXT, "choices": [{"label": "A", "text": TEXT}, ...]}, '
@@ -52,13 +52,7 @@ def convert(where: str, row: Dict[str, Any], layout: str) -> Tuple[str, List[str
 
 
 def read(path: Path, layout: str, ids: List[str] | None = None) -> List[Tuple[str, List[str], int]]:
-    """The file's examples; each row's own id appended to `ids` when given (one pass over the file)."""
-    out = []
-    for where, row in jsonl_rows(path, layout):
-        out.append(convert(where, row, layout))
-        if ids is not None:
-            ids.append(source_id(row))
-    return out
+    return read_jsonl(path, layout, convert, ids)
 
 
 def from_hub(where: str, row: Dict[str, Any], layout: str) -> Tuple[str, List[str], int] | None:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Tuple
 
 from ..errors import DataError
-from .multiple_choice import example, jsonl_rows, source_id
+from .multiple_choice import example, read_jsonl
 
 QUESTIONS = {"cause": "What was the cause of this?", "effect": "What happened as a result?"}
 ROW = (
@@ -38,13 +38,7 @@ def convert(where: str, row: Dict[str, Any], layout: str) -> Tuple[str, List[str
 
 
 def read(path: Path, layout: str, ids: List[str] | None = None) -> List[Tuple[str, List[str], int]]:
-    """The file's examples; each row's own id appended to `ids` when given (one pass over the file)."""
-    out = []
-    for where, row in jsonl_rows(path, layout):
-        out.append(convert(where, row, layout))
-        if ids is not None:
-            ids.append(source_id(row))
-    return out
+    return read_jsonl(path, layout, convert, ids)
 
 
 def from_hub(where: str, row: Dict[str, Any], layout: str) -> Tuple[str, List[str], int] | None:

@@ -64,6 +64,17 @@ def jsonl_rows(path: Path, layout: str, blank_lines: bool = True) -> Iterator[Tu
             yield where, row
 
 
+def read_jsonl(path: Path, layout: str, convert, ids: List[str] | None = None) -> List[Tuple[str, List[str], int]]:
+    """A JSON-lines release's examples (`convert(where, row, layout)` each row); each row's own id appended to `ids`
+    when given, in the same pass over the file."""
+    out = []
+    for where, row in jsonl_rows(path, layout):
+        out.append(convert(where, row, layout))
+        if ids is not None:
+            ids.append(source_id(row))
+    return out
+
+
 def decoded(raw: bytes, path: Path, number: int, layout: str) -> str:
     """One line of a file as UTF-8 text, or an error naming the line and the first byte that is not UTF-8."""
     try:
