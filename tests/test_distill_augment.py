@@ -77,3 +77,18 @@ def test_masked_lm_augmenter_replaces_content_words_by_the_models_proposals(tmp_
             assert a == b or (i in found and b in {"river", "apple", "orange"})
     with pytest.raises(ConfigError, match="cannot load a masked LM"):
         augment.MaskedLM(AugmentConfig(model=str(tmp_path / "nothing")))
+
+
+def test_a_masked_lm_the_hub_cannot_give_says_how_to_do_without_it(monkeypatch):
+    """The augmenter's model loaded outside the Hub wrapper: no Hub ended in 'cannot load a masked LM' with no
+    way forward. The network failure (as transformers words it) now names the local and model-free options."""
+    import transformers
+
+    from bench.errors import HubUnreachableError
+
+    def offline(*args, **kwargs):
+        raise OSError("We couldn't connect to 'https://huggingface.co' to load the files")
+
+    monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", offline)
+    with pytest.raises(HubUnreachableError, match=r"augment.model=DIR .*model-free augmenter"):
+        augment.MaskedLM(AugmentConfig(model="bert-base-uncased"))

@@ -79,7 +79,10 @@ def test_piqa_label_file_errors(tmp_path):
     with pytest.raises(DataError, match=r"train-labels.lst: file not found .*PIQA release layout"):
         load("piqa", tmp_path)
     write(tmp_path / "piqa", "train-labels.lst", ["1"])
-    with pytest.raises(DataError, match=r"train.jsonl: 2 questions but .*train-labels.lst holds 1 labels"):
+    with pytest.raises(DataError, match=r"train.jsonl: 2 questions but .*labels.lst holds 1 labels.*line 2 has no"):
+        load("piqa", tmp_path)
+    write(tmp_path / "piqa", "train-labels.lst", ["1", "0", "1"])
+    with pytest.raises(DataError, match=r"holds 3 labels .*train-labels.lst, line 3 labels no question"):
         load("piqa", tmp_path)
     write(tmp_path / "piqa", "train-labels.lst", ["1", "2"])
     with pytest.raises(DataError, match=r"train-labels.lst, line 2: label '2' is not 0 or 1"):

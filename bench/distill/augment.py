@@ -106,13 +106,21 @@ class MaskedLM:
         from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
         from transformers import AutoModelForMaskedLM, AutoTokenizer
 
+        from ..errors import BenchError, HubUnreachableError
+        from ..tasks import hub
+
+        hint = (
+            "give distill.transfer.augment.model=DIR (a masked LM saved locally), or leave it null for the "
+            "model-free augmenter"
+        )
+        what = f"the masked LM distill.transfer.augment.model={cfg.model}"
         try:
-            self.tokenizer = AutoTokenizer.from_pretrained(cfg.model)
-            self.model = AutoModelForMaskedLM.from_pretrained(cfg.model).eval()
-        except (OSError, ValueError) as exc:
-            raise ConfigError(
-                f"distill.transfer.augment.model={cfg.model}: cannot load a masked LM ({str(exc).splitlines()[0]})"
-            ) from None
+            self.tokenizer = hub.call(what, AutoTokenizer.from_pretrained, cfg.model, _hint=hint)
+            self.model = hub.call(what, AutoModelForMaskedLM.from_pretrained, cfg.model, _hint=hint).eval()
+        except HubUnreachableError:
+            raise
+        except BenchError as exc:
+            raise ConfigError(f"distill.transfer.augment.model={cfg.model}: cannot load a masked LM ({exc})") from None
         self.cfg, self.stop = cfg, ENGLISH_STOP_WORDS
         self.limit = min(getattr(self.tokenizer, "model_max_length", 512), 512)
 

@@ -54,7 +54,8 @@ def rows(task: TaskConfig, key: str, path: str | None) -> Tuple[List[Tuple[str, 
             raise DataError(f"{_file(path)}: no key {key!r} (it has {sorted(data)})")
         records, where = data[key], f"{_file(path)}[{key!r}]"
     else:
-        ds = hub.load(HUB_ID, hub_config(key))
+        hint = "read AdvGLUE's dev.json with robustness.advglue=DIR (for example ../shared/data/robustness/advglue)"
+        ds = hub.load(HUB_ID, hub_config(key), hint=hint)
         records, where = list(ds["validation"]), f"{HUB_ID}/{hub_config(key)}"
     texts, labels = [], []
     for i, r in enumerate(records):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from ..errors import OFFLINE_HINT, BenchError, HubUnreachableError
+from ..errors import MODEL_OFFLINE_HINT, OFFLINE_HINT, BenchError, HubUnreachableError
 
 # Phrases transformers, datasets and huggingface_hub use when the network (not the repository) is the problem.
 _NETWORK_SIGNS = (
@@ -28,15 +28,17 @@ def is_network_error(exc: BaseException) -> bool:
     return isinstance(exc, ConnectionError) or any(sign in text for sign in _NETWORK_SIGNS)
 
 
-def call(what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """Run a Hub download; a network failure becomes HubUnreachableError, any other OSError a BenchError."""
+def call(what: str, fn: Callable[..., Any], *args: Any, _hint: str | None = None, **kwargs: Any) -> Any:
+    """Run a Hub download; a network failure becomes HubUnreachableError (with `_hint`, how to do without this
+    download, else the models' and GLUE's), any other OSError a BenchError."""
     try:
         return fn(*args, **kwargs)
     except BenchError:
         raise
     except Exception as exc:  # the Hub libraries raise OSError, ConnectionError, ValueError and their own types
         if is_network_error(exc):
-            raise HubUnreachableError(f"could not reach the Hugging Face Hub for {what}. {OFFLINE_HINT}") from None
+            hint = f"{MODEL_OFFLINE_HINT}; {_hint}." if _hint else OFFLINE_HINT
+            raise HubUnreachableError(f"could not reach the Hugging Face Hub for {what}. {hint}") from None
         if isinstance(exc, (OSError, ValueError, FileNotFoundError)) or unreadable_weights(exc):
             first = str(exc).splitlines()[0] if str(exc) else repr(exc)
             raise BenchError(f"could not load {what}: {type(exc).__name__}: {first}") from None
@@ -51,7 +53,8 @@ def unreadable_weights(exc: BaseException) -> bool:
     return type(exc).__module__.startswith("safetensors") or isinstance(exc, pickle.UnpicklingError)
 
 
-def load(dataset_id: str, config: str | None) -> Any:
+def load(dataset_id: str, config: str | None, hint: str | None = None) -> Any:
+    """A Hub dataset; `hint`: how to read it without the Hub (the GLUE one by default)."""
     import datasets
 
-    return call(f"the dataset {dataset_id} ({config})", datasets.load_dataset, dataset_id, config)
+    return call(f"the dataset {dataset_id} ({config})", datasets.load_dataset, dataset_id, config, _hint=hint)

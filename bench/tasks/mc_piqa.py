@@ -55,9 +55,14 @@ def read(path: Path, layout: str, ids: List[str] | None = None) -> List[Tuple[st
     labels = _labels(labels_path(path), layout)
     rows = list(jsonl_rows(path, layout, blank_lines=False))
     if len(rows) != len(labels):
+        first = (  # where the pairing first fails: a question without a label, or a label without a question
+            f"{rows[len(labels)][0]} has no label"
+            if len(rows) > len(labels)
+            else f"{labels_path(path)}, line {len(rows) + 1} labels no question"
+        )
         raise DataError(
             f"{path}: {len(rows)} questions but {labels_path(path)} holds {len(labels)} labels "
-            f"(one per question expected); {layout}"
+            f"(one per question expected): {first}; {layout}"
         )
     if ids is not None:
         ids.extend(source_id(row) for _, row in rows)

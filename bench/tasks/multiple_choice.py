@@ -146,9 +146,37 @@ def load_local(task: TaskConfig, data: DataConfig, need_train: bool = True) -> D
     return DatasetDict(splits)
 
 
+def local_tasks() -> List[str]:
+    """The multiple-choice tasks whose release files this harness reads (bench/conf/task/*.yaml with a layout)."""
+    from omegaconf import OmegaConf
+
+    from .. import CONF_DIR
+
+    out = []
+    for path in sorted((CONF_DIR / "task").glob("*.yaml")):
+        spec = OmegaConf.load(path)
+        if spec.get("kind") == "multiple_choice" and spec.get("local", {}).get("layout"):
+            out.append(str(spec.name))
+    return out
+
+
+def offline_hint(task: TaskConfig) -> str:
+    """How to do without the Hub for this task's data: its release files, or, for a Hub-only task, which tasks
+    can run offline instead (pointing such a task at data.dir would only end in 'no local reader')."""
+    if task.local.layout:
+        return (
+            f"read {task.name} from its release files with data.dir=DIR (for example "
+            "data.dir=../shared/data/multiple_choice)"
+        )
+    return (
+        f"task {task.name} is read from the Hub only here (no local reader), so it cannot run offline; the "
+        f"multiple-choice tasks that read local files: {', '.join(local_tasks())}"
+    )
+
+
 def load_hub(task: TaskConfig, need_train: bool = True) -> DatasetDict:
     reader = layout_module(task.hub.layout or task.local.layout, task)
-    raw = hub.load(task.hub.id, task.hub.config)
+    raw = hub.load(task.hub.id, task.hub.config, hint=offline_hint(task))
     where_id = f"{task.hub.id}" + (f"/{task.hub.config}" if task.hub.config else "")
     out = {}
     for split in ["train"] * need_train + [*task.local.eval_files]:

@@ -147,7 +147,12 @@ def load_local(task: TaskConfig, data: DataConfig, need_train: bool = True) -> D
 
 
 def load_hub(task: TaskConfig, need_train: bool = True) -> DatasetDict:
-    raw = hub.call(f"the dataset {task.hub.id}", __import__("datasets").load_dataset, task.hub.id)
+    raw = hub.call(
+        f"the dataset {task.hub.id}",
+        __import__("datasets").load_dataset,
+        task.hub.id,
+        _hint=f"read {task.name} from the official JSON files with data.dir=DIR (for example data.dir=../shared/data)",
+    )
     eval_split = next(iter(task.local.eval_files))
     splits = {"train": raw[task.hub.train_split]} if need_train else {}
     return DatasetDict({**splits, eval_split: raw["validation"]})
