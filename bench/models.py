@@ -7,7 +7,6 @@ FLOPs are exact; every such result says `weights: random`.
 from __future__ import annotations
 
 import importlib
-import json
 import re
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
@@ -20,7 +19,7 @@ from transformers.utils import logging as hf_logging
 from . import kinds
 from .config import ModelConfig, TaskConfig
 from .errors import BenchError, ConfigError
-from .results import weights_of
+from .results import checkpoint_says, weights_of
 from .tasks import hub
 
 # the package that ships all-MiniLM-L6-v2 also ships the standard uncased vocabulary every model here uses
@@ -184,15 +183,7 @@ def run_task(ckpt: Path) -> Optional[str]:
     """The task a checkpoint was fine-tuned on: from the harness run's result.json beside it, else from its
     config.json's `finetuning_task` when that names one of our tasks (the harness writes it when it saves a
     checkpoint, so a folder copied out of its run still says; 'sst-2' reads as sst2). None: not known."""
-    for result in (ckpt.parent / "result.json", ckpt / "result.json"):
-        try:
-            return json.loads(result.read_text())["task"]["name"]
-        except (OSError, ValueError, KeyError, TypeError):
-            continue
-    try:
-        named = json.loads((ckpt / "config.json").read_text()).get("finetuning_task")
-    except (OSError, ValueError, AttributeError):
-        return None
+    named = checkpoint_says(ckpt, ("task", "name"), "finetuning_task")
     from . import task_names
 
     plain = re.sub(r"[^a-z0-9]", "", str(named).lower()) if named else ""

@@ -12,7 +12,7 @@ import traceback
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional
+from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 from omegaconf import OmegaConf
 
@@ -166,22 +166,26 @@ class Result:
 WEIGHTS_KEY = "bench_weights"  # written into a saved checkpoint's config.json: what its training started from
 
 
-def checkpoint_weights(path: Any) -> Optional[str]:
-    """What a harness-made checkpoint's training started from, 'random' or 'pretrained': its run's result.json
-    beside it says (model.weights), else its config.json (WEIGHTS_KEY, written when the harness saved it, so a
-    folder copied out of its run still says). None when neither does (a checkpoint made elsewhere)."""
+def checkpoint_says(path: Any, in_result: Tuple[str, str], in_config: str) -> Optional[Any]:
+    """What a harness-made checkpoint records about its training: `in_result` (section, key) of its run's
+    result.json beside it (or inside it), else `in_config` of its config.json (written when the harness saved it,
+    so a folder copied out of its run still says). None when neither does (a checkpoint made elsewhere)."""
     folder = Path(path)
+    section, key = in_result
     for result in (folder.parent / RESULT_FILE, folder / RESULT_FILE):
         try:
-            weights = json.loads(result.read_text())["model"]["weights"]
+            return json.loads(result.read_text())[section][key]
         except (OSError, ValueError, KeyError, TypeError):
             continue
-        if weights in ("random", "pretrained"):
-            return weights
     try:
-        weights = json.loads((folder / "config.json").read_text()).get(WEIGHTS_KEY)
+        return json.loads((folder / "config.json").read_text()).get(in_config)
     except (OSError, ValueError, AttributeError):
         return None
+
+
+def checkpoint_weights(path: Any) -> Optional[str]:
+    """What a harness-made checkpoint's training started from, 'random' or 'pretrained' (None: not known)."""
+    weights = checkpoint_says(path, ("model", "weights"), WEIGHTS_KEY)
     return weights if weights in ("random", "pretrained") else None
 
 

@@ -28,11 +28,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
-import numpy as np
 import torch
 
 from .. import env, tempdirs
 from .onnx_store import _graph_bytes, _step, _store_root, model_digest
+from .ort_calls import _bound, _feed, _ort_session  # noqa: F401  (kept importable from here)
 from .prepared import BackendFailed, BackendUnavailable, Prepared
 
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
@@ -167,47 +167,6 @@ def _timed(fn, *args, **kwargs) -> Tuple[Any, float]:
     t0 = time.perf_counter()
     out = fn(*args, **kwargs)
     return out, time.perf_counter() - t0
-
-
-def _ort_session(path: Path, device: torch.device):
-    import onnxruntime as ort
-
-    name = "CUDAExecutionProvider" if device.type == "cuda" else "CPUExecutionProvider"
-    if name not in ort.get_available_providers():
-        raise BackendUnavailable(f"this onnxruntime build has no {name}")
-    # on CUDA the device the run measures (cuda:N), where the inputs are bound: the provider's default is GPU 0
-    providers = [(name, {"device_id": device.index or 0})] if device.type == "cuda" else [name]
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = torch.get_num_threads()
-    return ort.InferenceSession(str(path), opts, providers=providers), f"ONNX Runtime {ort.__version__}, {name}"
-
-
-def _feed(names: List[str]):
-    return lambda batch: {n: batch[n].cpu().numpy().astype(np.int64) for n in names}
-
-
-def _bound(session, names: List[str], device: torch.device):
-    """(convert, forward) through ONNX Runtime's IO binding: the inputs bound where they already are, the logits
-    left where the graph wrote them. On CUDA, `session.run` on numpy arrays copies the inputs to the GPU and the
-    logits back inside every timed call, which eager's timed call does not do: bound, the timed call is the
-    graph's alone, as eager's is. `forward` returns an OrtValue (`.numpy()` copies it out, outside the timing)."""
-    kind, index = device.type, device.index or 0
-
-    def convert(batch):
-        inputs = [batch[n].to(device=device, dtype=torch.int64).contiguous() for n in names]
-        binding = session.io_binding()
-        for name, tensor in zip(names, inputs):
-            binding.bind_input(name, kind, index, np.int64, tuple(tensor.shape), tensor.data_ptr())
-        binding.bind_output("logits", kind, index)
-        if kind == "cuda":  # the inputs were written on torch's stream; ONNX Runtime reads them on its own
-            torch.cuda.synchronize(device)
-        return binding, inputs  # the tensors live as long as the binding that points into them
-
-    def forward(ready):
-        session.run_with_iobinding(ready[0])
-        return ready[0].get_outputs()[0]
-
-    return convert, forward
 
 
 def _timed_stats(fn, key: str, *args) -> Dict[str, Any]:
