@@ -12,6 +12,7 @@ import inspect
 import math
 import os
 from dataclasses import asdict, dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Dict, List, NamedTuple, Optional
 
@@ -19,7 +20,7 @@ import numpy as np
 import torch
 from transformers import DataCollatorWithPadding, Trainer, TrainingArguments, default_data_collator
 
-from . import env, models
+from . import env, gpu, models
 from .config import Config
 from .errors import NonFiniteLossError, check_finite
 from .results import WEIGHTS_KEY, weights_of
@@ -125,8 +126,22 @@ def eval_collator(tokenizer):
     return DataCollatorWithPadding(tokenizer)
 
 
+@dataclass
+class RunDeviceArguments(TrainingArguments):
+    """TrainingArguments that train on the run's device (bench.gpu.hold), not on transformers' cuda:0 with
+    DataParallel over every visible GPU."""
+
+    bench_device: Optional[str] = None  # the run's device, e.g. "cuda:1"; None: transformers' own choice
+
+    @cached_property
+    def _setup_devices(self) -> torch.device:
+        chosen = TrainingArguments._setup_devices.func(self)
+        return gpu.hold(self, chosen, torch.device(self.bench_device)) if self.bench_device else chosen
+
+
 def training_args(cfg: Config, hyper: Hyper, device: torch.device, precision: str, out_dir: Path) -> TrainingArguments:
-    return TrainingArguments(
+    return RunDeviceArguments(
+        bench_device=str(device),
         output_dir=str(out_dir / "checkpoint"),
         per_device_train_batch_size=hyper.batch_size,
         per_device_eval_batch_size=cfg.train.eval_batch_size,

@@ -15,7 +15,7 @@ from typing import Any, Dict, List, Optional
 
 import torch
 
-from . import __version__
+from . import __version__, gpu
 from .config import DeviceConfig
 from .errors import ConfigError, DeviceError
 
@@ -41,10 +41,11 @@ def setup_device(cfg: DeviceConfig) -> torch.device:
             "device=cuda was asked for, but torch sees no CUDA GPU here "
             f"(torch {torch.__version__}, built for CUDA {torch.version.cuda}). Use device=cpu."
         )
-    if cfg.index >= torch.cuda.device_count():
-        raise DeviceError(f"device.index={cfg.index}, but only {torch.cuda.device_count()} CUDA device(s) exist")
-    torch.cuda.set_device(cfg.index)
-    return torch.device("cuda", cfg.index)
+    index = gpu.run_index(cfg)
+    if index >= torch.cuda.device_count():
+        raise DeviceError(f"device.index={index}, but only {torch.cuda.device_count()} CUDA device(s) exist")
+    torch.cuda.set_device(index)
+    return torch.device("cuda", index)
 
 
 @lru_cache(maxsize=1)
@@ -146,12 +147,17 @@ def resolve_precision(requested: str, device: torch.device) -> str:
     """Turn `auto` into fp32/bf16 for this hardware and refuse what the device cannot do."""
     if requested == "fp16" and device.type != "cuda":
         raise ConfigError("train.precision=fp16 needs CUDA; on CPU use bf16 or fp32")
+    if requested == "bf16" and device.type == "cuda" and not gpu.native_bf16(device):
+        raise ConfigError(
+            f"train.precision=bf16 on {torch.cuda.get_device_name(device)} (before sm80): bf16 is emulated there, "
+            "slower than fp32; use fp32 (what auto picks here) or fp16"
+        )
     if requested != "auto":
         return requested
     if device.type == "cuda":
         # bf16 rather than fp16: MobileBERT's NoNorm activations overflow fp16 (NaN loss)
         # natively only: is_bf16_supported() also says yes where bf16 is emulated (before sm80), and slow
-        return "bf16" if torch.cuda.get_device_capability(device)[0] >= 8 else "fp32"
+        return "bf16" if gpu.native_bf16(device) else "fp32"
     return "bf16" if cpu_has_native_bf16() else "fp32"
 
 
@@ -175,11 +181,19 @@ RECORDED_PACKAGES = (
 )
 
 
+# builds of a recorded package that install the same import under another distribution name
+OTHER_BUILDS = {"onnxruntime": ("onnxruntime-gpu",)}
+
+
 def _version(pkg: str) -> Optional[str]:
-    try:
-        return metadata.version(pkg)
-    except metadata.PackageNotFoundError:
-        return None
+    """The installed version of `pkg`; another build of it (onnxruntime-gpu) is recorded as `1.2.3 (its name)`."""
+    for dist in (pkg, *OTHER_BUILDS.get(pkg, ())):
+        try:
+            version = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            continue
+        return version if dist == pkg else f"{version} ({dist})"
+    return None
 
 
 def cpu_model() -> str:
@@ -261,38 +275,15 @@ def distribution_version(import_name: Optional[str]) -> Optional[Dict[str, Optio
     return {d: _version(d) for d in sorted(set(dists))}
 
 
-def gpu_info() -> Optional[Dict[str, Any]]:
-    if not torch.cuda.is_available():
-        return None
-    idx = torch.cuda.current_device()
-    props = torch.cuda.get_device_properties(idx)
-    info: Dict[str, Any] = {
-        "name": props.name,
-        "count": torch.cuda.device_count(),
-        "memory_bytes": props.total_memory,
-        "capability": f"{props.major}.{props.minor}",
-        "cuda": torch.version.cuda,
-        "driver": None,
-    }
-    try:
-        out = subprocess.run(
-            ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        ).stdout.split()
-        info["driver"] = out[0] if out else None
-    except (OSError, subprocess.SubprocessError):
-        pass
-    return info
+gpu_info = gpu.gpu_info  # the run's GPU as the record names it (bench.gpu)
 
 
-def capture(threads: Optional[int] = None) -> Dict[str, Any]:
+def capture(threads: Optional[int] = None, device: Optional[DeviceConfig] = None) -> Dict[str, Any]:
     """Everything needed to tell two results' machines and software apart. `threads`: the run's device.threads,
-    which it applies only once it starts (the count recorded is the one it runs with, not the default before)."""
-    gpu = gpu_info()
-    fingerprint = machine_fingerprint(gpu)
+    which it applies only once it starts (the count recorded is the one it runs with, not the default before);
+    `device`: the run's device config, whose GPU is the one named (on a machine of mixed GPUs, not GPU 0)."""
+    card = gpu_info(gpu.run_index(device, strict=False) if device is not None else None)
+    fingerprint = machine_fingerprint(card)
     return {
         "machine_class": machine_class(fingerprint),
         "machine": fingerprint,
@@ -307,7 +298,7 @@ def capture(threads: Optional[int] = None) -> Dict[str, Any]:
             "native_bf16": cpu_has_native_bf16(),
             "vnni": cpu_has_vnni(),
         },
-        "gpu": gpu,
+        "gpu": card,
         "git": git_commit(),
     }
 

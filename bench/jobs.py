@@ -38,7 +38,7 @@ def run_job(
     rest of a benchmark goes on."""
     try:
         cfg = compose(overrides, out_dir=str(out / name))
-        key = resume.resume_key(cfg, env.capture(), resume.config_hash(cfg))
+        key = resume.resume_key(cfg, env.capture(device=cfg.device), resume.config_hash(cfg))
     except Exception as exc:  # a bad override: the run below reports it the usual way
         key = None
         print(f"{name}: no resume key ({type(exc).__name__}: {exc})", file=sys.stderr)

@@ -215,9 +215,9 @@ def run(
         raise BenchError("no output folder: set out_dir (the CLI uses Hydra's run folder)")
     out_dir = Path(cfg.out_dir)
     if not env.is_main_process():
-        return _run_mode(cfg, Result.start(cfg, env.capture(cfg.device.threads)), save=False)
+        return _run_mode(cfg, Result.start(cfg, env.capture(cfg.device.threads, cfg.device)), save=False)
     with claim(out_dir):
-        result = Result.start(cfg, env.capture(cfg.device.threads))
+        result = Result.start(cfg, env.capture(cfg.device.threads, cfg.device))
         result.overrides = list(overrides) if overrides is not None else None
         try:  # resume keys hash the data files and walk earlier results: an interrupt there is recorded too
             result.config_hash = resume.config_hash(cfg)

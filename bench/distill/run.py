@@ -137,7 +137,7 @@ def fidelity(
     return {"agreement": float((s.argmax(-1) == t.argmax(-1)).float().mean()), "kl_to_teacher": float(kl)}
 
 
-def teacher_pass(cfg: Config, ckpt, teacher_model, train, tokenizer, layer_map):
+def teacher_pass(cfg: Config, ckpt, teacher_model, train, tokenizer, layer_map, device=None):
     """The teacher's cached training-set outputs: logits, plus the layers the intermediate terms read."""
     if not cfg.distill.needs_teacher_outputs:
         return None, None
@@ -146,7 +146,7 @@ def teacher_pass(cfg: Config, ckpt, teacher_model, train, tokenizer, layer_map):
     attention = list(layer_map) if "attention" in on else []
     pad = RowCollator(tokenizer, kinds.of(cfg.task).regression, cfg.train.padding == "dynamic").pad
     return teacher.load_or_compute(
-        cfg.distill.cache_dir, ckpt, teacher_model, train, pad, cfg.train.eval_batch_size, hidden, attention
+        cfg.distill.cache_dir, ckpt, teacher_model, train, pad, cfg.train.eval_batch_size, hidden, attention, device
     )
 
 
@@ -213,7 +213,7 @@ def run(cfg: Config) -> Dict[str, Any]:
             f"layers: the student was copied from teacher layers {copied} but learns teacher layers {layer_map} "
             "(distill.layer_map)"
         )
-    outputs, cache = teacher_pass(cfg, ckpt, teacher_model, train, tokenizer, layer_map)
+    outputs, cache = teacher_pass(cfg, ckpt, teacher_model, train, tokenizer, layer_map, device)
     teacher_id = teacher.identity(ckpt)
     key = student_key(cfg, teacher_id, model_info["copied_teacher_layers"])
     model_info["teacher"] = {

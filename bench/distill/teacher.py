@@ -148,9 +148,11 @@ def compute(
     attention_layers: Sequence[int],
     folder: Path,
     meta: Dict[str, Any],
+    device: Optional[torch.device] = None,
 ) -> None:
-    """One teacher pass over `dataset` (shortest rows first), fp32, no gradients, each batch written straight into
-    the cache entry at `folder`: no more than one batch of outputs is ever in memory."""
+    """One teacher pass over `dataset` (shortest rows first), fp32, no gradients, on the run's `device`, each
+    batch written straight into the cache entry at `folder`: no more than one batch of outputs is ever in memory."""
+    device = device or torch.device("cpu")
     lengths = real_lengths(dataset)
     order = np.argsort(lengths, kind="stable")
     accepted = inspect.signature(model.forward).parameters
@@ -164,18 +166,19 @@ def compute(
         attention_layers,
         model.config.num_attention_heads,
     )
-    model.eval()
+    model.eval().to(device)
     for i in range(0, len(order), batch_size):
         idx = order[i : i + batch_size]
         cols = dataset.select(idx)[:]  # one read per column, not one per row and column
         batch = collator([{k: cols[k][j] for k in names} for j in range(len(idx))])
-        batch = {k: v for k, v in batch.items() if k in names}
+        batch = {k: v.to(device) for k, v in batch.items() if k in names}
         with torch.inference_mode():
             out = model(**batch, output_hidden_states=True)
             scores = attention_scores(model, out.hidden_states, attention_layers) if attention_layers else []
-            hidden = torch.stack([out.hidden_states[h] for h in hidden_layers], 2).numpy() if hidden_layers else None
-            att = torch.stack(scores, 1).numpy() if scores else None  # [B, A, heads, L, L]
-        logits = out.logits.float().numpy()
+            states = [out.hidden_states[h] for h in hidden_layers]
+            hidden = torch.stack(states, 2).cpu().numpy() if states else None
+            att = torch.stack(scores, 1).cpu().numpy() if scores else None  # [B, A, heads, L, L]
+        logits = out.logits.float().cpu().numpy()
         for j, row in enumerate(idx):
             m = int(lengths[row])
             writer.put(
@@ -219,6 +222,7 @@ def load_or_compute(
     batch_size: int,
     hidden_layers: Sequence[int],
     attention_layers: Sequence[int],
+    device: Optional[torch.device] = None,
 ) -> Tuple[cache.TeacherOutputs, Dict[str, Any]]:
     """The teacher's outputs on `dataset`, memory-mapped from the cache; computed into it first when this teacher
     has not seen this data (a damaged or mismatched entry is rebuilt, with a warning)."""
@@ -247,7 +251,7 @@ def load_or_compute(
         shutil.rmtree(tmp, ignore_errors=True)
         meta = {**info, "checkpoint": str(ckpt)}
         try:
-            compute(model, dataset, collator, batch_size, hidden_layers, attention_layers, tmp, meta)
+            compute(model, dataset, collator, batch_size, hidden_layers, attention_layers, tmp, meta, device)
             expected = {"lengths": lengths, "hidden_layers": hidden_layers, "attention_layers": attention_layers}
             cache.publish(tmp, path, rows=len(dataset), **expected)
         except BaseException:

@@ -31,6 +31,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 import torch
 
 from .. import env, tempdirs
+from . import ort_calls
 from .onnx_store import _graph_bytes, _step, _store_root, model_digest
 from .ort_calls import _bound, _feed, _ort_session  # noqa: F401  (kept importable from here)
 from .prepared import BackendFailed, BackendUnavailable, Prepared
@@ -68,6 +69,8 @@ def unavailable(name: str, device: torch.device) -> Optional[str]:
     reason = missing(name)
     if reason is None and name in CPU_ONLY and device.type != "cpu":
         reason = f"{name} is a CPU backend here"
+    if reason is None and device.type == "cuda" and name.startswith("onnxruntime"):  # before any export or fusion
+        reason = ort_calls.no_provider("CUDAExecutionProvider")
     return reason
 
 
@@ -256,7 +259,10 @@ def _ort_backend(model, device, fused: bool, int8: bool, per_channel: bool = Fal
         note += "; IO binding: inputs and logits stay on the GPU"
     else:
         convert, forward = _feed(names), lambda feed: session.run(["logits"], feed)[0]
-    return Prepared(convert, forward, size, dtype, note, build)
+    prepared = Prepared(convert, forward, size, dtype, note, build)
+    if device.type == "cuda":  # torch's max_memory_allocated would show the bound inputs alone
+        prepared.outside_torch = "ONNX Runtime allocates GPU memory in its own arena, which torch's counters miss"
+    return prepared
 
 
 def onnxruntime(model, device):

@@ -5,13 +5,14 @@ from __future__ import annotations
 import threading
 import time
 from contextlib import contextmanager
-from typing import Any, Callable, Dict, Iterator, Tuple
+from typing import Any, Callable, Dict, Iterator, Optional, Tuple
 
 import psutil
 import torch
 from torch.utils import flop_counter
 from torch.utils.flop_counter import FlopCounterMode
 
+from .. import gpu
 from .stats import Latency
 
 
@@ -42,16 +43,17 @@ def time_calls(
     """
     samples = []
     cuda = device.type == "cuda"
-    if cuda:
+    if cuda:  # recorded on the run's GPU's stream: on another device's they would time only the host's queueing
         begin, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        stream = gpu.stream(device)
     start = time.perf_counter()
     while len(samples) < max_iterations and (
         len(samples) < min_iterations or time.perf_counter() - start < min_seconds
     ):
         if cuda:
-            begin.record()
+            begin.record(stream)
             fn()
-            end.record()
+            end.record(stream)
             end.synchronize()
             samples.append(begin.elapsed_time(end) / 1000.0)
         else:
@@ -94,10 +96,13 @@ def rss_bytes() -> int:
 
 
 @contextmanager
-def cuda_peak(device: torch.device) -> Iterator[Dict[str, int]]:
-    """max_memory_allocated / max_memory_reserved over the block, after a reset."""
-    stats: Dict[str, int] = {}
-    if device.type != "cuda":
+def cuda_peak(device: torch.device, outside_torch: Optional[str] = None) -> Iterator[Dict[str, Any]]:
+    """max_memory_allocated / max_memory_reserved over the block, after a reset. `outside_torch`: why the block's
+    device memory is not torch's to count (a runtime with its own allocator): no figure, that reason instead."""
+    stats: Dict[str, Any] = {}
+    if device.type != "cuda" or outside_torch:
+        if device.type == "cuda":
+            stats["cuda_not_measured"] = outside_torch
         yield stats
         return
     synchronize(device)
@@ -212,6 +217,7 @@ def calibrate(device: torch.device, seconds: float = 1.0, native_bf16: bool = Tr
         out["gemm_fp16_flops_per_s"] = gemm_peak(device, torch.float16, seconds)
         if native_bf16:
             out["gemm_bf16_flops_per_s"] = gemm_peak(device, torch.bfloat16, seconds)
+        torch.cuda.empty_cache()  # its large matrices go back, not held in this process's cache beside the runs
     elif native_bf16:
         out["gemm_bf16_autocast_flops_per_s"] = gemm_peak(device, torch.bfloat16, seconds, autocast=True)
     return out

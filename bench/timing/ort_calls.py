@@ -4,7 +4,7 @@ arrays (CPU) or bound where they are (CUDA IO binding). Split from exported.py, 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List
+from typing import List, Optional
 
 import numpy as np
 import torch
@@ -12,17 +12,35 @@ import torch
 from .prepared import BackendUnavailable
 
 
+def no_provider(name: str) -> Optional[str]:
+    """Why this onnxruntime build cannot use execution provider `name` (None when it lists it)."""
+    import onnxruntime as ort
+
+    if name in ort.get_available_providers():
+        return None
+    gpu = " (the CPU build is installed; pip install onnxruntime-gpu in its place)" if "CUDA" in name else ""
+    return f"this onnxruntime build has no {name}{gpu}"
+
+
 def _ort_session(path: Path, device: torch.device):
     import onnxruntime as ort
 
     name = "CUDAExecutionProvider" if device.type == "cuda" else "CPUExecutionProvider"
-    if name not in ort.get_available_providers():
-        raise BackendUnavailable(f"this onnxruntime build has no {name}")
+    reason = no_provider(name)
+    if reason:
+        raise BackendUnavailable(reason)
     # on CUDA the device the run measures (cuda:N), where the inputs are bound: the provider's default is GPU 0
     providers = [(name, {"device_id": device.index or 0})] if device.type == "cuda" else [name]
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = torch.get_num_threads()
-    return ort.InferenceSession(str(path), opts, providers=providers), f"ONNX Runtime {ort.__version__}, {name}"
+    session = ort.InferenceSession(str(path), opts, providers=providers)
+    # a provider whose libraries fail to load is dropped with a logged warning (or the session retried on CPU):
+    # the session would run, and be timed, on the CPU under the CUDA row's name
+    used = session.get_providers()
+    if not used or used[0] != name:
+        raise BackendUnavailable(f"ONNX Runtime could not start {name} (the session has {used}; its log says why)")
+    session.disable_fallback()  # a failing CUDA run raises rather than rerunning on the CPU
+    return session, f"ONNX Runtime {ort.__version__}, {name}"
 
 
 def _feed(names: List[str]):

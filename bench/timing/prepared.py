@@ -7,7 +7,7 @@ A module of its own so that the torch backends (`backends.py`) and the exported-
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict
+from typing import Any, Callable, Dict, Optional
 
 import torch
 
@@ -31,3 +31,5 @@ class Prepared:
     note: str = ""
     # how the backend was built, apart from latency: export/optimisation/quantisation seconds, fused-op counts
     build: Dict[str, Any] = field(default_factory=dict)
+    # why its GPU memory is not torch's to count (a runtime with its own allocator); None: torch's counters see it
+    outside_torch: Optional[str] = None

@@ -14,6 +14,7 @@ import torch
 
 from .. import tasks
 from ..config import Config
+from ..errors import NonFiniteOutputError
 from ..tasks import metrics
 from . import backends, inputs, measure
 
@@ -50,9 +51,21 @@ def as_array(out) -> np.ndarray:
     return np.asarray(out, dtype=np.float32)
 
 
+def finite(logits: np.ndarray, where: str, prepared: backends.Prepared) -> np.ndarray:
+    """`logits`, refused when any is NaN or infinite: their argmax is a class (0) all the same, and a backend that
+    overflowed (fp16 on MobileBERT) would read as agreeing with fp32, or keeping its accuracy tier."""
+    bad = ~np.isfinite(logits.reshape(len(logits), -1)).all(-1)
+    if bad.any():
+        raise NonFiniteOutputError(
+            f"this backend's logits ({prepared.dtype}) are NaN or infinite on {where} "
+            f"(row {int(np.flatnonzero(bad)[0])} of it): no agreement or accuracy figure is computed from them"
+        )
+    return logits
+
+
 def agreement(ref: torch.Tensor, prepared: backends.Prepared, ready) -> Dict[str, float]:
     """How far this backend's logits are from the fp32 model's on the same batch: 'correct', not just fast."""
-    out = torch.as_tensor(as_array(prepared.forward(ready)))
+    out = torch.as_tensor(finite(as_array(prepared.forward(ready)), "the timed batch", prepared))
     out = out.reshape(ref.shape)
     scale = float(ref.abs().max()) or 1.0
     return {
@@ -74,8 +87,8 @@ def dev_accuracy(cfg: Config, prepared: backends.Prepared, tokenizer, names: set
             rows = enc.select(order[i : i + 32])
             feats = [{k: rows[k][j] for k in names} for j in range(len(rows))]
             out = prepared.forward(prepared.convert(tokenizer.pad(feats, return_tensors="pt")))
-            out = as_array(out)
-            logits[order[i : i + 32]] = out.reshape(len(rows), -1)
+            out = finite(as_array(out).reshape(len(rows), -1), f"{split} batch {i // 32} (shortest first)", prepared)
+            logits[order[i : i + 32]] = out
         splits[split] = (metrics.predictions_from_logits(cfg.task, logits), np.asarray(dd[split]["label"]))
     return metrics.score(cfg.task, splits)
 
@@ -91,3 +104,27 @@ def release_freed_memory(device) -> None:
         pass
     if device.type == "cuda":
         torch.cuda.empty_cache()
+
+
+def accuracy_tiers(score: Dict[str, float], reference: Dict[str, float], metric: str = "primary") -> Dict[str, Any]:
+    """Whether a backend keeps 99% and 99.9% of the fp32 score: MLPerf's two accuracy targets for BERT."""
+    ref, got = reference.get(metric), score.get(metric)
+    if ref is None or got is None or ref <= 0:
+        return {
+            "metric": metric,
+            "reference": "eager fp32",
+            "ratio": None,
+            "meets_99": None,
+            "meets_99_9": None,
+            "tier": "n/a (no positive fp32 score to stand against)",
+        }
+    ratio = got / ref
+    tier = "99.9%" if ratio >= 0.999 else "99%" if ratio >= 0.99 else "below 99%"
+    return {
+        "metric": metric,
+        "reference": "eager fp32",
+        "ratio": ratio,
+        "meets_99": ratio >= 0.99,
+        "meets_99_9": ratio >= 0.999,
+        "tier": tier,
+    }

@@ -16,11 +16,12 @@ from typing import Any, Dict, List, Optional
 import numpy as np
 import torch
 
-from .. import env, kinds, models
+from .. import env, gpu, kinds, models
 from ..config import Config
-from ..errors import ConfigError
+from ..errors import ConfigError, NonFiniteOutputError
 from . import backends, inputs, load, measure, onnx_store, reference
 from .child import run_isolated
+from .reference import accuracy_tiers
 
 log = logging.getLogger("bench")
 
@@ -41,7 +42,7 @@ def _shape_entry(
     sampler = measure.RssSampler()
     # memory an earlier (larger) shape freed goes back first: this shape's peak is its own, whatever the grid order
     reference.release_freed_memory(device)
-    with measure.cuda_peak(device) as cuda_mem:
+    with measure.cuda_peak(device, prepared.outside_torch) as cuda_mem:
         # peak RSS is sampled over the warm-up (same shapes, same allocations) so the timed loop runs unwatched;
         # the warm-up sees every batch once (task inputs cycle through several), so none is first met when timed
         with sampler.watch():
@@ -140,8 +141,11 @@ def measure_backend(cfg: Config, backend: str) -> Dict[str, Any]:
             except Exception as exc:  # out of memory, unsupported op: recorded for this shape, the grid goes on
                 entry = _failure(exc, device)
         out["shapes"].append({"batch_size": b, "seq_len": s, **({"choices": c} if c else {}), **entry})
-    if cfg.timing.with_accuracy:
-        out["accuracy"] = reference.dev_accuracy(cfg, prepared, tokenizer, names)
+    if cfg.timing.with_accuracy:  # NaN logits (an overflow) fail the backend: no speed of producing garbage
+        try:
+            out["accuracy"] = reference.dev_accuracy(cfg, prepared, tokenizer, names)
+        except NonFiniteOutputError as exc:
+            return {**out, "status": "failed", "reason": str(exc), "shapes": []}
     out["peak_rss_process_bytes"] = _ru_maxrss()
     return out
 
@@ -183,7 +187,7 @@ def run(cfg: Config) -> Dict[str, Any]:
     if not names:
         raise RuntimeError(f"timing.exclude={cfg.timing.exclude} leaves no backend of {cfg.timing.backends} to run")
     emulated = {n: r for n in names if (r := backends.emulated_reason(n, device))}
-    native_bf16 = "bf16" not in emulated and (device.type == "cuda" or env.cpu_has_native_bf16())
+    native_bf16 = gpu.native_bf16(device) if device.type == "cuda" else env.cpu_has_native_bf16()
     calibration, calibration_load = _calibrate(device, native_bf16) if cfg.timing.calibrate else ({}, None)
     per_backend = {}
     with onnx_store.shared_builds():  # an exported or fused graph is built once per run, then reused
@@ -248,30 +252,6 @@ def run(cfg: Config) -> Dict[str, Any]:
     if eager_acc:
         out["metrics"] = dict(eager_acc)
     return out
-
-
-def accuracy_tiers(score: Dict[str, float], reference: Dict[str, float], metric: str = "primary") -> Dict[str, Any]:
-    """Whether a backend keeps 99% and 99.9% of the fp32 score: MLPerf's two accuracy targets for BERT."""
-    ref, got = reference.get(metric), score.get(metric)
-    if ref is None or got is None or ref <= 0:
-        return {
-            "metric": metric,
-            "reference": "eager fp32",
-            "ratio": None,
-            "meets_99": None,
-            "meets_99_9": None,
-            "tier": "n/a (no positive fp32 score to stand against)",
-        }
-    ratio = got / ref
-    tier = "99.9%" if ratio >= 0.999 else "99%" if ratio >= 0.99 else "below 99%"
-    return {
-        "metric": metric,
-        "reference": "eager fp32",
-        "ratio": ratio,
-        "meets_99": ratio >= 0.99,
-        "meets_99_9": ratio >= 0.999,
-        "tier": tier,
-    }
 
 
 def _job_position() -> str:
