@@ -57,6 +57,8 @@ class TimingConfig:
         for b in self.batch_sizes + self.seq_lens + self.choices:
             positive("timing batch size / sequence length / choices", b)
         positive("timing.min_iterations", self.min_iterations)
+        if self.min_iterations < 2:  # one sample has no spread: its stdev and cv would read 0, a perfect quiet
+            raise ConfigError(f"timing.min_iterations={self.min_iterations}: give 2 or more (a spread needs two)")
         if self.max_iterations < self.min_iterations:  # 0 made every shape fail with "no latency samples"
             raise ConfigError(f"timing.max_iterations={self.max_iterations} is below timing.min_iterations")
         if not math.isfinite(self.min_seconds) or self.min_seconds < 0 or self.warmup_runs < 0:

@@ -51,6 +51,7 @@ def test_mnli_evaluates_matched_and_mismatched():
         ("train.max_steps=0", "train.max_steps=0: give a step count"),
         ("train.max_steps=-5", "train.max_steps=-5"),
         ("model.pretrained=true", "no public checkpoint"),
+        ("timing.min_iterations=1", "a spread needs two"),
     ],
 )
 def test_bad_values_raise_config_error(override, words):

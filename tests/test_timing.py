@@ -39,6 +39,8 @@ def test_latency_statistics_on_known_samples():
     assert lat.stdev == pytest.approx(np.std(np.arange(1, 101) / 1000, ddof=1))
     assert lat.cv == pytest.approx(lat.stdev / lat.mean) and lat.min == 0.001 and lat.max == 0.1
     assert lat.throughput(8, 1024) == pytest.approx({"sequences_per_s": 8 / 0.0505, "tokens_per_s": 1024 / 0.0505})
+    skewed = Latency.from_values([0.01, 0.01, 0.01, 0.05])  # mean 20 ms, median 10 ms: throughput is per mean
+    assert skewed.throughput(1, 100) == pytest.approx({"sequences_per_s": 50.0, "tokens_per_s": 5000.0})
     one = Latency.from_values([0.5])
     assert one.stdev == 0 and one.cv == 0
     with pytest.raises(ValueError):

@@ -130,8 +130,10 @@ def test_a_shape_s_peak_is_its_own_whatever_larger_shape_ran_before_it():
     """The grid runs batch by batch: memory a larger shape freed stayed in glibc's heap, so batch 1 measured after
     batch 32 read its predecessor's peak (800 against 606 MiB alone, tinybert_4l at 512 tokens)."""
     base = ["model=tinybert_4l", "model.pretrained=false", "task=sst2", *TINY_LATENCY, "timing.seq_lens=[512]"]
-    alone = runner.measure_backend(compose([*base, "timing.batch_sizes=[1]"]), "eager")["shapes"]
-    after = runner.measure_backend(compose([*base, "timing.batch_sizes=[32,1]"]), "eager")["shapes"]
+    # each in a fresh process, as the harness measures: in this one, whatever earlier tests left resident would
+    # sit under both peaks (a 1.65 GB 'alone' once made 32 x 512's own need unreadable)
+    alone = runner._isolated(compose([*base, "timing.batch_sizes=[1]"]), "eager")["shapes"]
+    after = runner._isolated(compose([*base, "timing.batch_sizes=[32,1]"]), "eager")["shapes"]
     one_alone = alone[0]["memory"]["peak_rss_bytes"]
     one_after = next(s for s in after if s["batch_size"] == 1)["memory"]["peak_rss_bytes"]
     big = next(s for s in after if s["batch_size"] == 32)["memory"]["peak_rss_bytes"]

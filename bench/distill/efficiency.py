@@ -9,7 +9,7 @@ import torch
 
 from ..config import TimingConfig
 from ..models import count_parameters
-from ..timing import inputs, measure
+from ..timing import inputs, load, measure
 
 BATCH_SIZE, SEQ_LEN = 1, 128  # the MobileBERT paper's latency shape; eager fp32
 
@@ -24,8 +24,11 @@ def measure_model(model, tokenizer, timing: TimingConfig, device: torch.device) 
             model(**batch)
 
     first = measure.warm_up(call, device, timing.warmup_runs)
-    lat = measure.time_calls(call, device, timing.min_iterations, timing.min_seconds, timing.max_iterations)
+    with load.watch() as machine_load:  # another process on the cores slows one side and moves the ratio
+        lat = measure.time_calls(call, device, timing.min_iterations, timing.min_seconds, timing.max_iterations)
     return {
+        "load": machine_load or None,
+        "disturbed": load.judged_window(machine_load),
         **count_parameters(model),
         "flops": measure.count_flops(model, batch),
         "first_call_s": first,
@@ -46,6 +49,9 @@ def compare(student, teacher, tokenizer, timing: TimingConfig, device: torch.dev
     out["student"] = measure_model(student, tokenizer, timing, device)
     t, s = out["teacher"], out["student"]
     out["speedup_p50"] = round(t["latency_s"]["p50"] / s["latency_s"]["p50"], 3)
+    # the ratio is as good as its worse side: disturbed if either was, not judged if either was not
+    sides = [t["disturbed"], s["disturbed"]]
+    out["disturbed"] = True if True in sides else None if None in sides else False
     out["flops_ratio"] = round(t["flops"] / s["flops"], 3) if s["flops"] else None
     out["parameters_ratio"] = round(t["parameters"] / s["parameters"], 3)
     return out

@@ -144,4 +144,18 @@ def flags_of(ok: List[Result], bad: List[Result]) -> List[str]:
         if hit:
             runs = f"{len(hit)} of {len(ok)} run{'s' * (len(ok) != 1)}"
             out.append(f"train s of {runs} {what}: " + ", ".join(f"seed {r.seed}" for r in hit))
+    timed = [(r, getattr(_efficiency(r), "disturbed", False)) for r in ok]
+    for value, what in ((True, "measured beside other load"), (None, "not judged for load")):
+        hit = [r for r, d in timed if d is value]
+        if hit:  # the row's p50 and speed-up average these
+            runs = f"{len(hit)} of {len(ok)} run{'s' * (len(ok) != 1)}"
+            out.append(f"speed-up of {runs} {what}: " + ", ".join(f"seed {r.seed}" for r in hit))
     return out
+
+
+def _efficiency(r):
+    """A run's side-by-side latency figures; None for a stand-in without them (older results: no verdict)."""
+    try:
+        return distill_info(r).efficiency
+    except AttributeError:
+        return None

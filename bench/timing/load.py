@@ -89,6 +89,20 @@ def watch() -> Iterator[Dict[str, Any]]:
         out.update(between(start, CpuTimes.now()) or {})
 
 
+def judged_window(figures: Dict[str, Any]) -> Optional[bool]:
+    """A timed loop's verdict from its `watch()` figures, which it updates: True/False, or None (not judged)
+    when the window is too short for /proc/stat's 10 ms ticks (another process's core reads as 0, or as
+    noise) and no steal flags it; a reader then sees 'not judged', never a confident 'quiet'."""
+    stolen = figures.get("steal_fraction", 0.0) > figures.get("threshold_steal", DISTURBED_STEAL)
+    if figures and figures.get("wall_s", 0) < MIN_JUDGED_S and not stolen:
+        figures.update(
+            disturbed=None,
+            not_judged=f"a {figures['wall_s']} s window is too short to judge other load "
+            f"(under {MIN_JUDGED_S} s; timing.min_seconds sets it)",
+        )
+    return None if figures.get("not_judged") else bool(figures.get("disturbed"))
+
+
 def judged_for(figures: Dict[str, Any], ranks_here: int) -> Dict[str, Any]:
     """The figures of one of `ranks_here` processes of one run on this machine (DDP under torchrun).
 

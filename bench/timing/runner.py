@@ -50,14 +50,7 @@ def _shape_entry(
             first = measure.warm_up(call, device, max(t.warmup_runs, len(ready)))
         with load.watch() as machine_load:  # what else ran on the machine while these samples were taken
             lat = measure.time_calls(call, device, t.min_iterations, t.min_seconds, t.max_iterations)
-    stolen = machine_load.get("steal_fraction", 0.0) > machine_load.get("threshold_steal", load.DISTURBED_STEAL)
-    if machine_load and machine_load.get("wall_s", 0) < load.MIN_JUDGED_S and not stolen:  # steal still flags
-        # /proc/stat ticks every 10 ms: over a short loop another process's core reads as 0, or as noise
-        machine_load.update(
-            disturbed=None,
-            not_judged=f"a {machine_load['wall_s']} s window is too short to judge other load "
-            f"(under {load.MIN_JUDGED_S} s; timing.min_seconds sets it)",
-        )
+    disturbed = load.judged_window(machine_load)
     tokens = float(np.mean([inputs.tokens_in(b) for b in batches]))
     entry: Dict[str, Any] = {
         "status": "ok",
@@ -67,8 +60,7 @@ def _shape_entry(
         "tokens_per_batch": tokens,
         "memory": {"peak_rss_bytes": sampler.peak, "rss_before_bytes": rss_before, **cuda_mem},
         "load": machine_load or None,
-        # None: not judged (a window too short); a reader sees that, never a confident 'quiet'
-        "disturbed": None if machine_load.get("not_judged") else bool(machine_load.get("disturbed")),
+        "disturbed": disturbed,  # None: not judged (a window too short)
     }
     if t.inputs == "task":
         entry["input_lengths"] = inputs.length_stats(batches)
