@@ -51,3 +51,10 @@ def test_a_trivial_figure_from_capped_runs_only_says_how_many_rows():
     assert "first N rows only" in table.caption
     whole = choice.choice_table(seeds, choice.trivial_frame([_choice_run(570, 0.27)]), with_published=False)
     assert whole.text.set_index("model").loc["trivial: chance", "ARC-Easy"] == "25.0"
+
+
+def test_one_seeds_robustness_figure_has_no_spread():
+    from bench.report.robustness import _spread
+
+    assert _spread([0.5, None, None]) == "50.0 (1 of 3 seeds)"  # was '50.0±0.0': as if three seeds agreed
+    assert _spread([0.5, 0.6, None]) == "55.0±7.1 (2 of 3 seeds)" and _spread([None, None]) == "unchanged"
