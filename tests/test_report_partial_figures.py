@@ -58,3 +58,24 @@ def test_one_seeds_robustness_figure_has_no_spread():
 
     assert _spread([0.5, None, None]) == "50.0 (1 of 3 seeds)"  # was '50.0±0.0': as if three seeds agreed
     assert _spread([0.5, 0.6, None]) == "55.0±7.1 (2 of 3 seeds)" and _spread([None, None]) == "unchanged"
+
+
+def test_a_difference_without_an_interval_has_no_within_noise_verdict_anywhere():
+    import io
+
+    import numpy as np
+
+    from bench.report import stats
+    from bench.report.__main__ import significance_text
+
+    y = np.arange(6.0)
+    # Pearson of constant predictions: undefined on the dev rows and on every resample of them
+    res = stats.seed_example_bootstrap(lambda p, y: float("nan"), y, [y * 0], [y * 0 + 1], n_boot=20)
+    assert res["draws"] == 0 and res["within_noise"] is None
+    pairs = pd.DataFrame([{"task": "stsb", "model_a": "a", "model_b": "b", "pairing": "1 seed paired", **res}])
+    csv = pd.read_csv(io.StringIO(pairs.to_csv(index=False)))  # significance.csv as bench report writes it
+    assert csv.within_noise.isna().all()  # empty, not False ('a difference beyond the noise')
+    shown = significance_text(pairs).iloc[0]
+    assert (shown["95% CI"], shown.verdict) == ("-", "no interval")  # was '[+nan, +nan]' beside 'no interval'
+    same = stats.paired_bootstrap(lambda p, y: float(np.mean(p == y)), y, y, y)  # an interval: a verdict
+    assert same["within_noise"] is True

@@ -19,6 +19,12 @@ from ..tasks import metrics as task_metrics
 from .gather import label, newest_per_seed, variants
 
 
+def _within_noise(low: float, high: float) -> Optional[bool]:
+    """Whether the interval holds 0; None when there is no interval (a metric undefined on every resample): False
+    would read, in significance.csv and the distillation frame, as a difference beyond the noise."""
+    return bool(low <= 0 <= high) if np.isfinite([low, high]).all() else None
+
+
 def paired_bootstrap(
     score: Callable[[np.ndarray, np.ndarray], float],
     labels,
@@ -27,7 +33,7 @@ def paired_bootstrap(
     n_boot: int = 2000,
     seed: int = 0,
     alpha: float = 0.05,
-) -> Dict[str, float]:
+) -> Dict[str, Any]:
     """Difference score(a) - score(b) on the same examples, with a percentile bootstrap interval.
 
     `paired=True` resamples examples, scoring both systems on the same draw, so the interval reflects the
@@ -59,7 +65,7 @@ def paired_bootstrap(
         "high": high,
         "n": int(len(y)),
         "n_boot": n_boot,
-        "within_noise": bool(low <= 0 <= high),
+        "within_noise": _within_noise(low, high),
     }
 
 
@@ -71,7 +77,7 @@ def seed_example_bootstrap(
     n_boot: int = 2000,
     seed: int = 0,
     alpha: float = 0.05,
-) -> Dict[str, float]:
+) -> Dict[str, Any]:
     """Mean over seeds of score(a_s) - score(b_s), with a two-level percentile bootstrap interval.
 
     `preds_a[s]` and `preds_b[s]` are seed s's predictions of the two arms on the same examples (`labels`). Each
@@ -109,7 +115,7 @@ def seed_example_bootstrap(
         "seeds": int(k),
         "n_boot": n_boot,
         "draws": int(len(draws)),
-        "within_noise": bool(low <= 0 <= high),
+        "within_noise": _within_noise(low, high),
     }
 
 
