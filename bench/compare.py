@@ -2,10 +2,11 @@
 
 Runs are matched by model, weights, head, task and mode (latency cells also by device, backend and shape).
 The gate fails closed: a baseline run with no counterpart, a current run that is not `ok`, a metric that is
-not finite, or a latency cell that failed is a regression. Accuracy regresses when a metric drops by more than
-its tolerance; speed as in bench/compare_speed.py. Exit status: 0 nothing regressed, 1 a regression, 2
-unusable input (unreadable or invalid file, bad option, nothing matching, a comparison it cannot make: other
-library versions, other precisions, or paired accuracy runs whose settings differ, bench/compare_config.py).
+not finite, or a latency cell that failed is a regression. Accuracy regresses when a score drops by more than
+its tolerance (a chosen threshold is shown, not gated: bench/compare_accuracy.py); speed as in
+bench/compare_speed.py. Exit status: 0 nothing regressed, 1 a regression, 2 unusable input (unreadable or
+invalid file, bad option, nothing matching, a comparison it cannot make: other library versions, other
+precisions, paired accuracy runs whose settings differ, bench/compare_config.py, or whose example counts do).
 The gate's rule that a speed regression must reproduce is bench/compare_confirm.py.
 """
 
@@ -18,10 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
-import numpy as np
-
-from . import compare_speed
-from .compare_config import differences, settings_keys
+from . import compare_accuracy, compare_speed
+from .compare_config import settings_keys
 from .compare_inputs import load, package_versions, tolerances
 from .errors import BenchError
 from .schema import Result
@@ -96,66 +95,6 @@ def _status_rows(label: str, cur: List[Result]) -> List[Row]:
     return out
 
 
-def _precision_row(label: str, base: List[Result], cur: List[Result], policy: Policy) -> Optional[Row]:
-    # only runs that finished have a precision to compare: a crashed run has no `train` section, and it is a
-    # failure (its status row says so, exit 1), not a run of another precision (exit 2)
-    cur = [r for r in cur if r.status == "ok"]
-    pb, pc = {r.precision for r in base}, {r.precision for r in cur}
-    if not cur or pb == pc:
-        return None
-    change = f"precision {sorted(map(str, pb))} vs {sorted(map(str, pc))}"
-    if policy.accuracy_only and policy.cross_precision:
-        return Row(label, "precision", None, None, change + " (compared: --cross-precision)", "ok")
-    return Row(
-        label,
-        "precision",
-        None,
-        None,
-        change + ": not compared (--accuracy-only --cross-precision "
-        "compares accuracy across precisions with the tolerance given)",
-        "not comparable",
-    )
-
-
-def _accuracy_rows(key: Key, base: List[Result], cur: List[Result], policy: Policy) -> List[Row]:
-    label = _label(key)
-    precision = _precision_row(label, base, cur, policy)
-    if precision is not None and precision.verdict == "not comparable":
-        return [precision]
-    rows = [precision] if precision else []
-    usable = [r for r in cur if r.status == "ok"]
-    differ, accepted = differences(base, usable, policy.ignore_config) if usable else ([], [])
-    if differ:
-        # another experiment, not a change of this one: judging it against the tolerance would blame or clear
-        # the code for what the settings did. A metric that is not finite still fails closed.
-        text = "; ".join(differ[:12]) + (f"; and {len(differ) - 12} more" if len(differ) > 12 else "")
-        why = f"settings differ: {text} (bench compare --ignore-config KEY accepts a known difference)"
-        broken = sorted({m for r in usable for m in r.nonfinite_metrics if m in base[0].metrics})
-        return (
-            rows
-            + [Row(label, "config", None, None, why, "not comparable")]
-            + [Row(label, m, None, None, "not finite in the current run", "REGRESSION") for m in broken]
-        )
-    if accepted:
-        rows.append(Row(label, "config", None, None, "accepted (--ignore-config): " + "; ".join(accepted), "ok"))
-    for metric in base[0].metrics:
-        b = [r.metrics.get(metric) for r in base]
-        if any(v is None or not math.isfinite(v) for v in b):
-            rows.append(Row(label, metric, None, None, "the baseline's value is not finite", "refused"))
-            continue
-        c = [r.metrics.get(metric) for r in usable]
-        mb = float(np.mean(b))
-        if not c or any(v is None or not math.isfinite(v) for v in c):
-            why = "not finite in the current run" if c else "no successful current run"
-            rows.append(Row(label, metric, mb, None, why, "REGRESSION"))
-            continue
-        mc = float(np.mean(c))
-        tol = policy.tolerance_for(key[3], metric)
-        verdict = "REGRESSION" if mc < mb - tol else "improved" if mc > mb + tol else "ok"
-        rows.append(Row(label, metric, mb, mc, f"{mc - mb:+.4f} (tol {tol:g})", verdict))
-    return rows
-
-
 def compare(baseline: List[Result], current: List[Result], policy: Policy) -> List[Row]:
     """Every compared figure; raises BenchError when nothing matches."""
     base_runs, cur_runs = _runs(baseline), _runs(current)
@@ -196,7 +135,7 @@ def compare(baseline: List[Result], current: List[Result], policy: Policy) -> Li
         if key[4] == "latency":
             rows += compare_speed.rows(label, b, c, policy, Row)  # failed cells come out with their reasons
         else:
-            rows += _accuracy_rows(key, b, c, policy)
+            rows += compare_accuracy.rows(label, key[3], b, c, policy, Row)
     for key in cur_runs:
         if key not in base_runs:
             rows.append(Row(_label(key), "run", None, None, "not in the baseline", "new"))

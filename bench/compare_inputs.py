@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Dict, List
 
 from . import schema
+from .compare_accuracy import role
 from .errors import BenchError
 from .schema import Result
 
@@ -60,6 +61,9 @@ def tolerances(items: List[str], default: float, baseline: List[Result]) -> Dict
                 f"--tolerance {item!r}: no metric {name!r} in the baseline (it has "
                 f"{sorted(m for m in known if ':' not in m)})"
             )
+        kind = role(name.rpartition(":")[2])
+        if kind != "score":  # a tolerance that would judge nothing must not look as if it were set
+            raise BenchError(f"--tolerance {item!r}: {name!r} is a {kind}, not a score, and is not gated by tolerance")
     return out
 
 

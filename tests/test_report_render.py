@@ -143,3 +143,40 @@ def test_the_glue_table_names_the_machine_class_its_times_come_from():
     t = tables.glue_table(_seeds([("rte", "acc", 0.6)]), eff, {"m": 22_000_000})
     assert t.text.set_index("model").loc["m", "CPU ms"] == "12.0"
     assert "CPU ms measured on: amd-x-avx2." in t.caption and "GPU ms measured on" not in t.caption
+
+
+def test_an_avg_over_fewer_tasks_says_so_and_is_never_bold_or_plotted():
+    """The auditor's case: A has CoLA and RTE (avg 55.0), B has RTE only; B's 65.0 was bolded as the best avg."""
+    from bench.report import tables
+
+    seeds = pd.concat(
+        [
+            _seeds([("cola", "mcc", 0.40), ("rte", "acc", 0.70)]),
+            _seeds([("rte", "acc", 0.65)]).assign(model="B"),
+            _seeds([("cola", "mcc", 0.30), ("rte", "acc", 0.60)]).assign(model="C"),
+        ]
+    )
+    t = tables.glue_table(seeds, pd.DataFrame(), {}, with_published=False)
+    rows = t.text.set_index("model")
+    assert rows.loc["m", "avg"] == "55.0" and rows.loc["B", "avg"] == "- (1 of 2 tasks)"
+    assert np.isnan(t.score.avg[1])  # no score: the accuracy/latency plot draws rows with one only
+    assert list(render.best_mask(t).avg) == [True, False, False]
+    md = render.markdown(t)
+    assert "**55.0**" in md and "| - (1 of 2 tasks)" in md
+    style, body = render.html(t).split("</style>")
+    assert "_row0_col4" in style and "_row1_col4" not in style and "- (1 of 2 tasks)" in body  # avg is column 4
+    tex = render.latex(t, "glue")
+    assert "\\bfseries 55.0" in tex and "- (1 of 2 tasks)" in tex and "\\bfseries - (1" not in tex
+    with_pub = tables.glue_table(seeds, pd.DataFrame(), {})
+    assert not render.best_mask(with_pub).set_index(with_pub.text.model).loc["B", "avg"]
+
+
+def test_a_test_rows_avg_over_one_metric_of_a_two_metric_cell_is_flagged():
+    from bench.report import tables
+
+    t = tables.glue_table(_seeds([("mrpc", "f1", 0.8), ("mrpc", "acc", 0.7), ("rte", "acc", 0.6)]), pd.DataFrame(), {})
+    rows = t.text.set_index("model")
+    assert rows.loc["m", "avg"] == "67.5"  # ours: (80 + 70) / 2 and 60
+    assert rows.loc["BERT-base", "flags"].startswith("avg: MRPC by f1 only")
+    assert rows.loc["BERT-base (cased)", "flags"] == "-"  # run_glue prints both: like ours
+    assert "MRPC and QQP by F1 and STS-B by Spearman alone" in t.caption

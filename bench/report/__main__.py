@@ -188,7 +188,10 @@ def significance_text(pairs: pd.DataFrame) -> pd.DataFrame:
             "model A": pairs.model_a,
             "model B": pairs.model_b,
             "A - B (x100)": (100 * pairs["diff"]).map("{:+.1f}".format),
-            "95% CI": [f"[{100 * lo:+.1f}, {100 * hi:+.1f}]" for lo, hi in zip(pairs.low, pairs.high)],
+            "95% CI": [
+                f"[{100 * lo:+.1f}, {100 * hi:+.1f}]" if np.isfinite([lo, hi]).all() else "-"
+                for lo, hi in zip(pairs.low, pairs.high)
+            ],
             "n": pairs.n,
             "seeds": pairs.pairing if "pairing" in pairs else "-",
             "verdict": [verdict(row) for row in pairs.to_dict("records")],

@@ -148,13 +148,14 @@ def groups(recs: List[Dict[str, Any]]) -> List[List[Dict[str, Any]]]:
 
 
 def _spread(values: List[Optional[float]], unit: float = 100.0, digits: int = 1) -> str:
-    """'mean±std (n seeds)' over the seeds that have a value; 'unchanged' when none has."""
+    """'mean±std (n seeds)' over the seeds that have a value; 'unchanged' when none has. One value has no spread
+    (a ±0.0 would read as seeds that agree), so it is shown bare, as the GLUE table shows one seed."""
     v = [unit * x for x in values if x is not None]
     if not v:
         return "unchanged"
-    sd = float(np.std(v, ddof=1)) if len(v) > 1 else 0.0
     part = "" if len(v) == len(values) else f" of {len(values)}"
-    return f"{np.mean(v):.{digits}f}±{sd:.{digits}f} ({len(v)}{part} seeds)"
+    spread = f"±{np.std(v, ddof=1):.{digits}f}" if len(v) > 1 else ""
+    return f"{np.mean(v):.{digits}f}{spread} ({len(v)}{part} seed{'s' * (len(values) > 1)})"
 
 
 def _value(fig: Optional[Dict[str, Any]]) -> Optional[float]:
