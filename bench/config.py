@@ -201,6 +201,8 @@ class DeviceConfig:
     def __post_init__(self) -> None:
         choice("device.name", self.name, ["cpu", "cuda"])
         positive("device.threads", self.threads)
+        if self.index < 0:
+            raise ConfigError(f"device.index={self.index}: give a CUDA device number, 0 or more")
 
 
 @dataclass

@@ -126,7 +126,7 @@ def eval_collator(tokenizer):
     return DataCollatorWithPadding(tokenizer)
 
 
-@dataclass
+@dataclass(repr=False)  # TrainingArguments' own repr, which hides hub tokens
 class RunDeviceArguments(TrainingArguments):
     """TrainingArguments that train on the run's device (bench.gpu.hold), not on transformers' cuda:0 with
     DataParallel over every visible GPU."""

@@ -19,21 +19,29 @@ from .errors import DeviceError
 
 
 def distributed() -> bool:
-    """Launched by torchrun with more than one process."""
-    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+    """Launched by torchrun (or a launcher like it): LOCAL_RANK is set, which is what puts accelerate, and so the
+    Trainer, into DDP on the GPU of that rank, even with one process."""
+    return os.environ.get("LOCAL_RANK") is not None
 
 
 def run_index(cfg: DeviceConfig, strict: bool = True) -> int:
-    """The CUDA index this process runs on: device.index, or under torchrun its LOCAL_RANK (one GPU per rank,
-    the mapping torchrun and accelerate use). `strict`: refuse a device.index that torchrun would override."""
+    """The CUDA index this process runs on: device.index, or under torchrun its LOCAL_RANK modulo the GPUs this
+    process sees (accelerate's mapping; 0 where a launcher shows each rank its own GPU). `strict`: refuse a
+    device.index that torchrun would override, and a LOCAL_RANK that is not a number, with the reason."""
     if not distributed():
+        return cfg.index
+    try:
+        local = int(os.environ["LOCAL_RANK"])
+    except ValueError:
+        if strict:
+            raise DeviceError(f"LOCAL_RANK={os.environ['LOCAL_RANK']!r} is not a rank number (set by torchrun)")
         return cfg.index
     if cfg.index and strict:
         raise DeviceError(
-            f"device.index={cfg.index} under torchrun: each rank runs on the GPU of its LOCAL_RANK; "
-            "choose the GPUs with CUDA_VISIBLE_DEVICES (e.g. CUDA_VISIBLE_DEVICES=2,3 torchrun ...)"
+            f"device.index={cfg.index} under torchrun (LOCAL_RANK={local}): each rank runs on the GPU of its "
+            "LOCAL_RANK; choose the GPUs with CUDA_VISIBLE_DEVICES (e.g. CUDA_VISIBLE_DEVICES=2,3 torchrun ...)"
         )
-    return int(os.environ.get("LOCAL_RANK", "0"))
+    return local % max(torch.cuda.device_count(), 1)
 
 
 def native_bf16(device: torch.device) -> bool:
@@ -88,7 +96,11 @@ def hold(args, chosen: torch.device, device: torch.device) -> torch.device:
     asked for cuda:N trained on GPU 0 and scored on GPU N. Outside torchrun `device` is made current and one GPU
     counted (accelerate places the model and batches on the current device, the Trainer on `args.device`); under
     torchrun accelerate's per-rank choice stands (DDP, one GPU per rank)."""
-    if chosen.type != "cuda" or device.type != "cuda" or distributed():
+    from accelerate.utils import DistributedType
+
+    state = getattr(args, "distributed_state", None)  # accelerate's verdict, which the Trainer follows
+    in_ddp = state is not None and state.distributed_type != DistributedType.NO
+    if chosen.type != "cuda" or device.type != "cuda" or distributed() or in_ddp:
         return chosen
     torch.cuda.set_device(device)
     args._n_gpu = 1

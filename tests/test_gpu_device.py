@@ -63,15 +63,31 @@ def test_training_runs_on_the_run_s_gpu_alone(two_gpus, tmp_path):
 
 
 def test_torchrun_keeps_accelerate_s_choice_per_rank(two_gpus, monkeypatch):
-    monkeypatch.setenv("WORLD_SIZE", "2")
+    """Under torchrun (LOCAL_RANK set, even one process) accelerate puts the Trainer in DDP on the rank's GPU:
+    the run takes the same one, LOCAL_RANK modulo the GPUs it sees, and leaves the Trainer's choice alone."""
+    from accelerate.utils import DistributedType
+
     monkeypatch.setenv("LOCAL_RANK", "1")
     args = SimpleNamespace(_n_gpu=1)
     assert gpu.hold(args, torch.device("cuda", 1), torch.device("cuda", 1)) == torch.device("cuda", 1)
     assert ("set_device", 1) not in two_gpus["log"]
-    # each rank's device is its LOCAL_RANK's; a device.index there is refused, with the way to choose GPUs
     assert env.setup_device(DeviceConfig(name="cuda")) == torch.device("cuda", 1)
     with pytest.raises(DeviceError, match="CUDA_VISIBLE_DEVICES"):
         env.setup_device(DeviceConfig(name="cuda", index=1))
+    monkeypatch.setenv("LOCAL_RANK", "0")  # torchrun --nproc_per_node=1: DDP all the same, on cuda:0
+    with pytest.raises(DeviceError, match=r"LOCAL_RANK=0\)"):
+        env.setup_device(DeviceConfig(name="cuda", index=1))
+    monkeypatch.setenv("LOCAL_RANK", "3")  # a launcher that shows each rank its own GPUs: rank 3 on its 2nd
+    assert env.setup_device(DeviceConfig(name="cuda")) == torch.device("cuda", 1)
+    monkeypatch.setenv("LOCAL_RANK", "x")
+    with pytest.raises(DeviceError, match="not a rank number"):
+        env.setup_device(DeviceConfig(name="cuda"))
+    # accelerate's own verdict counts too (a DDP state without the variable): the Trainer's device stands
+    monkeypatch.delenv("LOCAL_RANK")
+    ddp = SimpleNamespace(_n_gpu=1, distributed_state=SimpleNamespace(distributed_type=DistributedType.MULTI_GPU))
+    assert gpu.hold(ddp, torch.device("cuda", 0), torch.device("cuda", 1)) == torch.device("cuda", 0)
+    with pytest.raises(ConfigError, match="device.index=-1"):
+        DeviceConfig(name="cuda", index=-1)
 
 
 def test_setup_device_and_the_record_name_the_run_s_gpu(two_gpus):
@@ -152,6 +168,66 @@ def test_a_session_that_fell_back_to_the_cpu_is_not_timed_as_cuda(monkeypatch, t
     monkeypatch.setattr(ort, "InferenceSession", Session)
     with pytest.raises(BackendUnavailable, match="could not start CUDAExecutionProvider"):
         ort_calls._ort_session(tmp_path / "model.onnx", torch.device("cuda", 1))
+
+
+def test_onnx_runtime_on_cuda_binds_its_io_refuses_fallback_and_reports_no_torch_memory(monkeypatch):
+    """The CUDA build of the session, faked at ONNX Runtime's calls (the export and the rest are real): its
+    rows carry no torch memory figure, and a failing call raises rather than rerunning on the CPU."""
+    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    from bench import models
+
+    calls = []
+
+    class Session:
+        def __init__(self, path, opts, providers):
+            calls.append(("providers", providers))
+
+        def get_providers(self):
+            return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+
+        def disable_fallback(self):
+            calls.append("no fallback")
+
+    monkeypatch.setattr(ort, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    monkeypatch.setattr(ort, "InferenceSession", Session)
+    cfg = compose([*tiny("bert"), "task=rte"])
+    _, model, _ = models.load(cfg.model, cfg.task, seed=1)
+    prepared = exported.onnxruntime(model, torch.device("cuda", 1))
+    assert calls == [("providers", [("CUDAExecutionProvider", {"device_id": 1})]), "no fallback"]
+    assert "IO binding" in prepared.note and "own arena" in prepared.outside_torch
+
+
+def test_a_row_of_a_runtime_outside_torch_has_its_reason_not_torch_s_peak(two_gpus, monkeypatch):
+    """The shape entry passes the backend's reason on: no reset, no max_memory_allocated, the reason instead."""
+    from bench.timing import runner
+    from bench.timing.prepared import Prepared
+
+    class Event:
+        def __init__(self, enable_timing=False):
+            pass
+
+        def record(self, stream=None):
+            pass
+
+        def synchronize(self):
+            pass
+
+        def elapsed_time(self, other):
+            return 1.0
+
+    touched = []
+    monkeypatch.setattr(torch.cuda, "Event", Event)
+    monkeypatch.setattr(torch.cuda, "empty_cache", lambda: None)
+    monkeypatch.setattr(torch.cuda, "reset_peak_memory_stats", lambda d=None: touched.append("reset"))
+    monkeypatch.setattr(torch.cuda, "max_memory_allocated", lambda d=None: touched.append("read") or 1)
+    cfg = compose([*tiny("bert"), "task=rte", "mode=latency", "timing.min_iterations=2", "timing.min_seconds=0"])
+    logits = torch.zeros(1, 2)
+    prepared = Prepared(lambda b: b, lambda ready: logits, 0, "fp32-onnx", outside_torch="its own arena")
+    batch = {"input_ids": torch.ones(1, 4, dtype=torch.long), "attention_mask": torch.ones(1, 4, dtype=torch.long)}
+    entry = runner._shape_entry(cfg, prepared, {"logits": logits}, torch.device("cuda", 1), 1, [batch])
+    assert entry["memory"]["cuda_not_measured"] == "its own arena" and touched == []
+    assert "cuda_max_allocated_bytes" not in entry["memory"]
 
 
 def test_the_gpu_build_of_onnxruntime_is_recorded(monkeypatch):

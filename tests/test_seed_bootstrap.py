@@ -210,3 +210,44 @@ def test_the_side_by_side_latency_says_whether_it_was_disturbed():
     assert load.judged_window(dict(short)) is None
     assert "too short" in (judged := dict(short), load.judged_window(judged))[0]["not_judged"]
     assert load.judged_window({**short, "steal_fraction": 0.5}) is True  # steal flags even a short window
+    assert load.judged_window({}) is None  # no /proc/stat: no verdict, never a confident 'quiet'
+
+
+def test_the_speed_up_is_as_disturbed_as_its_worse_side(monkeypatch):
+    from bench.distill import efficiency
+
+    def side(disturbed):
+        return {"parameters": 10, "flops": 5, "latency_s": {"p50": 0.01}, "disturbed": disturbed}
+
+    for teacher, student, expected in (
+        (True, None, True),
+        (None, True, True),
+        (False, None, None),
+        (None, False, None),
+        (False, False, False),
+    ):
+        sides = iter([side(teacher), side(student)])
+        monkeypatch.setattr(efficiency, "measure_model", lambda *a, sides=sides: next(sides))
+        assert efficiency.compare(None, None, None, None, "cpu")["disturbed"] is expected, (teacher, student)
+
+
+def test_the_interval_is_the_t_and_bootstrap_combination_on_fixed_predictions():
+    """Its width on known inputs: mean +- sqrt(t_{k-1}^2 var_seeds / k + z^2 var_examples), the examples' part
+    from the paired bootstrap of the seed-mean difference (recomputed here with the same draws)."""
+    from scipy.stats import t as t_dist
+
+    y, a, b = _arms([0.10, -0.06, 0.08], n=300)
+    res = seed_example_bootstrap(acc, y, a, b, n_boot=400, seed=5)
+    per_seed = np.array([acc(pa, y) - acc(pb, y) for pa, pb in zip(a, b)])
+    rng = np.random.default_rng(5)
+    draws = []
+    for _ in range(400):
+        rows = rng.integers(0, len(y), len(y))
+        draws.append(np.mean([acc(pa[rows], y[rows]) - acc(pb[rows], y[rows]) for pa, pb in zip(a, b)]))
+    half = np.sqrt(t_dist.ppf(0.975, 2) ** 2 * per_seed.var(ddof=1) / 3 + 1.959964**2 * np.var(draws, ddof=1))
+    assert res["diff"] == pytest.approx(per_seed.mean())
+    assert (res["low"], res["high"]) == pytest.approx((per_seed.mean() - half, per_seed.mean() + half), rel=1e-6)
+    assert res["seed_se"] == pytest.approx(np.sqrt(per_seed.var(ddof=1) / 3))
+    # power: a steady 3-point change over 3 seeds on 1,000 rows is found
+    y, a, b = _arms([0.03, 0.03, 0.03], n=1000)
+    assert seed_example_bootstrap(acc, y, a, b, n_boot=400)["low"] > 0

@@ -249,7 +249,7 @@ def load_or_compute(
         )
         tmp = Path(cache_dir) / f".{key}.{os.getpid()}.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
-        meta = {**info, "checkpoint": str(ckpt)}
+        meta = {**info, "checkpoint": str(ckpt), "device": str(device or "cpu")}  # fp32 on either: one entry
         try:
             compute(model, dataset, collator, batch_size, hidden_layers, attention_layers, tmp, meta, device)
             expected = {"lengths": lengths, "hidden_layers": hidden_layers, "attention_layers": attention_layers}

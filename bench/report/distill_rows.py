@@ -105,7 +105,7 @@ def selection_of(rs: List[Result]) -> Tuple[str, List[str], Optional[Dict[str, A
 
 def change(ok: List[Result], direct: Dict[Any, Result], n_boot: int) -> Dict[str, Any]:
     """The change against the direct fine-tune, per seed paired with the direct run of the same seed: the mean
-    over those seeds and the two-level (seeds, dev examples) interval of stats.compare_seeds."""
+    over those seeds and the seeds-and-examples interval of stats.compare_seeds."""
     pairs = []
     for r in sorted(ok, key=lambda r: r.seed if r.seed is not None else 0):
         d = direct.get(r.seed)

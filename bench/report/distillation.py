@@ -1,6 +1,6 @@
 """The distillation table from result files alone: per task, teacher and student, the trivial baseline, the teacher,
 the student fine-tuned directly and each distilled variant, with the dev figure (mean±std over seeds), the mean
-change against the direct fine-tune with a 95% interval over both seeds and dev examples (a two-level bootstrap),
+change against the direct fine-tune with a 95% interval over both seeds and dev examples (stats.seed_example_bootstrap),
 the setting each tuned arm chose on its holdout, training time, latency and speed-up over the teacher. Failed or
 interrupted distill runs are rows of their own, never left out in silence; fewer than 3 seeds is flagged.
 

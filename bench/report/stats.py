@@ -136,7 +136,7 @@ def compare_runs(a: Result, b: Result, n_boot: int = 2000) -> Optional[Dict[str,
 
 def compare_seeds(pairs: Sequence[Tuple[Result, Result]], n_boot: int = 2000) -> Optional[Dict[str, float]]:
     """Arm a minus arm b on the primary metric, averaged over seeds, each pair (a_s, b_s) one seed's two runs, with
-    the two-level (seeds, then dev examples) 95% interval of seed_example_bootstrap. None when the runs cannot all
+    the 95% interval over seeds and dev examples of seed_example_bootstrap. None when the runs cannot all
     be paired on the same dev examples (a missing or unreadable predictions file, other rows, a kind without one
     prediction per example)."""
     if not pairs:
@@ -164,8 +164,7 @@ def compare_seeds(pairs: Sequence[Tuple[Result, Result]], n_boot: int = 2000) ->
 
 def pairwise(rs: List[Result], n_boot: int = 2000, log=None) -> pd.DataFrame:
     """For each task, every pair of model variants on the primary metric (each seed's newest run): A - B averaged
-    over the seeds both have, with the two-level 95% interval (seeds resampled, then the dev examples:
-    compare_seeds). Variants with no seed in common are paired on their lowest seeds, one run each, and
+    over the seeds both have, with the 95% interval over seeds and dev examples (compare_seeds). Variants with no seed in common are paired on their lowest seeds, one run each, and
     `pairing` says so; pairs not scored on the same dev examples are left out."""
     out = []
     var = variants(rs)

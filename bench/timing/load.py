@@ -93,8 +93,10 @@ def judged_window(figures: Dict[str, Any]) -> Optional[bool]:
     """A timed loop's verdict from its `watch()` figures, which it updates: True/False, or None (not judged)
     when the window is too short for /proc/stat's 10 ms ticks (another process's core reads as 0, or as
     noise) and no steal flags it; a reader then sees 'not judged', never a confident 'quiet'."""
+    if not figures:  # no /proc/stat here, or no time passed: nothing to judge by, so no verdict
+        return None
     stolen = figures.get("steal_fraction", 0.0) > figures.get("threshold_steal", DISTURBED_STEAL)
-    if figures and figures.get("wall_s", 0) < MIN_JUDGED_S and not stolen:
+    if figures.get("wall_s", 0) < MIN_JUDGED_S and not stolen:
         figures.update(
             disturbed=None,
             not_judged=f"a {figures['wall_s']} s window is too short to judge other load "
