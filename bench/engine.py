@@ -320,6 +320,8 @@ def describe_task(
                     f"{n} of {len(raw[split])} {split} rows were cut at max_seq_length={max_length} (the model saw "
                     "their first tokens only)"
                 )
+    for split, total in getattr(raw, "eval_rows_before_cap", {}).items():  # a figure of a slice, said where shown
+        out["flags"].append(f"{split}: first {len(raw[split])} of {total} rows (data.max_eval_samples)")
     twins = getattr(raw, "holdout_twins_dropped", 0)
     if twins:
         out["task"]["holdout_twins_dropped"] = twins

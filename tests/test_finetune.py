@@ -31,6 +31,8 @@ def test_tiny_random_models_finetune_on_real_rows(family, glue_dir, tmp_path):
     assert 0 <= saved["metrics"]["acc"] <= 1 and saved["metrics"]["primary"] == saved["metrics"]["acc"]
     assert saved["train"]["steps"] == 3 and saved["train"]["examples_per_second"] > 0
     assert saved["eval"]["examples"] == 24
+    # a figure of the dev set's first 24 rows is flagged as such wherever it is shown (the tables' flags)
+    assert "validation: first 24 of 277 rows (data.max_eval_samples)" in saved["flags"]
     assert saved["config"]["model"]["name"] == cfg.model.name
     for key in ("python", "packages", "cpu", "git"):
         assert key in saved["env"]

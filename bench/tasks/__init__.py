@@ -83,8 +83,9 @@ def cap(dd: DatasetDict, data: DataConfig, seed: int) -> DatasetDict:
     with data.holdout, a seeded slice of the training rows becomes the split `holdout` and leaves train, and so do
     the training rows whose text is a held-out row's (a training file repeats some examples, SST-2's phrases
     among them): a holdout whose examples were trained on scores memory, not generalisation, and would favour
-    the settings that memorise. How many went is `holdout_twins_dropped` on the returned DatasetDict."""
-    out, twins = {}, 0
+    the settings that memorise. How many went is `holdout_twins_dropped` on the returned DatasetDict, and each
+    capped split's full row count `eval_rows_before_cap`."""
+    out, twins, cut = {}, 0, {}
     for split, ds in dd.items():
         if split == "train":
             rows = train_rows(len(ds), data, seed)
@@ -99,10 +100,12 @@ def cap(dd: DatasetDict, data: DataConfig, seed: int) -> DatasetDict:
             if len(labelled) < len(ds):
                 ds = ds.select(labelled)
         elif data.max_eval_samples and data.max_eval_samples < len(ds):
+            cut[split] = len(ds)
             ds = ds.select(range(data.max_eval_samples))
         out[split] = ds
     capped = DatasetDict(out)
     capped.holdout_twins_dropped = twins
+    capped.eval_rows_before_cap = cut
     return capped
 
 
