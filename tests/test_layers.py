@@ -31,6 +31,7 @@ BOTTOM = {
     "bench.recipe_config",
     "bench.compare_config",  # a result's settings as they decide its figures: schema and config only, no torch
     "bench.env",
+    "bench.gpu",  # the run's CUDA device, for env's record and setup: config and errors only
     "bench.results",
     "bench.baselines",
     "bench.signals",

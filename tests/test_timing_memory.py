@@ -121,6 +121,7 @@ def test_a_backend_that_cannot_run_here_costs_no_fp32_reference(monkeypatch):
     assert "CPU backend" in backends.unavailable("int8", cuda)
     monkeypatch.setattr(backends.exported, "missing", lambda name: None)  # as if installed: the device decides
     assert backends.unavailable("onnxruntime_int8", cuda) == "onnxruntime_int8 is a CPU backend here"
+    monkeypatch.setattr(backends.exported.ort_calls, "no_provider", lambda name: None)  # as if onnxruntime-gpu
     assert backends.unavailable("onnxruntime", cuda) is None  # the plain export has a CUDA provider
     assert backends.unavailable("eager", cuda) is None and backends.unavailable("int8", torch.device("cpu")) is None
     assert "choices" in backends.unavailable("tensorrt", cuda)

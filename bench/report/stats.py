@@ -164,8 +164,9 @@ def compare_seeds(pairs: Sequence[Tuple[Result, Result]], n_boot: int = 2000) ->
 
 def pairwise(rs: List[Result], n_boot: int = 2000, log=None) -> pd.DataFrame:
     """For each task, every pair of model variants on the primary metric (each seed's newest run): A - B averaged
-    over the seeds both have, with the 95% interval over seeds and dev examples (compare_seeds). Variants with no seed in common are paired on their lowest seeds, one run each, and
-    `pairing` says so; pairs not scored on the same dev examples are left out."""
+    over the seeds both have, with the 95% interval over seeds and dev examples (compare_seeds). Variants with
+    no seed in common are paired on their lowest seeds, one run each, and `pairing` says so; pairs not scored on
+    the same dev examples are left out."""
     out = []
     var = variants(rs)
     by_task: Dict[str, Dict[str, Dict[Any, Result]]] = {}
