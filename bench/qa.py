@@ -23,7 +23,8 @@ def run(cfg: Config, train: bool = True) -> Dict[str, Any]:
     device, precision, hyper, tokenizer, model, model_info = engine.setup(cfg, train)
     task = cfg.task
     raw = tasks.load(task, cfg.data, seed=cfg.train.seed, need_train=train)
-    raw = type(raw)({k: v for k, v in raw.items() if train or k != "train"})  # split_by_article gives both
+    if not train:  # split_by_article gives both; popped, not rebuilt, so the cap's record of what it cut stays
+        raw.pop("train", None)
     if task.doc_stride >= hyper.max_seq_length - 64:  # the question and special tokens share the window
         raise ConfigError(
             f"task.doc_stride={task.doc_stride} leaves no room in windows of "

@@ -1,4 +1,5 @@
 import json
+import re
 
 import numpy as np
 import pytest
@@ -322,12 +323,32 @@ def test_tiny_model_finetunes_and_writes_official_predictions(squad_dir, tmp_pat
             "data.max_eval_samples=12",
             "train.max_steps=2",
             "train.batch_size=8",
+            "train.save_checkpoint=true",
         ],
-        out_dir=str(tmp_path),
+        out_dir=str(tmp_path / "train"),
     )
     result = run(cfg)
     assert result.status == "ok" and result.task["split_by_article"] == 47
     assert {"exact_match", "f1", "primary"} <= set(result.metrics)
-    preds = json.loads((tmp_path / "predictions.json").read_text())
+    preds = json.loads((tmp_path / "train" / "predictions.json").read_text())
     assert len(preds) == 12 and all(isinstance(v, str) for v in preds.values())
     assert any("first 47 articles" in n for n in result.notes)
+    # a figure of the scored articles' first 12 questions is flagged as one (it was not: the split was rebuilt)
+    capped = r"validation: first {} of \d+ rows \(data.max_eval_samples\)"
+    assert any(re.fullmatch(capped.format(12), f) for f in result.flags)
+    # scored again from its checkpoint (mode=evaluate, no training split), a capped dev figure is flagged too
+    ev = compose(
+        [
+            "model=bert_base",
+            f"model.path={tmp_path / 'train' / 'checkpoint'}",
+            "task=squad_v1",
+            "mode=evaluate",
+            f"data.dir={squad_dir}",
+            "data.max_eval_samples=7",
+        ],
+        out_dir=str(tmp_path / "eval"),
+    )
+    evaluated = run(ev)
+    assert evaluated.status == "ok", evaluated.failures
+    assert evaluated.task["splits"] == {"validation": 7} and evaluated.train is None
+    assert "validation: first 7 of 10570 rows (data.max_eval_samples)" in evaluated.flags
