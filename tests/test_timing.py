@@ -240,6 +240,47 @@ def test_a_backend_whose_logits_overflow_fails_instead_of_keeping_its_tier(glue_
     assert row["status"] == "failed" and "NaN" in row["error"]
 
 
+def test_a_backend_finite_on_its_timed_shapes_but_not_on_the_dev_set_fails_and_keeps_its_timings_apart(
+    glue_dir, tmp_path, monkeypatch
+):
+    """An overflow on the dev set's 32-row batches only: the backend fails (no speed of producing garbage), and
+    the shapes timed before it are kept in its facts as `timed_before_failure` (they were dropped), never as rows."""
+    from bench.timing import runner
+
+    real = backends.prepare
+
+    def overflowing(name, model, device):
+        prepared = real(name, model, device)
+        if name == "bf16":
+            forward = prepared.forward
+            prepared.forward = lambda ready: (lambda out: out * float("nan") if out.shape[0] > 2 else out)(
+                forward(ready).float()
+            )
+        return prepared
+
+    monkeypatch.setattr(backends, "prepare", overflowing)
+    cfg = compose(
+        [
+            *tiny("bert"),
+            *FAST,
+            "task=rte",
+            f"data.dir={glue_dir}",
+            "data.max_eval_samples=40",
+            "timing.backends=[eager,bf16]",
+            "timing.with_accuracy=true",
+            "timing.batch_sizes=[2]",
+            "timing.seq_lens=[16]",
+        ],
+        out_dir=str(tmp_path),
+    )
+    facts = runner.run(cfg)["timing"]["backends"]
+    assert facts["bf16"]["status"] == "failed" and "NaN or infinite" in facts["bf16"]["reason"]
+    assert "timing.backends.bf16.timed_before_failure" in facts["bf16"]["reason"]
+    kept = facts["bf16"]["timed_before_failure"]
+    assert [(s["batch_size"], s["seq_len"], s["status"]) for s in kept] == [(2, 16, "ok")]
+    assert kept[0]["latency_s"]["mean"] > 0 and kept[0]["agreement_vs_fp32"]["argmax_agreement"] is not None
+
+
 def test_agreement_refuses_non_finite_logits():
     from bench.errors import NonFiniteOutputError
     from bench.timing import reference

@@ -136,8 +136,15 @@ def measure_backend(cfg: Config, backend: str) -> Dict[str, Any]:
     if cfg.timing.with_accuracy:  # NaN logits (an overflow) fail the backend: no speed of producing garbage
         try:
             out["accuracy"] = reference.dev_accuracy(cfg, prepared, tokenizer, names)
-        except NonFiniteOutputError as exc:
-            return {**out, "status": "failed", "reason": str(exc), "shapes": []}
+        except NonFiniteOutputError as exc:  # its timings stay on record, apart, not as this backend's figures
+            kept = f" (timed before it: timing.backends.{backend}.timed_before_failure)" if out["shapes"] else ""
+            return {
+                **out,
+                "status": "failed",
+                "reason": f"{exc}{kept}",
+                "shapes": [],
+                "timed_before_failure": out["shapes"],
+            }
     out["peak_rss_process_bytes"] = _ru_maxrss()
     return out
 
