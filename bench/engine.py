@@ -22,7 +22,8 @@ from transformers import DataCollatorWithPadding, Trainer, TrainingArguments, de
 
 from . import env, gpu, models
 from .config import Config
-from .errors import NonFiniteLossError, check_finite
+from .errors import check_finite
+from .guarded import GuardedTrainer
 from .results import WEIGHTS_KEY, weights_of
 
 
@@ -70,20 +71,6 @@ def resolve_hyper(cfg: Config, above: Optional[Dict[str, Any]] = None, above_nam
         source = f"{above_name} ({', '.join(taken[above_name])}) on {source}"
     max_seq_length = t.max_seq_length if t.max_seq_length is not None else cfg.task.max_seq_length
     return Hyper(**values, max_seq_length=max_seq_length, source=source)
-
-
-class GuardedTrainer(Trainer):
-    """Stops at the first NaN/inf loss: the Trainer would otherwise log a filtered average and train on garbage."""
-
-    def training_step(self, model, inputs, num_items_in_batch=None):
-        loss = super().training_step(model, inputs, num_items_in_batch)
-        if not torch.isfinite(loss).all():
-            raise NonFiniteLossError(
-                f"the training loss became {loss.item()} at step {self.state.global_step + 1} "
-                f"(epoch {self.state.epoch or 0:.2f}); lower train.learning_rate, or use train.precision=fp32/bf16 "
-                "instead of fp16 (MobileBERT overflows fp16)"
-            )
-        return loss
 
 
 def predict_in_order(
@@ -228,6 +215,7 @@ def train_and_record(cfg: Config, trainer: Trainer, hyper: Hyper, precision: str
         "examples": len(trainer.train_dataset),
         "epochs": out.metrics.get("epoch", hyper.epochs),
         "steps": out.global_step,
+        "skipped_steps": list(getattr(trainer, "skipped_steps", [])),  # the fp16 scaler's (guarded.GuardedTrainer)
         "examples_per_second": round(out.metrics["train_samples_per_second"], 2),
         "final_loss": out.training_loss if math.isfinite(out.training_loss) else None,
         "precision": precision,

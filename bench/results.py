@@ -87,6 +87,9 @@ def now_stamp() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="microseconds")
 
 
+SKIPPED_FLAG = 0.1  # a share of skipped optimizer steps above which a run is flagged, not just noted
+
+
 @dataclass
 class Result:
     """What one run produced, built up by the runner from the sections the mode returns."""
@@ -141,7 +144,22 @@ class Result:
                 setattr(self, name, sections[name])
         self.notes += sections.get("notes", [])
         self.flags += sections.get("flags", [])
+        for train in [self.train or {}, *((self.train or {}).get("stages") or [])]:
+            self._say_skipped(train)
         self.failures += sections.get("failures", [])
+
+    def _say_skipped(self, train: Dict[str, Any]) -> None:
+        """Steps the fp16 loss scaler skipped (gradients overflowed; the weights did not move): a note when any,
+        a flag when more than SKIPPED_FLAG of them, for then the run trained on fewer steps than it says."""
+        skipped, steps = len(train.get("skipped_steps") or []), train.get("steps") or 0
+        if not skipped:
+            return
+        stage = f"{train['stage']}: " if train.get("stage") else ""
+        said = f"{stage}{skipped} of {steps} optimizer steps skipped by the fp16 loss scaler (gradients overflowed)"
+        if steps and skipped / steps > SKIPPED_FLAG:
+            self.flags.append(said)
+        else:
+            self.notes.append(f"{said}: the scaler finding its scale (train.skipped_steps)")
 
     def fail(self, exc: BaseException, status: str = "failed") -> None:
         self.status = status
