@@ -59,9 +59,9 @@ def test_what_a_kind_allows_and_where_its_figures_go_come_from_the_kind(monkeypa
     regression kind's fields and STS-B follows."""
     import dataclasses
 
-    from bench.report import tables
+    from bench.report import squad_tables, tables
 
-    assert "stsb" in tables.glue_cells() and tables.squad_tasks() == ["squad_v1", "squad_v2"]
+    assert "stsb" in tables.glue_cells() and squad_tables.squad_tasks() == ["squad_v1", "squad_v2"]
     compose(["mode=distill", "distill.teacher=x", "task=stsb"])  # regression distils
     monkeypatch.setitem(
         kinds.KINDS, "regression", dataclasses.replace(kinds.KINDS["regression"], distillable=False, table="squad")
@@ -69,4 +69,4 @@ def test_what_a_kind_allows_and_where_its_figures_go_come_from_the_kind(monkeypa
     distils = r"covers task kinds \['classification', 'multiple_choice'\]"
     with pytest.raises(ConfigError, match=distils + r"; task stsb is of kind 'regression'"):
         compose(["mode=distill", "distill.teacher=x", "task=stsb"])
-    assert "stsb" not in tables.glue_cells() and "stsb" in tables.squad_tasks()
+    assert "stsb" not in tables.glue_cells() and "stsb" in squad_tables.squad_tasks()

@@ -21,7 +21,7 @@ import pandas as pd
 
 from ..results import write_atomic
 from ..schema import Result
-from . import choice, distill_text, gather, plots, render, stats, tables
+from . import choice, distill_text, gather, plots, render, squad_tables, stats, tables
 from . import distillation as distill_table
 from . import robustness as robustness_report
 
@@ -70,12 +70,12 @@ def build(
     scored_failed = failed[failed["mode"] != "latency"]  # a failed latency run is an efficiency row only
     named = {
         "glue": tables.glue_table(seeds, eff, params, failed=scored_failed),
-        "squad": tables.squad_table(seeds, failed=scored_failed),
+        "squad": squad_tables.squad_table(seeds, failed=scored_failed),
         "efficiency": tables.efficiency_table(eff, failed),
     }
     tasks = set(seeds.task) if not seeds.empty else set()
     tasks |= set(scored_failed.task)
-    if not tasks & set(tables.squad_tasks()):
+    if not tasks & set(squad_tables.squad_tasks()):
         named.pop("squad")
     if tasks & set(choice.cells()):
         named["multiple_choice"] = choice.choice_table(seeds, choice.trivial_frame(rs), failed=scored_failed)
