@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable, List, Optional, Sequence
 
-SPEED_FIGURES = ("latency p50 (ms)", "peak RSS over imports (MB)")
+SPEED_FIGURES = ("latency p50 (ms)", "peak RSS over imports (MiB)")
 
 
 def confirmed(

@@ -155,7 +155,7 @@ def _speed(where, b, c, same, isolated, policy, Row, m_base, m_cur) -> List:
         out.append(
             Row(
                 where,
-                "peak RSS over imports (MB)",
+                "peak RSS over imports (MiB)",
                 mb / 2**20,
                 mc / 2**20,
                 f"x{mem_ratio:.3f}",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, Iterable, List, Optional
 
+import numpy as np
 import pandas as pd
 
 
@@ -27,6 +28,8 @@ def latency_frame(results: Iterable[Dict[str, Any]]) -> pd.DataFrame:
                 "device": row.get("device", "cpu"),
                 "batch": row.get("batch_size"),
                 "seq": row.get("seq_len"),
+                # timing.inputs=task: dev rows padded to each batch's longest, `seq` only their cap (not a length)
+                "inputs": (r.get("task") or {}).get("inputs") or "synthetic",
                 "status": row.get("status"),
                 "choices": row.get("choices", 0),  # multiple-choice heads: batch x choices x seq; 0 otherwise
                 "acc_tier": tiers.get("tier") or "-",
@@ -39,8 +42,10 @@ def latency_frame(results: Iterable[Dict[str, Any]]) -> pd.DataFrame:
                     p90_ms=1e3 * lat["p90"],
                     cv_pct=100 * (lat["cv"] or 0),
                     seq_per_s=row["throughput"]["sequences_per_s"],
-                    peak_rss_MB=row["memory"]["peak_rss_bytes"] / 2**20,
+                    peak_rss_MiB=row["memory"]["peak_rss_bytes"] / 2**20,
                     GFLOPs=(row.get("flops") or 0) / 1e9,
+                    tokens_per_seq=(row.get("tokens_per_batch") or 0)
+                    / max((row.get("batch_size") or 1) * (row.get("choices") or 1), 1),
                     pct_gemm_peak=row.get("pct_of_gemm_peak"),
                 )
             else:
@@ -70,6 +75,21 @@ def latency_frame(results: Iterable[Dict[str, Any]]) -> pd.DataFrame:
     return df.drop(columns=["run"])  # a position in this list only: the tidy file's `run` is a folder
 
 
+def inputs_cells(df: pd.DataFrame) -> pd.Series:
+    """What each row timed: 'synthetic' (every sequence `seq` tokens), or 'task (mean N tok)': dev rows, each
+    batch padded to its longest, `seq` their cap only."""
+    if "inputs" not in df:
+        return pd.Series("synthetic", index=df.index)
+    per_seq = df["tokens_per_seq"] if "tokens_per_seq" in df else pd.Series(np.nan, index=df.index)
+    return pd.Series(
+        [
+            "synthetic" if i in (None, "synthetic") or i != i else f"task (mean {t:.0f} tok)" if t == t else str(i)
+            for i, t in zip(df["inputs"], per_seq)
+        ],
+        index=df.index,
+    )
+
+
 def describe(load: Optional[Dict[str, Any]]) -> str:
     """One phrase for tables: why a figure is flagged."""
     if not load or not load.get("disturbed"):
@@ -97,6 +117,8 @@ def latency_table(results: Iterable[Dict[str, Any]]) -> str:
     if df.empty:
         return "(no latency rows)"
     with_choices = bool((df["choices"] != 0).any()) if "choices" in df else False
+    df = df.assign(inputs=inputs_cells(df))
+    with_task = bool((df["inputs"] != "synthetic").any())
     cols = [
         c
         for c in [
@@ -107,12 +129,13 @@ def latency_table(results: Iterable[Dict[str, Any]]) -> str:
             "batch",
             *(["choices"] * with_choices),
             "seq",
+            *(["inputs"] * with_task),
             "p50_ms",
             "p90_ms",
             "cv_pct",
             "seq_per_s",
             "speedup_vs_eager",
-            "peak_rss_MB",
+            "peak_rss_MiB",
             "GFLOPs",
             "pct_gemm_peak",
             "acc_tier",

@@ -74,6 +74,9 @@ def _marked(eff: pd.DataFrame) -> pd.DataFrame:
         sel = sel.assign(model=sel.model + " (" + sel.device.astype(str) + ")")
     if "choices" in sel:  # a multiple-choice head runs batch x choices sequences: not the single-sequence figure
         sel = sel[sel.choices.fillna(0) == 0]
+    if "inputs" in sel:  # timing.inputs=task: dev rows shorter than their cap `seq`, drawn apart and named so
+        task = sel["inputs"].fillna("synthetic") != "synthetic"
+        sel = sel.assign(model=sel.model.where(~task, sel.model + " (task inputs)"))
     if "flags" in sel:
         noisy = sel["flags"].fillna("").astype(str).str.contains("disturbed")
         sel = sel.assign(model=sel.model.where(~noisy, sel.model + " (disturbed)"))
@@ -83,6 +86,8 @@ def _marked(eff: pd.DataFrame) -> pd.DataFrame:
 def latency_vs_seq_len(eff: pd.DataFrame, out: Path) -> List[Path]:
     eff = _marked(eff)
     sel = eff[(eff.backend == "eager") & (eff.batch == 1) & (eff.status == "ok")]
+    if "inputs" in sel:  # the x axis is the sequence's length: a task row's `seq` is only a cap
+        sel = sel[sel["inputs"].fillna("synthetic") == "synthetic"]
     if sel.empty or sel.seq.nunique() < 2:
         return []
     with plt.rc_context(STYLE):

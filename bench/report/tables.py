@@ -16,6 +16,7 @@ from omegaconf import OmegaConf
 from .. import CONF_DIR, kinds
 from ..config import TaskConfig
 from . import published
+from .console import inputs_cells
 from .failed import FAILED, failure_flag, failures_of, row_models
 
 MISSING = "-"
@@ -99,7 +100,8 @@ def _efficiency_for(eff: pd.DataFrame, model_name: str, params: Optional[float],
 
 def _single_sequence_eager(eff: pd.DataFrame, device: str) -> pd.DataFrame:
     """The rows behind the GLUE table's latency columns: eager, batch 1, sequence 128, ok, on `device`, no
-    multiple-choice head (its batch x choices x seq is not the single-sequence figure)."""
+    multiple-choice head (its batch x choices x seq is not the single-sequence figure), synthetic inputs (a
+    timing.inputs=task row's 128 is a cap: its dev rows were shorter, and so were its time and FLOPs)."""
     sel = eff[
         (eff.backend == "eager")
         & (eff.batch == 1)
@@ -107,6 +109,8 @@ def _single_sequence_eager(eff: pd.DataFrame, device: str) -> pd.DataFrame:
         & (eff.status == "ok")
         & eff.device.astype(str).str.startswith(device)
     ]
+    if "inputs" in sel:
+        sel = sel[sel["inputs"].fillna("synthetic") == "synthetic"]
     return sel[sel.choices.fillna(0) == 0] if "choices" in sel else sel
 
 
@@ -239,7 +243,7 @@ def efficiency_table(eff: pd.DataFrame, failed: Optional[pd.DataFrame] = None) -
         "cv_pct",
         "seq_per_s",
         "speedup_vs_eager",
-        "peak_rss_MB",
+        "peak_rss_MiB",
         "pct_gemm_peak",
         "accuracy_change",
         "acc_tier",
@@ -258,6 +262,9 @@ def efficiency_table(eff: pd.DataFrame, failed: Optional[pd.DataFrame] = None) -
         cols.insert(cols.index("seq"), "choices")
     if "error" not in eff or not eff["error"].notna().any():  # no cell failed: the table as it always was
         cols.remove("error")
+    eff = eff.assign(inputs=inputs_cells(eff))
+    if (eff["inputs"] != "synthetic").any():  # timing.inputs=task rows: `seq` is their cap, not their length
+        cols.insert(cols.index("seq") + 1, "inputs")
     df = eff.reindex(columns=cols).copy()
     df["accuracy_change"] = df["accuracy_change"].map(lambda v: v * 100 if v is not None and pd.notna(v) else np.nan)
     text = df.copy()
@@ -267,7 +274,7 @@ def efficiency_table(eff: pd.DataFrame, failed: Optional[pd.DataFrame] = None) -
         "cv_pct",
         "seq_per_s",
         "speedup_vs_eager",
-        "peak_rss_MB",
+        "peak_rss_MiB",
         "pct_gemm_peak",
         "accuracy_change",
     ]:
@@ -279,7 +286,7 @@ def efficiency_table(eff: pd.DataFrame, failed: Optional[pd.DataFrame] = None) -
     reasons = sorted({str(r) for r in eff.get("emulated_reason", pd.Series(dtype=object)).dropna() if r})
     caption = (
         "Latency p50/p90 (ms) on the machine class named, coefficient of variation (%), throughput (sequences/s), "
-        "speed-up over the eager fp32 row of the same run, device and shape, peak RSS (MB), % of this machine's "
+        "speed-up over the eager fp32 row of the same run, device and shape, peak RSS (MiB), % of this machine's "
         "GEMM peak for the arithmetic the backend runs "
         "(none for int8, ONNX Runtime and emulated backends), the dev-accuracy change (points) a backend costs "
         "when measured and whether it keeps 99%/99.9% of the fp32 score (MLPerf's targets). flags: "
@@ -287,6 +294,11 @@ def efficiency_table(eff: pd.DataFrame, failed: Optional[pd.DataFrame] = None) -
         "other processes used the CPU, and their times are not this model's. error: why a cell failed, or why "
         "a whole run did (one row, no times)."
     )
+    if "inputs" in cols:
+        caption += (
+            " inputs: 'task' rows timed the dev set's own rows, each batch padded to its longest (mean real "
+            "tokens per sequence shown), seq only their cap: not comparable with 'synthetic' rows of that seq."
+        )
     if reasons:
         caption += " Emulated: " + "; ".join(reasons) + "."
     return Table(text, score, {}, caption)
