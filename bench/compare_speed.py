@@ -29,6 +29,12 @@ def machine(r: Result) -> Tuple:
     return (r.machine_class,) if r.machine_class else _legacy(r)
 
 
+def _threads(r: Result):
+    """The intra-op threads a latency run timed with (its `timing.threads`, else its env's), None if unrecorded."""
+    timing = r.timing.model_dump() if r.timing else {}
+    return timing.get("threads") or (r.env.model_dump().get("cpu") or {}).get("torch_threads")
+
+
 def same_machine(a: Result, b: Result) -> bool:
     """By machine class when both results record one: a CPU model string such as "AMD EPYC" names several
     CPU generations. Older results fall back to CPU model, torch threads and GPU."""
@@ -72,6 +78,13 @@ def rows(label: str, base: List[Result], cur: List[Result], policy, Row) -> List
         if len(classes) > 1:  # pooled, their samples would be no one machine's
             why = f"the {side} runs come from {len(classes)} machines: {', '.join(classes)}"
             return [Row(label, "latency p50", None, None, why, "refused")]
+    threads = {side: sorted({str(_threads(r)) for r in runs}) for side, runs in (("baseline", base), ("current", cur))}
+    if threads["baseline"] != threads["current"]:  # one machine class, another thread count: other kernels' speed
+        why = (
+            f"torch threads {'/'.join(threads['baseline'])} (baseline) vs {'/'.join(threads['current'])} (current): "
+            "a latency of another thread count is not this code's (device.threads, the CPU affinity)"
+        )
+        return [Row(label, "latency p50", None, None, why, "not comparable")]
     same = same_machine(base[0], cur[0])
     b_all, c_all = cells(base), cells(cur)
     isolated = all((r.config.get("timing") or {}).get("isolate", True) for r in base + cur)

@@ -32,8 +32,8 @@ def is_main_process() -> bool:
 
 def setup_device(cfg: DeviceConfig) -> torch.device:
     """Check the device exists and apply the thread count; returns the torch device to run on."""
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
+    # device.threads unset is torch's own count, also after an earlier job of a sweep (one process) set another
+    torch.set_num_threads(cfg.threads or STARTUP_THREADS)
     if cfg.name == "cpu":
         return torch.device("cpu")
     if not torch.cuda.is_available():
@@ -94,6 +94,14 @@ def _cpuinfo_field(name: str) -> Optional[str]:
     return None
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity: taskset, a container's cpuset), else the machine's."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        return os.cpu_count() or 1
+
+
 def machine_fingerprint(gpu: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
     """What decides which kernels run and how fast: small and stable, unlike the host name or the load.
 
@@ -108,7 +116,7 @@ def machine_fingerprint(gpu: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
         "cpu_family": _cpuinfo_field("cpu family"),
         "cpu_model_number": _cpuinfo_field("model"),
         "isa": [short for flag, short in ISA_FEATURES.items() if flag in flags],
-        "cores": os.cpu_count(),
+        "cores": usable_cores(),
         "torch": torch.__version__.split("+")[0],
     }
     if gpu:

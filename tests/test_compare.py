@@ -200,3 +200,57 @@ def test_the_markdown_summary_keeps_one_table_row_per_figure_whatever_an_error_s
     columns = {line.replace("\\|", "").count("|") for line in tables}
     assert len(columns) == 1, tables  # every row has the header's column count
     assert any("a\\|b c \\| d" in line for line in tables), tables
+
+
+def test_a_latency_of_another_thread_count_is_not_comparable(tmp_path, capsys):
+    """One machine class, one code, another thread count (device.threads, a CPU affinity): other kernels' speed.
+    It read as a 1.8x REGRESSION; now the pair is not comparable (exit 2) and says why."""
+    import torch
+
+    threads = torch.get_num_threads()
+    if threads < 2:
+        pytest.skip("one thread here: no second thread count to time")
+    base = _latency(tmp_path / "base")
+    try:
+        run(compose([*tiny("bert"), *LATENCY, "device.threads=1"], out_dir=str(tmp_path / "one")))
+    finally:
+        torch.set_num_threads(threads)  # the run set this process's threads: the tests after it keep theirs
+    assert compare.main([str(base), str(tmp_path / "one")]) == 2
+    out = capsys.readouterr().out
+    assert f"torch threads {threads} (baseline) vs 1 (current)" in out and "REGRESSION" not in out
+    assert compare.main([str(base), str(base)]) == 0  # the same thread count compares as ever
+
+
+def test_the_machine_class_counts_the_cores_this_process_may_use():
+    """Under taskset (a container's cpuset) the process has fewer cores than the machine: another class."""
+    import os
+    import subprocess
+    import sys
+
+    if len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("a single usable core: no smaller affinity to set")
+    code = (
+        "import os; os.sched_setaffinity(0, {min(os.sched_getaffinity(0))}); "
+        "from bench import env; print(env.machine_fingerprint()['cores'], env.machine_class())"
+    )
+    one = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    from bench import env
+
+    assert one[0] == "1" and "-1c-" in one[1]
+    assert env.machine_fingerprint()["cores"] == len(os.sched_getaffinity(0)) and one[1] != env.machine_class()
+
+
+def test_a_run_without_device_threads_gets_torchs_own_count_after_one_that_set_it():
+    """Jobs of a sweep share one process: `device.threads=1,null` ran its second job on 1 thread."""
+    import torch
+
+    from bench import env
+    from bench.config import DeviceConfig
+
+    try:
+        env.setup_device(DeviceConfig(threads=1))
+        assert torch.get_num_threads() == 1
+        env.setup_device(DeviceConfig())
+        assert torch.get_num_threads() == env.STARTUP_THREADS
+    finally:
+        torch.set_num_threads(env.STARTUP_THREADS)
