@@ -352,3 +352,33 @@ def test_tiny_model_finetunes_and_writes_official_predictions(squad_dir, tmp_pat
     assert evaluated.status == "ok", evaluated.failures
     assert evaluated.task["splits"] == {"validation": 7} and evaluated.train is None
     assert "validation: first 7 of 10570 rows (data.max_eval_samples)" in evaluated.flags
+
+
+def test_a_question_that_leaves_the_window_no_room_is_a_data_error_naming_it(tmp_path):
+    """A question of 300 words left no room in a window for the stride's context: the fast tokenizer panicked
+    (pyo3 PanicException, a BaseException no handler names) or failed with a bare truncation error. Both the
+    features step of a run and `bench score` now name the question, its token count and the limit."""
+    from transformers import AutoTokenizer
+
+    from bench import score
+
+    context = "Paris is in France. " * 80  # long enough to need several windows
+    long_q = " ".join(["paris"] * 300) + "?"
+    a = _article("A", context, _qa("q1"))
+    b = _article("B", context, _qa("q2"), _qa("long_one", question=long_q))
+    data = _write(tmp_path, {"data": [a, b]})
+    cfg = compose(
+        [*tiny("bert"), "task=squad_v1", f"data.dir={data.dir}", "data.split_by_article=1", "train.max_steps=1"],
+        out_dir=str(tmp_path / "run"),
+    )
+    limit = r"the question is 301 tokens, but windows of max_seq_length=384 tokens hold at most 252: .*doc_stride"
+    with pytest.raises(DataError, match=r"question 'long_one' \(article 1, 'B'\): " + limit):
+        run(cfg)
+    # bench score: the same error, naming the input's line, not a panic (exit 2 through its CLI)
+    qa = models.build_random(cfg.model, cfg.task, seed=0)
+    qa.save_pretrained(str(tmp_path / "qa"))
+    AutoTokenizer.from_pretrained(str(models.package_dir(models.VOCAB_PACKAGE))).save_pretrained(str(tmp_path / "qa"))
+    rows = [{"question": "Where?", "context": context}, {"question": long_q, "context": context}]
+    (tmp_path / "qa.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.raises(DataError, match=r"qa.jsonl, line 2: " + limit):
+        score.score("squad_v1", str(tmp_path / "qa"), str(tmp_path / "qa.jsonl"), allow_random_head=True)
