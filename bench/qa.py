@@ -18,6 +18,16 @@ from .results import write_atomic
 from .tasks import squad, squad_metrics
 
 
+def split_flag(split: str, n: int, articles: int, train: bool) -> str:
+    """The flag on a figure of data.split_by_article's held-out articles (numbered from 1, as a reader counts)."""
+    scored = f"articles {n + 1}-{articles}" if articles > n + 1 else f"article {articles}"
+    rest = f"trained on articles 1-{n}" if train else f"articles 1-{n} left out"
+    return (
+        f"{split}: {scored} of the {articles} in the dev file, {rest} (data.split_by_article): not comparable with "
+        "published dev figures"
+    )
+
+
 def run(cfg: Config, train: bool = True) -> Dict[str, Any]:
     """Fine-tune (when `train`) and evaluate extractive QA; returns the result's sections."""
     device, precision, hyper, tokenizer, model, model_info = engine.setup(cfg, train)
@@ -59,6 +69,7 @@ def run(cfg: Config, train: bool = True) -> Dict[str, Any]:
             "evaluated on the remaining ones (no SQuAD training file offline): not comparable "
             "with published dev-set figures"
         )
+        out["flags"].append(split_flag(eval_split, cfg.data.split_by_article, raw.articles_in_file, train))
     trainer = engine.make_trainer(cfg, model, tokenizer, features.get("train"), hyper, device, precision)
     if train:
         out["train"] = engine.train_and_record(cfg, trainer, hyper, precision)

@@ -333,6 +333,8 @@ def test_tiny_model_finetunes_and_writes_official_predictions(squad_dir, tmp_pat
     preds = json.loads((tmp_path / "train" / "predictions.json").read_text())
     assert len(preds) == 12 and all(isinstance(v, str) for v in preds.values())
     assert any("first 47 articles" in n for n in result.notes)
+    # the figure of the dev file's last article is flagged where a table shows it, not only noted
+    assert SPLIT_FLAG in result.flags
     # a figure of the scored articles' first 12 questions is flagged as one (it was not: the split was rebuilt)
     capped = r"validation: first {} of \d+ rows \(data.max_eval_samples\)"
     assert any(re.fullmatch(capped.format(12), f) for f in result.flags)
@@ -352,6 +354,45 @@ def test_tiny_model_finetunes_and_writes_official_predictions(squad_dir, tmp_pat
     assert evaluated.status == "ok", evaluated.failures
     assert evaluated.task["splits"] == {"validation": 7} and evaluated.train is None
     assert "validation: first 7 of 10570 rows (data.max_eval_samples)" in evaluated.flags
+    assert not any("split_by_article" in f for f in evaluated.flags)  # scored on the whole dev file
+
+
+SPLIT_FLAG = (
+    "validation: article 48 of the 48 in the dev file, trained on articles 1-47 (data.split_by_article): not "
+    "comparable with published dev figures"
+)
+
+
+def test_the_squad_table_flags_a_figure_of_split_by_article(squad_dir, tmp_path):
+    """The SQuAD table showed such a figure unflagged beside published dev figures (its caption pointed to the
+    result's notes, which a table never shows)."""
+    import io
+
+    from bench.report import gather, squad_tables
+
+    quick = ["data.max_train_samples=16", "data.max_eval_samples=12", "train.max_steps=1", "train.batch_size=8"]
+    for name, split in (("split", ["data.split_by_article=38"]), ("whole", [])):
+        cfg = compose([*tiny("bert"), "task=squad_v1", f"data.dir={squad_dir}", *split, *quick], out_dir="x")
+        if not split:  # no training file offline: scored from the first run's checkpoint, on the whole dev file
+            cfg = compose(
+                ["model=bert_base", f"model.path={tmp_path / 'runs' / 'split' / 'checkpoint'}", "task=squad_v1"]
+                + ["mode=evaluate", f"data.dir={squad_dir}", "data.max_eval_samples=12"],
+                out_dir="x",
+            )
+        cfg.out_dir = str(tmp_path / "runs" / name)
+        cfg.train.save_checkpoint = True
+        assert run(cfg).status == "ok"
+    _, metrics_df, _ = gather.load_all(tmp_path / "runs", io.StringIO())
+    table = squad_tables.squad_table(gather.seeds(metrics_df), with_published=False)
+    flags = table.text.set_index("model")["flags"]
+    split, whole = sorted(flags.index, key=lambda m: "data.split_by_article=38" not in m)  # the rows' labels differ
+    flag = (
+        "v1.1 EM/F1: validation: articles 39-48 of the 48 in the dev file, trained on articles 1-38 "
+        "(data.split_by_article): not comparable with published dev figures"
+    )
+    assert flag in flags[split].split("; ")
+    assert "split_by_article" not in flags[whole]
+    assert "flags: a figure of data.split_by_article" in table.caption and "notes" not in table.caption
 
 
 def test_a_question_that_leaves_the_window_no_room_is_a_data_error_naming_it(tmp_path):

@@ -129,12 +129,14 @@ def load_local(task: TaskConfig, data: DataConfig, need_train: bool = True) -> D
                 f"data.split_by_article={n}: {eval_path} has {len(eval_articles)} articles; "
                 "give a number between 1 and one less than that"
             )
-        return DatasetDict(
+        dd = DatasetDict(
             {
                 "train": Dataset.from_dict(_rows(eval_path, eval_articles[:n], task)),
                 eval_split: Dataset.from_dict(_rows(eval_path, eval_articles[n:], task, offset=n)),
             }
         )
+        dd.articles_in_file = len(eval_articles)  # the flag on such a figure says which articles it scored
+        return dd
     if not need_train:  # scoring reads only the evaluation file
         return DatasetDict({eval_split: Dataset.from_dict(_rows(eval_path, eval_articles, task))})
     train_path = root / task.local.dir_name / task.local.train_file
