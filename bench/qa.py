@@ -15,7 +15,7 @@ from . import engine, env, tasks
 from .config import Config
 from .errors import ConfigError
 from .results import write_atomic
-from .tasks import squad, squad_metrics
+from .tasks import squad, squad_metrics, squad_trivial, trivial
 
 
 def split_flag(split: str, n: int, articles: int, train: bool) -> str:
@@ -26,6 +26,20 @@ def split_flag(split: str, n: int, articles: int, train: bool) -> str:
         f"{split}: {scored} of the {articles} in the dev file, {rest} (data.split_by_article): not comparable with "
         "published dev figures"
     )
+
+
+def trivial_section(examples, predictions: Dict[str, str], golds, version_2: bool) -> Dict[str, Any]:
+    """The trivial predictors' scores on the same questions, and a flag when the model does not beat them."""
+    predictors = squad_trivial.predictions(examples["id"], examples["question"], examples["context"], version_2)
+    section = squad_trivial.section(predictions, golds, predictors, version_2)
+    out: Dict[str, Any] = {"trivial": section, "flags": [], "notes": []}
+    v = section["vs_best"]
+    if not v["beats_trivial"]:
+        out["flags"].append(trivial.NOT_BETTER)
+        out["notes"].append(
+            f"{trivial.NOT_BETTER}: F1 {v['primary_diff']:+.4f} over '{v['best']}' (95% CI {v['low']}, {v['high']})"
+        )
+    return out
 
 
 def run(cfg: Config, train: bool = True) -> Dict[str, Any]:
@@ -90,6 +104,10 @@ def run(cfg: Config, train: bool = True) -> Dict[str, Any]:
     golds = dict(zip(raw[eval_split]["id"], (a["text"] for a in raw[eval_split]["answers"])))
     out["metrics"] = squad_metrics.evaluate(predictions, golds, task.version_2, null_margin if task.version_2 else None)
     out["metrics"]["primary"] = out["metrics"]["f1"]
+    triv = trivial_section(raw[eval_split], predictions, golds, task.version_2)
+    out["trivial"] = triv["trivial"]
+    out["notes"] += triv["notes"]
+    out["flags"] += triv["flags"]
     n = len(raw[eval_split])
     out["eval"] = {
         "seconds": round(seconds, 3),

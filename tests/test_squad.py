@@ -335,6 +335,25 @@ def test_tiny_model_finetunes_and_writes_official_predictions(squad_dir, tmp_pat
     assert any("first 47 articles" in n for n in result.notes)
     # the figure of the dev file's last article is flagged where a table shows it, not only noted
     assert SPLIT_FLAG in result.flags
+    # the trivial predictors, on the same 12 questions (article 48's first), agree with a computation of their own
+    doc = json.loads((squad_dir / "dev-v1.1.json").read_text())["data"]
+    qas = [(qa, p["context"]) for p in doc[47]["paragraphs"] for qa in p["qas"]][:12]
+    assert list(preds) == [qa["id"] for qa, _ in qas]
+    expected = {"overlap sentence": [_by_overlap(qa["question"], c) for qa, c in qas]}
+    expected["first 3 words"] = [" ".join(c.split()[:3]) for _, c in qas]
+    assert set(result.trivial["predictors"]) == set(expected)
+    for name, answers in expected.items():
+        f1 = [max(sm.f1(a, g["text"], False) for g in qa["answers"]) for a, (qa, _) in zip(answers, qas)]
+        em = [max(sm.exact(a, g["text"]) for g in qa["answers"]) for a, (qa, _) in zip(answers, qas)]
+        got = result.trivial["predictors"][name]["metrics"]
+        assert got["f1"] == pytest.approx(np.mean(f1)) and got["exact_match"] == pytest.approx(np.mean(em))
+        assert got["primary"] == got["f1"] and 0 <= got["exact_match"] <= got["f1"] <= 1
+    assert result.trivial["predictors"]["overlap sentence"]["metrics"]["f1"] > 0  # a bar, not zero
+    # two steps of a random model: no better than the best of them, flagged and said why
+    vs = result.trivial["vs_best"]
+    assert vs["best"] == max(expected, key=lambda n: result.trivial["predictors"][n]["metrics"]["f1"])
+    assert not vs["beats_trivial"] and vs["low"] <= 0 and "no better than trivial" in result.flags
+    assert any(n.startswith(f"no better than trivial: F1 {vs['primary_diff']:+.4f} over '") for n in result.notes)
     # a figure of the scored articles' first 12 questions is flagged as one (it was not: the split was rebuilt)
     capped = r"validation: first {} of \d+ rows \(data.max_eval_samples\)"
     assert any(re.fullmatch(capped.format(12), f) for f in result.flags)
@@ -355,6 +374,46 @@ def test_tiny_model_finetunes_and_writes_official_predictions(squad_dir, tmp_pat
     assert evaluated.task["splits"] == {"validation": 7} and evaluated.train is None
     assert "validation: first 7 of 10570 rows (data.max_eval_samples)" in evaluated.flags
     assert not any("split_by_article" in f for f in evaluated.flags)  # scored on the whole dev file
+
+
+def _by_overlap(question, context):
+    """The overlap-sentence rule worked out here, apart from bench's: most shared normalised words, first on ties."""
+    words = set(sm.normalize_answer(question).split())
+    best, most = "", -1
+    for sentence in re.split(r"(?<=[.!?])\s+", context.strip()):
+        shared = len(words & set(sm.normalize_answer(sentence).split()))
+        if shared > most:
+            best, most = sentence, shared
+    return best
+
+
+def test_trivial_squad_predictors_on_hand_made_questions():
+    from bench.tasks import squad_trivial as st
+
+    context = "  Paris is the capital of France. It lies on the Seine!  The Seine flows west? Yes."
+    assert st.overlap_sentence("Which river does it lie on?", context) == "It lies on the Seine!"
+    assert st.overlap_sentence("What is the capital of France?", context) == "Paris is the capital of France."
+    # "the seine" ties sentences 2 and 3 on {seine} once articles go: the first wins; no shared word: the first
+    assert st.overlap_sentence("The Seine?", context) == "It lies on the Seine!"
+    assert st.overlap_sentence("Why?", context) == "Paris is the capital of France."
+    assert st.overlap_sentence("Who?", "No end mark at all") == "No end mark at all"
+    assert st.first_words(context) == "Paris is the" and st.first_words("Two words") == "Two words"
+    ids, questions, contexts = ["a", "b"], ["Which river does it lie on?", "Who?"], [context, "Nobody knows."]
+    v1 = st.predictions(ids, questions, contexts, version_2=False)
+    assert set(v1) == {"overlap sentence", "first 3 words"}
+    assert v1["overlap sentence"]["predictions"] == {"a": "It lies on the Seine!", "b": "Nobody knows."}
+    assert v1["first 3 words"]["predictions"] == {"a": "Paris is the", "b": "Nobody knows."}
+    v2 = st.predictions(ids, questions, contexts, version_2=True)
+    assert v2["always abstain"]["predictions"] == {"a": "", "b": ""}
+    # v2.0 scoring: abstaining is right on the unanswerable question only (F1 1 there, 0 on the other)
+    golds = {"a": ["the Seine"], "b": []}
+    section = st.section({"a": "Seine", "b": "Nobody"}, golds, v2, version_2=True)
+    abstain = section["predictors"]["always abstain"]["metrics"]
+    assert abstain["f1"] == abstain["exact"] == 0.5 and abstain["NoAns_f1"] == 1.0 and abstain["HasAns_f1"] == 0.0
+    overlap = section["predictors"]["overlap sentence"]["metrics"]
+    # "it lies on seine" vs "seine": precision 1/4, recall 1 -> F1 0.4; "nobody knows" answers a no-answer: 0
+    assert overlap["f1"] == pytest.approx(0.4 / 2) and overlap["primary"] == overlap["f1"]
+    assert section["vs_best"]["best"] == "always abstain" and section["vs_best"]["primary_diff"] == pytest.approx(0)
 
 
 SPLIT_FLAG = (
