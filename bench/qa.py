@@ -15,7 +15,31 @@ from . import engine, env, tasks
 from .config import Config
 from .errors import ConfigError
 from .results import write_atomic
-from .tasks import squad, squad_metrics
+from .tasks import squad, squad_metrics, squad_trivial, trivial
+
+
+def split_flag(split: str, n: int, articles: int, train: bool) -> str:
+    """The flag on a figure of data.split_by_article's held-out articles (numbered from 1, as a reader counts)."""
+    scored = f"articles {n + 1}-{articles}" if articles > n + 1 else f"article {articles}"
+    rest = f"trained on articles 1-{n}" if train else f"articles 1-{n} left out"
+    return (
+        f"{split}: {scored} of the {articles} in the dev file, {rest} (data.split_by_article): not comparable with "
+        "published dev figures"
+    )
+
+
+def trivial_section(examples, predictions: Dict[str, str], golds, version_2: bool) -> Dict[str, Any]:
+    """The trivial predictors' scores on the same questions, and a flag when the model does not beat them."""
+    predictors = squad_trivial.predictions(examples["id"], examples["question"], examples["context"], version_2)
+    section = squad_trivial.section(predictions, golds, predictors, version_2)
+    out: Dict[str, Any] = {"trivial": section, "flags": [], "notes": []}
+    v = section["vs_best"]
+    if not v["beats_trivial"]:
+        out["flags"].append(trivial.NOT_BETTER)
+        out["notes"].append(
+            f"{trivial.NOT_BETTER}: F1 {v['primary_diff']:+.4f} over '{v['best']}' (95% CI {v['low']}, {v['high']})"
+        )
+    return out
 
 
 def run(cfg: Config, train: bool = True) -> Dict[str, Any]:
@@ -59,6 +83,7 @@ def run(cfg: Config, train: bool = True) -> Dict[str, Any]:
             "evaluated on the remaining ones (no SQuAD training file offline): not comparable "
             "with published dev-set figures"
         )
+        out["flags"].append(split_flag(eval_split, cfg.data.split_by_article, raw.articles_in_file, train))
     trainer = engine.make_trainer(cfg, model, tokenizer, features.get("train"), hyper, device, precision)
     if train:
         out["train"] = engine.train_and_record(cfg, trainer, hyper, precision)
@@ -79,6 +104,10 @@ def run(cfg: Config, train: bool = True) -> Dict[str, Any]:
     golds = dict(zip(raw[eval_split]["id"], (a["text"] for a in raw[eval_split]["answers"])))
     out["metrics"] = squad_metrics.evaluate(predictions, golds, task.version_2, null_margin if task.version_2 else None)
     out["metrics"]["primary"] = out["metrics"]["f1"]
+    triv = trivial_section(raw[eval_split], predictions, golds, task.version_2)
+    out["trivial"] = triv["trivial"]
+    out["notes"] += triv["notes"]
+    out["flags"] += triv["flags"]
     n = len(raw[eval_split])
     out["eval"] = {
         "seconds": round(seconds, 3),

@@ -278,6 +278,8 @@ def _squad(cfg, tokenizer, model, rows, length: int) -> List[Dict[str, Any]]:
             "context": [r["context"] for _, r in rows],
         }
     )
+    # named by line here: the windows below know each question by its position only
+    squad.check_question_lengths(list(examples["question"]), [w for w, _ in rows], tokenizer, cfg.task, length)
     kwargs = {"tokenizer": tokenizer, "task": cfg.task, "max_length": length, "pad": False}
     feats = examples.map(squad.eval_features, batched=True, fn_kwargs=kwargs, remove_columns=examples.column_names)
     start, end = predict_in_order(

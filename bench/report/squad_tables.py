@@ -60,7 +60,8 @@ def squad_table(seeds: pd.DataFrame, with_published: bool = True, failed: Option
         text,
         pd.DataFrame(score_rows, columns=text.columns).reindex(columns=text.columns),
         {c: True for c in text.columns},
-        "SQuAD EM/F1 (x100; ours: mean±std over seeds, each its newest run; seeds: the fewest of a cell). Ours "
-        "trained with data.split_by_article are marked in each result's notes. flags: a score no better than its "
-        "trivial predictor's, and runs that failed or were interrupted ('failed' where none succeeded).",
+        "SQuAD EM/F1 (x100; ours: mean±std over seeds, each its newest run; seeds: the fewest of a cell). flags: "
+        "a figure of data.split_by_article (scored on the dev file's last articles, trained on its first: not "
+        "comparable with published dev figures), a score no better than its trivial predictor's, and runs that "
+        "failed or were interrupted ('failed' where none succeeded).",
     )

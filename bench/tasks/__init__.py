@@ -84,7 +84,7 @@ def cap(dd: DatasetDict, data: DataConfig, seed: int) -> DatasetDict:
     the training rows whose text is a held-out row's (a training file repeats some examples, SST-2's phrases
     among them): a holdout whose examples were trained on scores memory, not generalisation, and would favour
     the settings that memorise. How many went is `holdout_twins_dropped` on the returned DatasetDict, and each
-    capped split's full row count `eval_rows_before_cap`."""
+    capped split's full row count `eval_rows_before_cap`; what the reader recorded on `dd` stays on it."""
     out, twins, cut = {}, 0, {}
     for split, ds in dd.items():
         if split == "train":
@@ -104,6 +104,7 @@ def cap(dd: DatasetDict, data: DataConfig, seed: int) -> DatasetDict:
             ds = ds.select(range(data.max_eval_samples))
         out[split] = ds
     capped = DatasetDict(out)
+    vars(capped).update(vars(dd))  # a reader's record (SQuAD's `articles_in_file`), kept as the splits are
     capped.holdout_twins_dropped = twins
     capped.eval_rows_before_cap = cut
     return capped

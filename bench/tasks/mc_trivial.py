@@ -11,7 +11,8 @@ from __future__ import annotations
 from typing import Any, Dict, List, Optional
 
 import numpy as np
-from scipy.stats import bootstrap
+
+from .trivial import paired_verdict
 
 NOT_BETTER = "no better than trivial"
 
@@ -39,7 +40,6 @@ def section(
 ) -> Dict[str, Any]:
     """The result's `trivial` section: each predictor's accuracy, and the paired 95% bootstrap interval of the
     model's accuracy minus the best of them. `beats_trivial` only when that interval's lower end is above 0."""
-    correct = np.asarray(correct, dtype=float)
     predictors = {
         name: {
             "rule": t["rule"],
@@ -47,20 +47,5 @@ def section(
         }
         for name, t in trivial.items()
     }
-    best = max(predictors, key=lambda n: predictors[n]["metrics"]["primary"])
-    base = np.asarray(trivial[best]["scores"], dtype=float)
-    verdict: Dict[str, Any] = {"best": best, "primary_diff": float(np.mean(correct - base)), "low": None, "high": None}
-    if len(correct) >= 2:
-        ci = bootstrap(
-            (correct, base),
-            lambda c, t, axis=-1: np.mean(c - t, axis=axis),
-            paired=True,
-            vectorized=True,
-            n_resamples=n_resamples,
-            confidence_level=0.95,
-            method="percentile",
-            rng=np.random.default_rng(seed),
-        ).confidence_interval
-        verdict.update(low=float(ci.low), high=float(ci.high))
-    verdict["beats_trivial"] = bool(verdict["low"] is not None and verdict["low"] > 0)
-    return {"predictors": predictors, "vs_best": verdict}
+    scores = {name: t["scores"] for name, t in trivial.items()}
+    return {"predictors": predictors, "vs_best": paired_verdict(correct, scores, n_resamples, seed)}

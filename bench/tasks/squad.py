@@ -129,12 +129,14 @@ def load_local(task: TaskConfig, data: DataConfig, need_train: bool = True) -> D
                 f"data.split_by_article={n}: {eval_path} has {len(eval_articles)} articles; "
                 "give a number between 1 and one less than that"
             )
-        return DatasetDict(
+        dd = DatasetDict(
             {
                 "train": Dataset.from_dict(_rows(eval_path, eval_articles[:n], task)),
                 eval_split: Dataset.from_dict(_rows(eval_path, eval_articles[n:], task, offset=n)),
             }
         )
+        dd.articles_in_file = len(eval_articles)  # the flag on such a figure says which articles it scored
+        return dd
     if not need_train:  # scoring reads only the evaluation file
         return DatasetDict({eval_split: Dataset.from_dict(_rows(eval_path, eval_articles, task))})
     train_path = root / task.local.dir_name / task.local.train_file
@@ -211,6 +213,10 @@ def _windows(examples, tokenizer, task: TaskConfig, max_length: int, pad: bool):
     if not getattr(tokenizer, "is_fast", False):
         raise DataError("SQuAD needs a fast tokenizer (offset mappings); this model's tokenizer is a slow one")
     questions = [q.lstrip() for q in examples["question"]]  # some questions start with long runs of spaces
+    names = [f"question {q!r}" for q in examples["id"]]
+    if "article" in examples:  # the official files: which article, as the readers' own errors say it
+        names = [f"{n} (article {a}, {t!r})" for n, a, t in zip(names, examples["article"], examples["title"])]
+    check_question_lengths(questions, names, tokenizer, task, max_length)
     return tokenizer(
         questions,
         examples["context"],
@@ -221,6 +227,22 @@ def _windows(examples, tokenizer, task: TaskConfig, max_length: int, pad: bool):
         return_offsets_mapping=True,
         padding="max_length" if pad else False,
     )
+
+
+def check_question_lengths(questions: List[str], names: List[str], tokenizer, task: TaskConfig, max_length: int):
+    """Refuse a question that leaves its window no room for the context beyond the stride: the fast tokenizer
+    would panic (a Rust panic, a BaseException no handler names) or fail with a bare truncation error."""
+    special = tokenizer.num_special_tokens_to_add(pair=True)  # [CLS] q [SEP] c [SEP]: 3 for BERT
+    most = max_length - special - task.doc_stride - 1
+    questions = [q.lstrip() for q in questions]  # as _windows reads them
+    for name, ids in zip(names, tokenizer(questions, add_special_tokens=False)["input_ids"]):
+        if len(ids) > most:
+            raise DataError(
+                f"{name}: the question is {len(ids)} tokens, but windows of max_seq_length={max_length} tokens "
+                f"hold at most {most}: {special} special tokens and task.doc_stride={task.doc_stride} tokens of "
+                "context need the rest; shorten the question, give a larger max_seq_length or a smaller "
+                "task.doc_stride"
+            )
 
 
 def postprocess(

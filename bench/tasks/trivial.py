@@ -89,3 +89,29 @@ def verdict(
         out.update(low=float(ci.low), high=float(ci.high))
     out["beats_trivial"] = bool(out["low"] is not None and out["low"] > 0)
     return out
+
+
+def paired_verdict(
+    model: np.ndarray, trivial: Dict[str, np.ndarray], n_resamples: int = 1000, seed: int = 0
+) -> Dict[str, Any]:
+    """The best trivial predictor by its mean per-example score (accuracy, SQuAD's per-question F1), and the
+    paired 95% bootstrap interval of the model's mean minus its. `beats_trivial` only when the lower end is above
+    0: a difference that noise could have made is not a model that learned."""
+    model = np.asarray(model, dtype=float)
+    best = max(trivial, key=lambda n: float(np.mean(trivial[n])))
+    base = np.asarray(trivial[best], dtype=float)
+    verdict: Dict[str, Any] = {"best": best, "primary_diff": float(np.mean(model - base)), "low": None, "high": None}
+    if len(model) >= 2:
+        ci = bootstrap(
+            (model, base),
+            lambda c, t, axis=-1: np.mean(c - t, axis=axis),
+            paired=True,
+            vectorized=True,
+            n_resamples=n_resamples,
+            confidence_level=0.95,
+            method="percentile",
+            rng=np.random.default_rng(seed),
+        ).confidence_interval
+        verdict.update(low=float(ci.low), high=float(ci.high))
+    verdict["beats_trivial"] = bool(verdict["low"] is not None and verdict["low"] > 0)
+    return verdict
