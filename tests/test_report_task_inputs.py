@@ -73,3 +73,19 @@ def test_memory_is_labelled_in_the_unit_it_is_computed_in(two_runs):
 def rs_bytes(rs):
     dumped = [r.model_dump(mode="json") for r in rs]
     return next(d for d in dumped if d["task"].get("inputs") == "synthetic")["latency"][0]["memory"]["peak_rss_bytes"]
+
+
+def test_a_gpu_rows_device_memory_is_shown_beside_its_host_rss(two_runs):
+    """A CUDA row's figures as bench.timing.measure.cuda_peak records them (no GPU here: the real CPU result,
+    its row moved to cuda:0 with 60 MiB allocated): the report showed the host RSS only."""
+    from bench.report.console import latency_frame
+
+    rs, _ = two_runs
+    d = next(r.model_dump(mode="json") for r in rs if r.task.model_dump().get("inputs") == "synthetic")
+    assert "cuda_alloc_MiB" not in tables.efficiency_table(latency_frame([d])).text  # CPU only: no such column
+    row = d["latency"][0]
+    row["device"] = "cuda:0"
+    row["memory"].update(cuda_max_allocated_bytes=60 * 2**20, cuda_max_reserved_bytes=64 * 2**20)
+    t = tables.efficiency_table(latency_frame([d]))
+    assert list(t.text["cuda_alloc_MiB"]) == ["60"] and "peak allocation on the GPU" in t.caption
+    assert "cuda_alloc_MiB" in console.latency_table([d])

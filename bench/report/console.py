@@ -43,6 +43,8 @@ def latency_frame(results: Iterable[Dict[str, Any]]) -> pd.DataFrame:
                     cv_pct=100 * (lat["cv"] or 0),
                     seq_per_s=row["throughput"]["sequences_per_s"],
                     peak_rss_MiB=row["memory"]["peak_rss_bytes"] / 2**20,
+                    # on a GPU: torch's peak allocation on the device (the host RSS is mostly CUDA's context)
+                    cuda_alloc_MiB=_mib(row["memory"].get("cuda_max_allocated_bytes")),
                     GFLOPs=(row.get("flops") or 0) / 1e9,
                     tokens_per_seq=(row.get("tokens_per_batch") or 0)
                     / max((row.get("batch_size") or 1) * (row.get("choices") or 1), 1),
@@ -73,6 +75,10 @@ def latency_frame(results: Iterable[Dict[str, Any]]) -> pd.DataFrame:
         for k, b, f in zip(keys, df.backend_name, df["flags"])
     ]
     return df.drop(columns=["run"])  # a position in this list only: the tidy file's `run` is a folder
+
+
+def _mib(n: Optional[float]) -> Optional[float]:
+    return n / 2**20 if n is not None else None
 
 
 def inputs_cells(df: pd.DataFrame) -> pd.Series:
@@ -119,6 +125,7 @@ def latency_table(results: Iterable[Dict[str, Any]]) -> str:
     with_choices = bool((df["choices"] != 0).any()) if "choices" in df else False
     df = df.assign(inputs=inputs_cells(df))
     with_task = bool((df["inputs"] != "synthetic").any())
+    with_cuda = "cuda_alloc_MiB" in df and bool(df["cuda_alloc_MiB"].notna().any())
     cols = [
         c
         for c in [
@@ -136,6 +143,7 @@ def latency_table(results: Iterable[Dict[str, Any]]) -> str:
             "seq_per_s",
             "speedup_vs_eager",
             "peak_rss_MiB",
+            *(["cuda_alloc_MiB"] * with_cuda),
             "GFLOPs",
             "pct_gemm_peak",
             "acc_tier",

@@ -265,6 +265,9 @@ def efficiency_table(eff: pd.DataFrame, failed: Optional[pd.DataFrame] = None) -
     eff = eff.assign(inputs=inputs_cells(eff))
     if (eff["inputs"] != "synthetic").any():  # timing.inputs=task rows: `seq` is their cap, not their length
         cols.insert(cols.index("seq") + 1, "inputs")
+    gpu_memory = "cuda_alloc_MiB" in eff and eff["cuda_alloc_MiB"].notna().any()
+    if gpu_memory:  # a GPU row's host RSS is mostly CUDA's context: its device memory is the figure
+        cols.insert(cols.index("peak_rss_MiB") + 1, "cuda_alloc_MiB")
     df = eff.reindex(columns=cols).copy()
     df["accuracy_change"] = df["accuracy_change"].map(lambda v: v * 100 if v is not None and pd.notna(v) else np.nan)
     text = df.copy()
@@ -275,9 +278,12 @@ def efficiency_table(eff: pd.DataFrame, failed: Optional[pd.DataFrame] = None) -
         "seq_per_s",
         "speedup_vs_eager",
         "peak_rss_MiB",
+        "cuda_alloc_MiB",
         "pct_gemm_peak",
         "accuracy_change",
     ]:
+        if c not in df:
+            continue
         text[c] = df[c].map(lambda v: MISSING if pd.isna(v) else f"{v:.3g}" if abs(v) < 100 else f"{v:.0f}")
     if "error" in text:
         text["error"] = text["error"].map(lambda e: " ".join(str(e).split())[:120] if isinstance(e, str) else e)
@@ -294,6 +300,11 @@ def efficiency_table(eff: pd.DataFrame, failed: Optional[pd.DataFrame] = None) -
         "other processes used the CPU, and their times are not this model's. error: why a cell failed, or why "
         "a whole run did (one row, no times)."
     )
+    if gpu_memory:
+        caption += (
+            " cuda_alloc_MiB: torch's peak allocation on the GPU while timed (the host's peak RSS of a GPU row is "
+            "mostly CUDA's own context); '-' for a runtime with its own allocator (ONNX Runtime)."
+        )
     if "inputs" in cols:
         caption += (
             " inputs: 'task' rows timed the dev set's own rows, each batch padded to its longest (mean real "
