@@ -78,14 +78,19 @@ def rows(label: str, base: List[Result], cur: List[Result], policy, Row) -> List
         if len(classes) > 1:  # pooled, their samples would be no one machine's
             why = f"the {side} runs come from {len(classes)} machines: {', '.join(classes)}"
             return [Row(label, "latency p50", None, None, why, "refused")]
-    threads = {side: sorted({str(_threads(r)) for r in runs}) for side, runs in (("baseline", base), ("current", cur))}
-    if threads["baseline"] != threads["current"]:  # one machine class, another thread count: other kernels' speed
-        why = (
-            f"torch threads {'/'.join(threads['baseline'])} (baseline) vs {'/'.join(threads['current'])} (current): "
-            "a latency of another thread count is not this code's (device.threads, the CPU affinity)"
-        )
-        return [Row(label, "latency p50", None, None, why, "not comparable")]
+        counts = sorted({str(_threads(r)) for r in runs})
+        if len(counts) > 1:  # pooled, their samples would be no one thread count's
+            return [Row(label, "latency p50", None, None, f"the {side} runs timed with {counts} threads", "refused")]
     same = same_machine(base[0], cur[0])
+    # one machine class, another thread count: other kernels' speed, not this code's (across classes, each run's
+    # GEMM peak was measured at its own thread count, and the calibration compares them)
+    threads = (_threads(base[0]), _threads(cur[0]))
+    thread_why = (
+        f"torch threads {threads[0]} (baseline) vs {threads[1]} (current): a latency of another thread count is not "
+        "this code's (device.threads, the CPU affinity)"
+        if same and threads[0] != threads[1]
+        else None
+    )
     b_all, c_all = cells(base), cells(cur)
     isolated = all((r.config.get("timing") or {}).get("isolate", True) for r in base + cur)
     for shape in sorted(set(b_all) | set(c_all), key=str):
@@ -112,6 +117,9 @@ def rows(label: str, base: List[Result], cur: List[Result], policy, Row) -> List
                     "not comparable",
                 )
             )
+            continue
+        if thread_why and np.isfinite(c["samples"]).all():  # a failed, missing or NaN cell stays a REGRESSION
+            out.append(Row(where, "latency p50", None, None, thread_why, "not comparable"))
             continue
         out += _speed(where, b, c, same, isolated, policy, Row, machine(base[0]), machine(cur[0]))
     return out

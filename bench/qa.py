@@ -78,10 +78,10 @@ def run(cfg: Config, train: bool = True) -> Dict[str, Any]:
     out["task"]["windows"] = {split: len(f) for split, f in features.items()}
     if cfg.data.split_by_article:
         out["task"]["split_by_article"] = cfg.data.split_by_article
+        first = f"the first {cfg.data.split_by_article} articles of the evaluation file"
         out["notes"].append(
-            f"trained on the first {cfg.data.split_by_article} articles of the evaluation file and "
-            "evaluated on the remaining ones (no SQuAD training file offline): not comparable "
-            "with published dev-set figures"
+            (f"trained on {first} and evaluated" if train else f"evaluated without {first},")
+            + " on the remaining ones (no SQuAD training file offline): not comparable with published dev-set figures"
         )
         out["flags"].append(split_flag(eval_split, cfg.data.split_by_article, raw.articles_in_file, train))
     trainer = engine.make_trainer(cfg, model, tokenizer, features.get("train"), hyper, device, precision)

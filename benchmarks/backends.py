@@ -52,7 +52,7 @@ def main() -> int:
             "p50_ms",
             "p90_ms",
             "speedup_vs_eager",
-            "peak_rss_MB",
+            "peak_rss_MiB",
             "pct_gemm_peak",
             "status",
             "flags",

@@ -219,6 +219,22 @@ def test_a_latency_of_another_thread_count_is_not_comparable(tmp_path, capsys):
     out = capsys.readouterr().out
     assert f"torch threads {threads} (baseline) vs 1 (current)" in out and "REGRESSION" not in out
     assert compare.main([str(base), str(base)]) == 0  # the same thread count compares as ever
+    capsys.readouterr()
+
+    def variant(name, edit):
+        data = json.loads((tmp_path / "one" / "result.json").read_text())
+        edit(data)
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "result.json").write_text(json.dumps(data))
+        return str(tmp_path / name)
+
+    # a cell that failed is still a REGRESSION, whatever the thread count (the gate fails closed)
+    failed = variant("failed", lambda d: d["latency"][0].update(status="failed", error="RuntimeError: boom"))
+    assert compare.main([str(base), failed]) == 1 and "REGRESSION" in capsys.readouterr().out
+    # across machine classes each run's GEMM peak was measured at its own thread count: the calibration decides
+    other = variant("other", lambda d: d["env"].update(machine_class="some-other-cpu-f1m1-avx2-1c-torch2.13.0-000000"))
+    compare.main([str(base), other])
+    assert "torch threads" not in capsys.readouterr().out
 
 
 def test_the_machine_class_counts_the_cores_this_process_may_use():

@@ -100,6 +100,11 @@ def test_minilm_squad_v1_split_by_article(squad_dir, tmp_path):
     assert result.task["splits"] == {"train": 1500, "validation": 1000}
     assert max(trivial.values()) < 0.15
     assert result.metrics["f1"] >= 2 * max(trivial.values()) and result.metrics["f1"] >= 0.24
+    # and beyond noise above the result's own best trivial predictor (the overlap sentence, F1 0.209 here)
+    best = result.trivial["vs_best"]
+    assert best["best"] == "overlap sentence" and best["beats_trivial"], best
+    ours = result.trivial["predictors"]["first 3 words"]["metrics"]["f1"]
+    assert ours == pytest.approx(trivial["first_three_words"])  # the harness's predictor, worked out apart here
     assert result.metrics["exact_match"] >= 0.12
     preds = json.loads((tmp_path / "predictions.json").read_text())
     assert len(preds) == 1000

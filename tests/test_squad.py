@@ -358,22 +358,26 @@ def test_tiny_model_finetunes_and_writes_official_predictions(squad_dir, tmp_pat
     capped = r"validation: first {} of \d+ rows \(data.max_eval_samples\)"
     assert any(re.fullmatch(capped.format(12), f) for f in result.flags)
     # scored again from its checkpoint (mode=evaluate, no training split), a capped dev figure is flagged too
-    ev = compose(
-        [
-            "model=bert_base",
-            f"model.path={tmp_path / 'train' / 'checkpoint'}",
-            "task=squad_v1",
-            "mode=evaluate",
-            f"data.dir={squad_dir}",
-            "data.max_eval_samples=7",
-        ],
-        out_dir=str(tmp_path / "eval"),
-    )
+    scored = [
+        "model=bert_base",
+        f"model.path={tmp_path / 'train' / 'checkpoint'}",
+        "task=squad_v1",
+        "mode=evaluate",
+        f"data.dir={squad_dir}",
+        "data.max_eval_samples=7",
+    ]
+    ev = compose(scored, out_dir=str(tmp_path / "eval"))
     evaluated = run(ev)
     assert evaluated.status == "ok", evaluated.failures
     assert evaluated.task["splits"] == {"validation": 7} and evaluated.train is None
     assert "validation: first 7 of 10570 rows (data.max_eval_samples)" in evaluated.flags
     assert not any("split_by_article" in f for f in evaluated.flags)  # scored on the whole dev file
+    # evaluated on the held-out articles only: said so, without claiming a training it did not do
+    held = run(compose([*scored, "data.split_by_article=46"], out_dir=str(tmp_path / "eval_split")))
+    assert held.status == "ok", held.failures
+    assert "validation: articles 47-48 of the 48 in the dev file, articles 1-46 left out" in " ".join(held.flags)
+    said = [n for n in held.notes if "first 46 articles" in n]
+    assert said and not any("trained" in n for n in said) and said[0].startswith("evaluated without the first 46")
 
 
 def _by_overlap(question, context):
@@ -452,6 +456,15 @@ def test_the_squad_table_flags_a_figure_of_split_by_article(squad_dir, tmp_path)
     assert flag in flags[split].split("; ")
     assert "split_by_article" not in flags[whole]
     assert "flags: a figure of data.split_by_article" in table.caption and "notes" not in table.caption
+    # a result written before such figures were flagged (its task.split_by_article and a note only) is flagged too
+    path = tmp_path / "runs" / "split" / "result.json"
+    old = json.loads(path.read_text())
+    old["flags"] = [f for f in old["flags"] if "split_by_article" not in f]
+    path.write_text(json.dumps(old))
+    _, metrics_df, _ = gather.load_all(tmp_path / "runs", io.StringIO())
+    flags = squad_tables.squad_table(gather.seeds(metrics_df), with_published=False).text.set_index("model")["flags"]
+    said = "v1.1 EM/F1: data.split_by_article=38: not comparable with published dev figures"
+    assert said in flags[split].split("; ") and "split_by_article" not in flags[whole]
 
 
 def test_a_question_that_leaves_the_window_no_room_is_a_data_error_naming_it(tmp_path):

@@ -168,12 +168,21 @@ def newest_per_seed(
     return [r for r in rs if id(r) in kept]
 
 
+def _flags(r: Result) -> List[str]:
+    """A result's flags, and the one a SQuAD result of data.split_by_article written before such figures were
+    flagged (its `task.split_by_article` and a note only) must carry too."""
+    split = r.task.model_dump().get("split_by_article")
+    if split and not any("data.split_by_article" in f for f in r.flags):
+        return [*r.flags, f"data.split_by_article={split}: not comparable with published dev figures"]
+    return list(r.flags)
+
+
 def metrics_frame(rs: List[Result], log: Optional[TextIO] = None) -> pd.DataFrame:
     """One row per (run, metric) for finetune/evaluate results, a seed's newest run only (`newest_per_seed`)."""
     rows = []
     var = variants(rs)
     for r in newest_per_seed(rs, log, var):
-        flags = "; ".join(r.flags)
+        flags = "; ".join(_flags(r))
         for metric, value in r.metrics.items():
             if value is not None:
                 rows.append(
