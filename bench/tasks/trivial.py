@@ -74,13 +74,19 @@ def verdict(
     def diff(p, t, y):
         return primary(p, y) - primary(t, y)
 
-    out = {"best": best, "primary_diff": diff(preds, triv, labels), "low": None, "high": None}
-    if len(labels) >= 2:
+    return _judged(best, diff(preds, triv, labels), (preds, triv, labels), diff, False, n_resamples, seed)
+
+
+def _judged(best: str, observed: float, data: tuple, statistic, vectorized: bool, n_resamples: int, seed: int):
+    """The verdict on `observed` (model minus the best trivial predictor): its paired 95% percentile bootstrap
+    interval over the examples (none from fewer than two), `beats_trivial` only when the lower end is above 0."""
+    out: Dict[str, Any] = {"best": best, "primary_diff": observed, "low": None, "high": None}
+    if len(data[0]) >= 2:
         ci = bootstrap(
-            (preds, triv, labels),
-            diff,
+            data,
+            statistic,
             paired=True,
-            vectorized=False,
+            vectorized=vectorized,
             n_resamples=n_resamples,
             confidence_level=0.95,
             method="percentile",
@@ -100,18 +106,5 @@ def paired_verdict(
     model = np.asarray(model, dtype=float)
     best = max(trivial, key=lambda n: float(np.mean(trivial[n])))
     base = np.asarray(trivial[best], dtype=float)
-    verdict: Dict[str, Any] = {"best": best, "primary_diff": float(np.mean(model - base)), "low": None, "high": None}
-    if len(model) >= 2:
-        ci = bootstrap(
-            (model, base),
-            lambda c, t, axis=-1: np.mean(c - t, axis=axis),
-            paired=True,
-            vectorized=True,
-            n_resamples=n_resamples,
-            confidence_level=0.95,
-            method="percentile",
-            rng=np.random.default_rng(seed),
-        ).confidence_interval
-        verdict.update(low=float(ci.low), high=float(ci.high))
-    verdict["beats_trivial"] = bool(verdict["low"] is not None and verdict["low"] > 0)
-    return verdict
+    mean_diff = lambda c, t, axis=-1: np.mean(c - t, axis=axis)  # noqa: E731
+    return _judged(best, float(np.mean(model - base)), (model, base), mean_diff, True, n_resamples, seed)
