@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED_DATA = ROOT.parent / "shared" / "data"
+# BENCH_SHARED_DATA points the tests elsewhere (an empty folder proves that the suite skips without the data)
+SHARED_DATA = Path(os.environ.get("BENCH_SHARED_DATA") or ROOT.parent / "shared" / "data")
 GLUE_DIR = SHARED_DATA / "glue"
 SQUAD_DIR = SHARED_DATA / "squad"
 MC_DIR = SHARED_DATA / "multiple_choice"
@@ -215,3 +216,41 @@ def compile_tex(folder: Path, names) -> None:
     )
     errors = [line for line in p.stdout.splitlines() if line.startswith("!")]
     assert p.returncode == 0, f"{names}: {errors} {p.stdout[-1500:]}"
+
+
+def _data_folders() -> dict:
+    """Each name a test reads the real data by, and the folder it needs."""
+    return {
+        "GLUE_DIR": GLUE_DIR,
+        "glue_dir": GLUE_DIR,
+        "SQUAD_DIR": SQUAD_DIR,
+        "squad_dir": SQUAD_DIR,
+        "MC_DIR": MC_DIR,
+        "mc_dir": MC_DIR,
+        "SHARED_DATA": SHARED_DATA,
+    }
+
+
+def pytest_collection_modifyitems(config, items):
+    """Without the real data (../shared/data, or one of its folders), every test that reads it is skipped, with
+    the reason, whether it asks through a fixture that skips or names the folder itself (directly, through a
+    function of its module, or a fixture)."""
+    folders = _data_folders()
+    missing = {name: path for name, path in folders.items() if not path.is_dir()}
+    if not missing:
+        return
+    import inspect
+
+    helpers: dict = {}
+    for item in items:
+        module = item.module
+        if module not in helpers:  # the module's own functions that read a missing folder, one call deep
+            own = inspect.getmembers(module, lambda f: inspect.isfunction(f) and f.__module__ == module.__name__)
+            helpers[module] = {name for name, f in own if any(n in inspect.getsource(f) for n in missing)}
+        try:
+            source = inspect.getsource(item.obj)
+        except (OSError, TypeError):
+            continue
+        names = [*missing, *helpers[module]]
+        if any(n in source for n in names) or set(item.fixturenames) & set(names):
+            item.add_marker(pytest.mark.skip(reason=f"real data not present at {SHARED_DATA}"))

@@ -299,3 +299,42 @@ def test_a_sweep_re_run_with_other_values_into_its_folder_refuses_instead_of_hid
     assert "2 refused" in again.stdout and "train.seed=1 (earlier)" in again.stdout
     assert {p: p.read_bytes() for p in (tmp_path / "s").glob("*/result.json")} == before
     assert not list((tmp_path / "s").glob("*/result.json.previous-*"))
+
+
+def test_the_readme_main_job_sweeps_the_three_models_and_prints_their_table(tmp_path):
+    """`bench +sweep=compact_vs_base`, the README's first command, as a user runs it (only shorter: one tiny shape,
+    eager only, no calibration): a multirun over the three exact architectures with random weights, the fused
+    graphs left out, ending in the sweep summary and one comparison table naming all three."""
+    short = [
+        "timing.backends=[eager]",
+        "timing.batch_sizes=[1]",
+        "timing.seq_lens=[16]",
+        "timing.min_seconds=0",
+        "timing.min_iterations=2",
+        "timing.warmup_runs=1",
+        "timing.calibrate=false",
+        "timing.isolate=false",
+    ]
+    proc = run_cli("+sweep=compact_vs_base", *short, f"hydra.sweep.dir={tmp_path}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = _results(tmp_path)
+    assert sorted(r["model"]["name"] for r in results) == ["bert_base", "mobilebert", "tinybert_4l"]
+    for r in results:
+        assert r["status"] == "ok" and r["mode"] == "latency" and r["model"]["weights"] == "random"
+        assert r["timing"]["backends_excluded"] == ["onnxruntime_fused", "onnxruntime_int8"]
+    out = proc.stdout + proc.stderr
+    assert "sweep: 3 ok" in out
+    table = out[out.index("sweep: 3 ok") :]
+    assert all(name in table for name in ("bert_base", "mobilebert", "tinybert_4l")), table[:2000]
+
+
+def test_a_run_without_a_folder_given_writes_a_fresh_one_below_results_runs(tmp_path):
+    """README: each run writes a fresh folder below results/runs/ (relative to where it is started)."""
+    args = [*tiny("bert"), "mode=latency", "timing.backends=[eager]", "timing.batch_sizes=[1]", "timing.seq_lens=[8]"]
+    args += ["timing.min_seconds=0", "timing.min_iterations=2", "timing.warmup_runs=1", "timing.calibrate=false"]
+    for _ in range(2):
+        proc = run_cli(*args, "timing.isolate=false", cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+    written = sorted(tmp_path.glob("results/runs/*/*_bert_base_mrpc_latency/result.json"))
+    assert len(written) == 2 and written[0].parent != written[1].parent
+    assert [json.loads(p.read_text())["status"] for p in written] == ["ok", "ok"]  # the first one left as it was
