@@ -201,10 +201,9 @@ def test_real_task_inputs_report_their_lengths(glue_dir, tmp_path):
     assert len(set(per_batch)) > 1 and row["flops"] == pytest.approx(np.mean(per_batch))
 
 
-def test_a_backend_whose_logits_overflow_fails_instead_of_keeping_its_tier(glue_dir, tmp_path, monkeypatch):
-    """NaN logits have an argmax (class 0) all the same: scored, a backend that overflowed (fp16 on MobileBERT)
-    kept 99.9 % of fp32's accuracy. Here the real bf16 backend of a real tiny model, its outputs turned to NaN as
-    an overflow would: the backend fails, saying why, and no agreement or tier is published for it."""
+def _with_overflowing_bf16(glue_dir, tmp_path, monkeypatch, spoils) -> dict:
+    """A latency run (eager and the real bf16 backend of a real tiny model, scored on RTE's dev rows) whose bf16
+    logits turn NaN, as an overflow would, on the outputs for which `spoils(out)` is true."""
     from bench.timing import runner
 
     real = backends.prepare
@@ -213,47 +212,7 @@ def test_a_backend_whose_logits_overflow_fails_instead_of_keeping_its_tier(glue_
         prepared = real(name, model, device)
         if name == "bf16":
             forward = prepared.forward
-            prepared.forward = lambda ready: forward(ready).float() * float("nan")
-        return prepared
-
-    monkeypatch.setattr(backends, "prepare", overflowing)
-    cfg = compose(
-        [
-            *tiny("bert"),
-            *FAST,
-            "task=rte",
-            f"data.dir={glue_dir}",
-            "data.max_eval_samples=40",
-            "timing.backends=[eager,bf16]",
-            "timing.with_accuracy=true",
-            "timing.batch_sizes=[2]",
-            "timing.seq_lens=[16]",
-        ],
-        out_dir=str(tmp_path),
-    )
-    result = runner.run(cfg)
-    facts = result["timing"]["backends"]
-    assert facts["eager"]["status"] == "ok" and facts["eager"]["accuracy"]["primary"] is not None
-    assert facts["bf16"]["status"] == "failed" and "NaN or infinite" in facts["bf16"]["reason"]
-    assert "accuracy_tiers" not in facts["bf16"]
-    row = next(r for r in result["latency"] if r["backend"] == "bf16")
-    assert row["status"] == "failed" and "NaN" in row["error"]
-
-
-def test_a_backend_finite_on_its_timed_shapes_but_not_on_the_dev_set_fails_and_keeps_its_timings_apart(
-    glue_dir, tmp_path, monkeypatch
-):
-    """An overflow on the dev set's 32-row batches only: the backend fails (no speed of producing garbage), and
-    the shapes timed before it are kept in its facts as `timed_before_failure` (they were dropped), never as rows."""
-    from bench.timing import runner
-
-    real = backends.prepare
-
-    def overflowing(name, model, device):
-        prepared = real(name, model, device)
-        if name == "bf16":
-            forward = prepared.forward
-            prepared.forward = lambda ready: (lambda out: out * float("nan") if out.shape[0] > 2 else out)(
+            prepared.forward = lambda ready: (lambda out: out * float("nan") if spoils(out) else out)(
                 forward(ready).float()
             )
         return prepared
@@ -273,7 +232,29 @@ def test_a_backend_finite_on_its_timed_shapes_but_not_on_the_dev_set_fails_and_k
         ],
         out_dir=str(tmp_path),
     )
-    facts = runner.run(cfg)["timing"]["backends"]
+    return runner.run(cfg)
+
+
+def test_a_backend_whose_logits_overflow_fails_instead_of_keeping_its_tier(glue_dir, tmp_path, monkeypatch):
+    """NaN logits have an argmax (class 0) all the same: scored, a backend that overflowed (fp16 on MobileBERT)
+    kept 99.9 % of fp32's accuracy. Here every bf16 output turns NaN: the backend fails, saying why, and no
+    agreement or tier is published for it."""
+    result = _with_overflowing_bf16(glue_dir, tmp_path, monkeypatch, lambda out: True)
+    facts = result["timing"]["backends"]
+    assert facts["eager"]["status"] == "ok" and facts["eager"]["accuracy"]["primary"] is not None
+    assert facts["bf16"]["status"] == "failed" and "NaN or infinite" in facts["bf16"]["reason"]
+    assert "accuracy_tiers" not in facts["bf16"]
+    row = next(r for r in result["latency"] if r["backend"] == "bf16")
+    assert row["status"] == "failed" and "NaN" in row["error"]
+
+
+def test_a_backend_finite_on_its_timed_shapes_but_not_on_the_dev_set_fails_and_keeps_its_timings_apart(
+    glue_dir, tmp_path, monkeypatch
+):
+    """An overflow on the dev set's 32-row batches only: the backend fails (no speed of producing garbage), and
+    the shapes timed before it are kept in its facts as `timed_before_failure` (they were dropped), never as rows."""
+    result = _with_overflowing_bf16(glue_dir, tmp_path, monkeypatch, lambda out: out.shape[0] > 2)
+    facts = result["timing"]["backends"]
     assert facts["bf16"]["status"] == "failed" and "NaN or infinite" in facts["bf16"]["reason"]
     assert "timing.backends.bf16.timed_before_failure" in facts["bf16"]["reason"]
     kept = facts["bf16"]["timed_before_failure"]
