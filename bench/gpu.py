@@ -56,11 +56,15 @@ def stream(device: torch.device):
 
 
 def gpu_info(index: Optional[int] = None) -> Optional[Dict[str, Any]]:
-    """The GPU a run uses (`index`, else the current device), as the environment record names it."""
+    """The GPU a run uses (`index`, else the current device), as the environment record names it. An index this
+    process cannot see (the run itself is refused by setup_device) is recorded as missing, never as another GPU."""
     if not torch.cuda.is_available():
         return None
     count = torch.cuda.device_count()
-    idx = index if index is not None and 0 <= index < count else torch.cuda.current_device()
+    if index is not None and not 0 <= index < count:
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+        return {"name": None, "index": index, "count": count, "visible_devices": visible, "missing": True}
+    idx = index if index is not None else torch.cuda.current_device()
     props = torch.cuda.get_device_properties(idx)
     uuid = getattr(props, "uuid", None)
     info: Dict[str, Any] = {

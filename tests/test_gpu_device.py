@@ -99,6 +99,9 @@ def test_setup_device_and_the_record_name_the_run_s_gpu(two_gpus):
     assert env.capture(device=DeviceConfig(name="cuda", index=0))["gpu"]["name"] == "GPU-ZERO"
     with pytest.raises(DeviceError, match="only 2 CUDA"):
         env.setup_device(DeviceConfig(name="cuda", index=2))
+    # the refused run's record names no GPU it was not given (it named the current one, GPU-ZERO)
+    missing = env.capture(device=DeviceConfig(name="cuda", index=2))["gpu"]
+    assert missing["missing"] and missing["name"] is None and (missing["index"], missing["count"]) == (2, 2)
 
 
 def test_cuda_events_are_recorded_on_the_run_s_gpu(two_gpus, monkeypatch):
