@@ -106,7 +106,8 @@ def test_split_by_article_reads_the_real_dev_file(squad_dir):
     task = compose(["task=squad_v1"]).task
     dd = squad.load_local(task, DataConfig(dir=str(squad_dir), split_by_article=38))
     assert len(dd["train"]) == 8582 and len(dd["validation"]) == 10570 - 8582
-    assert set(dd["train"]["article"]) == set(range(38)) and min(dd["validation"]["article"]) == 38
+    # counted from 1, as every message and the split's flag count them
+    assert set(dd["train"]["article"]) == set(range(1, 39)) and min(dd["validation"]["article"]) == 39
     first = dd["train"][0]
     assert first["title"] == "Super_Bowl_50" and first["answers"]["text"][0] == "Denver Broncos"
 
@@ -128,7 +129,7 @@ def test_malformed_file_names_article_and_question(tmp_path):
         ],
     }
     no_answer = {"title": "B", "paragraphs": [{"context": "x", "qas": [{"id": "q9", "question": "?", "answers": []}]}]}
-    with pytest.raises(DataError, match=r"article 1 \('B'\), question 'q9': no answer"):
+    with pytest.raises(DataError, match=r"article 2 \('B'\), question 'q9': no answer"):
         squad.load_local(task, _write(tmp_path, {"data": [ok, no_answer]}))
     outside = {
         "title": "C",
@@ -142,9 +143,9 @@ def test_malformed_file_names_article_and_question(tmp_path):
     with pytest.raises(DataError, match=r"question 'q5': answer_start 3 .* outside"):
         squad.load_local(task, _write(tmp_path, {"data": [ok, outside]}))
     two = {"title": "D2", "paragraphs": [ok["paragraphs"][0], {"qas": []}]}  # named by paragraph, not question q1
-    with pytest.raises(DataError, match=r"article 1 \('D2'\), paragraph 1 is malformed \(missing or bad 'context'\)"):
+    with pytest.raises(DataError, match=r"article 2 \('D2'\), paragraph 2 is malformed \(missing or bad 'context'\)"):
         squad.load_local(task, _write(tmp_path, {"data": [ok, two]}))
-    with pytest.raises(DataError, match=r"article 1 \('D'\), paragraph 0 is malformed"):
+    with pytest.raises(DataError, match=r"article 2 \('D'\), paragraph 1 is malformed"):
         squad.load_local(task, _write(tmp_path, {"data": [ok, {"title": "D", "paragraphs": [{"qas": []}]}]}))
     (tmp_path / "dev-v1.1.json").write_text("{not json")
     with pytest.raises(DataError, match="not valid JSON"):
@@ -152,7 +153,7 @@ def test_malformed_file_names_article_and_question(tmp_path):
     # the articles held out for scoring have no question: nothing to score (was a datasets traceback)
     empty = {"title": "E", "paragraphs": [{"context": "x", "qas": []}]}
     data = _write(tmp_path, {"data": [ok, empty]})
-    with pytest.raises(DataError, match=r"dev-v1.1.json: no questions in articles 1-1"):
+    with pytest.raises(DataError, match=r"dev-v1.1.json: no questions in article 2"):
         squad.load_local(task, DataConfig(dir=data.dir, split_by_article=1))
 
 
@@ -170,10 +171,10 @@ def test_a_repeated_question_id_is_refused(tmp_path):
     task = compose(["task=squad_v1"]).task
     a = _article("A", "Paris is in France.", _qa("q1"))
     b = _article("B", "Rome is in Italy.", _qa("q2", answers=(("Italy", 11),)), _qa("q1", answers=(("Italy", 11),)))
-    with pytest.raises(DataError, match=r"article 2 \('B'\), question 'q1': the id 'q1' was already used \(article 1 "):
+    with pytest.raises(DataError, match=r"article 3 \('B'\), question 'q1': the id 'q1' was already used \(article 2 "):
         squad.load_local(task, _write(tmp_path, {"data": [a, a, b]}))
     twice = _article("C", "Rome is in Italy.", _qa("q2", answers=(("Italy", 11),)), _qa("q2", answers=(("Rome", 0),)))
-    with pytest.raises(DataError, match=r"article 1 \('C'\), question 'q2': the id 'q2' was already used \(article 1 "):
+    with pytest.raises(DataError, match=r"article 2 \('C'\), question 'q2': the id 'q2' was already used \(article 2 "):
         squad.load_local(task, _write(tmp_path, {"data": [a, twice]}))
     assert len(squad.load_local(task, _write(tmp_path, {"data": [a, b]}))["validation"]) == 2  # each split apart
 
@@ -189,7 +190,7 @@ def test_a_repeated_question_id_is_refused(tmp_path):
         (_qa(None), r"question None: the id must be text"),
         ({"id": "q2", "question": "?"}, r"question 'q2' is malformed \(missing or bad 'answers'\)"),
         ({**_qa("q2"), "answers": {"text": "France"}}, r"question 'q2': 'answers' is dict, not a list"),
-        ("just text", r"paragraph 0: a question is str, not an object"),
+        ("just text", r"paragraph 1: a question is str, not an object"),
     ],
 )
 def test_bad_questions_and_answer_spans_name_the_question(tmp_path, qa, match):
@@ -197,7 +198,7 @@ def test_bad_questions_and_answer_spans_name_the_question(tmp_path, qa, match):
     ok = _article("A", "Paris is in France.", _qa("q1"))
     with pytest.raises(DataError, match=match) as exc:
         squad.load_local(task, _write(tmp_path, {"data": [ok, _article("B", "Paris is in France.", qa)]}))
-    assert "article 1 ('B')" in str(exc.value)
+    assert "article 2 ('B')" in str(exc.value)
 
 
 def test_a_file_that_is_not_utf8_names_its_line_and_a_byte_order_mark_is_read_past(tmp_path):

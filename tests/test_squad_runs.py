@@ -207,7 +207,7 @@ def test_a_question_that_leaves_the_window_no_room_is_a_data_error_naming_it(tmp
         out_dir=str(tmp_path / "run"),
     )
     limit = r"the question is 301 tokens, but windows of max_seq_length=384 tokens hold at most 252: .*doc_stride"
-    with pytest.raises(DataError, match=r"question 'long_one' \(article 1, 'B'\): " + limit):
+    with pytest.raises(DataError, match=r"question 'long_one' \(article 2, 'B'\): " + limit):
         run(cfg)
     # bench score: the same error, naming the input's line, not a panic (exit 2 through its CLI)
     qa = models.build_random(cfg.model, cfg.task, seed=0)

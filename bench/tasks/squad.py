@@ -46,11 +46,12 @@ def _articles(path: Path) -> List[Dict[str, Any]]:
 def _rows(path: Path, articles: List[Dict[str, Any]], task: TaskConfig, offset: int = 0) -> Dict[str, list]:
     cols: Dict[str, list] = {k: [] for k in ("id", "title", "context", "question", "answers", "article")}
     seen: Dict[str, str] = {}  # question id -> where it was first read: ids key predictions and gold answers
-    for a, article in enumerate(articles, start=offset):
+    # articles and paragraphs counted from 1 in every message, as the split_by_article flag counts them
+    for a, article in enumerate(articles, start=offset + 1):
         title = article.get("title", f"#{a}") if isinstance(article, dict) else f"#{a}"
         where = f"{path}: article {a} ({title!r})"
         try:
-            for p, paragraph in enumerate(article["paragraphs"]):
+            for p, paragraph in enumerate(article["paragraphs"], start=1):
                 where = f"{path}: article {a} ({title!r}), paragraph {p}"
                 context = paragraph["context"]
                 if not isinstance(context, str):
@@ -86,7 +87,8 @@ def _rows(path: Path, articles: List[Dict[str, Any]], task: TaskConfig, offset: 
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise DataError(f"{where} is malformed (missing or bad {exc}); {LAYOUT}") from None
     if not cols["id"]:  # articles without questions: nothing to train on or score
-        which = f"articles {offset}-{offset + len(articles) - 1}" if articles else "no articles"
+        which = f"articles {offset + 1}-{offset + len(articles)}" if len(articles) > 1 else f"article {offset + 1}"
+        which = which if articles else "no articles"
         raise DataError(f"{path}: no questions in {which}; {LAYOUT}")
     return cols
 
