@@ -100,7 +100,8 @@ def trivial_section(cfg: Config, splits, raw) -> Dict[str, Any]:
     train_labels = np.asarray(raw["train"]["label"]) if "train" in raw else None
     predictors = mc_trivial.per_example(raw[split]["choices"], labels, train_labels)
     section = mc_trivial.section(preds == labels, predictors)
-    out: Dict[str, Any] = {"trivial": section, "flags": [], "notes": []}
+    per_example = {name: t["scores"] for name, t in predictors.items()}
+    out: Dict[str, Any] = {"trivial": section, "flags": [], "notes": [], "split": split, "per_example": per_example}
     v = section["vs_best"]
     if not v["beats_trivial"]:
         out["flags"].append(mc_trivial.NOT_BETTER)
@@ -147,7 +148,11 @@ def run(cfg: Config, train: bool = True) -> Dict[str, Any]:
     out["trivial"] = triv["trivial"]
     out["notes"] += triv["notes"]
     out["flags"] += triv["flags"]
-    if cfg.train.save_predictions:
+    if cfg.train.save_predictions:  # each trivial predictor's score beside the model's on the examples it scored,
+        # so that the report can judge the model against them over its seeds (bench.report.vs_trivial)
+        scored = [row for row in rows if row["split"] == triv["split"]]
+        for i, row in enumerate(scored):
+            row["trivial"] = {name: float(s[i]) for name, s in triv["per_example"].items()}
         write_jsonl(Path(cfg.out_dir) / PREDICTIONS_FILE, rows)
     engine.tidy(cfg)
     return out

@@ -177,6 +177,19 @@ def test_report_has_a_multiple_choice_table_with_trivial_and_published_rows(mc_d
     assert "trivial: chance" in lines and "50.0" in lines["trivial: chance"]  # 2 choices everywhere
     assert {"trivial: most frequent gold position", "trivial: longest answer"} <= set(lines)
     assert "81.6" in lines["BERT-base"] and "published: BERT paper" in lines["BERT-base"]
+    # each predictions row carries the trivial predictors' scores, which average to the run's own figures
+    rows = [json.loads(x) for x in (tmp_path / "runs" / "copa1" / "predictions.jsonl").read_text().splitlines()]
+    result = json.loads((tmp_path / "runs" / "copa1" / "result.json").read_text())
+    for name, p in result["trivial"]["predictors"].items():
+        assert np.mean([r["trivial"][name] for r in rows]) == pytest.approx(p["metrics"]["acc"])
+    # so the report judges the model against the best of them over its two seeds (a row of its own), and its
+    # verdict is the interval's: a flag on the model's row unless the interval is above zero
+    gap = next(v for k, v in lines.items() if k.endswith("- best trivial"))
+    assert ", 2 seeds" in gap and " vs " in gap and "[" in gap
+    low = float(gap.split("[")[1].split(",")[0])
+    model = next(v for k, v in lines.items() if k.startswith("bert") and "best trivial" not in k)
+    assert ("COPA: no better than trivial over 2 seeds" in model) == (low <= 0)
+    assert "trivial: " in written["significance.csv"].read_text()
     assert "Multiple choice" in written["report.html"].read_text()
     assert "COPA" not in written["glue.md"].read_text()
 

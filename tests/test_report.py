@@ -166,7 +166,9 @@ def test_full_report_files(tree, tmp_path, capsys):
     md = (out / "glue.md").read_text()
     assert "weights: random" in md and "**" in md
     sig = pd.read_csv(out / "significance.csv")
-    assert set(sig.task) == {"rte"} and {"low", "high", "within_noise"} <= set(sig.columns)
+    pairs = sig[~sig.model_b.str.startswith("trivial: ")]  # model variants against each other: RTE only
+    assert set(pairs.task) == {"rte"} and {"low", "high", "within_noise"} <= set(sig.columns)
+    assert set(sig[sig.model_b.str.startswith("trivial: ")].task) == {"rte", "mrpc"}  # each against its trivial
     printed = capsys.readouterr().out
     assert "MobileBERT-TINY" in printed and "wrote" in printed
 

@@ -21,7 +21,7 @@ import pandas as pd
 
 from ..results import write_atomic
 from ..schema import Result
-from . import choice, distill_text, gather, plots, render, squad_tables, stats, tables
+from . import choice, distill_text, gather, plots, render, squad_tables, stats, tables, vs_trivial
 from . import distillation as distill_table
 from . import robustness as robustness_report
 
@@ -68,8 +68,9 @@ def build(
     seeds = gather.seeds(metrics_df)
     params = metrics_df.groupby("model")["params"].first().to_dict() if not metrics_df.empty else {}
     scored_failed = failed[failed["mode"] != "latency"]  # a failed latency run is an efficiency row only
+    vs = vs_trivial.frame(rs, n_boot=n_boot, log=log)  # each model against the best trivial predictor, over its seeds
     named = {
-        "glue": tables.glue_table(seeds, eff, params, failed=scored_failed),
+        "glue": tables.glue_table(seeds, eff, params, failed=scored_failed, vs=vs),
         "squad": squad_tables.squad_table(seeds, failed=scored_failed),
         "efficiency": tables.efficiency_table(eff, failed),
     }
@@ -78,14 +79,15 @@ def build(
     if not tasks & set(squad_tables.squad_tasks()):
         named.pop("squad")
     if tasks & set(choice.cells()):
-        named["multiple_choice"] = choice.choice_table(seeds, choice.trivial_frame(rs), failed=scored_failed)
+        named["multiple_choice"] = choice.choice_table(seeds, choice.trivial_frame(rs), failed=scored_failed, vs=vs)
     if eff.empty and not (failed["mode"] == "latency").any():
         named.pop("efficiency")
     if distill_runs:  # failed and interrupted distill runs included: the table names them
         named["distillation"] = distill_text.distill_table(distill_table.frame([*rs, *unusable], n_boot=n_boot))
     if (robust := robustness_report.table(rs, lost)) is not None:
         named["robustness"] = robust
-    pairs = stats.pairwise(rs, n_boot=n_boot)
+    frames = [p for p in (stats.pairwise(rs, n_boot=n_boot), vs_trivial.as_pairs(vs)) if not p.empty]
+    pairs = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     written: Dict[str, Path] = {}
     for name, table in named.items():
         if "md" in formats:

@@ -10,7 +10,7 @@ import pandas as pd
 
 from .. import kinds
 from ..schema import Result
-from . import published
+from . import published, vs_trivial
 from .failed import FAILED, failure_flag, failures_of, row_models
 from .tables import MISSING, Table, _cell, task_specs
 
@@ -57,9 +57,16 @@ def trivial_frame(rs: List[Result]) -> pd.DataFrame:
 
 
 def choice_table(
-    seeds: pd.DataFrame, trivial: pd.DataFrame, with_published: bool = True, failed: Optional[pd.DataFrame] = None
+    seeds: pd.DataFrame,
+    trivial: pd.DataFrame,
+    with_published: bool = True,
+    failed: Optional[pd.DataFrame] = None,
+    vs: Optional[pd.DataFrame] = None,
 ) -> Table:
+    """`vs`: vs_trivial.frame's rows; each model with one gets a row of its gap to the best trivial predictor over
+    its seeds and dev examples, and a flag where that interval does not exclude zero."""
     titles = cells()
+    gaps = vs_trivial.by_model_task(vs)
     runs = (set(seeds.task) if not seeds.empty else set()) | (set(failed.task) if failed is not None else set())
     present = [t for t in titles if t in runs]
     # tasks with a published figure get their column even without a run of ours: the figure is shown beside
@@ -79,9 +86,16 @@ def choice_table(
                 flags.append(failure_flag(titles[t], bad))
             found = {x for v in (sub.get("flags", []) if len(sub) else []) for x in v.split("; ") if x}
             flags += [f"{titles[t]}: {f}" for f in sorted(found)]
+            if (over_seeds := vs_trivial.flag(gaps, model, t)) is not None:
+                flags.append(f"{titles[t]}: {over_seeds}")
         text["flags"] = "; ".join(flags) or MISSING
         text_rows.append(text)
         score_rows.append(score)
+    for model, _ in row_models([seeds, failed], present):
+        if any((model, t) in gaps for t in shown):
+            text_rows.append({"model": f"{model} - best trivial", "source": GAP_SOURCE, "flags": MISSING})
+            text_rows[-1].update({titles[t]: _gap(gaps.get((model, t))) for t in shown})
+            score_rows.append({})
     for predictor in trivial.predictor.unique() if not trivial.empty else []:
         sel = trivial[trivial.predictor == predictor].set_index("task")
         text, score = {"model": f"trivial: {predictor}", "source": "ours (dev examples)"}, {}
@@ -101,11 +115,26 @@ def choice_table(
         "Multiple-choice dev accuracy (x100; mean±std over n seeds, each its newest run) beside the trivial "
         "predictors on the dev examples: chance (mean of 1/k), the most frequent gold position of the training rows, "
         "the longest answer, each from the run of the task scored on the most dev rows ('first N rows only' where "
-        "only runs capped by data.max_eval_samples recorded them). flags: a task whose score is no better than the "
-        "best trivial predictor's on its own run's examples (paired bootstrap), and runs that failed or were "
-        "interrupted ('failed' where none succeeded). Published rows are labelled with their source."
+        "only runs capped by data.max_eval_samples recorded them). '- best trivial': the mean over the seeds of the "
+        "model's accuracy minus the best trivial predictor's on the same dev examples, with its 95% interval over "
+        "seeds and examples (t over the seeds, bootstrap over the examples). flags: a task whose score is no better "
+        "than the best trivial predictor's on a run's own examples (paired bootstrap) or over the seeds, and runs "
+        "that failed or were interrupted ('failed' where none succeeded). Published rows are labelled with their "
+        "source."
     )
     return Table(text_df, score_df, {c: True for c in text_df.columns}, caption)
+
+
+GAP_SOURCE = "ours (dev examples x seeds)"
+
+
+def _gap(g: Optional[dict]) -> str:
+    """'+25.1 [+20.0, +30.2] vs longest answer, 3 seeds' (x100), or the missing mark."""
+    if g is None:
+        return MISSING
+    low, high = g["low"], g["high"]
+    ci = f"[{100 * low:+.1f}, {100 * high:+.1f}]" if np.isfinite([low, high]).all() else "[no interval]"
+    return f"{100 * g['diff']:+.1f} {ci} vs {g['best']}, {g['seeds']} seed{'s' * (g['seeds'] != 1)}"
 
 
 def _published(shown, titles, text_rows, score_rows) -> Tuple[list, list]:

@@ -15,7 +15,7 @@ from omegaconf import OmegaConf
 
 from .. import CONF_DIR, kinds
 from ..config import TaskConfig
-from . import published
+from . import published, vs_trivial
 from .console import inputs_cells
 from .failed import FAILED, failure_flag, failures_of, row_models
 
@@ -122,9 +122,9 @@ def latency_classes(eff: pd.DataFrame, device: str) -> List[str]:
 
 
 def _ours_rows(
-    seeds: pd.DataFrame, eff: pd.DataFrame, params: Dict[str, float], cells, failed: Optional[pd.DataFrame] = None
+    seeds: pd.DataFrame, eff: pd.DataFrame, params: Dict[str, float], cells, failed=None, vs=None
 ) -> Tuple[list, list]:
-    text_rows, score_rows = [], []
+    text_rows, score_rows, gaps = [], [], vs_trivial.by_model_task(vs)
     tasks = list(cells)
     for model, model_name in row_models([seeds, failed], tasks):
         agg = seeds[(seeds.model == model) & seeds.task.isin(tasks)] if not seeds.empty else seeds
@@ -144,6 +144,8 @@ def _ours_rows(
             flags += [
                 f"{cells[t][0]}: {f}" for f in sorted({x for v in sub.get("flags", []) for x in v.split("; ") if x})
             ]
+            if (over_seeds := vs_trivial.flag(gaps, model, t)) is not None:
+                flags.append(f"{title}: {over_seeds}")
         text["avg"], score["avg"] = _avg([score[cells[t][0]] for t in tasks], len(tasks))
         text["seeds"] = str(min(ns)) if ns else MISSING
         text["params (M)"] = f"{params[model] / 1e6:.1f}" if params.get(model) else MISSING
@@ -195,11 +197,12 @@ def glue_table(
     params: Dict[str, float],
     with_published: bool = True,
     failed: Optional[pd.DataFrame] = None,
+    vs: Optional[pd.DataFrame] = None,
 ) -> Table:
     all_cells = glue_cells()
     present = (set(seeds.task) if not seeds.empty else set()) | (set(failed.task) if failed is not None else set())
     cells = {t: c for t, c in all_cells.items() if t in present}
-    text_rows, score_rows = _ours_rows(seeds, eff, params, cells, failed) if cells else ([], [])
+    text_rows, score_rows = _ours_rows(seeds, eff, params, cells, failed, vs) if cells else ([], [])
     if with_published:
         pt, ps = _published_rows(cells or all_cells)
         text_rows, score_rows = text_rows + pt, score_rows + ps
@@ -219,9 +222,9 @@ def glue_table(
         "CPU/GPU ms: p50 latency, batch 1, sequence 128, eager fp32. "
         "Rows marked 'weights: random' measure an untrained architecture, 'head: random' a checkpoint "
         "scored without a trained task head; a row's label names what sets its config apart from the "
-        "model's other rows. flags: a task whose score is no better than its trivial predictor's, and runs that "
-        "failed or were interrupted (their seeds are not in the figure; 'failed' where no run of the task "
-        "succeeded)."
+        "model's other rows. flags: a task whose score is no better than its trivial predictor's (on a run's "
+        "own dev examples, or over its seeds), and runs that failed or were interrupted (their seeds are not in "
+        "the figure; 'failed' where no run of the task succeeded)."
     )
     for device, name in (("cpu", "CPU"), ("cuda", "GPU")):
         classes = latency_classes(eff, device)

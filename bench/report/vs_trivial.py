@@ -1,0 +1,149 @@
+"""Does a model beat the trivial baseline over its seeds, not only on one run?
+
+Each run's `trivial.vs_best` judges that run alone: its interval covers the dev examples, not the seeds. Here, per
+task and model variant (each seed's newest run), the mean over the seeds of the model's primary score minus the
+best trivial predictor's on the same dev examples, with stats.seed_example_bootstrap's interval over both (the
+trivial predictor is one fixed arm: it has no seed, so it is the same on every seed's side of the difference).
+
+The trivial predictions come from the runs themselves: a classification or regression run records each trivial
+predictor's constant (`trivial.predictors.<name>.constant`); a multiple-choice run writes each predictor's
+per-example score into predictions.jsonl (`trivial`, from this version on). A predictor learnt from the training
+rows can differ by seed where the seed draws those rows (data.max_train_samples): each seed is then paired with its
+own. A group whose runs were scored on other examples or name other predictors, or that lacks them (an older file;
+SQuAD has no paired predictions), is left out and named, never guessed.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, TextIO, Tuple
+
+import numpy as np
+import pandas as pd
+
+from .. import kinds
+from ..schema import Result
+from ..tasks import metrics as task_metrics
+from .gather import label, newest_per_seed, variants
+from .stats import seed_example_bootstrap, task_of
+
+Arms = Tuple[np.ndarray, np.ndarray, Dict[str, np.ndarray], Callable[[np.ndarray, np.ndarray], float]]
+"""labels, the model's arm, each trivial predictor's arm, and score(arm, labels) -> the primary metric."""
+
+NOT_BETTER_OVER_SEEDS = "no better than trivial over {k} seeds"
+NO_INTERVAL_OVER_SEEDS = "no interval against trivial over {k} seeds"
+COLUMNS = ["task", "model", "best", "seeds", "n", "diff", "low", "high", "within_noise", "method", "trivial_per_seed"]
+
+
+def _rows(r: Result, split: str) -> Optional[pd.DataFrame]:
+    path = Path(r.path).parent / "predictions.jsonl"
+    try:
+        rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        df = pd.DataFrame(rows)
+        return df[df.split == split].sort_values("idx") if len(df) and "split" in df else None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError):
+        return None  # no file, or a corrupt one: this run takes no part
+
+
+def arms(r: Result) -> Optional[Tuple[str, np.ndarray, Arms]]:
+    """(split, example ids, arms) of one run, or None when it cannot be compared with its trivial predictors."""
+    task = task_of(r)
+    if task is None or not kinds.of(task).paired or not r.task.eval_splits or not r.trivial:
+        return None
+    split = r.task.eval_splits[0]  # the split the run's trivial predictors scored
+    df = _rows(r, split)
+    if df is None or not len(df) or not {"idx", "label", "prediction"} <= set(df.columns):
+        return None
+    y, pred = df.label.to_numpy(), df.prediction.to_numpy()
+    if kinds.of(task).choices:  # per-example expected accuracy; chance's is 1/k, not a prediction
+        if "trivial" not in df or df.trivial.isna().any():
+            return None
+        names = list(df.trivial.iloc[0]) if isinstance(df.trivial.iloc[0], dict) else []
+        if not names or any(not isinstance(t, dict) or list(t) != names for t in df.trivial):
+            return None
+        trivial = {n: np.array([t[n] for t in df.trivial], dtype=float) for n in names}
+        return split, df.idx.to_numpy(), (y, (pred == y).astype(float), trivial, lambda a, _y: float(np.mean(a)))
+    constants = {n: p.get("constant") for n, p in (r.trivial.get("predictors") or {}).items()}
+    if not constants or any(c is None for c in constants.values()):
+        return None
+    trivial = {n: np.full(len(y), c) for n, c in constants.items()}
+
+    def score(p, labels):  # a constant has no correlation (scipy: NaN); 0, as the run's own verdict reads it
+        v = task_metrics.score(task, {split: (p, labels)})["primary"]
+        return 0.0 if v != v else float(v)
+
+    return split, df.idx.to_numpy(), (y, pred, trivial, score)
+
+
+def _same(first: Tuple[str, np.ndarray, Arms], other: Tuple[str, np.ndarray, Arms]) -> bool:
+    """Scored on the same dev examples (split, ids, gold labels), with trivial predictors of the same names."""
+    (s1, i1, (y1, _, t1, _)), (s2, i2, (y2, _, t2, _)) = first, other
+    return s1 == s2 and np.array_equal(i1, i2) and np.array_equal(y1, y2) and list(t1) == list(t2)
+
+
+def frame(rs: List[Result], n_boot: int = 2000, log: Optional[TextIO] = None) -> pd.DataFrame:
+    """One row per (task, model variant) whose runs can all be compared with their trivial predictors: the best
+    trivial predictor, the seeds, and the mean difference with its 95% interval. The best is the one that scores
+    highest on these dev examples, as each run's own check picks it: the maximum of noisy scores runs high, so
+    the choice can only favour the trivial side. A group left out is named on `log`."""
+    var = variants(rs)
+    groups: Dict[Tuple[str, str], Dict[Any, Result]] = {}
+    # oldest first: a seed both fine-tuned and evaluated (one label) counts once, by its newest run
+    for r in sorted(newest_per_seed(rs, var=var), key=lambda r: r.started_at):
+        if r.mode in ("finetune", "evaluate", "distill") and r.metrics.get("primary") is not None:
+            seed = r.seed if r.seed is not None else r.path
+            groups.setdefault((r.task.name, label(r, var[id(r)])), {})[seed] = r
+    out: List[Dict[str, Any]] = []
+    for (task_name, model), by_seed in groups.items():
+        runs = list(by_seed.values())
+        if (task := task_of(runs[0])) is None or not kinds.of(task).paired:
+            continue  # SQuAD: its predictions are texts, scored per question by the official script
+        found = [arms(r) for r in runs]
+        why = "a run without the trivial predictors' predictions" if any(a is None for a in found) else None
+        if why is None and not all(_same(found[0], a) for a in found[1:]):
+            why = "its seeds were scored on other dev examples, or name other trivial predictors"
+        if why is not None:
+            if log is not None:
+                print(f"vs trivial: {task_name} {model} left out: {why}", file=log)
+            continue
+        y, _, _, score = found[0][2]
+        # a predictor learnt from the training rows (majority class, frequent position) can differ by seed where the
+        # seed draws the rows (data.max_train_samples): each seed is then paired with its own, a difference per seed
+        trivial = {n: [a[2][2][n] for a in found] for n in found[0][2][2]}
+        best = max(trivial, key=lambda n: float(np.mean([score(t, y) for t in trivial[n]])))
+        own = not all(np.array_equal(t, trivial[best][0]) for t in trivial[best])
+        res = seed_example_bootstrap(score, y, [a[2][1] for a in found], trivial[best], n_boot=n_boot)
+        out.append({"task": task_name, "model": model, "best": best, **res, "trivial_per_seed": own})
+    return pd.DataFrame(out, columns=list(dict.fromkeys([*COLUMNS, *(k for row in out for k in row)])))
+
+
+def as_pairs(vs: pd.DataFrame) -> pd.DataFrame:
+    """The same rows in stats.pairwise's shape (model B the trivial predictor), for the significance table."""
+    if vs.empty:
+        return vs
+    seeds = [
+        f"{k} seed{'s' * (k != 1)}; "
+        + ("each against its own training rows' trivial predictor" if own else "the trivial predictor has none")
+        for k, own in zip(vs.seeds, vs.trivial_per_seed)
+    ]
+    pairs = vs.assign(model_a=vs.model, model_b="trivial: " + vs.best, pairing=seeds)
+    return pairs.drop(columns=["model", "best", "trivial_per_seed"])
+
+
+def by_model_task(vs: Optional[pd.DataFrame]) -> Dict[Tuple[str, str], Dict[str, Any]]:
+    """(model label, task) -> its row, for the tables."""
+    return {(g["model"], g["task"]): g for g in vs.to_dict("records")} if vs is not None and len(vs) else {}
+
+
+def flag(gaps: Dict[Tuple[str, str], Dict[str, Any]], model: str, task: str) -> Optional[str]:
+    """The table flag of a model not shown better than its best trivial predictor over 2 or more seeds: an
+    interval that is not above zero (within noise, or below: worse than trivial), or none drawn (with one seed, the
+    run's own flag says the same). None when the interval is above zero."""
+    g = gaps.get((model, task))
+    if g is None or g["seeds"] < 2:
+        return None
+    low, high = g["low"], g["high"]
+    if low is None or high is None or not np.isfinite([low, high]).all():
+        return NO_INTERVAL_OVER_SEEDS.format(k=g["seeds"])
+    return None if low > 0 else NOT_BETTER_OVER_SEEDS.format(k=g["seeds"])
