@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The multiple-choice measurement of docs/multiple_choice.md, in resumable pieces. Each piece holds the shared
-# CPU lock once for all its runs (each piece < 15 minutes on the AVX512-BF16 class); each run is one CLI call in
-# its own folder below $OUT, and a run whose folder already holds an ok result.json is skipped.
+# CPU lock once for all its runs (small about 14 minutes and seeds 27 on the Intel AMX class; piqa took 32 under
+# other load); each run is one CLI call in its own folder below $OUT, and a run whose folder already holds an ok
+# result.json is skipped.
 # Usage: benchmarks/multiple_choice.sh PIECE [OUT]
 #   piqa:    MiniLM-L6 on PIQA, whole training set, 1 epoch, seed 1
 #   small:   MiniLM-L6, seed 1, whole training sets: COPA (10 epochs, checkpoint kept for `bench score`), ARC-Easy (3 epochs), OpenBookQA (2 epochs)

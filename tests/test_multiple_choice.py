@@ -182,6 +182,9 @@ def test_report_has_a_multiple_choice_table_with_trivial_and_published_rows(mc_d
     result = json.loads((tmp_path / "runs" / "copa1" / "result.json").read_text())
     for name, p in result["trivial"]["predictors"].items():
         assert np.mean([r["trivial"][name] for r in rows]) == pytest.approx(p["metrics"]["acc"])
+    position = int(result["trivial"]["predictors"]["most frequent gold position"]["rule"].split()[-1])
+    assert [r["trivial"]["most frequent gold position"] for r in rows] == [float(r["label"] == position) for r in rows]
+    assert all(r["trivial"]["chance"] == 1 / r["k"] for r in rows)  # each on its own row, not only on average
     # so the report judges the model against the best of them over its two seeds (a row of its own), and its
     # verdict is the interval's: a flag on the model's row unless the interval is above zero
     gap = next(v for k, v in lines.items() if k.endswith("- best trivial"))

@@ -140,9 +140,11 @@ def test_runs_on_other_examples_or_without_predictions_are_left_out_and_named(tm
     assert "rte minilm_l6 left out: its seeds were scored on other dev examples, or name other" in log.getvalue()
     (_write(tmp_path / "b", "s1", 1, _flip(10, 1)) / "predictions.jsonl").unlink()
     assert vs_trivial.frame(gather.find(tmp_path / "b", io.StringIO()), n_boot=50).empty
-    for i, bad in enumerate(['{"split": "validation", "label": 1}\n', "not json\n", "[1, 2]\n", "\xff"]):
+    for i, bad in enumerate(['{"split": "validation", "label": 1}\n', "not json\n", "[1, 2]\n"]):
         (_write(tmp_path / f"c{i}", "s1", 1, LABELS) / "predictions.jsonl").write_text(bad)  # no crash, no row
         assert vs_trivial.frame(gather.find(tmp_path / f"c{i}", io.StringIO()), n_boot=50).empty
+    (_write(tmp_path / "d", "s1", 1, LABELS) / "predictions.jsonl").write_bytes(b"\xff\xfe not UTF-8\n")
+    assert vs_trivial.frame(gather.find(tmp_path / "d", io.StringIO()), n_boot=50).empty
 
 
 def test_multiple_choice_reads_each_predictors_per_example_score_and_older_files_are_left_out(tmp_path):

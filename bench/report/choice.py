@@ -64,7 +64,7 @@ def choice_table(
     vs: Optional[pd.DataFrame] = None,
 ) -> Table:
     """`vs`: vs_trivial.frame's rows; each model with one gets a row of its gap to the best trivial predictor over
-    its seeds and dev examples, and a flag where that interval does not exclude zero."""
+    its seeds and dev examples, and (2 or more seeds) a flag where that interval is not above zero."""
     titles = cells()
     gaps = vs_trivial.by_model_task(vs)
     runs = (set(seeds.task) if not seeds.empty else set()) | (set(failed.task) if failed is not None else set())

@@ -3,7 +3,8 @@
 Each run's `trivial.vs_best` judges that run alone: its interval covers the dev examples, not the seeds. Here, per
 task and model variant (each seed's newest run), the mean over the seeds of the model's primary score minus the
 best trivial predictor's on the same dev examples, with stats.seed_example_bootstrap's interval over both (the
-trivial predictor is one fixed arm: it has no seed, so it is the same on every seed's side of the difference).
+trivial predictor has no seed of its own: one fixed arm, the same on every seed's side of the difference, unless
+the seed drew the training rows it is learnt from; below).
 
 The trivial predictions come from the runs themselves: a classification or regression run records each trivial
 predictor's constant (`trivial.predictors.<name>.constant`); a multiple-choice run writes each predictor's
