@@ -95,15 +95,18 @@ def task_of(result: Result) -> Optional[TaskConfig]:
         return None
 
 
-def _predictions(result: Result, split: str) -> Optional[pd.DataFrame]:
+def _predictions(result: Result, split: str, extra: Sequence[str] = ()) -> Optional[pd.DataFrame]:
+    """The run's predictions.jsonl rows of `split` in example order: idx, label, prediction, and the `extra`
+    columns the file has. None without a file or with a corrupt one."""
     path = Path(result.path).parent / "predictions.jsonl"
     if not path.is_file():
         return None
     try:
         rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
         df = pd.DataFrame(rows)
-        return df[df.split == split].sort_values("idx")[["idx", "label", "prediction"]] if not df.empty else None
-    except (ValueError, KeyError, AttributeError, UnicodeDecodeError):
+        columns = ["idx", "label", "prediction", *(c for c in extra if c in df.columns)]
+        return df[df.split == split].sort_values("idx")[columns] if not df.empty else None
+    except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError):
         return None  # a corrupt predictions file: this run takes no part in paired comparisons
 
 

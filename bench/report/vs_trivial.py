@@ -16,8 +16,6 @@ SQuAD has no paired predictions), is left out and named, never guessed.
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, TextIO, Tuple
 
 import numpy as np
@@ -27,7 +25,7 @@ from .. import kinds
 from ..schema import Result
 from ..tasks import metrics as task_metrics
 from .gather import label, newest_per_seed, variants
-from .stats import seed_example_bootstrap, task_of
+from .stats import _predictions, seed_example_bootstrap, task_of
 
 Arms = Tuple[np.ndarray, np.ndarray, Dict[str, np.ndarray], Callable[[np.ndarray, np.ndarray], float]]
 """labels, the model's arm, each trivial predictor's arm, and score(arm, labels) -> the primary metric."""
@@ -37,24 +35,14 @@ NO_INTERVAL_OVER_SEEDS = "no interval against trivial over {k} seeds"
 COLUMNS = ["task", "model", "best", "seeds", "n", "diff", "low", "high", "within_noise", "method", "trivial_per_seed"]
 
 
-def _rows(r: Result, split: str) -> Optional[pd.DataFrame]:
-    path = Path(r.path).parent / "predictions.jsonl"
-    try:
-        rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-        df = pd.DataFrame(rows)
-        return df[df.split == split].sort_values("idx") if len(df) and "split" in df else None
-    except (OSError, ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError):
-        return None  # no file, or a corrupt one: this run takes no part
-
-
 def arms(r: Result) -> Optional[Tuple[str, np.ndarray, Arms]]:
     """(split, example ids, arms) of one run, or None when it cannot be compared with its trivial predictors."""
     task = task_of(r)
     if task is None or not kinds.of(task).paired or not r.task.eval_splits or not r.trivial:
         return None
     split = r.task.eval_splits[0]  # the split the run's trivial predictors scored
-    df = _rows(r, split)
-    if df is None or not len(df) or not {"idx", "label", "prediction"} <= set(df.columns):
+    df = _predictions(r, split, extra=("trivial",))
+    if df is None or not len(df):
         return None
     y, pred = df.label.to_numpy(), df.prediction.to_numpy()
     if kinds.of(task).choices:  # per-example expected accuracy; chance's is 1/k, not a prediction
