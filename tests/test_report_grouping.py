@@ -306,3 +306,22 @@ def test_a_robustness_failure_a_later_run_replaced_is_not_shown(tmp_path, monkey
     assert list(robustness.table([], unusable).text.backend) == ["eager"]  # the failure was re-run since
     monkeypatch.setattr(robustness, "rows", lambda rs: [ok("2025-12-01T00:00:00")])
     assert list(robustness.table([], unusable).text.backend) == ["eager", "- (failed)"]  # it failed after
+
+
+def test_a_flag_raised_by_some_seeds_names_them_and_one_raised_by_all_does_not():
+    row = dict(model="m", model_name="m", weights="pretrained", task="rte", metric="acc", params=1, run="r")
+    frame = pd.DataFrame(
+        [
+            {**row, "value": 0.6, "seed": 42, "flags": "head: random"},
+            {**row, "value": 0.5, "seed": 43, "flags": "head: random; no better than trivial"},
+            {**row, "value": 0.7, "seed": 44, "flags": "head: random; no better than trivial; disturbed"},
+            {**row, "task": "mrpc", "value": 0.7, "seed": 42, "flags": "disturbed"},
+            {**row, "task": "sst2", "value": 0.7, "seed": None, "flags": "disturbed"},
+            {**row, "task": "sst2", "value": 0.8, "seed": 3, "flags": ""},
+        ]
+    )
+    flags = gather.seeds(frame).set_index("task")["flags"]
+    # raised by every seed: bare; by some: with the seeds that raised it, in order
+    assert flags["rte"] == "disturbed (seed 44); head: random; no better than trivial (seeds 43, 44)"
+    assert flags["mrpc"] == "disturbed"  # one seed: the figure is that seed's
+    assert flags["sst2"] == "disturbed (seed ?)"  # a run without a recorded seed

@@ -119,7 +119,8 @@ def choice_table(
         "model's accuracy minus the best trivial predictor's on the same dev examples, with its 95% interval over "
         "seeds and examples (t over the seeds, bootstrap over the examples). flags: a task whose score is no better "
         "than the best trivial predictor's on a run's own examples (paired bootstrap) or over the seeds, and runs "
-        "that failed or were interrupted ('failed' where none succeeded). Published rows are labelled with their "
+        "that failed or were interrupted ('failed' where none succeeded); a run's own flag names its seeds when not "
+        "every seed raised it. Published rows are labelled with their "
         "source."
     )
     return Table(text_df, score_df, {c: True for c in text_df.columns}, caption)

@@ -266,14 +266,42 @@ def efficiency_frame(rs: List[Result]) -> pd.DataFrame:
     return df
 
 
+def _seed_flags(part: pd.DataFrame) -> str:
+    """The flags of one model, task and metric over its runs: each once, with the seeds that raised it when the
+    runs have more than one seed and some seed did not."""
+    runs = list(zip(part["seed"], part["flags"]))
+    all_seeds = {s for s, _ in runs}
+    raised: Dict[str, set] = {}
+    for seed, flags in runs:
+        for x in str(flags or "").split("; "):
+            if x:
+                raised.setdefault(x, set()).add(seed)
+    out = []
+    for flag, seeds_ in sorted(raised.items()):
+        if len(all_seeds) > 1 and seeds_ != all_seeds:
+            named = sorted(_seed_text(s) for s in seeds_)
+            flag = f"{flag} ({'seed' if len(named) == 1 else 'seeds'} {', '.join(t for _, t in named)})"
+        out.append(flag)
+    return "; ".join(out)
+
+
+def _seed_text(seed) -> Tuple[Tuple[int, float], str]:
+    """A seed's sort key and text: a whole number as itself (42, not 42.0), a missing seed as '?' (last)."""
+    if seed is None or pd.isna(seed):
+        return (1, 0.0), "?"
+    value = float(seed)
+    return (0, value), str(int(value)) if value.is_integer() else str(seed)
+
+
 def seeds(df: pd.DataFrame) -> pd.DataFrame:
     """Mean, standard deviation and n over seeds for each model variant, task and metric."""
     if df.empty:
         return pd.DataFrame(columns=["model", "task", "metric", "mean", "std", "n", "flags"])
     g = df.groupby(["model", "model_name", "weights", "task", "metric"], sort=False)
     out = g["value"].agg(mean="mean", std="std", n="count").reset_index()
-    # a flag on any seed (no better than trivial, head: random) is carried to the aggregate
-    out["flags"] = g["flags"].agg(lambda f: "; ".join(sorted({x for v in f for x in v.split("; ") if x}))).values
+    # a flag on any seed (no better than trivial, head: random) is carried to the aggregate, naming its seeds
+    # when not every seed has it (a mean over seeds beside one seed's flag must not read as the mean's)
+    out["flags"] = [_seed_flags(part) for _, part in g]
     out["std"] = out["std"].fillna(0.0)
     return out
 

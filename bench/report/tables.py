@@ -224,7 +224,8 @@ def glue_table(
         "scored without a trained task head; a row's label names what sets its config apart from the "
         "model's other rows. flags: a task whose score is no better than its trivial predictor's (on a run's "
         "own dev examples, or over its seeds), and runs that failed or were interrupted (their seeds are not in "
-        "the figure; 'failed' where no run of the task succeeded)."
+        "the figure; 'failed' where no run of the task succeeded); a run's own flag names its seeds (seed 43) when "
+        "not every seed of the row raised it."
     )
     for device, name in (("cpu", "CPU"), ("cuda", "GPU")):
         classes = latency_classes(eff, device)
