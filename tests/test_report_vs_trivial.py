@@ -82,7 +82,11 @@ def test_a_model_that_is_the_majority_class_on_most_rows_is_within_noise(tmp_pat
     assert row.low <= 0 <= row.high and row.within_noise
     # each run alone passes or fails its own check; over the seeds the GLUE table flags the model
     written = build(tmp_path, tmp_path / "report", ["md"], n_boot=300)
-    assert "RTE: no better than trivial over 3 seeds" in written["glue.md"].read_text()
+    glue = written["glue.md"].read_text()
+    assert "RTE: no better than trivial over 3 seeds" in glue
+    # and its gap, in a row of its own: the same figure and interval the significance table has
+    gap = next(line for line in glue.splitlines() if "- best trivial" in line)
+    assert f"{100 * row['diff']:+.1f} [{100 * row.low:+.1f}, {100 * row.high:+.1f}] vs majority class, 3 seeds" in gap
     assert "trivial: majority class" in written["significance.csv"].read_text()
 
 

@@ -91,11 +91,9 @@ def choice_table(
         text["flags"] = "; ".join(flags) or MISSING
         text_rows.append(text)
         score_rows.append(score)
-    for model, _ in row_models([seeds, failed], present):
-        if any((model, t) in gaps for t in shown):
-            text_rows.append({"model": f"{model} - best trivial", "source": GAP_SOURCE, "flags": MISSING})
-            text_rows[-1].update({titles[t]: _gap(gaps.get((model, t))) for t in shown})
-            score_rows.append({})
+    models = [model for model, _ in row_models([seeds, failed], present)]
+    gap_rows = vs_trivial.gap_rows(gaps, models, {t: titles[t] for t in shown}, MISSING)
+    text_rows, score_rows = text_rows + gap_rows, score_rows + [{} for _ in gap_rows]
     for predictor in trivial.predictor.unique() if not trivial.empty else []:
         sel = trivial[trivial.predictor == predictor].set_index("task")
         text, score = {"model": f"trivial: {predictor}", "source": "ours (dev examples)"}, {}
@@ -124,18 +122,6 @@ def choice_table(
         "source."
     )
     return Table(text_df, score_df, {c: True for c in text_df.columns}, caption)
-
-
-GAP_SOURCE = "ours (dev examples x seeds)"
-
-
-def _gap(g: Optional[dict]) -> str:
-    """'+25.1 [+20.0, +30.2] vs longest answer, 3 seeds' (x100), or the missing mark."""
-    if g is None:
-        return MISSING
-    low, high = g["low"], g["high"]
-    ci = f"[{100 * low:+.1f}, {100 * high:+.1f}]" if np.isfinite([low, high]).all() else "[no interval]"
-    return f"{100 * g['diff']:+.1f} {ci} vs {g['best']}, {g['seeds']} seed{'s' * (g['seeds'] != 1)}"
 
 
 def _published(shown, titles, text_rows, score_rows) -> Tuple[list, list]:

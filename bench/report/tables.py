@@ -161,7 +161,11 @@ def _ours_rows(
         score.update(calm)
         text_rows.append(text)
         score_rows.append(score)
-    return text_rows, score_rows
+    # each model's gap to the best trivial predictor over its seeds and dev examples (the significance table's
+    # figures), a row of its own below ours: never bold, no avg, not in the plot
+    models = [model for model, _ in row_models([seeds, failed], tasks)]
+    gap_rows = vs_trivial.gap_rows(gaps, models, {t: cells[t][0] for t in tasks}, MISSING)
+    return text_rows + gap_rows, score_rows + [{} for _ in gap_rows]
 
 
 def _published_rows(cells) -> Tuple[list, list]:
@@ -225,7 +229,9 @@ def glue_table(
         "model's other rows. flags: a task whose score is no better than its trivial predictor's (on a run's "
         "own dev examples, or over its seeds), and runs that failed or were interrupted (their seeds are not in "
         "the figure; 'failed' where no run of the task succeeded); a run's own flag names its seeds (seed 43) when "
-        "not every seed of the row raised it."
+        "not every seed of the row raised it. '<model> - best trivial': the mean over the seeds of the task's primary "
+        "metric minus the best trivial predictor's on the same dev examples (x100), with its 95% interval over "
+        "seeds and examples (t over the seeds, bootstrap over the examples)."
     )
     for device, name in (("cpu", "CPU"), ("cuda", "GPU")):
         classes = latency_classes(eff, device)

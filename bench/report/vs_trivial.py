@@ -136,3 +136,30 @@ def flag(gaps: Dict[Tuple[str, str], Dict[str, Any]], model: str, task: str) -> 
     if low is None or high is None or not np.isfinite([low, high]).all():
         return NO_INTERVAL_OVER_SEEDS.format(k=g["seeds"])
     return None if low > 0 else NOT_BETTER_OVER_SEEDS.format(k=g["seeds"])
+
+
+GAP_SOURCE = "ours (dev examples x seeds)"
+
+
+def gap_text(g: Optional[Dict[str, Any]], missing: str = "-") -> str:
+    """A table cell of the gap to the best trivial predictor: '+25.1 [+20.0, +30.2] vs longest answer, 3 seeds'
+    (x100, the task's primary metric), or `missing`."""
+    if g is None:
+        return missing
+    low, high = g["low"], g["high"]
+    ci = f"[{100 * low:+.1f}, {100 * high:+.1f}]" if np.isfinite([low, high]).all() else "[no interval]"
+    return f"{100 * g['diff']:+.1f} {ci} vs {g['best']}, {g['seeds']} seed{'s' * (g['seeds'] != 1)}"
+
+
+def gap_rows(gaps: Dict[Tuple[str, str], Dict[str, Any]], models: List[str], titles: Dict[str, str], missing: str):
+    """One row per model with a gap in any of `titles` (task -> column): '<model> - best trivial'."""
+    return [
+        {
+            "model": f"{model} - best trivial",
+            "source": GAP_SOURCE,
+            "flags": missing,
+            **{title: gap_text(gaps.get((model, t)), missing) for t, title in titles.items()},
+        }
+        for model in models
+        if any((model, t) in gaps for t in titles)
+    ]
