@@ -16,7 +16,7 @@ SQuAD has no paired predictions), is left out and named, never guessed.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, List, Optional, TextIO, Tuple
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, TextIO, Tuple
 
 import numpy as np
 import pandas as pd
@@ -27,16 +27,25 @@ from ..tasks import metrics as task_metrics
 from .gather import label, newest_per_seed, variants
 from .stats import _predictions, seed_example_bootstrap, task_of
 
-Arms = Tuple[np.ndarray, np.ndarray, Dict[str, np.ndarray], Callable[[np.ndarray, np.ndarray], float]]
-"""labels, the model's arm, each trivial predictor's arm, and score(arm, labels) -> the primary metric."""
+
+class Arms(NamedTuple):
+    """One run's side of the comparison, on the dev examples it scored."""
+
+    split: str
+    ids: np.ndarray  # the examples' ids, in the order of every array below
+    labels: np.ndarray
+    model: np.ndarray  # the model's arm: predictions, or per-example scores (multiple choice)
+    trivial: Dict[str, np.ndarray]  # each trivial predictor's arm, in the same form
+    score: Callable[[np.ndarray, np.ndarray], float]  # score(arm, labels) -> the task's primary metric
+
 
 NOT_BETTER_OVER_SEEDS = "no better than trivial over {k} seeds"
 NO_INTERVAL_OVER_SEEDS = "no interval against trivial over {k} seeds"
 COLUMNS = ["task", "model", "best", "seeds", "n", "diff", "low", "high", "within_noise", "method", "trivial_per_seed"]
 
 
-def arms(r: Result) -> Optional[Tuple[str, np.ndarray, Arms]]:
-    """(split, example ids, arms) of one run, or None when it cannot be compared with its trivial predictors."""
+def arms(r: Result) -> Optional[Arms]:
+    """One run's arms, or None when it cannot be compared with its trivial predictors."""
     task = task_of(r)
     if task is None or not kinds.of(task).paired or not r.task.eval_splits or not r.trivial:
         return None
@@ -52,7 +61,7 @@ def arms(r: Result) -> Optional[Tuple[str, np.ndarray, Arms]]:
         if not names or any(not isinstance(t, dict) or list(t) != names for t in df.trivial):
             return None
         trivial = {n: np.array([t[n] for t in df.trivial], dtype=float) for n in names}
-        return split, df.idx.to_numpy(), (y, (pred == y).astype(float), trivial, lambda a, _y: float(np.mean(a)))
+        return Arms(split, df.idx.to_numpy(), y, (pred == y).astype(float), trivial, lambda a, _y: float(np.mean(a)))
     constants = {n: p.get("constant") for n, p in (r.trivial.get("predictors") or {}).items()}
     if not constants or any(c is None for c in constants.values()):
         return None
@@ -62,13 +71,17 @@ def arms(r: Result) -> Optional[Tuple[str, np.ndarray, Arms]]:
         v = task_metrics.score(task, {split: (p, labels)})["primary"]
         return 0.0 if v != v else float(v)
 
-    return split, df.idx.to_numpy(), (y, pred, trivial, score)
+    return Arms(split, df.idx.to_numpy(), y, pred, trivial, score)
 
 
-def _same(first: Tuple[str, np.ndarray, Arms], other: Tuple[str, np.ndarray, Arms]) -> bool:
+def _same(a: Arms, b: Arms) -> bool:
     """Scored on the same dev examples (split, ids, gold labels), with trivial predictors of the same names."""
-    (s1, i1, (y1, _, t1, _)), (s2, i2, (y2, _, t2, _)) = first, other
-    return s1 == s2 and np.array_equal(i1, i2) and np.array_equal(y1, y2) and list(t1) == list(t2)
+    return (
+        a.split == b.split
+        and np.array_equal(a.ids, b.ids)
+        and np.array_equal(a.labels, b.labels)
+        and list(a.trivial) == list(b.trivial)
+    )
 
 
 def frame(rs: List[Result], n_boot: int = 2000, log: Optional[TextIO] = None) -> pd.DataFrame:
@@ -96,13 +109,13 @@ def frame(rs: List[Result], n_boot: int = 2000, log: Optional[TextIO] = None) ->
             if log is not None:
                 print(f"vs trivial: {task_name} {model} left out: {why}", file=log)
             continue
-        y, _, _, score = found[0][2]
+        y, score = found[0].labels, found[0].score
         # a predictor learnt from the training rows (majority class, frequent position) can differ by seed where the
         # seed draws the rows (data.max_train_samples): each seed is then paired with its own, a difference per seed
-        trivial = {n: [a[2][2][n] for a in found] for n in found[0][2][2]}
+        trivial = {n: [a.trivial[n] for a in found] for n in found[0].trivial}
         best = max(trivial, key=lambda n: float(np.mean([score(t, y) for t in trivial[n]])))
         own = not all(np.array_equal(t, trivial[best][0]) for t in trivial[best])
-        res = seed_example_bootstrap(score, y, [a[2][1] for a in found], trivial[best], n_boot=n_boot)
+        res = seed_example_bootstrap(score, y, [a.model for a in found], trivial[best], n_boot=n_boot)
         out.append({"task": task_name, "model": model, "best": best, **res, "trivial_per_seed": own})
     return pd.DataFrame(out, columns=list(dict.fromkeys([*COLUMNS, *(k for row in out for k in row)])))
 
