@@ -318,6 +318,10 @@ def test_a_flag_raised_by_some_seeds_names_them_and_one_raised_by_all_does_not()
             {**row, "task": "mrpc", "value": 0.7, "seed": 42, "flags": "disturbed"},
             {**row, "task": "sst2", "value": 0.7, "seed": None, "flags": "disturbed"},
             {**row, "task": "sst2", "value": 0.8, "seed": 3, "flags": ""},
+            {**row, "task": "cola", "value": 0.8, "seed": 1.0, "flags": float("nan")},  # no flags: not 'nan'
+            {**row, "task": "cola", "value": 0.8, "seed": 2.0, "flags": "head: random"},
+            {**row, "task": "stsb", "value": 0.8, "seed": None, "flags": "head: random"},  # two runs, no seeds
+            {**row, "task": "stsb", "value": 0.8, "seed": None, "flags": ""},
         ]
     )
     flags = gather.seeds(frame).set_index("task")["flags"]
@@ -325,3 +329,5 @@ def test_a_flag_raised_by_some_seeds_names_them_and_one_raised_by_all_does_not()
     assert flags["rte"] == "disturbed (seed 44); head: random; no better than trivial (seeds 43, 44)"
     assert flags["mrpc"] == "disturbed"  # one seed: the figure is that seed's
     assert flags["sst2"] == "disturbed (seed ?)"  # a run without a recorded seed
+    assert flags["cola"] == "head: random (seed 2)"  # a float seed column (beside a missing one) reads as integers
+    assert flags["stsb"] == "head: random (seed ?)"  # one of two seedless runs raised it: not the mean's

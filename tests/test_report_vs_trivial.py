@@ -87,6 +87,7 @@ def test_a_model_that_is_the_majority_class_on_most_rows_is_within_noise(tmp_pat
     # and its gap, in a row of its own: the same figure and interval the significance table has
     gap = next(line for line in glue.splitlines() if "- best trivial" in line)
     assert f"{100 * row['diff']:+.1f} [{100 * row.low:+.1f}, {100 * row.high:+.1f}] vs majority class, 3 seeds" in gap
+    assert "**" not in gap and gap.split("|")[1].strip() == "minilm_l6 - best trivial"  # a difference: never bold
     assert "trivial: majority class" in written["significance.csv"].read_text()
 
 

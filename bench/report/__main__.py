@@ -161,7 +161,8 @@ def _write(path: Path, text: str) -> Path:
 def _plots(glue: Optional[tables.Table], eff: pd.DataFrame, out: Path) -> List[Path]:
     figs: List[Path] = []
     if glue is not None and not eff.empty:
-        ours = glue.text[glue.text.source.str.startswith("ours")]
+        # ours, less each model's '- best trivial' row (a difference, not a score)
+        ours = glue.text[glue.text.source.str.startswith("ours") & (glue.text.source != vs_trivial.GAP_SOURCE)]
         # the shown figure (a disturbed one is never bolded, so its score cell is empty), marked when disturbed
         flags = ours["flags"] if "flags" in ours else pd.Series("", index=ours.index)
         noisy = flags.astype(str).str.contains("CPU ms: disturbed", regex=False)

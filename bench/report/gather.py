@@ -267,30 +267,32 @@ def efficiency_frame(rs: List[Result]) -> pd.DataFrame:
 
 
 def _seed_flags(part: pd.DataFrame) -> str:
-    """The flags of one model, task and metric over its runs: each once, with the seeds that raised it when the
-    runs have more than one seed and some seed did not."""
-    runs = list(zip(part["seed"], part["flags"]))
-    all_seeds = {s for s, _ in runs}
-    raised: Dict[str, set] = {}
-    for seed, flags in runs:
-        for x in str(flags or "").split("; "):
+    """The flags of one model, task and metric over its runs: each once, with the seeds of the runs that raised it
+    when some run of the group did not (a mean over seeds beside one seed's flag must not read as the mean's)."""
+    raised: Dict[str, List[int]] = {}
+    for i, flags in enumerate(part["flags"]):
+        for x in (flags if isinstance(flags, str) else "").split("; "):
             if x:
-                raised.setdefault(x, set()).add(seed)
+                raised.setdefault(x, []).append(i)
+    seeds_ = list(part["seed"])
     out = []
-    for flag, seeds_ in sorted(raised.items()):
-        if len(all_seeds) > 1 and seeds_ != all_seeds:
-            named = sorted(_seed_text(s) for s in seeds_)
-            flag = f"{flag} ({'seed' if len(named) == 1 else 'seeds'} {', '.join(t for _, t in named)})"
+    for flag, runs in sorted(raised.items()):
+        if len(runs) < len(part):
+            named = [t for _, t in sorted(_seed_text(seeds_[i]) for i in runs)]
+            flag = f"{flag} ({'seed' if len(named) == 1 else 'seeds'} {', '.join(named)})"
         out.append(flag)
     return "; ".join(out)
 
 
-def _seed_text(seed) -> Tuple[Tuple[int, float], str]:
+def _seed_text(seed) -> Tuple[Tuple[int, float, str], str]:
     """A seed's sort key and text: a whole number as itself (42, not 42.0), a missing seed as '?' (last)."""
-    if seed is None or pd.isna(seed):
-        return (1, 0.0), "?"
-    value = float(seed)
-    return (0, value), str(int(value)) if value.is_integer() else str(seed)
+    if seed is None or (isinstance(seed, float) and seed != seed):
+        return (2, 0.0, ""), "?"
+    if isinstance(seed, float) and seed.is_integer():
+        seed = int(seed)
+    if isinstance(seed, (int, float)):
+        return (0, float(seed), ""), str(seed)
+    return (1, 0.0, str(seed)), str(seed)
 
 
 def seeds(df: pd.DataFrame) -> pd.DataFrame:

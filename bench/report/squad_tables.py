@@ -63,5 +63,6 @@ def squad_table(seeds: pd.DataFrame, with_published: bool = True, failed: Option
         "SQuAD EM/F1 (x100; ours: mean±std over seeds, each its newest run; seeds: the fewest of a cell). flags: "
         "a figure of data.split_by_article (scored on the dev file's last articles, trained on its first: not "
         "comparable with published dev figures), a score no better than its trivial predictor's, and runs that "
-        "failed or were interrupted ('failed' where none succeeded).",
+        "failed or were interrupted ('failed' where none succeeded); a run's own flag names its seeds when not every "
+        "seed raised it.",
     )

@@ -230,8 +230,9 @@ def glue_table(
         "own dev examples, or over its seeds), and runs that failed or were interrupted (their seeds are not in "
         "the figure; 'failed' where no run of the task succeeded); a run's own flag names its seeds (seed 43) when "
         "not every seed of the row raised it. '<model> - best trivial': the mean over the seeds of the task's primary "
-        "metric minus the best trivial predictor's on the same dev examples (x100), with its 95% interval over "
-        "seeds and examples (t over the seeds, bootstrap over the examples)."
+        "metric (MRPC, QQP: the mean of F1 and acc; STS-B: of Pearson and Spearman; MNLI: matched) minus the best "
+        "trivial predictor's on the same dev examples (x100), with its 95% interval over seeds and examples (t "
+        "over the seeds, bootstrap over the examples): a difference, so no avg, never bold, not plotted."
     )
     for device, name in (("cpu", "CPU"), ("cuda", "GPU")):
         classes = latency_classes(eff, device)
