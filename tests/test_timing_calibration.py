@@ -128,8 +128,9 @@ def test_gemm_calibration_agrees_with_a_bare_matmul_loop():
     assert default > 0.67 * bare
 
 
-def test_no_torch_backend_exceeds_its_gemm_peak(tmp_path):
-    """TinyBERT-4L at batch 8 x seq 128 keeps the GEMMs busy; its % of peak must stay a percentage."""
+def test_no_torch_backend_exceeds_its_gemm_peak_unflagged(tmp_path):
+    """TinyBERT-4L at batch 8 x seq 128 keeps the GEMMs busy; its % of peak must stay a percentage, or say it is
+    not one (a neighbour can slow the calibration unseen: that case is faked below, every time)."""
     cfg = compose(
         [
             "model=tinybert_4l",
@@ -148,14 +149,45 @@ def test_no_torch_backend_exceeds_its_gemm_peak(tmp_path):
     result = run(cfg)
     calibrated(result)
     rows = {r["backend"]: r for r in result.latency}
-    assert rows["eager"]["status"] == "ok" and 1 < rows["eager"]["pct_of_gemm_peak"] < 105
+    assert rows["eager"]["status"] == "ok" and rows["eager"]["pct_of_gemm_peak"] > 1
     for name, row in rows.items():
         if row.get("pct_of_gemm_peak") is not None:
-            assert row["pct_of_gemm_peak"] < 105, (name, row["pct_of_gemm_peak"], result.timing["calibration"])
+            # above 100 only after a second calibration, and then flagged and named (the noisy-neighbour case)
+            over = row["pct_of_gemm_peak"] > 100
+            assert row.get("peak_exceeded", False) is over, (name, row["pct_of_gemm_peak"], result.timing)
+            assert not over or any(f"{name} b8 s128" in n for n in result.notes)
+            assert not over or result.timing["calibration_recheck"]["still_over"] > 0
         elif row["status"] == "ok":  # no percentage, and the row says why
             assert name in ("int8", "bf16", *backends.exported.CPU_RUNTIMES), name
             assert row["peak_note"].startswith("no % of peak")
     assert result.timing["backends_resolved"] == list(rows)
+
+
+@pytest.mark.parametrize("second_peak", [1e6, 1e15])
+def test_a_row_above_its_peak_recalibrates_then_flags(second_peak, tmp_path, monkeypatch):
+    """A calibration slower than the model's own matmuls (faked: 1 MFLOP/s) puts a row above 100 % of peak: the
+    peak is measured again, each kept as the better of the two; a fast second one clears the row, a slow one
+    leaves it flagged in the result, its notes and the console table. The run and its timing are real."""
+    from bench.report.console import latency_frame
+
+    calls = []
+
+    def calibrate(device, native_bf16=True):
+        calls.append(device)
+        return {"gemm_fp32_flops_per_s": 1e6 if len(calls) == 1 else second_peak}
+
+    monkeypatch.setattr(measure, "calibrate", calibrate)
+    flags = [a for a in FAST if a != "timing.calibrate=false"] + ["timing.calibrate=true"]
+    cfg = compose([*tiny("bert"), *flags, "timing.batch_sizes=[1]", "timing.seq_lens=[8]"], out_dir=str(tmp_path))
+    result = run(cfg)
+    row, recheck = result.latency[0], result.timing["calibration_recheck"]
+    assert len(calls) == 2 and recheck["first"] == {"gemm_fp32_flops_per_s": 1e6}
+    assert result.timing["calibration"] == {"gemm_fp32_flops_per_s": second_peak}
+    assert row["pct_of_gemm_peak"] == pytest.approx(100 * row["achieved_flops_per_s"] / second_peak)
+    flagged = second_peak == 1e6
+    assert row.get("peak_exceeded", False) is flagged and recheck["still_over"] == int(flagged)
+    assert any("above 100 after a second calibration (eager b1 s8)" in n for n in result.notes) is flagged
+    assert ("% unsound" in latency_frame([result.to_dict()])["flags"][0]) is flagged
 
 
 # the bf16 row's % of peak on both CPU classes, whichever this machine is: against a calibrated bf16 peak where

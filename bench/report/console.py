@@ -109,12 +109,15 @@ def describe(load: Optional[Dict[str, Any]]) -> str:
 
 
 def _flags(row: Dict[str, Any], emulated: bool) -> str:
-    """What a reader must know before trusting the row: emulated arithmetic, a disturbed measurement."""
+    """What a reader must know before trusting the row: emulated arithmetic, a disturbed measurement, a % of
+    peak above 100."""
     flags = ["emulated"] if emulated else []
     if row.get("disturbed"):
         flags.append(describe(row.get("load")) or "disturbed")
     elif row.get("disturbed") is None and (row.get("load") or {}).get("not_judged"):
         flags.append(f"load not judged ({row['load'].get('wall_s')} s window)")
+    if row.get("peak_exceeded"):
+        flags.append("above its GEMM peak: % unsound")
     return "; ".join(flags)
 
 

@@ -209,6 +209,7 @@ def run(cfg: Config) -> Dict[str, Any]:
     for name, reason in emulated.items():
         out["notes"].append(f"{name} (emulated): {reason}")
     out["latency"] = _rows(per_backend, calibration, device, emulated, calibration_load)
+    calibration, recheck = _recheck_peak(out, per_backend, calibration, device, emulated, native_bf16)
     if any(r.get("disturbed") for r in out["latency"]):
         out["notes"].append(
             "disturbed: other processes used the CPU while some shapes were measured "
@@ -230,6 +231,7 @@ def run(cfg: Config) -> Dict[str, Any]:
         "threads": torch.get_num_threads(),
         "calibration": calibration,
         **({"calibration_load": calibration_load} if calibration_load else {}),
+        **({"calibration_recheck": recheck} if recheck else {}),
         "backends_requested": list(cfg.timing.backends),
         "backends_resolved": names,
         **({"backends_excluded": list(cfg.timing.exclude)} if cfg.timing.exclude else {}),
@@ -289,6 +291,26 @@ def _calibrate(device, native_bf16: bool):
             100 * figures["steal_fraction"],
         )
     return {}, figures
+
+
+def _recheck_peak(out, per_backend, calibration, device, emulated, native_bf16):
+    """A row above 100 % of its peak: the calibration measured less than the model reached (load the watch missed).
+    Measured again, each peak kept as the better; rows still above are flagged `peak_exceeded` and noted."""
+    if not any((r.get("pct_of_gemm_peak") or 0) > 100 for r in out["latency"]):
+        return calibration, None
+    again, again_load = _calibrate(device, native_bf16)
+    better = {k: max(v, again.get(k, 0.0)) for k, v in calibration.items()}
+    out["latency"] = _rows(per_backend, better, device, emulated)
+    still = [r for r in out["latency"] if (r.get("pct_of_gemm_peak") or 0) > 100]
+    for row in still:
+        row["peak_exceeded"] = True
+    if still:
+        where = sorted({f"{r['backend']} b{r.get('batch_size')} s{r.get('seq_len')}" for r in still})
+        out["notes"].append(
+            f"% of GEMM peak above 100 after a second calibration ({', '.join(where)}): the calibration ran "
+            "slower than the model's own matmuls; those percentages are unsound (timing.calibration_recheck)"
+        )
+    return better, {"first": calibration, "second": again, "second_load": again_load, "still_over": len(still)}
 
 
 def _rows(
