@@ -56,3 +56,30 @@ def test_cola_primary_is_mcc_and_stsb_regression_predictions():
     assert preds.tolist() == [1.0, 2.0, 3.0]
     out = metrics.score(stsb, {"validation": (preds, np.array([1.0, 2.0, 4.0]))})
     assert out["primary"] == pytest.approx((3 / math.sqrt(2 * 42 / 9) + 1.0) / 2)
+
+
+def test_the_bootstraps_numpy_scores_are_sklearns(monkeypatch):
+    """FAST (the resampling scores) equal METRICS' sklearn figures on 0/1 arrays, edge cases included (no positive
+    predicted or labelled: F1 0 by zero_division; a constant side: MCC 0), and primary_scorer equals score()'s
+    primary; off 0/1 (MNLI's 3 classes, STS-B's floats) it is METRICS' own figure."""
+    rng = np.random.default_rng(0)
+    cases = [(rng.integers(0, 2, n), rng.integers(0, 2, n)) for n in (1, 2, 7, 408)]
+    cases += [(np.zeros(5, int), np.zeros(5, int)), (np.ones(5, int), np.zeros(5, int)), (np.zeros(5), Y[[0] * 5])]
+    cases += [(P, Y), (P.astype(float), Y)]  # predictions read back from JSON as floats
+    for p, y in cases:
+        for name, fast in metrics.FAST.items():
+            assert fast(p, y) == pytest.approx(metrics.METRICS[name](p, y), abs=1e-12), (name, p, y)
+    for t in ("mrpc", "cola", "sst2"):
+        task = compose([f"task={t}"]).task
+        for p, y in cases:
+            assert metrics.primary_scorer(task)(p, y) == pytest.approx(
+                metrics.score(task, {"validation": (p, y)})["primary"], abs=1e-12
+            )
+    # not 0/1: never counted as if binary (a FAST form would call class 2 a negative)
+    monkeypatch.setattr(metrics, "FAST", {k: None for k in metrics.FAST})  # calling one now fails the test
+    three = (np.array([0, 1, 2, 2]), np.array([0, 1, 2, 0]))
+    assert metrics.primary_scorer(compose(["task=mnli"]).task)(*three) == pytest.approx(0.75)
+    stsb = compose(["task=stsb"]).task
+    assert metrics.primary_scorer(stsb)(np.array([1.0, 2, 3]), np.array([1.0, 2, 4])) == pytest.approx(
+        (3 / math.sqrt(2 * 42 / 9) + 1.0) / 2
+    )

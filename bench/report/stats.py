@@ -129,8 +129,7 @@ def compare_runs(a: Result, b: Result, n_boot: int = 2000) -> Optional[Dict[str,
     if pa is None or pb is None or not len(pa) or not _same_examples(pa, pb):
         return None
 
-    def score(p, y):
-        return task_metrics.score(task, {split: (p, y)})["primary"]
+    score = task_metrics.primary_scorer(task)
 
     return paired_bootstrap(
         score, pa.label.to_numpy(), pa.prediction.to_numpy(), pb.prediction.to_numpy(), n_boot=n_boot
@@ -153,8 +152,7 @@ def compare_seeds(pairs: Sequence[Tuple[Result, Result]], n_boot: int = 2000) ->
     if any(p is None or not len(p) or not _same_examples(first, p) for pair in preds for p in pair):
         return None
 
-    def score(p, y):
-        return task_metrics.score(task, {split: (p, y)})["primary"]
+    score = task_metrics.primary_scorer(task)
 
     return seed_example_bootstrap(
         score,
