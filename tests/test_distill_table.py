@@ -86,8 +86,15 @@ def test_distillation_table_pairs_by_seed_averages_seeds_and_shows_failures(tabl
     # two seeds, not three: flagged on the row, never a silent mean; so is the direct fine-tune's
     # (a stage timed beside other load adds its own flag, and so does a speed-up timed too briefly to judge:
     # these tiny runs share the machine with whatever runs, and time their models for well under a second)
+    # tiny random students: each run's own flags (a dev slice, no better than trivial) carried with their seeds
     flags = [f for f in pred.flag.split("; ") if "other load" not in f and "not judged for load" not in f]
-    assert flags == ["2 ok seeds (fewer than 3)"] and "2 ok seeds" in main.iloc[2].flag
+    carried = [f for f in flags if f.endswith(" in 2 of 2 runs: seed 1, seed 2")]
+    assert "validation: first 32 of 872 rows (data.max_eval_samples) in 2 of 2 runs: seed 1, seed 2" in carried
+    assert "no better than trivial in 2 of 2 runs: seed 1, seed 2" in carried
+    assert [f for f in flags if f not in carried] == [
+        next(f for f in flags if f.startswith("no better than trivial over 2 seeds: ")),
+        "2 ok seeds (fewer than 3)",
+    ] and "2 ok seeds" in main.iloc[2].flag
     # the trivial row: the best trivial predictor of the runs' own trivial sections, on the same dev rows
     trivial = main[main.variant == "trivial baseline"].iloc[0]
     t = got["direct", 1].trivial
@@ -149,6 +156,7 @@ def test_distillation_table_reruns_skipped_records_missing_pairs_and_bad_predict
     assert pred.seeds == 2 and pred.pairs == 1  # skipped record is not a run; seed 2 lost its partner
     assert "seed 3: interrupted (SIGTERM)" in pred.status
     assert np.isnan(pred.ci_low) and "no paired interval" in pred.status  # the null prediction: no interval, no crash
+    assert "no interval against trivial over 2 seeds: a run's predictions hold a missing" in pred.flag
     from bench.report import distill_text, render
 
     assert "(1 of 2 seeds paired)" in render.markdown(distill_text.distill_table(df))

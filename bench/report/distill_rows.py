@@ -16,7 +16,7 @@ import numpy as np
 from .. import selection
 from ..results import load_not_judged, trained_beside_load
 from ..schema import DistillInfo, Result
-from . import stats
+from . import stats, vs_trivial
 
 MIN_SEEDS = 3  # fewer ok seeds than this: the variant's mean is flagged, not silently averaged
 TRIVIAL = "trivial baseline"
@@ -126,8 +126,8 @@ def change(ok: List[Result], direct: Dict[Any, Result], n_boot: int) -> Dict[str
     return out
 
 
-def flags_of(ok: List[Result], bad: List[Result]) -> List[str]:
-    out = []
+def flags_of(ok: List[Result], bad: List[Result], n_boot: int = 2000) -> List[str]:
+    out = trivial_flags(ok, n_boot)
     if len(ok) < MIN_SEEDS:
         out.append(f"{len(ok)} ok seed{'s' * (len(ok) != 1)} (fewer than {MIN_SEEDS})")
     if bad:
@@ -159,3 +159,25 @@ def _efficiency(r):
         return distill_info(r).efficiency
     except AttributeError:
         return None
+
+
+def trivial_flags(ok: List[Result], n_boot: int) -> List[str]:
+    """Each run's own flags (its check against the trivial predictors, `weights: random`), naming the seeds that
+    raised them, and, over 2 or more seeds, the variant's verdict against its best trivial predictor over seeds and
+    dev examples (bench/report/vs_trivial.py): a mean above the trivial row is not yet a student that beats it."""
+    raised: Dict[str, List[Result]] = {}
+    for r in ok:
+        for f in getattr(r, "flags", None) or []:  # a stand-in without them (older results): none
+            if f != "head: random":  # said below with its reason (no prediction stage)
+                raised.setdefault(f, []).append(r)
+    out = [
+        f"{f} in {len(hit)} of {len(ok)} run{'s' * (len(ok) != 1)}: " + ", ".join(f"seed {r.seed}" for r in hit)
+        for f, hit in raised.items()
+    ]
+    gap, why = vs_trivial.gap(ok, n_boot) if len(ok) > 1 else (None, None)
+    over = vs_trivial.flag({("", ""): gap}, "", "") if gap else None
+    if over:
+        out.append(f"{over}: {vs_trivial.gap_text(gap)}")
+    elif why:
+        out.append(f"{vs_trivial.NO_INTERVAL_OVER_SEEDS.format(k=len(ok))}: {why}")
+    return out

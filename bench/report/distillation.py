@@ -198,7 +198,7 @@ def _group_rows(group: List[Result], teacher: str, finetunes: Dict[str, Result],
                     else "several direct fine-tunes match: no single partner"
                 )
         selected, sel_flags, rec = selection_of(ok or rs)
-        flags = [*flags_of(ok, bad), *sel_flags]
+        flags = [*flags_of(ok, bad, n_boot), *sel_flags]
         why = vs.pop("why", "")
         status = "; ".join(
             [

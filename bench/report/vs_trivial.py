@@ -67,8 +67,10 @@ def arms(r: Result) -> Optional[Arms]:
         return None
     trivial = {n: np.full(len(y), c) for n, c in constants.items()}
 
+    primary = task_metrics.primary_scorer(task)
+
     def score(p, labels):  # a constant has no correlation (scipy: NaN); 0, as the run's own verdict reads it
-        v = task_metrics.score(task, {split: (p, labels)})["primary"]
+        v = primary(p, labels)
         return 0.0 if v != v else float(v)
 
     return Arms(split, df.idx.to_numpy(), y, pred, trivial, score)
@@ -98,26 +100,35 @@ def frame(rs: List[Result], n_boot: int = 2000, log: Optional[TextIO] = None) ->
             groups.setdefault((r.task.name, label(r, var[id(r)])), {})[seed] = r
     out: List[Dict[str, Any]] = []
     for (task_name, model), by_seed in groups.items():
-        runs = list(by_seed.values())
-        if (task := task_of(runs[0])) is None or not kinds.of(task).paired:
-            continue  # SQuAD: its predictions are texts, scored per question by the official script
-        found = [arms(r) for r in runs]
-        why = "a run without the trivial predictors' predictions" if any(a is None for a in found) else None
-        if why is None and not all(_same(found[0], a) for a in found[1:]):
-            why = "its seeds were scored on other dev examples, or name other trivial predictors"
-        if why is not None:
-            if log is not None:
-                print(f"vs trivial: {task_name} {model} left out: {why}", file=log)
-            continue
-        y, score = found[0].labels, found[0].score
-        # a predictor learnt from the training rows (majority class, frequent position) can differ by seed where the
-        # seed draws the rows (data.max_train_samples): each seed is then paired with its own, a difference per seed
-        trivial = {n: [a.trivial[n] for a in found] for n in found[0].trivial}
-        best = max(trivial, key=lambda n: float(np.mean([score(t, y) for t in trivial[n]])))
-        own = not all(np.array_equal(t, trivial[best][0]) for t in trivial[best])
-        res = seed_example_bootstrap(score, y, [a.model for a in found], trivial[best], n_boot=n_boot)
-        out.append({"task": task_name, "model": model, "best": best, **res, "trivial_per_seed": own})
+        res, why = gap(list(by_seed.values()), n_boot)
+        if why is not None and log is not None:
+            print(f"vs trivial: {task_name} {model} left out: {why}", file=log)
+        if res is not None:
+            out.append({"task": task_name, "model": model, **res})
     return pd.DataFrame(out, columns=list(dict.fromkeys([*COLUMNS, *(k for row in out for k in row)])))
+
+
+def gap(runs: List[Result], n_boot: int = 2000) -> Tuple[Optional[Dict[str, Any]], Optional[str]]:
+    """One variant's seeds (one run each) against their best trivial predictor: (the best, the seeds, the mean
+    difference and its interval over seeds and dev examples; None) or (None, why they cannot be compared; None
+    for a task without paired predictions, SQuAD's texts)."""
+    if (task := task_of(runs[0])) is None or not kinds.of(task).paired:
+        return None, None  # SQuAD: its predictions are texts, scored per question by the official script
+    found = [arms(r) for r in runs]
+    if any(a is None for a in found):
+        return None, "a run without the trivial predictors' predictions"
+    if not all(_same(found[0], a) for a in found[1:]):
+        return None, "its seeds were scored on other dev examples, or name other trivial predictors"
+    if not all(np.isfinite(np.asarray(a.model, dtype=float)).all() for a in found):
+        return None, "a run's predictions hold a missing or non-finite value"
+    y, score = found[0].labels, found[0].score
+    # a predictor learnt from the training rows (majority class, frequent position) can differ by seed where the
+    # seed draws the rows (data.max_train_samples): each seed is then paired with its own, a difference per seed
+    trivial = {n: [a.trivial[n] for a in found] for n in found[0].trivial}
+    best = max(trivial, key=lambda n: float(np.mean([score(t, y) for t in trivial[n]])))
+    own = not all(np.array_equal(t, trivial[best][0]) for t in trivial[best])
+    res = seed_example_bootstrap(score, y, [a.model for a in found], trivial[best], n_boot=n_boot)
+    return {"best": best, **res, "trivial_per_seed": own}, None
 
 
 def as_pairs(vs: pd.DataFrame) -> pd.DataFrame:
