@@ -75,6 +75,13 @@ def test_the_bootstraps_numpy_scores_are_sklearns(monkeypatch):
             assert metrics.primary_scorer(task)(p, y) == pytest.approx(
                 metrics.score(task, {"validation": (p, y)})["primary"], abs=1e-12
             )
+    with pytest.raises(ValueError, match="non-empty"):
+        metrics.primary_scorer(compose(["task=sst2"]).task)(np.array([]), np.array([]))
+    # on 0/1 arrays the numpy forms are what runs (sklearn's, patched to fail, is never called)
+    real = dict(metrics.METRICS)
+    monkeypatch.setattr(metrics, "METRICS", {k: None for k in real})
+    assert metrics.primary_scorer(compose(["task=mrpc"]).task)(P, Y) == pytest.approx(0.775)
+    monkeypatch.setattr(metrics, "METRICS", real)
     # not 0/1: never counted as if binary (a FAST form would call class 2 a negative)
     monkeypatch.setattr(metrics, "FAST", {k: None for k in metrics.FAST})  # calling one now fails the test
     three = (np.array([0, 1, 2, 2]), np.array([0, 1, 2, 0]))

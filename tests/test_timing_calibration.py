@@ -154,6 +154,7 @@ def test_no_torch_backend_exceeds_its_gemm_peak_unflagged(tmp_path):
         if row.get("pct_of_gemm_peak") is not None:
             # above 100 only after a second calibration, and then flagged and named (the noisy-neighbour case)
             over = row["pct_of_gemm_peak"] > 100
+            assert row["pct_of_gemm_peak"] < (150 if over else 105), (name, row["pct_of_gemm_peak"], result.timing)
             assert row.get("peak_exceeded", False) is over, (name, row["pct_of_gemm_peak"], result.timing)
             assert not over or any(f"{name} b8 s128" in n for n in result.notes)
             assert not over or result.timing["calibration_recheck"]["still_over"] > 0
@@ -168,15 +169,27 @@ def test_a_row_above_its_peak_recalibrates_then_flags(second_peak, tmp_path, mon
     """A calibration slower than the model's own matmuls (faked: 1 MFLOP/s) puts a row above 100 % of peak: the
     peak is measured again, each kept as the better of the two; a fast second one clears the row, a slow one
     leaves it flagged in the result, its notes and the console table. The run and its timing are real."""
-    from bench.report.console import latency_frame
+    from contextlib import contextmanager
 
-    calls = []
+    from bench.report.console import latency_frame
+    from bench.timing import load
+
+    calls, real_watch = [], load.watch
 
     def calibrate(device, native_bf16=True):
         calls.append(device)
         return {"gemm_fp32_flops_per_s": 1e6 if len(calls) == 1 else second_peak}
 
+    @contextmanager
+    def watch():  # a faked calibration lasts microseconds: one tick of another process must not read as load
+        before = len(calls)
+        with real_watch() as figures:
+            yield figures
+        if len(calls) > before:
+            figures.update(other_cores=0.0, steal_fraction=0.0, disturbed=False)
+
     monkeypatch.setattr(measure, "calibrate", calibrate)
+    monkeypatch.setattr(load, "watch", watch)
     flags = [a for a in FAST if a != "timing.calibrate=false"] + ["timing.calibrate=true"]
     cfg = compose([*tiny("bert"), *flags, "timing.batch_sizes=[1]", "timing.seq_lens=[8]"], out_dir=str(tmp_path))
     result = run(cfg)
@@ -186,7 +199,7 @@ def test_a_row_above_its_peak_recalibrates_then_flags(second_peak, tmp_path, mon
     assert row["pct_of_gemm_peak"] == pytest.approx(100 * row["achieved_flops_per_s"] / second_peak)
     flagged = second_peak == 1e6
     assert row.get("peak_exceeded", False) is flagged and recheck["still_over"] == int(flagged)
-    assert any("above 100 after a second calibration (eager b1 s8)" in n for n in result.notes) is flagged
+    assert any("above 100 (eager b1 s8) after a second calibration:" in n for n in result.notes) is flagged
     assert ("% unsound" in latency_frame([result.to_dict()])["flags"][0]) is flagged
 
 

@@ -79,6 +79,8 @@ def primary_scorer(task: TaskConfig) -> Callable[[np.ndarray, np.ndarray], float
 
     def primary(p: np.ndarray, y: np.ndarray) -> float:
         p, y = np.asarray(p), np.asarray(y)
+        if not len(y) or len(p) != len(y):
+            raise ValueError(f"primary score: {len(p)} predictions for {len(y)} labels (needs the same, non-empty)")
         fast = all(n in FAST for n in names) and np.isin(p, (0, 1)).all() and np.isin(y, (0, 1)).all()
         return float(np.mean([(FAST if fast else METRICS)[n](p, y) for n in names]))
 

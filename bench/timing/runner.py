@@ -307,8 +307,10 @@ def _recheck_peak(out, per_backend, calibration, device, emulated, native_bf16):
     if still:
         where = sorted({f"{r['backend']} b{r.get('batch_size')} s{r.get('seq_len')}" for r in still})
         out["notes"].append(
-            f"% of GEMM peak above 100 after a second calibration ({', '.join(where)}): the calibration ran "
-            "slower than the model's own matmuls; those percentages are unsound (timing.calibration_recheck)"
+            f"% of GEMM peak above 100 ({', '.join(where)}) after a second calibration"
+            + (" (disturbed by other load: discarded)" if not again else "")
+            + ": the calibration ran slower than the model's own matmuls; those percentages are unsound "
+            "(timing.calibration_recheck)"
         )
     return better, {"first": calibration, "second": again, "second_load": again_load, "still_over": len(still)}
 
