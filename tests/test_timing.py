@@ -26,7 +26,7 @@ FAST = [
 
 def calibrated(result) -> None:
     """Before a check of % of peak: skip it where both calibrations were disturbed by other load (the run then
-    keeps no peak, by design: bench/timing/runner.py `_calibrate`, tested on its own below)."""
+    keeps no peak, by design: bench/timing/peak.py `calibrate`, tested on its own below)."""
     figures = (result.timing or {}).get("calibration_load") or {}
     if figures.get("disturbed"):
         pytest.skip(f"the GEMM calibration was disturbed by other load in both tries: {figures}")

@@ -175,14 +175,8 @@ def trivial_flags(ok: List[Result], n_boot: int) -> List[str]:
         for f, hit in raised.items()
     ]
     gap, why = vs_trivial.gap(ok, n_boot) if len(ok) > 1 else (None, None)
-    over = vs_trivial.flag({("", ""): gap}, "", "") if gap else None
-    if over:
-        ci = (
-            f"[{100 * gap['low']:+.1f}, {100 * gap['high']:+.1f}]"
-            if np.isfinite([gap["low"], gap["high"]]).all()
-            else ""
-        )
-        out.append(f"{over}: {100 * gap['diff']:+.1f} {ci} against {gap['best']}".replace("  ", " "))
+    if over := vs_trivial.verdict(gap):
+        out.append(f"{over}: {vs_trivial.gap_text(gap, seeds=False)}")
     elif why:
         out.append(f"{vs_trivial.NO_INTERVAL_OVER_SEEDS.format(k=len(ok))}: {why}")
     return out

@@ -150,10 +150,14 @@ def by_model_task(vs: Optional[pd.DataFrame]) -> Dict[Tuple[str, str], Dict[str,
 
 
 def flag(gaps: Dict[Tuple[str, str], Dict[str, Any]], model: str, task: str) -> Optional[str]:
-    """The table flag of a model not shown better than its best trivial predictor over 2 or more seeds: an
-    interval that is not above zero (within noise, or below: worse than trivial), or none drawn (with one seed, the
-    run's own flag says the same). None when the interval is above zero."""
-    g = gaps.get((model, task))
+    """The table flag of a model not shown better than its best trivial predictor over 2 or more seeds (verdict)."""
+    return verdict(gaps.get((model, task)))
+
+
+def verdict(g: Optional[Dict[str, Any]]) -> Optional[str]:
+    """One gap row's flag over 2 or more seeds: an interval that is not above zero (within noise, or below: worse
+    than trivial), or none drawn (with one seed, the run's own flag says the same). None when the interval is
+    above zero."""
     if g is None or g["seeds"] < 2:
         return None
     low, high = g["low"], g["high"]
@@ -165,14 +169,15 @@ def flag(gaps: Dict[Tuple[str, str], Dict[str, Any]], model: str, task: str) -> 
 GAP_SOURCE = "ours (dev examples x seeds)"
 
 
-def gap_text(g: Optional[Dict[str, Any]], missing: str = "-") -> str:
+def gap_text(g: Optional[Dict[str, Any]], missing: str = "-", seeds: bool = True) -> str:
     """A table cell of the gap to the best trivial predictor: '+25.1 [+20.0, +30.2] vs longest answer, 3 seeds'
     (x100, the task's primary metric), or `missing`."""
     if g is None:
         return missing
     low, high = g["low"], g["high"]
     ci = f"[{100 * low:+.1f}, {100 * high:+.1f}]" if np.isfinite([low, high]).all() else "[no interval]"
-    return f"{100 * g['diff']:+.1f} {ci} vs {g['best']}, {g['seeds']} seed{'s' * (g['seeds'] != 1)}"
+    text = f"{100 * g['diff']:+.1f} {ci} vs {g['best']}"
+    return f"{text}, {g['seeds']} seed{'s' * (g['seeds'] != 1)}" if seeds else text
 
 
 def gap_rows(gaps: Dict[Tuple[str, str], Dict[str, Any]], models: List[str], titles: Dict[str, str], missing: str):
