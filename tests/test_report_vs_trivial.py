@@ -143,8 +143,13 @@ def test_runs_on_other_examples_or_without_predictions_are_left_out_and_named(tm
     log = io.StringIO()
     assert vs_trivial.frame(gather.find(tmp_path / "a", io.StringIO()), n_boot=50, log=log).empty
     assert "rte minilm_l6 left out: its seeds were scored on other dev examples, or name other" in log.getvalue()
+    glue = build(tmp_path / "a", tmp_path / "report_a", ["md"], n_boot=50)["glue.md"].read_text()
+    assert "RTE: not compared with trivial (2 runs): its seeds were scored on other dev examples" in glue
+    assert "minilm_l6 - best trivial" not in glue  # no gap row of dashes for a model with no comparison
     (_write(tmp_path / "b", "s1", 1, _flip(10, 1)) / "predictions.jsonl").unlink()
     assert vs_trivial.frame(gather.find(tmp_path / "b", io.StringIO()), n_boot=50).empty
+    glue = build(tmp_path / "b", tmp_path / "report_b", ["md"], n_boot=50)["glue.md"].read_text()
+    assert "RTE: not compared with trivial (1 run): a run without the trivial predictors' predictions" in glue
     for i, bad in enumerate(['{"split": "validation", "label": 1}\n', "not json\n", "[1, 2]\n"]):
         (_write(tmp_path / f"c{i}", "s1", 1, LABELS) / "predictions.jsonl").write_text(bad)  # no crash, no row
         assert vs_trivial.frame(gather.find(tmp_path / f"c{i}", io.StringIO()), n_boot=50).empty
@@ -161,3 +166,5 @@ def test_multiple_choice_reads_each_predictors_per_example_score_and_older_files
     for seed in (1, 2):  # written before predictions.jsonl carried the trivial scores: no guess from `k`
         _write(tmp_path / "old", f"s{seed}", seed, _flip(10, seed), task="copa")
     assert vs_trivial.frame(gather.find(tmp_path / "old", io.StringIO()), n_boot=50).empty
+    choice = build(tmp_path / "old", tmp_path / "report", ["md"], n_boot=50)["multiple_choice.md"].read_text()
+    assert "COPA: not compared with trivial (2 runs): a run without the trivial predictors' predictions" in choice

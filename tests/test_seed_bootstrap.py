@@ -82,6 +82,9 @@ def test_fewer_than_three_seeds_and_failed_runs_are_flagged():
         "2 runs not ok: seed 4 failed, seed 5 interrupted"
     ]
     assert flags_of([], [_run(4, "failed")]) == ["0 ok seeds (fewer than 3)", "1 run not ok: seed 4 failed"]
+    seedless = _run(None, "failed")  # failed before its config was read: named by its folder, not "seed None"
+    seedless.path = "/runs/mrpc_two_stage_seed43/result.json"
+    assert flags_of(ok3, [seedless]) == ["1 run not ok: run mrpc_two_stage_seed43 failed"]
 
 
 def test_a_training_time_taken_beside_other_load_is_flagged_on_the_row():

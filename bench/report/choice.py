@@ -50,7 +50,7 @@ def trivial_frame(rs: List[Result]) -> pd.DataFrame:
     out = []
     for task, ((whole, rows), r) in best.items():
         for name, p in (r.trivial.get("predictors") or {}).items():
-            acc = p["metrics"]["acc"]
+            acc = (p.get("metrics") or {}).get("acc")  # a file without it: its cell shows the gap, no crash
             out.append({"task": task, "predictor": name.replace(" (evaluation)", ""), "acc": acc})
             out[-1].update(examples=rows or None, capped=not whole)
     return pd.DataFrame(out, columns=["task", "predictor", "acc", "examples", "capped"])
@@ -99,6 +99,7 @@ def choice_table(
         text, score = {"model": f"trivial: {predictor}", "source": "ours (dev examples)"}, {}
         for t in shown:
             v = sel["acc"].get(t)
+            v = None if v is None or pd.isna(v) else v
             text[titles[t]], score[titles[t]] = (MISSING, np.nan) if v is None else (f"{100 * v:.1f}", np.nan)
             if v is not None and sel["capped"].get(t):  # only a slice of the split was scored: say how much
                 n = sel["examples"].get(t)

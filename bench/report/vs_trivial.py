@@ -41,6 +41,7 @@ class Arms(NamedTuple):
 
 NOT_BETTER_OVER_SEEDS = "no better than trivial over {k} seeds"
 NO_INTERVAL_OVER_SEEDS = "no interval against trivial over {k} seeds"
+LEFT_OUT = "not compared with trivial ({k} run{s}): {why}"
 COLUMNS = ["task", "model", "best", "seeds", "n", "diff", "low", "high", "within_noise", "method", "trivial_per_seed"]
 
 
@@ -90,7 +91,8 @@ def frame(rs: List[Result], n_boot: int = 2000, log: Optional[TextIO] = None) ->
     """One row per (task, model variant) whose runs can all be compared with their trivial predictors: the best
     trivial predictor, the seeds, and the mean difference with its 95% interval. The best is the one that scores
     highest on these dev examples, as each run's own check picks it: the maximum of noisy scores runs high, so
-    the choice can only favour the trivial side. A group left out is named on `log`."""
+    the choice can only favour the trivial side. A group left out is named on `log` and kept, with its reason and
+    run count, in `.attrs["left_out"]` ((model, task) -> (why, runs)), which the tables' flags show."""
     var = variants(rs)
     groups: Dict[Tuple[str, str], Dict[Any, Result]] = {}
     # oldest first: a seed both fine-tuned and evaluated (one label) counts once, by its newest run
@@ -99,13 +101,18 @@ def frame(rs: List[Result], n_boot: int = 2000, log: Optional[TextIO] = None) ->
             seed = r.seed if r.seed is not None else r.path
             groups.setdefault((r.task.name, label(r, var[id(r)])), {})[seed] = r
     out: List[Dict[str, Any]] = []
+    left_out: Dict[Tuple[str, str], Tuple[str, int]] = {}
     for (task_name, model), by_seed in groups.items():
         res, why = gap(list(by_seed.values()), n_boot)
-        if why is not None and log is not None:
-            print(f"vs trivial: {task_name} {model} left out: {why}", file=log)
+        if why is not None:
+            left_out[(model, task_name)] = (why, len(by_seed))
+            if log is not None:
+                print(f"vs trivial: {task_name} {model} left out: {why}", file=log)
         if res is not None:
             out.append({"task": task_name, "model": model, **res})
-    return pd.DataFrame(out, columns=list(dict.fromkeys([*COLUMNS, *(k for row in out for k in row)])))
+    df = pd.DataFrame(out, columns=list(dict.fromkeys([*COLUMNS, *(k for row in out for k in row)])))
+    df.attrs["left_out"] = left_out
+    return df
 
 
 def gap(runs: List[Result], n_boot: int = 2000) -> Tuple[Optional[Dict[str, Any]], Optional[str]]:
@@ -145,19 +152,26 @@ def as_pairs(vs: pd.DataFrame) -> pd.DataFrame:
 
 
 def by_model_task(vs: Optional[pd.DataFrame]) -> Dict[Tuple[str, str], Dict[str, Any]]:
-    """(model label, task) -> its row, for the tables."""
-    return {(g["model"], g["task"]): g for g in vs.to_dict("records")} if vs is not None and len(vs) else {}
+    """(model label, task) -> its row, for the tables; a group frame() left out -> {"left_out": why, "seeds": runs}."""
+    if vs is None:
+        return {}
+    gaps = {key: {"left_out": why, "seeds": k} for key, (why, k) in vs.attrs.get("left_out", {}).items()}
+    return {**gaps, **{(g["model"], g["task"]): g for g in vs.to_dict("records")}}
 
 
 def flag(gaps: Dict[Tuple[str, str], Dict[str, Any]], model: str, task: str) -> Optional[str]:
-    """The table flag of a model not shown better than its best trivial predictor over 2 or more seeds (verdict)."""
+    """The table flag of a model not shown better than its best trivial predictor over 2 or more seeds, or not
+    compared with it (verdict)."""
     return verdict(gaps.get((model, task)))
 
 
 def verdict(g: Optional[Dict[str, Any]]) -> Optional[str]:
     """One gap row's flag over 2 or more seeds: an interval that is not above zero (within noise, or below: worse
-    than trivial), or none drawn (with one seed, the run's own flag says the same). None when the interval is
-    above zero."""
+    than trivial), or none drawn (with one seed, the run's own flag says the same); a group left out, whatever
+    its runs (none compared: the table would otherwise show no verdict at all). None when the interval is above
+    zero."""
+    if g is not None and g.get("left_out"):
+        return LEFT_OUT.format(k=g["seeds"], s="s" * (g["seeds"] != 1), why=g["left_out"])
     if g is None or g["seeds"] < 2:
         return None
     low, high = g["low"], g["high"]
@@ -171,13 +185,18 @@ GAP_SOURCE = "ours (dev examples x seeds)"
 
 def gap_text(g: Optional[Dict[str, Any]], missing: str = "-", seeds: bool = True) -> str:
     """A table cell of the gap to the best trivial predictor: '+25.1 [+20.0, +30.2] vs longest answer, 3 seeds'
-    (x100, the task's primary metric), or `missing`."""
-    if g is None:
+    (x100, the task's primary metric), or `missing` (none, or a group left out: its flag says why)."""
+    if not compared(g):
         return missing
     low, high = g["low"], g["high"]
     ci = f"[{100 * low:+.1f}, {100 * high:+.1f}]" if np.isfinite([low, high]).all() else "[no interval]"
     text = f"{100 * g['diff']:+.1f} {ci} vs {g['best']}"
     return f"{text}, {g['seeds']} seed{'s' * (g['seeds'] != 1)}" if seeds else text
+
+
+def compared(g: Optional[Dict[str, Any]]) -> bool:
+    """Whether a gaps entry holds a comparison (not none, not a group frame() left out)."""
+    return g is not None and not g.get("left_out")
 
 
 def gap_rows(gaps: Dict[Tuple[str, str], Dict[str, Any]], models: List[str], titles: Dict[str, str], missing: str):
@@ -190,5 +209,5 @@ def gap_rows(gaps: Dict[Tuple[str, str], Dict[str, Any]], models: List[str], tit
             **{title: gap_text(gaps.get((model, t)), missing) for t, title in titles.items()},
         }
         for model in models
-        if any((model, t) in gaps for t in titles)
+        if any(compared(gaps.get((model, t))) for t in titles)
     ]
