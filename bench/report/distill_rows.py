@@ -140,9 +140,7 @@ def flags_of(ok: List[Result], bad: List[Result], n_boot: int = 2000) -> List[st
     if len(ok) < MIN_SEEDS:
         out.append(f"{len(ok)} ok seed{'s' * (len(ok) != 1)} (fewer than {MIN_SEEDS})")
     if bad:
-        out.append(
-            f"{len(bad)} run{'s' * (len(bad) != 1)} not ok: " + ", ".join(f"{_run(r)} {r.status}" for r in bad)
-        )
+        out.append(f"{len(bad)} run{'s' * (len(bad) != 1)} not ok: " + ", ".join(f"{_run(r)} {r.status}" for r in bad))
     untrained = [r for r in ok if getattr(getattr(r, "model", None), "head", None) == "random"]
     if untrained:  # an intermediate-only run: its dev figure scores a classifier nothing trained
         out.append("head: random (no prediction stage): " + ", ".join(_run(r) for r in untrained))
