@@ -5,6 +5,8 @@ Kept apart from tables.py (GLUE, SQuAD, efficiency) as choice.py and robustness.
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 
@@ -103,3 +105,38 @@ def distill_table(df: pd.DataFrame) -> Table:
         "a newer one superseded, and why a change has no interval."
     )
     return Table(text, pd.DataFrame(np.nan, index=text.index, columns=cols), {}, caption)
+
+
+def selection_notes(df: pd.DataFrame) -> str:
+    """Below the table: per task and tuned arm, the holdout slice, every grid point's holdout score, the choice
+    (and the tie rule) and what the selection runs cost; one entry per record, however many variants take it."""
+    lines, seen = [], set()
+    for r in df.itertuples():
+        rec = r.selection if isinstance(r.selection, dict) else None
+        if not rec:
+            continue
+        key = (r.task, r.teacher, r.student, rec.get("arm"), json.dumps(rec.get("grid"), sort_keys=True, default=str))
+        if key in seen:
+            continue
+        seen.add(key)
+        points = ", ".join(
+            f"lr {g['learning_rate']:g} x {g['epochs']:g} ep "
+            + (f"{100 * g['holdout']:.1f}" if g.get("holdout") is not None else f"({g.get('status') or 'no score'})")
+            for g in rec["grid"]
+        )
+        c = rec.get("chosen")
+        cost = sum(g.get("train_s") or 0 for g in rec["grid"])
+        lines.append(
+            f"- {r.task}, {rec.get('arm')} (its {rec.get('stage', 'prediction')} stage's schedule): "
+            f"{rec.get('holdout_rows')} of {rec.get('labelled_rows')} labelled rows held out "
+            f"(sample seed {rec.get('sample_seed')}), trained on the rest with seed {rec.get('seed')}, scored by "
+            f"{rec.get('metric')} x100 on the holdout: {points}. Chosen: "
+            + (f"lr {c['learning_rate']:g} x {c['epochs']:g} ep" if c else "none (no grid point scored)")
+            + f" ({rec.get('tie_rule')}). Selection training: {cost:.0f} s."
+        )
+    if not lines:
+        return ""
+    return (
+        "Selection (each arm's learning rate and epochs, chosen on held-out training rows; the dev set is scored "
+        "only by the final runs, with all labelled rows):\n\n" + "\n".join(lines) + "\n"
+    )

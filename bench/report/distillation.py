@@ -12,7 +12,6 @@ interrupted distill runs are rows of their own, never left out in silence; fewer
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
@@ -37,7 +36,18 @@ from .distill_rows import (
     trivial_row,
     tuned,
 )
-from .naming import differing, distill_flat, on_holdout, params, settings, student_of, teacher_of, terms, variant_of
+from .naming import (
+    differing,
+    distill_flat,
+    on_holdout,
+    params,
+    settings,
+    student_of,
+    teacher_labels,
+    teacher_of,
+    terms,
+    variant_of,
+)
 
 VARIANT_ORDER = {
     TRIVIAL: 0,
@@ -147,8 +157,10 @@ def frame(source: Union[str, Path, Iterable[Result]], n_boot: int = 2000, log=No
     # the setting: what sets a run's config apart from the other distill runs of the same task, teacher and student,
     # leaving out distill.* (the variant and the student's name say those)
     by_student: Dict[Tuple[str, str, str], List[Result]] = {}
+    labels = teacher_labels(runs)  # one folder, two teachers (retrained, another class): two groups
+    folder = {labels[id(r)]: teacher_of(r.config) for r in runs}
     for r in runs:
-        by_student.setdefault((r.task.name, teacher_of(r.config), student_of(r.config, r.model.name)), []).append(r)
+        by_student.setdefault((r.task.name, labels[id(r)], student_of(r.config, r.model.name)), []).append(r)
     groups: Dict[Tuple[str, str, str, str], List[Result]] = {}
     for key, group in by_student.items():
         flats = [distill_flat(r.config) for r in group]
@@ -158,7 +170,7 @@ def frame(source: Union[str, Path, Iterable[Result]], n_boot: int = 2000, log=No
     rows: List[Dict[str, Any]] = []
     for (task, teacher, student, sett), group in groups.items():
         base = {"task": task, "teacher": teacher, "student": student, "setting": sett}
-        rows += [{**base, **row} for row in _group_rows(group, teacher, finetunes, n_boot)]
+        rows += [{**base, **row} for row in _group_rows(group, folder[teacher], finetunes, n_boot)]
     df = pd.DataFrame(rows).reindex(columns=COLUMNS)
     df["order"] = [VARIANT_ORDER.get(next((k for k in VARIANT_ORDER if v.startswith(k)), ""), 9) for v in df.variant]
     df = df.sort_values(["task", "teacher", "student", "setting", "order", "variant"], kind="stable")
@@ -281,44 +293,9 @@ def _primary_name(rs: List[Result]) -> Optional[str]:
     return None
 
 
-def selection_notes(df: pd.DataFrame) -> str:
-    """Below the table: per task and tuned arm, the holdout slice, every grid point's holdout score, the choice
-    (and the tie rule) and what the selection runs cost; one entry per record, however many variants take it."""
-    lines, seen = [], set()
-    for r in df.itertuples():
-        rec = r.selection if isinstance(r.selection, dict) else None
-        if not rec:
-            continue
-        key = (r.task, r.teacher, r.student, rec.get("arm"), json.dumps(rec.get("grid"), sort_keys=True, default=str))
-        if key in seen:
-            continue
-        seen.add(key)
-        points = ", ".join(
-            f"lr {g['learning_rate']:g} x {g['epochs']:g} ep "
-            + (f"{100 * g['holdout']:.1f}" if g.get("holdout") is not None else f"({g.get('status') or 'no score'})")
-            for g in rec["grid"]
-        )
-        c = rec.get("chosen")
-        cost = sum(g.get("train_s") or 0 for g in rec["grid"])
-        lines.append(
-            f"- {r.task}, {rec.get('arm')} (its {rec.get('stage', 'prediction')} stage's schedule): "
-            f"{rec.get('holdout_rows')} of {rec.get('labelled_rows')} labelled rows held out "
-            f"(sample seed {rec.get('sample_seed')}), trained on the rest with seed {rec.get('seed')}, scored by "
-            f"{rec.get('metric')} x100 on the holdout: {points}. Chosen: "
-            + (f"lr {c['learning_rate']:g} x {c['epochs']:g} ep" if c else "none (no grid point scored)")
-            + f" ({rec.get('tie_rule')}). Selection training: {cost:.0f} s."
-        )
-    if not lines:
-        return ""
-    return (
-        "Selection (each arm's learning rate and epochs, chosen on held-out training rows; the dev set is scored "
-        "only by the final runs, with all labelled rows):\n\n" + "\n".join(lines) + "\n"
-    )
-
-
 def markdown(df: pd.DataFrame) -> str:
     text = render.markdown(distill_text.distill_table(df))
-    notes = selection_notes(df) if "selection" in df else ""
+    notes = distill_text.selection_notes(df) if "selection" in df else ""
     return text + ("\n" + notes if notes else "")
 
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any, Dict, List
+import re
+from typing import Any, Dict, List, Optional, Tuple
 
 from ..compare_config import schema_default_tree
 from ..distill_config import DISTILL_LOSSES
@@ -168,6 +169,44 @@ def teacher_of(config: Dict[str, Any]) -> str:
     """The teacher folder as given, normalised: a run folder and its checkpoint/ are one teacher."""
     t = os.path.normpath(str((config.get("distill") or {}).get("teacher") or "?"))
     return t[: -len("/checkpoint")] if t.endswith("/checkpoint") else t
+
+
+def short_class(machine_class: Optional[str]) -> str:
+    """A machine class id cut to its CPU (or GPU) and its digest: 'amd-epyc-f25m17-...-fdeae0'."""
+    m = re.match(r"(.*?-f\d+m\d+)-.*-([0-9a-f]{6})$", machine_class or "")
+    return f"{m.group(1)}-...-{m.group(2)}" if m else (machine_class or "unknown class")
+
+
+def teacher_labels(runs: List[Any]) -> Dict[int, str]:
+    """id(run) -> the teacher as the distillation table names it: its folder (teacher_of), and, where the runs of
+    one folder name more than one teacher (its weights retrained, or trained on another machine class, where the
+    training time and the speed-up differ too), each teacher's id and machine class besides: runs of different
+    teachers are never paired or averaged. A run that recorded no teacher id (failed before it read the teacher)
+    goes with the one teacher of its folder on its class, if there is one."""
+
+    def ident(r) -> Tuple[Optional[str], Optional[str]]:
+        d = getattr(r.train, "distill", None) if getattr(r, "train", None) else None
+        return (getattr(d, "teacher_id", None), getattr(r, "machine_class", None))
+
+    known: Dict[Tuple[str, Optional[str]], set] = {}
+    for r in runs:
+        tid, cls = ident(r)
+        if tid:
+            known.setdefault((teacher_of(r.config), cls), set()).add(tid)
+    idents: Dict[int, Tuple[str, Optional[str], Optional[str]]] = {}
+    for r in runs:
+        tid, cls = ident(r)
+        path = teacher_of(r.config)
+        if not tid and len(known.get((path, cls), ())) == 1:
+            tid = next(iter(known[(path, cls)]))
+        idents[id(r)] = (path, tid, cls)
+    per_path: Dict[str, set] = {}
+    for path, tid, cls in idents.values():
+        per_path.setdefault(path, set()).add((tid, cls))
+    return {
+        k: path if len(per_path[path]) == 1 else f"{path} (teacher {(tid or 'unknown')[:8]}, {short_class(cls)})"
+        for k, (path, tid, cls) in idents.items()
+    }
 
 
 def distill_flat(d: Dict[str, Any], prefix: str = "") -> Dict[str, str]:
