@@ -29,30 +29,39 @@ def _copy(name: str, dst: Path, **changes) -> None:
     path.write_text(json.dumps(r))
 
 
-def test_two_teachers_in_one_folder_name_make_two_groups_each_paired_within_itself(tmp_path):
+TID = "95d7ea8dc34a858719d4f7a33cffa810311c0d8169f38005687edc7ab3e0b166"  # the committed MRPC runs' teacher
+FOLDER = "/work/bench_distill/mrpc_teacher"
+
+
+@pytest.mark.parametrize(
+    "cls, tid",
+    [(INTEL, TID), (AMD, "0" * 64)],
+    ids=["same-teacher-id-another-class", "another-teacher-id-same-class"],
+)
+def test_two_teachers_in_one_folder_name_make_two_groups_each_paired_within_itself(tmp_path, cls, tid):
     for name in ("mrpc_direct", "mrpc_prediction"):
-        _copy(name, tmp_path / "amd")
-    # the same runs as if made by a teacher retrained on another class: their prediction run is paired with their
-    # own direct run only, and a failed run that recorded no teacher id joins the one teacher of its class
-    other = tmp_path / "intel"
-    _copy("mrpc_direct", other, env__machine_class=INTEL, train__distill__teacher_id="0" * 64)
-    _copy("mrpc_prediction", other, env__machine_class=INTEL, train__distill__teacher_id="0" * 64, metrics__primary=0.5)
-    _copy("mrpc_prediction_seed43", other, env__machine_class=INTEL, train__distill__teacher_id=None, status="failed")
+        _copy(name, tmp_path / "a")
+    # the same runs as if made with another teacher or on another class: their prediction run is paired with
+    # their own direct run only; a failed run that recorded no teacher id (nor seed) joins its class's one teacher
+    other = {"env__machine_class": cls, "train__distill__teacher_id": tid}
+    _copy("mrpc_direct", tmp_path / "b", **other)
+    _copy("mrpc_prediction", tmp_path / "b", **other, metrics__primary=0.5)
+    failed = {**other, "train__distill__teacher_id": None, "config__train__seed": None}
+    _copy("mrpc_prediction_seed43", tmp_path / "b", **failed, status="failed")
     df = distillation.frame(tmp_path, n_boot=50)
-    folder = "/work/bench_distill/mrpc_teacher"
-    amd, intel = (
-        f"{folder} (teacher 95d7ea8d, amd-epyc-f25m17-...-fdeae0)",
-        f"{folder} (teacher 00000000, {short_class(INTEL)})",
-    )
-    assert (
-        sorted(set(df.teacher)) == sorted([amd, intel])
-        and short_class(INTEL) == "intel-r-xeon-r-processor-f6m167-...-62f615"
-    )
-    for teacher, dev in ((amd, None), (intel, 0.5)):
+    a, b = f"{FOLDER} (teacher 95d7ea8d, {short_class(AMD)})", f"{FOLDER} (teacher {tid[:8]}, {short_class(cls)})"
+    # on a class with two teachers, a run without a teacher id cannot be placed: a group of its own
+    unknown = f"{FOLDER} (teacher unknown, {short_class(cls)})" if cls == AMD else None
+    assert sorted(set(df.teacher)) == sorted([a, b, *([unknown] if unknown else [])])
+    for teacher, dev in ((a, 0.77), (b, 0.5)):
         rows = df[df.teacher == teacher].set_index("variant")
         pred = rows.loc[next(v for v in rows.index if v.startswith("prediction layer"))]
-        assert pred.pairs == 1 and (dev is None or pred.dev == pytest.approx(dev))
-    assert "failed" in df[df.teacher == intel].iloc[-1].status
+        assert pred.dev == pytest.approx(dev, abs=0.01) and pred.pairs == 1 and rows.loc["teacher"].runs == FOLDER
+    failed_row = df[df.teacher == (unknown or b)].iloc[-1]
+    assert "run mrpc_prediction_seed43: failed" in failed_row.status  # named by its folder, not "seed None"
+    notes = distillation.markdown(df)
+    assert f"- mrpc, teacher {a}, direct" in notes and f"- mrpc, teacher {b}, direct" in notes
     # one teacher per folder: the folder alone, as before
-    shutil.rmtree(other)
-    assert set(distillation.frame(tmp_path, n_boot=50).teacher) == {folder}
+    shutil.rmtree(tmp_path / "b")
+    assert set(distillation.frame(tmp_path, n_boot=50).teacher) == {FOLDER}
+    assert short_class(AMD) == "amd-epyc-f25m17-...-fdeae0" and short_class(None) == "unknown class"

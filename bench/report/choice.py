@@ -50,7 +50,7 @@ def trivial_frame(rs: List[Result]) -> pd.DataFrame:
     out = []
     for task, ((whole, rows), r) in best.items():
         for name, p in (r.trivial.get("predictors") or {}).items():
-            acc = (p.get("metrics") or {}).get("acc")  # a file without it: its cell shows the gap, no crash
+            acc = (p.get("metrics") or {}).get("acc")  # a file without it: its cell shows '-', no crash
             out.append({"task": task, "predictor": name.replace(" (evaluation)", ""), "acc": acc})
             out[-1].update(examples=rows or None, capped=not whole)
     return pd.DataFrame(out, columns=["task", "predictor", "acc", "examples", "capped"])
@@ -117,7 +117,8 @@ def choice_table(
         "only runs capped by data.max_eval_samples recorded them). '- best trivial': the mean over the seeds of the "
         "model's accuracy minus the best trivial predictor's on the same dev examples, with its 95% interval over "
         "seeds and examples (t over the seeds, bootstrap over the examples). flags: a task whose score is no better "
-        "than the best trivial predictor's on a run's own examples (paired bootstrap) or over the seeds, and runs "
+        "than the best trivial predictor's on a run's own examples (paired bootstrap) or over the seeds, or not "
+        "compared with them (and why), and runs "
         "that failed or were interrupted ('failed' where none succeeded); a run's own flag names its seeds when not "
         "every seed raised it. Published rows are labelled with their "
         "source."

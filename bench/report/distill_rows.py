@@ -31,7 +31,7 @@ def mean(values: Iterable[Optional[float]]) -> Optional[float]:
     return float(np.mean(v)) if v else None
 
 
-def _run(r: Result) -> str:
+def run_name(r: Result) -> str:
     """How a flag names one run: its seed, or, without one (a run that failed before its config was read), its
     folder."""
     if r.seed is not None:
@@ -140,23 +140,25 @@ def flags_of(ok: List[Result], bad: List[Result], n_boot: int = 2000) -> List[st
     if len(ok) < MIN_SEEDS:
         out.append(f"{len(ok)} ok seed{'s' * (len(ok) != 1)} (fewer than {MIN_SEEDS})")
     if bad:
-        out.append(f"{len(bad)} run{'s' * (len(bad) != 1)} not ok: " + ", ".join(f"{_run(r)} {r.status}" for r in bad))
+        out.append(
+            f"{len(bad)} run{'s' * (len(bad) != 1)} not ok: " + ", ".join(f"{run_name(r)} {r.status}" for r in bad)
+        )
     untrained = [r for r in ok if getattr(getattr(r, "model", None), "head", None) == "random"]
     if untrained:  # an intermediate-only run: its dev figure scores a classifier nothing trained
-        out.append("head: random (no prediction stage): " + ", ".join(_run(r) for r in untrained))
+        out.append("head: random (no prediction stage): " + ", ".join(run_name(r) for r in untrained))
     trains = [(r, r.train.model_dump() if r.train else None) for r in ok]
     checks = ((trained_beside_load, "taken beside other load"), (load_not_judged, "not judged for load"))
     for test, what in checks:  # the row's train s averages these: none of them is the recipe's clean cost
         hit = [r for r, t in trains if test(t)]
         if hit:
             runs = f"{len(hit)} of {len(ok)} run{'s' * (len(ok) != 1)}"
-            out.append(f"train s of {runs} {what}: " + ", ".join(_run(r) for r in hit))
+            out.append(f"train s of {runs} {what}: " + ", ".join(run_name(r) for r in hit))
     timed = [(r, getattr(_efficiency(r), "disturbed", False)) for r in ok]
     for value, what in ((True, "measured beside other load"), (None, "not judged for load")):
         hit = [r for r, d in timed if d is value]
         if hit:  # the row's p50 and speed-up average these
             runs = f"{len(hit)} of {len(ok)} run{'s' * (len(ok) != 1)}"
-            out.append(f"speed-up of {runs} {what}: " + ", ".join(_run(r) for r in hit))
+            out.append(f"speed-up of {runs} {what}: " + ", ".join(run_name(r) for r in hit))
     return out
 
 
@@ -178,7 +180,7 @@ def trivial_flags(ok: List[Result], n_boot: int) -> List[str]:
             if f != "head: random":  # said below with its reason (no prediction stage)
                 raised.setdefault(f, []).append(r)
     out = [
-        f"{f} in {len(hit)} of {len(ok)} run{'s' * (len(ok) != 1)}: " + ", ".join(_run(r) for r in hit)
+        f"{f} in {len(hit)} of {len(ok)} run{'s' * (len(ok) != 1)}: " + ", ".join(run_name(r) for r in hit)
         for f, hit in raised.items()
     ]
     gap, why = vs_trivial.gap(ok, n_boot) if len(ok) > 1 else (None, None)

@@ -111,6 +111,7 @@ def selection_notes(df: pd.DataFrame) -> str:
     """Below the table: per task and tuned arm, the holdout slice, every grid point's holdout score, the choice
     (and the tie rule) and what the selection runs cost; one entry per record, however many variants take it."""
     lines, seen = [], set()
+    teachers = df.groupby("task").teacher.nunique().to_dict()  # a task with two teachers: each line names its own
     for r in df.itertuples():
         rec = r.selection if isinstance(r.selection, dict) else None
         if not rec:
@@ -127,7 +128,9 @@ def selection_notes(df: pd.DataFrame) -> str:
         c = rec.get("chosen")
         cost = sum(g.get("train_s") or 0 for g in rec["grid"])
         lines.append(
-            f"- {r.task}, {rec.get('arm')} (its {rec.get('stage', 'prediction')} stage's schedule): "
+            f"- {r.task}, "
+            + (f"teacher {r.teacher}, " if teachers.get(r.task, 1) > 1 else "")
+            + f"{rec.get('arm')} (its {rec.get('stage', 'prediction')} stage's schedule): "
             f"{rec.get('holdout_rows')} of {rec.get('labelled_rows')} labelled rows held out "
             f"(sample seed {rec.get('sample_seed')}), trained on the rest with seed {rec.get('seed')}, scored by "
             f"{rec.get('metric')} x100 on the holdout: {points}. Chosen: "

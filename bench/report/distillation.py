@@ -32,6 +32,7 @@ from .distill_rows import (
     mean,
     metrics_text,
     reason,
+    run_name,
     selection_of,
     trivial_row,
     tuned,
@@ -122,13 +123,17 @@ def _results(source: Union[str, Path, Iterable[Result]], log=None) -> List[Resul
 def _pick(rs: List[Result]) -> Tuple[Dict[Any, Result], List[str]]:
     """Per seed, the newest ok run (else the newest run); and a note for each run that was not ok set aside for it."""
     chosen: Dict[Any, Result] = {}
+
+    def key(r: Result) -> Any:  # runs without a seed (failed before their config was read) each stand alone
+        return r.seed if r.seed is not None else ("run", r.path)
+
     for r in sorted(rs, key=lambda r: r.started_at):
-        if r.status == "ok" or chosen.get(r.seed) is None or chosen[r.seed].status != "ok":
-            chosen[r.seed] = r
+        if r.status == "ok" or chosen.get(key(r)) is None or chosen[key(r)].status != "ok":
+            chosen[key(r)] = r
     notes = [
-        f"seed {r.seed}: {r.status} run in {Path(r.path).parent if r.path else '?'} set aside for the ok one"
+        f"{run_name(r)}: {r.status} run in {Path(r.path).parent if r.path else '?'} set aside for the ok one"
         for r in rs
-        if r is not chosen[r.seed] and r.status != "ok" and chosen[r.seed].status == "ok"
+        if r is not chosen[key(r)] and r.status != "ok" and chosen[key(r)].status == "ok"
     ]
     return chosen, notes
 
@@ -170,7 +175,9 @@ def frame(source: Union[str, Path, Iterable[Result]], n_boot: int = 2000, log=No
     rows: List[Dict[str, Any]] = []
     for (task, teacher, student, sett), group in groups.items():
         base = {"task": task, "teacher": teacher, "student": student, "setting": sett}
-        rows += [{**base, **row} for row in _group_rows(group, folder[teacher], finetunes, n_boot)]
+        # a folder of two teachers holds the fine-tune of one of them only: their times are the runs' own records
+        known = finetunes if teacher == folder[teacher] else {}
+        rows += [{**base, **row} for row in _group_rows(group, folder[teacher], known, n_boot)]
     df = pd.DataFrame(rows).reindex(columns=COLUMNS)
     df["order"] = [VARIANT_ORDER.get(next((k for k in VARIANT_ORDER if v.startswith(k)), ""), 9) for v in df.variant]
     df = df.sort_values(["task", "teacher", "student", "setting", "order", "variant"], kind="stable")
@@ -214,7 +221,7 @@ def _group_rows(group: List[Result], teacher: str, finetunes: Dict[str, Result],
         why = vs.pop("why", "")
         status = "; ".join(
             [
-                *(f"seed {r.seed}: {r.status}" + (f" ({reason(r)[:200]})" if reason(r) else "") for r in bad),
+                *(f"{run_name(r)}: {r.status}" + (f" ({reason(r)[:200]})" if reason(r) else "") for r in bad),
                 *superseded,
                 *([why] if why and ok else []),
             ]
@@ -252,7 +259,6 @@ def _teacher_row(ok_all: List[Result], teacher: str, finetunes: Dict[str, Result
     infos = [distill_info(r) for r in ok_all]
     with_t = [d.teacher_metrics for d in infos if d.teacher_metrics.get("primary") is not None]
     t_p50 = mean(d.efficiency.teacher.p50_ms for d in infos if d.efficiency and d.efficiency.teacher)
-    ids = sorted({d.teacher_id[:12] for d in infos if d.teacher_id})
     return {
         "variant": "teacher",
         "metric": _primary_name(ok_all),
@@ -261,8 +267,7 @@ def _teacher_row(ok_all: List[Result], teacher: str, finetunes: Dict[str, Result
         "train_s": _teacher_train_s(infos, teacher, finetunes),
         "p50_ms": t_p50,
         "speedup": 1.0 if t_p50 is not None else None,
-        "status": ("ok" if ok_all else "no successful student run")
-        + (f"; {len(ids)} different teachers in this folder over time: {ids}" if len(ids) > 1 else ""),
+        "status": "ok" if ok_all else "no successful student run",
         "failed": False,
         "runs": teacher,
     }

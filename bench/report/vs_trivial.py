@@ -148,6 +148,7 @@ def as_pairs(vs: pd.DataFrame) -> pd.DataFrame:
         for k, own in zip(vs.seeds, vs.trivial_per_seed)
     ]
     pairs = vs.assign(model_a=vs.model, model_b="trivial: " + vs.best, pairing=seeds)
+    pairs.attrs = {}  # frame()'s left-out groups are the tables' flags, not pairs (and tuple keys break to_parquet)
     return pairs.drop(columns=["model", "best", "trivial_per_seed"])
 
 
