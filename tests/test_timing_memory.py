@@ -194,7 +194,7 @@ def test_a_runtime_error_while_building_one_backend_fails_that_backend_only(monk
 
     from bench.errors import ConfigError
     from bench.runner import run
-    from bench.timing import backends
+    from bench.timing import backends, load
 
     real = backends.prepare
 
@@ -209,8 +209,13 @@ def test_a_runtime_error_while_building_one_backend_fails_that_backend_only(monk
     rows = {row["backend"]: row for row in r.latency}
     assert r.status == "partial" and rows["eager"]["status"] == "ok"
     assert rows["int8"]["status"] == "failed" and rows["int8"]["error"] == "RuntimeError: quantisation engine exploded"
-    # a loop this short (timing.min_seconds=0) cannot tell other load: not judged, and said so
-    assert rows["eager"]["disturbed"] is None and "not_judged" in rows["eager"]["load"]
-    assert any(n.startswith("load not judged on 1 row(s)") for n in r.notes)
+    # a loop this short (timing.min_seconds=0) cannot tell other load: not judged, and said so; only steal
+    # well beyond a tick's worth (a busy hypervisor: the figures show it) flags it instead
+    figures = rows["eager"]["load"]
+    if load.stolen(figures):
+        assert rows["eager"]["disturbed"] is True and "not_judged" not in figures
+    else:
+        assert rows["eager"]["disturbed"] is None and "not_judged" in figures
+        assert any(n.startswith("load not judged on 1 row(s)") for n in r.notes)
     with pytest.raises(ConfigError, match=r"timing.min_seconds \(nan\) must be a finite number"):
         compose(["timing.min_seconds=nan"])

@@ -54,15 +54,21 @@ def _entry(conn, parent_pid: int, fn: Callable[..., Dict[str, Any]], args: tuple
     _die_with_parent(parent_pid)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent decides
     signal.signal(signal.SIGTERM, _stopped)
+    stopped = False
     try:
         conn.send(("ok", fn(*args)))
     except BaseException as exc:  # noqa: BLE001 - reported to the parent, which records it for this backend
+        stopped = isinstance(exc, Stopped)
         try:
             conn.send(("error", f"{type(exc).__name__}: {exc}", "".join(traceback.format_exception(exc))[-3000:]))
         except OSError:  # a stopped child's parent no longer listens
             pass
     finally:
         conn.close()
+    if stopped:  # the backend's `finally` blocks have run; the interpreter's own teardown (torch's modules, 1.3 s
+        sys.stdout.flush()  # measured) would only keep the stopping parent waiting, so the child ends here
+        sys.stderr.flush()
+        os._exit(0)
 
 
 def _stop(proc) -> None:
