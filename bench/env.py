@@ -170,7 +170,8 @@ def resolve_precision(requested: str, device: torch.device) -> str:
 
 
 # The libraries whose version can move a figure (kernels, tokenisation, weights, metrics): every result records
-# them, the resume key covers them, and `bench compare` calls results of other versions not comparable.
+# them, the resume key covers them (the backend runtimes only for the modes that build backends: resume.key_packages),
+# and `bench compare` calls results of other versions not comparable.
 RECORDED_PACKAGES = (
     "torch",
     "transformers",

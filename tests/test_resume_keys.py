@@ -118,6 +118,24 @@ def test_the_key_covers_code_state_and_machine_class():
     assert _key(cfg, old) != _key(cfg)
 
 
+def test_a_backend_runtime_changes_only_the_keys_of_modes_that_build_backends():
+    """CI installs openvino after the gate: the gate's fine-tune must keep its key (the slow MRPC test reuses it),
+    while a latency run, which `auto` may now measure on OpenVINO too, must not match its earlier result."""
+    runtimes = {"openvino": "2026.4.1", "onnxruntime": "1.23.0", "onnx": "1.19.0"}
+    finetune, evaluate = (compose(["task=mrpc", *tiny("bert"), f"mode={m}"]) for m in ("finetune", "evaluate"))
+    distill = compose(["task=mrpc", *tiny("bert"), "mode=distill", "distill.teacher=x"])
+    latency, robustness = compose([*tiny("bert"), *LATENCY]), compose([*tiny("bert"), "task=sst2", "mode=robustness"])
+    for name, version in runtimes.items():
+        with_it = {**ENV, "packages": {**ENV["packages"], name: version}}
+        for cfg in (finetune, evaluate, distill):
+            assert _key(cfg, with_it) == _key(cfg) and name not in resume.key_parts(cfg, with_it, "h")["packages"]
+        for cfg in (latency, robustness):
+            assert _key(cfg, with_it) != _key(cfg)
+            assert resume.key_parts(cfg, with_it, "h")["packages"][name] == version
+    for cfg in (finetune, evaluate, distill, latency, robustness):  # every other library still counts
+        assert _key(cfg, {**ENV, "packages": {"torch": "2.14"}}) != _key(cfg)
+
+
 def test_the_key_holds_the_precision_auto_resolves_to(cpu_as):
     auto, bf16, fp32 = (compose(["task=mrpc", *tiny("bert"), f"train.precision={p}"]) for p in ("auto", "bf16", "fp32"))
     cpu_as(GENOA)  # native bf16: auto trains in bf16

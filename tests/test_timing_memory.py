@@ -214,6 +214,7 @@ def test_a_runtime_error_while_building_one_backend_fails_that_backend_only(monk
     figures = rows["eager"]["load"]
     if load.stolen(figures):
         assert rows["eager"]["disturbed"] is True and "not_judged" not in figures
+        assert not any(n.startswith("load not judged") for n in r.notes)
     else:
         assert rows["eager"]["disturbed"] is None and "not_judged" in figures
         assert any(n.startswith("load not judged on 1 row(s)") for n in r.notes)

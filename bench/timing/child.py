@@ -68,7 +68,7 @@ def _entry(conn, parent_pid: int, fn: Callable[..., Dict[str, Any]], args: tuple
     if stopped:  # the backend's `finally` blocks have run; the interpreter's own teardown (torch's modules, 1.3 s
         sys.stdout.flush()  # measured) would only keep the stopping parent waiting, so the child ends here
         sys.stderr.flush()
-        os._exit(0)
+        os._exit(128 + signal.SIGTERM)  # the status a SIGTERM'd process reports; nothing reads it, none misleads
 
 
 def _stop(proc) -> None:
